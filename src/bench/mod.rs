@@ -1,0 +1,35 @@
+//! `kchaos bench ...`: benchmarks anyone can rerun, one file per benchmark. They print their
+//! numbers (and ratios measured in the same run) rather than asserting on time.
+
+use std::process::ExitCode;
+
+pub mod checker;
+pub mod coordinator;
+pub mod produce;
+
+/// `kchaos bench <which>`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: Bench,
+}
+
+/// The benchmarks.
+#[derive(Debug, clap::Subcommand)]
+pub enum Bench {
+    /// Acknowledged coordinator writes per second (fsync'd) and watch notification latency.
+    Coordinator(coordinator::CoordinatorBenchArgs),
+    /// rdkafka producer and consumer throughput against our broker.
+    Produce(produce::ProduceBenchArgs),
+    /// Check a generated 10M-operation history: ops/s and peak RSS.
+    Checker(checker::CheckerBenchArgs),
+}
+
+/// Runs the chosen benchmark.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.which {
+        Bench::Coordinator(args) => coordinator::run(args),
+        Bench::Produce(args) => produce::run(args),
+        Bench::Checker(args) => checker::run(args),
+    }
+}

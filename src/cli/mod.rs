@@ -1,0 +1,8 @@
+//! The user-facing subcommands that are not daemons, one file each.
+
+pub mod cluster;
+pub mod configs;
+pub mod elect;
+pub mod report;
+pub mod topics;
+pub mod workload;
