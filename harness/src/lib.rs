@@ -7,7 +7,9 @@
 //! - [`process`]: one child process that can never outlive us (process group, PDEATHSIG).
 //! - [`ports`]: free loopback ports.
 //! - [`wait`]: waiting for a condition with a deadline instead of sleeping.
+//! - [`history`]: `history.jsonl`, its writer and reader.
 
+pub mod history;
 pub mod ports;
 pub mod process;
 pub mod wait;
