@@ -8,8 +8,22 @@
 //! - [`ports`]: free loopback ports.
 //! - [`wait`]: waiting for a condition with a deadline instead of sleeping.
 //! - [`history`]: `history.jsonl`, its writer and reader.
+//! - [`workload`]: workload specs (TOML), parsed strictly and validated.
+//! - [`target`]: fault targets (`leader`, `controller`, `broker-2`, ...) and their resolution.
+//! - [`metadata`]: live brokers, controller, leaders and ISRs, from a raw Metadata request.
+//! - [`cluster`]: the coordinator and brokers as child processes, their configs and logs.
+//! - [`recorder`]: the history writer plus the live counters, shared by clients and nemesis.
+//! - [`schedule`]: the nemesis's seeded timeline of faults.
+//! - [`nemesis`]: faults by signal on named nodes, recorded in the history.
 
+pub mod cluster;
 pub mod history;
+pub mod metadata;
+pub mod nemesis;
 pub mod ports;
 pub mod process;
+pub mod recorder;
+pub mod schedule;
+pub mod target;
 pub mod wait;
+pub mod workload;
