@@ -8,7 +8,9 @@
 //! - [`ports`]: free loopback ports.
 //! - [`wait`]: waiting for a condition with a deadline instead of sleeping.
 //! - [`history`]: `history.jsonl`, its writer and reader.
+//! - [`checker`]: the history in, the verdict (results.json) out.
 
+pub mod checker;
 pub mod history;
 pub mod ports;
 pub mod process;
