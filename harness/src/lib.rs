@@ -15,13 +15,19 @@
 //! - [`recorder`]: the history writer plus the live counters, shared by clients and nemesis.
 //! - [`schedule`]: the nemesis's seeded timeline of faults.
 //! - [`nemesis`]: faults by signal on named nodes, recorded in the history.
+//! - [`checker`]: the history in, the verdict (results.json) out.
+//! - [`producer`], [`consumer`], [`final_read`]: the rdkafka clients.
 
+pub mod checker;
 pub mod cluster;
+pub mod consumer;
+pub mod final_read;
 pub mod history;
 pub mod metadata;
 pub mod nemesis;
 pub mod ports;
 pub mod process;
+pub mod producer;
 pub mod recorder;
 pub mod schedule;
 pub mod target;
