@@ -17,6 +17,10 @@
 //! - [`nemesis`]: faults by signal on named nodes, recorded in the history.
 //! - [`checker`]: the history in, the verdict (results.json) out.
 //! - [`producer`], [`consumer`], [`final_read`]: the rdkafka clients.
+//! - [`topic`]: creating the workload's topic through the admin API.
+//! - [`store`]: run directories and the `latest` link.
+//! - [`progress`]: the live progress line.
+//! - [`run`]: one run, phase by phase (setup, faults, heal, final read, check, teardown).
 
 pub mod checker;
 pub mod cluster;
@@ -28,8 +32,12 @@ pub mod nemesis;
 pub mod ports;
 pub mod process;
 pub mod producer;
+pub mod progress;
 pub mod recorder;
+pub mod run;
 pub mod schedule;
+pub mod store;
 pub mod target;
+pub mod topic;
 pub mod wait;
 pub mod workload;

@@ -64,11 +64,10 @@ impl Target {
             other => {
                 if let Some(label) = other.strip_prefix("label:") {
                     Target::Label(label.to_string())
-                } else if let Some(id) = other
+                } else if let Ok(id) = other
                     .strip_prefix("broker-")
                     .unwrap_or(other)
                     .parse::<i32>()
-                    .ok()
                 {
                     Target::Broker(id)
                 } else {

@@ -489,10 +489,11 @@ pub fn resolve(name_or_path: &str, dir: &Path) -> Result<PathBuf, WorkloadError>
     })
 }
 
+/// A workload's name with its parsed spec or the error that stops it.
+pub type ListedWorkload = (String, Result<WorkloadSpec, WorkloadError>);
+
 /// The workloads in `dir`, by name, with their parsed spec or the error that stops them.
-pub fn list(
-    dir: &Path,
-) -> Result<Vec<(String, Result<WorkloadSpec, WorkloadError>)>, WorkloadError> {
+pub fn list(dir: &Path) -> Result<Vec<ListedWorkload>, WorkloadError> {
     let entries = std::fs::read_dir(dir).map_err(|source| WorkloadError::Read {
         path: dir.to_path_buf(),
         source,
