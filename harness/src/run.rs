@@ -187,18 +187,20 @@ async fn start_cluster(
         cluster.start(crate::cluster::COORDINATOR)?;
         cluster.coordinator_address().to_string()
     };
-    crate::wait::wait_for_async(
-        "the coordinator to accept connections",
-        COORDINATOR_START_TIMEOUT,
-        Duration::from_millis(50),
-        || async {
-            tokio::net::TcpStream::connect(&coordinator_address)
-                .await
-                .ok()
-        },
-    )
-    .await
-    .map_err(|error| RunError::Setup(error.to_string()))?;
+    let deadline = tokio::time::Instant::now() + COORDINATOR_START_TIMEOUT;
+    while tokio::net::TcpStream::connect(&coordinator_address)
+        .await
+        .is_err()
+    {
+        check_nodes_alive(cluster, Some(crate::cluster::COORDINATOR))?;
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RunError::Setup(format!(
+                "the coordinator did not accept connections on {coordinator_address} within {} ms",
+                COORDINATOR_START_TIMEOUT.as_millis()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     {
         let mut cluster = lock(cluster);
         for name in cluster.node_names() {
@@ -211,6 +213,7 @@ async fn start_cluster(
         None,
         &format!("all {expected} brokers in the metadata"),
         BROKERS_START_TIMEOUT,
+        Some(cluster),
         |metadata| metadata.brokers.len() >= expected,
     )
     .await?;
@@ -230,29 +233,64 @@ async fn start_cluster(
         Some(&spec.topic.name),
         "every partition led with a full ISR",
         TOPIC_READY_TIMEOUT,
+        Some(cluster),
         |metadata| metadata.all_partitions_fully_replicated(partitions),
     )
     .await?;
     Ok(())
 }
 
-/// Polls the metadata until `condition` holds.
+/// Polls the metadata until `condition` holds. With `cluster`, a node that died meanwhile ends
+/// the wait at once with the end of its log.
 async fn wait_for_metadata(
     addresses: &[String],
     topic: Option<&str>,
     what: &str,
     timeout: Duration,
+    cluster: Option<&Arc<Mutex<Cluster>>>,
     condition: impl Fn(&ClusterMetadata) -> bool,
 ) -> Result<ClusterMetadata, RunError> {
-    let condition = &condition;
-    crate::wait::wait_for_async(what, timeout, Duration::from_millis(100), || async move {
-        metadata::fetch(addresses, topic, METADATA_TIMEOUT)
-            .await
-            .ok()
-            .filter(condition)
-    })
-    .await
-    .map_err(|error| RunError::Setup(error.to_string()))
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(cluster) = cluster {
+            check_nodes_alive(cluster, None)?;
+        }
+        if let Ok(metadata) = metadata::fetch(addresses, topic, METADATA_TIMEOUT).await
+            && condition(&metadata)
+        {
+            return Ok(metadata);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RunError::Setup(format!(
+                "timed out after {} ms waiting for {what}",
+                timeout.as_millis()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Fails naming the first node that is down (of all, or only `only`), with the last lines of
+/// its log.
+fn check_nodes_alive(cluster: &Arc<Mutex<Cluster>>, only: Option<&str>) -> Result<(), RunError> {
+    let mut cluster = lock(cluster);
+    let names = match only {
+        Some(name) => vec![name.to_string()],
+        None => cluster.node_names(),
+    };
+    for name in names {
+        if cluster.status(&name)? == crate::cluster::NodeStatus::Down {
+            let log_path = cluster.log_path(&name)?;
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(10)..].join("\n  ");
+            return Err(RunError::Setup(format!(
+                "{name} exited during setup; the end of {}:\n  {tail}",
+                log_path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Producers, consumers and the nemesis, for the workload's duration or until interrupted;
@@ -370,6 +408,7 @@ async fn read_everything(
         Some(&spec.topic.name),
         "a leader for every partition after the heal",
         LEADERS_AFTER_HEAL_TIMEOUT,
+        None,
         |metadata| metadata.all_partitions_led(partitions),
     )
     .await
