@@ -34,12 +34,12 @@ fn pids(run_dir: &Path) -> Vec<(String, u32)> {
     harness::cluster::read_pid_log(run_dir).unwrap_or_default()
 }
 
-#[test]
-fn killing_the_orchestrator_kills_every_node_it_started() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    // A "coordinator" that accepts connections, and "brokers" that never answer.
-    let coordinator = dir.path().join("listen.sh");
+/// `kchaos workload` with a coordinator that accepts connections and "brokers" that never
+/// answer, waiting until all four nodes are started. Returns the orchestrator, the run
+/// directory and the nodes' pids.
+fn start_stuck_run(dir: &Path) -> (NodeProcess, PathBuf, Vec<(String, u32)>) {
+    let store = dir.join("store");
+    let coordinator = dir.join("listen.sh");
     std::fs::write(
         &coordinator,
         "#!/bin/sh\nexec python3 -c 'import socket, sys, time\n\
@@ -52,7 +52,7 @@ fn killing_the_orchestrator_kills_every_node_it_started() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let mut orchestrator = NodeProcess::spawn(
+    let orchestrator = NodeProcess::spawn(
         "orchestrator",
         Path::new(env!("CARGO_BIN_EXE_kchaos")),
         &[
@@ -69,11 +69,9 @@ fn killing_the_orchestrator_kills_every_node_it_started() {
             "KCHAOS_WORKLOADS".into(),
             format!("{}/workloads", env!("CARGO_MANIFEST_DIR")),
         )],
-        &dir.path().join("orchestrator.log"),
+        &dir.join("orchestrator.log"),
     )
     .unwrap();
-
-    // The coordinator and three brokers started.
     let started = wait_for(
         "four nodes in pids.log",
         Duration::from_secs(30),
@@ -85,30 +83,59 @@ fn killing_the_orchestrator_kills_every_node_it_started() {
         },
     );
     let (run_dir, pids) = started.unwrap_or_else(|error| {
-        let log = std::fs::read_to_string(dir.path().join("orchestrator.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(dir.join("orchestrator.log")).unwrap_or_default();
         panic!("{error}\norchestrator log:\n{log}")
     });
     for (name, pid) in &pids {
         assert!(alive(*pid), "{name} (pid {pid}) should be running");
     }
+    (orchestrator, run_dir, pids)
+}
 
-    orchestrator.kill().unwrap();
-
-    for (name, pid) in &pids {
+fn wait_until_all_dead(pids: &[(String, u32)]) {
+    for (name, pid) in pids {
         wait_for(
             &format!("{name} (pid {pid}) to die"),
-            Duration::from_secs(10),
+            Duration::from_secs(20),
             Duration::from_millis(20),
             || (!alive(*pid)).then_some(()),
         )
         .unwrap();
     }
+}
+
+#[test]
+fn killing_the_orchestrator_kills_every_node_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut orchestrator, run_dir, pids) = start_stuck_run(dir.path());
+
+    orchestrator.kill().unwrap();
+
+    wait_until_all_dead(&pids);
     // The history exists and is readable (here: empty, the run had not started sending).
     let history_path = run_dir.join("history.jsonl");
     let history = harness::history::read_history(&history_path).unwrap();
     assert_eq!(history.filter(|op| op.is_err()).count(), 0);
     assert!(run_dir.join("workload.toml").is_file());
     assert!(run_dir.join("broker-1/server.properties").is_file());
+}
+
+#[test]
+fn an_interrupt_during_setup_stops_every_node_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut orchestrator, _run_dir, pids) = start_stuck_run(dir.path());
+
+    orchestrator
+        .signal(nix::sys::signal::Signal::SIGINT)
+        .unwrap();
+
+    assert!(
+        orchestrator.wait_for_exit(Duration::from_secs(30)).unwrap(),
+        "the orchestrator should stop after an interrupt"
+    );
+    wait_until_all_dead(&pids);
+    let log = std::fs::read_to_string(dir.path().join("orchestrator.log")).unwrap();
+    assert!(log.contains("interrupted during setup"), "{log}");
 }
 
 #[test]

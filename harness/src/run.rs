@@ -113,6 +113,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     })?;
     let history_path = dir.join("history.jsonl");
     let recorder = Recorder::new(HistoryWriter::create(&history_path)?);
+    let interrupts = watch_interrupts();
     let progress = Progress::start(recorder.clone(), options.progress);
     progress.println(&format!("kchaos: {} -> {}", options.name, dir.display()));
 
@@ -128,9 +129,23 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     let cluster = Arc::new(Mutex::new(cluster));
 
     let outcome = async {
-        start_cluster(&cluster, spec, &addresses, &bootstrap).await?;
+        let mut setup_interrupts = interrupts.clone();
+        tokio::select! {
+            started = start_cluster(&cluster, spec, &addresses, &bootstrap) => started?,
+            _ = setup_interrupts.wait_for(|count| *count > 0) => {
+                return Err(RunError::Setup("interrupted during setup".into()));
+            }
+        }
         progress.set_phase("faults");
-        let interrupted = fault_phase(spec, seed, &cluster, &recorder, &bootstrap).await?;
+        let interrupted = fault_phase(
+            spec,
+            seed,
+            &cluster,
+            &recorder,
+            &bootstrap,
+            interrupts.clone(),
+        )
+        .await?;
         progress.set_phase("final read");
         let reads = read_everything(spec, &addresses, &bootstrap, &recorder).await?;
         Ok::<_, RunError>((interrupted, reads))
@@ -301,6 +316,7 @@ async fn fault_phase(
     cluster: &Arc<Mutex<Cluster>>,
     recorder: &Recorder,
     bootstrap: &str,
+    mut interrupts: watch::Receiver<u32>,
 ) -> Result<bool, RunError> {
     let (stop_faults, faults_stopped) = watch::channel(false);
     let (stop_consumers, consumers_stopped) = watch::channel(false);
@@ -362,10 +378,7 @@ async fn fault_phase(
 
     let interrupted = tokio::select! {
         _ = tokio::time::sleep(spec.duration) => false,
-        _ = interrupt() => {
-            tracing::warn!("interrupted: ending the fault phase, then heal, final read and check");
-            true
-        }
+        _ = interrupts.wait_for(|count| *count > 0) => true,
     };
     let _ = stop_faults.send(true);
     nemesis_task
@@ -426,6 +439,24 @@ async fn read_everything(
     })
     .await
     .map_err(|error| RunError::Task(error.to_string()))
+}
+
+/// Counts Ctrl-C / SIGTERM from the start of the run: the first ends the current phase early
+/// (setup fails, the fault phase ends and the run still heals, reads and checks); the second
+/// exits at once (the kernel then kills every node: PR_SET_PDEATHSIG).
+fn watch_interrupts() -> watch::Receiver<u32> {
+    let (count, receiver) = watch::channel(0u32);
+    tokio::spawn(async move {
+        interrupt().await;
+        let _ = count.send(1);
+        eprintln!(
+            "interrupted: healing, reading and checking what ran (interrupt again to quit now)"
+        );
+        interrupt().await;
+        eprintln!("interrupted twice: quitting; the nodes die with us");
+        std::process::exit(2);
+    });
+    receiver
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
