@@ -22,7 +22,7 @@ use crate::progress::Progress;
 use crate::recorder::{CountersSnapshot, Recorder};
 use crate::schedule;
 use crate::store;
-use crate::topic::create_topic;
+use crate::topic::{NewTopic, create_topic};
 use crate::workload::{ExpectSpec, LostExpectation, Strictness, WorkloadSpec};
 
 /// How long the coordinator may take to accept connections (a JVM ZooKeeper is slow).
@@ -131,7 +131,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     let outcome = async {
         let mut setup_interrupts = interrupts.clone();
         tokio::select! {
-            started = start_cluster(&cluster, spec, &addresses, &bootstrap) => started?,
+            started = start_cluster(&cluster, spec, &addresses) => started?,
             _ = setup_interrupts.wait_for(|count| *count > 0) => {
                 return Err(RunError::Setup("interrupted during setup".into()));
             }
@@ -195,7 +195,6 @@ async fn start_cluster(
     cluster: &Arc<Mutex<Cluster>>,
     spec: &WorkloadSpec,
     addresses: &[String],
-    bootstrap: &str,
 ) -> Result<(), RunError> {
     let coordinator_address = {
         let mut cluster = lock(cluster);
@@ -232,16 +231,15 @@ async fn start_cluster(
         |metadata| metadata.brokers.len() >= expected,
     )
     .await?;
-    create_topic(
-        bootstrap,
-        &spec.topic.name,
-        spec.topic.partitions,
-        spec.topic.replication_factor,
-        &spec.topic.configs,
-        TOPIC_READY_TIMEOUT,
-    )
-    .await
-    .map_err(|error| RunError::Setup(error.to_string()))?;
+    let topic = NewTopic {
+        name: &spec.topic.name,
+        partitions: spec.topic.partitions,
+        replication_factor: spec.topic.replication_factor,
+        configs: &spec.topic.configs,
+    };
+    create_topic(addresses, &topic, TOPIC_READY_TIMEOUT)
+        .await
+        .map_err(|error| RunError::Setup(error.to_string()))?;
     let partitions = spec.topic.partitions;
     wait_for_metadata(
         addresses,
