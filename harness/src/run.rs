@@ -85,6 +85,27 @@ pub struct RunOutcome {
     pub interrupted: bool,
 }
 
+impl RunOutcome {
+    /// Why the run proves less than its verdict says, if it does.
+    pub fn caveats(&self, spec: &WorkloadSpec) -> Vec<String> {
+        let mut caveats = Vec::new();
+        if spec.clients.producers > 0 && self.counters.sends_ok == 0 {
+            caveats.push("no send was acknowledged: the run proves nothing about loss".to_string());
+        }
+        if self.interrupted {
+            caveats.push("interrupted: the fault phase was cut short".to_string());
+        }
+        caveats
+    }
+
+    /// Whether the run passes: the checker's result matches the workload's expectation, and at
+    /// least one send was acknowledged (a run without any proves nothing).
+    pub fn passed(&self, spec: &WorkloadSpec) -> bool {
+        self.results.matches_expectation()
+            && !(spec.clients.producers > 0 && self.counters.sends_ok == 0)
+    }
+}
+
 /// The checker's expectations from the workload's `[expect]`.
 pub fn expectations(expect: &ExpectSpec) -> Expectations {
     let strictness = |value: Strictness| match value {
