@@ -33,6 +33,8 @@ const BROKERS_START_TIMEOUT: Duration = Duration::from_secs(60);
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the cluster may take to elect a leader for every partition after the heal.
 const LEADERS_AFTER_HEAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many times the heal restarts nodes that exited again.
+const RESTARTS_AFTER_HEAL_MAX: u32 = 10;
 /// Grace for SIGTERM at teardown.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
 /// One metadata request.
@@ -406,6 +408,7 @@ async fn fault_phase(
     if let Err(error) = nemesis.heal_all("end of the fault phase").await {
         tracing::warn!("heal: {error}");
     }
+    keep_healed(&nemesis, cluster, spec).await;
     for task in producer_tasks {
         match task.await {
             Ok(Ok(())) => {}
@@ -425,6 +428,46 @@ async fn fault_phase(
         }
     }
     Ok(interrupted)
+}
+
+/// After the heal, until every broker is in the metadata and every partition has a leader:
+/// starts again any node that exited (a broker restarted before its old coordinator session
+/// expired may refuse to start), a bounded number of times. Gives up quietly at the deadline:
+/// the final read then reports what it could not read.
+async fn keep_healed(nemesis: &Nemesis, cluster: &Arc<Mutex<Cluster>>, spec: &WorkloadSpec) {
+    let addresses = lock(cluster).broker_addresses();
+    let deadline = tokio::time::Instant::now() + LEADERS_AFTER_HEAL_TIMEOUT;
+    let mut restarts = 0;
+    loop {
+        let down: Vec<String> = {
+            let mut cluster = lock(cluster);
+            cluster
+                .node_names()
+                .into_iter()
+                .filter(|name| matches!(cluster.status(name), Ok(crate::cluster::NodeStatus::Down)))
+                .collect()
+        };
+        for node in down {
+            if restarts < RESTARTS_AFTER_HEAL_MAX {
+                restarts += 1;
+                let _ = nemesis
+                    .inject(crate::workload::Fault::Start, &node, "heal: it had exited")
+                    .await;
+            }
+        }
+        if let Ok(metadata) =
+            metadata::fetch(&addresses, Some(&spec.topic.name), METADATA_TIMEOUT).await
+            && metadata.brokers.len() >= spec.cluster.brokers as usize
+            && metadata.all_partitions_led(spec.topic.partitions)
+        {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("the cluster did not recover fully after the heal");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Waits for every partition to have a leader, then reads every partition completely.
