@@ -75,7 +75,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     tracing::info!("broker {} started", broker.id());
 
     let (stop, stopped) = watch::channel(false);
-    let session = tokio::spawn(watch_session(Arc::clone(&broker), stop.clone()));
+    let session = tokio::spawn(watch_session(Arc::clone(&broker), registration));
     let refresher = tokio::spawn(refresh_metadata(Arc::clone(&broker), stopped.clone()));
     let connections = accept(listener, Arc::clone(&broker), stop, stopped).await;
 
@@ -248,21 +248,30 @@ async fn refresh_metadata(broker: Arc<Broker>, mut stopped: watch::Receiver<bool
     }
 }
 
-/// Stops the broker if its coordinator session expires: its registration is gone and with it
-/// its right to lead. (Re-registering with a new session comes with the controller.)
-async fn watch_session(broker: Arc<Broker>, stop: watch::Sender<bool>) {
-    let mut watcher = broker.coordinator.state_watcher();
-    drop(broker);
+/// Keeps the broker registered: when its coordinator session expires (the broker was paused
+/// or cut off longer than `zookeeper.session.timeout.ms`), opens a new session and registers
+/// `/brokers/ids/<id>` again, as Kafka does.
+async fn watch_session(broker: Arc<Broker>, registration: BrokerRegistration) {
     loop {
-        let state = watcher.changed().await;
-        match state {
-            zookeeper_client::SessionState::Expired => {
-                tracing::error!("coordinator session expired: stopping");
-                let _ = stop.send(true);
-                return;
+        let Some(mut watcher) = broker.coordinator.state_watcher() else {
+            return;
+        };
+        loop {
+            match watcher.changed().await {
+                zookeeper_client::SessionState::Expired => break,
+                zookeeper_client::SessionState::Closed => return,
+                other => tracing::info!("coordinator session state: {other:?}"),
             }
-            zookeeper_client::SessionState::Closed => return,
-            other => tracing::info!("coordinator session state: {other:?}"),
+        }
+        tracing::warn!("coordinator session expired: opening a new session to register again");
+        let deadline = Duration::from_millis(broker.config.zookeeper_connection_timeout_ms);
+        while let Err(error) = broker.coordinator.reconnect(deadline).await {
+            tracing::warn!("cannot reopen the coordinator session: {error}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        match register(&broker, &registration).await {
+            Ok(()) => tracing::info!("broker {} registered again", broker.id()),
+            Err(error) => tracing::error!("cannot register again: {error:#}"),
         }
     }
 }
