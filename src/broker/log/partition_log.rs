@@ -260,8 +260,8 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Reads stored batches from the one holding `offset`, at most `max_bytes` (but always the
-    /// whole first batch), never past `offset_upper_bound` (exclusive: the high watermark for
+    /// Reads whole stored batches from the one holding `offset`, at most `max_bytes` (but
+    /// always the whole first batch), never past `offset_upper_bound` (exclusive: the high watermark for
     /// consumers, the log end for followers).
     pub fn read(
         &self,
@@ -303,10 +303,15 @@ impl PartitionLog {
             if start >= end {
                 return Ok(Bytes::new());
             }
-            let first_batch = segment.batch_size_at(start)?.unwrap_or(0) as u64;
-            let available = end - start;
-            let length = available.min((max_bytes as u64).max(first_batch));
-            return Ok(segment.read(start, length as usize)?);
+            // Whole batches only, at most `max_bytes`, but always the first one (KIP-74).
+            let first_batch_end = start + segment.batch_size_at(start)?.unwrap_or(0) as u64;
+            let limit = end.min(start.saturating_add(max_bytes as u64));
+            let stop = if limit <= first_batch_end {
+                first_batch_end.min(end)
+            } else {
+                segment.last_batch_end_within(start, limit)?
+            };
+            return Ok(segment.read(start, (stop - start) as usize)?);
         }
         Ok(Bytes::new())
     }
@@ -388,6 +393,10 @@ mod tests {
             assert_eq!(batches.len(), 1);
             assert!(batches[0].0 <= offset && offset <= batches[0].1);
         }
+        // A byte budget yields whole batches only.
+        let one_batch = log.read(0, 1, 120).expect("read").len();
+        let bytes = log.read(0, one_batch * 5 / 2, 120).expect("read");
+        assert_eq!(offsets_in(&bytes), vec![(0, 2), (3, 5)]);
         // The upper bound (high watermark) is respected.
         let bytes = log.read(0, 1 << 20, 6).expect("read");
         assert_eq!(offsets_in(&bytes), vec![(0, 2), (3, 5)]);
