@@ -243,6 +243,13 @@ fn produce_honours_acks_min_insync_replicas_and_crcs() {
         Some("false")
     );
 
+    // Consumer-group APIs are not served: a clear UNSUPPORTED_VERSION, connection kept.
+    let request = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("group"));
+    let response: kafka_protocol::messages::FindCoordinatorResponse =
+        client.call(ApiKey::FindCoordinator, 2, &request);
+    assert_eq!(response.error_code, 35);
+
     // DeleteTopics removes it, files included.
     let request = DeleteTopicsRequest::default().with_topic_names(vec![name("strict")]);
     let response: DeleteTopicsResponse = client.call(ApiKey::DeleteTopics, 4, &request);
