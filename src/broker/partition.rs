@@ -89,20 +89,23 @@ pub struct ReadOutcome {
 
 impl Partition {
     /// A replica of `topic`-`index` on broker `broker_id` with its opened log. The high
-    /// watermark starts at the log end for a sole replica, else at 0 until followers report
-    /// (a checkpoint file will keep it across restarts when replication lands).
+    /// watermark starts at the log end for a sole replica; otherwise at the checkpointed
+    /// value (never past the log end), or the log start without one.
     pub fn new(
         topic: &str,
         index: i32,
         broker_id: i32,
         log: PartitionLog,
         state: LeaderAndIsr,
+        checkpointed_high_watermark: Option<i64>,
     ) -> Self {
         let log_end_offset = log.log_end_offset();
         let high_watermark = if state.isr == [broker_id] {
             log_end_offset
         } else {
-            log.log_start_offset()
+            checkpointed_high_watermark
+                .unwrap_or(log.log_start_offset())
+                .clamp(log.log_start_offset(), log_end_offset)
         };
         let offsets = Offsets {
             log_start_offset: log.log_start_offset(),

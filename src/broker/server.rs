@@ -77,6 +77,10 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let session = tokio::spawn(watch_session(Arc::clone(&broker), registration));
     let refresher = tokio::spawn(refresh_metadata(Arc::clone(&broker), stopped.clone()));
+    let checkpointer = tokio::spawn(checkpoint_high_watermarks(
+        Arc::clone(&broker),
+        stopped.clone(),
+    ));
     let connections = accept(listener, Arc::clone(&broker), stop, stopped).await;
 
     tracing::info!("broker {} shutting down", broker.id());
@@ -89,14 +93,18 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     }
     session.abort();
     refresher.abort();
+    checkpointer.abort();
+    let _ = checkpointer.await;
     let _ = refresher.await;
     let _ = session.await;
     broker
         .replicas
         .flush_all()
         .context("cannot flush the logs")?;
-    let broker = Arc::try_unwrap(broker)
-        .map_err(|_| anyhow::anyhow!("a connection still holds the broker after the drain"))?;
+    broker
+        .replicas
+        .checkpoint_high_watermarks()
+        .context("cannot checkpoint the high watermarks")?;
     broker.coordinator.close(Duration::from_secs(5)).await;
     tracing::info!("broker {} stopped", broker.config.broker_id);
     Ok(())
@@ -244,6 +252,30 @@ async fn refresh_metadata(broker: Arc<Broker>, mut stopped: watch::Receiver<bool
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// Writes the high watermark checkpoint every
+/// `replica.high.watermark.checkpoint.interval.ms` (Kafka's default: 5 s), off the async
+/// threads.
+async fn checkpoint_high_watermarks(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
+    let interval =
+        Duration::from_millis(broker.config.replica_high_watermark_checkpoint_interval_ms);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        let writer = Arc::clone(&broker);
+        match tokio::task::spawn_blocking(move || writer.replicas.checkpoint_high_watermarks())
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!("cannot checkpoint the high watermarks: {error}"),
+            Err(error) => tracing::error!("high watermark checkpoint task failed: {error}"),
         }
     }
 }

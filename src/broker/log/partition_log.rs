@@ -218,9 +218,6 @@ impl PartitionLog {
     fn write(&mut self, bytes: &[u8], headers: &[BatchHeader]) -> Result<(), AppendError> {
         let active = self.active();
         if active.size() > 0 && active.size() + bytes.len() as u64 > self.config.segment_bytes {
-            if self.unflushed_messages > 0 && self.config.flush_interval_messages < u64::MAX {
-                self.flush()?;
-            }
             self.roll()?;
         }
         for header in headers {
@@ -251,7 +248,8 @@ impl PartitionLog {
         self.unflushed_messages >= self.config.flush_interval_messages
     }
 
-    /// fsyncs the active segment (older ones were complete when rolled).
+    /// fsyncs the active segment and the one before it (which may have been rolled since the
+    /// last flush).
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.unflushed_messages = 0;
         for segment in self.segments.values().rev().take(2) {
