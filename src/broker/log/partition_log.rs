@@ -69,6 +69,8 @@ pub struct PartitionLog {
     log_start_offset: i64,
     leader_epochs: LeaderEpochCache,
     unflushed_messages: u64,
+    /// Segments from this base offset on may hold data not yet fsynced.
+    unflushed_from_segment: i64,
 }
 
 impl PartitionLog {
@@ -112,6 +114,7 @@ impl PartitionLog {
             log_start_offset,
             leader_epochs: LeaderEpochCache::load(dir),
             unflushed_messages: 0,
+            unflushed_from_segment: 0,
         };
         // The checkpoint may be ahead of a log whose tail was cut.
         let log_end_offset = log.log_end_offset();
@@ -248,13 +251,13 @@ impl PartitionLog {
         self.unflushed_messages >= self.config.flush_interval_messages
     }
 
-    /// fsyncs the active segment and the one before it (which may have been rolled since the
-    /// last flush).
+    /// fsyncs every segment written since the last flush.
     pub fn flush(&mut self) -> std::io::Result<()> {
-        self.unflushed_messages = 0;
-        for segment in self.segments.values().rev().take(2) {
+        for (_, segment) in self.segments.range(self.unflushed_from_segment..) {
             segment.flush()?;
         }
+        self.unflushed_messages = 0;
+        self.unflushed_from_segment = self.active().base_offset();
         Ok(())
     }
 
