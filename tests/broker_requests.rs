@@ -243,6 +243,24 @@ fn produce_honours_acks_min_insync_replicas_and_crcs() {
         Some("false")
     );
 
+    // ListOffsets by timestamp: the first record at or after it; none after the last.
+    for (timestamp, expected) in [(1_700_000_000_000, 0), (1_800_000_000_000, -1)] {
+        let request = ListOffsetsRequest::default().with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(name("strict"))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default().with_timestamp(timestamp),
+                ]),
+        ]);
+        let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &request);
+        let partition = &response.topics[0].partitions[0];
+        assert_eq!(
+            (partition.error_code, partition.offset),
+            (0, expected),
+            "at {timestamp}"
+        );
+    }
+
     // Consumer-group APIs are not served: a clear UNSUPPORTED_VERSION, connection kept.
     let request = kafka_protocol::messages::FindCoordinatorRequest::default()
         .with_key(StrBytes::from_static_str("group"));

@@ -234,6 +234,17 @@ impl Partition {
         })
     }
 
+    /// The first committed record with a timestamp >= `timestamp_ms` (ListOffsets).
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<(i64, i64)>, PartitionError> {
+        let inner = self.lock();
+        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+        log.offset_for_timestamp(timestamp_ms, inner.high_watermark)
+            .map_err(|error| PartitionError::Read(ReadError::Io(error)))
+    }
+
     /// A follower fetched at `fetch_offset` (its log end offset): may move the high watermark.
     pub fn record_follower_fetch(&self, replica_id: i32, fetch_offset: i64) {
         let mut inner = self.lock();

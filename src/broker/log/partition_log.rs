@@ -317,6 +317,37 @@ impl PartitionLog {
         Ok(Bytes::new())
     }
 
+    /// The first record whose timestamp is >= `timestamp_ms`, below `offset_upper_bound`:
+    /// (offset, its timestamp), or `None` if there is none.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+        offset_upper_bound: i64,
+    ) -> std::io::Result<Option<(i64, i64)>> {
+        for segment in self.segments.values() {
+            let Some((position, header)) =
+                segment.find_batch(|header| header.max_timestamp >= timestamp_ms)?
+            else {
+                continue;
+            };
+            if header.base_offset >= offset_upper_bound {
+                return Ok(None);
+            }
+            let mut bytes = segment.read(position, header.size)?;
+            let records = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+                .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
+            let found = records
+                .records
+                .iter()
+                .find(|record| {
+                    record.timestamp >= timestamp_ms && record.offset < offset_upper_bound
+                })
+                .map(|record| (record.offset, record.timestamp));
+            return Ok(found);
+        }
+        Ok(None)
+    }
+
     /// Removes every record at or after `offset` (a follower truncating to agree with its
     /// leader). Segments that start at or after it are deleted.
     pub fn truncate_to(&mut self, offset: i64) -> std::io::Result<()> {
@@ -407,6 +438,17 @@ mod tests {
             Err(ReadError::OffsetOutOfRange { .. })
         ));
         assert_eq!(log.leader_epochs().latest_epoch(), Some(4));
+        // encoded_batch stamps records 1000, 1001, 1002: the first at or after 1002 is the
+        // third record of the first batch.
+        assert_eq!(
+            log.offset_for_timestamp(1002, 120).expect("io"),
+            Some((2, 1002))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(1000, 120).expect("io"),
+            Some((0, 1000))
+        );
+        assert_eq!(log.offset_for_timestamp(5000, 120).expect("io"), None);
         drop(log);
         let (log, outcome) = PartitionLog::open(dir.path(), config(1000)).expect("reopen");
         assert_eq!(outcome.truncated_bytes, 0);

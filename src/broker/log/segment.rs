@@ -243,6 +243,22 @@ impl Segment {
         Ok(position)
     }
 
+    /// The position and header of the first batch satisfying `wanted`, scanning headers from
+    /// the start (a linear scan: for rare lookups such as ListOffsets by timestamp).
+    pub fn find_batch(
+        &self,
+        mut wanted: impl FnMut(&BatchHeader) -> bool,
+    ) -> std::io::Result<Option<(u64, BatchHeader)>> {
+        let mut position = 0;
+        while let Some(header) = self.read_header_at(position)? {
+            if wanted(&header) {
+                return Ok(Some((position, header)));
+            }
+            position += header.size as u64;
+        }
+        Ok(None)
+    }
+
     /// The size of the batch at `position` (a batch boundary).
     pub fn batch_size_at(&self, position: u64) -> std::io::Result<Option<usize>> {
         Ok(self.read_header_at(position)?.map(|header| header.size))
