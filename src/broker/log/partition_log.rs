@@ -116,10 +116,34 @@ impl PartitionLog {
             unflushed_messages: 0,
             unflushed_from_segment: 0,
         };
-        // The checkpoint may be ahead of a log whose tail was cut.
+        // The checkpoint may be ahead of a log whose tail was cut, or missing.
         let log_end_offset = log.log_end_offset();
         log.leader_epochs.truncate_from_end(log_end_offset)?;
+        if log.leader_epochs.entries().is_empty() && log_end_offset > log.log_start_offset {
+            log.rebuild_leader_epochs()?;
+        }
         Ok((log, outcome))
+    }
+
+    /// Rebuilds the leader-epoch cache from the batches' `partitionLeaderEpoch` (a full scan
+    /// of the headers, only when the checkpoint file is missing).
+    fn rebuild_leader_epochs(&mut self) -> std::io::Result<()> {
+        let mut starts = Vec::new();
+        for segment in self.segments.values() {
+            segment.find_batch(|header| {
+                let newer = starts
+                    .last()
+                    .is_none_or(|(epoch, _)| header.partition_leader_epoch > *epoch);
+                if newer && header.partition_leader_epoch >= 0 {
+                    starts.push((header.partition_leader_epoch, header.base_offset));
+                }
+                false
+            })?;
+        }
+        for (epoch, start_offset) in starts {
+            self.leader_epochs.assign(epoch, start_offset)?;
+        }
+        Ok(())
     }
 
     /// The offset the next record gets.
@@ -489,6 +513,18 @@ mod tests {
         log.truncate_to(15).expect("truncate");
         assert_eq!(log.log_end_offset(), 15);
         assert_eq!(log.leader_epochs().latest_epoch(), Some(2));
+        // A lost checkpoint is rebuilt from the batches.
+        drop(log);
+        std::fs::remove_file(dir.path().join(super::super::leader_epoch::CHECKPOINT_FILE))
+            .expect("remove checkpoint");
+        let (mut log, _) = PartitionLog::open(dir.path(), config(600)).expect("reopen");
+        let entries: Vec<(i32, i64)> = log
+            .leader_epochs()
+            .entries()
+            .iter()
+            .map(|e| (e.epoch, e.start_offset))
+            .collect();
+        assert_eq!(entries, vec![(1, 0), (2, 10)]);
         let mut copied = encoded_batch(5);
         batch::patch(&mut copied, 15, 4);
         log.append_as_follower(&copied).expect("follower append");
