@@ -1,12 +1,70 @@
 //! The Kafka-protocol broker (`kchaos broker --config server.properties`).
+//!
+//! # Layout
+//! - [`config`]: `server.properties` parsing, Kafka's keys and defaults.
+//! - [`server`]: start (listener, coordinator session, log recovery, registration), accept
+//!   loop, shutdown on SIGTERM.
+//! - [`connection`]: frames in, pipelined responses out in request order.
+//! - [`handlers`]: one file per Kafka API, all of the same shape.
+//! - [`log`]: batches, segments, offset index, leader-epoch cache, partition log.
+//! - [`partition`]: one replica's state: leader epoch, ISR, log end, high watermark, waiters.
+//! - [`replica_manager`]: the replicas hosted here.
+//! - [`metadata_cache`]: brokers and topics, for Metadata.
+//! - [`topic_admin`]: creating and deleting topics.
+//! - [`zk`]: the coordinator's paths and JSON, registration.
+//! - [`context`]: the state handlers share.
 
+pub mod config;
+pub mod connection;
+pub mod context;
+pub mod handlers;
+pub mod log;
+pub mod metadata_cache;
+pub mod partition;
+pub mod replica_manager;
+pub mod server;
+pub mod topic_admin;
+pub mod zk;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments (not yet defined).
-#[derive(Debug, clap::Args)]
-pub struct BrokerArgs {}
+use anyhow::Context;
 
-/// Not built yet: fails with a clear message.
-pub fn run(_args: BrokerArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`run` is not built yet")
+use config::BrokerConfig;
+
+/// `kchaos broker --config server.properties [--override key=value ...]`.
+#[derive(Debug, clap::Args)]
+pub struct BrokerArgs {
+    /// The broker's `server.properties` (Kafka's format and keys).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Overrides a setting of the file, like kafka-server-start's `--override key=value`.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// Runs one broker until SIGTERM; a bad config is an error (exit code 2).
+pub fn run(args: BrokerArgs) -> anyhow::Result<ExitCode> {
+    let mut text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read config file {}", args.config.display()))?;
+    for setting in &args.overrides {
+        if !setting.contains('=') {
+            anyhow::bail!("--override `{setting}` is not KEY=VALUE");
+        }
+        text.push('\n');
+        text.push_str(setting);
+    }
+    let parsed = BrokerConfig::parse(&text)
+        .with_context(|| format!("invalid config {}", args.config.display()))?;
+    for warning in &parsed.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("broker")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(server::run(parsed.config))?;
+    Ok(ExitCode::SUCCESS)
 }

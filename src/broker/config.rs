@@ -1,0 +1,437 @@
+//! The broker's configuration: Kafka's `server.properties` format, key names and defaults.
+//!
+//! Parsing is pure (text in, [`BrokerConfig`] out) so it is unit-tested here. An unknown key is
+//! a warning (returned in [`ParsedConfig::warnings`], logged by the caller); a bad value is a
+//! [`ConfigError`] naming the key and the value.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid value `{value}` for `{key}`: {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("missing required key `{key}`")]
+    Missing { key: &'static str },
+}
+
+/// One `PLAINTEXT://host:port` endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub listener_name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// `PLAINTEXT://host:port`, as Kafka writes it in `/brokers/ids/<id>`.
+    pub fn to_uri(&self) -> String {
+        format!("{}://{}:{}", self.listener_name, self.host, self.port)
+    }
+}
+
+/// Every setting the broker honours, with Kafka's defaults.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub broker_id: i32,
+    pub listeners: Vec<Endpoint>,
+    pub advertised_listeners: Vec<Endpoint>,
+    pub log_dirs: Vec<PathBuf>,
+    pub zookeeper_connect: String,
+    pub zookeeper_session_timeout_ms: u64,
+    pub zookeeper_connection_timeout_ms: u64,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub min_insync_replicas: i32,
+    pub message_max_bytes: usize,
+    pub log_segment_bytes: u64,
+    pub log_index_interval_bytes: u64,
+    pub log_flush_interval_messages: u64,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub replica_lag_time_max_ms: u64,
+    pub replica_fetch_wait_max_ms: u64,
+    pub replica_fetch_max_bytes: usize,
+    pub unclean_leader_election_enable: bool,
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u64,
+    pub leader_imbalance_per_broker_percentage: u32,
+    pub broker_rack: Option<String>,
+    pub socket_request_max_bytes: usize,
+}
+
+/// A parsed configuration and the warnings (unknown keys) met on the way.
+#[derive(Debug)]
+pub struct ParsedConfig {
+    pub config: BrokerConfig,
+    pub warnings: Vec<String>,
+}
+
+/// Keys that Kafka users commonly set and that this broker accepts without acting on them.
+const ACCEPTED_AND_IGNORED: &[&str] = &[
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "log.retention.hours",
+    "log.retention.bytes",
+    "log.retention.check.interval.ms",
+    "group.initial.rebalance.delay.ms",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
+    "controlled.shutdown.enable",
+    "log.flush.interval.ms",
+    "num.replica.fetchers",
+    "log.index.size.max.bytes",
+];
+
+impl BrokerConfig {
+    /// Reads and parses a `server.properties` file.
+    pub fn load(path: &std::path::Path) -> Result<ParsedConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses the text of a `server.properties` file.
+    pub fn parse(text: &str) -> Result<ParsedConfig, ConfigError> {
+        let properties = parse_properties(text);
+        let mut reader = Reader {
+            properties,
+            used: Vec::new(),
+        };
+        let listeners = reader.endpoints("listeners", "PLAINTEXT://127.0.0.1:9092")?;
+        let advertised_listeners = match reader.raw("advertised.listeners") {
+            Some(_) => reader.endpoints("advertised.listeners", "")?,
+            None => listeners.clone(),
+        };
+        let log_dirs = match reader.raw("log.dirs") {
+            Some(_) => reader.string("log.dirs", ""),
+            None => reader.string("log.dir", "/tmp/kafka-logs"),
+        };
+        let log_dirs: Vec<PathBuf> = log_dirs
+            .split(',')
+            .map(str::trim)
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            return Err(ConfigError::InvalidValue {
+                key: "log.dirs".into(),
+                value: String::new(),
+                reason: "expected at least one directory".into(),
+            });
+        }
+        let zookeeper_session_timeout_ms = reader.number("zookeeper.session.timeout.ms", 18000)?;
+        let config = BrokerConfig {
+            broker_id: reader.number("broker.id", -1)?,
+            listeners,
+            advertised_listeners,
+            log_dirs,
+            zookeeper_connect: reader.string("zookeeper.connect", ""),
+            zookeeper_session_timeout_ms,
+            zookeeper_connection_timeout_ms: reader.number(
+                "zookeeper.connection.timeout.ms",
+                zookeeper_session_timeout_ms,
+            )?,
+            num_partitions: reader.positive("num.partitions", 1)?,
+            default_replication_factor: reader.positive("default.replication.factor", 1)?,
+            min_insync_replicas: reader.positive("min.insync.replicas", 1)?,
+            message_max_bytes: reader.positive("message.max.bytes", 1048588)?,
+            log_segment_bytes: reader.positive("log.segment.bytes", 1024 * 1024 * 1024)?,
+            log_index_interval_bytes: reader.positive("log.index.interval.bytes", 4096)?,
+            log_flush_interval_messages: reader
+                .positive("log.flush.interval.messages", i64::MAX as u64)?,
+            auto_create_topics_enable: reader.boolean("auto.create.topics.enable", true)?,
+            delete_topic_enable: reader.boolean("delete.topic.enable", true)?,
+            replica_lag_time_max_ms: reader.positive("replica.lag.time.max.ms", 30000)?,
+            replica_fetch_wait_max_ms: reader.positive("replica.fetch.wait.max.ms", 500)?,
+            replica_fetch_max_bytes: reader.positive("replica.fetch.max.bytes", 1048576)?,
+            unclean_leader_election_enable: reader
+                .boolean("unclean.leader.election.enable", false)?,
+            auto_leader_rebalance_enable: reader.boolean("auto.leader.rebalance.enable", true)?,
+            leader_imbalance_check_interval_seconds: reader
+                .positive("leader.imbalance.check.interval.seconds", 300)?,
+            leader_imbalance_per_broker_percentage: reader
+                .number("leader.imbalance.per.broker.percentage", 10)?,
+            broker_rack: reader.optional_string("broker.rack"),
+            socket_request_max_bytes: reader.positive("socket.request.max.bytes", 104857600)?,
+        };
+        if config.broker_id < 0 {
+            return Err(match reader.raw("broker.id") {
+                Some(value) => ConfigError::InvalidValue {
+                    key: "broker.id".into(),
+                    value: value.to_string(),
+                    reason: "expected a non-negative integer".into(),
+                },
+                None => ConfigError::Missing { key: "broker.id" },
+            });
+        }
+        if config.zookeeper_connect.is_empty() {
+            return Err(ConfigError::Missing {
+                key: "zookeeper.connect",
+            });
+        }
+        let warnings = reader
+            .properties
+            .keys()
+            .filter(|key| {
+                !reader.used.contains(key) && !ACCEPTED_AND_IGNORED.contains(&key.as_str())
+            })
+            .map(|key| format!("unknown config key `{key}` is ignored"))
+            .collect();
+        Ok(ParsedConfig { config, warnings })
+    }
+
+    /// The address to bind: the first listener.
+    pub fn listener(&self) -> &Endpoint {
+        // `endpoints` never returns an empty list.
+        &self.listeners[0]
+    }
+
+    /// The address clients are told to use: the first advertised listener.
+    pub fn advertised_listener(&self) -> &Endpoint {
+        &self.advertised_listeners[0]
+    }
+
+    /// The directory partition logs go to (the first of `log.dirs`).
+    pub fn log_dir(&self) -> &std::path::Path {
+        &self.log_dirs[0]
+    }
+}
+
+/// `key=value` lines of a Java properties file (also `key: value` and `key value`); `#` and `!`
+/// start comments; a trailing backslash continues a line. The last value of a key wins.
+fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    let mut properties = BTreeMap::new();
+    let mut logical = String::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if logical.is_empty() && (line.starts_with('#') || line.starts_with('!')) {
+            continue;
+        }
+        if let Some(continued) = line.strip_suffix('\\') {
+            logical.push_str(continued);
+            continue;
+        }
+        logical.push_str(line);
+        let entry = std::mem::take(&mut logical);
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let split_at = entry.find(['=', ':', ' ', '\t']).unwrap_or(entry.len());
+        let key = entry[..split_at].trim();
+        let rest = entry[split_at..].trim_start();
+        let value = rest
+            .strip_prefix('=')
+            .or_else(|| rest.strip_prefix(':'))
+            .unwrap_or(rest)
+            .trim();
+        properties.insert(key.to_string(), value.to_string());
+    }
+    properties
+}
+
+/// Typed reads of the properties, remembering which keys were used.
+struct Reader {
+    properties: BTreeMap<String, String>,
+    used: Vec<String>,
+}
+
+impl Reader {
+    fn raw(&mut self, key: &str) -> Option<&str> {
+        self.used.push(key.to_string());
+        self.properties.get(key).map(String::as_str)
+    }
+
+    fn string(&mut self, key: &str, default: &str) -> String {
+        self.raw(key).unwrap_or(default).to_string()
+    }
+
+    fn optional_string(&mut self, key: &str) -> Option<String> {
+        self.raw(key)
+            .filter(|value| !value.is_empty())
+            .map(str::to_string)
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, key: &str, default: T) -> Result<T, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(value) => value
+                .parse()
+                .map_err(|_| invalid(key, value, "expected a number")),
+        }
+    }
+
+    fn positive<T>(&mut self, key: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + Default,
+    {
+        let value = self.number(key, default)?;
+        if value <= T::default() {
+            let raw = self.raw(key).unwrap_or_default().to_string();
+            return Err(invalid(key, &raw, "expected a positive number"));
+        }
+        Ok(value)
+    }
+
+    fn boolean(&mut self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(value) => match value.to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(invalid(key, value, "expected true or false")),
+            },
+        }
+    }
+
+    fn endpoints(&mut self, key: &str, default: &str) -> Result<Vec<Endpoint>, ConfigError> {
+        let value = self.string(key, default);
+        let endpoints = value
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| parse_endpoint(part).map_err(|reason| invalid(key, &value, reason)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if endpoints.is_empty() {
+            return Err(invalid(key, &value, "expected PLAINTEXT://host:port"));
+        }
+        Ok(endpoints)
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// `PLAINTEXT://host:port`; an empty host means 127.0.0.1 (we never bind all interfaces unasked).
+fn parse_endpoint(text: &str) -> Result<Endpoint, &'static str> {
+    let (listener_name, address) = text
+        .split_once("://")
+        .ok_or("expected LISTENER://host:port")?;
+    if listener_name != "PLAINTEXT" {
+        return Err("only PLAINTEXT listeners are supported");
+    }
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or("expected LISTENER://host:port")?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| "the port is not a number in 0..65535")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "127.0.0.1" } else { host };
+    Ok(Endpoint {
+        listener_name: listener_name.to_string(),
+        host: host.to_string(),
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "broker.id=1\nzookeeper.connect=127.0.0.1:2181\n";
+
+    fn parse(text: &str) -> Result<ParsedConfig, ConfigError> {
+        BrokerConfig::parse(text)
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let parsed = parse(MINIMAL).expect("valid");
+        let config = parsed.config;
+        assert_eq!(config.broker_id, 1);
+        assert_eq!(config.listener().to_uri(), "PLAINTEXT://127.0.0.1:9092");
+        assert_eq!(config.advertised_listener(), config.listener());
+        assert_eq!(config.zookeeper_session_timeout_ms, 18000);
+        assert_eq!(config.message_max_bytes, 1048588);
+        assert_eq!(config.replica_lag_time_max_ms, 30000);
+        assert_eq!(config.min_insync_replicas, 1);
+        assert!(!config.unclean_leader_election_enable);
+        assert!(config.auto_create_topics_enable);
+        assert_eq!(config.log_dirs, vec![PathBuf::from("/tmp/kafka-logs")]);
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    }
+
+    #[test]
+    fn reads_kafka_keys_comments_and_separators() {
+        let text = "# a comment\n! another\nbroker.id = 3\nzookeeper.connect: zk:2181\n\
+                    listeners=PLAINTEXT://localhost:9094\nlog.dirs /tmp/a,/tmp/b\n\
+                    advertised.listeners=PLAINTEXT://example:19094\nbroker.rack=r1\n\
+                    log.flush.interval.messages=1\nnum.partitions=\\\n  3\n";
+        let config = parse(text).expect("valid").config;
+        assert_eq!(config.broker_id, 3);
+        assert_eq!(config.zookeeper_connect, "zk:2181");
+        assert_eq!(config.listener().host, "localhost");
+        assert_eq!(config.listener().port, 9094);
+        assert_eq!(
+            config.advertised_listener().to_uri(),
+            "PLAINTEXT://example:19094"
+        );
+        assert_eq!(config.log_dirs.len(), 2);
+        assert_eq!(config.broker_rack.as_deref(), Some("r1"));
+        assert_eq!(config.log_flush_interval_messages, 1);
+        assert_eq!(config.num_partitions, 3);
+    }
+
+    #[test]
+    fn unknown_key_is_a_warning() {
+        let parsed =
+            parse(&format!("{MINIMAL}frobnicate.ms=3\nnum.io.threads=8\n")).expect("valid");
+        assert_eq!(parsed.warnings.len(), 1);
+        assert!(parsed.warnings[0].contains("frobnicate.ms"));
+    }
+
+    #[test]
+    fn bad_value_names_key_and_value() {
+        let error = parse(&format!("{MINIMAL}num.partitions=many\n")).expect_err("invalid");
+        let message = error.to_string();
+        assert!(
+            message.contains("num.partitions") && message.contains("many"),
+            "{message}"
+        );
+        let error = parse(&format!("{MINIMAL}auto.create.topics.enable=yes\n")).expect_err("bad");
+        assert!(error.to_string().contains("auto.create.topics.enable"));
+        let error = parse(&format!("{MINIMAL}listeners=SSL://h:1\n")).expect_err("bad");
+        assert!(error.to_string().contains("listeners"));
+        let error = parse(&format!("{MINIMAL}log.segment.bytes=0\n")).expect_err("bad");
+        assert!(error.to_string().contains("log.segment.bytes"));
+    }
+
+    #[test]
+    fn broker_id_and_zookeeper_are_required() {
+        assert!(matches!(
+            parse("zookeeper.connect=z:1\n"),
+            Err(ConfigError::Missing { key: "broker.id" })
+        ));
+        assert!(matches!(
+            parse("broker.id=1\n"),
+            Err(ConfigError::Missing {
+                key: "zookeeper.connect"
+            })
+        ));
+    }
+}

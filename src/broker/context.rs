@@ -1,0 +1,36 @@
+//! The state every request handler shares: the config, the metadata cache, the hosted
+//! replicas and the coordinator session.
+
+use std::sync::Arc;
+
+use super::config::BrokerConfig;
+use super::metadata_cache::MetadataCache;
+use super::replica_manager::ReplicaManager;
+use super::zk::Coordinator;
+
+/// One running broker.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub metadata: MetadataCache,
+    pub replicas: ReplicaManager,
+    pub coordinator: Coordinator,
+    /// Serialises topic creation and deletion on this broker.
+    pub topic_admin: tokio::sync::Mutex<()>,
+}
+
+impl Broker {
+    pub fn id(&self) -> i32 {
+        self.config.broker_id
+    }
+
+    /// `min.insync.replicas` for `topic`: its override, else the broker's.
+    pub fn min_insync_replicas(&self, topic: &str) -> i32 {
+        self.metadata
+            .topic_config(topic, "min.insync.replicas")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(self.config.min_insync_replicas)
+    }
+}
+
+/// The shared handle.
+pub type SharedBroker = Arc<Broker>;

@@ -1,0 +1,66 @@
+//! ListOffsets: the earliest (-2: log start) and latest (-1: high watermark for consumers,
+//! log end for replicas) offsets of partitions this broker leads. Timestamp lookups are not
+//! supported yet (INVALID_REQUEST).
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::broker::context::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    let replica_id = request.replica_id.0;
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some(replica) = broker.replicas.get(&topic.name.0, p.partition_index)
+                    else {
+                        return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let state = replica.leader_and_isr();
+                    if state.leader != broker.id() {
+                        return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
+                    }
+                    let offsets = replica.offsets();
+                    let offset = match p.timestamp {
+                        EARLIEST => offsets.log_start_offset,
+                        LATEST if replica_id >= 0 => offsets.log_end_offset,
+                        LATEST => offsets.high_watermark,
+                        _ => return base.with_error_code(ResponseError::InvalidRequest.code()),
+                    };
+                    let base = base.with_offset(offset);
+                    if version >= 4 {
+                        base.with_leader_epoch(state.leader_epoch)
+                    } else {
+                        base
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,226 @@
+//! The v2 record batch header: reading it, validating a batch (magic, length, CRC32C) and
+//! patching `baseOffset` and `partitionLeaderEpoch`, which the CRC does not cover.
+//!
+//! Layout (big-endian): baseOffset i64 @0, batchLength i32 @8, partitionLeaderEpoch i32 @12,
+//! magic i8 @16, crc u32 @17 (CRC32C of bytes 21..end), attributes i16 @21,
+//! lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43,
+//! producerEpoch i16 @51, baseSequence i32 @53, recordCount i32 @57, records @61.
+
+/// Bytes of the header before `batchLength` counts: baseOffset and batchLength itself.
+pub const LOG_OVERHEAD: usize = 12;
+/// The smallest valid v2 batch (a header with no records).
+pub const BATCH_HEADER_SIZE: usize = 61;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const MAX_TIMESTAMP_AT: usize = 35;
+const LEADER_EPOCH_AT: usize = 12;
+
+/// Why a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("truncated batch: {available} bytes where the header needs {needed}")]
+    Truncated { available: usize, needed: usize },
+    #[error("unsupported record batch magic {0} (only v2 is supported)")]
+    Magic(i8),
+    #[error("invalid batch length {0}")]
+    Length(i32),
+    #[error("CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    Crc { stored: u32, computed: u32 },
+    #[error("invalid lastOffsetDelta {0}")]
+    OffsetDelta(i32),
+}
+
+/// The fields of a batch header the log needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    /// Total bytes of the batch, header included.
+    pub size: usize,
+    pub partition_leader_epoch: i32,
+    pub last_offset_delta: i32,
+    pub max_timestamp: i64,
+}
+
+impl BatchHeader {
+    /// The offset of the batch's last record.
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    /// The offset after the batch: the log end offset once it is appended.
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset() + 1
+    }
+
+    /// Number of records (offsets) the batch takes.
+    pub fn record_count(&self) -> i64 {
+        i64::from(self.last_offset_delta) + 1
+    }
+}
+
+fn read_i32(bytes: &[u8], at: usize) -> i32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    i32::from_be_bytes(word)
+}
+
+fn read_i64(bytes: &[u8], at: usize) -> i64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    i64::from_be_bytes(word)
+}
+
+/// The size of the batch starting at `bytes[0]` from its first 12 bytes, or `None` if fewer than
+/// 12 bytes are there. The cheap "is a whole batch here" check.
+pub fn batch_size(bytes: &[u8]) -> Option<Result<usize, BatchError>> {
+    if bytes.len() < LOG_OVERHEAD {
+        return None;
+    }
+    let length = read_i32(bytes, 8);
+    let size = usize::try_from(length)
+        .ok()
+        .map(|length| length + LOG_OVERHEAD)
+        .filter(|size| *size >= BATCH_HEADER_SIZE);
+    Some(size.ok_or(BatchError::Length(length)))
+}
+
+/// Reads the header of the batch at the start of `bytes` (at least [`BATCH_HEADER_SIZE`] bytes),
+/// checking magic and length but not the CRC.
+pub fn read_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+    if bytes.len() < BATCH_HEADER_SIZE {
+        return Err(BatchError::Truncated {
+            available: bytes.len(),
+            needed: BATCH_HEADER_SIZE,
+        });
+    }
+    let magic = bytes[MAGIC_AT] as i8;
+    if magic != 2 {
+        return Err(BatchError::Magic(magic));
+    }
+    let size = match batch_size(bytes) {
+        Some(result) => result?,
+        None => unreachable!("checked above: at least BATCH_HEADER_SIZE bytes"),
+    };
+    let last_offset_delta = read_i32(bytes, LAST_OFFSET_DELTA_AT);
+    if last_offset_delta < 0 {
+        return Err(BatchError::OffsetDelta(last_offset_delta));
+    }
+    Ok(BatchHeader {
+        base_offset: read_i64(bytes, 0),
+        size,
+        partition_leader_epoch: read_i32(bytes, LEADER_EPOCH_AT),
+        last_offset_delta,
+        max_timestamp: read_i64(bytes, MAX_TIMESTAMP_AT),
+    })
+}
+
+/// Validates the whole batch at the start of `bytes`: header, full length present, CRC32C.
+pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = read_header(bytes)?;
+    if bytes.len() < header.size {
+        return Err(BatchError::Truncated {
+            available: bytes.len(),
+            needed: header.size,
+        });
+    }
+    let stored = read_i32(bytes, CRC_AT) as u32;
+    let computed = crc32c::crc32c(&bytes[ATTRIBUTES_AT..header.size]);
+    if stored != computed {
+        return Err(BatchError::Crc { stored, computed });
+    }
+    Ok(header)
+}
+
+/// Splits a produce request's records into batches, validating each.
+pub fn validate_all(mut bytes: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
+    let mut headers = Vec::new();
+    while !bytes.is_empty() {
+        let header = validate(bytes)?;
+        bytes = &bytes[header.size..];
+        headers.push(header);
+    }
+    Ok(headers)
+}
+
+/// Sets `baseOffset` and `partitionLeaderEpoch` of the batch at the start of `batch` (outside the
+/// CRC, so the CRC stays valid).
+pub fn patch(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
+    batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// An encoded v2 batch of `count` records with values "v0", "v1", ...
+    pub(crate) fn encoded_batch(count: usize) -> BytesMut {
+        let records: Vec<Record> = (0..count)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32,
+                timestamp: 1000 + i as i64,
+                key: None,
+                value: Some(Bytes::from(format!("v{i}"))),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encode");
+        buf
+    }
+
+    #[test]
+    fn validates_and_patches_without_breaking_the_crc() {
+        let mut batch = encoded_batch(5);
+        let header = validate(&batch).expect("valid");
+        assert_eq!(header.record_count(), 5);
+        assert_eq!(header.size, batch.len());
+        patch(&mut batch, 1234, 7);
+        let header = validate(&batch).expect("still valid");
+        assert_eq!(header.base_offset, 1234);
+        assert_eq!(header.last_offset(), 1238);
+        assert_eq!(header.partition_leader_epoch, 7);
+    }
+
+    #[test]
+    fn a_flipped_bit_is_a_crc_error() {
+        let mut batch = encoded_batch(3);
+        let last = batch.len() - 1;
+        batch[last] ^= 1;
+        assert!(matches!(validate(&batch), Err(BatchError::Crc { .. })));
+    }
+
+    #[test]
+    fn truncated_and_garbage_batches_are_refused() {
+        let batch = encoded_batch(3);
+        assert!(matches!(
+            validate(&batch[..batch.len() - 1]),
+            Err(BatchError::Truncated { .. })
+        ));
+        assert!(validate(&[0u8; 70]).is_err());
+        let two: Vec<u8> = [&batch[..], &batch[..]].concat();
+        assert_eq!(validate_all(&two).expect("two batches").len(), 2);
+    }
+}

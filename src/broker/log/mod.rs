@@ -1,0 +1,8 @@
+//! Partition logs on disk: v2 batches, segments with sparse offset indexes, the leader-epoch
+//! cache, and recovery.
+
+pub mod batch;
+pub mod index;
+pub mod leader_epoch;
+pub mod partition_log;
+pub mod segment;

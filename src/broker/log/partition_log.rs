@@ -1,0 +1,451 @@
+//! The log of one partition replica: a directory (`topic-0/`) of segments, the leader-epoch
+//! cache beside them, offsets assigned on append, reads by offset, rolling by
+//! `log.segment.bytes`, fsync every `log.flush.interval.messages`, and recovery on open
+//! (the active segment is scanned and a torn tail cut).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+
+use super::batch::{self, BatchError, BatchHeader};
+use super::leader_epoch::LeaderEpochCache;
+use super::segment::{RecoveryOutcome, Segment};
+
+/// The settings a log needs (from the broker config; per topic later).
+#[derive(Debug, Clone, Copy)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub index_interval_bytes: u64,
+    pub flush_interval_messages: u64,
+    pub message_max_bytes: usize,
+}
+
+/// Why an append was refused (nothing was written).
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("corrupt record batch: {0}")]
+    Corrupt(#[from] BatchError),
+    #[error("record batch of {size} bytes exceeds message.max.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("no record batches in the request")]
+    Empty,
+    #[error("batch offsets {base_offset}.. do not follow the log end offset {log_end_offset}")]
+    OffsetsOutOfOrder {
+        base_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("log I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a read was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("offset {offset} is outside the log's range {log_start_offset}..={log_end_offset}")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("log I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub record_count: i64,
+}
+
+/// The log of one partition replica.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    leader_epochs: LeaderEpochCache,
+    unflushed_messages: u64,
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir` (creating it if missing) and recovers the active segment.
+    pub fn open(dir: &Path, config: LogConfig) -> std::io::Result<(Self, RecoveryOutcome)> {
+        std::fs::create_dir_all(dir)?;
+        let mut base_offsets = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(stem) = name.strip_suffix(".log")
+                && let Ok(base_offset) = stem.parse::<i64>()
+            {
+                base_offsets.push(base_offset);
+            }
+        }
+        base_offsets.sort_unstable();
+        let mut segments = BTreeMap::new();
+        let mut outcome = RecoveryOutcome {
+            batches: 0,
+            truncated_bytes: 0,
+        };
+        let last = base_offsets.last().copied();
+        for base_offset in base_offsets {
+            let active = Some(base_offset) == last;
+            let (segment, recovered) =
+                Segment::open(dir, base_offset, config.index_interval_bytes, active)?;
+            if active {
+                outcome = recovered;
+            }
+            segments.insert(base_offset, segment);
+        }
+        if segments.is_empty() {
+            segments.insert(0, Segment::create(dir, 0, config.index_interval_bytes)?);
+        }
+        let log_start_offset = segments.keys().next().copied().unwrap_or(0);
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            leader_epochs: LeaderEpochCache::load(dir),
+            unflushed_messages: 0,
+        };
+        // The checkpoint may be ahead of a log whose tail was cut.
+        let log_end_offset = log.log_end_offset();
+        log.leader_epochs.truncate_from_end(log_end_offset)?;
+        Ok((log, outcome))
+    }
+
+    /// The offset the next record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    /// The first offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// The leader-epoch cache.
+    pub fn leader_epochs(&self) -> &LeaderEpochCache {
+        &self.leader_epochs
+    }
+
+    fn active(&self) -> &Segment {
+        match self.segments.last_key_value() {
+            Some((_, segment)) => segment,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        match self.segments.last_entry() {
+            Some(entry) => entry.into_mut(),
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    /// Validates `records` (one or more v2 batches as a producer sent them), assigns offsets
+    /// from the log end, stamps `leader_epoch`, and appends them.
+    pub fn append_as_leader(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, AppendError> {
+        let headers = batch::validate_all(records)?;
+        if headers.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        if let Some(large) = headers
+            .iter()
+            .find(|h| h.size > self.config.message_max_bytes)
+        {
+            return Err(AppendError::TooLarge {
+                size: large.size,
+                max: self.config.message_max_bytes,
+            });
+        }
+        let base_offset = self.log_end_offset();
+        let mut bytes = BytesMut::from(records);
+        let mut next_offset = base_offset;
+        let mut position = 0;
+        let mut assigned = Vec::with_capacity(headers.len());
+        for header in &headers {
+            batch::patch(&mut bytes[position..], next_offset, leader_epoch);
+            assigned.push(BatchHeader {
+                base_offset: next_offset,
+                partition_leader_epoch: leader_epoch,
+                ..*header
+            });
+            next_offset += header.record_count();
+            position += header.size;
+        }
+        self.write(&bytes, &assigned)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next_offset - 1,
+            record_count: next_offset - base_offset,
+        })
+    }
+
+    /// Appends batches that already carry their offsets and epochs (a follower copying its
+    /// leader). The first must start at the log end.
+    pub fn append_as_follower(&mut self, records: &[u8]) -> Result<AppendInfo, AppendError> {
+        let headers = batch::validate_all(records)?;
+        let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
+            return Err(AppendError::Empty);
+        };
+        let log_end_offset = self.log_end_offset();
+        if first.base_offset != log_end_offset {
+            return Err(AppendError::OffsetsOutOfOrder {
+                base_offset: first.base_offset,
+                log_end_offset,
+            });
+        }
+        self.write(records, &headers)?;
+        Ok(AppendInfo {
+            base_offset: first.base_offset,
+            last_offset: last.last_offset(),
+            record_count: last.next_offset() - first.base_offset,
+        })
+    }
+
+    /// Writes validated batches at the log end: rolls if needed, updates the epoch cache, and
+    /// fsyncs every `flush_interval_messages`.
+    fn write(&mut self, bytes: &[u8], headers: &[BatchHeader]) -> Result<(), AppendError> {
+        let active = self.active();
+        if active.size() > 0 && active.size() + bytes.len() as u64 > self.config.segment_bytes {
+            if self.unflushed_messages > 0 && self.config.flush_interval_messages < u64::MAX {
+                self.flush()?;
+            }
+            self.roll()?;
+        }
+        for header in headers {
+            self.leader_epochs
+                .assign(header.partition_leader_epoch, header.base_offset)?;
+        }
+        self.active_mut().append(bytes, headers)?;
+        let messages: i64 = headers.iter().map(BatchHeader::record_count).sum();
+        self.unflushed_messages += messages as u64;
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end.
+    fn roll(&mut self) -> std::io::Result<()> {
+        let base_offset = self.log_end_offset();
+        let segment = Segment::create(&self.dir, base_offset, self.config.index_interval_bytes)?;
+        tracing::info!(
+            "rolled log {} to new segment at offset {base_offset}",
+            self.dir.display()
+        );
+        self.segments.insert(base_offset, segment);
+        Ok(())
+    }
+
+    /// Whether `log.flush.interval.messages` have been appended since the last flush: the
+    /// caller then calls [`PartitionLog::flush`] (off the async threads).
+    pub fn flush_due(&self) -> bool {
+        self.unflushed_messages >= self.config.flush_interval_messages
+    }
+
+    /// fsyncs the active segment (older ones were complete when rolled).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.unflushed_messages = 0;
+        for segment in self.segments.values().rev().take(2) {
+            segment.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Reads stored batches from the one holding `offset`, at most `max_bytes` (but always the
+    /// whole first batch), never past `offset_upper_bound` (exclusive: the high watermark for
+    /// consumers, the log end for followers).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        offset_upper_bound: i64,
+    ) -> Result<Bytes, ReadError> {
+        let log_end_offset = self.log_end_offset();
+        if offset < self.log_start_offset || offset > log_end_offset {
+            return Err(ReadError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset,
+            });
+        }
+        let upper_bound = offset_upper_bound.min(log_end_offset);
+        if offset >= upper_bound {
+            return Ok(Bytes::new());
+        }
+        for (_, segment) in self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .into_iter()
+            .chain(
+                self.segments
+                    .range(offset + 1..)
+                    .take_while(|(base, _)| **base < upper_bound),
+            )
+        {
+            let Some(start) = segment.position_of(offset)? else {
+                continue;
+            };
+            let end = if upper_bound >= segment.next_offset() {
+                segment.size()
+            } else {
+                segment.position_of(upper_bound)?.unwrap_or(segment.size())
+            };
+            if start >= end {
+                return Ok(Bytes::new());
+            }
+            let first_batch = segment.batch_size_at(start)?.unwrap_or(0) as u64;
+            let available = end - start;
+            let length = available.min((max_bytes as u64).max(first_batch));
+            return Ok(segment.read(start, length as usize)?);
+        }
+        Ok(Bytes::new())
+    }
+
+    /// Removes every record at or after `offset` (a follower truncating to agree with its
+    /// leader). Segments that start at or after it are deleted.
+    pub fn truncate_to(&mut self, offset: i64) -> std::io::Result<()> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let offset = offset.max(self.log_start_offset);
+        let doomed: Vec<i64> = self
+            .segments
+            .range(offset..)
+            .map(|(base, _)| *base)
+            .collect();
+        for base in doomed {
+            if base == self.log_start_offset {
+                continue;
+            }
+            if let Some(segment) = self.segments.remove(&base) {
+                segment.delete()?;
+            }
+        }
+        self.active_mut().truncate_to(offset)?;
+        self.leader_epochs.truncate_from_end(offset)
+    }
+
+    /// Deletes the log's directory.
+    pub fn delete(self) -> std::io::Result<()> {
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(dir)
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::log::batch::tests::encoded_batch;
+
+    fn config(segment_bytes: u64) -> LogConfig {
+        LogConfig {
+            segment_bytes,
+            index_interval_bytes: 256,
+            flush_interval_messages: u64::MAX,
+            message_max_bytes: 1 << 20,
+        }
+    }
+
+    fn offsets_in(bytes: &[u8]) -> Vec<(i64, i64)> {
+        batch::validate_all(bytes)
+            .expect("whole batches")
+            .iter()
+            .map(|h| (h.base_offset, h.last_offset()))
+            .collect()
+    }
+
+    #[test]
+    fn assigns_offsets_rolls_segments_and_reads_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1000)).expect("open");
+        for i in 0..40 {
+            let info = log.append_as_leader(&encoded_batch(3), 4).expect("append");
+            assert_eq!(info.base_offset, i * 3);
+            assert_eq!(info.last_offset, i * 3 + 2);
+        }
+        assert_eq!(log.log_end_offset(), 120);
+        assert!(log.segments.len() > 3, "rolled: {}", log.segments.len());
+        // Every offset is readable, from the batch that holds it.
+        for offset in 0..120 {
+            let bytes = log.read(offset, 1, 120).expect("read");
+            let batches = offsets_in(&bytes);
+            assert_eq!(batches.len(), 1);
+            assert!(batches[0].0 <= offset && offset <= batches[0].1);
+        }
+        // The upper bound (high watermark) is respected.
+        let bytes = log.read(0, 1 << 20, 6).expect("read");
+        assert_eq!(offsets_in(&bytes), vec![(0, 2), (3, 5)]);
+        assert!(log.read(120, 100, 120).expect("at end").is_empty());
+        assert!(matches!(
+            log.read(121, 100, 121),
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.leader_epochs().latest_epoch(), Some(4));
+        drop(log);
+        let (log, outcome) = PartitionLog::open(dir.path(), config(1000)).expect("reopen");
+        assert_eq!(outcome.truncated_bytes, 0);
+        assert_eq!(log.log_end_offset(), 120);
+        assert_eq!(
+            offsets_in(&log.read(60, 1, 120).expect("read")),
+            vec![(60, 62)]
+        );
+    }
+
+    #[test]
+    fn corrupt_and_oversized_batches_are_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).expect("open");
+        let mut bad = encoded_batch(2);
+        let last = bad.len() - 1;
+        bad[last] ^= 0x40;
+        assert!(matches!(
+            log.append_as_leader(&bad, 0),
+            Err(AppendError::Corrupt(BatchError::Crc { .. }))
+        ));
+        log.config.message_max_bytes = 10;
+        assert!(matches!(
+            log.append_as_leader(&encoded_batch(2), 0),
+            Err(AppendError::TooLarge { .. })
+        ));
+        assert_eq!(log.log_end_offset(), 0);
+    }
+
+    #[test]
+    fn truncation_and_follower_appends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut log, _) = PartitionLog::open(dir.path(), config(600)).expect("open");
+        for epoch in [1, 1, 2, 2, 3, 3] {
+            log.append_as_leader(&encoded_batch(5), epoch)
+                .expect("append");
+        }
+        log.truncate_to(15).expect("truncate");
+        assert_eq!(log.log_end_offset(), 15);
+        assert_eq!(log.leader_epochs().latest_epoch(), Some(2));
+        let mut copied = encoded_batch(5);
+        batch::patch(&mut copied, 15, 4);
+        log.append_as_follower(&copied).expect("follower append");
+        assert_eq!(log.log_end_offset(), 20);
+        let mut gap = encoded_batch(1);
+        batch::patch(&mut gap, 30, 4);
+        assert!(matches!(
+            log.append_as_follower(&gap),
+            Err(AppendError::OffsetsOutOfOrder { .. })
+        ));
+    }
+}

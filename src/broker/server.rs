@@ -1,0 +1,268 @@
+//! Starting and stopping a broker: bind the listener, open the coordinator session, load the
+//! topics and this broker's replicas (recovering their logs), register `/brokers/ids/<id>`,
+//! accept connections until SIGTERM/SIGINT, then stop accepting, flush the logs and close the
+//! coordinator session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Semaphore, watch};
+
+use super::config::BrokerConfig;
+use super::connection;
+use super::context::Broker;
+use super::log::partition_log::LogConfig;
+use super::metadata_cache::{BrokerEndpoint, MetadataCache};
+use super::replica_manager::ReplicaManager;
+use super::topic_admin;
+use super::zk::{BrokerRegistration, Coordinator, CoordinatorError};
+
+/// Open connections at most; further clients wait in the accept queue.
+const MAX_CONNECTIONS: usize = 1024;
+/// How long shutdown waits for connections to finish their responses.
+const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
+
+/// Runs the broker until SIGTERM or SIGINT.
+pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    let listen = config.listener().clone();
+    let listener = TcpListener::bind((listen.host.as_str(), listen.port))
+        .await
+        .with_context(|| format!("cannot listen on {}", listen.to_uri()))?;
+    let bound = listener.local_addr().context("listener address")?;
+    let mut advertised = config.advertised_listener().clone();
+    if advertised.port == 0 {
+        advertised.port = bound.port();
+    }
+    tracing::info!(
+        "broker {} listening on {bound}, advertised as {}",
+        config.broker_id,
+        advertised.to_uri()
+    );
+
+    let coordinator = Coordinator::connect(
+        &config.zookeeper_connect,
+        Duration::from_millis(config.zookeeper_session_timeout_ms),
+        Duration::from_millis(config.zookeeper_connection_timeout_ms),
+    )
+    .await?;
+    let log_dir = config.log_dir().to_path_buf();
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("cannot create log.dirs {}", log_dir.display()))?;
+    let log_config = LogConfig {
+        segment_bytes: config.log_segment_bytes,
+        index_interval_bytes: config.log_index_interval_bytes,
+        flush_interval_messages: config.log_flush_interval_messages,
+        message_max_bytes: config.message_max_bytes,
+    };
+    let broker = Arc::new(Broker {
+        replicas: ReplicaManager::new(config.broker_id, log_dir, log_config),
+        metadata: MetadataCache::default(),
+        coordinator,
+        topic_admin: tokio::sync::Mutex::new(()),
+        config,
+    });
+    load_topics(&broker).await?;
+    let registration = BrokerRegistration::new(
+        &advertised.host,
+        advertised.port,
+        broker.config.broker_rack.clone(),
+    );
+    register(&broker, &registration).await?;
+    refresh_brokers(&broker).await?;
+    tracing::info!("broker {} started", broker.id());
+
+    let (stop, stopped) = watch::channel(false);
+    let session = tokio::spawn(watch_session(Arc::clone(&broker), stop.clone()));
+    let refresher = tokio::spawn(refresh_metadata(Arc::clone(&broker), stopped.clone()));
+    let connections = accept(listener, Arc::clone(&broker), stop, stopped).await;
+
+    tracing::info!("broker {} shutting down", broker.id());
+    let drained = tokio::time::timeout(CONNECTION_DRAIN, async {
+        let _all = connections.acquire_many(MAX_CONNECTIONS as u32).await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some connections did not finish within {CONNECTION_DRAIN:?}");
+    }
+    session.abort();
+    refresher.abort();
+    let _ = refresher.await;
+    let _ = session.await;
+    broker
+        .replicas
+        .flush_all()
+        .context("cannot flush the logs")?;
+    let broker = Arc::try_unwrap(broker)
+        .map_err(|_| anyhow::anyhow!("a connection still holds the broker after the drain"))?;
+    broker.coordinator.close(Duration::from_secs(5)).await;
+    tracing::info!("broker {} stopped", broker.config.broker_id);
+    Ok(())
+}
+
+/// Accepts connections until a signal (or `stop`) ends it. Returns the connection permits so
+/// the caller can wait for open connections to finish.
+async fn accept(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    stop: watch::Sender<bool>,
+    mut stopped: watch::Receiver<bool>,
+) -> Arc<Semaphore> {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let (mut terminate, mut interrupt) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
+        _ => {
+            tracing::error!("cannot install signal handlers");
+            return permits;
+        }
+    };
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => permit,
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = stopped.wait_for(|stop| *stop) => break,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = stopped.wait_for(|stop| *stop) => break,
+        };
+        match accepted {
+            Ok((socket, _)) => {
+                let broker = Arc::clone(&broker);
+                let shutdown = stop.subscribe();
+                tokio::spawn(async move {
+                    connection::serve(socket, broker, shutdown).await;
+                    drop(permit);
+                });
+            }
+            Err(error) => {
+                tracing::warn!("accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let _ = stop.send(true);
+    drop(broker);
+    permits
+}
+
+/// Registers `/brokers/ids/<id>`. After a crash the previous process's ephemeral node lives
+/// until its session expires, so a taken id is retried for up to twice the session timeout.
+async fn register(broker: &Broker, registration: &BrokerRegistration) -> anyhow::Result<()> {
+    let session_timeout = Duration::from_millis(broker.config.zookeeper_session_timeout_ms);
+    let deadline = tokio::time::Instant::now() + session_timeout * 2;
+    let mut warned = false;
+    loop {
+        match broker
+            .coordinator
+            .register_broker(broker.id(), registration)
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(CoordinatorError::BrokerIdTaken(_)) if tokio::time::Instant::now() < deadline => {
+                if !warned {
+                    tracing::warn!(
+                        "broker id {} is still registered (a previous process's session?): \
+                         waiting for it to expire",
+                        broker.id()
+                    );
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(error).context("cannot register in the coordinator"),
+        }
+    }
+}
+
+/// Reads every topic from the coordinator into the metadata cache and opens this broker's
+/// replicas (recovering their logs).
+async fn load_topics(broker: &Broker) -> anyhow::Result<()> {
+    for name in broker.coordinator.topic_names().await? {
+        let Some(record) = broker.coordinator.topic(&name).await? else {
+            continue;
+        };
+        topic_admin::host_replicas(broker, &record)
+            .with_context(|| format!("cannot open the logs of topic {name}"))?;
+        broker.metadata.upsert_topic(record);
+    }
+    Ok(())
+}
+
+/// Reads the live brokers into the metadata cache.
+async fn refresh_brokers(broker: &Broker) -> anyhow::Result<()> {
+    let live = broker.coordinator.live_brokers().await?;
+    broker.metadata.set_brokers(
+        live.into_iter()
+            .map(|(broker_id, registration)| BrokerEndpoint {
+                broker_id,
+                host: registration.host,
+                port: registration.port,
+                rack: registration.rack,
+            }),
+    );
+    Ok(())
+}
+
+/// Keeps the metadata cache in step with the coordinator (brokers joining and leaving, topics
+/// created elsewhere) until the broker stops. A bounded-rate refresh; the controller of the
+/// replication issue replaces it with watches and UpdateMetadata.
+async fn refresh_metadata(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        if let Err(error) = refresh_brokers(&broker).await {
+            tracing::debug!("metadata refresh: {error:#}");
+            continue;
+        }
+        let known = broker.metadata.topics().len();
+        match broker.coordinator.topic_names().await {
+            Ok(names) if names.len() != known => {
+                for name in names {
+                    if broker.metadata.contains_topic(&name) {
+                        continue;
+                    }
+                    if let Ok(Some(record)) = broker.coordinator.topic(&name).await {
+                        if let Err(error) = topic_admin::host_replicas(&broker, &record) {
+                            tracing::error!("cannot open the logs of topic {name}: {error}");
+                            continue;
+                        }
+                        broker.metadata.upsert_topic(record);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Stops the broker if its coordinator session expires: its registration is gone and with it
+/// its right to lead. (Re-registering with a new session comes with the controller.)
+async fn watch_session(broker: Arc<Broker>, stop: watch::Sender<bool>) {
+    let mut watcher = broker.coordinator.state_watcher();
+    drop(broker);
+    loop {
+        let state = watcher.changed().await;
+        match state {
+            zookeeper_client::SessionState::Expired => {
+                tracing::error!("coordinator session expired: stopping");
+                let _ = stop.send(true);
+                return;
+            }
+            zookeeper_client::SessionState::Closed => return,
+            other => tracing::info!("coordinator session state: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The coordinator as the broker sees it: Kafka's ZooKeeper paths and JSON, the session
+//! (connect with a bounded deadline, close cleanly), broker registration
+//! (`/brokers/ids/<id>`, ephemeral) and topic metadata (`/brokers/topics/<t>`,
+//! `.../partitions/<p>/state`, `/config/topics/<t>`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use zookeeper_client as zk;
+
+use super::partition::LeaderAndIsr;
+
+pub const BROKER_IDS_PATH: &str = "/brokers/ids";
+pub const TOPICS_PATH: &str = "/brokers/topics";
+pub const TOPIC_CONFIGS_PATH: &str = "/config/topics";
+
+pub fn broker_path(broker_id: i32) -> String {
+    format!("{BROKER_IDS_PATH}/{broker_id}")
+}
+
+pub fn topic_path(topic: &str) -> String {
+    format!("{TOPICS_PATH}/{topic}")
+}
+
+pub fn partition_state_path(topic: &str, partition: i32) -> String {
+    format!("{TOPICS_PATH}/{topic}/partitions/{partition}/state")
+}
+
+pub fn topic_config_path(topic: &str) -> String {
+    format!("{TOPIC_CONFIGS_PATH}/{topic}")
+}
+
+/// What can go wrong talking to the coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("cannot reach the coordinator at {connect} within {waited_ms} ms: {last_error}")]
+    Unreachable {
+        connect: String,
+        waited_ms: u128,
+        last_error: String,
+    },
+    #[error(
+        "broker id {0} is already registered in the coordinator (another broker is running with it)"
+    )]
+    BrokerIdTaken(i32),
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    #[error("coordinator data at {path} is not valid: {reason}")]
+    BadData { path: String, reason: String },
+    #[error("coordinator request on {path} failed: {source}")]
+    Request { path: String, source: zk::Error },
+}
+
+fn request_error(path: &str) -> impl FnOnce(zk::Error) -> CoordinatorError + '_ {
+    move |source| CoordinatorError::Request {
+        path: path.to_string(),
+        source,
+    }
+}
+
+/// `/brokers/ids/<id>`, Kafka's JSON (version 5).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub listener_security_protocol_map: BTreeMap<String, String>,
+    pub endpoints: Vec<String>,
+    pub jmx_port: i32,
+    pub features: BTreeMap<String, serde_json::Value>,
+    pub host: String,
+    pub timestamp: String,
+    pub port: i32,
+    pub version: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
+}
+
+impl BrokerRegistration {
+    /// The registration of a PLAINTEXT endpoint at `host:port`.
+    pub fn new(host: &str, port: u16, rack: Option<String>) -> Self {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis());
+        BrokerRegistration {
+            listener_security_protocol_map: [("PLAINTEXT".to_string(), "PLAINTEXT".to_string())]
+                .into_iter()
+                .collect(),
+            endpoints: vec![format!("PLAINTEXT://{host}:{port}")],
+            jmx_port: -1,
+            features: BTreeMap::new(),
+            host: host.to_string(),
+            timestamp: timestamp.to_string(),
+            port: i32::from(port),
+            version: 5,
+            rack,
+        }
+    }
+}
+
+/// `/brokers/topics/<t>`: the replica assignment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopicAssignment {
+    #[serde(default = "one")]
+    pub version: i32,
+    pub partitions: BTreeMap<String, Vec<i32>>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// `/brokers/topics/<t>/partitions/<p>/state`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartitionStateJson {
+    pub controller_epoch: i32,
+    pub leader: i32,
+    #[serde(default = "one")]
+    pub version: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// `/config/topics/<t>`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct TopicConfigJson {
+    #[serde(default = "one")]
+    pub version: i32,
+    pub config: BTreeMap<String, String>,
+}
+
+/// Everything the coordinator holds about one topic.
+#[derive(Debug, Clone)]
+pub struct TopicRecord {
+    pub name: String,
+    pub partitions: BTreeMap<i32, LeaderAndIsr>,
+    pub config: BTreeMap<String, String>,
+}
+
+/// An open coordinator session.
+pub struct Coordinator {
+    client: zk::Client,
+}
+
+impl Coordinator {
+    /// Connects to `connect` (`host:port[,host:port...]`), retrying until `deadline` passes.
+    pub async fn connect(
+        connect: &str,
+        session_timeout: Duration,
+        deadline: Duration,
+    ) -> Result<Self, CoordinatorError> {
+        let start = std::time::Instant::now();
+        let mut last_error = String::from("no attempt finished");
+        while start.elapsed() < deadline {
+            let remaining = deadline.saturating_sub(start.elapsed());
+            let attempt = zk::Client::connector()
+                .with_session_timeout(session_timeout)
+                .with_connection_timeout(remaining.min(Duration::from_secs(2)))
+                .with_fail_eagerly()
+                .connect(connect);
+            match tokio::time::timeout(remaining, attempt).await {
+                Ok(Ok(client)) => return Ok(Coordinator { client }),
+                Ok(Err(error)) => last_error = error.to_string(),
+                Err(_) => last_error = "timed out".to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200).min(remaining)).await;
+        }
+        Err(CoordinatorError::Unreachable {
+            connect: connect.to_string(),
+            waited_ms: start.elapsed().as_millis(),
+            last_error,
+        })
+    }
+
+    /// The session's state changes (expiry, disconnection).
+    pub fn state_watcher(&self) -> zk::StateWatcher {
+        self.client.state_watcher()
+    }
+
+    /// Closes the session (the broker's ephemeral node goes at once) and waits, at most
+    /// `timeout`, for the close to be acknowledged.
+    pub async fn close(self, timeout: Duration) {
+        let mut watcher = self.client.state_watcher();
+        drop(self.client);
+        let closed = async {
+            loop {
+                let state = watcher.changed().await;
+                if matches!(state, zk::SessionState::Closed | zk::SessionState::Expired) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, closed).await;
+    }
+
+    async fn ensure_path(&self, path: &str) -> Result<(), CoordinatorError> {
+        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        match self.client.mkdir(path, &options).await {
+            Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
+            Err(source) => Err(request_error(path)(source)),
+        }
+    }
+
+    /// Creates the ephemeral `/brokers/ids/<id>`.
+    pub async fn register_broker(
+        &self,
+        broker_id: i32,
+        registration: &BrokerRegistration,
+    ) -> Result<(), CoordinatorError> {
+        self.ensure_path(BROKER_IDS_PATH).await?;
+        let path = broker_path(broker_id);
+        let data = to_json(registration);
+        let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+        match self.client.create(&path, &data, &options).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NodeExists) => Err(CoordinatorError::BrokerIdTaken(broker_id)),
+            Err(source) => Err(request_error(&path)(source)),
+        }
+    }
+
+    /// The registered (live) brokers.
+    pub async fn live_brokers(
+        &self,
+    ) -> Result<BTreeMap<i32, BrokerRegistration>, CoordinatorError> {
+        let children = match self.client.list_children(BROKER_IDS_PATH).await {
+            Ok(children) => children,
+            Err(zk::Error::NoNode) => return Ok(BTreeMap::new()),
+            Err(source) => return Err(request_error(BROKER_IDS_PATH)(source)),
+        };
+        let mut brokers = BTreeMap::new();
+        for child in children {
+            let Ok(broker_id) = child.parse::<i32>() else {
+                continue;
+            };
+            let path = broker_path(broker_id);
+            match self.client.get_data(&path).await {
+                Ok((data, _)) => {
+                    brokers.insert(broker_id, from_json(&path, &data)?);
+                }
+                Err(zk::Error::NoNode) => continue,
+                Err(source) => return Err(request_error(&path)(source)),
+            }
+        }
+        Ok(brokers)
+    }
+
+    /// Names of all topics.
+    pub async fn topic_names(&self) -> Result<Vec<String>, CoordinatorError> {
+        match self.client.list_children(TOPICS_PATH).await {
+            Ok(children) => Ok(children),
+            Err(zk::Error::NoNode) => Ok(Vec::new()),
+            Err(source) => Err(request_error(TOPICS_PATH)(source)),
+        }
+    }
+
+    /// One topic's assignment, partition states and config; `None` if it does not exist.
+    pub async fn topic(&self, name: &str) -> Result<Option<TopicRecord>, CoordinatorError> {
+        let path = topic_path(name);
+        let assignment: TopicAssignment = match self.client.get_data(&path).await {
+            Ok((data, _)) => from_json(&path, &data)?,
+            Err(zk::Error::NoNode) => return Ok(None),
+            Err(source) => return Err(request_error(&path)(source)),
+        };
+        let mut partitions = BTreeMap::new();
+        for (partition, replicas) in assignment.partitions {
+            let Ok(partition) = partition.parse::<i32>() else {
+                return Err(CoordinatorError::BadData {
+                    path,
+                    reason: format!("partition id `{partition}` is not a number"),
+                });
+            };
+            let state_path = partition_state_path(name, partition);
+            let state = match self.client.get_data(&state_path).await {
+                Ok((data, _)) => {
+                    let state: PartitionStateJson = from_json(&state_path, &data)?;
+                    LeaderAndIsr {
+                        leader: state.leader,
+                        leader_epoch: state.leader_epoch,
+                        replicas,
+                        isr: state.isr,
+                    }
+                }
+                // Assigned but not yet elected.
+                Err(zk::Error::NoNode) => LeaderAndIsr {
+                    leader: -1,
+                    leader_epoch: -1,
+                    replicas,
+                    isr: Vec::new(),
+                },
+                Err(source) => return Err(request_error(&state_path)(source)),
+            };
+            partitions.insert(partition, state);
+        }
+        let config_path = topic_config_path(name);
+        let config = match self.client.get_data(&config_path).await {
+            Ok((data, _)) => from_json::<TopicConfigJson>(&config_path, &data)?.config,
+            Err(zk::Error::NoNode) => BTreeMap::new(),
+            Err(source) => return Err(request_error(&config_path)(source)),
+        };
+        Ok(Some(TopicRecord {
+            name: name.to_string(),
+            partitions,
+            config,
+        }))
+    }
+
+    /// Creates a topic: its config, its assignment, and each partition's initial state.
+    pub async fn create_topic(&self, topic: &TopicRecord) -> Result<(), CoordinatorError> {
+        self.ensure_path(TOPICS_PATH).await?;
+        self.ensure_path(TOPIC_CONFIGS_PATH).await?;
+        let path = topic_path(&topic.name);
+        if self.exists(&path).await? {
+            return Err(CoordinatorError::TopicExists(topic.name.clone()));
+        }
+        let config = TopicConfigJson {
+            version: 1,
+            config: topic.config.clone(),
+        };
+        self.create_or_set(&topic_config_path(&topic.name), &to_json(&config))
+            .await?;
+        let assignment = TopicAssignment {
+            version: 1,
+            partitions: topic
+                .partitions
+                .iter()
+                .map(|(partition, state)| (partition.to_string(), state.replicas.clone()))
+                .collect(),
+        };
+        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        match self
+            .client
+            .create(&path, &to_json(&assignment), &options)
+            .await
+        {
+            Ok(_) => {}
+            Err(zk::Error::NodeExists) => {
+                return Err(CoordinatorError::TopicExists(topic.name.clone()));
+            }
+            Err(source) => return Err(request_error(&path)(source)),
+        }
+        for (partition, state) in &topic.partitions {
+            let state_path = partition_state_path(&topic.name, *partition);
+            let json = PartitionStateJson {
+                controller_epoch: 0,
+                leader: state.leader,
+                version: 1,
+                leader_epoch: state.leader_epoch,
+                isr: state.isr.clone(),
+            };
+            if let Some(parent) = state_path.strip_suffix("/state") {
+                self.ensure_path(parent).await?;
+            }
+            self.create_or_set(&state_path, &to_json(&json)).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a topic's znodes (assignment, partition states, config).
+    pub async fn delete_topic(&self, name: &str) -> Result<(), CoordinatorError> {
+        self.delete_recursive(&topic_path(name)).await?;
+        self.delete_recursive(&topic_config_path(name)).await
+    }
+
+    async fn delete_recursive(&self, path: &str) -> Result<(), CoordinatorError> {
+        // Depth-first, bounded by the tree's size; iterative to keep the future small.
+        let mut stack = vec![(path.to_string(), false)];
+        while let Some((node, expanded)) = stack.pop() {
+            if expanded {
+                match self.client.delete(&node, None).await {
+                    Ok(()) | Err(zk::Error::NoNode) => continue,
+                    Err(source) => return Err(request_error(&node)(source)),
+                }
+            }
+            let children = match self.client.list_children(&node).await {
+                Ok(children) => children,
+                Err(zk::Error::NoNode) => continue,
+                Err(source) => return Err(request_error(&node)(source)),
+            };
+            stack.push((node.clone(), true));
+            for child in children {
+                stack.push((format!("{node}/{child}"), false));
+            }
+        }
+        Ok(())
+    }
+
+    async fn exists(&self, path: &str) -> Result<bool, CoordinatorError> {
+        self.client
+            .check_stat(path)
+            .await
+            .map(|stat| stat.is_some())
+            .map_err(request_error(path))
+    }
+
+    async fn create_or_set(&self, path: &str, data: &[u8]) -> Result<(), CoordinatorError> {
+        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        match self.client.create(path, data, &options).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NodeExists) => self
+                .client
+                .set_data(path, data, None)
+                .await
+                .map(|_| ())
+                .map_err(request_error(path)),
+            Err(source) => Err(request_error(path)(source)),
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs (strings, numbers, maps with string keys) cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(path: &str, data: &[u8]) -> Result<T, CoordinatorError> {
+    serde_json::from_slice(data).map_err(|error| CoordinatorError::BadData {
+        path: path.to_string(),
+        reason: error.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_registration_is_kafkas_json() {
+        let registration = BrokerRegistration::new("127.0.0.1", 9092, Some("r1".into()));
+        let json: serde_json::Value =
+            serde_json::from_slice(&to_json(&registration)).expect("json");
+        assert_eq!(json["endpoints"][0], "PLAINTEXT://127.0.0.1:9092");
+        assert_eq!(
+            json["listener_security_protocol_map"]["PLAINTEXT"],
+            "PLAINTEXT"
+        );
+        assert_eq!(json["port"], 9092);
+        assert_eq!(json["version"], 5);
+        assert_eq!(json["jmx_port"], -1);
+        assert_eq!(json["rack"], "r1");
+        assert!(json["timestamp"].is_string());
+        let without_rack = to_json(&BrokerRegistration::new("h", 1, None));
+        assert!(!String::from_utf8_lossy(&without_rack).contains("rack"));
+    }
+
+    #[test]
+    fn partition_state_reads_kafkas_json() {
+        let state: PartitionStateJson = from_json(
+            "/x",
+            br#"{"controller_epoch":7,"leader":3,"version":1,"leader_epoch":8,"isr":[3,2,1]}"#,
+        )
+        .expect("parse");
+        assert_eq!(state.leader, 3);
+        assert_eq!(state.isr, vec![3, 2, 1]);
+        let assignment: TopicAssignment =
+            from_json("/y", br#"{"partitions":{"0":[3,2,1]}}"#).expect("parse");
+        assert_eq!(assignment.partitions["0"], vec![3, 2, 1]);
+        assert!(from_json::<TopicAssignment>("/z", b"not json").is_err());
+    }
+}

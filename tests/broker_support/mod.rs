@@ -1,0 +1,273 @@
+//! Shared code of the broker integration tests: start a coordinator (one function, so that
+//! switching from Apache ZooKeeper to `kchaos coordinator` is one change), start and restart
+//! brokers as `NodeProcess`es, and build rdkafka clients.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harness::ports::free_loopback_port;
+use harness::process::NodeProcess;
+use harness::wait::wait_for;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running coordinator (Apache ZooKeeper for now) on a loopback port.
+pub struct TestCoordinator {
+    pub process: NodeProcess,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCoordinator {
+    pub fn connect_string(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// Starts a standalone coordinator with a short tick (so sessions of ~1 s are allowed) and
+/// waits until it accepts connections.
+pub fn start_coordinator() -> TestCoordinator {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_loopback_port().unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let config = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "tickTime=100\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             maxSessionTimeout=60000\nadmin.enableServer=false\n",
+            data_dir.display()
+        ),
+    )
+    .unwrap();
+    let process = NodeProcess::spawn(
+        "coordinator",
+        Path::new("java"),
+        &[
+            "-Xmx256m".into(),
+            "-cp".into(),
+            "/usr/share/java/*:/etc/zookeeper/conf".into(),
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain".into(),
+            config.display().to_string(),
+        ],
+        &[],
+        &dir.path().join("coordinator.log"),
+    )
+    .unwrap();
+    wait_for(
+        "the coordinator to listen",
+        STARTUP_TIMEOUT,
+        Duration::from_millis(50),
+        || TcpStream::connect(("127.0.0.1", port)).ok(),
+    )
+    .unwrap();
+    TestCoordinator {
+        process,
+        port,
+        _dir: dir,
+    }
+}
+
+/// One broker process with its config file and log directory.
+pub struct TestBroker {
+    pub process: Option<NodeProcess>,
+    pub port: u16,
+    pub broker_id: i32,
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+}
+
+impl TestBroker {
+    /// Writes `server.properties` (with `extra` lines) in `dir` and starts the broker.
+    pub fn start(dir: &Path, coordinator: &TestCoordinator, broker_id: i32, extra: &str) -> Self {
+        let port = free_loopback_port().unwrap();
+        let log_dir = dir.join("kafka-logs");
+        let config_path = dir.join(format!("server-{broker_id}.properties"));
+        std::fs::write(
+            &config_path,
+            format!(
+                "broker.id={broker_id}\nlisteners=PLAINTEXT://127.0.0.1:{port}\n\
+                 log.dirs={}\nzookeeper.connect={}\nzookeeper.session.timeout.ms=2000\n\
+                 replica.lag.time.max.ms=1000\n{extra}\n",
+                log_dir.display(),
+                coordinator.connect_string()
+            ),
+        )
+        .unwrap();
+        let mut broker = TestBroker {
+            process: None,
+            port,
+            broker_id,
+            dir: dir.to_path_buf(),
+            config_path,
+        };
+        broker.restart();
+        broker
+    }
+
+    /// The bootstrap address.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.join("kafka-logs")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join(format!("broker-{}.log", self.broker_id))
+    }
+
+    /// (Re)starts the process and waits until it logs that it started.
+    pub fn restart(&mut self) {
+        let started = format!("broker {} started", self.broker_id);
+        let starts_before = self.output().matches(&started).count();
+        let process = NodeProcess::spawn(
+            &format!("broker-{}", self.broker_id),
+            Path::new(env!("CARGO_BIN_EXE_kchaos")),
+            &[
+                "broker".into(),
+                "--config".into(),
+                self.config_path.display().to_string(),
+            ],
+            &[("RUST_LOG".into(), "info".into())],
+            &self.log_file(),
+        )
+        .unwrap();
+        self.process = Some(process);
+        wait_for(
+            "the broker to start",
+            STARTUP_TIMEOUT,
+            Duration::from_millis(20),
+            || (self.output().matches(&started).count() > starts_before).then_some(()),
+        )
+        .unwrap_or_else(|error| panic!("{error}; log:\n{}", self.output()));
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait: a clean stop. Returns whether it exited by itself.
+    pub fn terminate(&mut self) -> bool {
+        match self.process.take() {
+            Some(mut process) => process.terminate(Duration::from_secs(20)).unwrap(),
+            None => true,
+        }
+    }
+
+    /// The broker's log output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+}
+
+/// A producer with `acks` and fast failure detection.
+pub fn producer(bootstrap: &str, acks: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .set("enable.idempotence", "false")
+        .create()
+        .unwrap()
+}
+
+/// A consumer that reads by `assign` (no group coordination).
+pub fn consumer(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "kchaos-test")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .unwrap()
+}
+
+/// Sends `m<first>`..`m<first+count-1>` to `topic` partition 0 and waits for every
+/// acknowledgement. Returns (value, offset) of the acknowledged sends, in send order; a send
+/// that failed is left out.
+pub fn produce_all(
+    bootstrap: &str,
+    acks: &str,
+    topic: &str,
+    first: usize,
+    count: usize,
+) -> Vec<(String, i64)> {
+    let producer = producer(bootstrap, acks);
+    let mut pending = std::collections::VecDeque::new();
+    let mut acked = Vec::with_capacity(count);
+    let mut settle = |pending: &mut std::collections::VecDeque<(String, _)>| {
+        let (value, delivery): (String, rdkafka::producer::DeliveryFuture) =
+            pending.pop_front().unwrap();
+        if let Ok(Ok(delivered)) = futures::executor::block_on(delivery) {
+            acked.push((value, delivered.offset));
+        }
+    };
+    for i in first..first + count {
+        let value = format!("m{i}");
+        loop {
+            let record = FutureRecord::<(), _>::to(topic)
+                .payload(&value)
+                .partition(0);
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push_back((value.clone(), delivery));
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    settle(&mut pending);
+                }
+                Err((error, _)) => panic!("cannot enqueue {value}: {error}"),
+            }
+        }
+    }
+    while !pending.is_empty() {
+        settle(&mut pending);
+    }
+    acked
+}
+
+/// Reads `topic` partition 0 from `from_offset` until `count` messages arrived (or 60 s
+/// passed). Returns (value, offset) in read order.
+pub fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    from_offset: i64,
+    count: usize,
+) -> Vec<(String, i64)> {
+    let consumer = consumer(bootstrap);
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Offset(from_offset))
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut read = Vec::with_capacity(count);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while read.len() < count && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let value =
+                    String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+                read.push((value, message.offset()));
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(error)) => panic!("consume error: {error}"),
+        }
+    }
+    read
+}
