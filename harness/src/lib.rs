@@ -7,7 +7,11 @@
 //! - [`process`]: one child process that can never outlive us (process group, PDEATHSIG).
 //! - [`ports`]: free loopback ports.
 //! - [`wait`]: waiting for a condition with a deadline instead of sleeping.
+//! - [`history`]: `history.jsonl`, its writer and reader.
+//! - [`checker`]: the history in, the verdict (results.json) out.
 
+pub mod checker;
+pub mod history;
 pub mod ports;
 pub mod process;
 pub mod wait;
