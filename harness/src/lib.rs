@@ -7,7 +7,39 @@
 //! - [`process`]: one child process that can never outlive us (process group, PDEATHSIG).
 //! - [`ports`]: free loopback ports.
 //! - [`wait`]: waiting for a condition with a deadline instead of sleeping.
+//! - [`history`]: `history.jsonl`, its writer and reader.
+//! - [`workload`]: workload specs (TOML), parsed strictly and validated.
+//! - [`target`]: fault targets (`leader`, `controller`, `broker-2`, ...) and their resolution.
+//! - [`metadata`]: live brokers, controller, leaders and ISRs, from a raw Metadata request.
+//! - [`cluster`]: the coordinator and brokers as child processes, their configs and logs.
+//! - [`recorder`]: the history writer plus the live counters, shared by clients and nemesis.
+//! - [`schedule`]: the nemesis's seeded timeline of faults.
+//! - [`nemesis`]: faults by signal on named nodes, recorded in the history.
+//! - [`checker`]: the history in, the verdict (results.json) out.
+//! - [`producer`], [`consumer`], [`final_read`]: the rdkafka clients ([`client_context`]:
+//!   their quiet logging).
+//! - [`topic`]: creating the workload's topic through the admin API.
+//! - [`store`]: run directories and the `latest` link.
+//! - [`progress`]: the live progress line.
+//! - [`run`]: one run, phase by phase (setup, faults, heal, final read, check, teardown).
 
+pub mod checker;
+pub mod client_context;
+pub mod cluster;
+pub mod consumer;
+pub mod final_read;
+pub mod history;
+pub mod metadata;
+pub mod nemesis;
 pub mod ports;
 pub mod process;
+pub mod producer;
+pub mod progress;
+pub mod recorder;
+pub mod run;
+pub mod schedule;
+pub mod store;
+pub mod target;
+pub mod topic;
 pub mod wait;
+pub mod workload;

@@ -1,30 +1,230 @@
 //! `kchaos workload`, `kchaos list` and `kchaos check`: the CLI edge of the `harness` crate.
+//! It fills the harness's command templates with this very binary (`kchaos broker ...`,
+//! `kchaos coordinator ...`), so the harness itself knows nothing of our broker.
 
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-/// Arguments of `kchaos workload` (not yet defined).
+use anyhow::Context;
+use harness::cluster::CommandTemplates;
+use harness::run::{RunOptions, expectations, summary};
+use harness::workload::{self, WorkloadSpec};
+
+/// Arguments of `kchaos workload`.
 #[derive(Debug, clap::Args)]
-pub struct WorkloadArgs {}
-
-/// Arguments of `kchaos list` (not yet defined).
-#[derive(Debug, clap::Args)]
-pub struct ListArgs {}
-
-/// Arguments of `kchaos check` (not yet defined).
-#[derive(Debug, clap::Args)]
-pub struct CheckArgs {}
-
-/// Not built yet: fails with a clear message.
-pub fn run(_args: WorkloadArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`workload` is not built yet")
+pub struct WorkloadArgs {
+    /// A workload name (see `kchaos list`) or a path to a workload .toml file.
+    pub workload: String,
+    /// Length of the fault phase, overriding the workload's (e.g. 30s, 2m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Seed of every random choice (saved with the run); random when absent.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Sends per second per producer, overriding the workload's (0 = as fast as possible).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Where runs are stored: <store>/<workload>/<timestamp>/ and <store>/latest.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Where workload names are looked up.
+    #[arg(long, env = "KCHAOS_WORKLOADS")]
+    pub workloads: Option<PathBuf>,
+    /// The coordinator to run: ours, or Apache ZooKeeper (Debian's `zookeeper` package).
+    #[arg(long, value_enum, default_value_t = CoordinatorKind::Kchaos)]
+    pub coordinator: CoordinatorKind,
+    /// Start brokers with this command instead of `kchaos broker` (words separated by spaces;
+    /// placeholders {config}, {port}, {data_dir}, {id}, {name}, {coordinator}): e.g. Apache
+    /// Kafka's `kafka-server-start.sh {config}`.
+    #[arg(long)]
+    pub broker_command: Option<String>,
+    /// Start the coordinator with this command instead (placeholders {config} (a zoo.cfg),
+    /// {port}, {data_dir}).
+    #[arg(long, conflicts_with = "coordinator")]
+    pub coordinator_command: Option<String>,
+    /// No live progress line.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
-/// Not built yet: fails with a clear message.
-pub fn list(_args: ListArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`list` is not built yet")
+/// Which coordinator a run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CoordinatorKind {
+    /// `kchaos coordinator`.
+    Kchaos,
+    /// Apache ZooKeeper's `ZooKeeperServerMain` (java).
+    Zookeeper,
 }
 
-/// Not built yet: fails with a clear message.
-pub fn check(_args: CheckArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`check` is not built yet")
+/// Arguments of `kchaos list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Where the workloads are.
+    #[arg(long, env = "KCHAOS_WORKLOADS")]
+    pub workloads: Option<PathBuf>,
+}
+
+/// Arguments of `kchaos check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// A run directory (store/<workload>/<timestamp>, or store/latest).
+    pub run_dir: PathBuf,
+}
+
+/// `kchaos workload`: run, check, summarise. Exit 0 if the result matches the workload's
+/// expectation, 1 if not, 2 if the run could not be carried out.
+pub fn run(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
+    let dir = workloads_dir(args.workloads.as_deref());
+    let path = workload::resolve(&args.workload, &dir)?;
+    let mut spec = WorkloadSpec::load(&path)?;
+    if let Some(duration) = args.duration {
+        anyhow::ensure!(!duration.is_zero(), "--duration must be more than 0");
+        spec.duration = duration;
+    }
+    if let Some(rate) = args.rate {
+        spec.clients.rate = rate;
+    }
+    let seed = args.seed.or(spec.seed).unwrap_or_else(rand::random::<u64>);
+    spec.seed = Some(seed);
+    let name = path
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or("workload")
+        .to_string();
+    let options = RunOptions {
+        name: name.clone(),
+        spec: spec.clone(),
+        store: args.store,
+        templates: templates(
+            args.coordinator,
+            args.coordinator_command.as_deref(),
+            args.broker_command.as_deref(),
+        )?,
+        progress: !args.no_progress && std::io::stderr().is_terminal(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let outcome = runtime
+        .block_on(harness::run::run(options))
+        .with_context(|| format!("workload {name} (seed {seed})"))?;
+    println!("{name} (seed {seed})");
+    println!("{}", summary(&outcome.results, &outcome.dir));
+    for caveat in outcome.caveats(&spec) {
+        println!("note: {caveat}");
+    }
+    Ok(exit_code(outcome.passed(&spec)))
+}
+
+/// `kchaos list`: the shipped workloads with their descriptions.
+pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let dir = workloads_dir(args.workloads.as_deref());
+    let workloads = workload::list(&dir)?;
+    let width = workloads
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    let mut all_good = true;
+    for (name, spec) in workloads {
+        match spec {
+            Ok(spec) => println!("{name:width$}  {}", spec.description),
+            Err(error) => {
+                all_good = false;
+                println!("{name:width$}  (broken: {error})");
+            }
+        }
+    }
+    Ok(if all_good {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// `kchaos check RUN_DIR`: re-check a stored history and rewrite its results.json.
+pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let dir = &args.run_dir;
+    let spec = WorkloadSpec::load(&dir.join("workload.toml"))
+        .with_context(|| format!("{} is not a run directory", dir.display()))?;
+    let history = dir.join("history.jsonl");
+    anyhow::ensure!(history.is_file(), "{} has no history", dir.display());
+    let results = harness::checker::check_history_file(&history, &expectations(&spec.expect));
+    let results_path = dir.join("results.json");
+    results
+        .write_json(&results_path)
+        .with_context(|| format!("writing {}", results_path.display()))?;
+    println!("{}", summary(&results, dir));
+    Ok(exit_code(results.matches_expectation()))
+}
+
+fn exit_code(matches: bool) -> ExitCode {
+    if matches {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `--workloads`, else `./workloads`, else the source tree's.
+fn workloads_dir(given: Option<&Path>) -> PathBuf {
+    if let Some(dir) = given {
+        return dir.to_path_buf();
+    }
+    let here = PathBuf::from("workloads");
+    if here.is_dir() {
+        return here;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/workloads"))
+}
+
+/// This binary as the broker, and the chosen coordinator, unless commands are given.
+fn templates(
+    coordinator: CoordinatorKind,
+    coordinator_command: Option<&str>,
+    broker_command: Option<&str>,
+) -> anyhow::Result<CommandTemplates> {
+    let words = |command: &str, flag: &str| {
+        let words: Vec<String> = command.split_whitespace().map(String::from).collect();
+        anyhow::ensure!(!words.is_empty(), "{flag} is empty");
+        Ok(words)
+    };
+    let exe = std::env::current_exe().context("finding the kchaos binary")?;
+    let exe = exe.display().to_string();
+    let broker = match broker_command {
+        Some(command) => words(command, "--broker-command")?,
+        None => [exe.as_str(), "broker", "--config", "{config}"]
+            .map(String::from)
+            .to_vec(),
+    };
+    if let Some(command) = coordinator_command {
+        return Ok(CommandTemplates {
+            coordinator: words(command, "--coordinator-command")?,
+            broker,
+        });
+    }
+    let coordinator = match coordinator {
+        CoordinatorKind::Kchaos => [
+            exe.as_str(),
+            "coordinator",
+            "--port",
+            "{port}",
+            "--data-dir",
+            "{data_dir}",
+            "--tick-time-ms",
+            "100",
+            "--max-session-timeout-ms",
+            "60000",
+        ]
+        .map(String::from)
+        .to_vec(),
+        CoordinatorKind::Zookeeper => CommandTemplates::apache_zookeeper_coordinator(),
+    };
+    Ok(CommandTemplates {
+        coordinator,
+        broker,
+    })
 }

@@ -1,0 +1,868 @@
+//! The checker's single pass: [`Analysis`] is fed the history one line at a time
+//! ([`Analysis::feed_line`]) and keeps only per-value and per-offset state; [`Analysis::finish`]
+//! then walks the values once to find what needs the final read (lost, unexpected,
+//! aborted-read, indeterminate-*, poll-skip, divergent acknowledgements) and builds the
+//! [`Results`]. Definitions: CHECKER.md.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use super::figures::{OperationFiguresBuilder, Timeline, Unavailability};
+use super::parse::{Fields, Line, parse_line};
+use super::results::{
+    Anomaly, AnomalyKind, EXAMPLES_PER_ANOMALY, Example, Expectations, FinalReadSummary,
+    LostExpectation, Malformed, Results, Totals, Validity,
+};
+use super::values::{
+    FastMap, NO_PARTITION, OffsetTable, SendOutcome, Slot, ValueId, ValueIds, ValueInfo,
+};
+use crate::history::{OpType, Process};
+
+/// The process number recorded for operations of the nemesis where a client was expected.
+const NEMESIS_AS_CLIENT: u64 = u64::MAX;
+
+/// Counts one anomaly and keeps its first examples.
+#[derive(Default)]
+struct AnomalyLog {
+    count: u64,
+    examples: Vec<Example>,
+}
+
+impl AnomalyLog {
+    /// Counts one instance; builds its example only if it will be kept.
+    fn add(&mut self, example: impl FnOnce() -> Example) {
+        self.count += 1;
+        if self.examples.len() < EXAMPLES_PER_ANOMALY {
+            self.examples.push(example());
+        }
+    }
+}
+
+/// How far the final read of one partition got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FinalReadState {
+    Invoked,
+    Complete,
+    Incomplete,
+    Failed,
+}
+
+/// A consumer jumped forward over offsets; whether they exist is known only after the final read.
+struct SkipCandidate {
+    consumer: u64,
+    partition: i32,
+    previous_offset: i64,
+    offset: i64,
+    value: ValueId,
+    index: u64,
+}
+
+/// An acknowledged send of one producer to one partition, for `reordered`: the highest offset
+/// acknowledged so far (and its value) as of this completion's line.
+#[derive(Clone, Copy)]
+struct AckMark {
+    completed_line: u64,
+    max_offset: i64,
+    max_offset_value: ValueId,
+}
+
+/// Where a read came from.
+#[derive(Clone, Copy)]
+enum Reader {
+    Consumer(u64),
+    FinalRead,
+}
+
+/// The state of one check.
+pub struct Analysis {
+    expectations: Expectations,
+    ids: ValueIds,
+    values: Vec<ValueInfo>,
+    offsets: OffsetTable,
+    /// 1-based number of the line being fed.
+    line_number: u64,
+    operations: u64,
+    malformed: Option<Malformed>,
+    anomalies: BTreeMap<AnomalyKind, AnomalyLog>,
+    divergent_positions: HashSet<(i32, i64)>,
+    /// Per consumer: the last offset it read, per partition, since its last assign.
+    forward_reads: FastMap<u64, Vec<(i32, i64)>>,
+    skip_candidates: Vec<SkipCandidate>,
+    final_reads: BTreeMap<i32, FinalReadState>,
+    final_offsets: FastMap<i32, Vec<i64>>,
+    final_records: u64,
+    partitions_seen: BTreeSet<i32>,
+    acks_by_producer_partition: FastMap<(u64, i32), Vec<AckMark>>,
+    figures: OperationFiguresBuilder,
+    unavailability: Unavailability,
+    timeline: Timeline,
+    records_polled: u64,
+}
+
+impl Analysis {
+    pub fn new(expectations: &Expectations) -> Self {
+        Self {
+            expectations: *expectations,
+            ids: ValueIds::default(),
+            values: Vec::new(),
+            offsets: OffsetTable::default(),
+            line_number: 0,
+            operations: 0,
+            malformed: None,
+            anomalies: BTreeMap::new(),
+            divergent_positions: HashSet::new(),
+            forward_reads: FastMap::default(),
+            skip_candidates: Vec::new(),
+            final_reads: BTreeMap::new(),
+            final_offsets: FastMap::default(),
+            final_records: 0,
+            partitions_seen: BTreeSet::new(),
+            acks_by_producer_partition: FastMap::default(),
+            figures: OperationFiguresBuilder::default(),
+            unavailability: Unavailability::default(),
+            timeline: Timeline::default(),
+            records_polled: 0,
+        }
+    }
+
+    /// Records that the history could not be read (line 0) or that a line is malformed.
+    pub fn malformed_at(&mut self, line: u64, reason: String) {
+        match &mut self.malformed {
+            Some(malformed) => malformed.count += 1,
+            None => {
+                self.malformed = Some(Malformed {
+                    line,
+                    reason,
+                    count: 1,
+                })
+            }
+        }
+    }
+
+    fn malformed(&mut self, reason: String) {
+        self.malformed_at(self.line_number, reason);
+    }
+
+    fn anomaly(&mut self, kind: AnomalyKind) -> &mut AnomalyLog {
+        self.anomalies.entry(kind).or_default()
+    }
+
+    /// Feeds one line of the history (without its line break). Blank lines are skipped.
+    pub fn feed_line(&mut self, text: &[u8]) {
+        self.line_number += 1;
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let mut line = Line::default();
+        let value_error = match parse_line(text, &mut line) {
+            Ok(value_error) => value_error,
+            Err(reason) => {
+                self.malformed(format!("not an operation: {reason}"));
+                return;
+            }
+        };
+        self.operations += 1;
+        self.figures.observe_time(line.time_ns);
+        let interpreted = matches!(&*line.f, "send" | "poll" | "assign" | "final-read");
+        if interpreted && let Some(reason) = value_error {
+            self.malformed(format!(
+                "the value of a {} {}: {reason}",
+                &*line.f,
+                type_name(line.op_type)
+            ));
+            return;
+        }
+        match &*line.f {
+            "send" => self.send(&line),
+            "poll" => self.poll(&line),
+            "assign" => self.assign(&line),
+            "final-read" => self.final_read(&line),
+            _ if line.process == Process::Nemesis => self.nemesis(&line),
+            f => self
+                .figures
+                .record_by_process(f, line.process, line.op_type, line.time_ns),
+        }
+    }
+
+    fn intern(&mut self, value: &str) -> Option<ValueId> {
+        match self.ids.intern(value) {
+            Some((id, is_new)) => {
+                if is_new {
+                    self.values.push(ValueInfo::default());
+                }
+                Some(id)
+            }
+            None => {
+                self.malformed(format!(
+                    "more than {} distinct values",
+                    super::values::MAX_VALUES
+                ));
+                None
+            }
+        }
+    }
+
+    fn send(&mut self, line: &Line<'_>) {
+        self.unavailability.send_seen(line.time_ns);
+        let Some(value) = line.value.value.as_deref() else {
+            self.malformed(format!(
+                "a send {} without value.value",
+                type_name(line.op_type)
+            ));
+            return;
+        };
+        if line.op_type == OpType::Invoke {
+            self.send_invoke(line, value);
+        } else {
+            self.send_completion(line, value);
+        }
+    }
+
+    fn send_invoke(&mut self, line: &Line<'_>, value: &str) {
+        let Some(id) = self.intern(value) else {
+            return;
+        };
+        let line_number = self.line_number;
+        let Some(info) = self.values.get_mut(id as usize) else {
+            return;
+        };
+        if info.outcome != SendOutcome::NotInvoked {
+            self.malformed(format!(
+                "value {value:?} is sent twice (values must be unique in a run)"
+            ));
+            return;
+        }
+        info.outcome = SendOutcome::Pending;
+        info.producer = client_number(line.process);
+        info.invoke_line = line_number;
+        info.invoke_ns = line.time_ns;
+        self.figures
+            .record_matched("send", OpType::Invoke, line.time_ns, None);
+    }
+
+    fn send_completion(&mut self, line: &Line<'_>, value: &str) {
+        let pending = self.ids.get(value).filter(|id| {
+            self.values
+                .get(*id as usize)
+                .is_some_and(|info| info.outcome == SendOutcome::Pending)
+        });
+        let Some(id) = pending else {
+            self.malformed(format!(
+                "a send {} of value {value:?}, which has no pending invoke",
+                type_name(line.op_type)
+            ));
+            return;
+        };
+        let fields = &line.value;
+        if line.op_type == OpType::Ok && (fields.partition.is_none() || fields.offset.is_none()) {
+            self.malformed(format!(
+                "a send ok of value {value:?} without partition and offset"
+            ));
+            return;
+        }
+        let Some(info) = self.values.get_mut(id as usize) else {
+            return;
+        };
+        info.outcome = match line.op_type {
+            OpType::Ok => SendOutcome::Ok,
+            OpType::Fail => SendOutcome::Fail,
+            _ => SendOutcome::Info,
+        };
+        info.completed_ns = line.time_ns;
+        info.completed_index = line.index;
+        if let Some(partition) = fields.partition {
+            info.send_partition = partition;
+            self.partitions_seen.insert(partition);
+        }
+        let invoke_ns = info.invoke_ns;
+        self.figures
+            .record_matched("send", line.op_type, line.time_ns, Some(invoke_ns));
+        self.timeline.send_completed(line.time_ns, line.op_type);
+        if let (OpType::Ok, Some(partition), Some(offset)) =
+            (line.op_type, fields.partition, fields.offset)
+        {
+            info.send_offset = offset;
+            self.unavailability.send_ok(line.time_ns);
+            self.check_order(id, partition, offset);
+        }
+    }
+
+    /// `reordered`: an earlier acknowledged send of the same producer to the same partition,
+    /// completed before this one was invoked, at a higher offset.
+    fn check_order(&mut self, id: ValueId, partition: i32, offset: i64) {
+        let Some(info) = self.values.get(id as usize).copied() else {
+            return;
+        };
+        let marks = self
+            .acks_by_producer_partition
+            .entry((info.producer, partition))
+            .or_default();
+        let before_invoke = marks.partition_point(|mark| mark.completed_line < info.invoke_line);
+        let earlier = before_invoke
+            .checked_sub(1)
+            .and_then(|position| marks.get(position))
+            .filter(|mark| mark.max_offset > offset)
+            .copied();
+        let mark = match marks.last() {
+            Some(last) if last.max_offset >= offset => AckMark {
+                completed_line: self.line_number,
+                ..*last
+            },
+            _ => AckMark {
+                completed_line: self.line_number,
+                max_offset: offset,
+                max_offset_value: id,
+            },
+        };
+        marks.push(mark);
+        if let Some(earlier) = earlier {
+            let value = self.ids.text(id);
+            let earlier_value = self.ids.text(earlier.max_offset_value);
+            self.anomaly(AnomalyKind::Reordered).add(|| Example {
+                explanation: format!(
+                    "producer {} sent {earlier_value} (acknowledged at offset {}) before invoking \
+                     {value}, which was acknowledged at the lower offset {offset} of partition \
+                     {partition}",
+                    info.producer, earlier.max_offset
+                ),
+                value: Some(value),
+                partition: Some(partition),
+                offset: Some(offset),
+                process: Some(info.producer),
+                acknowledged_ns: Some(info.completed_ns),
+                index: Some(info.completed_index),
+                earlier_value: Some(earlier_value),
+                earlier_offset: Some(earlier.max_offset),
+                ..Example::default()
+            });
+        }
+    }
+
+    fn poll(&mut self, line: &Line<'_>) {
+        self.figures
+            .record_by_process("poll", line.process, line.op_type, line.time_ns);
+        if line.op_type != OpType::Ok {
+            return;
+        }
+        let Some(records) = &line.value.records else {
+            self.malformed("a poll ok without records".to_string());
+            return;
+        };
+        let consumer = client_number(line.process);
+        for (partition, offset, value) in records {
+            self.records_polled += 1;
+            let Some(id) = self.intern(value) else {
+                return;
+            };
+            self.partitions_seen.insert(*partition);
+            self.read(
+                *partition,
+                *offset,
+                id,
+                Reader::Consumer(consumer),
+                line.index,
+            );
+            self.read_forward(consumer, *partition, *offset, id, line.index);
+        }
+    }
+
+    /// `nonmonotonic-poll` now, `poll-skip` candidates for after the final read.
+    fn read_forward(
+        &mut self,
+        consumer: u64,
+        partition: i32,
+        offset: i64,
+        id: ValueId,
+        index: u64,
+    ) {
+        let positions = self.forward_reads.entry(consumer).or_default();
+        let previous = match positions.iter_mut().find(|(p, _)| *p == partition) {
+            Some((_, last)) => Some(std::mem::replace(last, offset)),
+            None => {
+                positions.push((partition, offset));
+                None
+            }
+        };
+        let Some(previous_offset) = previous else {
+            return;
+        };
+        if offset <= previous_offset {
+            let value = self.ids.text(id);
+            self.anomaly(AnomalyKind::NonmonotonicPoll).add(|| Example {
+                explanation: format!(
+                    "consumer {consumer} read offset {offset} of partition {partition} after \
+                     offset {previous_offset}, without a seek"
+                ),
+                value: Some(value),
+                partition: Some(partition),
+                offset: Some(offset),
+                consumer: Some(consumer),
+                index: Some(index),
+                previous_offset: Some(previous_offset),
+                ..Example::default()
+            });
+        } else if offset > previous_offset.saturating_add(1) {
+            self.skip_candidates.push(SkipCandidate {
+                consumer,
+                partition,
+                previous_offset,
+                offset,
+                value: id,
+                index,
+            });
+        }
+    }
+
+    fn assign(&mut self, line: &Line<'_>) {
+        self.figures
+            .record_by_process("assign", line.process, line.op_type, line.time_ns);
+        self.forward_reads.remove(&client_number(line.process));
+        if let Some(positions) = &line.value.positions {
+            self.partitions_seen
+                .extend(positions.iter().map(|(partition, _)| *partition));
+        }
+    }
+
+    fn final_read(&mut self, line: &Line<'_>) {
+        self.figures
+            .record_by_process("final-read", line.process, line.op_type, line.time_ns);
+        let Some(partition) = line.value.partition else {
+            self.malformed(format!(
+                "a final-read {} without a partition",
+                type_name(line.op_type)
+            ));
+            return;
+        };
+        self.partitions_seen.insert(partition);
+        let state = self
+            .final_reads
+            .entry(partition)
+            .or_insert(FinalReadState::Invoked);
+        let new_state = match line.op_type {
+            OpType::Invoke => return,
+            OpType::Ok if line.value.complete == Some(true) => FinalReadState::Complete,
+            OpType::Ok => FinalReadState::Incomplete,
+            OpType::Fail | OpType::Info => FinalReadState::Failed,
+        };
+        if *state != FinalReadState::Complete {
+            *state = new_state;
+        }
+        if line.op_type == OpType::Ok {
+            self.final_read_records(&line.value, line.index);
+        }
+    }
+
+    fn final_read_records(&mut self, fields: &Fields<'_>, index: u64) {
+        let Some(records) = &fields.records else {
+            self.malformed("a final-read ok without records".to_string());
+            return;
+        };
+        for (partition, offset, value) in records {
+            self.final_records += 1;
+            let Some(id) = self.intern(value) else {
+                return;
+            };
+            self.partitions_seen.insert(*partition);
+            if let Some(info) = self.values.get_mut(id as usize)
+                && (info.final_partition == NO_PARTITION || info.send_partition == *partition)
+            {
+                info.final_partition = *partition;
+            }
+            self.final_offsets
+                .entry(*partition)
+                .or_default()
+                .push(*offset);
+            self.read(*partition, *offset, id, Reader::FinalRead, index);
+        }
+    }
+
+    /// Any read of a value at (partition, offset): `duplicated` and `divergent`.
+    fn read(&mut self, partition: i32, offset: i64, id: ValueId, reader: Reader, index: u64) {
+        let Some(info) = self.values.get_mut(id as usize) else {
+            return;
+        };
+        if !info.read {
+            info.read = true;
+            info.first_read_partition = partition;
+            info.first_read_offset = offset;
+        } else if !info.duplicated
+            && (info.first_read_partition, info.first_read_offset) != (partition, offset)
+        {
+            info.duplicated = true;
+            let info = *info;
+            let value = self.ids.text(id);
+            self.anomaly(AnomalyKind::Duplicated).add(|| Example {
+                explanation: format!(
+                    "{value} was read at partition {} offset {} and at partition {partition} \
+                     offset {offset}",
+                    info.first_read_partition, info.first_read_offset
+                ),
+                value: Some(value),
+                partition: Some(partition),
+                offset: Some(offset),
+                process: sent_by(&info),
+                acknowledged_ns: acknowledged_at(&info),
+                consumer: consumer_of(reader),
+                index: Some(index),
+                offsets: vec![info.first_read_offset, offset],
+                ..Example::default()
+            });
+        }
+        let slot = Slot {
+            value: id,
+            from_final_read: matches!(reader, Reader::FinalRead),
+        };
+        if let Some(previous) = self.offsets.put(partition, offset, slot)
+            && previous.value != id
+            && self.divergent_positions.insert((partition, offset))
+        {
+            let values = vec![self.ids.text(previous.value), self.ids.text(id)];
+            self.anomaly(AnomalyKind::Divergent).add(|| Example {
+                explanation: format!(
+                    "partition {partition} offset {offset} was read with two values: {} and {}",
+                    values[0], values[1]
+                ),
+                partition: Some(partition),
+                offset: Some(offset),
+                consumer: consumer_of(reader),
+                index: Some(index),
+                values,
+                ..Example::default()
+            });
+        }
+    }
+
+    fn nemesis(&mut self, line: &Line<'_>) {
+        self.figures
+            .record_by_process(&line.f, line.process, line.op_type, line.time_ns);
+        self.unavailability.nemesis(
+            line.index,
+            line.time_ns,
+            line.op_type,
+            &line.f,
+            line.value.node.as_deref(),
+            line.value.why.as_deref(),
+        );
+    }
+
+    /// The verdict, once the whole history has been fed.
+    pub fn finish(mut self) -> Results {
+        let final_read = self.final_read_summary();
+        let complete_partitions: HashSet<i32> = final_read.complete.iter().copied().collect();
+        let all_complete = final_read.is_complete() && !self.final_reads.is_empty();
+        let mut totals = Totals {
+            operations: self.operations,
+            values: self.values.len() as u64,
+            records_polled: self.records_polled,
+            duration_ns: self.figures.duration_ns(),
+            ..Totals::default()
+        };
+        let mut never_completed = 0;
+        for id in 0..self.values.len() {
+            let Some(info) = self.values.get(id).copied() else {
+                continue;
+            };
+            let Ok(id) = ValueId::try_from(id) else {
+                continue;
+            };
+            match info.outcome {
+                SendOutcome::NotInvoked => self.check_unexpected(id, &info),
+                SendOutcome::Ok => {
+                    totals.sends_ok += 1;
+                    if complete_partitions.contains(&info.send_partition) {
+                        self.check_acknowledged(id, &info);
+                    } else {
+                        totals.sends_ok_unchecked += 1;
+                    }
+                }
+                SendOutcome::Fail => {
+                    totals.sends_fail += 1;
+                    self.check_aborted_read(id, &info);
+                }
+                SendOutcome::Info | SendOutcome::Pending => {
+                    totals.sends_info += 1;
+                    if info.outcome == SendOutcome::Pending {
+                        never_completed += 1;
+                    }
+                    let judged = if info.send_partition == NO_PARTITION {
+                        all_complete
+                    } else {
+                        complete_partitions.contains(&info.send_partition)
+                    };
+                    self.check_indeterminate(id, &info, judged);
+                }
+            }
+        }
+        self.figures.add_never_completed("send", never_completed);
+        self.check_poll_skips();
+        self.results(final_read, totals)
+    }
+
+    fn final_read_summary(&mut self) -> FinalReadSummary {
+        let mut summary = FinalReadSummary {
+            records: self.final_records,
+            ..FinalReadSummary::default()
+        };
+        for partition in &self.partitions_seen {
+            match self.final_reads.get(partition) {
+                Some(FinalReadState::Complete) => summary.complete.push(*partition),
+                Some(FinalReadState::Incomplete) => summary.incomplete.push(*partition),
+                Some(FinalReadState::Failed) => summary.failed.push(*partition),
+                Some(FinalReadState::Invoked) | None => summary.missing.push(*partition),
+            }
+        }
+        summary
+    }
+
+    fn check_unexpected(&mut self, id: ValueId, info: &ValueInfo) {
+        if !info.read {
+            return;
+        }
+        let value = self.ids.text(id);
+        self.anomaly(AnomalyKind::Unexpected).add(|| Example {
+            explanation: format!(
+                "{value} was read at partition {} offset {} but no send of it was invoked",
+                info.first_read_partition, info.first_read_offset
+            ),
+            value: Some(value),
+            partition: Some(info.first_read_partition),
+            offset: Some(info.first_read_offset),
+            ..Example::default()
+        });
+    }
+
+    fn check_aborted_read(&mut self, id: ValueId, info: &ValueInfo) {
+        if !info.read {
+            return;
+        }
+        let value = self.ids.text(id);
+        self.anomaly(AnomalyKind::AbortedRead).add(|| Example {
+            explanation: format!(
+                "the send of {value} failed, yet it was read at partition {} offset {}",
+                info.first_read_partition, info.first_read_offset
+            ),
+            value: Some(value),
+            partition: Some(info.first_read_partition),
+            offset: Some(info.first_read_offset),
+            process: Some(info.producer),
+            index: Some(info.completed_index),
+            ..Example::default()
+        });
+    }
+
+    /// `lost` and `divergent` (the acknowledged offset holds another value in the final read).
+    fn check_acknowledged(&mut self, id: ValueId, info: &ValueInfo) {
+        let (partition, offset) = (info.send_partition, info.send_offset);
+        if info.final_partition != partition {
+            let value = self.ids.text(id);
+            self.anomaly(AnomalyKind::Lost).add(|| Example {
+                explanation: format!(
+                    "{value} was acknowledged at partition {partition} offset {offset} but is \
+                     not in the final read of partition {partition}"
+                ),
+                value: Some(value),
+                partition: Some(partition),
+                offset: Some(offset),
+                process: Some(info.producer),
+                acknowledged_ns: Some(info.completed_ns),
+                index: Some(info.completed_index),
+                ..Example::default()
+            });
+        }
+        if let Some(slot) = self.offsets.get(partition, offset)
+            && slot.from_final_read
+            && slot.value != id
+            && self.divergent_positions.insert((partition, offset))
+        {
+            let value = self.ids.text(id);
+            let found = self.ids.text(slot.value);
+            self.anomaly(AnomalyKind::Divergent).add(|| Example {
+                explanation: format!(
+                    "{value} was acknowledged at partition {partition} offset {offset}, where \
+                     the final read found {found}"
+                ),
+                value: Some(value.clone()),
+                partition: Some(partition),
+                offset: Some(offset),
+                process: Some(info.producer),
+                acknowledged_ns: Some(info.completed_ns),
+                index: Some(info.completed_index),
+                values: vec![value, found],
+                ..Example::default()
+            });
+        }
+    }
+
+    fn check_indeterminate(&mut self, id: ValueId, info: &ValueInfo, judged: bool) {
+        let recovered = info.final_partition != NO_PARTITION;
+        if !recovered && !judged {
+            return;
+        }
+        let kind = if recovered {
+            AnomalyKind::IndeterminateRecovered
+        } else {
+            AnomalyKind::IndeterminateLost
+        };
+        let value = self.ids.text(id);
+        self.anomaly(kind).add(|| Example {
+            explanation: if recovered {
+                format!(
+                    "the send of {value} was indeterminate; the final read found it in \
+                     partition {}",
+                    info.final_partition
+                )
+            } else {
+                format!("the send of {value} was indeterminate; the final read does not have it")
+            },
+            value: Some(value),
+            partition: (info.final_partition != NO_PARTITION)
+                .then_some(info.final_partition)
+                .or((info.send_partition != NO_PARTITION).then_some(info.send_partition)),
+            process: Some(info.producer),
+            index: (info.outcome == SendOutcome::Info).then_some(info.completed_index),
+            ..Example::default()
+        });
+    }
+
+    /// `poll-skip`: a forward jump over offsets that the final read shows exist.
+    fn check_poll_skips(&mut self) {
+        for offsets in self.final_offsets.values_mut() {
+            offsets.sort_unstable();
+            offsets.dedup();
+        }
+        let candidates = std::mem::take(&mut self.skip_candidates);
+        for candidate in candidates {
+            let Some(offsets) = self.final_offsets.get(&candidate.partition) else {
+                continue;
+            };
+            let after_previous =
+                offsets.partition_point(|offset| *offset <= candidate.previous_offset);
+            let before_next = offsets.partition_point(|offset| *offset < candidate.offset);
+            let skipped = before_next.saturating_sub(after_previous) as u64;
+            if skipped == 0 {
+                continue;
+            }
+            let value = self.ids.text(candidate.value);
+            self.anomaly(AnomalyKind::PollSkip).add(|| Example {
+                explanation: format!(
+                    "consumer {} jumped from offset {} to {} of partition {}, over {skipped} \
+                     offsets that the final read has",
+                    candidate.consumer,
+                    candidate.previous_offset,
+                    candidate.offset,
+                    candidate.partition
+                ),
+                value: Some(value),
+                partition: Some(candidate.partition),
+                offset: Some(candidate.offset),
+                consumer: Some(candidate.consumer),
+                index: Some(candidate.index),
+                previous_offset: Some(candidate.previous_offset),
+                skipped: Some(skipped),
+                ..Example::default()
+            });
+        }
+    }
+
+    fn results(mut self, final_read: FinalReadSummary, totals: Totals) -> Results {
+        let expectations = self.expectations;
+        let mut valid = Validity::True;
+        let mut reasons = Vec::new();
+        let mut invalid_besides_loss = false;
+        let mut anomalies = BTreeMap::new();
+        let mut anomaly_types = Vec::new();
+        for kind in AnomalyKind::ALL {
+            let log = self.anomalies.remove(&kind).unwrap_or_default();
+            let invalid = kind.is_invalid(&expectations);
+            if log.count > 0 {
+                anomaly_types.push(kind.name().to_string());
+                if invalid {
+                    valid = Validity::False;
+                    reasons.push(format!("{}: {}", kind.name(), log.count));
+                    invalid_besides_loss |= kind != AnomalyKind::Lost;
+                }
+            }
+            anomalies.insert(
+                kind.name().to_string(),
+                Anomaly {
+                    count: log.count,
+                    invalid: invalid && log.count > 0,
+                    examples: log.examples,
+                },
+            );
+        }
+        if self.final_reads.is_empty() {
+            valid = valid.merge(Validity::Unknown);
+            reasons.push("the history has no final read".to_string());
+        } else if !final_read.is_complete() {
+            valid = valid.merge(Validity::Unknown);
+            reasons.push(format!(
+                "final read not complete: missing {:?}, incomplete {:?}, failed {:?}",
+                final_read.missing, final_read.incomplete, final_read.failed
+            ));
+        }
+        if let Some(malformed) = &self.malformed {
+            // A history we could not read entirely can be judged neither true nor false.
+            valid = Validity::Unknown;
+            reasons.push(format!(
+                "malformed history: line {}: {} ({} malformed lines)",
+                malformed.line, malformed.reason, malformed.count
+            ));
+        }
+        let lost = anomalies
+            .get(AnomalyKind::Lost.name())
+            .map_or(0, |a| a.count);
+        let matches_expectation = match expectations.lost {
+            LostExpectation::None => valid == Validity::True,
+            LostExpectation::Some => lost > 0 && !invalid_besides_loss && self.malformed.is_none(),
+        };
+        if expectations.lost == LostExpectation::Some && lost == 0 {
+            reasons.push("the workload expects lost writes and none were found".to_string());
+        }
+        Results {
+            valid,
+            expectations,
+            matches_expectation,
+            reasons,
+            malformed: self.malformed,
+            final_read,
+            anomaly_types,
+            anomalies,
+            totals,
+            operations: self.figures.finish(),
+            faults: self.unavailability.finish(),
+            timeline: self.timeline.finish(),
+        }
+    }
+}
+
+fn type_name(op_type: OpType) -> &'static str {
+    match op_type {
+        OpType::Invoke => "invoke",
+        OpType::Ok => "ok",
+        OpType::Fail => "fail",
+        OpType::Info => "info",
+    }
+}
+
+fn client_number(process: Process) -> u64 {
+    match process {
+        Process::Client(number) => number,
+        Process::Nemesis => NEMESIS_AS_CLIENT,
+    }
+}
+
+fn sent_by(info: &ValueInfo) -> Option<u64> {
+    (info.outcome != SendOutcome::NotInvoked).then_some(info.producer)
+}
+
+fn acknowledged_at(info: &ValueInfo) -> Option<u64> {
+    (info.outcome == SendOutcome::Ok).then_some(info.completed_ns)
+}
+
+fn consumer_of(reader: Reader) -> Option<u64> {
+    match reader {
+        Reader::Consumer(consumer) => Some(consumer),
+        Reader::FinalRead => None,
+    }
+}

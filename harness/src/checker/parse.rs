@@ -1,0 +1,212 @@
+//! Parsing one history line for the checker without building a `serde_json::Value`: a typed,
+//! borrowed view ([`Line`]) whose `value` holds only the fields the checker reads (strings
+//! borrowed from the line unless they contain escapes); unknown fields are skipped. The
+//! hand-written `scan` handles the writer's own layout; serde handles any other spelling.
+//!
+//! Operations the checker does not interpret (nemesis faults, anything new) may carry values of
+//! any shape: if the strict parse fails, [`parse_line`] retries with the value ignored and
+//! reports whether the strict parse had failed, so that the caller can decide whether the line
+//! is malformed (it is for `send`, `poll`, `assign` and `final-read`).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::history::{OpType, Process};
+
+/// One record of a poll or final read: `[partition, offset, "value"]`.
+pub type Record<'a> = (i32, i64, Text<'a>);
+
+/// A JSON string borrowed from the line when it has no escapes (serde's own `Cow<str>` always
+/// copies when nested in an `Option` or a tuple).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                text: &'de str,
+            ) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text.to_string())))
+            }
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// The fields of an operation's `value` the checker reads.
+#[derive(Debug, Default, Deserialize)]
+pub struct Fields<'a> {
+    /// `send`: the produced value, `<process>-<seq>`.
+    #[serde(borrow, default)]
+    pub value: Option<Text<'a>>,
+    /// `send` ok (and maybe info), `final-read`.
+    #[serde(default)]
+    pub partition: Option<i32>,
+    /// `send` ok.
+    #[serde(default)]
+    pub offset: Option<i64>,
+    /// `poll` ok and `final-read` ok.
+    #[serde(borrow, default)]
+    pub records: Option<Vec<Record<'a>>>,
+    /// `final-read` ok.
+    #[serde(default)]
+    pub complete: Option<bool>,
+    /// `assign`.
+    #[serde(default)]
+    pub positions: Option<Vec<(i32, i64)>>,
+    /// Nemesis operations.
+    #[serde(borrow, default)]
+    pub node: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pub why: Option<Text<'a>>,
+}
+
+/// One history line.
+#[derive(Debug, Deserialize)]
+pub struct Line<'a> {
+    pub index: u64,
+    pub time_ns: u64,
+    pub process: Process,
+    #[serde(rename = "type")]
+    pub op_type: OpType,
+    #[serde(borrow)]
+    pub f: Text<'a>,
+    #[serde(borrow)]
+    pub value: Fields<'a>,
+}
+
+impl Default for Line<'_> {
+    fn default() -> Self {
+        Self {
+            index: 0,
+            time_ns: 0,
+            process: Process::Nemesis,
+            op_type: OpType::Invoke,
+            f: Text(Cow::Borrowed("")),
+            value: Fields::default(),
+        }
+    }
+}
+
+/// The same line with its value skipped: for operations whose value the checker does not read.
+#[derive(Debug, Deserialize)]
+struct LineIgnoringValue<'a> {
+    index: u64,
+    time_ns: u64,
+    process: Process,
+    #[serde(rename = "type")]
+    op_type: OpType,
+    #[serde(borrow)]
+    f: Text<'a>,
+    #[allow(dead_code)]
+    value: serde::de::IgnoredAny,
+}
+
+/// Parses one line (without its newline) into `line`. `Ok(Some(error))`: the line is an
+/// operation but its value could not be read (it is left empty). `Err`: the reason the line is
+/// not an operation.
+pub fn parse_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<String>, String> {
+    if super::scan::scan_line(text, line).is_some() {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<Line<'_>>(text) {
+        Ok(parsed) => {
+            *line = parsed;
+            Ok(None)
+        }
+        Err(strict_error) => match serde_json::from_slice::<LineIgnoringValue<'_>>(text) {
+            Ok(loose) => {
+                *line = Line {
+                    index: loose.index,
+                    time_ns: loose.time_ns,
+                    process: loose.process,
+                    op_type: loose.op_type,
+                    f: loose.f,
+                    value: Fields::default(),
+                };
+                Ok(Some(strict_error.to_string()))
+            }
+            Err(_) => Err(strict_error.to_string()),
+        },
+    }
+}
+
+/// A value `<process>-<seq>` as two numbers, or `None` if it is not of that form.
+pub fn parse_value_key(value: &str) -> Option<(u64, u64)> {
+    let (process, sequence) = value.split_once('-')?;
+    Some((parse_digits(process)?, parse_digits(sequence)?))
+}
+
+/// Decimal digits only (no sign, no spaces), so that a key prints back as the same string.
+fn parse_digits(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn parses_a_send_ok_with_borrowed_strings() {
+        let text = br#"{"index":1,"time_ns":3400121,"process":3,"type":"ok","f":"send","value":{"key":"k7","value":"3-17","partition":1,"offset":40}}"#;
+        let mut line = Line::default();
+        assert_eq!(parse_line(text, &mut line), Ok(None));
+        assert_eq!(line.process, Process::Client(3));
+        assert_eq!(line.op_type, OpType::Ok);
+        assert_eq!(&*line.f, "send");
+        assert!(matches!(
+            line.value.value,
+            Some(Text(Cow::Borrowed("3-17")))
+        ));
+        assert_eq!(line.value.partition, Some(1));
+        assert_eq!(line.value.offset, Some(40));
+    }
+
+    #[test]
+    fn an_odd_value_of_an_uninterpreted_operation_is_skipped() {
+        let text = br#"{"index":2,"time_ns":5,"process":"nemesis","type":"info","f":"kill","value":{"node":"broker-2","partition":"all"}}"#;
+        let mut line = Line::default();
+        assert!(parse_line(text, &mut line).unwrap().is_some());
+        assert_eq!(line.process, Process::Nemesis);
+        assert_eq!(&*line.f, "kill");
+    }
+
+    #[test]
+    fn value_keys() {
+        assert_eq!(parse_value_key("3-17"), Some((3, 17)));
+        assert_eq!(parse_value_key("3-017"), None);
+        assert_eq!(parse_value_key("3-"), None);
+        assert_eq!(parse_value_key("a-1"), None);
+        assert_eq!(parse_value_key("3-1-2"), None);
+        assert_eq!(parse_value_key("99999999999999999999-1"), None);
+    }
+}

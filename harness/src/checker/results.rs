@@ -1,0 +1,372 @@
+//! What the checker hands back: the verdict ([`Validity`]), the workload's [`Expectations`], one
+//! [`Anomaly`] report per anomaly with its first examples, and the figures (latency, throughput,
+//! unavailability after each fault, a per-second timeline). Serialized as `results.json` with
+//! stable kebab-case field names (CHECKER.md).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// How many examples each anomaly keeps.
+pub const EXAMPLES_PER_ANOMALY: usize = 10;
+
+/// A verdict: JSON `true`, `false` or `"unknown"`. Merging: false > unknown > true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    True,
+    False,
+    Unknown,
+}
+
+impl Validity {
+    /// Combines two verdicts: false beats unknown beats true (Jepsen's `merge-valid`).
+    pub fn merge(self, other: Validity) -> Validity {
+        match (self, other) {
+            (Validity::False, _) | (_, Validity::False) => Validity::False,
+            (Validity::Unknown, _) | (_, Validity::Unknown) => Validity::Unknown,
+            (Validity::True, Validity::True) => Validity::True,
+        }
+    }
+}
+
+impl Serialize for Validity {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Validity::True => serializer.serialize_bool(true),
+            Validity::False => serializer.serialize_bool(false),
+            Validity::Unknown => serializer.serialize_str("unknown"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Validity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Bool(true) => Ok(Validity::True),
+            serde_json::Value::Bool(false) => Ok(Validity::False),
+            serde_json::Value::String(text) if text == "unknown" => Ok(Validity::Unknown),
+            other => Err(serde::de::Error::custom(format!(
+                "valid must be true, false or \"unknown\", not {other}"
+            ))),
+        }
+    }
+}
+
+/// What the workload expects of loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LostExpectation {
+    /// Any acknowledged write missing from the final read is a failure.
+    #[default]
+    None,
+    /// The run must lose acknowledged writes (unclean election): proves the checker can fail.
+    Some,
+}
+
+/// Whether an anomaly makes the run invalid (`strict`, also spelled `none` for duplicates:
+/// "no duplicates") or is only counted (`allowed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strictness {
+    #[serde(alias = "none")]
+    Strict,
+    #[default]
+    Allowed,
+}
+
+/// A workload's `expect` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct Expectations {
+    pub lost: LostExpectation,
+    /// `none` (idempotent producer: any duplicate is invalid) or `allowed`.
+    pub duplicates: Strictness,
+    /// `strict` (a reordering is invalid) or `allowed`.
+    pub order: Strictness,
+}
+
+/// The anomalies, in the order results.json lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AnomalyKind {
+    Lost,
+    Divergent,
+    Unexpected,
+    AbortedRead,
+    Duplicated,
+    Reordered,
+    PollSkip,
+    NonmonotonicPoll,
+    IndeterminateRecovered,
+    IndeterminateLost,
+}
+
+impl AnomalyKind {
+    pub const ALL: [AnomalyKind; 10] = [
+        AnomalyKind::Lost,
+        AnomalyKind::Divergent,
+        AnomalyKind::Unexpected,
+        AnomalyKind::AbortedRead,
+        AnomalyKind::Duplicated,
+        AnomalyKind::Reordered,
+        AnomalyKind::PollSkip,
+        AnomalyKind::NonmonotonicPoll,
+        AnomalyKind::IndeterminateRecovered,
+        AnomalyKind::IndeterminateLost,
+    ];
+
+    /// The name used in results.json and CHECKER.md.
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalyKind::Lost => "lost",
+            AnomalyKind::Divergent => "divergent",
+            AnomalyKind::Unexpected => "unexpected",
+            AnomalyKind::AbortedRead => "aborted-read",
+            AnomalyKind::Duplicated => "duplicated",
+            AnomalyKind::Reordered => "reordered",
+            AnomalyKind::PollSkip => "poll-skip",
+            AnomalyKind::NonmonotonicPoll => "nonmonotonic-poll",
+            AnomalyKind::IndeterminateRecovered => "indeterminate-recovered",
+            AnomalyKind::IndeterminateLost => "indeterminate-lost",
+        }
+    }
+
+    /// Whether this anomaly, if present, makes the run invalid under `expectations`.
+    /// `lost` always does: with `lost = "some"` the run is still invalid, and it is
+    /// [`Results::matches_expectation`] that wants the loss.
+    pub fn is_invalid(self, expectations: &Expectations) -> bool {
+        match self {
+            AnomalyKind::Lost
+            | AnomalyKind::Divergent
+            | AnomalyKind::Unexpected
+            | AnomalyKind::AbortedRead
+            | AnomalyKind::PollSkip
+            | AnomalyKind::NonmonotonicPoll => true,
+            AnomalyKind::Duplicated => expectations.duplicates == Strictness::Strict,
+            AnomalyKind::Reordered => expectations.order == Strictness::Strict,
+            AnomalyKind::IndeterminateRecovered | AnomalyKind::IndeterminateLost => false,
+        }
+    }
+}
+
+/// One anomaly: how many, whether it makes this run invalid, and the first examples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Anomaly {
+    pub count: u64,
+    pub invalid: bool,
+    pub examples: Vec<Example>,
+}
+
+/// One instance of an anomaly, with what a human needs to find it in the history. Fields that
+/// do not apply are left out of the JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Example {
+    /// A sentence saying what went wrong.
+    pub explanation: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    /// The producer process that sent the value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<u64>,
+    /// When the send was acknowledged (`time_ns` of its `ok`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_ns: Option<u64>,
+    /// The consumer process that read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<u64>,
+    /// The history index of the operation where it was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// Divergent: the values found at one (partition, offset).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub values: Vec<String>,
+    /// Duplicated: the offsets one value was read at.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub offsets: Vec<i64>,
+    /// Poll-skip and nonmonotonic-poll: the offset the consumer had read before this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_offset: Option<i64>,
+    /// Poll-skip: how many offsets the final read shows in the gap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<u64>,
+    /// Reordered: the earlier send, acknowledged at a higher offset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earlier_value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earlier_offset: Option<i64>,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyMicros {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    #[serde(rename = "p99.9")]
+    pub p99_9: u64,
+    pub max: u64,
+}
+
+/// Figures for one operation type (`send`, `poll`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OperationFigures {
+    /// Invocations (or completions without an invocation).
+    pub count: u64,
+    pub ok: u64,
+    pub fail: u64,
+    /// Indeterminate completions, plus invocations that never completed.
+    pub info: u64,
+    /// Latency of `ok` completions, invoke to completion.
+    pub latency_us: LatencyMicros,
+    /// `ok` completions per second over the whole run.
+    pub ok_per_second: f64,
+}
+
+/// Availability after one nemesis operation, until the next one (or the last send).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FaultFigures {
+    /// History index of the nemesis operation.
+    pub index: u64,
+    pub time_ns: u64,
+    /// `kill`, `pause`, `resume`, `stop`, `start`, `restart`, `heal`, ...
+    pub f: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// Where the window ends: the next nemesis operation or the last send of the run.
+    pub window_end_ns: u64,
+    /// Time from the fault to the first `ok` send completed after it, if any in the window.
+    pub time_to_first_ok_send_us: Option<u64>,
+    /// The longest stretch inside the window without an `ok` send completion.
+    pub longest_without_ok_send_us: u64,
+}
+
+/// Send completions during one second of the run (time_ns / 1e9).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SecondCounts {
+    pub second: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+}
+
+/// How the final read went, per partition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FinalReadSummary {
+    /// Partitions whose final read completed (the whole range was read).
+    pub complete: Vec<i32>,
+    /// Partitions seen in the history with no final read at all, or an invoke without a
+    /// completion.
+    pub missing: Vec<i32>,
+    /// Final reads that ended with `complete: false` (the deadline passed).
+    pub incomplete: Vec<i32>,
+    /// Final reads that ended with `fail` or `info`.
+    pub failed: Vec<i32>,
+    /// Records read by the final read, all partitions.
+    pub records: u64,
+}
+
+impl FinalReadSummary {
+    /// Whether every partition was read completely.
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty() && self.incomplete.is_empty() && self.failed.is_empty()
+    }
+}
+
+/// The first malformed line of a history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Malformed {
+    /// 1-based line number (0: the file itself could not be read).
+    pub line: u64,
+    pub reason: String,
+    /// How many malformed lines there were in all.
+    pub count: u64,
+}
+
+/// Counts that help to read the rest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Totals {
+    /// Lines (operations) in the history.
+    pub operations: u64,
+    /// Distinct values seen (sent or read).
+    pub values: u64,
+    pub sends_ok: u64,
+    pub sends_fail: u64,
+    /// Indeterminate sends, including invocations that never completed.
+    pub sends_info: u64,
+    /// Records returned by polls (with repeats).
+    pub records_polled: u64,
+    /// Acknowledged sends whose partition's final read was not complete, so not checked for loss.
+    pub sends_ok_unchecked: u64,
+    /// Run duration: the last operation's time_ns minus the first's.
+    pub duration_ns: u64,
+}
+
+/// The checker's verdict and everything behind it: results.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Results {
+    pub valid: Validity,
+    /// What the workload expected, and whether this run matched it (the exit code).
+    pub expectations: Expectations,
+    pub matches_expectation: bool,
+    /// Why `valid` is not true (one line each), empty when it is.
+    pub reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<Malformed>,
+    pub final_read: FinalReadSummary,
+    /// Names of the anomalies with a non-zero count.
+    pub anomaly_types: Vec<String>,
+    /// Every anomaly, by name (lost, divergent, ...), zero counts included.
+    pub anomalies: BTreeMap<String, Anomaly>,
+    pub totals: Totals,
+    /// Per operation type (`send`, `poll`, `assign`, `final-read`, `kill`, ...).
+    pub operations: BTreeMap<String, OperationFigures>,
+    /// One entry per nemesis operation, in history order.
+    pub faults: Vec<FaultFigures>,
+    /// Send completions per second of the run.
+    pub timeline: Vec<SecondCounts>,
+}
+
+impl Results {
+    /// The report for an anomaly (zero when absent).
+    pub fn anomaly(&self, kind: AnomalyKind) -> Anomaly {
+        self.anomalies.get(kind.name()).cloned().unwrap_or_default()
+    }
+
+    /// How many instances of an anomaly were found.
+    pub fn count(&self, kind: AnomalyKind) -> u64 {
+        self.anomalies
+            .get(kind.name())
+            .map_or(0, |anomaly| anomaly.count)
+    }
+
+    /// Whether the run is what the workload expected (exit code 0): with `lost = "none"`, a
+    /// `true` verdict; with `lost = "some"`, loss found, a readable history and no other
+    /// invalid anomaly.
+    pub fn matches_expectation(&self) -> bool {
+        self.matches_expectation
+    }
+
+    /// Writes results.json (pretty-printed).
+    pub fn write_json(&self, path: &Path) -> io::Result<()> {
+        let mut file = io::BufWriter::new(std::fs::File::create(path)?);
+        serde_json::to_writer_pretty(&mut file, self).map_err(io::Error::other)?;
+        file.write_all(b"\n")?;
+        file.flush()
+    }
+}

@@ -1,0 +1,339 @@
+//! Compact bookkeeping for values and offsets, so that memory grows with the number of distinct
+//! values and not with the size of the history.
+//!
+//! - [`ValueIds`] turns a value string into a dense `u32` id: `<process>-<seq>` values are
+//!   parsed into two numbers and looked up in a per-process vector indexed by sequence number;
+//!   values that do not parse (or are far from the others of their process) go to a small side
+//!   map. The string is never stored for parsed values: [`ValueIds::text`] rebuilds it.
+//! - [`ValueInfo`] is what the checker knows about one value (its send, its reads).
+//! - [`OffsetTable`] maps (partition, offset) to the value last read there, remembering whether
+//!   the final read saw it, in a dense vector per partition (4 bytes per offset).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::parse::parse_value_key;
+
+/// A fast, non-cryptographic hasher for the checker's integer-keyed maps (the history is our
+/// own file, so there is no adversary to flood them): FxHash's multiply-rotate.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl FastHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+    fn write_u32(&mut self, value: u32) {
+        self.add(u64::from(value));
+    }
+    fn write_i32(&mut self, value: i32) {
+        self.add(u64::from(value as u32));
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.add(value);
+    }
+    fn write_i64(&mut self, value: i64) {
+        self.add(value as u64);
+    }
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// A dense value id (index into the checker's per-value vector).
+pub type ValueId = u32;
+
+/// The largest number of distinct values the checker accepts (ids use 31 bits).
+pub const MAX_VALUES: usize = OffsetTable::EMPTY as usize;
+
+/// How far beyond the current end of a dense vector an index may land before the sparse
+/// fallback is used instead (keeps a hostile offset or sequence number from allocating GiBs).
+const DENSE_GROWTH_LIMIT: u64 = 1 << 20;
+
+/// A vector indexed by `key - base`, with a map for keys that fall far outside it. The base is
+/// 0 (offsets) or the first key inserted (sequence numbers of one producer).
+#[derive(Debug, Default)]
+struct DenseMap {
+    base_at_first_key: bool,
+    base: u64,
+    dense: Vec<u32>,
+    sparse: FastMap<u64, u32>,
+}
+
+impl DenseMap {
+    const ABSENT: u32 = u32::MAX;
+
+    fn get(&self, key: u64) -> Option<u32> {
+        if let Some(slot) = key
+            .checked_sub(self.base)
+            .and_then(|index| usize::try_from(index).ok())
+            .and_then(|index| self.dense.get(index))
+            && *slot != Self::ABSENT
+        {
+            return Some(*slot);
+        }
+        self.sparse.get(&key).copied()
+    }
+
+    fn based_at_first_key() -> Self {
+        Self {
+            base_at_first_key: true,
+            ..Self::default()
+        }
+    }
+
+    fn insert(&mut self, key: u64, id: u32) {
+        if self.base_at_first_key && self.dense.is_empty() && self.sparse.is_empty() {
+            self.base = key;
+        }
+        if let Some(index) = key.checked_sub(self.base)
+            && index < self.dense.len() as u64 + DENSE_GROWTH_LIMIT
+            && let Ok(index) = usize::try_from(index)
+        {
+            if index >= self.dense.len() {
+                self.dense.resize(index + 1, Self::ABSENT);
+            }
+            self.dense[index] = id;
+            return;
+        }
+        self.sparse.insert(key, id);
+    }
+}
+
+/// The value string of an id: either parsed numbers or the string itself.
+#[derive(Debug, Clone)]
+enum ValueName {
+    Key { process: u64, sequence: u64 },
+    Other(Box<str>),
+}
+
+/// Interns value strings into dense ids.
+#[derive(Debug, Default)]
+pub struct ValueIds {
+    by_process: FastMap<u64, DenseMap>,
+    others: FastMap<Box<str>, ValueId>,
+    names: Vec<ValueName>,
+}
+
+impl ValueIds {
+    /// The id of `value`, if it was seen.
+    pub fn get(&self, value: &str) -> Option<ValueId> {
+        match parse_value_key(value) {
+            Some((process, sequence)) => self.by_process.get(&process)?.get(sequence),
+            None => self.others.get(value).copied(),
+        }
+    }
+
+    /// The id of `value`, and whether it is new. `None` when there are too many values.
+    pub fn intern(&mut self, value: &str) -> Option<(ValueId, bool)> {
+        if let Some(id) = self.get(value) {
+            return Some((id, false));
+        }
+        if self.names.len() >= MAX_VALUES {
+            return None;
+        }
+        let id = ValueId::try_from(self.names.len()).ok()?;
+        match parse_value_key(value) {
+            Some((process, sequence)) => {
+                self.by_process
+                    .entry(process)
+                    .or_insert_with(DenseMap::based_at_first_key)
+                    .insert(sequence, id);
+                self.names.push(ValueName::Key { process, sequence });
+            }
+            None => {
+                self.others.insert(value.into(), id);
+                self.names.push(ValueName::Other(value.into()));
+            }
+        }
+        Some((id, true))
+    }
+
+    /// The value string of an id.
+    pub fn text(&self, id: ValueId) -> String {
+        match self.names.get(id as usize) {
+            Some(ValueName::Key { process, sequence }) => format!("{process}-{sequence}"),
+            Some(ValueName::Other(text)) => text.to_string(),
+            None => format!("<value #{id}>"),
+        }
+    }
+}
+
+/// What became of a value's send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SendOutcome {
+    /// No send of this value was invoked (it was only read).
+    #[default]
+    NotInvoked,
+    /// Invoked, no completion yet (at the end: indeterminate).
+    Pending,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// Partition numbers are `i32` in Kafka; this one means "none".
+pub const NO_PARTITION: i32 = i32::MIN;
+
+/// What the checker knows about one value.
+#[derive(Debug, Clone, Copy)]
+pub struct ValueInfo {
+    pub outcome: SendOutcome,
+    /// Whether any poll or final read returned it.
+    pub read: bool,
+    /// Whether it was already counted as duplicated.
+    pub duplicated: bool,
+    /// The partition of the send (from its `ok`, or an `info` that knew it).
+    pub send_partition: i32,
+    /// The partition of the first read that returned it.
+    pub first_read_partition: i32,
+    /// The partition of the final read that returned it.
+    pub final_partition: i32,
+    pub send_offset: i64,
+    pub first_read_offset: i64,
+    /// The producer process that invoked the send.
+    pub producer: u64,
+    /// Line number (0-based) of the send's invoke: orders invocations for `reordered`.
+    pub invoke_line: u64,
+    pub invoke_ns: u64,
+    /// `time_ns` of the send's completion.
+    pub completed_ns: u64,
+    /// History index of the completion.
+    pub completed_index: u64,
+}
+
+impl Default for ValueInfo {
+    fn default() -> Self {
+        Self {
+            outcome: SendOutcome::NotInvoked,
+            read: false,
+            duplicated: false,
+            send_partition: NO_PARTITION,
+            first_read_partition: NO_PARTITION,
+            final_partition: NO_PARTITION,
+            send_offset: -1,
+            first_read_offset: -1,
+            producer: 0,
+            invoke_line: 0,
+            invoke_ns: 0,
+            completed_ns: 0,
+            completed_index: 0,
+        }
+    }
+}
+
+/// What one read put at one (partition, offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub value: ValueId,
+    /// Whether the final read returned this value here.
+    pub from_final_read: bool,
+}
+
+/// (partition, offset) -> the value read there, dense per partition.
+#[derive(Debug, Default)]
+pub struct OffsetTable {
+    partitions: FastMap<i32, DenseMap>,
+}
+
+impl OffsetTable {
+    const FINAL_BIT: u32 = 1 << 31;
+    const EMPTY: u32 = Self::FINAL_BIT - 1;
+
+    pub fn get(&self, partition: i32, offset: i64) -> Option<Slot> {
+        let offset = u64::try_from(offset).ok()?;
+        let raw = self.partitions.get(&partition)?.get(offset)?;
+        (raw != Self::EMPTY).then_some(Slot {
+            value: raw & !Self::FINAL_BIT,
+            from_final_read: raw & Self::FINAL_BIT != 0,
+        })
+    }
+
+    /// Records that a read returned `slot.value` at (partition, offset) and returns what was
+    /// there before. A value from the final read replaces any other; a later non-final read
+    /// never replaces the final read's. Negative offsets are not stored.
+    pub fn put(&mut self, partition: i32, offset: i64, slot: Slot) -> Option<Slot> {
+        let previous = self.get(partition, offset);
+        let Ok(offset) = u64::try_from(offset) else {
+            return previous;
+        };
+        let keep_previous =
+            previous.is_some_and(|old| old.from_final_read && !slot.from_final_read);
+        if !keep_previous {
+            let raw = slot.value
+                | if slot.from_final_read {
+                    Self::FINAL_BIT
+                } else {
+                    0
+                };
+            self.partitions
+                .entry(partition)
+                .or_default()
+                .insert(offset, raw);
+        }
+        previous
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn interning_parsed_and_other_values() {
+        let mut ids = ValueIds::default();
+        assert_eq!(ids.intern("3-17"), Some((0, true)));
+        assert_eq!(ids.intern("weird"), Some((1, true)));
+        assert_eq!(ids.intern("3-18"), Some((2, true)));
+        assert_eq!(ids.intern("3-17"), Some((0, false)));
+        assert_eq!(ids.intern("3-99999999999"), Some((3, true)));
+        assert_eq!(ids.get("3-99999999999"), Some(3));
+        assert_eq!(ids.get("3-16"), None);
+        assert_eq!(ids.text(0), "3-17");
+        assert_eq!(ids.text(1), "weird");
+        assert_eq!(ids.text(3), "3-99999999999");
+    }
+
+    #[test]
+    fn the_final_read_wins_in_the_offset_table() {
+        let mut table = OffsetTable::default();
+        let polled = Slot {
+            value: 5,
+            from_final_read: false,
+        };
+        let final_read = Slot {
+            value: 6,
+            from_final_read: true,
+        };
+        assert_eq!(table.put(1, 40, polled), None);
+        assert_eq!(table.put(1, 40, final_read), Some(polled));
+        assert_eq!(table.put(1, 40, polled), Some(final_read));
+        assert_eq!(table.get(1, 40), Some(final_read));
+        assert_eq!(table.get(1, -1), None);
+        assert_eq!(table.put(1, i64::MAX, polled), None);
+        assert_eq!(table.get(1, i64::MAX), Some(polled));
+    }
+}

@@ -1,0 +1,646 @@
+//! The znode tree: paths, data and stat, ephemeral owners. Pure and deterministic: a mutation
+//! applied to the same tree with the same zxid and time gives the same tree, which is what lets
+//! the write-ahead log be replayed. Every mutation returns the watch triggers it fires; a multi
+//! either applies every op or none.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use super::protocol::{ErrorCode, EventType, Stat};
+
+/// One znode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub data: Vec<u8>,
+    /// Stat without `data_length` and `num_children`, which [`Node::stat`] fills in.
+    stat: Stat,
+    pub children: BTreeSet<String>,
+}
+
+impl Node {
+    fn new(data: Vec<u8>, stat: Stat) -> Node {
+        Node {
+            data,
+            stat: Stat {
+                data_length: 0,
+                num_children: 0,
+                ..stat
+            },
+            children: BTreeSet::new(),
+        }
+    }
+
+    /// The full stat as the wire shows it.
+    pub fn stat(&self) -> Stat {
+        Stat {
+            data_length: self.data.len() as i32,
+            num_children: self.children.len() as i32,
+            ..self.stat
+        }
+    }
+}
+
+/// A change to the tree, with every choice already made (owner, sequential or not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeOp {
+    Create {
+        path: String,
+        data: Vec<u8>,
+        ephemeral_owner: i64,
+        sequential: bool,
+    },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
+}
+
+/// What a successful op did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Created { path: String, stat: Stat },
+    Deleted,
+    DataSet { stat: Stat },
+    Checked,
+}
+
+/// A watch trigger: `event` happened at `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub path: String,
+    pub event: EventType,
+}
+
+/// The tree, its ephemeral index and (during a multi) an undo journal.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    nodes: HashMap<String, Node>,
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    journal: Option<Journal>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Journal {
+    saved: HashSet<String>,
+    originals: Vec<(String, Option<Node>)>,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
+}
+
+/// Whether `path` is a valid znode path (ZooKeeper's `PathUtils.validatePath`).
+pub fn is_valid_path(path: &str) -> bool {
+    if path == "/" {
+        return true;
+    }
+    if !path.starts_with('/') || path.ends_with('/') {
+        return false;
+    }
+    path[1..].split('/').all(|component| {
+        !component.is_empty()
+            && component != "."
+            && component != ".."
+            && !component.chars().any(|c| {
+                matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..='\u{ffff}')
+            })
+    })
+}
+
+/// The parent of a valid non-root path.
+pub fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(index) => &path[..index],
+    }
+}
+
+fn name_of(path: &str) -> &str {
+    path.rfind('/').map_or(path, |index| &path[index + 1..])
+}
+
+impl Tree {
+    /// A tree holding only the root.
+    pub fn new() -> Tree {
+        let mut nodes = HashMap::new();
+        nodes.insert("/".to_string(), Node::new(Vec::new(), Stat::default()));
+        Tree {
+            nodes,
+            ephemerals: HashMap::new(),
+            journal: None,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// Number of znodes, the root included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Every node, parents before children (for snapshots).
+    pub fn nodes_in_order(&self) -> Vec<(&str, &Node)> {
+        let mut paths: Vec<&String> = self.nodes.keys().collect();
+        paths.sort_by_key(|path| (path.matches('/').count(), path.as_str()));
+        paths
+            .into_iter()
+            .filter_map(|path| self.nodes.get(path).map(|node| (path.as_str(), node)))
+            .collect()
+    }
+
+    /// Restores a node read from a snapshot (parents first). Children links are rebuilt.
+    pub fn restore_node(&mut self, path: &str, data: Vec<u8>, stat: Stat) -> Result<(), String> {
+        if path == "/" {
+            self.nodes.insert("/".into(), Node::new(data, stat));
+            return Ok(());
+        }
+        let parent = self
+            .nodes
+            .get_mut(parent_of(path))
+            .ok_or_else(|| format!("snapshot node {path} comes before its parent"))?;
+        parent.children.insert(name_of(path).to_string());
+        if stat.ephemeral_owner != 0 {
+            self.ephemerals
+                .entry(stat.ephemeral_owner)
+                .or_default()
+                .insert(path.to_string());
+        }
+        self.nodes.insert(path.to_string(), Node::new(data, stat));
+        Ok(())
+    }
+
+    /// The ephemeral nodes a session owns.
+    pub fn ephemerals_of(&self, owner: i64) -> Vec<String> {
+        self.ephemerals
+            .get(&owner)
+            .map(|paths| paths.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Applies one op; on error nothing changed.
+    pub fn apply(
+        &mut self,
+        zxid: i64,
+        time_ms: i64,
+        op: &TreeOp,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<Outcome, ErrorCode> {
+        match op {
+            TreeOp::Create {
+                path,
+                data,
+                ephemeral_owner,
+                sequential,
+            } => self.create(zxid, time_ms, path, data, *ephemeral_owner, *sequential, triggers),
+            TreeOp::Delete { path, version } => self.delete(zxid, path, *version, triggers),
+            TreeOp::SetData {
+                path,
+                data,
+                version,
+            } => self.set_data(zxid, time_ms, path, data, *version, triggers),
+            TreeOp::Check { path, version } => {
+                let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+                check_version(node, *version)?;
+                Ok(Outcome::Checked)
+            }
+        }
+    }
+
+    /// Applies every op or none: on failure returns the index of the failed op and its error,
+    /// and the tree is as it was.
+    pub fn apply_multi(
+        &mut self,
+        zxid: i64,
+        time_ms: i64,
+        ops: &[TreeOp],
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<Vec<Outcome>, (usize, ErrorCode)> {
+        self.journal = Some(Journal::default());
+        let mut outcomes = Vec::with_capacity(ops.len());
+        let mut multi_triggers = Vec::new();
+        for (index, op) in ops.iter().enumerate() {
+            match self.apply(zxid, time_ms, op, &mut multi_triggers) {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => {
+                    self.roll_back();
+                    return Err((index, error));
+                }
+            }
+        }
+        self.journal = None;
+        triggers.append(&mut multi_triggers);
+        Ok(outcomes)
+    }
+
+    /// Deletes every ephemeral node of `owner` (session close or expiry).
+    pub fn close_session(&mut self, zxid: i64, owner: i64, triggers: &mut Vec<Trigger>) {
+        for path in self.ephemerals_of(owner) {
+            // An ephemeral node has no children, so this cannot fail.
+            if let Err(error) = self.delete(zxid, &path, -1, triggers) {
+                tracing::error!("deleting ephemeral {path} of session {owner:#x}: {error:?}");
+            }
+        }
+        self.ephemerals.remove(&owner);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        zxid: i64,
+        time_ms: i64,
+        path: &str,
+        data: &[u8],
+        ephemeral_owner: i64,
+        sequential: bool,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<Outcome, ErrorCode> {
+        let valid = if sequential {
+            is_valid_path(&format!("{path}0"))
+        } else {
+            is_valid_path(path)
+        };
+        if !valid {
+            return Err(ErrorCode::BadArguments);
+        }
+        if path == "/" {
+            return Err(ErrorCode::NodeExists);
+        }
+        let parent_path = parent_of(path).to_string();
+        let parent = self.nodes.get(&parent_path).ok_or(ErrorCode::NoNode)?;
+        let path = if sequential {
+            format!("{path}{:010}", parent.stat.cversion)
+        } else {
+            path.to_string()
+        };
+        if !is_valid_path(&path) || parent_of(&path) != parent_path {
+            return Err(ErrorCode::BadArguments);
+        }
+        if self.nodes.contains_key(&path) {
+            return Err(ErrorCode::NodeExists);
+        }
+        if parent.stat.ephemeral_owner != 0 {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        self.save(&parent_path);
+        self.save(&path);
+        if let Some(parent) = self.nodes.get_mut(&parent_path) {
+            parent.children.insert(name_of(&path).to_string());
+            parent.stat.cversion += 1;
+            parent.stat.pzxid = zxid;
+        }
+        let stat = Stat {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time_ms,
+            mtime: time_ms,
+            pzxid: zxid,
+            ephemeral_owner,
+            ..Stat::default()
+        };
+        let node = Node::new(data.to_vec(), stat);
+        let stat = node.stat();
+        self.nodes.insert(path.clone(), node);
+        if ephemeral_owner != 0 {
+            self.ephemerals
+                .entry(ephemeral_owner)
+                .or_default()
+                .insert(path.clone());
+        }
+        triggers.push(Trigger {
+            path: path.clone(),
+            event: EventType::NodeCreated,
+        });
+        triggers.push(Trigger {
+            path: parent_path,
+            event: EventType::NodeChildrenChanged,
+        });
+        Ok(Outcome::Created { path, stat })
+    }
+
+    fn delete(
+        &mut self,
+        zxid: i64,
+        path: &str,
+        version: i32,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<Outcome, ErrorCode> {
+        if !is_valid_path(path) || path == "/" {
+            return Err(ErrorCode::BadArguments);
+        }
+        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+        check_version(node, version)?;
+        if !node.children.is_empty() {
+            return Err(ErrorCode::NotEmpty);
+        }
+        let parent_path = parent_of(path).to_string();
+        self.save(path);
+        self.save(&parent_path);
+        if let Some(node) = self.nodes.remove(path) {
+            self.forget_ephemeral(path, &node);
+        }
+        if let Some(parent) = self.nodes.get_mut(&parent_path) {
+            parent.children.remove(name_of(path));
+            parent.stat.cversion += 1;
+            parent.stat.pzxid = zxid;
+        }
+        triggers.push(Trigger {
+            path: path.to_string(),
+            event: EventType::NodeDeleted,
+        });
+        triggers.push(Trigger {
+            path: parent_path,
+            event: EventType::NodeChildrenChanged,
+        });
+        Ok(Outcome::Deleted)
+    }
+
+    fn set_data(
+        &mut self,
+        zxid: i64,
+        time_ms: i64,
+        path: &str,
+        data: &[u8],
+        version: i32,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<Outcome, ErrorCode> {
+        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+        check_version(node, version)?;
+        self.save(path);
+        let Some(node) = self.nodes.get_mut(path) else {
+            return Err(ErrorCode::NoNode);
+        };
+        node.data = data.to_vec();
+        node.stat.version += 1;
+        node.stat.mzxid = zxid;
+        node.stat.mtime = time_ms;
+        let stat = node.stat();
+        triggers.push(Trigger {
+            path: path.to_string(),
+            event: EventType::NodeDataChanged,
+        });
+        Ok(Outcome::DataSet { stat })
+    }
+
+    fn forget_ephemeral(&mut self, path: &str, node: &Node) {
+        let owner = node.stat.ephemeral_owner;
+        if owner == 0 {
+            return;
+        }
+        if let Some(paths) = self.ephemerals.get_mut(&owner) {
+            paths.remove(path);
+            if paths.is_empty() {
+                self.ephemerals.remove(&owner);
+            }
+        }
+    }
+
+    /// Records the state of `path` before its first change inside a multi.
+    fn save(&mut self, path: &str) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        if journal.saved.insert(path.to_string()) {
+            journal
+                .originals
+                .push((path.to_string(), self.nodes.get(path).cloned()));
+        }
+    }
+
+    fn roll_back(&mut self) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        for (path, original) in journal.originals.into_iter().rev() {
+            if let Some(current) = self.nodes.remove(&path) {
+                self.forget_ephemeral(&path, &current);
+            }
+            if let Some(node) = original {
+                if node.stat.ephemeral_owner != 0 {
+                    self.ephemerals
+                        .entry(node.stat.ephemeral_owner)
+                        .or_default()
+                        .insert(path.clone());
+                }
+                self.nodes.insert(path, node);
+            }
+        }
+    }
+}
+
+fn check_version(node: &Node, version: i32) -> Result<(), ErrorCode> {
+    if version == -1 || version == node.stat.version {
+        Ok(())
+    } else {
+        Err(ErrorCode::BadVersion)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(tree: &mut Tree, zxid: i64, path: &str, owner: i64) -> Result<Outcome, ErrorCode> {
+        tree.apply(
+            zxid,
+            1000 + zxid,
+            &TreeOp::Create {
+                path: path.into(),
+                data: b"d".to_vec(),
+                ephemeral_owner: owner,
+                sequential: false,
+            },
+            &mut Vec::new(),
+        )
+    }
+
+    #[test]
+    fn create_sets_stat_and_parent_and_fires_triggers() {
+        let mut tree = Tree::new();
+        let mut triggers = Vec::new();
+        let outcome = tree
+            .apply(
+                5,
+                77,
+                &TreeOp::Create {
+                    path: "/a".into(),
+                    data: b"hello".to_vec(),
+                    ephemeral_owner: 0,
+                    sequential: false,
+                },
+                &mut triggers,
+            )
+            .expect("created");
+        let Outcome::Created { path, stat } = outcome else {
+            panic!("not a create: {outcome:?}")
+        };
+        assert_eq!(path, "/a");
+        assert_eq!((stat.czxid, stat.mzxid, stat.pzxid), (5, 5, 5));
+        assert_eq!((stat.ctime, stat.data_length, stat.version), (77, 5, 0));
+        let root = tree.get("/").expect("root").stat();
+        assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 5, 1));
+        assert_eq!(
+            triggers,
+            vec![
+                Trigger {
+                    path: "/a".into(),
+                    event: EventType::NodeCreated
+                },
+                Trigger {
+                    path: "/".into(),
+                    event: EventType::NodeChildrenChanged
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn zookeeper_error_cases() {
+        let mut tree = Tree::new();
+        create(&mut tree, 1, "/a", 0).expect("a");
+        create(&mut tree, 2, "/e", 9).expect("ephemeral");
+        assert_eq!(create(&mut tree, 3, "/a", 0), Err(ErrorCode::NodeExists));
+        assert_eq!(create(&mut tree, 3, "/x/y", 0), Err(ErrorCode::NoNode));
+        assert_eq!(
+            create(&mut tree, 3, "/e/child", 0),
+            Err(ErrorCode::NoChildrenForEphemerals)
+        );
+        assert_eq!(create(&mut tree, 3, "/bad/", 0), Err(ErrorCode::BadArguments));
+        create(&mut tree, 3, "/a/b", 0).expect("a/b");
+        let mut triggers = Vec::new();
+        let delete_a = TreeOp::Delete {
+            path: "/a".into(),
+            version: -1,
+        };
+        assert_eq!(
+            tree.apply(4, 0, &delete_a, &mut triggers),
+            Err(ErrorCode::NotEmpty)
+        );
+        let stale_set = TreeOp::SetData {
+            path: "/a".into(),
+            data: vec![],
+            version: 3,
+        };
+        assert_eq!(
+            tree.apply(4, 0, &stale_set, &mut triggers),
+            Err(ErrorCode::BadVersion)
+        );
+        assert!(triggers.is_empty());
+    }
+
+    #[test]
+    fn sequential_names_use_the_parent_cversion() {
+        let mut tree = Tree::new();
+        create(&mut tree, 1, "/q", 0).expect("q");
+        create(&mut tree, 2, "/q/other", 0).expect("other");
+        let op = TreeOp::Create {
+            path: "/q/item-".into(),
+            data: vec![],
+            ephemeral_owner: 0,
+            sequential: true,
+        };
+        let outcome = tree.apply(3, 0, &op, &mut Vec::new()).expect("seq");
+        assert!(matches!(outcome, Outcome::Created { ref path, .. } if path == "/q/item-0000000001"));
+    }
+
+    #[test]
+    fn failed_multi_changes_nothing() {
+        let mut tree = Tree::new();
+        create(&mut tree, 1, "/c", 0).expect("c");
+        let before = tree.nodes.clone();
+        let ops = vec![
+            TreeOp::Create {
+                path: "/new".into(),
+                data: vec![],
+                ephemeral_owner: 4,
+                sequential: false,
+            },
+            TreeOp::SetData {
+                path: "/c".into(),
+                data: b"x".to_vec(),
+                version: -1,
+            },
+            TreeOp::Delete {
+                path: "/c".into(),
+                version: -1,
+            },
+            TreeOp::Check {
+                path: "/c".into(),
+                version: 0,
+            },
+        ];
+        let mut triggers = Vec::new();
+        assert_eq!(
+            tree.apply_multi(2, 0, &ops, &mut triggers),
+            Err((3, ErrorCode::NoNode))
+        );
+        assert_eq!(tree.nodes, before);
+        assert!(tree.ephemerals_of(4).is_empty());
+        assert!(triggers.is_empty());
+    }
+
+    #[test]
+    fn successful_multi_applies_all_and_fires_all() {
+        let mut tree = Tree::new();
+        create(&mut tree, 1, "/c", 0).expect("c");
+        let ops = vec![
+            TreeOp::Check {
+                path: "/c".into(),
+                version: 0,
+            },
+            TreeOp::SetData {
+                path: "/c".into(),
+                data: b"x".to_vec(),
+                version: 0,
+            },
+        ];
+        let mut triggers = Vec::new();
+        let outcomes = tree.apply_multi(2, 0, &ops, &mut triggers).expect("ok");
+        assert_eq!(outcomes.len(), 2);
+        assert_eq!(tree.get("/c").expect("c").stat().version, 1);
+        assert_eq!(triggers.len(), 1);
+    }
+
+    #[test]
+    fn closing_a_session_deletes_its_ephemerals_only() {
+        let mut tree = Tree::new();
+        create(&mut tree, 1, "/mine", 7).expect("mine");
+        create(&mut tree, 2, "/theirs", 8).expect("theirs");
+        let mut triggers = Vec::new();
+        tree.close_session(3, 7, &mut triggers);
+        assert!(tree.get("/mine").is_none());
+        assert!(tree.get("/theirs").is_some());
+        assert!(triggers.contains(&Trigger {
+            path: "/mine".into(),
+            event: EventType::NodeDeleted
+        }));
+        assert!(tree.ephemerals_of(7).is_empty());
+    }
+
+    #[test]
+    fn path_validation_follows_zookeeper() {
+        for good in ["/", "/a", "/a/b-1", "/brokers/ids/3"] {
+            assert!(is_valid_path(good), "{good}");
+        }
+        for bad in ["", "a", "/a/", "//a", "/a//b", "/./a", "/a/..", "/a\u{0}"] {
+            assert!(!is_valid_path(bad), "{bad:?}");
+        }
+        assert_eq!(parent_of("/a"), "/");
+        assert_eq!(parent_of("/a/b"), "/a");
+    }
+}

@@ -1,0 +1,184 @@
+//! Sessions, ephemerals and watches against a real `kchaos coordinator` process: an owner that is
+//! killed or frozen loses its ephemeral node after its session timeout and the watchers hear of
+//! it; a clean close removes it at once; two brokers race for `/controller`.
+#![allow(clippy::unwrap_used)]
+
+mod coordinator_support;
+
+use std::time::{Duration, Instant};
+
+use coordinator_support::*;
+use zookeeper_client as zk;
+
+/// The owner's session timeout (the coordinator allows 200 ms..2 s with a 100 ms tick).
+const OWNER_TIMEOUT: Duration = Duration::from_secs(1);
+/// Generous slack on top of timeout + one tick, for a loaded CI machine.
+const SLACK: Duration = Duration::from_secs(3);
+
+async fn watch_until_deleted(watcher: &zk::Client, path: &str) -> zk::OneshotWatcher {
+    let (stat, watch) = watcher.check_and_watch_stat(path).await.unwrap();
+    assert!(stat.is_some(), "{path} exists before the owner goes");
+    watch
+}
+
+async fn owner_loses_its_node(fault: &str) {
+    require_kazoo();
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(dir.path(), &[]);
+    let mut owner = python(
+        dir.path(),
+        "owner",
+        KAZOO_EPHEMERAL_OWNER,
+        &[&coordinator.address(), "/brokers/ids/1", "1.0"],
+    );
+    wait_for_log(&owner, "ready", Duration::from_secs(60));
+    let watcher = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let watch = watch_until_deleted(&watcher, "/brokers/ids/1").await;
+
+    let faulted_at = Instant::now();
+    match fault {
+        "kill" => owner.kill().unwrap(),
+        "pause" => owner.pause().unwrap(),
+        _ => unreachable!(),
+    }
+    let bound = OWNER_TIMEOUT + Duration::from_millis(TICK_MS) + SLACK;
+    let event = tokio::time::timeout(bound, watch.changed())
+        .await
+        .unwrap_or_else(|_| panic!("no watch event within {bound:?} after {fault}"));
+    let waited = faulted_at.elapsed();
+    eprintln!("{fault}: ephemeral gone and watch fired after {waited:?}");
+    assert_eq!(event.event_type, zk::EventType::NodeDeleted);
+    assert_eq!(event.path, "/brokers/ids/1");
+    assert!(
+        waited >= OWNER_TIMEOUT / 2,
+        "the node went after {waited:?}, before the session could have timed out"
+    );
+    assert_eq!(watcher.check_stat("/brokers/ids/1").await.unwrap(), None);
+    let log = coordinator.log();
+    assert!(log.contains("expired"), "no expiry logged:\n{log}");
+    close(watcher).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_owner_loses_its_ephemeral_and_the_watch_fires() {
+    owner_loses_its_node("kill").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_owner_loses_its_ephemeral_and_the_watch_fires() {
+    owner_loses_its_node("pause").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_close_removes_ephemerals_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(dir.path(), &[]);
+    let owner = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let watcher = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    owner.create("/e", b"x", &ephemeral()).await.unwrap();
+    let (children, _, children_watch) = watcher.get_and_watch_children("/").await.unwrap();
+    assert_eq!(children, vec!["e".to_string()]);
+    let watch = watch_until_deleted(&watcher, "/e").await;
+    close(owner).await;
+    // The close is confirmed: the node is gone now, not after a timeout.
+    assert_eq!(watcher.check_stat("/e").await.unwrap(), None);
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.changed())
+        .await
+        .unwrap();
+    assert_eq!(event.event_type, zk::EventType::NodeDeleted);
+    let event = tokio::time::timeout(Duration::from_secs(10), children_watch.changed())
+        .await
+        .unwrap();
+    assert_eq!(event.event_type, zk::EventType::NodeChildrenChanged);
+    assert!(coordinator.log().contains("closed by its client"));
+    close(watcher).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_timeout_is_bounded_by_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(dir.path(), &[]);
+    let greedy = connect(&coordinator.address(), Duration::from_secs(600)).await;
+    assert_eq!(greedy.session_timeout(), Duration::from_millis(20 * TICK_MS));
+    let hasty = connect(&coordinator.address(), Duration::from_millis(10)).await;
+    assert_eq!(hasty.session_timeout(), Duration::from_millis(2 * TICK_MS));
+    close(greedy).await;
+    close(hasty).await;
+}
+
+const KAZOO_RACER: &str = r#"
+import sys, threading, time, os
+from kazoo.client import KazooClient
+from kazoo.exceptions import NodeExistsError
+address, name, go_file = sys.argv[1], sys.argv[2], sys.argv[3]
+zk = KazooClient(hosts=address, timeout=1.0)
+zk.start(timeout=30)
+print('connected', flush=True)
+while not os.path.exists(go_file):
+    time.sleep(0.01)
+while True:
+    try:
+        zk.create('/controller', name.encode(), ephemeral=True)
+        print('won', flush=True)
+        break
+    except NodeExistsError:
+        gone = threading.Event()
+        if zk.exists('/controller', watch=lambda event: gone.set()) is None:
+            continue
+        print('lost', flush=True)
+        gone.wait()
+        print('watch fired', flush=True)
+while True:
+    time.sleep(1)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_race_has_one_winner_and_the_loser_takes_over() {
+    require_kazoo();
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(dir.path(), &[]);
+    let go = dir.path().join("go");
+    let go_arg = go.display().to_string();
+    let mut racers = ["broker-1", "broker-2"].map(|name| {
+        python(
+            dir.path(),
+            name,
+            KAZOO_RACER,
+            &[&coordinator.address(), name, &go_arg],
+        )
+    });
+    for racer in &racers {
+        wait_for_log(racer, "connected", Duration::from_secs(60));
+    }
+    std::fs::write(&go, b"go").unwrap();
+    let outcome = |racer: &harness::process::NodeProcess| {
+        let log = std::fs::read_to_string(racer.log_path()).unwrap_or_default();
+        if log.contains("won") {
+            Some(true)
+        } else if log.contains("lost") {
+            Some(false)
+        } else {
+            None
+        }
+    };
+    harness::wait::wait_for(
+        "both racers to finish the race",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || outcome(&racers[0]).zip(outcome(&racers[1])),
+    )
+    .unwrap();
+    let won: Vec<bool> = racers.iter().map(|racer| outcome(racer) == Some(true)).collect();
+    assert_eq!(won.iter().filter(|won| **won).count(), 1, "exactly one winner: {won:?}");
+    let (winner, loser) = if won[0] { (0, 1) } else { (1, 0) };
+    let observer = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let (data, _) = observer.get_data("/controller").await.unwrap();
+    assert_eq!(data, racers[winner].name().as_bytes());
+
+    racers[winner].kill().unwrap();
+    wait_for_log(&racers[loser], "watch fired", Duration::from_secs(30));
+    wait_for_log(&racers[loser], "won", Duration::from_secs(30));
+    let (data, _) = observer.get_data("/controller").await.unwrap();
+    assert_eq!(data, racers[loser].name().as_bytes());
+    close(observer).await;
+}
