@@ -47,7 +47,9 @@ fn multi_outcome(result: Result<Vec<zk::MultiWriteResult>, zk::MultiWriteError>)
                     zk::MultiWriteResult::Check => "check".to_string(),
                     zk::MultiWriteResult::Delete => "delete".to_string(),
                     zk::MultiWriteResult::Create { path, .. } => format!("create {path}"),
-                    zk::MultiWriteResult::SetData { stat } => format!("set version={}", stat.version),
+                    zk::MultiWriteResult::SetData { stat } => {
+                        format!("set version={}", stat.version)
+                    }
                     other => format!("{other:?}"),
                 })
                 .collect();
@@ -79,10 +81,22 @@ async fn scenario(address: &str) -> Vec<String> {
         }};
     }
     let stat = |s: (zk::Stat, zk::CreateSequence)| summary(&s.0, &zk);
-    step!("create /diff", outcome(zk.create("/diff", b"root", &p).await, stat));
-    step!("create /diff again", outcome(zk.create("/diff", b"root", &p).await, stat));
-    step!("create /diff/a/b", outcome(zk.create("/diff/a/b", b"", &p).await, stat));
-    step!("create /diff/a", outcome(zk.create("/diff/a", b"1", &p).await, stat));
+    step!(
+        "create /diff",
+        outcome(zk.create("/diff", b"root", &p).await, stat)
+    );
+    step!(
+        "create /diff again",
+        outcome(zk.create("/diff", b"root", &p).await, stat)
+    );
+    step!(
+        "create /diff/a/b",
+        outcome(zk.create("/diff/a/b", b"", &p).await, stat)
+    );
+    step!(
+        "create /diff/a",
+        outcome(zk.create("/diff/a", b"1", &p).await, stat)
+    );
     step!(
         "get /diff/a",
         outcome(zk.get_data("/diff/a").await, |(data, s)| format!(
@@ -91,23 +105,74 @@ async fn scenario(address: &str) -> Vec<String> {
             summary(&s, &zk)
         ))
     );
-    step!("set /diff/a v5", outcome(zk.set_data("/diff/a", b"2", Some(5)).await, |s| summary(&s, &zk)));
-    step!("set /diff/a v0", outcome(zk.set_data("/diff/a", b"2", Some(0)).await, |s| summary(&s, &zk)));
-    step!("get after CAS", outcome(zk.get_data("/diff/a").await, |(d, _)| String::from_utf8_lossy(&d).into_owned()));
-    step!("delete /diff/a v0", outcome(zk.delete("/diff/a", Some(0)).await, |()| String::new()));
-    step!("create /diff/a/child", outcome(zk.create("/diff/a/child", b"", &p).await, stat));
-    step!("delete /diff/a", outcome(zk.delete("/diff/a", None).await, |()| String::new()));
-    step!("delete /diff/missing", outcome(zk.delete("/diff/missing", None).await, |()| String::new()));
-    step!("get /diff/missing", outcome(zk.get_data("/diff/missing").await, |_| String::new()));
-    step!("create ephemeral /diff/e", outcome(zk.create("/diff/e", b"", &e).await, stat));
-    step!("create /diff/e/x", outcome(zk.create("/diff/e/x", b"", &p).await, stat));
-    step!("stat /diff/e", outcome(zk.check_stat("/diff/e").await, |s| s.map(|s| summary(&s, &zk)).unwrap_or_default()));
-    step!("other sees /diff/e", outcome(other.check_stat("/diff/e").await, |s| s.map(|s| summary(&s, &other)).unwrap_or_default()));
-    step!("other creates /diff/e", outcome(other.create("/diff/e", b"", &e).await, stat));
+    step!(
+        "set /diff/a v5",
+        outcome(zk.set_data("/diff/a", b"2", Some(5)).await, |s| summary(
+            &s, &zk
+        ))
+    );
+    step!(
+        "set /diff/a v0",
+        outcome(zk.set_data("/diff/a", b"2", Some(0)).await, |s| summary(
+            &s, &zk
+        ))
+    );
+    step!(
+        "get after CAS",
+        outcome(zk.get_data("/diff/a").await, |(d, _)| {
+            String::from_utf8_lossy(&d).into_owned()
+        })
+    );
+    step!(
+        "delete /diff/a v0",
+        outcome(zk.delete("/diff/a", Some(0)).await, |()| String::new())
+    );
+    step!(
+        "create /diff/a/child",
+        outcome(zk.create("/diff/a/child", b"", &p).await, stat)
+    );
+    step!(
+        "delete /diff/a",
+        outcome(zk.delete("/diff/a", None).await, |()| String::new())
+    );
+    step!(
+        "delete /diff/missing",
+        outcome(zk.delete("/diff/missing", None).await, |()| String::new())
+    );
+    step!(
+        "get /diff/missing",
+        outcome(zk.get_data("/diff/missing").await, |_| String::new())
+    );
+    step!(
+        "create ephemeral /diff/e",
+        outcome(zk.create("/diff/e", b"", &e).await, stat)
+    );
+    step!(
+        "create /diff/e/x",
+        outcome(zk.create("/diff/e/x", b"", &p).await, stat)
+    );
+    step!(
+        "stat /diff/e",
+        outcome(zk.check_stat("/diff/e").await, |s| s
+            .map(|s| summary(&s, &zk))
+            .unwrap_or_default())
+    );
+    step!(
+        "other sees /diff/e",
+        outcome(other.check_stat("/diff/e").await, |s| s
+            .map(|s| summary(&s, &other))
+            .unwrap_or_default())
+    );
+    step!(
+        "other creates /diff/e",
+        outcome(other.create("/diff/e", b"", &e).await, stat)
+    );
     for _ in 0..3 {
         step!(
             "create sequential /diff/q-",
-            outcome(zk.create("/diff/q-", b"", &seq).await, |(_, sequence)| sequence.to_string())
+            outcome(zk.create("/diff/q-", b"", &seq).await, |(_, sequence)| {
+                sequence.to_string()
+            })
         );
     }
     step!(
@@ -117,45 +182,85 @@ async fn scenario(address: &str) -> Vec<String> {
             children.join(",")
         })
     );
-    step!("stat /diff", outcome(zk.check_stat("/diff").await, |s| s.map(|s| summary(&s, &zk)).unwrap_or_default()));
+    step!(
+        "stat /diff",
+        outcome(zk.check_stat("/diff").await, |s| s
+            .map(|s| summary(&s, &zk))
+            .unwrap_or_default())
+    );
 
     // Multi: all or nothing.
     let mut multi = zk.new_multi_writer();
     multi.add_check_version("/diff/a", 1).unwrap();
     multi.add_set_data("/diff/a", b"m", None).unwrap();
     multi.add_create("/diff/m", b"", &p).unwrap();
-    step!("multi check+set+create", multi_outcome(multi.commit().await));
+    step!(
+        "multi check+set+create",
+        multi_outcome(multi.commit().await)
+    );
     let mut multi = zk.new_multi_writer();
     multi.add_check_version("/diff/a", 1).unwrap();
     multi.add_create("/diff/n", b"", &p).unwrap();
     step!("multi stale check", multi_outcome(multi.commit().await));
-    step!("exists /diff/n", outcome(zk.check_stat("/diff/n").await, |s| format!("{}", s.is_some())));
+    step!(
+        "exists /diff/n",
+        outcome(zk.check_stat("/diff/n").await, |s| format!(
+            "{}",
+            s.is_some()
+        ))
+    );
     let mut multi = zk.new_multi_writer();
     multi.add_set_data("/diff/a", b"z", None).unwrap();
     multi.add_create("/diff/m", b"", &p).unwrap();
     step!("multi failing last op", multi_outcome(multi.commit().await));
-    step!("get after failed multi", outcome(zk.get_data("/diff/a").await, |(d, s)| format!("{} {}", String::from_utf8_lossy(&d), summary(&s, &zk))));
+    step!(
+        "get after failed multi",
+        outcome(zk.get_data("/diff/a").await, |(d, s)| format!(
+            "{} {}",
+            String::from_utf8_lossy(&d),
+            summary(&s, &zk)
+        ))
+    );
     let mut multi = zk.new_multi_writer();
     multi.add_delete("/diff/a/child", None).unwrap();
     multi.add_delete("/diff/a", Some(2)).unwrap();
     step!("multi delete tree", multi_outcome(multi.commit().await));
 
     // The controller's fencing: bump /controller_epoch only if nobody else did.
-    step!("create epoch", outcome(zk.create("/diff/controller_epoch", b"1", &p).await, stat));
+    step!(
+        "create epoch",
+        outcome(zk.create("/diff/controller_epoch", b"1", &p).await, stat)
+    );
     for attempt in 0..2 {
         let mut multi = zk.new_multi_writer();
-        multi.add_check_version("/diff/controller_epoch", 0).unwrap();
-        multi.add_set_data("/diff/controller_epoch", b"2", None).unwrap();
+        multi
+            .add_check_version("/diff/controller_epoch", 0)
+            .unwrap();
+        multi
+            .add_set_data("/diff/controller_epoch", b"2", None)
+            .unwrap();
         multi.add_create("/diff/controller", b"", &e).unwrap();
-        step!(format!("fenced takeover {attempt}"), multi_outcome(multi.commit().await));
+        step!(
+            format!("fenced takeover {attempt}"),
+            multi_outcome(multi.commit().await)
+        );
     }
 
     // Watches.
-    let (_, _, data_watch) = zk.get_and_watch_data("/diff/controller_epoch").await.unwrap();
-    other.set_data("/diff/controller_epoch", b"3", None).await.unwrap();
+    let (_, _, data_watch) = zk
+        .get_and_watch_data("/diff/controller_epoch")
+        .await
+        .unwrap();
+    other
+        .set_data("/diff/controller_epoch", b"3", None)
+        .await
+        .unwrap();
     step!("data watch", event(data_watch).await);
     let (missing, exists_watch) = zk.check_and_watch_stat("/diff/w").await.unwrap();
-    step!("exists watch set on missing", format!("{}", missing.is_none()));
+    step!(
+        "exists watch set on missing",
+        format!("{}", missing.is_none())
+    );
     other.create("/diff/w", b"", &p).await.unwrap();
     step!("exists watch", event(exists_watch).await);
     let (_, _, children_watch) = zk.get_and_watch_children("/diff").await.unwrap();
@@ -168,7 +273,13 @@ async fn scenario(address: &str) -> Vec<String> {
     let (_, ephemeral_watch) = zk.check_and_watch_stat("/diff/eph2").await.unwrap();
     close(other).await;
     step!("owner closed", event(ephemeral_watch).await);
-    step!("/diff/eph2 after close", outcome(zk.check_stat("/diff/eph2").await, |s| format!("{}", s.is_some())));
+    step!(
+        "/diff/eph2 after close",
+        outcome(zk.check_stat("/diff/eph2").await, |s| format!(
+            "{}",
+            s.is_some()
+        ))
+    );
     close(zk).await;
     log
 }
@@ -196,7 +307,10 @@ async fn zkcli_lists_and_gets() {
     let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
     client.create("/brokers", b"", &persistent()).await.unwrap();
     let controller = br#"{"version":1,"brokerid":1,"timestamp":"1704544728806"}"#;
-    client.create("/controller", controller, &persistent()).await.unwrap();
+    client
+        .create("/controller", controller, &persistent())
+        .await
+        .unwrap();
     let zkcli = |args: &[&str]| {
         let output = std::process::Command::new(ZK_CLI)
             .arg("-server")
@@ -207,7 +321,10 @@ async fn zkcli_lists_and_gets() {
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     let listing = zkcli(&["ls", "/"]);
-    assert!(listing.contains("[brokers, controller]"), "zkCli ls /:\n{listing}");
+    assert!(
+        listing.contains("[brokers, controller]"),
+        "zkCli ls /:\n{listing}"
+    );
     let data = zkcli(&["get", "/controller"]);
     assert!(
         data.contains(std::str::from_utf8(controller).unwrap()),
@@ -280,11 +397,17 @@ async fn kazoo_creates_reads_and_watches() {
     assert_eq!(out["sequential"], "/kazoo/job-0000000001");
     assert_eq!(out["data"], r#"{"host":"h"}"#);
     assert_eq!(out["ephemeral_is_mine"], true);
-    assert_eq!(out["events"], serde_json::json!([["CHANGED", "/kazoo/ids/1"]]));
+    assert_eq!(
+        out["events"],
+        serde_json::json!([["CHANGED", "/kazoo/ids/1"]])
+    );
     assert_eq!(out["cas"], "BadVersion");
     assert_eq!(out["again"], "NodeExists");
     assert_eq!(out["transaction"][0], "True");
-    assert_eq!(out["child_events"], serde_json::json!([["CHILD", "/kazoo/ids"]]));
+    assert_eq!(
+        out["child_events"],
+        serde_json::json!([["CHILD", "/kazoo/ids"]])
+    );
     assert_eq!(out["children"], serde_json::json!(["1", "2"]));
     // kazoo closed its session cleanly: its ephemerals went with it.
     let client = connect(&coordinator.address(), Duration::from_secs(2)).await;

@@ -99,7 +99,10 @@ async fn session_timeout_is_bounded_by_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(dir.path(), &[]);
     let greedy = connect(&coordinator.address(), Duration::from_secs(600)).await;
-    assert_eq!(greedy.session_timeout(), Duration::from_millis(20 * TICK_MS));
+    assert_eq!(
+        greedy.session_timeout(),
+        Duration::from_millis(20 * TICK_MS)
+    );
     let hasty = connect(&coordinator.address(), Duration::from_millis(10)).await;
     assert_eq!(hasty.session_timeout(), Duration::from_millis(2 * TICK_MS));
     close(greedy).await;
@@ -168,8 +171,15 @@ async fn controller_race_has_one_winner_and_the_loser_takes_over() {
         || outcome(&racers[0]).zip(outcome(&racers[1])),
     )
     .unwrap();
-    let won: Vec<bool> = racers.iter().map(|racer| outcome(racer) == Some(true)).collect();
-    assert_eq!(won.iter().filter(|won| **won).count(), 1, "exactly one winner: {won:?}");
+    let won: Vec<bool> = racers
+        .iter()
+        .map(|racer| outcome(racer) == Some(true))
+        .collect();
+    assert_eq!(
+        won.iter().filter(|won| **won).count(),
+        1,
+        "exactly one winner: {won:?}"
+    );
     let (winner, loser) = if won[0] { (0, 1) } else { (1, 0) };
     let observer = connect(&coordinator.address(), Duration::from_secs(2)).await;
     let (data, _) = observer.get_data("/controller").await.unwrap();

@@ -123,7 +123,9 @@ async fn garbage_closes_the_connection_and_the_server_keeps_serving() {
 
     // An HTTP request: its first four bytes read as a 1.2 GB frame length.
     let mut stream = raw(&address);
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     assert_closed_by_server(&mut stream);
 
     // A frame just over jute.maxbuffer.
@@ -144,7 +146,9 @@ async fn garbage_closes_the_connection_and_the_server_keeps_serving() {
 
     // After a good handshake, a request whose body is cut short.
     let (mut stream, _) = handshake(&address);
-    stream.write_all(&request(1, 4, &[0, 0, 0, 50, b'/'])).unwrap();
+    stream
+        .write_all(&request(1, 4, &[0, 0, 0, 50, b'/']))
+        .unwrap();
     assert_closed_by_server(&mut stream);
 
     // Random bytes in frames of random sizes.
@@ -168,8 +172,14 @@ async fn garbage_closes_the_connection_and_the_server_keeps_serving() {
 
     server_still_answers(&address).await;
     let log = coordinator.log();
-    assert!(log.contains("exceeds the maximum"), "oversized frame not logged:\n{log}");
-    assert!(log.contains("malformed"), "malformed frame not logged:\n{log}");
+    assert!(
+        log.contains("exceeds the maximum"),
+        "oversized frame not logged:\n{log}"
+    );
+    assert!(
+        log.contains("malformed"),
+        "malformed frame not logged:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,8 +35,14 @@ pub struct CoordinatorBenchArgs {
 
 /// Runs the benchmark and prints its numbers.
 pub fn run(args: CoordinatorBenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(!args.clients.is_empty(), "--clients needs at least one count");
-    anyhow::ensure!(args.clients.iter().all(|clients| *clients > 0), "--clients must be positive");
+    anyhow::ensure!(
+        !args.clients.is_empty(),
+        "--clients needs at least one count"
+    );
+    anyhow::ensure!(
+        args.clients.iter().all(|clients| *clients > 0),
+        "--clients must be positive"
+    );
     let parent = args.data_parent.clone().unwrap_or_else(std::env::temp_dir);
     let dir = ScratchDir::create(&parent)?;
     let port = harness::ports::free_loopback_port().context("finding a free port")?;
@@ -74,8 +80,7 @@ struct ScratchDir(PathBuf);
 impl ScratchDir {
     fn create(parent: &Path) -> anyhow::Result<ScratchDir> {
         let path = parent.join(format!("kchaos-bench-coordinator-{}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(ScratchDir(path))
     }
 
@@ -134,7 +139,10 @@ async fn write_rate(address: &str, clients: usize, duration: Duration) -> anyhow
         let client = connect(address).await?;
         let path = format!("/bench-{clients}-{index}");
         let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        client.create(&path, b"", &options).await.context("creating a bench znode")?;
+        client
+            .create(&path, b"", &options)
+            .await
+            .context("creating a bench znode")?;
         sessions.push(client.clone());
         let acknowledged = acknowledged.clone();
         writers.push(tokio::spawn(async move {
@@ -163,13 +171,17 @@ async fn watch_latency(address: &str, samples: u64) -> anyhow::Result<()> {
     let watcher = connect(address).await?;
     let setter = connect(address).await?;
     let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    setter.create("/bench-watch", b"", &options).await.context("creating /bench-watch")?;
+    setter
+        .create("/bench-watch", b"", &options)
+        .await
+        .context("creating /bench-watch")?;
     let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
         .context("creating the latency histogram")?;
     for _ in 0..samples {
         let (_, _, watch) = watcher.get_and_watch_data("/bench-watch").await?;
         let started = Instant::now();
-        let (set, event) = tokio::join!(setter.set_data("/bench-watch", b"x", None), watch.changed());
+        let (set, event) =
+            tokio::join!(setter.set_data("/bench-watch", b"x", None), watch.changed());
         set?;
         anyhow::ensure!(
             event.event_type == zk::EventType::NodeDataChanged,

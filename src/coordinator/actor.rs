@@ -21,7 +21,7 @@ use super::protocol::{
 use super::session::{ConnectionId, Sessions};
 use super::snapshot;
 use super::storage::StorageError;
-use super::tree::{Outcome, Trigger, TreeOp, is_valid_path};
+use super::tree::{Outcome, TreeOp, Trigger, is_valid_path};
 use super::txn::{Mutation, PASSWORD_BYTES};
 use super::wal::Wal;
 use super::watch::{WatchKind, Watches};
@@ -183,7 +183,13 @@ impl Actor {
         self.outputs.push((connection, Output::Frame(frame)));
     }
 
-    fn reply(&mut self, connection: ConnectionId, xid: i32, error: ErrorCode, body: impl FnOnce(&mut Writer)) {
+    fn reply(
+        &mut self,
+        connection: ConnectionId,
+        xid: i32,
+        error: ErrorCode,
+        body: impl FnOnce(&mut Writer),
+    ) {
         let frame = protocol::reply_frame(xid, self.database.zxid, error, body);
         self.send(connection, frame);
     }
@@ -255,7 +261,11 @@ impl Actor {
                     self.outputs.push((old, Output::Close));
                 }
                 info!("session {session_id:#x} reconnected from {peer}");
-                let frame = protocol::connect_response_frame(record.timeout_ms, session_id, &record.password);
+                let frame = protocol::connect_response_frame(
+                    record.timeout_ms,
+                    session_id,
+                    &record.password,
+                );
                 self.send(connection, frame);
             }
             _ => {
@@ -380,9 +390,9 @@ impl Actor {
         body: impl FnOnce(&Outcome, &mut Writer),
     ) {
         match result {
-            Ok(Applied::Single(outcome)) => {
-                self.reply(connection, xid, ErrorCode::Ok, |writer| body(&outcome, writer))
-            }
+            Ok(Applied::Single(outcome)) => self.reply(connection, xid, ErrorCode::Ok, |writer| {
+                body(&outcome, writer)
+            }),
             Ok(_) => self.reply(connection, xid, ErrorCode::Ok, |_| {}),
             Err(Refused::Single(error) | Refused::Multi(_, error)) => {
                 self.reply(connection, xid, error, |_| {})
@@ -462,7 +472,8 @@ impl Actor {
                 .map(|(outcome, op)| match outcome {
                     Outcome::Created { path, stat } => MultiResult::Create {
                         path,
-                        stat: matches!(op, MultiOp::Create(create) if create.with_stat).then_some(stat),
+                        stat: matches!(op, MultiOp::Create(create) if create.with_stat)
+                            .then_some(stat),
                     },
                     Outcome::Deleted => MultiResult::Delete,
                     Outcome::DataSet { stat } => MultiResult::SetData { stat },
@@ -513,7 +524,9 @@ impl Actor {
                     self.watches.add(session_id, WatchKind::Data, &path);
                 }
                 match node {
-                    Some(node) => self.reply(connection, xid, ErrorCode::Ok, |w| node.stat().encode(w)),
+                    Some(node) => {
+                        self.reply(connection, xid, ErrorCode::Ok, |w| node.stat().encode(w))
+                    }
                     None => self.reply(connection, xid, ErrorCode::NoNode, |_| {}),
                 }
             }
@@ -639,7 +652,10 @@ impl Actor {
                     };
                     if let Err(error) = open.outbox.try_send(frame) {
                         if matches!(error, mpsc::error::TrySendError::Full(_)) {
-                            warn!("closing connection from {}: it does not read its replies", open.peer);
+                            warn!(
+                                "closing connection from {}: it does not read its replies",
+                                open.peer
+                            );
                         }
                         self.disconnected(connection);
                     }
@@ -672,5 +688,4 @@ impl Actor {
         );
         Ok(())
     }
-
 }

@@ -73,7 +73,9 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.tick_time_ms > 0, "--tick-time-ms must be positive");
     anyhow::ensure!(args.snapshot_count > 0, "--snapshot-count must be positive");
     let min_session_timeout_ms = args.min_session_timeout_ms.unwrap_or(2 * args.tick_time_ms);
-    let max_session_timeout_ms = args.max_session_timeout_ms.unwrap_or(20 * args.tick_time_ms);
+    let max_session_timeout_ms = args
+        .max_session_timeout_ms
+        .unwrap_or(20 * args.tick_time_ms);
     anyhow::ensure!(
         min_session_timeout_ms <= max_session_timeout_ms,
         "--min-session-timeout-ms ({min_session_timeout_ms}) exceeds --max-session-timeout-ms ({max_session_timeout_ms})"

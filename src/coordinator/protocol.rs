@@ -224,9 +224,19 @@ pub struct Create {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     Create(Create),
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
 }
 
 /// Watches a reconnecting client asks us to restore (setWatches, setWatches2).
@@ -242,22 +252,50 @@ pub struct SetWatches {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Create(Create),
-    Delete { path: String, version: i32 },
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    GetChildren { path: String, watch: bool, with_stat: bool },
-    GetAcl { path: String },
-    Sync { path: String },
-    GetAllChildrenNumber { path: String },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    GetChildren {
+        path: String,
+        watch: bool,
+        with_stat: bool,
+    },
+    GetAcl {
+        path: String,
+    },
+    Sync {
+        path: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
     Multi(Vec<MultiOp>),
-    RemoveWatches { path: String, kind: i32 },
+    RemoveWatches {
+        path: String,
+        kind: i32,
+    },
     SetWatches(SetWatches),
     Ping,
     Auth,
     CloseSession,
     /// An op code we do not serve: answered with `Unimplemented`.
-    Unimplemented { op_code: i32 },
+    Unimplemented {
+        op_code: i32,
+    },
 }
 
 impl Request {
@@ -387,7 +425,12 @@ fn decode_multi(reader: &mut Reader<'_>) -> Result<Option<Vec<MultiOp>>, DecodeE
 }
 
 /// A reply frame: `ReplyHeader` then the body written by `body`.
-pub fn reply_frame(xid: i32, zxid: i64, error: ErrorCode, body: impl FnOnce(&mut Writer)) -> Vec<u8> {
+pub fn reply_frame(
+    xid: i32,
+    zxid: i64,
+    error: ErrorCode,
+    body: impl FnOnce(&mut Writer),
+) -> Vec<u8> {
     let mut writer = Writer::framed();
     writer.i32(xid).i64(zxid).i32(error.code());
     if error == ErrorCode::Ok {
@@ -474,7 +517,13 @@ mod tests {
     #[test]
     fn create2_with_acl_and_ephemeral_sequential_flags() {
         let bytes = request_bytes(7, op::CREATE2, |w| {
-            w.string("/a").buffer(b"x").i32(1).i32(31).string("world").string("anyone").i32(3);
+            w.string("/a")
+                .buffer(b"x")
+                .i32(1)
+                .i32(31)
+                .string("world")
+                .string("anyone")
+                .i32(3);
         });
         let (xid, request) = Request::decode(&bytes).expect("decodes");
         assert_eq!(xid, 7);
@@ -497,7 +546,12 @@ mod tests {
     fn multi_decodes_until_done() {
         let bytes = request_bytes(1, op::MULTI, |w| {
             w.i32(op::CHECK).bool(false).i32(-1).string("/c").i32(3);
-            w.i32(op::SET_DATA).bool(false).i32(-1).string("/c").buffer(b"7").i32(-1);
+            w.i32(op::SET_DATA)
+                .bool(false)
+                .i32(-1)
+                .string("/c")
+                .buffer(b"7")
+                .i32(-1);
             w.i32(-1).bool(true).i32(-1);
         });
         let (_, request) = Request::decode(&bytes).expect("decodes");

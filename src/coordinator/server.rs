@@ -85,7 +85,9 @@ pub async fn serve(
         Ok(result) => result,
         Err(join_error) => {
             error!("the coordinator's state thread failed: {join_error}");
-            Err(ActorError::Log(std::io::Error::other(join_error.to_string())))
+            Err(ActorError::Log(std::io::Error::other(
+                join_error.to_string(),
+            )))
         }
     }
 }
@@ -138,7 +140,9 @@ async fn serve_connection(
                         request,
                         outbox,
                     },
-                    Err(error) => break 'serve End::Failed(format!("malformed connect request: {error}")),
+                    Err(error) => {
+                        break 'serve End::Failed(format!("malformed connect request: {error}"));
+                    }
                 },
                 None => match Request::decode(payload) {
                     Ok((xid, request)) => Command::Request {

@@ -193,7 +193,8 @@ pub async fn execute(
         return Err(ShellError::Usage(USAGE.into()));
     };
     let words = split_words(rest)?;
-    let write_failed = |error: std::io::Error| ShellError::Usage(format!("writing output: {error}"));
+    let write_failed =
+        |error: std::io::Error| ShellError::Usage(format!("writing output: {error}"));
     match name.as_str() {
         "ls" => {
             let path = path_argument(&words, "ls")?;
@@ -260,7 +261,11 @@ pub async fn execute(
                 .map_err(server_error(&path))?;
         }
         "help" => writeln!(out, "{USAGE}").map_err(write_failed)?,
-        other => return Err(ShellError::Usage(format!("unknown command {other}; {USAGE}"))),
+        other => {
+            return Err(ShellError::Usage(format!(
+                "unknown command {other}; {USAGE}"
+            )));
+        }
     }
     Ok(())
 }

@@ -207,7 +207,15 @@ impl Tree {
                 data,
                 ephemeral_owner,
                 sequential,
-            } => self.create(zxid, time_ms, path, data, *ephemeral_owner, *sequential, triggers),
+            } => self.create(
+                zxid,
+                time_ms,
+                path,
+                data,
+                *ephemeral_owner,
+                *sequential,
+                triggers,
+            ),
             TreeOp::Delete { path, version } => self.delete(zxid, path, *version, triggers),
             TreeOp::SetData {
                 path,
@@ -520,7 +528,10 @@ mod tests {
             create(&mut tree, 3, "/e/child", 0),
             Err(ErrorCode::NoChildrenForEphemerals)
         );
-        assert_eq!(create(&mut tree, 3, "/bad/", 0), Err(ErrorCode::BadArguments));
+        assert_eq!(
+            create(&mut tree, 3, "/bad/", 0),
+            Err(ErrorCode::BadArguments)
+        );
         create(&mut tree, 3, "/a/b", 0).expect("a/b");
         let mut triggers = Vec::new();
         let delete_a = TreeOp::Delete {
@@ -555,7 +566,9 @@ mod tests {
             sequential: true,
         };
         let outcome = tree.apply(3, 0, &op, &mut Vec::new()).expect("seq");
-        assert!(matches!(outcome, Outcome::Created { ref path, .. } if path == "/q/item-0000000001"));
+        assert!(
+            matches!(outcome, Outcome::Created { ref path, .. } if path == "/q/item-0000000001")
+        );
     }
 
     #[test]

@@ -120,7 +120,10 @@ mod tests {
         let mut watches = Watches::default();
         watches.add(1, WatchKind::Data, "/a");
         watches.add(2, WatchKind::Data, "/a");
-        assert_eq!(watches.trigger("/a", EventType::NodeDataChanged), vec![1, 2]);
+        assert_eq!(
+            watches.trigger("/a", EventType::NodeDataChanged),
+            vec![1, 2]
+        );
         assert!(watches.trigger("/a", EventType::NodeDataChanged).is_empty());
         assert!(watches.is_empty());
     }
@@ -139,7 +142,11 @@ mod tests {
     fn children_changed_does_not_fire_data_watches() {
         let mut watches = Watches::default();
         watches.add(1, WatchKind::Data, "/a");
-        assert!(watches.trigger("/a", EventType::NodeChildrenChanged).is_empty());
+        assert!(
+            watches
+                .trigger("/a", EventType::NodeChildrenChanged)
+                .is_empty()
+        );
         assert_eq!(watches.len(), 1);
     }
 
@@ -151,7 +158,11 @@ mod tests {
         watches.add(2, WatchKind::Data, "/a");
         watches.remove_session(1);
         assert_eq!(watches.trigger("/a", EventType::NodeCreated), vec![2]);
-        assert!(watches.trigger("/b", EventType::NodeChildrenChanged).is_empty());
+        assert!(
+            watches
+                .trigger("/b", EventType::NodeChildrenChanged)
+                .is_empty()
+        );
         assert!(!watches.remove(2, "/a", &[WatchKind::Data]));
     }
 }

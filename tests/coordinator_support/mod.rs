@@ -53,7 +53,8 @@ impl Coordinator {
 
     /// Starts again (after a kill) on the same port and data directory.
     pub fn restart(&mut self) {
-        self.process = spawn_coordinator(self.port, &self.data_dir, &self.log_dir, &self.extra_args);
+        self.process =
+            spawn_coordinator(self.port, &self.data_dir, &self.log_dir, &self.extra_args);
     }
 
     /// Everything the coordinator (all its runs) logged.
