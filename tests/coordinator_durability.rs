@@ -187,6 +187,8 @@ async fn sessions_survive_a_restart_if_their_clients_return() {
         &[&coordinator.address(), "/gone", "1.0"],
     );
     wait_for_log(&departed, "ready", Duration::from_secs(60));
+    // A watch set before the outage must still fire after it (restored with setWatches).
+    let (_, gone_watch) = survivor.check_and_watch_stat("/gone").await.unwrap();
     departed.kill().unwrap();
     coordinator.kill_and_restart();
 
@@ -209,6 +211,13 @@ async fn sessions_survive_a_restart_if_their_clients_return() {
     )
     .await
     .unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(30), gone_watch.changed())
+        .await
+        .expect("the survivor's watch fired after the restart");
+    assert_eq!(
+        (event.event_type, event.path.as_str()),
+        (zk::EventType::NodeDeleted, "/gone")
+    );
     // The survivor reconnected with its session, which outlived the outage.
     let stat = observer
         .check_stat("/alive")

@@ -182,6 +182,33 @@ async fn garbage_closes_the_connection_and_the_server_keeps_serving() {
     );
 }
 
+#[test]
+fn ruok_is_answered_imok() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(dir.path(), &[]);
+    let mut stream = raw(&coordinator.address());
+    stream.write_all(b"ruok").unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    assert_eq!(answer, b"imok");
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut coordinator = Coordinator::start(dir.path(), &[]);
+    let (_stream, _) = handshake(&coordinator.address());
+    assert!(
+        coordinator
+            .process
+            .terminate(Duration::from_secs(20))
+            .unwrap(),
+        "the coordinator did not stop on SIGTERM:\n{}",
+        coordinator.log()
+    );
+    assert!(coordinator.log().contains("coordinator stopped at zxid"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smaller_frame_limit_is_enforced() {
     let dir = tempfile::tempdir().unwrap();

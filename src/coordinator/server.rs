@@ -124,6 +124,11 @@ async fn serve_connection(
     let mut outbox = Some(outbox);
     let mut buffer = BytesMut::with_capacity(64 * 1024);
     let end = 'serve: loop {
+        if outbox.is_some() && buffer.starts_with(b"ruok") {
+            // ZooKeeper's four-letter health check, in place of a connect request.
+            let _ = writer.write_all(b"imok").await;
+            break End::ServerClosed;
+        }
         loop {
             let payload_bytes = match jute::frame_length(&buffer, max_frame_bytes) {
                 Ok(Some(payload_bytes)) => payload_bytes,
@@ -156,11 +161,6 @@ async fn serve_connection(
             if commands.send(command).await.is_err() {
                 break 'serve End::ServerClosed;
             }
-        }
-        if outbox.is_some() && buffer.starts_with(b"ruok") {
-            // ZooKeeper's four-letter health check.
-            let _ = writer.write_all(b"imok").await;
-            break End::ServerClosed;
         }
         tokio::select! {
             read = reader.read_buf(&mut buffer) => match read {
