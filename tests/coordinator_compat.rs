@@ -176,6 +176,19 @@ async fn scenario(address: &str) -> Vec<String> {
         );
     }
     step!(
+        "ephemerals under /diff",
+        outcome(zk.list_ephemerals("/diff").await, |list| list.join(","))
+    );
+    step!(
+        "other's ephemerals",
+        outcome(other.list_ephemerals("/").await, |list| list.join(","))
+    );
+    step!(
+        "descendants of /diff",
+        outcome(zk.count_descendants_number("/diff").await, |count| count
+            .to_string())
+    );
+    step!(
         "ls /diff",
         outcome(zk.list_children("/diff").await, |mut children| {
             children.sort();

@@ -100,7 +100,10 @@ async fn session_timeout_is_bounded_by_the_server() {
     // Default bounds: 2 and 20 ticks.
     let coordinator = Coordinator::start(dir.path(), &[]);
     let greedy = connect(&coordinator.address(), Duration::from_secs(600)).await;
-    assert_eq!(greedy.session_timeout(), Duration::from_millis(20 * TICK_MS));
+    assert_eq!(
+        greedy.session_timeout(),
+        Duration::from_millis(20 * TICK_MS)
+    );
     close(greedy).await;
     // An explicit minimum (a tiny session would not survive a loaded test machine).
     let other_dir = tempfile::tempdir().unwrap();
@@ -192,4 +195,62 @@ async fn controller_race_has_one_winner_and_the_loser_takes_over() {
     let (data, _) = observer.get_data("/controller").await.unwrap();
     assert_eq!(data, racers[loser].name().as_bytes());
     close(observer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_watch_of_every_session_fires() {
+    const WATCHERS: usize = 4;
+    const NODES: usize = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(dir.path(), &[]);
+    let writer = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    writer.create("/n", b"", &persistent()).await.unwrap();
+    for node in 0..NODES {
+        let path = format!("/n/{node}");
+        writer.create(&path, b"0", &persistent()).await.unwrap();
+    }
+    let mut watchers = Vec::new();
+    let mut pending = Vec::new();
+    for _ in 0..WATCHERS {
+        let watcher = connect(&coordinator.address(), Duration::from_secs(2)).await;
+        for node in 0..NODES {
+            let path = format!("/n/{node}");
+            let (_, _, watch) = watcher.get_and_watch_data(&path).await.unwrap();
+            pending.push((path, watch));
+        }
+        let (_, _, children) = watcher.get_and_watch_children("/n").await.unwrap();
+        pending.push(("/n".to_string(), children));
+        watchers.push(watcher);
+    }
+    // Half the nodes change one by one, the other half in one multi; then a child appears.
+    for node in 0..NODES / 2 {
+        let path = format!("/n/{node}");
+        writer.set_data(&path, b"1", None).await.unwrap();
+    }
+    let mut multi = writer.new_multi_writer();
+    for node in NODES / 2..NODES {
+        multi
+            .add_set_data(&format!("/n/{node}"), b"1", None)
+            .unwrap();
+    }
+    multi.commit().await.unwrap();
+    writer.create("/n/extra", b"", &persistent()).await.unwrap();
+    for (path, watch) in pending {
+        let event = tokio::time::timeout(Duration::from_secs(20), watch.changed())
+            .await
+            .unwrap_or_else(|_| panic!("the watch on {path} never fired"));
+        let expected = if path == "/n" {
+            zk::EventType::NodeChildrenChanged
+        } else {
+            zk::EventType::NodeDataChanged
+        };
+        assert_eq!(
+            (event.event_type, event.path.as_str()),
+            (expected, path.as_str())
+        );
+    }
+    for watcher in watchers {
+        close(watcher).await;
+    }
+    close(writer).await;
 }

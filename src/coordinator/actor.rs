@@ -378,6 +378,18 @@ impl Actor {
                 warn!("session {session_id:#x} sent op code {op_code}, which we do not implement");
                 self.reply(connection, xid, ErrorCode::Unimplemented, |_| {});
             }
+            Request::GetEphemerals { prefix } => {
+                let ephemerals: Vec<String> = self
+                    .database
+                    .tree
+                    .ephemerals_of(session_id)
+                    .into_iter()
+                    .filter(|path| path.starts_with(&prefix))
+                    .collect();
+                self.reply(connection, xid, ErrorCode::Ok, |writer| {
+                    writer.strings(&ephemerals);
+                });
+            }
             read => self.read(connection, session_id, xid, read),
         }
     }

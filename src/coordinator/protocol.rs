@@ -22,6 +22,7 @@ pub mod op {
     pub const MULTI: i32 = 14;
     pub const CREATE2: i32 = 15;
     pub const REMOVE_WATCHES: i32 = 18;
+    pub const GET_EPHEMERALS: i32 = 103;
     pub const GET_ALL_CHILDREN_NUMBER: i32 = 104;
     pub const AUTH: i32 = 100;
     pub const SET_WATCHES: i32 = 101;
@@ -283,6 +284,10 @@ pub enum Request {
     GetAllChildrenNumber {
         path: String,
     },
+    /// The caller's own ephemeral nodes under a path prefix.
+    GetEphemerals {
+        prefix: String,
+    },
     Multi(Vec<MultiOp>),
     RemoveWatches {
         path: String,
@@ -342,6 +347,9 @@ impl Request {
             },
             op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber {
                 path: path(reader)?,
+            },
+            op::GET_EPHEMERALS => Request::GetEphemerals {
+                prefix: path(reader)?,
             },
             op::MULTI => match decode_multi(reader)? {
                 Some(ops) => Request::Multi(ops),
