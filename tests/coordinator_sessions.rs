@@ -254,3 +254,109 @@ async fn every_watch_of_every_session_fires() {
     }
     close(writer).await;
 }
+
+/// A TCP proxy whose connections the test can cut, and which can refuse new ones for a while.
+struct Proxy {
+    port: u16,
+    cut: tokio::sync::watch::Sender<u64>,
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(target_port: u16) -> Proxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let refusing = std::sync::Arc::new(AtomicBool::new(false));
+        let cuts = cut.clone();
+        let refuse = refusing.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if refuse.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let mut cut = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            port,
+            cut,
+            refusing,
+        }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Drops every proxied connection; new ones are refused until `allow`.
+    fn cut_and_refuse(&self) {
+        self.refusing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    fn allow(&self) {
+        self.refusing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_survives_a_reconnect_and_catches_up_on_missed_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(dir.path(), &[]);
+    let proxy = Proxy::start(coordinator.port).await;
+    let broker = connect(&proxy.address(), Duration::from_secs(2)).await;
+    let session_id = broker.session_id();
+    broker.create("/brokers", b"", &persistent()).await.unwrap();
+    broker
+        .create("/brokers/1", b"", &ephemeral())
+        .await
+        .unwrap();
+    let (missing, created_watch) = broker.check_and_watch_stat("/controller").await.unwrap();
+    assert!(missing.is_none());
+    let mut state = broker.state_watcher();
+
+    proxy.cut_and_refuse();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while state.changed().await != zk::SessionState::Disconnected {}
+    })
+    .await
+    .expect("the client noticed the cut");
+    // Changed while the broker cannot hear: it must learn of it when it is back.
+    let other = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    other
+        .create("/controller", b"2", &ephemeral())
+        .await
+        .unwrap();
+    proxy.allow();
+
+    let event = tokio::time::timeout(Duration::from_secs(10), created_watch.changed())
+        .await
+        .expect("the missed creation was reported after the reconnect");
+    assert_eq!(
+        (event.event_type, event.path.as_str()),
+        (zk::EventType::NodeCreated, "/controller")
+    );
+    assert_eq!(broker.session_id(), session_id);
+    assert_eq!(broker.state(), zk::SessionState::SyncConnected);
+    // Its ephemeral node outlived the disconnection and stays while the session lives.
+    let stat = other.check_stat("/brokers/1").await.unwrap().expect("kept");
+    assert_eq!(stat.ephemeral_owner, session_id.0);
+    assert!(coordinator.log().contains("reconnected"));
+    close(broker).await;
+    close(other).await;
+}
