@@ -282,6 +282,45 @@ async fn scenario(address: &str) -> Vec<String> {
     let (_, _, delete_watch) = zk.get_and_watch_data("/diff/w").await.unwrap();
     other.delete("/diff/w", None).await.unwrap();
     step!("delete watch", event(delete_watch).await);
+    // Persistent watches (addWatch): they stay; recursive ones see the subtree.
+    zk.create("/diff/p", b"", &p).await.unwrap();
+    zk.create("/diff/r", b"", &p).await.unwrap();
+    let mut persistent_watch = zk
+        .watch("/diff/p", zk::AddWatchMode::Persistent)
+        .await
+        .unwrap();
+    let mut recursive_watch = zk
+        .watch("/diff/r", zk::AddWatchMode::PersistentRecursive)
+        .await
+        .unwrap();
+    for round in 0..2 {
+        other.set_data("/diff/p", b"x", None).await.unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(20), persistent_watch.changed())
+            .await
+            .expect("persistent watch event");
+        step!(
+            format!("persistent watch {round}"),
+            format!("{:?} {}", event.event_type, event.path)
+        );
+    }
+    other.create("/diff/r/x", b"", &p).await.unwrap();
+    other.set_data("/diff/r/x", b"y", None).await.unwrap();
+    other.delete("/diff/r/x", None).await.unwrap();
+    for round in 0..3 {
+        let event = tokio::time::timeout(Duration::from_secs(20), recursive_watch.changed())
+            .await
+            .expect("recursive watch event");
+        step!(
+            format!("recursive watch {round}"),
+            format!("{:?} {}", event.event_type, event.path)
+        );
+    }
+    // Explicit removal (deprecated in favour of drop) lets us see the server accept it.
+    #[allow(deprecated)]
+    {
+        persistent_watch.remove().await.unwrap();
+        recursive_watch.remove().await.unwrap();
+    }
     other.create("/diff/eph2", b"", &e).await.unwrap();
     let (_, ephemeral_watch) = zk.check_and_watch_stat("/diff/eph2").await.unwrap();
     close(other).await;

@@ -522,7 +522,8 @@ impl Actor {
             | Request::GetAcl { path }
             | Request::Sync { path }
             | Request::GetAllChildrenNumber { path }
-            | Request::RemoveWatches { path, .. } => path.clone(),
+            | Request::RemoveWatches { path, .. }
+            | Request::AddWatch { path, .. } => path.clone(),
             _ => return,
         };
         if !is_valid_path(&path) {
@@ -587,18 +588,30 @@ impl Actor {
                 });
             }
             (Request::RemoveWatches { kind, .. }, _) => {
-                let kinds: &[WatchKind] = match kind {
-                    1 => &[WatchKind::Child],
-                    2 => &[WatchKind::Data],
-                    _ => &[WatchKind::Data, WatchKind::Child],
-                };
-                let removed = self.watches.remove(session_id, &path, kinds);
+                let removed = self
+                    .watches
+                    .remove(session_id, &path, WatchKind::removed_by(kind));
                 let error = if removed {
                     ErrorCode::Ok
                 } else {
                     ErrorCode::NoWatcher
                 };
                 self.reply(connection, xid, error, |_| {});
+            }
+            (Request::AddWatch { mode, .. }, _) => {
+                let kind = match mode {
+                    0 => WatchKind::Persistent,
+                    1 => WatchKind::PersistentRecursive,
+                    _ => {
+                        self.reply(connection, xid, ErrorCode::BadArguments, |_| {});
+                        return;
+                    }
+                };
+                self.watches.add(session_id, kind, &path);
+                // ZooKeeper answers with an ErrorResponse of 0.
+                self.reply(connection, xid, ErrorCode::Ok, |writer| {
+                    writer.i32(0);
+                });
             }
             (_, _) => self.reply(connection, xid, ErrorCode::NoNode, |_| {}),
         }
@@ -640,6 +653,13 @@ impl Actor {
                 Some(_) => self.notify(session_id, zxid, EventType::NodeCreated, path),
                 None => self.watches.add(session_id, WatchKind::Data, path),
             }
+        }
+        for path in &watches.persistent {
+            self.watches.add(session_id, WatchKind::Persistent, path);
+        }
+        for path in &watches.persistent_recursive {
+            self.watches
+                .add(session_id, WatchKind::PersistentRecursive, path);
         }
         for path in &watches.child {
             match self.database.tree.get(path).map(|node| node.stat()) {

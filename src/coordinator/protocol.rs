@@ -27,6 +27,7 @@ pub mod op {
     pub const AUTH: i32 = 100;
     pub const SET_WATCHES: i32 = 101;
     pub const SET_WATCHES2: i32 = 105;
+    pub const ADD_WATCH: i32 = 106;
     pub const CLOSE_SESSION: i32 = -11;
     pub const ERROR: i32 = -1;
 }
@@ -247,6 +248,8 @@ pub struct SetWatches {
     pub data: Vec<String>,
     pub exist: Vec<String>,
     pub child: Vec<String>,
+    pub persistent: Vec<String>,
+    pub persistent_recursive: Vec<String>,
 }
 
 /// A decoded request (after the `RequestHeader`).
@@ -292,6 +295,11 @@ pub enum Request {
     RemoveWatches {
         path: String,
         kind: i32,
+    },
+    /// A persistent watch: mode 0 on the path, mode 1 on the path and below.
+    AddWatch {
+        path: String,
+        mode: i32,
     },
     SetWatches(SetWatches),
     Ping,
@@ -360,19 +368,23 @@ impl Request {
                 kind: reader.i32()?,
             },
             op::SET_WATCHES | op::SET_WATCHES2 => {
-                let watches = SetWatches {
+                let mut watches = SetWatches {
                     relative_zxid: reader.i64()?,
                     data: reader.strings()?,
                     exist: reader.strings()?,
                     child: reader.strings()?,
+                    ..SetWatches::default()
                 };
                 if op_code == op::SET_WATCHES2 {
-                    // Persistent watches: we do not offer addWatch, so there are none to restore.
-                    let _persistent = reader.strings()?;
-                    let _persistent_recursive = reader.strings()?;
+                    watches.persistent = reader.strings()?;
+                    watches.persistent_recursive = reader.strings()?;
                 }
                 Request::SetWatches(watches)
             }
+            op::ADD_WATCH => Request::AddWatch {
+                path: path(reader)?,
+                mode: reader.i32()?,
+            },
             op::PING => Request::Ping,
             op::AUTH => Request::Auth,
             op::CLOSE_SESSION => Request::CloseSession,
