@@ -466,3 +466,140 @@ async fn kazoo_creates_reads_and_watches() {
     assert!(client.list_children("/kazoo/ids").await.unwrap().is_empty());
     close(client).await;
 }
+
+/// One random operation from a small space of paths, versions and flags.
+async fn random_step(rng: &mut impl rand::Rng, sessions: &[&zk::Client; 2]) -> String {
+    const PATHS: [&str; 8] = [
+        "/r", "/r/a", "/r/a", "/r/b", "/r/a/x", "/r/a/y", "/r/b/x", "/r/e",
+    ];
+    let session_index = rng.random_range(0..2);
+    let zk = sessions[session_index];
+    let path = PATHS[rng.random_range(0..PATHS.len())];
+    let version = [-1, -1, 0, 1, 2][rng.random_range(0..5)];
+    let data = format!("d{}", rng.random_range(0..100));
+    let mode = [
+        zk::CreateMode::Persistent,
+        zk::CreateMode::Persistent,
+        zk::CreateMode::Ephemeral,
+        zk::CreateMode::PersistentSequential,
+        zk::CreateMode::EphemeralSequential,
+    ][rng.random_range(0..5)];
+    let options = mode.with_acls(zk::Acls::anyone_all());
+    let who = format!("s{session_index}");
+    let summary_of = |stat: &zk::Stat| summary(stat, zk);
+    match rng.random_range(0..8) {
+        0 | 1 => {
+            let result = zk.create(path, data.as_bytes(), &options).await;
+            format!(
+                "{who} create {path} {mode:?}: {}",
+                outcome(result, |(stat, sequence)| format!(
+                    "{sequence} {}",
+                    summary_of(&stat)
+                ))
+            )
+        }
+        2 => format!(
+            "{who} delete {path} v{version}: {}",
+            outcome(zk.delete(path, Some(version)).await, |()| String::new())
+        ),
+        3 => format!(
+            "{who} set {path} v{version}: {}",
+            outcome(
+                zk.set_data(path, data.as_bytes(), Some(version)).await,
+                |stat| summary_of(&stat)
+            )
+        ),
+        4 => format!(
+            "{who} get {path}: {}",
+            outcome(zk.get_data(path).await, |(bytes, stat)| format!(
+                "{} {}",
+                String::from_utf8_lossy(&bytes),
+                summary_of(&stat)
+            ))
+        ),
+        5 => format!(
+            "{who} ls {path}: {}",
+            outcome(zk.get_children(path).await, |(mut children, stat)| {
+                children.sort();
+                format!("{} {}", children.join(","), summary_of(&stat))
+            })
+        ),
+        _ => {
+            let mut multi = zk.new_multi_writer();
+            let mut described = Vec::new();
+            for _ in 0..rng.random_range(1..4) {
+                let path = PATHS[rng.random_range(0..PATHS.len())];
+                let version = [-1, 0, 1][rng.random_range(0..3)];
+                match rng.random_range(0..4) {
+                    0 => {
+                        multi.add_create(path, b"m", &options).unwrap();
+                        described.push(format!("create {path} {mode:?}"));
+                    }
+                    1 => {
+                        multi.add_delete(path, Some(version)).unwrap();
+                        described.push(format!("delete {path} v{version}"));
+                    }
+                    2 => {
+                        multi.add_set_data(path, b"m", Some(version)).unwrap();
+                        described.push(format!("set {path} v{version}"));
+                    }
+                    _ => {
+                        if version >= 0 {
+                            multi.add_check_version(path, version).unwrap();
+                            described.push(format!("check {path} v{version}"));
+                        }
+                    }
+                }
+            }
+            format!(
+                "{who} multi [{}]: {}",
+                described.join("; "),
+                multi_outcome(multi.commit().await)
+            )
+        }
+    }
+}
+
+/// Random operations (a fixed seed, printed) give the same transcript on both servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_operations_match_apache_zookeeper() {
+    use rand::SeedableRng;
+    const STEPS: usize = 400;
+    let seed: u64 = std::env::var("KCHAOS_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or(20261125);
+    let dir = tempfile::tempdir().unwrap();
+    let apache = ApacheZooKeeper::start(dir.path());
+    let ours = Coordinator::start(dir.path(), &["--max-session-timeout-ms", "10000"]);
+    let mut transcripts = Vec::new();
+    for address in [apache.address(), ours.address()] {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let first = connect(&address, Duration::from_secs(4)).await;
+        let second = connect(&address, Duration::from_secs(4)).await;
+        // A persistent base, so that most steps land somewhere that exists.
+        first.create("/r", b"", &persistent()).await.unwrap();
+        let mut transcript = Vec::with_capacity(STEPS);
+        for _ in 0..STEPS {
+            transcript.push(random_step(&mut rng, &[&first, &second]).await);
+        }
+        close(first).await;
+        close(second).await;
+        transcripts.push(transcript);
+    }
+    if let Ok(dump) = std::env::var("KCHAOS_DUMP") {
+        std::fs::write(format!("{dump}.apache"), transcripts[0].join("\n")).unwrap();
+        std::fs::write(format!("{dump}.ours"), transcripts[1].join("\n")).unwrap();
+    }
+    for (index, (want, got)) in transcripts[0].iter().zip(&transcripts[1]).enumerate() {
+        assert_eq!(
+            got, want,
+            "seed {seed}, step {index} differs from Apache ZooKeeper"
+        );
+    }
+    let failures = transcripts[1]
+        .iter()
+        .filter(|line| line.contains(": error"))
+        .count();
+    eprintln!("seed {seed}: {STEPS} random steps agree ({failures} were refused by both)");
+}
