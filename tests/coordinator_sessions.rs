@@ -56,6 +56,11 @@ async fn owner_loses_its_node(fault: &str) {
     assert_eq!(watcher.check_stat("/brokers/ids/1").await.unwrap(), None);
     let log = coordinator.log();
     assert!(log.contains("expired"), "no expiry logged:\n{log}");
+    if fault == "pause" {
+        // Thawed, the owner learns that its session is gone.
+        owner.resume().unwrap();
+        wait_for_log(&owner, "state LOST", Duration::from_secs(30));
+    }
     close(watcher).await;
 }
 
