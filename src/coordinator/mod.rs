@@ -12,7 +12,8 @@
 //!   [`snapshot`]: snapshot files; [`storage`]: recovery of a data directory.
 //! - [`session`]: live sessions and their deadlines; [`watch`]: one-shot and persistent
 //!   watch registrations.
-//! - [`actor`]: the single owner of the state (batches, fsync, then replies);
+//! - [`actor`]: the single owner of the state (batches, fsync, then replies), with its read
+//!   and write requests in `actor::reads` and `actor::writes`;
 //!   [`server`]: listener, connection tasks, ticker, shutdown.
 //! - [`shell`]: `kchaos coord`, a zookeeper-shell built on `zookeeper-client`.
 //!
