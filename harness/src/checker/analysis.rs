@@ -155,13 +155,31 @@ impl Analysis {
             return;
         }
         let mut line = Line::default();
-        let value_error = match parse_line(text, &mut line) {
-            Ok(value_error) => value_error,
-            Err(reason) => {
-                self.malformed(format!("not an operation: {reason}"));
-                return;
-            }
+        match parse_line(text, &mut line) {
+            Ok(value_error) => self.apply(&line, value_error),
+            Err(reason) => self.malformed(format!("not an operation: {reason}")),
+        }
+    }
+
+    /// The fast path: scans one line in the writer's own layout at the start of `window`
+    /// (which may hold more lines) and applies it. Returns the bytes consumed, line break
+    /// included, or `None` (nothing consumed) to let [`Analysis::feed_line`] handle the line.
+    /// `at_end`: nothing follows `window` in the history.
+    pub fn feed_scanned(&mut self, window: &[u8], at_end: bool) -> Option<usize> {
+        let mut line = Line::default();
+        let length = super::scan::scan_prefix(window, &mut line)?;
+        let consumed = match window.get(length) {
+            Some(b'\n') => length + 1,
+            None if at_end => length,
+            _ => return None,
         };
+        self.line_number += 1;
+        self.apply(&line, None);
+        Some(consumed)
+    }
+
+    /// Applies one parsed operation; `value_error` says its value could not be read.
+    fn apply(&mut self, line: &Line<'_>, value_error: Option<String>) {
         self.operations += 1;
         self.figures.observe_time(line.time_ns);
         let interpreted = matches!(&*line.f, "send" | "poll" | "assign" | "final-read");
@@ -174,11 +192,11 @@ impl Analysis {
             return;
         }
         match &*line.f {
-            "send" => self.send(&line),
-            "poll" => self.poll(&line),
-            "assign" => self.assign(&line),
-            "final-read" => self.final_read(&line),
-            _ if line.process == Process::Nemesis => self.nemesis(&line),
+            "send" => self.send(line),
+            "poll" => self.poll(line),
+            "assign" => self.assign(line),
+            "final-read" => self.final_read(line),
+            _ if line.process == Process::Nemesis => self.nemesis(line),
             f => self
                 .figures
                 .record_by_process(f, line.process, line.op_type, line.time_ns),

@@ -19,6 +19,12 @@ const SKIP_DEPTH_MAX: usize = 64;
 /// Scans one line in the writer's layout into `line`, or `None` to let serde decide (then
 /// `line` may be partly written). Filling the caller's `line` in place avoids moving it.
 pub fn scan_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<()> {
+    (scan_prefix(text, line)? == text.len()).then_some(())
+}
+
+/// Scans one operation at the start of `text` (which may go on with more lines) and returns
+/// how many bytes it took; the caller checks what follows.
+pub fn scan_prefix<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<usize> {
     let mut cursor = Cursor {
         bytes: text,
         position: 0,
@@ -50,7 +56,7 @@ pub fn scan_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<()> {
     cursor.literal(b",\"value\":")?;
     cursor.fields(&mut line.value)?;
     cursor.literal(b"}")?;
-    (cursor.position == cursor.bytes.len()).then_some(())
+    Some(cursor.position)
 }
 
 struct Cursor<'a> {

@@ -699,3 +699,59 @@ fn validity_merges_false_over_unknown_over_true() {
         }
     );
 }
+
+#[test]
+fn lines_split_across_reads_are_read_whole() {
+    let mut history = clean_history();
+    history
+        .poll(10, 9, &[(0, 3, "7-7")])
+        .nemesis(11, "kill", "broker-1");
+    let mut text = history.text();
+    // Another spelling (CRLF, spaces) goes through serde, also across reads.
+    text.push_str("{ \"index\":99,\"time_ns\":1,\"process\":4,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{}}\r\n");
+    let expected = check_history(text.as_bytes(), &Expectations::default());
+    assert_eq!(expected.count(AnomalyKind::Unexpected), 1);
+    assert_eq!(expected.totals.operations, 17);
+    for buffer_bytes in [1, 7, 64, 300] {
+        let mut analysis = analysis::Analysis::new(&Expectations::default());
+        feed_lines(text.as_bytes(), &mut analysis, buffer_bytes);
+        assert_eq!(
+            analysis.finish(),
+            expected,
+            "buffer of {buffer_bytes} bytes"
+        );
+    }
+    // The last line may lack its line break.
+    let trimmed = text.trim_end();
+    let results = check_history(trimmed.as_bytes(), &Expectations::default());
+    assert_eq!(results, expected);
+}
+
+#[test]
+fn reordered_is_found_far_back_in_a_long_run() {
+    // 1-0 is invoked after 1-5 was acknowledged at offset 105, and acknowledged 35
+    // acknowledgements later, at offset 50.
+    let mut history = History::default();
+    let mut records: Vec<(i32, i64, String)> = Vec::new();
+    for sequence in 1..=40u64 {
+        if sequence == 6 {
+            history.invoke_send(5, 1, "1-0");
+        }
+        let offset = sequence as i64 + 100;
+        history.send(sequence * 2, 1, &format!("1-{sequence}"), 0, offset);
+        records.push((0, offset, format!("1-{sequence}")));
+    }
+    history.ok_send(90, 1, "1-0", 0, 50);
+    records.push((0, 50, "1-0".to_string()));
+    let borrowed: Vec<(i32, i64, &str)> = records
+        .iter()
+        .map(|(p, o, v)| (*p, *o, v.as_str()))
+        .collect();
+    history.final_read(100, 0, &borrowed);
+    let results = history.check();
+    assert_eq!(results.count(AnomalyKind::Reordered), 1, "{results:#?}");
+    let example = &results.anomaly(AnomalyKind::Reordered).examples[0];
+    assert_eq!(example.value.as_deref(), Some("1-0"));
+    assert_eq!(example.earlier_value.as_deref(), Some("1-5"));
+    assert_eq!(example.earlier_offset, Some(105));
+}

@@ -349,16 +349,34 @@ pub struct Slot {
 /// (partition, offset) -> the value read there, dense per partition.
 #[derive(Debug, Default)]
 pub struct OffsetTable {
-    partitions: FastMap<i32, DenseMap>,
+    /// Partition -> index into `partitions`.
+    by_partition: FastMap<i32, usize>,
+    partitions: Vec<DenseMap>,
+    /// The last partition looked up and its index: records come in runs of one partition.
+    last_partition: std::cell::Cell<Option<(i32, usize)>>,
 }
 
 impl OffsetTable {
     const FINAL_BIT: u32 = 1 << 31;
     const EMPTY: u32 = Self::FINAL_BIT - 1;
 
+    fn partition_index(&self, partition: i32) -> Option<usize> {
+        if let Some((last, index)) = self.last_partition.get()
+            && last == partition
+        {
+            return Some(index);
+        }
+        let index = *self.by_partition.get(&partition)?;
+        self.last_partition.set(Some((partition, index)));
+        Some(index)
+    }
+
     pub fn get(&self, partition: i32, offset: i64) -> Option<Slot> {
         let offset = u64::try_from(offset).ok()?;
-        let raw = self.partitions.get(&partition)?.get(offset)?;
+        let raw = self
+            .partitions
+            .get(self.partition_index(partition)?)?
+            .get(offset)?;
         (raw != Self::EMPTY).then_some(Slot {
             value: raw & !Self::FINAL_BIT,
             from_final_read: raw & Self::FINAL_BIT != 0,
@@ -375,17 +393,26 @@ impl OffsetTable {
         };
         let keep_previous =
             previous.is_some_and(|old| old.from_final_read && !slot.from_final_read);
-        if !keep_previous {
-            let raw = slot.value
-                | if slot.from_final_read {
-                    Self::FINAL_BIT
-                } else {
-                    0
-                };
-            self.partitions
-                .entry(partition)
-                .or_default()
-                .insert(offset, raw);
+        if keep_previous || previous == Some(slot) {
+            return previous;
+        }
+        let raw = slot.value
+            | if slot.from_final_read {
+                Self::FINAL_BIT
+            } else {
+                0
+            };
+        let index = match self.partition_index(partition) {
+            Some(index) => index,
+            None => {
+                self.partitions.push(DenseMap::default());
+                let index = self.partitions.len() - 1;
+                self.by_partition.insert(partition, index);
+                index
+            }
+        };
+        if let Some(offsets) = self.partitions.get_mut(index) {
+            offsets.insert(offset, raw);
         }
         previous
     }
