@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::figures::{OperationFiguresBuilder, Timeline, Unavailability};
+use super::figures::{self, OperationFiguresBuilder, Timeline, Unavailability};
 use super::parse::{Fields, Line, ValueText, parse_line};
 use super::results::{
     Anomaly, AnomalyKind, EXAMPLES_PER_ANOMALY, Example, Expectations, FinalReadSummary,
@@ -92,6 +92,8 @@ pub struct Analysis {
     final_offsets: FastMap<i32, Vec<i64>>,
     final_records: u64,
     partitions_seen: FastSet<i32>,
+    /// The partition last added to `partitions_seen` (records come in runs of one partition).
+    last_partition_seen: Option<i32>,
     acks_by_producer_partition: FastMap<(u64, i32), Vec<AckMark>>,
     figures: OperationFiguresBuilder,
     unavailability: Unavailability,
@@ -117,6 +119,7 @@ impl Analysis {
             final_offsets: FastMap::default(),
             final_records: 0,
             partitions_seen: FastSet::default(),
+            last_partition_seen: None,
             acks_by_producer_partition: FastMap::default(),
             figures: OperationFiguresBuilder::default(),
             unavailability: Unavailability::default(),
@@ -197,9 +200,18 @@ impl Analysis {
             "assign" => self.assign(line),
             "final-read" => self.final_read(line),
             _ if line.process == Process::Nemesis => self.nemesis(line),
-            f => self
-                .figures
-                .record_by_process(f, line.process, line.op_type, line.time_ns),
+            f => {
+                let index = self.figures.type_index(f);
+                self.figures
+                    .record_by_process(index, line.process, line.op_type, line.time_ns);
+            }
+        }
+    }
+
+    fn saw_partition(&mut self, partition: i32) {
+        if self.last_partition_seen != Some(partition) {
+            self.partitions_seen.insert(partition);
+            self.last_partition_seen = Some(partition);
         }
     }
 
@@ -256,7 +268,7 @@ impl Analysis {
         info.invoke_line = line_number;
         info.invoke_ns = line.time_ns;
         self.figures
-            .record_matched("send", OpType::Invoke, line.time_ns, None);
+            .record_matched(figures::SEND, OpType::Invoke, line.time_ns, None);
     }
 
     fn send_completion(&mut self, line: &Line<'_>, value: &ValueText<'_>) {
@@ -283,7 +295,7 @@ impl Analysis {
             if let Some(read) = self.values.read_mut(id) {
                 read.send_partition = partition;
             }
-            self.partitions_seen.insert(partition);
+            self.saw_partition(partition);
         }
         let Some(info) = self.values.send_mut(id) else {
             return;
@@ -300,7 +312,7 @@ impl Analysis {
         }
         let invoke_ns = info.invoke_ns;
         self.figures
-            .record_matched("send", line.op_type, line.time_ns, Some(invoke_ns));
+            .record_matched(figures::SEND, line.op_type, line.time_ns, Some(invoke_ns));
         self.timeline.send_completed(line.time_ns, line.op_type);
         if let (OpType::Ok, Some(partition), Some(offset)) =
             (line.op_type, fields.partition, fields.offset)
@@ -363,7 +375,7 @@ impl Analysis {
 
     fn poll(&mut self, line: &Line<'_>) {
         self.figures
-            .record_by_process("poll", line.process, line.op_type, line.time_ns);
+            .record_by_process(figures::POLL, line.process, line.op_type, line.time_ns);
         if line.op_type != OpType::Ok {
             return;
         }
@@ -377,7 +389,7 @@ impl Analysis {
             let Some(id) = self.intern(value) else {
                 return;
             };
-            self.partitions_seen.insert(*partition);
+            self.saw_partition(*partition);
             self.read(
                 *partition,
                 *offset,
@@ -438,7 +450,7 @@ impl Analysis {
 
     fn assign(&mut self, line: &Line<'_>) {
         self.figures
-            .record_by_process("assign", line.process, line.op_type, line.time_ns);
+            .record_by_process(figures::ASSIGN, line.process, line.op_type, line.time_ns);
         self.forward_reads.remove(&client_number(line.process));
         if let Some(positions) = &line.value.positions {
             self.partitions_seen
@@ -447,8 +459,12 @@ impl Analysis {
     }
 
     fn final_read(&mut self, line: &Line<'_>) {
-        self.figures
-            .record_by_process("final-read", line.process, line.op_type, line.time_ns);
+        self.figures.record_by_process(
+            figures::FINAL_READ,
+            line.process,
+            line.op_type,
+            line.time_ns,
+        );
         let Some(partition) = line.value.partition else {
             self.malformed(format!(
                 "a final-read {} without a partition",
@@ -456,7 +472,7 @@ impl Analysis {
             ));
             return;
         };
-        self.partitions_seen.insert(partition);
+        self.saw_partition(partition);
         let state = self
             .final_reads
             .entry(partition)
@@ -485,7 +501,7 @@ impl Analysis {
             let Some(id) = self.intern(value) else {
                 return;
             };
-            self.partitions_seen.insert(*partition);
+            self.saw_partition(*partition);
             if let Some(info) = self.values.read_mut(id)
                 && (info.final_partition == NO_PARTITION || info.send_partition == *partition)
             {
@@ -558,8 +574,9 @@ impl Analysis {
     }
 
     fn nemesis(&mut self, line: &Line<'_>) {
+        let index = self.figures.type_index(&line.f);
         self.figures
-            .record_by_process(&line.f, line.process, line.op_type, line.time_ns);
+            .record_by_process(index, line.process, line.op_type, line.time_ns);
         self.unavailability.nemesis(
             line.index,
             line.time_ns,
@@ -618,7 +635,8 @@ impl Analysis {
                 }
             }
         }
-        self.figures.add_never_completed("send", never_completed);
+        self.figures
+            .add_never_completed(figures::SEND, never_completed);
         self.check_poll_skips();
         self.results(final_read, totals)
     }

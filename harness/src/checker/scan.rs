@@ -55,7 +55,7 @@ pub fn scan_prefix<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<usize> {
     line.f = Text(Cow::Borrowed(cursor.string()?));
     cursor.literal(b",\"value\":")?;
     cursor.fields(&mut line.value)?;
-    cursor.literal(b"}")?;
+    cursor.byte(b'}')?;
     Some(cursor.position)
 }
 
@@ -65,10 +65,18 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.position).copied()
     }
 
+    /// One expected byte.
+    #[inline]
+    fn byte(&mut self, expected: u8) -> Option<()> {
+        (self.peek()? == expected).then(|| self.position += 1)
+    }
+
+    #[inline]
     fn literal(&mut self, expected: &[u8]) -> Option<()> {
         let end = self.position.checked_add(expected.len())?;
         (self.bytes.get(self.position..end)? == expected).then(|| self.position = end)
@@ -108,7 +116,7 @@ impl<'a> Cursor<'a> {
 
     /// An object key without escapes, as bytes (keys are compared, never kept).
     fn key(&mut self) -> Option<&'a [u8]> {
-        self.literal(b"\"")?;
+        self.byte(b'"')?;
         let start = self.position;
         let length = self
             .bytes
@@ -145,11 +153,11 @@ impl<'a> Cursor<'a> {
     fn value_text(&mut self) -> Option<ValueText<'a>> {
         let start = self.position;
         let key = (|| {
-            self.literal(b"\"")?;
+            self.byte(b'"')?;
             let process = self.unsigned()?;
-            self.literal(b"-")?;
+            self.byte(b'-')?;
             let sequence = self.unsigned()?;
-            self.literal(b"\"")?;
+            self.byte(b'"')?;
             Some(ValueText::Key { process, sequence })
         })();
         if key.is_some() {
@@ -169,13 +177,13 @@ impl<'a> Cursor<'a> {
 
     /// The operation's value: an object whose known keys may come in any order.
     fn fields(&mut self, fields: &mut Fields<'a>) -> Option<()> {
-        self.literal(b"{")?;
-        if self.literal(b"}").is_some() {
+        self.byte(b'{')?;
+        if self.byte(b'}').is_some() {
             return Some(());
         }
         loop {
             let key = self.key()?;
-            self.literal(b":")?;
+            self.byte(b':')?;
             match key {
                 b"value" => fields.value = Some(self.value_text()?),
                 b"partition" => fields.partition = Some(i32::try_from(self.signed()?).ok()?),
@@ -187,8 +195,8 @@ impl<'a> Cursor<'a> {
                 b"why" => fields.why = Some(Text(Cow::Borrowed(self.string()?))),
                 _ => self.skip_value(0)?,
             }
-            if self.literal(b",").is_none() {
-                return self.literal(b"}");
+            if self.byte(b',').is_none() {
+                return self.byte(b'}');
             }
         }
     }
@@ -196,21 +204,21 @@ impl<'a> Cursor<'a> {
     /// `[[partition,offset,"value"],...]`
     fn records(&mut self) -> Option<Vec<(i32, i64, ValueText<'a>)>> {
         let mut records = Vec::with_capacity(RECORDS_CAPACITY);
-        self.literal(b"[")?;
-        if self.literal(b"]").is_some() {
+        self.byte(b'[')?;
+        if self.byte(b']').is_some() {
             return Some(records);
         }
         loop {
-            self.literal(b"[")?;
+            self.byte(b'[')?;
             let partition = i32::try_from(self.signed()?).ok()?;
-            self.literal(b",")?;
+            self.byte(b',')?;
             let offset = self.signed()?;
-            self.literal(b",")?;
+            self.byte(b',')?;
             let value = self.value_text()?;
-            self.literal(b"]")?;
+            self.byte(b']')?;
             records.push((partition, offset, value));
-            if self.literal(b",").is_none() {
-                self.literal(b"]")?;
+            if self.byte(b',').is_none() {
+                self.byte(b']')?;
                 return Some(records);
             }
         }
@@ -219,19 +227,19 @@ impl<'a> Cursor<'a> {
     /// `[[partition,offset],...]`
     fn positions(&mut self) -> Option<Vec<(i32, i64)>> {
         let mut positions = Vec::new();
-        self.literal(b"[")?;
-        if self.literal(b"]").is_some() {
+        self.byte(b'[')?;
+        if self.byte(b']').is_some() {
             return Some(positions);
         }
         loop {
-            self.literal(b"[")?;
+            self.byte(b'[')?;
             let partition = i32::try_from(self.signed()?).ok()?;
-            self.literal(b",")?;
+            self.byte(b',')?;
             let offset = self.signed()?;
-            self.literal(b"]")?;
+            self.byte(b']')?;
             positions.push((partition, offset));
-            if self.literal(b",").is_none() {
-                self.literal(b"]")?;
+            if self.byte(b',').is_none() {
+                self.byte(b']')?;
                 return Some(positions);
             }
         }
@@ -247,27 +255,27 @@ impl<'a> Cursor<'a> {
             b'"' => self.skip_string(),
             b'{' => {
                 self.position += 1;
-                if self.literal(b"}").is_some() {
+                if self.byte(b'}').is_some() {
                     return Some(());
                 }
                 loop {
                     self.skip_string()?;
-                    self.literal(b":")?;
+                    self.byte(b':')?;
                     self.skip_value(depth + 1)?;
-                    if self.literal(b",").is_none() {
-                        return self.literal(b"}");
+                    if self.byte(b',').is_none() {
+                        return self.byte(b'}');
                     }
                 }
             }
             b'[' => {
                 self.position += 1;
-                if self.literal(b"]").is_some() {
+                if self.byte(b']').is_some() {
                     return Some(());
                 }
                 loop {
                     self.skip_value(depth + 1)?;
-                    if self.literal(b",").is_none() {
-                        return self.literal(b"]");
+                    if self.byte(b',').is_none() {
+                        return self.byte(b']');
                     }
                 }
             }
@@ -291,7 +299,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn skip_string(&mut self) -> Option<()> {
-        self.literal(b"\"")?;
+        self.byte(b'"')?;
         loop {
             let byte = self.peek()?;
             self.position += 1;
