@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::figures::{self, OperationFiguresBuilder, Timeline, Unavailability};
-use super::parse::{Fields, Line, ValueText, parse_line};
+use super::parse::{Fields, Line, OpName, ValueText};
+use super::pipeline::Item;
 use super::results::{
     Anomaly, AnomalyKind, EXAMPLES_PER_ANOMALY, Example, Expectations, FinalReadSummary,
     LostExpectation, Malformed, Results, Totals, Validity,
@@ -150,57 +151,42 @@ impl Analysis {
         self.anomalies.entry(kind).or_default()
     }
 
-    /// Feeds one line of the history (without its line break). Blank lines are skipped.
-    pub fn feed_line(&mut self, text: &[u8]) {
-        self.line_number += 1;
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return;
+    /// Feeds one line of the history, as read and parsed by the pipeline.
+    pub fn feed(&mut self, item: Item) {
+        match item {
+            Item::Line(line, value_error) => {
+                self.line_number += 1;
+                self.apply(&line, value_error);
+            }
+            Item::Blank => self.line_number += 1,
+            Item::Malformed(reason) => {
+                self.line_number += 1;
+                self.malformed(reason);
+            }
+            Item::Unreadable(reason) => self.malformed_at(0, reason),
         }
-        let mut line = Line::default();
-        match parse_line(text, &mut line) {
-            Ok(value_error) => self.apply(&line, value_error),
-            Err(reason) => self.malformed(format!("not an operation: {reason}")),
-        }
-    }
-
-    /// The fast path: scans one line in the writer's own layout at the start of `window`
-    /// (which may hold more lines) and applies it. Returns the bytes consumed, line break
-    /// included, or `None` (nothing consumed) to let [`Analysis::feed_line`] handle the line.
-    /// `at_end`: nothing follows `window` in the history.
-    pub fn feed_scanned(&mut self, window: &[u8], at_end: bool) -> Option<usize> {
-        let mut line = Line::default();
-        let length = super::scan::scan_prefix(window, &mut line)?;
-        let consumed = match window.get(length) {
-            Some(b'\n') => length + 1,
-            None if at_end => length,
-            _ => return None,
-        };
-        self.line_number += 1;
-        self.apply(&line, None);
-        Some(consumed)
     }
 
     /// Applies one parsed operation; `value_error` says its value could not be read.
     fn apply(&mut self, line: &Line<'_>, value_error: Option<String>) {
         self.operations += 1;
         self.figures.observe_time(line.time_ns);
-        let interpreted = matches!(&*line.f, "send" | "poll" | "assign" | "final-read");
+        let interpreted = !matches!(line.f, OpName::Other(_));
         if interpreted && let Some(reason) = value_error {
             self.malformed(format!(
                 "the value of a {} {}: {reason}",
-                &*line.f,
+                line.f.as_str(),
                 type_name(line.op_type)
             ));
             return;
         }
-        match &*line.f {
-            "send" => self.send(line),
-            "poll" => self.poll(line),
-            "assign" => self.assign(line),
-            "final-read" => self.final_read(line),
-            _ if line.process == Process::Nemesis => self.nemesis(line),
-            f => {
+        match &line.f {
+            OpName::Send => self.send(line),
+            OpName::Poll => self.poll(line),
+            OpName::Assign => self.assign(line),
+            OpName::FinalRead => self.final_read(line),
+            OpName::Other(_) if line.process == Process::Nemesis => self.nemesis(line),
+            OpName::Other(f) => {
                 let index = self.figures.type_index(f);
                 self.figures
                     .record_by_process(index, line.process, line.op_type, line.time_ns);
@@ -574,14 +560,14 @@ impl Analysis {
     }
 
     fn nemesis(&mut self, line: &Line<'_>) {
-        let index = self.figures.type_index(&line.f);
+        let index = self.figures.type_index(line.f.as_str());
         self.figures
             .record_by_process(index, line.process, line.op_type, line.time_ns);
         self.unavailability.nemesis(
             line.index,
             line.time_ns,
             line.op_type,
-            &line.f,
+            line.f.as_str(),
             line.value.node.as_deref(),
             line.value.why.as_deref(),
         );

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use super::parse::{Fields, Line, Text, ValueText};
+use super::parse::{Fields, Line, OpName, Text, ValueText};
 use crate::history::{OpType, Process};
 
 /// Records vectors start this large (polls return a few to a few hundred records).
@@ -52,7 +52,15 @@ pub fn scan_prefix<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<usize> {
         OpType::Info
     };
     cursor.literal(b",\"f\":")?;
-    line.f = Text(Cow::Borrowed(cursor.string()?));
+    line.f = if cursor.literal(b"\"send\",").is_some() {
+        cursor.position -= 1;
+        OpName::Send
+    } else if cursor.literal(b"\"poll\",").is_some() {
+        cursor.position -= 1;
+        OpName::Poll
+    } else {
+        OpName::from_text(Cow::Borrowed(cursor.string()?))
+    };
     cursor.literal(b",\"value\":")?;
     cursor.fields(&mut line.value)?;
     cursor.byte(b'}')?;

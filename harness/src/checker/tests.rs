@@ -714,11 +714,19 @@ fn lines_split_across_reads_are_read_whole() {
     assert_eq!(expected.totals.operations, 17);
     for buffer_bytes in [1, 7, 64, 300] {
         let mut analysis = analysis::Analysis::new(&Expectations::default());
-        feed_lines(text.as_bytes(), &mut analysis, buffer_bytes);
+        pipeline::run(text.as_bytes(), &mut analysis, buffer_bytes);
         assert_eq!(
             analysis.finish(),
             expected,
             "buffer of {buffer_bytes} bytes"
+        );
+        // The same on one thread.
+        let mut analysis = analysis::Analysis::new(&Expectations::default());
+        pipeline::read_lines(text.as_bytes(), buffer_bytes, |item| analysis.feed(item));
+        assert_eq!(
+            analysis.finish(),
+            expected,
+            "one thread, {buffer_bytes} bytes"
         );
     }
     // The last line may lack its line break.
@@ -754,4 +762,29 @@ fn reordered_is_found_far_back_in_a_long_run() {
     assert_eq!(example.value.as_deref(), Some("1-0"));
     assert_eq!(example.earlier_value.as_deref(), Some("1-5"));
     assert_eq!(example.earlier_offset, Some(105));
+}
+
+#[test]
+fn many_batches_keep_their_order() {
+    // More lines than one batch between the reader and the analysis.
+    let mut history = History::default();
+    let mut records = Vec::new();
+    for sequence in 0..5000u64 {
+        history.send(sequence, 1, &format!("1-{sequence}"), 0, sequence as i64);
+        records.push((0, sequence as i64, format!("1-{sequence}")));
+    }
+    let borrowed: Vec<(i32, i64, &str)> = records
+        .iter()
+        .map(|(p, o, v)| (*p, *o, v.as_str()))
+        .collect();
+    history.final_read(6000, 0, &borrowed[..4999]);
+    let results = history.check();
+    assert_eq!(results.totals.operations, 10_002);
+    assert_eq!(results.count(AnomalyKind::Lost), 1);
+    assert_eq!(
+        results.anomaly(AnomalyKind::Lost).examples[0]
+            .value
+            .as_deref(),
+        Some("1-4999")
+    );
 }
