@@ -4,7 +4,7 @@
 //! aborted-read, indeterminate-*, poll-skip, divergent acknowledgements) and builds the
 //! [`Results`]. Definitions: CHECKER.md.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use super::figures::{self, OperationFiguresBuilder, Timeline, Unavailability};
 use super::parse::{Fields, Line, OpName, ValueText};
@@ -95,7 +95,10 @@ pub struct Analysis {
     partitions_seen: FastSet<i32>,
     /// The partition last added to `partitions_seen` (records come in runs of one partition).
     last_partition_seen: Option<i32>,
-    acks_by_producer_partition: FastMap<(u64, i32), Vec<AckMark>>,
+    acks_by_producer_partition: FastMap<(u64, i32), VecDeque<AckMark>>,
+    /// Per producer, its send invocations in order (line, value), completed ones dropped from
+    /// the front lazily: the oldest pending one says which marks can still matter.
+    invokes_by_producer: FastMap<u64, VecDeque<(u64, ValueId)>>,
     figures: OperationFiguresBuilder,
     unavailability: Unavailability,
     timeline: Timeline,
@@ -122,6 +125,7 @@ impl Analysis {
             partitions_seen: FastSet::default(),
             last_partition_seen: None,
             acks_by_producer_partition: FastMap::default(),
+            invokes_by_producer: FastMap::default(),
             figures: OperationFiguresBuilder::default(),
             unavailability: Unavailability::default(),
             timeline: Timeline::default(),
@@ -252,6 +256,10 @@ impl Analysis {
         info.outcome = SendOutcome::Pending;
         info.producer = client_number(line.process);
         info.invoke_line = line_number;
+        self.invokes_by_producer
+            .entry(info.producer)
+            .or_default()
+            .push_back((line_number, id));
         info.invoke_ns = line.time_ns;
         self.figures
             .record_matched(figures::SEND, OpType::Invoke, line.time_ns, None);
@@ -300,6 +308,10 @@ impl Analysis {
         self.figures
             .record_matched(figures::SEND, line.op_type, line.time_ns, Some(invoke_ns));
         self.timeline.send_completed(line.time_ns, line.op_type);
+        if line.op_type != OpType::Ok {
+            let producer = self.values.send(id).map_or(0, |info| info.producer);
+            self.oldest_pending_invoke(producer);
+        }
         if let (OpType::Ok, Some(partition), Some(offset)) =
             (line.op_type, fields.partition, fields.offset)
         {
@@ -324,7 +336,7 @@ impl Analysis {
             .and_then(|position| marks.get(position))
             .filter(|mark| mark.max_offset > offset)
             .copied();
-        let mark = match marks.last() {
+        let mark = match marks.back() {
             Some(last) if last.max_offset >= offset => AckMark {
                 completed_line: self.line_number,
                 ..*last
@@ -335,7 +347,8 @@ impl Analysis {
                 max_offset_value: id,
             },
         };
-        marks.push(mark);
+        marks.push_back(mark);
+        self.forget_old_marks(info.producer, partition);
         if let Some(earlier) = earlier {
             let value = self.ids.text(id);
             let earlier_value = self.ids.text(earlier.max_offset_value);
@@ -356,6 +369,40 @@ impl Analysis {
                 earlier_offset: Some(earlier.max_offset),
                 ..Example::default()
             });
+        }
+    }
+
+    /// The line of the producer's oldest send still pending (`u64::MAX`: none), dropping
+    /// completed ones from the front of its queue.
+    fn oldest_pending_invoke(&mut self, producer: u64) -> u64 {
+        let Some(invokes) = self.invokes_by_producer.get_mut(&producer) else {
+            return u64::MAX;
+        };
+        while let Some((_, id)) = invokes.front()
+            && self
+                .values
+                .send(*id)
+                .is_none_or(|info| info.outcome != SendOutcome::Pending)
+        {
+            invokes.pop_front();
+        }
+        invokes.front().map_or(u64::MAX, |(line, _)| *line)
+    }
+
+    /// Drops the acknowledgement marks of (producer, partition) that no pending send of the
+    /// producer can ask about: all but the last one completed before its oldest pending invoke.
+    fn forget_old_marks(&mut self, producer: u64, partition: i32) {
+        let oldest_pending = self.oldest_pending_invoke(producer);
+        if let Some(marks) = self
+            .acks_by_producer_partition
+            .get_mut(&(producer, partition))
+        {
+            while marks
+                .get(1)
+                .is_some_and(|next| next.completed_line < oldest_pending)
+            {
+                marks.pop_front();
+            }
         }
     }
 
@@ -870,7 +917,7 @@ impl Analysis {
 /// How many marks completed before `line`. Sends are short compared to the run, so this looks
 /// back from the end a little before falling back to a binary search (which would miss the
 /// cache on every step of a long vector).
-fn marks_before(marks: &[AckMark], line: u64) -> usize {
+fn marks_before(marks: &VecDeque<AckMark>, line: u64) -> usize {
     const LOOK_BACK: usize = 16;
     for (back, mark) in marks.iter().rev().take(LOOK_BACK).enumerate() {
         if mark.completed_line < line {
@@ -880,7 +927,7 @@ fn marks_before(marks: &[AckMark], line: u64) -> usize {
     if marks.len() <= LOOK_BACK {
         return 0;
     }
-    marks[..marks.len() - LOOK_BACK].partition_point(|mark| mark.completed_line < line)
+    marks.partition_point(|mark| mark.completed_line < line)
 }
 
 fn type_name(op_type: OpType) -> &'static str {
