@@ -788,3 +788,98 @@ fn many_batches_keep_their_order() {
         Some("1-4999")
     );
 }
+
+#[test]
+fn what_the_history_writer_writes_is_scanned_and_checked() {
+    use crate::history::{HistoryWriter, OpType as Type, Process};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    let writer = HistoryWriter::create(&path).unwrap();
+    let send = |value: &str, partition: i32, offset: i64| {
+        writer
+            .record(
+                Process::Client(3),
+                Type::Invoke,
+                "send",
+                json!({"key": "k", "value": value}),
+            )
+            .unwrap();
+        writer
+            .record(
+                Process::Client(3),
+                Type::Ok,
+                "send",
+                json!({"key": "k", "value": value, "partition": partition, "offset": offset}),
+            )
+            .unwrap();
+    };
+    send("3-0", 0, 0);
+    send("3-1", 0, 1);
+    writer
+        .record(
+            Process::Nemesis,
+            Type::Invoke,
+            "kill",
+            json!({"node": "broker-2", "why": "ünïcode"}),
+        )
+        .unwrap();
+    writer
+        .record(
+            Process::Nemesis,
+            Type::Info,
+            "kill",
+            json!({"node": "broker-2", "why": "ünïcode"}),
+        )
+        .unwrap();
+    writer
+        .record(Process::Client(9), Type::Invoke, "poll", json!({}))
+        .unwrap();
+    writer
+        .record(
+            Process::Client(9),
+            Type::Ok,
+            "poll",
+            json!({"records": [[0, 0, "3-0"], [0, 1, "3-1"]]}),
+        )
+        .unwrap();
+    writer
+        .record(
+            Process::Client(20),
+            Type::Invoke,
+            "final-read",
+            json!({"partition": 0}),
+        )
+        .unwrap();
+    writer
+        .record(
+            Process::Client(20),
+            Type::Ok,
+            "final-read",
+            json!({"partition": 0, "log_start_offset": 0, "high_watermark": 2,
+                   "records": [[0, 0, "3-0"]], "complete": true}),
+        )
+        .unwrap();
+    writer.close().unwrap();
+
+    // Every line takes the fast path.
+    let text = std::fs::read(&path).unwrap();
+    for line in text
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+    {
+        let mut parsed = parse::Line::default();
+        assert!(
+            scan::scan_line(line, &mut parsed).is_some(),
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    let results = check_history_file(&path, &Expectations::default());
+    assert_eq!(results.valid, Validity::False, "{results:#?}");
+    assert_only(&results, AnomalyKind::Lost, 1);
+    assert_eq!(results.faults[0].why.as_deref(), Some("ünïcode"));
+    let one_thread = check_history_file_with(&path, &Expectations::default(), Reading::OneThread);
+    assert_eq!(one_thread, results);
+}
