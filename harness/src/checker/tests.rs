@@ -883,3 +883,43 @@ fn what_the_history_writer_writes_is_scanned_and_checked() {
     let one_thread = check_history_file_with(&path, &Expectations::default(), Reading::OneThread);
     assert_eq!(one_thread, results);
 }
+
+#[test]
+fn mutated_histories_never_panic() {
+    let mut base = clean_history();
+    base.nemesis(9, "kill", "broker-1")
+        .assign(10, 9, 0, 0)
+        .failed_send(11, 2, "2-1", "info");
+    let text = base.text().into_bytes();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize
+    };
+    let alphabet = b"{}[]\",:-0123456789.e\\\n tfnu\xff";
+    for _ in 0..1000 {
+        let mut mutated = text.clone();
+        for _ in 0..(1 + next() % 4) {
+            let position = next() % mutated.len();
+            match next() % 3 {
+                0 => mutated[position] = alphabet[next() % alphabet.len()],
+                1 => {
+                    mutated.remove(position);
+                }
+                _ => mutated.insert(position, alphabet[next() % alphabet.len()]),
+            }
+        }
+        let results = check_history(&mutated[..], &Expectations::default());
+        if let Some(malformed) = &results.malformed {
+            assert!(
+                !malformed.reason.contains("the checker failed")
+                    && !malformed.reason.contains("panicked"),
+                "{}\n{}",
+                malformed.reason,
+                String::from_utf8_lossy(&mutated)
+            );
+        }
+    }
+}
