@@ -2,11 +2,12 @@
 //! unavailability after each nemesis operation, and a per-second timeline of send completions.
 //! Fed one operation at a time, in history order.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use hdrhistogram::Histogram;
 
 use super::results::{FaultFigures, LatencyMicros, OperationFigures, SecondCounts};
+use super::values::FastMap;
 use crate::history::{OpType, Process};
 
 /// Latencies are recorded between 1 µs and one hour, 3 significant digits.
@@ -51,7 +52,7 @@ pub const FINAL_READ: usize = 3;
 pub struct OperationFiguresBuilder {
     types: Vec<OperationStats>,
     /// Invocation times of operations other than sends, per (process, type index), oldest first.
-    pending: HashMap<(Process, usize), VecDeque<u64>>,
+    pending: FastMap<(Process, usize), VecDeque<u64>>,
     first_ns: Option<u64>,
     last_ns: u64,
 }
@@ -63,7 +64,7 @@ impl Default for OperationFiguresBuilder {
                 .into_iter()
                 .map(OperationStats::new)
                 .collect(),
-            pending: HashMap::new(),
+            pending: FastMap::default(),
             first_ns: None,
             last_ns: 0,
         }

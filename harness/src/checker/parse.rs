@@ -254,10 +254,18 @@ struct LineIgnoringValue<'a> {
 /// Parses one line (without its newline) into `line`. `Ok(Some(error))`: the line is an
 /// operation but its value could not be read (it is left empty). `Err`: the reason the line is
 /// not an operation.
+#[cfg(test)]
 pub fn parse_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<String>, String> {
-    if super::scan::scan_line(text, line).is_some() {
+    let mut scanned = Line::default();
+    if super::scan::scan_line(text, &mut scanned).is_some() {
+        *line = scanned;
         return Ok(None);
     }
+    parse_with_serde(text, line)
+}
+
+/// [`parse_line`] without trying the scanner first: for lines it already turned down.
+pub fn parse_with_serde<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<String>, String> {
     match serde_json::from_slice::<Line<'_>>(text) {
         Ok(parsed) => {
             *line = parsed;

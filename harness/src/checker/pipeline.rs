@@ -8,7 +8,7 @@ use std::io::Read;
 use std::sync::mpsc;
 
 use super::analysis::Analysis;
-use super::parse::{Line, parse_line};
+use super::parse::{Line, parse_with_serde};
 use super::scan::scan_prefix;
 
 /// Size of the read buffer: large reads keep the per-line cost low.
@@ -150,7 +150,7 @@ fn scan_one(window: &[u8], at_end: bool) -> Option<(Item, usize)> {
         None if at_end => length,
         _ => return None,
     };
-    Some((Item::Line(line.into_owned(), None), consumed))
+    Some((Item::Line(line, None), consumed))
 }
 
 /// One whole line (without its line break), any spelling.
@@ -160,7 +160,7 @@ fn parse_one(text: &[u8]) -> Item {
         return Item::Blank;
     }
     let mut line = Line::default();
-    match parse_line(text, &mut line) {
+    match parse_with_serde(text, &mut line) {
         Ok(value_error) => Item::Line(line.into_owned(), value_error),
         Err(reason) => Item::Malformed(format!("not an operation: {reason}")),
     }

@@ -3,7 +3,9 @@
 //! checker's hot path. It returns `None` for anything else (other key orders, whitespace,
 //! escaped strings, a field of an unexpected type), and the caller then parses the line with
 //! serde, which accepts every valid spelling and gives the precise error for invalid ones.
-//! So this scanner only has to be right on what it accepts, never complete.
+//! So this scanner only has to be right on what it accepts, never complete. It produces lines
+//! that own their few strings (`f` of a rare operation, nemesis fields, odd values) so that they
+//! can go to another thread without a copy.
 
 use std::borrow::Cow;
 
@@ -18,13 +20,14 @@ const SKIP_DEPTH_MAX: usize = 64;
 
 /// Scans one line in the writer's layout into `line`, or `None` to let serde decide (then
 /// `line` may be partly written). Filling the caller's `line` in place avoids moving it.
-pub fn scan_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<()> {
+#[cfg(test)]
+pub fn scan_line(text: &[u8], line: &mut Line<'static>) -> Option<()> {
     (scan_prefix(text, line)? == text.len()).then_some(())
 }
 
 /// Scans one operation at the start of `text` (which may go on with more lines) and returns
 /// how many bytes it took; the caller checks what follows.
-pub fn scan_prefix<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<usize> {
+pub fn scan_prefix(text: &[u8], line: &mut Line<'static>) -> Option<usize> {
     let mut cursor = Cursor {
         bytes: text,
         position: 0,
@@ -59,7 +62,7 @@ pub fn scan_prefix<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<usize> {
         cursor.position -= 1;
         OpName::Poll
     } else {
-        OpName::from_text(Cow::Borrowed(cursor.string()?))
+        OpName::from_text(Cow::Owned(cursor.string()?.to_string()))
     };
     cursor.literal(b",\"value\":")?;
     cursor.fields(&mut line.value)?;
@@ -158,7 +161,7 @@ impl<'a> Cursor<'a> {
 
     /// A produced value: `"<digits>-<digits>"` straight into numbers, anything else as a string
     /// (classified exactly as [`ValueText::from_text`] would).
-    fn value_text(&mut self) -> Option<ValueText<'a>> {
+    fn value_text(&mut self) -> Option<ValueText<'static>> {
         let start = self.position;
         let key = (|| {
             self.byte(b'"')?;
@@ -172,7 +175,7 @@ impl<'a> Cursor<'a> {
             return key;
         }
         self.position = start;
-        Some(ValueText::from_text(Cow::Borrowed(self.string()?)))
+        Some(ValueText::from_text(Cow::Owned(self.string()?.to_string())))
     }
 
     fn boolean(&mut self) -> Option<bool> {
@@ -184,7 +187,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The operation's value: an object whose known keys may come in any order.
-    fn fields(&mut self, fields: &mut Fields<'a>) -> Option<()> {
+    fn fields(&mut self, fields: &mut Fields<'static>) -> Option<()> {
         self.byte(b'{')?;
         if self.byte(b'}').is_some() {
             return Some(());
@@ -199,8 +202,8 @@ impl<'a> Cursor<'a> {
                 b"records" => fields.records = Some(self.records()?),
                 b"complete" => fields.complete = Some(self.boolean()?),
                 b"positions" => fields.positions = Some(self.positions()?),
-                b"node" => fields.node = Some(Text(Cow::Borrowed(self.string()?))),
-                b"why" => fields.why = Some(Text(Cow::Borrowed(self.string()?))),
+                b"node" => fields.node = Some(Text(Cow::Owned(self.string()?.to_string()))),
+                b"why" => fields.why = Some(Text(Cow::Owned(self.string()?.to_string()))),
                 _ => self.skip_value(0)?,
             }
             if self.byte(b',').is_none() {
@@ -210,7 +213,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `[[partition,offset,"value"],...]`
-    fn records(&mut self) -> Option<Vec<(i32, i64, ValueText<'a>)>> {
+    fn records(&mut self) -> Option<Vec<(i32, i64, ValueText<'static>)>> {
         let mut records = Vec::with_capacity(RECORDS_CAPACITY);
         self.byte(b'[')?;
         if self.byte(b']').is_some() {
