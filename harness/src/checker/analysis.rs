@@ -1,5 +1,5 @@
 //! The checker's single pass: [`Analysis`] is fed the history one line at a time
-//! ([`Analysis::feed_line`]) and keeps only per-value and per-offset state; [`Analysis::finish`]
+//! ([`Analysis::feed`]) and keeps only per-value and per-offset state; [`Analysis::finish`]
 //! then walks the values once to find what needs the final read (lost, unexpected,
 //! aborted-read, indeterminate-*, poll-skip, divergent acknowledgements) and builds the
 //! [`Results`]. Definitions: CHECKER.md.

@@ -4,7 +4,7 @@
 //! hand-written `scan` handles the writer's own layout; serde handles any other spelling.
 //!
 //! Operations the checker does not interpret (nemesis faults, anything new) may carry values of
-//! any shape: if the strict parse fails, [`parse_line`] retries with the value ignored and
+//! any shape: if the strict parse fails, [`parse_with_serde`] retries with the value ignored and
 //! reports whether the strict parse had failed, so that the caller can decide whether the line
 //! is malformed (it is for `send`, `poll`, `assign` and `final-read`).
 
@@ -264,7 +264,7 @@ pub fn parse_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<Stri
     parse_with_serde(text, line)
 }
 
-/// [`parse_line`] without trying the scanner first: for lines it already turned down.
+/// Parses one line with serde (any valid spelling), for lines the scanner turned down.
 pub fn parse_with_serde<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<String>, String> {
     match serde_json::from_slice::<Line<'_>>(text) {
         Ok(parsed) => {
