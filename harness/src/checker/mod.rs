@@ -68,6 +68,18 @@ pub fn check_history_file_with(
     }
 }
 
+/// Reads and parses the history at `path` without checking it, and returns how many lines it
+/// has: the first of the checker's two stages alone, for benchmarks.
+pub fn parse_history_file(path: &Path) -> std::io::Result<u64> {
+    let file = std::fs::File::open(path)?;
+    let mut lines = 0u64;
+    pipeline::read_lines(file, pipeline::READ_BUFFER_BYTES, |item| {
+        lines += 1;
+        drop(item);
+    });
+    Ok(lines)
+}
+
 /// Checks a history read from `reader` (JSON lines). Never panics.
 pub fn check_history<R: Read + Send>(reader: R, expectations: &Expectations) -> Results {
     check_history_with(reader, expectations, Reading::default())
