@@ -81,3 +81,35 @@ fn single_broker_smoke_passes_end_to_end() {
         );
     }
 }
+
+#[test]
+fn single_broker_pause_passes_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let output = Command::new(env!("CARGO_BIN_EXE_kchaos"))
+        .args([
+            "workload",
+            "single-broker-pause",
+            "--duration",
+            "7s",
+            "--seed",
+            "3",
+            "--store",
+            store.to_str().unwrap(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let run_dir = std::fs::canonicalize(store.join("latest")).unwrap();
+    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    assert!(history.contains(r#""f":"pause""#), "never paused");
+    assert!(history.contains(r#""f":"resume""#), "never resumed");
+    assert!(stdout.contains("lost: 0"), "{stdout}");
+}
