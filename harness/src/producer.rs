@@ -3,7 +3,9 @@
 //! and records each send as an invoke and one completion:
 //! - `ok` with partition and offset when the broker acknowledged it;
 //! - `fail` only when it certainly was not appended: librdkafka says the message was *not
-//!   persisted* (`rd_kafka_message_status`), or it never left our queue;
+//!   persisted* (`rd_kafka_message_status`; librdkafka never downgrades that status, so a send
+//!   possibly appended on an earlier try stays indeterminate even if its last try got
+//!   NOT_ENOUGH_REPLICAS), or it never left our queue;
 //! - `info` otherwise (timeouts, NOT_ENOUGH_REPLICAS_AFTER_APPEND, a broken connection, ...).
 
 use std::sync::Arc;
