@@ -55,6 +55,10 @@ fn single_broker_smoke_passes_end_to_end() {
     assert!(workload.contains("seed = 7"), "{workload}");
     assert!(workload.contains("duration = \"7s\""), "{workload}");
     assert!(run_dir.join("broker-1/server.properties").is_file());
+    let facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(facts["seed"], 7, "{facts:#}");
+    assert_eq!(facts["logs"]["broker-1"], "broker-1.log", "{facts:#}");
     assert!(run_dir.join("coordinator.log").is_file());
     let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
     assert!(
