@@ -202,6 +202,30 @@ async fn scenario(address: &str) -> Vec<String> {
             .unwrap_or_default())
     );
 
+    let mut reader = zk.new_multi_reader();
+    reader.add_get_data("/diff/a").unwrap();
+    reader.add_get_children("/diff/a").unwrap();
+    reader.add_get_data("/diff/missing").unwrap();
+    let results = reader.commit().await.map(|results| {
+        results
+            .into_iter()
+            .map(|result| match result {
+                zk::MultiReadResult::Data { data, stat } => {
+                    format!(
+                        "data {} {}",
+                        String::from_utf8_lossy(&data),
+                        summary(&stat, &zk)
+                    )
+                }
+                zk::MultiReadResult::Children { children } => format!("children {children:?}"),
+                zk::MultiReadResult::Error { err } => format!("error {err:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    step!("multi read", outcome(results, |text| text));
+
     // Multi: all or nothing.
     let mut multi = zk.new_multi_writer();
     multi.add_check_version("/diff/a", 1).unwrap();
