@@ -110,12 +110,8 @@ async fn session_timeout_is_bounded_by_the_server() {
         Duration::from_millis(20 * TICK_MS)
     );
     close(greedy).await;
-    // An explicit minimum (a tiny session would not survive a loaded test machine).
-    let other_dir = tempfile::tempdir().unwrap();
-    let strict = Coordinator::start(other_dir.path(), &["--min-session-timeout-ms", "1500"]);
-    let hasty = connect(&strict.address(), Duration::from_millis(10)).await;
-    assert_eq!(hasty.session_timeout(), Duration::from_millis(1500));
-    close(hasty).await;
+    // The minimum is checked byte by byte in coordinator_wire.rs: zookeeper-client would spend
+    // only the tiny requested timeout on connecting.
 }
 
 const KAZOO_RACER: &str = r#"

@@ -183,6 +183,21 @@ async fn garbage_closes_the_connection_and_the_server_keeps_serving() {
 }
 
 #[test]
+fn a_tiny_session_timeout_is_raised_to_the_minimum() {
+    let granted = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = Coordinator::start(dir.path(), extra);
+        let mut stream = raw(&coordinator.address());
+        stream.write_all(&connect_request(10)).unwrap();
+        let response = read_frame(&mut stream);
+        i32::from_be_bytes(response[4..8].try_into().unwrap())
+    };
+    // Default minimum: 2 ticks.
+    assert_eq!(granted(&[]), 2 * TICK_MS as i32);
+    assert_eq!(granted(&["--min-session-timeout-ms", "1500"]), 1500);
+}
+
+#[test]
 fn ruok_is_answered_imok() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(dir.path(), &[]);
