@@ -380,7 +380,7 @@ async fn zkcli_lists_and_gets() {
     require("java", &["-version"]);
     let dir = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(dir.path(), &[]);
-    let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let client = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     client.create("/brokers", b"", &persistent()).await.unwrap();
     let controller = br#"{"version":1,"brokerid":1,"timestamp":"1704544728806"}"#;
     client
@@ -486,7 +486,7 @@ async fn kazoo_creates_reads_and_watches() {
     );
     assert_eq!(out["children"], serde_json::json!(["1", "2"]));
     // kazoo closed its session cleanly: its ephemerals went with it.
-    let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let client = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     assert!(client.list_children("/kazoo/ids").await.unwrap().is_empty());
     close(client).await;
 }

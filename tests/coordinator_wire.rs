@@ -84,7 +84,7 @@ fn reply_header(payload: &[u8]) -> (i32, i64, i32) {
 }
 
 async fn server_still_answers(address: &str) {
-    let client = connect(address, Duration::from_secs(2)).await;
+    let client = connect(address, SESSION_TIMEOUT).await;
     assert!(client.list_children("/").await.is_ok());
     close(client).await;
 }
@@ -275,7 +275,7 @@ async fn set_watches2_restores_persistent_watches() {
     let (xid, _, err) = reply_header(&read_frame(&mut stream));
     assert_eq!((xid, err), (-8, 0));
 
-    let other = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let other = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     other.create("/p", b"", &persistent()).await.unwrap();
     assert_eq!(read_notification(&mut stream), (1, "/p".to_string()));
     other.set_data("/p", b"x", None).await.unwrap();
