@@ -156,23 +156,23 @@ impl Analysis {
     }
 
     /// Feeds one line of the history, as read and parsed by the pipeline.
-    pub fn feed(&mut self, item: Item) {
+    pub fn feed(&mut self, item: &Item) {
         match item {
             Item::Line(line, value_error) => {
                 self.line_number += 1;
-                self.apply(&line, value_error);
+                self.apply(line, value_error.as_deref());
             }
             Item::Blank => self.line_number += 1,
             Item::Malformed(reason) => {
                 self.line_number += 1;
-                self.malformed(reason);
+                self.malformed(reason.clone());
             }
-            Item::Unreadable(reason) => self.malformed_at(0, reason),
+            Item::Unreadable(reason) => self.malformed_at(0, reason.clone()),
         }
     }
 
     /// Applies one parsed operation; `value_error` says its value could not be read.
-    fn apply(&mut self, line: &Line<'_>, value_error: Option<String>) {
+    fn apply(&mut self, line: &Line<'_>, value_error: Option<&str>) {
         self.operations += 1;
         self.figures.observe_time(line.time_ns);
         let interpreted = !matches!(line.f, OpName::Other(_));

@@ -64,13 +64,14 @@ pub fn run<R: Read + Send>(reader: R, analysis: &mut Analysis, buffer_bytes: usi
             return false;
         };
         for mut batch in received {
-            for item in batch.drain(..) {
+            for item in &batch {
                 analysis.feed(item);
             }
+            batch.clear();
             let _ = recycle.send(batch);
         }
         if reader_thread.join().is_err() {
-            analysis.feed(Item::Unreadable(
+            analysis.feed(&Item::Unreadable(
                 "reading the history failed (the reader thread panicked)".to_string(),
             ));
         }
@@ -78,7 +79,7 @@ pub fn run<R: Read + Send>(reader: R, analysis: &mut Analysis, buffer_bytes: usi
     });
     if !started {
         // The reader went with the thread that could not start: the verdict is unknown.
-        analysis.feed(Item::Unreadable(
+        analysis.feed(&Item::Unreadable(
             "could not start the history reader thread".to_string(),
         ));
     }
