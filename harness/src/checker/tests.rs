@@ -698,6 +698,13 @@ fn validity_merges_false_over_unknown_over_true() {
             order: Strictness::Strict
         }
     );
+    assert_eq!(
+        serde_json::to_string(&parsed).unwrap(),
+        r#"{"lost":"some","duplicates":"none","order":"strict"}"#
+    );
+    let from_toml: Expectations =
+        toml::from_str("lost = \"none\"\nduplicates = \"allowed\"").unwrap();
+    assert_eq!(from_toml, Expectations::default());
 }
 
 #[test]
