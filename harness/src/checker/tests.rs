@@ -1,1 +1,701 @@
+//! The checker on hand-written histories: one test per anomaly, each beside a clean twin that
+//! is valid; malformed and incomplete histories; the `lost = "some"` expectation; the figures.
 
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+/// Builds a JSONL history: each call appends one line with the next index, at `time_ms`.
+#[derive(Default)]
+struct History {
+    lines: Vec<String>,
+}
+
+impl History {
+    fn op(
+        &mut self,
+        time_ms: u64,
+        process: &str,
+        op_type: &str,
+        f: &str,
+        value: &str,
+    ) -> &mut Self {
+        let index = self.lines.len();
+        let time_ns = time_ms * 1_000_000;
+        self.lines.push(format!(
+            r#"{{"index":{index},"time_ns":{time_ns},"process":{process},"type":"{op_type}","f":"{f}","value":{value}}}"#
+        ));
+        self
+    }
+
+    fn invoke_send(&mut self, time_ms: u64, process: u64, value: &str) -> &mut Self {
+        self.op(
+            time_ms,
+            &process.to_string(),
+            "invoke",
+            "send",
+            &format!(r#"{{"key":"k","value":"{value}"}}"#),
+        )
+    }
+
+    fn ok_send(
+        &mut self,
+        time_ms: u64,
+        process: u64,
+        value: &str,
+        partition: i32,
+        offset: i64,
+    ) -> &mut Self {
+        self.op(
+            time_ms,
+            &process.to_string(),
+            "ok",
+            "send",
+            &format!(
+                r#"{{"key":"k","value":"{value}","partition":{partition},"offset":{offset}}}"#
+            ),
+        )
+    }
+
+    /// An acknowledged send: invoke at `time_ms`, ok 1 ms later.
+    fn send(
+        &mut self,
+        time_ms: u64,
+        process: u64,
+        value: &str,
+        partition: i32,
+        offset: i64,
+    ) -> &mut Self {
+        self.invoke_send(time_ms, process, value).ok_send(
+            time_ms + 1,
+            process,
+            value,
+            partition,
+            offset,
+        )
+    }
+
+    fn failed_send(&mut self, time_ms: u64, process: u64, value: &str, op_type: &str) -> &mut Self {
+        self.invoke_send(time_ms, process, value).op(
+            time_ms + 1,
+            &process.to_string(),
+            op_type,
+            "send",
+            &format!(r#"{{"key":"k","value":"{value}","error":"REQUEST_TIMED_OUT"}}"#),
+        )
+    }
+
+    fn poll(&mut self, time_ms: u64, consumer: u64, records: &[(i32, i64, &str)]) -> &mut Self {
+        self.op(time_ms, &consumer.to_string(), "invoke", "poll", "{}")
+            .op(
+                time_ms + 1,
+                &consumer.to_string(),
+                "ok",
+                "poll",
+                &format!(r#"{{"records":{}}}"#, records_json(records)),
+            )
+    }
+
+    fn assign(&mut self, time_ms: u64, consumer: u64, partition: i32, offset: i64) -> &mut Self {
+        let value = format!(r#"{{"positions":[[{partition},{offset}]]}}"#);
+        self.op(time_ms, &consumer.to_string(), "invoke", "assign", &value)
+            .op(time_ms, &consumer.to_string(), "ok", "assign", &value)
+    }
+
+    fn nemesis(&mut self, time_ms: u64, f: &str, node: &str) -> &mut Self {
+        let value = format!(r#"{{"node":"{node}","why":"test"}}"#);
+        self.op(time_ms, r#""nemesis""#, "invoke", f, &value).op(
+            time_ms,
+            r#""nemesis""#,
+            "info",
+            f,
+            &value,
+        )
+    }
+
+    /// A complete final read of one partition, by process 100.
+    fn final_read(
+        &mut self,
+        time_ms: u64,
+        partition: i32,
+        records: &[(i32, i64, &str)],
+    ) -> &mut Self {
+        self.final_read_with(time_ms, partition, records, "ok", true)
+    }
+
+    fn final_read_with(
+        &mut self,
+        time_ms: u64,
+        partition: i32,
+        records: &[(i32, i64, &str)],
+        op_type: &str,
+        complete: bool,
+    ) -> &mut Self {
+        self.op(
+            time_ms,
+            "100",
+            "invoke",
+            "final-read",
+            &format!(r#"{{"partition":{partition}}}"#),
+        );
+        let value = if op_type == "ok" {
+            format!(
+                r#"{{"partition":{partition},"log_start_offset":0,"high_watermark":{},"records":{},"complete":{complete}}}"#,
+                records.len(),
+                records_json(records)
+            )
+        } else {
+            format!(r#"{{"partition":{partition},"error":"deadline"}}"#)
+        };
+        self.op(time_ms + 1, "100", op_type, "final-read", &value)
+    }
+
+    fn text(&self) -> String {
+        let mut text = self.lines.join("\n");
+        text.push('\n');
+        text
+    }
+
+    fn check(&self) -> Results {
+        check_with(self, &Expectations::default())
+    }
+}
+
+fn records_json(records: &[(i32, i64, &str)]) -> String {
+    let items: Vec<String> = records
+        .iter()
+        .map(|(partition, offset, value)| format!(r#"[{partition},{offset},"{value}"]"#))
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+fn check_with(history: &History, expectations: &Expectations) -> Results {
+    check_history(history.text().as_bytes(), expectations)
+}
+
+fn strict() -> Expectations {
+    Expectations {
+        lost: LostExpectation::None,
+        duplicates: Strictness::Strict,
+        order: Strictness::Strict,
+    }
+}
+
+/// Two producers, one consumer, a final read: nothing wrong.
+fn clean_history() -> History {
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .send(2, 2, "2-0", 0, 1)
+        .send(4, 1, "1-1", 0, 2)
+        .poll(6, 9, &[(0, 0, "1-0"), (0, 1, "2-0")])
+        .poll(8, 9, &[(0, 2, "1-1")])
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 1, "2-0"), (0, 2, "1-1")]);
+    history
+}
+
+fn assert_only(results: &Results, kind: AnomalyKind, count: u64) {
+    for other in AnomalyKind::ALL {
+        let expected = if other == kind { count } else { 0 };
+        assert_eq!(
+            results.count(other),
+            expected,
+            "{}: {results:#?}",
+            other.name()
+        );
+    }
+}
+
+#[test]
+fn a_clean_history_is_valid() {
+    let results = clean_history().check();
+    assert_eq!(results.valid, Validity::True, "{results:#?}");
+    assert!(results.matches_expectation());
+    assert!(results.reasons.is_empty());
+    assert!(results.anomaly_types.is_empty());
+    assert_eq!(results.totals.sends_ok, 3);
+    assert_eq!(results.final_read.complete, vec![0]);
+    let strict_results = check_with(&clean_history(), &strict());
+    assert_eq!(strict_results.valid, Validity::True, "{strict_results:#?}");
+}
+
+#[test]
+fn lost_an_acknowledged_send_missing_from_the_final_read() {
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .send(2, 1, "1-1", 0, 1)
+        .final_read(20, 0, &[(0, 0, "1-0")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::False);
+    assert!(!results.matches_expectation());
+    assert_only(&results, AnomalyKind::Lost, 1);
+    let example = &results.anomaly(AnomalyKind::Lost).examples[0];
+    assert_eq!(example.value.as_deref(), Some("1-1"));
+    assert_eq!(example.partition, Some(0));
+    assert_eq!(example.offset, Some(1));
+    assert_eq!(example.process, Some(1));
+    assert_eq!(example.acknowledged_ns, Some(3_000_000));
+    assert!(results.anomaly(AnomalyKind::Lost).invalid);
+}
+
+#[test]
+fn lost_some_is_expected_only_when_loss_is_found() {
+    let some = Expectations {
+        lost: LostExpectation::Some,
+        ..Expectations::default()
+    };
+    let mut lossy = History::default();
+    lossy
+        .send(0, 1, "1-0", 0, 0)
+        .send(2, 1, "1-1", 0, 1)
+        .final_read(20, 0, &[(0, 0, "1-0")]);
+    let results = check_with(&lossy, &some);
+    assert_eq!(results.valid, Validity::False);
+    assert!(results.matches_expectation(), "{results:#?}");
+
+    let clean = check_with(&clean_history(), &some);
+    assert_eq!(clean.valid, Validity::True);
+    assert!(!clean.matches_expectation());
+
+    // Loss together with another always-invalid anomaly does not match.
+    lossy.poll(10, 9, &[(0, 0, "9-9")]);
+    let both = check_with(&lossy, &some);
+    assert!(!both.matches_expectation(), "{both:#?}");
+}
+
+#[test]
+fn divergent_two_values_at_one_offset() {
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .send(2, 2, "2-0", 0, 1)
+        .poll(4, 9, &[(0, 0, "1-0"), (0, 1, "2-0")])
+        .poll(6, 8, &[(0, 0, "1-0"), (0, 1, "1-0")])
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 1, "2-0")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::False);
+    // Consumer 8 read 1-0 at two offsets (duplicated, counted only) and offset 1 with two
+    // values (divergent).
+    assert_eq!(results.count(AnomalyKind::Divergent), 1, "{results:#?}");
+    assert_eq!(results.count(AnomalyKind::Duplicated), 1);
+    let example = &results.anomaly(AnomalyKind::Divergent).examples[0];
+    assert_eq!(example.values, vec!["2-0".to_string(), "1-0".to_string()]);
+    assert_eq!((example.partition, example.offset), (Some(0), Some(1)));
+}
+
+#[test]
+fn divergent_an_acknowledged_offset_holding_another_value() {
+    // Unclean election: 1-1 was acknowledged at offset 1, the new leader has 2-0 there.
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .send(2, 1, "1-1", 0, 1)
+        .send(4, 2, "2-0", 0, 1)
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 1, "2-0")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::False);
+    assert_eq!(results.count(AnomalyKind::Divergent), 1, "{results:#?}");
+    assert_eq!(results.count(AnomalyKind::Lost), 1);
+    let example = &results.anomaly(AnomalyKind::Divergent).examples[0];
+    assert_eq!(example.value.as_deref(), Some("1-1"));
+    assert_eq!(example.values, vec!["1-1".to_string(), "2-0".to_string()]);
+}
+
+#[test]
+fn unexpected_a_value_never_sent() {
+    let mut history = clean_history();
+    history.poll(10, 9, &[(0, 3, "7-7")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::False);
+    assert_only(&results, AnomalyKind::Unexpected, 1);
+    assert_eq!(
+        results.anomaly(AnomalyKind::Unexpected).examples[0]
+            .value
+            .as_deref(),
+        Some("7-7")
+    );
+
+    // A value that does not parse as <process>-<seq> is still a value.
+    let mut odd = History::default();
+    odd.invoke_send(0, 1, "hello")
+        .ok_send(1, 1, "hello", 0, 0)
+        .final_read(20, 0, &[(0, 0, "hello")]);
+    let odd_results = odd.check();
+    assert_eq!(odd_results.valid, Validity::True, "{odd_results:#?}");
+    odd.poll(21, 9, &[(0, 1, "hullo")]);
+    assert_eq!(odd.check().count(AnomalyKind::Unexpected), 1);
+}
+
+#[test]
+fn aborted_read_a_failed_send_that_was_read() {
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .failed_send(2, 1, "1-1", "fail")
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 1, "1-1")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::False);
+    assert_only(&results, AnomalyKind::AbortedRead, 1);
+
+    let mut clean = History::default();
+    clean
+        .send(0, 1, "1-0", 0, 0)
+        .failed_send(2, 1, "1-1", "fail")
+        .final_read(20, 0, &[(0, 0, "1-0")]);
+    assert_eq!(clean.check().valid, Validity::True);
+}
+
+#[test]
+fn duplicated_invalid_only_when_the_workload_says_none() {
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 1, "1-0")]);
+    let allowed = history.check();
+    assert_eq!(allowed.valid, Validity::True, "{allowed:#?}");
+    assert_only(&allowed, AnomalyKind::Duplicated, 1);
+    assert!(!allowed.anomaly(AnomalyKind::Duplicated).invalid);
+    let none = Expectations {
+        duplicates: Strictness::Strict,
+        ..Expectations::default()
+    };
+    let strict_results = check_with(&history, &none);
+    assert_eq!(strict_results.valid, Validity::False);
+    assert_eq!(
+        strict_results.anomaly(AnomalyKind::Duplicated).examples[0].offsets,
+        vec![0, 1]
+    );
+    assert_eq!(check_with(&clean_history(), &none).valid, Validity::True);
+}
+
+#[test]
+fn reordered_invalid_only_when_order_is_strict() {
+    // 1-0 completes (offset 5) before 1-1 is invoked, yet 1-1 lands at offset 4.
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-0", 0, 5)
+        .send(2, 1, "1-1", 0, 4)
+        .final_read(20, 0, &[(0, 4, "1-1"), (0, 5, "1-0")]);
+    let allowed = history.check();
+    assert_eq!(allowed.valid, Validity::True, "{allowed:#?}");
+    assert_only(&allowed, AnomalyKind::Reordered, 1);
+    let strict_results = check_with(&history, &strict());
+    assert_eq!(strict_results.valid, Validity::False);
+    let example = &strict_results.anomaly(AnomalyKind::Reordered).examples[0];
+    assert_eq!(example.value.as_deref(), Some("1-1"));
+    assert_eq!(example.earlier_value.as_deref(), Some("1-0"));
+    assert_eq!((example.offset, example.earlier_offset), (Some(4), Some(5)));
+
+    // Concurrent sends (the second invoked before the first completed) may land either way.
+    let mut concurrent = History::default();
+    concurrent
+        .invoke_send(0, 1, "1-0")
+        .invoke_send(1, 1, "1-1")
+        .ok_send(2, 1, "1-0", 0, 5)
+        .ok_send(3, 1, "1-1", 0, 4)
+        .final_read(20, 0, &[(0, 4, "1-1"), (0, 5, "1-0")]);
+    assert_eq!(check_with(&concurrent, &strict()).valid, Validity::True);
+}
+
+#[test]
+fn poll_skip_a_jump_over_offsets_that_exist() {
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .send(2, 1, "1-1", 0, 1)
+        .send(4, 1, "1-2", 0, 2)
+        .poll(6, 9, &[(0, 0, "1-0")])
+        .poll(8, 9, &[(0, 2, "1-2")])
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 1, "1-1"), (0, 2, "1-2")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::False);
+    assert_only(&results, AnomalyKind::PollSkip, 1);
+    let example = &results.anomaly(AnomalyKind::PollSkip).examples[0];
+    assert_eq!(
+        (example.previous_offset, example.offset),
+        (Some(0), Some(2))
+    );
+    assert_eq!(example.consumer, Some(9));
+    assert_eq!(example.skipped, Some(1));
+
+    // The same jump after a seek (assign) is fine.
+    let mut sought = History::default();
+    sought
+        .send(0, 1, "1-0", 0, 0)
+        .send(2, 1, "1-1", 0, 1)
+        .send(4, 1, "1-2", 0, 2)
+        .poll(6, 9, &[(0, 0, "1-0")])
+        .assign(7, 9, 0, 2)
+        .poll(8, 9, &[(0, 2, "1-2")])
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 1, "1-1"), (0, 2, "1-2")]);
+    assert_eq!(sought.check().valid, Validity::True);
+
+    // A jump over offsets the final read does not have (a gap in the log) is fine too.
+    let mut gap = History::default();
+    gap.send(0, 1, "1-0", 0, 0)
+        .send(2, 1, "1-2", 0, 2)
+        .poll(6, 9, &[(0, 0, "1-0"), (0, 2, "1-2")])
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 2, "1-2")]);
+    assert_eq!(gap.check().valid, Validity::True);
+}
+
+#[test]
+fn nonmonotonic_poll_going_back_without_a_seek() {
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .send(2, 1, "1-1", 0, 1)
+        .poll(6, 9, &[(0, 0, "1-0"), (0, 1, "1-1")])
+        .poll(8, 9, &[(0, 1, "1-1")])
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 1, "1-1")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::False);
+    assert_only(&results, AnomalyKind::NonmonotonicPoll, 1);
+
+    let mut sought = History::default();
+    sought
+        .send(0, 1, "1-0", 0, 0)
+        .send(2, 1, "1-1", 0, 1)
+        .poll(6, 9, &[(0, 0, "1-0"), (0, 1, "1-1")])
+        .assign(7, 9, 0, 1)
+        .poll(8, 9, &[(0, 1, "1-1")])
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 1, "1-1")]);
+    assert_eq!(sought.check().valid, Validity::True);
+}
+
+#[test]
+fn indeterminate_sends_are_counted_never_invalid() {
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .failed_send(2, 1, "1-1", "info")
+        .failed_send(4, 1, "1-2", "info")
+        .invoke_send(6, 1, "1-3") // never completes: indeterminate too
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 1, "1-1")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::True, "{results:#?}");
+    assert_eq!(results.count(AnomalyKind::IndeterminateRecovered), 1);
+    assert_eq!(results.count(AnomalyKind::IndeterminateLost), 2);
+    assert_eq!(results.totals.sends_info, 3);
+    assert_eq!(results.operations["send"].info, 3);
+    assert_eq!(results.operations["send"].count, 4);
+}
+
+#[test]
+fn missing_incomplete_or_failed_final_reads_give_unknown() {
+    let mut missing = History::default();
+    missing.send(0, 1, "1-0", 0, 0).send(2, 1, "1-1", 1, 0);
+    let results = missing.check();
+    assert_eq!(results.valid, Validity::Unknown);
+    assert!(!results.matches_expectation());
+
+    missing.final_read(20, 0, &[(0, 0, "1-0")]);
+    let results = missing.check();
+    assert_eq!(results.valid, Validity::Unknown);
+    assert_eq!(results.final_read.missing, vec![1]);
+    assert_eq!(results.totals.sends_ok_unchecked, 1);
+
+    let mut incomplete = History::default();
+    incomplete
+        .send(0, 1, "1-0", 0, 0)
+        .final_read_with(20, 0, &[], "ok", false);
+    let results = incomplete.check();
+    assert_eq!(results.valid, Validity::Unknown, "{results:#?}");
+    assert_eq!(results.final_read.incomplete, vec![0]);
+    assert_eq!(results.count(AnomalyKind::Lost), 0);
+
+    let mut failed = History::default();
+    failed
+        .send(0, 1, "1-0", 0, 0)
+        .final_read_with(20, 0, &[], "info", false);
+    let results = failed.check();
+    assert_eq!(results.valid, Validity::Unknown);
+    assert_eq!(results.final_read.failed, vec![0]);
+
+    // An always-invalid anomaly beats unknown.
+    let mut both = History::default();
+    both.send(0, 1, "1-0", 0, 0)
+        .send(2, 1, "1-1", 1, 0)
+        .poll(4, 9, &[(0, 0, "5-5")])
+        .final_read(20, 0, &[(0, 0, "1-0")]);
+    assert_eq!(both.check().valid, Validity::False);
+}
+
+#[test]
+fn malformed_lines_give_unknown_with_the_line_and_reason() {
+    let cases = [
+        ("not json at all", "not an operation"),
+        (
+            r#"{"index":9,"time_ns":1,"process":1,"type":"maybe","f":"send","value":{}}"#,
+            "maybe",
+        ),
+        (
+            r#"{"index":9,"time_ns":1,"process":1,"type":"ok","f":"poll","value":{"records":[[0,"x","1-0"]]}}"#,
+            "poll ok",
+        ),
+        (
+            r#"{"index":9,"time_ns":1,"process":1,"type":"ok","f":"send","value":{"value":"8-8","partition":0,"offset":3}}"#,
+            "no pending invoke",
+        ),
+        (
+            r#"{"index":9,"time_ns":1,"process":1,"type":"invoke","f":"send","value":{"value":"1-0"}}"#,
+            "sent twice",
+        ),
+        (
+            r#"{"index":9,"time_ns":1,"process":1,"type":"ok""#,
+            "not an operation",
+        ),
+    ];
+    for (bad_line, reason) in cases {
+        let mut text = clean_history().text();
+        text.push_str(bad_line);
+        text.push('\n');
+        let results = check_history(text.as_bytes(), &Expectations::default());
+        assert_eq!(results.valid, Validity::Unknown, "{bad_line}");
+        let malformed = results.malformed.as_ref().unwrap();
+        assert_eq!(malformed.line, 13, "{bad_line}");
+        assert!(
+            malformed.reason.contains(reason),
+            "{bad_line}: {}",
+            malformed.reason
+        );
+    }
+    // Blank lines and a nemesis value of any shape are fine.
+    let mut text = clean_history().text();
+    text.push_str("\n\r\n");
+    text.push_str(r#"{"index":13,"time_ns":1,"process":"nemesis","type":"info","f":"kill","value":{"node":["odd"]}}"#);
+    let results = check_history(text.as_bytes(), &Expectations::default());
+    assert_eq!(results.valid, Validity::True, "{results:#?}");
+    // Arbitrary bytes never panic.
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    assert_eq!(
+        check_history(&garbage[..], &Expectations::default()).valid,
+        Validity::Unknown
+    );
+}
+
+#[test]
+fn a_missing_file_gives_unknown() {
+    let results = check_history_file(
+        Path::new("/nonexistent/history.jsonl"),
+        &Expectations::default(),
+    );
+    assert_eq!(results.valid, Validity::Unknown);
+    assert_eq!(results.malformed.as_ref().unwrap().line, 0);
+}
+
+#[test]
+fn unavailability_after_each_fault() {
+    // ok sends at 0.001 s and 0.101 s; a kill at 0.200 s; ok sends again at 1.201 s and
+    // 1.301 s; a restart at 2.000 s; ok sends at 2.051 s, then the last send at 2.500 s.
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .send(100, 1, "1-1", 0, 1)
+        .nemesis(200, "kill", "broker-2")
+        .failed_send(300, 1, "1-2", "info")
+        .send(1200, 1, "1-3", 0, 2)
+        .send(1300, 1, "1-4", 0, 3)
+        .nemesis(2000, "restart", "broker-2")
+        .send(2050, 1, "1-5", 0, 4)
+        .failed_send(2499, 1, "1-6", "fail")
+        .final_read(
+            3000,
+            0,
+            &[
+                (0, 0, "1-0"),
+                (0, 1, "1-1"),
+                (0, 2, "1-3"),
+                (0, 3, "1-4"),
+                (0, 4, "1-5"),
+            ],
+        );
+    let results = history.check();
+    assert_eq!(results.valid, Validity::True, "{results:#?}");
+    assert_eq!(results.faults.len(), 2);
+    let kill = &results.faults[0];
+    assert_eq!(kill.f, "kill");
+    assert_eq!(kill.node.as_deref(), Some("broker-2"));
+    assert_eq!(kill.time_to_first_ok_send_us, Some(1_001_000));
+    assert_eq!(kill.longest_without_ok_send_us, 1_001_000);
+    assert_eq!(kill.window_end_ns, 2_000_000_000);
+    let restart = &results.faults[1];
+    assert_eq!(restart.time_to_first_ok_send_us, Some(51_000));
+    // From the ok at 2.051 s to the last send (the fail at 2.500 s).
+    assert_eq!(restart.longest_without_ok_send_us, 449_000);
+    assert_eq!(restart.window_end_ns, 2_500_000_000);
+
+    let send = &results.operations["send"];
+    assert_eq!((send.count, send.ok, send.fail, send.info), (7, 5, 1, 1));
+    assert_eq!(send.latency_us.p50, 1000);
+    assert_eq!(send.latency_us.max, 1000);
+    assert!(results.operations.contains_key("kill"));
+    let timeline = &results.timeline;
+    assert_eq!(timeline.len(), 3);
+    assert_eq!((timeline[0].ok, timeline[0].info), (2, 1));
+    assert_eq!(timeline[1].ok, 2);
+    assert_eq!((timeline[2].ok, timeline[2].fail), (1, 1));
+}
+
+#[test]
+fn results_json_has_the_documented_field_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    std::fs::write(&path, clean_history().text()).unwrap();
+    let results = check_history_file(&path, &Expectations::default());
+    let json_path = dir.path().join("results.json");
+    results.write_json(&json_path).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(json["valid"], serde_json::json!(true));
+    for name in [
+        "lost",
+        "divergent",
+        "unexpected",
+        "aborted-read",
+        "duplicated",
+        "reordered",
+        "poll-skip",
+        "nonmonotonic-poll",
+        "indeterminate-recovered",
+        "indeterminate-lost",
+    ] {
+        assert_eq!(
+            json["anomalies"][name]["count"],
+            serde_json::json!(0),
+            "{name}"
+        );
+    }
+    assert!(json["operations"]["send"]["latency-us"]["p99.9"].is_u64());
+    assert!(json["operations"]["send"]["ok-per-second"].is_f64());
+    assert_eq!(json["expectations"]["lost"], serde_json::json!("none"));
+    // results.json reads back into the same Results (floats up to parsing precision).
+    let back: Results = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    assert_eq!(back.anomalies, results.anomalies);
+
+    let unknown: serde_json::Value = serde_json::to_value(History::default().check()).unwrap();
+    assert_eq!(unknown["valid"], serde_json::json!("unknown"));
+}
+
+#[test]
+fn validity_merges_false_over_unknown_over_true() {
+    use Validity::{False, True, Unknown};
+    assert_eq!(True.merge(True), True);
+    assert_eq!(True.merge(Unknown), Unknown);
+    assert_eq!(Unknown.merge(False), False);
+    assert_eq!(False.merge(True), False);
+    let parsed: Expectations =
+        serde_json::from_str(r#"{"lost":"some","duplicates":"none","order":"strict"}"#).unwrap();
+    assert_eq!(
+        parsed,
+        Expectations {
+            lost: LostExpectation::Some,
+            duplicates: Strictness::Strict,
+            order: Strictness::Strict
+        }
+    );
+}
