@@ -1,2 +1,47 @@
-//! Turns a kchaos run directory (history.jsonl, results.json, workload config) into one
-//! self-contained HTML report. It reads files only; it never talks to a cluster.
+//! Turns a kchaos run directory (history.jsonl, results.json, workload.toml, node logs, and an
+//! optional leadership.jsonl) into one self-contained HTML report; lists a store's runs in an
+//! index; writes a run's checks as JUnit XML. It reads files only; it never talks to a cluster.
+//!
+//! # Layout
+//! - [`error`]: [`ReportError`], naming the file that was missing or malformed.
+//! - [`run_dir`]: a run directory, loaded.
+//! - [`history_scan`]: one streaming pass over the history (points, rates, faults, loss).
+//! - [`faults`]: nemesis operations into fault windows.
+//! - [`leadership`]: `leadership.jsonl` into leader/ISR segments per partition.
+//! - [`plot`]: the shared time axis, scales, formats and colours.
+//! - [`charts`]: the SVG charts.
+//! - [`page`]: the report page.
+//! - [`index`]: `store/index.html`.
+//! - [`junit`]: `results.xml`.
+//! - [`escape`]: HTML/XML escaping.
+
+pub mod charts;
+pub mod error;
+pub mod escape;
+pub mod faults;
+pub mod history_scan;
+pub mod index;
+pub mod junit;
+pub mod leadership;
+pub mod page;
+pub mod plot;
+pub mod run_dir;
+
+use std::path::{Path, PathBuf};
+
+pub use error::ReportError;
+pub use index::write_index;
+pub use junit::write_junit;
+
+/// Writes `report.html` into `run_dir` and returns its path. The run directory must hold a
+/// `history.jsonl`; without `results.json` the report still renders, as "not checked".
+pub fn write_report(run_dir: &Path) -> Result<PathBuf, ReportError> {
+    let run = run_dir::load_run(run_dir)?;
+    let html = page::render(&run);
+    let path = run_dir.join(run_dir::REPORT_FILE);
+    std::fs::write(&path, html).map_err(|source| ReportError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
