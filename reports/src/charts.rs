@@ -12,8 +12,8 @@ use crate::history_scan::{HistoryScan, Outcome, SendPoint};
 use crate::leadership::Leadership;
 use crate::plot::{
     CHART_WIDTH, COLOUR_AXIS, COLOUR_FAIL, COLOUR_GRID, COLOUR_INFO, COLOUR_LOST, COLOUR_OK,
-    LogScale, MARGIN_LEFT, MARGIN_RIGHT, TimeAxis, broker_colour, fault_colour, format_micros,
-    format_seconds, format_time_ns,
+    LogScale, MARGIN_LEFT, MARGIN_RIGHT, TimeAxis, broker_colour, fault_colour, format_seconds,
+    format_time_ns,
 };
 
 /// Label lanes above the latency plot.
@@ -80,8 +80,9 @@ fn window_title(window: &crate::faults::FaultWindow) -> String {
     )
 }
 
-/// Fault labels in lanes above the plot, each in the first lane where it does not overlap.
-fn label_faults(svg: &mut String, faults: &Faults, axis: &TimeAxis, top_y: f64) {
+/// Fault labels in lanes above the plot (`plot_top_y`), each in the lowest lane where it does not
+/// overlap another.
+fn label_faults(svg: &mut String, faults: &Faults, axis: &TimeAxis, plot_top_y: f64) {
     let mut lane_ends = [f64::MIN; LABEL_LANES];
     for window in &faults.windows {
         let label = window.label();
@@ -92,7 +93,7 @@ fn label_faults(svg: &mut String, faults: &Faults, axis: &TimeAxis, top_y: f64) 
             continue;
         };
         lane_ends[lane] = x + width + 6.0;
-        let y = top_y + (lane as f64 + 1.0) * LABEL_LANE_HEIGHT - 3.0;
+        let y = plot_top_y - 4.0 - lane as f64 * LABEL_LANE_HEIGHT;
         let _ = write!(
             svg,
             r#"<text x="{x:.1}" y="{y:.1}" class="fault-label" fill="{}">{}<title>{}</title></text>"#,
@@ -143,12 +144,12 @@ pub fn latency_chart(scan: &HistoryScan, faults: &Faults, axis: &TimeAxis) -> St
             CHART_WIDTH - MARGIN_RIGHT,
             MARGIN_LEFT - 6.0,
             y + 4.0,
-            format_micros(micros)
+            decade_label(decade)
         );
     }
     axis.draw(&mut svg, top_y, bottom_y, true);
     shade_faults(&mut svg, faults, axis, top_y, bottom_y);
-    label_faults(&mut svg, faults, axis, 0.0);
+    label_faults(&mut svg, faults, axis, top_y);
     let _ = write!(
         svg,
         r#"<line x1="{MARGIN_LEFT}" y1="{top_y:.1}" x2="{MARGIN_LEFT}" y2="{bottom_y:.1}" stroke="{COLOUR_AXIS}"/><text transform="translate(16 {:.1}) rotate(-90)" text-anchor="middle" class="axis-title">latency (log scale)</text>"#,
@@ -169,12 +170,26 @@ pub fn latency_chart(scan: &HistoryScan, faults: &Faults, axis: &TimeAxis) -> St
         for lost in &scan.lost {
             let x = axis.x(lost.acknowledged_ns);
             let y = scale.y(lost.latency_us.max(1));
-            let _ = write!(svg, "M{:.1} {:.1}l8 8m0 -8l-8 8", x - 4.0, y - 4.0);
+            let _ = write!(
+                svg,
+                "M{:.1} {:.1}l9 9m0 -9l-9 9M{x:.1} {bottom_y:.1}v-7",
+                x - 4.5,
+                y - 4.5
+            );
         }
         svg.push_str(r#""/>"#);
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// `100 µs`, `1 ms`, `10 s`: a decade of microseconds as a tick label.
+fn decade_label(decade: i32) -> String {
+    match decade {
+        ..=2 => format!("{} µs", 10u64.pow(decade.max(0) as u32)),
+        3..=5 => format!("{} ms", 10u64.pow((decade - 3) as u32)),
+        _ => format!("{} s", 10u64.saturating_pow((decade - 6) as u32)),
+    }
 }
 
 /// Points as zero-length round-capped path segments: one path per colour keeps the page small.
@@ -245,7 +260,6 @@ pub fn throughput_chart(scan: &HistoryScan, faults: &Faults, axis: &TimeAxis) ->
         tick += step;
     }
     axis.draw(&mut svg, top_y, bottom_y, true);
-    shade_faults(&mut svg, faults, axis, top_y, bottom_y);
     let _ = write!(
         svg,
         r#"<line x1="{MARGIN_LEFT}" y1="{top_y:.1}" x2="{MARGIN_LEFT}" y2="{bottom_y:.1}" stroke="{COLOUR_AXIS}"/><text transform="translate(16 {:.1}) rotate(-90)" text-anchor="middle" class="axis-title">sends / s{}</text>"#,
@@ -278,6 +292,8 @@ pub fn throughput_chart(scan: &HistoryScan, faults: &Faults, axis: &TimeAxis) ->
             base += rate;
         }
     }
+    // Over the bars, so a window shows even where the cluster kept up.
+    shade_faults(&mut svg, faults, axis, top_y, bottom_y);
     svg.push_str("</svg>");
     svg
 }
@@ -475,6 +491,15 @@ mod tests {
         assert_eq!(linear_ticks(0.0), (1.0, 4.0));
         let (step, top) = linear_ticks(7.0);
         assert!(top >= 7.0 && top / step <= 8.0);
+    }
+
+    #[test]
+    fn decades_read_as_round_durations() {
+        let labels: Vec<String> = (1..=7).map(decade_label).collect();
+        assert_eq!(
+            labels,
+            ["10 µs", "100 µs", "1 ms", "10 ms", "100 ms", "1 s", "10 s"]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The report page: one self-contained HTML file (inline CSS and SVG, no scripts, nothing from
-//! the network) with, top to bottom, the verdict and configuration, loss and the other
-//! anomalies, the timeline charts (latency, throughput, fault windows, leadership), the
+//! the network) with, top to bottom, the verdict and configuration, loss, the timeline charts
+//! on one time axis (latency, throughput, fault windows, leadership), the other anomalies, the
 //! unavailability after each fault, latency percentiles, and links to the raw files.
 
 use std::fmt::Write;
@@ -44,11 +44,11 @@ p{margin:6px 0}
 .figure.bad{border-color:var(--bad);background:#ffebe9}.figure.bad .number{color:var(--bad)}
 .figure.good .number{color:var(--ok)}
 .reasons{margin:6px 0;padding-left:20px;color:var(--bad)}
-.config{display:grid;grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:10px;margin-top:10px}
+.config{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:8px;margin-top:10px}
 .card{border:1px solid var(--line);border-radius:8px;padding:8px 12px;font-size:13px}
 .card h3{margin:0 0 4px;font-size:13px;text-transform:uppercase;color:var(--muted);letter-spacing:.05em}
-.card dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:1px 10px}
-.card dt{color:var(--muted)}.card dd{margin:0;overflow-wrap:anywhere;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
+.card .kv{overflow-wrap:anywhere;padding-left:1em;text-indent:-1em}
+.card .key{color:var(--muted)}
 nav{position:sticky;top:0;background:rgba(255,255,255,.95);border-bottom:1px solid var(--line);padding:6px 0;margin-top:12px;z-index:1}
 nav a{margin-right:16px;color:#0969da;text-decoration:none}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}
@@ -89,13 +89,13 @@ pub fn render(run: &RunData) -> String {
         verdict_text
     );
     header(&mut page, run, verdict_class, verdict_text, &faults);
-    page.push_str(r##"<nav><a href="#loss">Loss</a><a href="#anomalies">Anomalies</a><a href="#timeline">Timeline</a><a href="#faults">Faults</a><a href="#latency">Latency</a><a href="#leadership">Leadership</a><a href="#files">Files</a></nav>"##);
+    page.push_str(r##"<nav><a href="#loss">Loss</a><a href="#timeline">Timeline</a><a href="#leadership">Leadership</a><a href="#anomalies">Anomalies</a><a href="#faults">Faults</a><a href="#latency">Latency</a><a href="#files">Files</a></nav>"##);
     loss_section(&mut page, run);
-    anomalies_section(&mut page, run.results.as_ref());
     timeline_section(&mut page, run, &faults, &axis);
-    faults_section(&mut page, run, &faults);
-    latency_section(&mut page, run.results.as_ref());
     leadership_section(&mut page, run, &axis);
+    anomalies_section(&mut page, run.results.as_ref());
+    faults_section(&mut page, run, &faults);
+    latency_section(&mut page, run);
     files_section(&mut page, run);
     let _ = write!(
         page,
@@ -245,17 +245,17 @@ fn config_cards(page: &mut String, run: &RunData) {
         .filter(|(key, value)| !value.is_table() && key.as_str() != "description")
         .collect();
     if !top.is_empty() {
-        page.push_str("<div class=\"card\"><h3>run</h3><dl>");
+        page.push_str("<div class=\"card\"><h3>run</h3>");
         for (key, value) in top {
             definition(page, key, value);
         }
-        page.push_str("</dl></div>");
+        page.push_str("</div>");
     }
     for (name, value) in workload {
         let Some(table) = value.as_table() else {
             continue;
         };
-        let _ = write!(page, "<div class=\"card\"><h3>{}</h3><dl>", escape(name));
+        let _ = write!(page, "<div class=\"card\"><h3>{}</h3>", escape(name));
         for (key, value) in table {
             match value.as_table() {
                 Some(inner) if !inner.is_empty() => {
@@ -266,7 +266,7 @@ fn config_cards(page: &mut String, run: &RunData) {
                 _ => definition(page, key, value),
             }
         }
-        page.push_str("</dl></div>");
+        page.push_str("</div>");
     }
     page.push_str("</div>");
 }
@@ -284,7 +284,12 @@ fn definition(page: &mut String, key: &str, value: &toml::Value) {
             .join(", "),
         other => other.to_string(),
     };
-    let _ = write!(page, "<dt>{}</dt><dd>{}</dd>", escape(key), escape(&text));
+    let _ = write!(
+        page,
+        r#"<div class="kv"><span class="key">{}</span> = <code>{}</code></div>"#,
+        escape(key),
+        escape(&text)
+    );
 }
 
 fn loss_section(page: &mut String, run: &RunData) {
@@ -615,14 +620,18 @@ fn faults_section(page: &mut String, run: &RunData, faults: &Faults) {
     page.push_str("</tbody></table></section>");
 }
 
-fn latency_section(page: &mut String, results: Option<&Results>) {
+fn latency_section(page: &mut String, run: &RunData) {
     page.push_str(r#"<section id="latency"><h2>Latency percentiles</h2>"#);
-    let Some(results) = results else {
+    let Some(results) = &run.results else {
         page.push_str("<p class=\"muted\">Not checked.</p></section>");
         return;
     };
     page.push_str(r#"<p class="muted">Of ok completions, invoke to completion.</p><table id="percentiles"><thead><tr><th>operation</th><th class="num">count</th><th class="num">ok</th><th class="num">fail</th><th class="num">info</th><th class="num">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">p99.9</th><th class="num">max</th><th class="num">ok / s</th></tr></thead><tbody>"#);
+    let is_nemesis = |name: &str| run.history.nemesis.iter().any(|op| op.f == name);
     for (name, figures) in &results.operations {
+        if is_nemesis(name) {
+            continue;
+        }
         let latency = &figures.latency_us;
         let cell = |micros: u64| {
             if figures.ok == 0 {
@@ -651,7 +660,7 @@ fn latency_section(page: &mut String, results: Option<&Results>) {
 }
 
 fn leadership_section(page: &mut String, run: &RunData, axis: &TimeAxis) {
-    page.push_str(r#"<section id="leadership"><h2>Leadership</h2>"#);
+    page.push_str(r#"<section id="leadership"><h3>Partition leaders</h3>"#);
     match &run.leadership {
         None => {
             let _ = write!(

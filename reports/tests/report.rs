@@ -69,7 +69,7 @@ fn the_fixture_losses_are_shown_exactly() {
         html.contains(r#"<div class="number">1</div><div class="label">sends indeterminate</div>"#)
     );
     assert!(html.contains(r#"<div class="number">42</div><div class="label">seed</div>"#));
-    assert!(html.contains("<dt>min.insync.replicas</dt><dd>2</dd>"));
+    assert!(html.contains(r#"<span class="key">min.insync.replicas</span> = <code>2</code>"#));
     assert!(html.contains(r#"id="no-leadership""#));
     assert!(html.contains(r#"<a href="broker-2.log">broker-2.log</a>"#));
     assert!(html.contains(r#"<a href="history.jsonl">history.jsonl</a>"#));

@@ -249,6 +249,8 @@ pub fn synthetic(dir: &Path, rate_per_producer: u64, seconds: u64) {
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
     let mut history = History::default();
     let mut logs: [Vec<(i64, String)>; 3] = Default::default();
+    // Acknowledged but lost since the new leader's log overwrote them, per partition.
+    let mut overwritten = [0i64; 3];
     // Windows (ns): broker 2 down 8..13 s, broker 1 paused 18..21 s, broker 3 down 28..end-3 s.
     let kill2 = (8 * second, 13 * second);
     let pause1 = (18 * second, 21 * second);
@@ -313,10 +315,15 @@ pub fn synthetic(dir: &Path, rate_per_producer: u64, seconds: u64) {
         let done_ns = invoke_ns + latency_us * 1_000;
         match op_type {
             "ok" => {
-                let offset = logs[partition].len() as i64;
                 // Acknowledged by broker 2 alone just before it died: lost.
                 let lost = leader == 2 && *invoke_ns + 120 * ms >= kill2.0 && *invoke_ns < kill2.0;
-                if !lost {
+                let offset;
+                if lost {
+                    offset = logs[partition].len() as i64 + overwritten[partition];
+                    overwritten[partition] += 1;
+                } else {
+                    offset = logs[partition].len() as i64;
+                    overwritten[partition] = 0;
                     logs[partition].push((offset, value.clone()));
                 }
                 completion["partition"] = json!(partition);
