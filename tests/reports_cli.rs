@@ -45,11 +45,19 @@ fn report_writes_the_page_and_the_junit_checks() {
     )
     .unwrap();
     let check = kchaos(&["check", run.to_str().unwrap()]);
-    assert_eq!(check.status.code(), Some(1), "a loss: {}", text(&check.stderr));
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "a loss: {}",
+        text(&check.stderr)
+    );
     let output = kchaos(&["report", run.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("report.html") && stdout.contains("results.xml"), "{stdout}");
+    assert!(
+        stdout.contains("report.html") && stdout.contains("results.xml"),
+        "{stdout}"
+    );
     assert!(run.join("results.xml").is_file());
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(html.contains(r#"id="lost-count">1 acknowledged send lost"#));
@@ -70,5 +78,9 @@ fn report_of_a_directory_without_history_fails_naming_it() {
     assert!(stderr.contains("history.jsonl is missing"), "{stderr}");
 
     let output = kchaos(&["report"]);
-    assert_eq!(output.status.code(), Some(2), "clap: a run directory or --index is required");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "clap: a run directory or --index is required"
+    );
 }

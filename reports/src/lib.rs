@@ -11,8 +11,8 @@
 //! - [`plot`]: the shared time axis, scales, formats and colours.
 //! - [`charts`]: the SVG charts.
 //! - [`page`]: the report page.
-//! - [`index`]: `store/index.html`.
-//! - [`junit`]: `results.xml`.
+//! - [`index`]: the store's `index.html`.
+//! - [`junit`]: the JUnit checks, `results.xml`.
 //! - [`escape`]: HTML/XML escaping.
 
 pub mod charts;

@@ -97,9 +97,9 @@ pub fn render(run: &RunData) -> String {
     faults_section(&mut page, run, &faults);
     latency_section(&mut page, run);
     files_section(&mut page, run);
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<footer>Written by <code>kchaos report</code> from <code>{}</code>: {} operations{}.</footer></main></body></html>\n",
+        "<footer>Written by <code>kchaos report</code> from <code>{}</code>: {} operations{}.</footer></main></body></html>",
         escape(&run.dir.display().to_string()),
         scan.operations,
         if scan.truncated_last_line {
