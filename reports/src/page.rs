@@ -187,7 +187,16 @@ fn summary_figures(page: &mut String, run: &RunData, faults: &Faults) {
         .results
         .as_ref()
         .map_or(scan.lost_total, |results| results.count(AnomalyKind::Lost));
-    let lost_class = if lost > 0 { "bad" } else { "good" };
+    let lost_class = match (&run.results, lost) {
+        (None, _) => "",
+        (Some(_), 0) => "good",
+        (Some(_), _) => "bad",
+    };
+    let lost_label = if run.results.is_some() {
+        "acknowledged sends lost"
+    } else {
+        "lost (not checked)"
+    };
     let figure = |page: &mut String, class: &str, number: String, label: &str| {
         let _ = write!(
             page,
@@ -195,12 +204,7 @@ fn summary_figures(page: &mut String, run: &RunData, faults: &Faults) {
         );
     };
     page.push_str(r#"<div class="summary">"#);
-    figure(
-        page,
-        lost_class,
-        lost.to_string(),
-        "acknowledged sends lost",
-    );
+    figure(page, lost_class, lost.to_string(), lost_label);
     figure(page, "", scan.sends_ok.to_string(), "sends ok");
     figure(page, "", scan.sends_fail.to_string(), "sends failed");
     figure(
@@ -513,6 +517,10 @@ fn legend_item(page: &mut String, colour: &str, shape: &str, text: &str) {
 
 fn timeline_section(page: &mut String, run: &RunData, faults: &Faults, axis: &TimeAxis) {
     let scan = &run.history;
+    if scan.operations == 0 {
+        page.push_str(r##"<section id="timeline"><h2>Timeline</h2><p class="note" id="empty-history">The history is empty: the run recorded no operation, so it most likely failed while the cluster was starting. The node logs under <a href="#files">Files</a> say why.</p></section>"##);
+        return;
+    }
     page.push_str(
         r#"<section id="timeline"><h2>Timeline</h2><h3>Send latency</h3><div class="legend">"#,
     );

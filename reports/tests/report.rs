@@ -171,6 +171,19 @@ fn missing_and_malformed_files_are_named() {
 }
 
 #[test]
+fn an_empty_history_says_so_instead_of_drawing_empty_charts() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = support::run_dir(store.path(), "acks-all-kill-leader", "20261125T150000.000Z");
+    std::fs::write(dir.join("history.jsonl"), "").unwrap();
+    std::fs::write(dir.join("broker-1.log"), "error: bind: address in use\n").unwrap();
+    let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();
+    assert!(html.contains(r#"id="empty-history""#));
+    assert!(!html.contains("<svg"));
+    assert!(html.contains(r#"<a href="broker-1.log">broker-1.log</a>"#));
+    assert!(html.contains("NOT CHECKED"));
+}
+
+#[test]
 fn leadership_samples_become_a_timeline() {
     let store = tempfile::tempdir().unwrap();
     let dir = fixture_run(store.path());
