@@ -404,7 +404,7 @@ fn node_order(node: &str) -> (u8, u64, String) {
 
 /// One lane per partition, coloured by its leader, hatched while the ISR is smaller than the
 /// largest seen, dark red while there is no leader.
-pub fn leadership_chart(rows: &Leadership, axis: &TimeAxis) -> String {
+pub fn leadership_chart(rows: &Leadership, faults: &Faults, axis: &TimeAxis) -> String {
     let lane_height = 24.0;
     let top_y = 4.0;
     let bottom_y = top_y + lane_height * rows.len().max(1) as f64;
@@ -476,6 +476,18 @@ pub fn leadership_chart(rows: &Leadership, axis: &TimeAxis) -> String {
                 );
             }
         }
+    }
+    // Fault windows as outlines only, so the leaders' colours stay readable.
+    for window in &faults.windows {
+        let x = axis.x(window.start_ns);
+        let width = (axis.x(window.end_ns) - x).max(1.5);
+        let _ = write!(
+            svg,
+            r#"<rect x="{x:.1}" y="{top_y:.1}" width="{width:.1}" height="{:.1}" fill="none" stroke="{}" stroke-width="1.5" stroke-dasharray="4 2"><title>{}</title></rect>"#,
+            bottom_y - top_y,
+            fault_colour(&window.f),
+            escape(&window_title(window)),
+        );
     }
     svg.push_str("</svg>");
     svg

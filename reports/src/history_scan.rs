@@ -5,14 +5,16 @@
 //! Memory is bounded by the number of distinct acknowledged sends (a 64-bit hash each), not by
 //! the length of the history.
 
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::io::BufRead;
 use std::path::Path;
 
-use harness::history::{Op, OpType, Process};
-use serde_json::Value;
+use harness::history::{OpType, Process};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::error::ReportError;
 
@@ -156,7 +158,7 @@ pub fn scan_history<R: BufRead>(mut reader: R, path: &Path) -> Result<HistorySca
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<Op>(text) {
+        match serde_json::from_slice::<Line<'_>>(text) {
             Ok(op) => scanner.feed(op),
             Err(_) if !complete_line => {
                 scanner.scan.truncated_last_line = true;
@@ -172,6 +174,43 @@ pub fn scan_history<R: BufRead>(mut reader: R, path: &Path) -> Result<HistorySca
         }
     }
     Ok(scanner.finish())
+}
+
+/// One history line, borrowed: the value is parsed only for the operations the page uses
+/// (sends, final reads, the nemesis), never for polls.
+#[derive(Deserialize)]
+struct Line<'a> {
+    time_ns: u64,
+    process: Process,
+    #[serde(rename = "type")]
+    op_type: OpType,
+    #[serde(borrow)]
+    f: Cow<'a, str>,
+    #[serde(borrow)]
+    value: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct SendValue<'a> {
+    #[serde(borrow)]
+    value: Option<Cow<'a, str>>,
+    partition: Option<i32>,
+}
+
+#[derive(Deserialize)]
+struct FinalReadValue<'a> {
+    partition: Option<i32>,
+    #[serde(default)]
+    complete: bool,
+    #[serde(default, borrow)]
+    records: Vec<(i64, i64, Cow<'a, str>)>,
+}
+
+#[derive(Deserialize, Default)]
+struct NemesisValue {
+    node: Option<String>,
+    why: Option<String>,
+    error: Option<String>,
 }
 
 /// An acknowledged send not yet found in a final read.
@@ -194,7 +233,7 @@ struct Scanner {
 }
 
 impl Scanner {
-    fn feed(&mut self, op: Op) {
+    fn feed(&mut self, op: Line<'_>) {
         self.scan.operations += 1;
         if !self.seen_any {
             self.scan.first_ns = op.time_ns;
@@ -202,45 +241,44 @@ impl Scanner {
         }
         self.scan.first_ns = self.scan.first_ns.min(op.time_ns);
         self.scan.last_ns = self.scan.last_ns.max(op.time_ns);
-        match (&op.process, op.f.as_str()) {
-            (Process::Nemesis, _) => self.nemesis(op),
+        match (&op.process, op.f.as_ref()) {
+            (Process::Nemesis, _) => self.nemesis(&op),
             (Process::Client(_), "send") => self.send(&op),
             (Process::Client(_), "final-read") if op.op_type == OpType::Ok => self.final_read(&op),
             _ => {}
         }
     }
 
-    fn nemesis(&mut self, op: Op) {
+    fn nemesis(&mut self, op: &Line<'_>) {
         if self.scan.nemesis.len() >= NEMESIS_OPS_MAX {
             return;
         }
-        let text = |key: &str| {
-            op.value
-                .get(key)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
+        let value: NemesisValue = serde_json::from_str(op.value.get()).unwrap_or_default();
         self.scan.nemesis.push(NemesisOp {
             time_ns: op.time_ns,
             invoke: op.op_type == OpType::Invoke,
-            node: text("node"),
-            why: text("why"),
-            error: text("error"),
-            f: op.f,
+            f: op.f.to_string(),
+            node: value.node,
+            why: value.why,
+            error: value.error,
         });
     }
 
-    fn send(&mut self, op: &Op) {
-        let Some(value) = op.value.get("value").and_then(Value::as_str) else {
+    fn send(&mut self, op: &Line<'_>) {
+        let Ok(SendValue {
+            value: Some(value),
+            partition,
+        }) = serde_json::from_str::<SendValue<'_>>(op.value.get())
+        else {
             return;
         };
         if op.op_type == OpType::Invoke {
             if self.pending_sends.len() < PENDING_SENDS_MAX {
-                self.pending_sends.insert(value.to_string(), op.time_ns);
+                self.pending_sends.insert(value.into_owned(), op.time_ns);
             }
             return;
         }
-        let invoke_ns = self.pending_sends.remove(value);
+        let invoke_ns = self.pending_sends.remove(value.as_ref());
         let latency_us =
             invoke_ns.map(|invoke_ns| (op.time_ns.saturating_sub(invoke_ns) / 1_000).max(1));
         let outcome = match op.op_type {
@@ -278,41 +316,32 @@ impl Scanner {
                 self.scan.problem_points.push(point);
             }
         }
-        if outcome == Outcome::Ok {
-            let partition = op
-                .value
-                .get("partition")
-                .and_then(Value::as_i64)
-                .and_then(|partition| i32::try_from(partition).ok());
-            if let Some(partition) = partition {
-                self.scan
-                    .partitions
-                    .entry(partition)
-                    .or_default()
-                    .acknowledged += 1;
-                self.acknowledged.insert(
-                    value_hash(value),
-                    Acknowledged {
-                        partition,
-                        acknowledged_ns: op.time_ns,
-                        latency_us: latency_us.unwrap_or(0),
-                    },
-                );
-            }
+        if let (Outcome::Ok, Some(partition)) = (outcome, partition) {
+            self.scan
+                .partitions
+                .entry(partition)
+                .or_default()
+                .acknowledged += 1;
+            self.acknowledged.insert(
+                value_hash(&value),
+                Acknowledged {
+                    partition,
+                    acknowledged_ns: op.time_ns,
+                    latency_us: latency_us.unwrap_or(0),
+                },
+            );
         }
     }
 
-    fn final_read(&mut self, op: &Op) {
-        let Some(partition) = op
-            .value
-            .get("partition")
-            .and_then(Value::as_i64)
-            .and_then(|partition| i32::try_from(partition).ok())
+    fn final_read(&mut self, op: &Line<'_>) {
+        let Ok(FinalReadValue {
+            partition: Some(partition),
+            complete,
+            records,
+        }) = serde_json::from_str::<FinalReadValue<'_>>(op.value.get())
         else {
             return;
         };
-        let complete = op.value.get("complete").and_then(Value::as_bool) == Some(true);
-        let records = op.value.get("records").and_then(Value::as_array);
         let figures = self.scan.partitions.entry(partition).or_default();
         if !complete {
             if figures.final_read == FinalRead::Missing {
@@ -320,7 +349,7 @@ impl Scanner {
             }
             return;
         }
-        let count = records.map_or(0, |records| records.len() as u64);
+        let count = records.len() as u64;
         figures.final_read = match figures.final_read {
             FinalRead::Complete { records } => FinalRead::Complete {
                 records: records + count,
@@ -328,10 +357,7 @@ impl Scanner {
             _ => FinalRead::Complete { records: count },
         };
         self.complete_partitions.insert(partition);
-        for record in records.into_iter().flatten() {
-            let Some(value) = record.get(2).and_then(Value::as_str) else {
-                continue;
-            };
+        for (_, _, value) in &records {
             let hash = value_hash(value);
             if self
                 .acknowledged

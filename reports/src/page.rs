@@ -92,7 +92,7 @@ pub fn render(run: &RunData) -> String {
     page.push_str(r##"<nav><a href="#loss">Loss</a><a href="#timeline">Timeline</a><a href="#leadership">Leadership</a><a href="#anomalies">Anomalies</a><a href="#faults">Faults</a><a href="#latency">Latency</a><a href="#files">Files</a></nav>"##);
     loss_section(&mut page, run);
     timeline_section(&mut page, run, &faults, &axis);
-    leadership_section(&mut page, run, &axis);
+    leadership_section(&mut page, run, &faults, &axis);
     anomalies_section(&mut page, run.results.as_ref());
     faults_section(&mut page, run, &faults);
     latency_section(&mut page, run);
@@ -667,7 +667,7 @@ fn latency_section(page: &mut String, run: &RunData) {
     page.push_str("</tbody></table></section>");
 }
 
-fn leadership_section(page: &mut String, run: &RunData, axis: &TimeAxis) {
+fn leadership_section(page: &mut String, run: &RunData, faults: &Faults, axis: &TimeAxis) {
     page.push_str(r#"<section id="leadership"><h3>Partition leaders</h3>"#);
     match &run.leadership {
         None => {
@@ -700,9 +700,9 @@ fn leadership_section(page: &mut String, run: &RunData, axis: &TimeAxis) {
                 legend_item(page, crate::plot::broker_colour(broker), "", &text);
             }
             page.push_str(
-                r#"<span>hatched: ISR smaller than the partition's largest</span></div>"#,
+                r#"<span>hatched: ISR smaller than the partition's largest; dashed outlines: fault windows</span></div>"#,
             );
-            page.push_str(&charts::leadership_chart(rows, axis));
+            page.push_str(&charts::leadership_chart(rows, faults, axis));
         }
     }
     page.push_str("</section>");

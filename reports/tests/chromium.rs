@@ -146,7 +146,13 @@ fn a_big_history_is_downsampled_and_stays_small() {
     let store = tempfile::tempdir().unwrap();
     let dir = support::run_dir(store.path(), "random-faults", "20261125T150000.000Z");
     support::synthetic(&dir, 2_000, 40);
+    let started = Instant::now();
     let report = reports::write_report(&dir).unwrap();
+    let lines = std::fs::read_to_string(dir.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    println!("report of {lines} history lines in {:?}", started.elapsed());
     let size = std::fs::metadata(&report).unwrap().len();
     assert!(size < 2_000_000, "report.html is {size} bytes");
     let html = std::fs::read_to_string(report).unwrap();
