@@ -159,3 +159,89 @@ fn a_workload_with_a_node_that_cannot_start_exits_2_with_its_log() {
     assert!(stderr.contains("coordinator exited"), "{stderr}");
     assert!(stderr.contains("coordinator-is-broken"), "{stderr}");
 }
+
+/// `single-broker-smoke` with the real broker, started and left running until the history
+/// shows acknowledged sends. Returns the orchestrator, the run directory and the node pids.
+fn start_real_run(dir: &Path) -> (NodeProcess, PathBuf, Vec<(String, u32)>) {
+    let store = dir.join("store");
+    let orchestrator = NodeProcess::spawn(
+        "orchestrator",
+        Path::new(env!("CARGO_BIN_EXE_kchaos")),
+        &[
+            "workload".into(),
+            "single-broker-smoke".into(),
+            "--duration".into(),
+            "60s".into(),
+            "--store".into(),
+            store.display().to_string(),
+        ],
+        &[(
+            "KCHAOS_WORKLOADS".into(),
+            format!("{}/workloads", env!("CARGO_MANIFEST_DIR")),
+        )],
+        &dir.join("orchestrator.log"),
+    )
+    .unwrap();
+    let run_dir = wait_for(
+        "acknowledged sends in the history",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || {
+            let run_dir = run_dir(&store)?;
+            let history = std::fs::read_to_string(run_dir.join("history.jsonl")).ok()?;
+            (history.matches(r#""type":"ok","f":"send""#).count() > 20).then_some(run_dir)
+        },
+    )
+    .unwrap_or_else(|error| {
+        let log = std::fs::read_to_string(dir.join("orchestrator.log")).unwrap_or_default();
+        panic!("{error}\norchestrator log:\n{log}")
+    });
+    let pids = pids(&run_dir);
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    (orchestrator, run_dir, pids)
+}
+
+#[test]
+fn killing_the_orchestrator_mid_run_leaves_no_node_and_a_readable_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut orchestrator, run_dir, pids) = start_real_run(dir.path());
+
+    orchestrator.kill().unwrap();
+
+    wait_until_all_dead(&pids);
+    // Every line written is a whole operation (the writer flushes whole lines).
+    let ops: Vec<_> = harness::history::read_history(&run_dir.join("history.jsonl"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        ops.iter().any(|op| op.f == "send"),
+        "no send in the history"
+    );
+}
+
+#[test]
+fn an_interrupt_mid_run_still_heals_reads_checks_and_stops_the_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut orchestrator, run_dir, pids) = start_real_run(dir.path());
+
+    orchestrator
+        .signal(nix::sys::signal::Signal::SIGINT)
+        .unwrap();
+
+    assert!(
+        orchestrator.wait_for_exit(Duration::from_secs(60)).unwrap(),
+        "the orchestrator should finish after an interrupt"
+    );
+    wait_until_all_dead(&pids);
+    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains(r#""f":"heal""#),
+        "no heal after the interrupt"
+    );
+    assert!(history.contains(r#""f":"final-read""#), "no final read");
+    let results = std::fs::read_to_string(run_dir.join("results.json")).unwrap();
+    assert!(results.contains(r#""valid": true"#), "{results}");
+    let log = std::fs::read_to_string(dir.path().join("orchestrator.log")).unwrap();
+    assert!(log.contains("verdict: valid"), "{log}");
+}

@@ -251,7 +251,9 @@ impl Cluster {
         }
         let pid_log = self.dir.join("pids.log");
         let node = self.node_mut(name)?;
-        let process = NodeProcess::spawn(name, &node.program, &node.args, &[], &node.log_path)?;
+        // Plain log files: most loggers leave out colour codes with NO_COLOR set.
+        let envs = [("NO_COLOR".to_string(), "1".to_string())];
+        let process = NodeProcess::spawn(name, &node.program, &node.args, &envs, &node.log_path)?;
         let pid = process.pid();
         node.process = Some(process);
         node.paused = false;

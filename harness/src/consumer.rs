@@ -15,6 +15,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::client_context::QuietContext;
 use crate::history::{OpType, Process};
 use crate::producer::error_name;
 use crate::recorder::Recorder;
@@ -35,14 +36,16 @@ pub enum ConsumerError {
     Assign { process: u64, source: KafkaError },
 }
 
-/// A consumer that reads without a group: no commits, no rebalances.
+/// A consumer that reads assigned partitions: no subscription, no commits, no rebalances.
+/// (librdkafka wants a `group.id` even for `assign`; it is never joined.)
 pub fn create_consumer(
     bootstrap_servers: &str,
     client_id: &str,
-) -> Result<BaseConsumer, KafkaError> {
+) -> Result<BaseConsumer<QuietContext>, KafkaError> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap_servers)
         .set("client.id", client_id)
+        .set("group.id", client_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "error")
@@ -53,7 +56,7 @@ pub fn create_consumer(
         .set("reconnect.backoff.max.ms", "500")
         .set("socket.connection.setup.timeout.ms", "3000")
         .set("log_level", "3")
-        .create()
+        .create_with_context(QuietContext)
 }
 
 /// Runs consumer `process` over partitions `0..partitions` of `topic` until `stop` turns true.
@@ -129,7 +132,7 @@ fn needs_reposition(error: &KafkaError) -> bool {
 
 /// Assigns every partition at `positions`, recorded as an `assign` invoke and ok.
 fn assign(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<QuietContext>,
     process: u64,
     topic: &str,
     positions: &[i64],
@@ -160,7 +163,7 @@ fn assign(
 }
 
 /// The partition's log start offset, asked a few times; 0 if no broker answers.
-fn log_start_offset(consumer: &BaseConsumer, topic: &str, partition: i32) -> i64 {
+fn log_start_offset(consumer: &BaseConsumer<QuietContext>, topic: &str, partition: i32) -> i64 {
     for _ in 0..5 {
         match consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) {
             Ok((low, _high)) => return low,
@@ -171,7 +174,12 @@ fn log_start_offset(consumer: &BaseConsumer, topic: &str, partition: i32) -> i64
 }
 
 /// `position` moved into the partition's current log range [low, high].
-fn clamp_to_log(consumer: &BaseConsumer, topic: &str, partition: i32, position: i64) -> i64 {
+fn clamp_to_log(
+    consumer: &BaseConsumer<QuietContext>,
+    topic: &str,
+    partition: i32,
+    position: i64,
+) -> i64 {
     match consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) {
         Ok((low, high)) => position.clamp(low, high.max(low)),
         Err(_) => position,

@@ -10,6 +10,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
+use crate::client_context::QuietContext;
 use crate::consumer::create_consumer;
 use crate::history::{OpType, Process};
 use crate::recorder::Recorder;
@@ -128,7 +129,7 @@ fn read_partition(
 
 /// Polls `[low, high)` into `records`.
 fn read_range(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<QuietContext>,
     topic: &str,
     partition: i32,
     low: i64,

@@ -16,13 +16,15 @@
 //! - [`schedule`]: the nemesis's seeded timeline of faults.
 //! - [`nemesis`]: faults by signal on named nodes, recorded in the history.
 //! - [`checker`]: the history in, the verdict (results.json) out.
-//! - [`producer`], [`consumer`], [`final_read`]: the rdkafka clients.
+//! - [`producer`], [`consumer`], [`final_read`]: the rdkafka clients ([`client_context`]:
+//!   their quiet logging).
 //! - [`topic`]: creating the workload's topic through the admin API.
 //! - [`store`]: run directories and the `latest` link.
 //! - [`progress`]: the live progress line.
 //! - [`run`]: one run, phase by phase (setup, faults, heal, final read, check, teardown).
 
 pub mod checker;
+pub mod client_context;
 pub mod cluster;
 pub mod consumer;
 pub mod final_read;

@@ -114,22 +114,9 @@ pub async fn fetch_from(
     topic: Option<&str>,
 ) -> Result<ClusterMetadata, MetadataError> {
     let mut connection = Connection::open(address).await?;
-    let versions: ApiVersionsResponse = connection
-        .call(
-            ApiKey::ApiVersions,
-            API_VERSIONS_VERSION,
-            &ApiVersionsRequest::default()
-                .with_client_software_name(StrBytes::from_static_str("kchaos-harness"))
-                .with_client_software_version(StrBytes::from_static_str("0.1")),
-        )
+    let version = connection
+        .negotiate(ApiKey::Metadata, METADATA_VERSION_MAX)
         .await?;
-    let metadata_max = versions
-        .api_keys
-        .iter()
-        .find(|api| api.api_key == ApiKey::Metadata as i16)
-        .map(|api| api.max_version)
-        .ok_or_else(|| connection.protocol_error("no Metadata in ApiVersions".into()))?;
-    let version = metadata_max.min(METADATA_VERSION_MAX);
     let topics = topic.map(|name| {
         vec![
             MetadataRequestTopic::default()
@@ -168,15 +155,15 @@ fn convert(response: &MetadataResponse) -> ClusterMetadata {
     }
 }
 
-/// A request/response connection to one broker.
-struct Connection {
+/// A request/response connection to one broker, for the few requests rdkafka does not expose.
+pub(crate) struct Connection {
     address: String,
     stream: TcpStream,
     correlation_id: i32,
 }
 
 impl Connection {
-    async fn open(address: &str) -> Result<Self, MetadataError> {
+    pub(crate) async fn open(address: &str) -> Result<Self, MetadataError> {
         let stream =
             TcpStream::connect(address)
                 .await
@@ -191,7 +178,37 @@ impl Connection {
         })
     }
 
-    fn protocol_error(&self, message: String) -> MetadataError {
+    /// The version of `key` to use: the broker's newest, at most `ours_max`.
+    pub(crate) async fn negotiate(
+        &mut self,
+        key: ApiKey,
+        ours_max: i16,
+    ) -> Result<i16, MetadataError> {
+        let versions: ApiVersionsResponse = self
+            .call(
+                ApiKey::ApiVersions,
+                API_VERSIONS_VERSION,
+                &ApiVersionsRequest::default()
+                    .with_client_software_name(StrBytes::from_static_str("kchaos-harness"))
+                    .with_client_software_version(StrBytes::from_static_str("0.1")),
+            )
+            .await?;
+        let broker = versions
+            .api_keys
+            .iter()
+            .find(|api| api.api_key == key as i16)
+            .ok_or_else(|| self.protocol_error(format!("no {key:?} in ApiVersions")))?;
+        let version = broker.max_version.min(ours_max);
+        if version < broker.min_version || version < key.valid_versions().min {
+            return Err(self.protocol_error(format!(
+                "no common version of {key:?} (broker {}..{})",
+                broker.min_version, broker.max_version
+            )));
+        }
+        Ok(version)
+    }
+
+    pub(crate) fn protocol_error(&self, message: String) -> MetadataError {
         MetadataError::Protocol {
             address: self.address.clone(),
             message,
@@ -205,7 +222,7 @@ impl Connection {
         }
     }
 
-    async fn call<Req, Resp>(
+    pub(crate) async fn call<Req, Resp>(
         &mut self,
         key: ApiKey,
         version: i16,

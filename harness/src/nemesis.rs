@@ -222,6 +222,7 @@ impl Nemesis {
                     let brokers = self.running_brokers();
                     let resolved = match planned.target.resolve(
                         metadata.as_ref(),
+                        topic,
                         planned.partition,
                         &brokers,
                         &labels,

@@ -65,7 +65,15 @@ pub enum SendOutcome {
 /// Delivers each delivery report to the task waiting for it.
 struct DeliveryContext;
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        crate::client_context::QuietContext.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        crate::client_context::QuietContext.error(error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<oneshot::Sender<SendOutcome>>;

@@ -22,7 +22,7 @@ use crate::progress::Progress;
 use crate::recorder::{CountersSnapshot, Recorder};
 use crate::schedule;
 use crate::store;
-use crate::topic::create_topic;
+use crate::topic::{NewTopic, create_topic};
 use crate::workload::{ExpectSpec, LostExpectation, Strictness, WorkloadSpec};
 
 /// How long the coordinator may take to accept connections (a JVM ZooKeeper is slow).
@@ -33,6 +33,8 @@ const BROKERS_START_TIMEOUT: Duration = Duration::from_secs(60);
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the cluster may take to elect a leader for every partition after the heal.
 const LEADERS_AFTER_HEAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many times the heal restarts nodes that exited again.
+const RESTARTS_AFTER_HEAL_MAX: u32 = 10;
 /// Grace for SIGTERM at teardown.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
 /// One metadata request.
@@ -85,6 +87,27 @@ pub struct RunOutcome {
     pub interrupted: bool,
 }
 
+impl RunOutcome {
+    /// Why the run proves less than its verdict says, if it does.
+    pub fn caveats(&self, spec: &WorkloadSpec) -> Vec<String> {
+        let mut caveats = Vec::new();
+        if spec.clients.producers > 0 && self.counters.sends_ok == 0 {
+            caveats.push("no send was acknowledged: the run proves nothing about loss".to_string());
+        }
+        if self.interrupted {
+            caveats.push("interrupted: the fault phase was cut short".to_string());
+        }
+        caveats
+    }
+
+    /// Whether the run passes: the checker's result matches the workload's expectation, and at
+    /// least one send was acknowledged (a run without any proves nothing).
+    pub fn passed(&self, spec: &WorkloadSpec) -> bool {
+        self.results.matches_expectation()
+            && !(spec.clients.producers > 0 && self.counters.sends_ok == 0)
+    }
+}
+
 /// The checker's expectations from the workload's `[expect]`.
 pub fn expectations(expect: &ExpectSpec) -> Expectations {
     let strictness = |value: Strictness| match value {
@@ -131,7 +154,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     let outcome = async {
         let mut setup_interrupts = interrupts.clone();
         tokio::select! {
-            started = start_cluster(&cluster, spec, &addresses, &bootstrap) => started?,
+            started = start_cluster(&cluster, spec, &addresses) => started?,
             _ = setup_interrupts.wait_for(|count| *count > 0) => {
                 return Err(RunError::Setup("interrupted during setup".into()));
             }
@@ -195,7 +218,6 @@ async fn start_cluster(
     cluster: &Arc<Mutex<Cluster>>,
     spec: &WorkloadSpec,
     addresses: &[String],
-    bootstrap: &str,
 ) -> Result<(), RunError> {
     let coordinator_address = {
         let mut cluster = lock(cluster);
@@ -232,16 +254,15 @@ async fn start_cluster(
         |metadata| metadata.brokers.len() >= expected,
     )
     .await?;
-    create_topic(
-        bootstrap,
-        &spec.topic.name,
-        spec.topic.partitions,
-        spec.topic.replication_factor,
-        &spec.topic.configs,
-        TOPIC_READY_TIMEOUT,
-    )
-    .await
-    .map_err(|error| RunError::Setup(error.to_string()))?;
+    let topic = NewTopic {
+        name: &spec.topic.name,
+        partitions: spec.topic.partitions,
+        replication_factor: spec.topic.replication_factor,
+        configs: &spec.topic.configs,
+    };
+    create_topic(addresses, &topic, TOPIC_READY_TIMEOUT)
+        .await
+        .map_err(|error| RunError::Setup(error.to_string()))?;
     let partitions = spec.topic.partitions;
     wait_for_metadata(
         addresses,
@@ -387,6 +408,7 @@ async fn fault_phase(
     if let Err(error) = nemesis.heal_all("end of the fault phase").await {
         tracing::warn!("heal: {error}");
     }
+    keep_healed(&nemesis, cluster, spec).await;
     for task in producer_tasks {
         match task.await {
             Ok(Ok(())) => {}
@@ -406,6 +428,46 @@ async fn fault_phase(
         }
     }
     Ok(interrupted)
+}
+
+/// After the heal, until every broker is in the metadata and every partition has a leader:
+/// starts again any node that exited (a broker restarted before its old coordinator session
+/// expired may refuse to start), a bounded number of times. Gives up quietly at the deadline:
+/// the final read then reports what it could not read.
+async fn keep_healed(nemesis: &Nemesis, cluster: &Arc<Mutex<Cluster>>, spec: &WorkloadSpec) {
+    let addresses = lock(cluster).broker_addresses();
+    let deadline = tokio::time::Instant::now() + LEADERS_AFTER_HEAL_TIMEOUT;
+    let mut restarts = 0;
+    loop {
+        let down: Vec<String> = {
+            let mut cluster = lock(cluster);
+            cluster
+                .node_names()
+                .into_iter()
+                .filter(|name| matches!(cluster.status(name), Ok(crate::cluster::NodeStatus::Down)))
+                .collect()
+        };
+        for node in down {
+            if restarts < RESTARTS_AFTER_HEAL_MAX {
+                restarts += 1;
+                let _ = nemesis
+                    .inject(crate::workload::Fault::Start, &node, "heal: it had exited")
+                    .await;
+            }
+        }
+        if let Ok(metadata) =
+            metadata::fetch(&addresses, Some(&spec.topic.name), METADATA_TIMEOUT).await
+            && metadata.brokers.len() >= spec.cluster.brokers as usize
+            && metadata.all_partitions_led(spec.topic.partitions)
+        {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("the cluster did not recover fully after the heal");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Waits for every partition to have a leader, then reads every partition completely.

@@ -96,6 +96,7 @@ impl Target {
     pub fn resolve(
         &self,
         metadata: Option<&ClusterMetadata>,
+        topic: &str,
         partition: i32,
         brokers: &[i32],
         labels: &BTreeMap<String, Vec<String>>,
@@ -108,7 +109,7 @@ impl Target {
                     .and_then(|metadata| metadata.partition(partition))
                     .ok_or(ResolveError::UnknownPartition(partition))?;
                 let leader = state.leader.ok_or(ResolveError::NoLeader(partition))?;
-                Resolved::new(names(&[leader]), format!("leader of partition {partition}"))
+                Resolved::new(names(&[leader]), format!("leader of {topic}-{partition}"))
             }
             Target::Followers => {
                 let state = metadata
@@ -123,7 +124,7 @@ impl Target {
                     .collect();
                 Resolved::new(
                     names(&followers),
-                    format!("followers of partition {partition}"),
+                    format!("followers of {topic}-{partition}"),
                 )
             }
             Target::Controller => {
@@ -224,6 +225,7 @@ mod tests {
         let labels = BTreeMap::from([("old".to_string(), vec!["broker-1".to_string()])]);
         Target::parse(text).expect("parses").resolve(
             Some(&metadata()),
+            "t",
             partition,
             &[1, 2, 3],
             &labels,
@@ -235,7 +237,7 @@ mod tests {
     fn leader_followers_and_controller_come_from_metadata() {
         let leader = resolve("leader", 0).expect("leader");
         assert_eq!(leader.nodes, vec!["broker-3"]);
-        assert_eq!(leader.why, "leader of partition 0");
+        assert_eq!(leader.why, "leader of t-0");
         assert_eq!(
             resolve("followers", 0).expect("followers").nodes,
             vec!["broker-1", "broker-2"]
@@ -279,7 +281,7 @@ mod tests {
             (0..20)
                 .map(|_| {
                     Target::Random
-                        .resolve(None, 0, &[1, 2, 3], &BTreeMap::new(), &mut rng)
+                        .resolve(None, "t", 0, &[1, 2, 3], &BTreeMap::new(), &mut rng)
                         .expect("random")
                         .nodes
                 })

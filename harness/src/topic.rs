@@ -1,13 +1,23 @@
-//! Creating the workload's topic through the Kafka admin API (rdkafka's `AdminClient`), retried
-//! until the cluster accepts it (a controller may not be elected yet) or a deadline passes.
+//! Creating the workload's topic with a raw Kafka `CreateTopics` request (the `kafka-protocol`
+//! crate): sent to the controller when the metadata names one, else to each broker in turn
+//! (Kafka answers NOT_CONTROLLER from the others), retried until the cluster accepts it or a
+//! deadline passes. An existing topic is fine.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::types::RDKafkaErrorCode;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::metadata::{self, Connection};
+
+/// The newest CreateTopics version we speak.
+const CREATE_TOPICS_VERSION_MAX: i16 = 7;
+/// Kafka's TOPIC_ALREADY_EXISTS.
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// How long one attempt at one broker may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The topic could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -17,55 +27,93 @@ pub struct TopicError {
     pub reason: String,
 }
 
-/// Creates `topic` with `partitions`, `replication_factor` and topic-level `configs`; an
-/// existing topic is fine.
+/// What the topic should be.
+#[derive(Debug, Clone)]
+pub struct NewTopic<'a> {
+    pub name: &'a str,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub configs: &'a BTreeMap<String, String>,
+}
+
+/// Creates `topic` through one of `addresses`, retrying until `timeout`.
 pub async fn create_topic(
-    bootstrap_servers: &str,
-    topic: &str,
-    partitions: u32,
-    replication_factor: u32,
-    configs: &BTreeMap<String, String>,
+    addresses: &[String],
+    topic: &NewTopic<'_>,
     timeout: Duration,
 ) -> Result<(), TopicError> {
-    let error = |reason: String| TopicError {
-        topic: topic.to_string(),
-        reason,
-    };
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers)
-        .set("client.id", "kchaos-admin")
-        .set("log_level", "3")
-        .create()
-        .map_err(|e| error(e.to_string()))?;
-    let mut new_topic = NewTopic::new(
-        topic,
-        partitions as i32,
-        TopicReplication::Fixed(replication_factor as i32),
-    );
-    for (key, value) in configs {
-        new_topic = new_topic.set(key, value);
-    }
-    let options = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(5)))
-        .request_timeout(Some(Duration::from_secs(5)));
     let deadline = Instant::now() + timeout;
     let mut last_error = String::from("no attempt");
     while Instant::now() < deadline {
-        match admin.create_topics([&new_topic], &options).await {
-            Ok(results) => match results.into_iter().next() {
-                Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => {
-                    return Ok(());
-                }
-                Some(Err((_, code))) => last_error = format!("{code:?}"),
-                None => last_error = "no result".into(),
-            },
-            Err(e) => last_error = e.to_string(),
+        let controller = metadata::fetch(addresses, None, ATTEMPT_TIMEOUT)
+            .await
+            .ok()
+            .and_then(|metadata| metadata.controller_id)
+            .and_then(|id| addresses.get(usize::try_from(id - 1).ok()?).cloned());
+        let order: Vec<&String> = controller
+            .iter()
+            .chain(addresses.iter().filter(|a| Some(*a) != controller.as_ref()))
+            .collect();
+        for address in order {
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, create_at(address, topic)).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(reason)) => last_error = format!("{address}: {reason}"),
+                Err(_) => last_error = format!("{address}: no answer"),
+            }
         }
-        tracing::debug!("creating topic {topic}: {last_error}; again");
+        tracing::debug!("creating topic {}: {last_error}; again", topic.name);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Err(error(format!(
-        "still failing after {} ms: {last_error}",
-        timeout.as_millis()
-    )))
+    Err(TopicError {
+        topic: topic.name.to_string(),
+        reason: format!(
+            "still failing after {} ms: {last_error}",
+            timeout.as_millis()
+        ),
+    })
+}
+
+async fn create_at(address: &str, topic: &NewTopic<'_>) -> Result<(), String> {
+    let mut connection = Connection::open(address).await.map_err(|e| e.to_string())?;
+    let version = connection
+        .negotiate(ApiKey::CreateTopics, CREATE_TOPICS_VERSION_MAX)
+        .await
+        .map_err(|e| e.to_string())?;
+    let configs = topic
+        .configs
+        .iter()
+        .map(|(key, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(key.clone()))
+                .with_value(Some(StrBytes::from_string(value.clone())))
+        })
+        .collect();
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.name.to_string())))
+                .with_num_partitions(topic.partitions as i32)
+                .with_replication_factor(topic.replication_factor as i16)
+                .with_configs(configs),
+        ])
+        .with_timeout_ms(ATTEMPT_TIMEOUT.as_millis() as i32);
+    let response: CreateTopicsResponse = connection
+        .call(ApiKey::CreateTopics, version, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = response
+        .topics
+        .first()
+        .ok_or_else(|| "an answer without the topic".to_string())?;
+    match result.error_code {
+        0 | TOPIC_ALREADY_EXISTS => Ok(()),
+        code => Err(format!(
+            "error {code}{}",
+            result
+                .error_message
+                .as_ref()
+                .map(|message| format!(" ({message})"))
+                .unwrap_or_default()
+        )),
+    }
 }

@@ -1,12 +1,381 @@
-//! `kchaos bench checker`: check a generated 10M-operation history; ops/s and peak RSS.
+//! `kchaos bench checker`: generate a realistic history (producers with several sends in
+//! flight, consumers polling, nemesis faults, a final read of every partition), then check it
+//! in a child process and report operations per second and the child's peak RSS (VmHWM), beside
+//! the time it takes just to read the same file line by line (what `wc -l` does).
 
-use std::process::ExitCode;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
 
-/// Arguments of `kchaos bench checker` (not yet defined).
+use anyhow::{Context, bail};
+use harness::checker::{Expectations, check_history_file};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Arguments of `kchaos bench checker`.
 #[derive(Debug, clap::Args)]
-pub struct CheckerBenchArgs {}
+pub struct CheckerBenchArgs {
+    /// Lines (operations) in the generated history.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub operations: u64,
+    /// Producer processes, each with up to 8 sends in flight.
+    #[arg(long, default_value_t = 8)]
+    pub producers: u64,
+    /// Consumer processes.
+    #[arg(long, default_value_t = 3)]
+    pub consumers: u64,
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the generated history here and keep it (default: a temporary directory).
+    #[arg(long)]
+    pub keep_history: Option<PathBuf>,
+    /// Check this existing history instead (prints one machine-readable line; used for the
+    /// child process, whose peak RSS is then the checker's alone).
+    #[arg(long, hide = true)]
+    pub check_only: Option<PathBuf>,
+}
 
-/// Not built yet: fails with a clear message.
-pub fn run(_args: CheckerBenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`bench checker` is not built yet")
+/// Runs the benchmark (or, with `--check-only`, the measured child).
+pub fn run(args: CheckerBenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.check_only {
+        return check_only(path);
+    }
+    if args.operations < 100 || args.producers == 0 || args.consumers == 0 || args.partitions <= 0 {
+        bail!("need --operations >= 100 and at least one producer, consumer and partition");
+    }
+    let dir = TempDir::create()?;
+    let path = match &args.keep_history {
+        Some(path) => path.clone(),
+        None => dir.path.join("history.jsonl"),
+    };
+
+    let started = Instant::now();
+    let generated = generate(&path, &args).context("generating the history")?;
+    let generate_s = started.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(&path)?.len();
+    println!(
+        "generated {} operations ({} sends, {} polls, {} faults; {:.1} MiB) in {generate_s:.1} s",
+        generated.lines,
+        generated.sends,
+        generated.polls,
+        generated.faults,
+        bytes as f64 / (1 << 20) as f64
+    );
+
+    let started = Instant::now();
+    let lines = count_lines(&path)?;
+    let read_s = started.elapsed().as_secs_f64();
+    println!(
+        "read line by line:  {read_s:>7.3} s  {:>6.2} M lines/s  ({lines} lines)",
+        lines as f64 / read_s / 1e6
+    );
+
+    let output = Command::new(std::env::current_exe()?)
+        .args(["bench", "checker", "--check-only"])
+        .arg(&path)
+        .output()
+        .context("running the checker child process")?;
+    if !output.status.success() {
+        bail!(
+            "the checker child failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let report = String::from_utf8_lossy(&output.stdout);
+    let field = |name: &str| -> anyhow::Result<String> {
+        report
+            .split_whitespace()
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+            .map(str::to_string)
+            .with_context(|| format!("the checker child did not report {name}: {report}"))
+    };
+    let check_s: f64 = field("seconds")?.parse()?;
+    let check_cpu_s: f64 = field("cpu_seconds")?.parse()?;
+    let peak_rss_kib: u64 = field("vmhwm_kib")?.parse()?;
+    let valid = field("valid")?;
+    let operations: u64 = field("operations")?.parse()?;
+    println!(
+        "check:              {check_s:>7.3} s  {:>6.2} M ops/s    ({operations} operations, valid {valid}, {:.2}x the plain read)",
+        operations as f64 / check_s / 1e6,
+        check_s / read_s
+    );
+    println!(
+        "check CPU time:     {check_cpu_s:>7.3} s  {:>6.2} M ops per CPU-second",
+        operations as f64 / check_cpu_s.max(0.01) / 1e6
+    );
+    println!(
+        "checker peak RSS:   {:.1} MiB (VmHWM of the child process)",
+        peak_rss_kib as f64 / 1024.0
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A scratch directory removed on drop (the generated history is large).
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn create() -> anyhow::Result<Self> {
+        let path =
+            std::env::temp_dir().join(format!("kchaos-bench-checker-{}", std::process::id()));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The measured child: check, then print `seconds=... vmhwm_kib=... valid=... operations=...`.
+fn check_only(path: &Path) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let results = check_history_file(path, &Expectations::default());
+    let seconds = started.elapsed().as_secs_f64();
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let vmhwm_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("no VmHWM in /proc/self/status")?;
+    let cpu_seconds = cpu_seconds()?;
+    let valid = serde_json::to_string(&results.valid)?;
+    println!(
+        "seconds={seconds} cpu_seconds={cpu_seconds} vmhwm_kib={vmhwm_kib} valid={valid} operations={}",
+        results.totals.operations
+    );
+    if let Some(malformed) = &results.malformed {
+        eprintln!("malformed: line {}: {}", malformed.line, malformed.reason);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// User plus system CPU time of this process so far, from /proc/self/stat (in USER_HZ ticks,
+/// 100 per second on Linux): the machine may be shared, so wall time alone misleads.
+fn cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("no process name in /proc/self/stat")?;
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |position: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(position)
+            .context("/proc/self/stat is too short")?
+            .parse::<u64>()? as f64)
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// Counts lines the way `wc -l` would, reusing one buffer.
+fn count_lines(path: &Path) -> anyhow::Result<u64> {
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut line = Vec::with_capacity(4096);
+    let mut lines = 0;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(lines);
+        }
+        lines += 1;
+    }
+}
+
+/// What the generator wrote.
+struct Generated {
+    lines: u64,
+    sends: u64,
+    polls: u64,
+    faults: u64,
+}
+
+/// A send in flight.
+struct InFlight {
+    sequence: u64,
+    partition: i32,
+}
+
+/// Writes history lines in the exact format of `harness::history::HistoryWriter`.
+struct LineWriter {
+    out: BufWriter<File>,
+    index: u64,
+    time_ns: u64,
+}
+
+impl LineWriter {
+    fn line(
+        &mut self,
+        rng: &mut StdRng,
+        process: &str,
+        op_type: &str,
+        f: &str,
+        value: std::fmt::Arguments<'_>,
+    ) -> std::io::Result<()> {
+        self.time_ns += rng.random_range(1_000..40_000);
+        writeln!(
+            self.out,
+            r#"{{"index":{},"time_ns":{},"process":{process},"type":"{op_type}","f":"{f}","value":{value}}}"#,
+            self.index, self.time_ns
+        )?;
+        self.index += 1;
+        Ok(())
+    }
+}
+
+/// Generates a history of about `args.operations` lines. Sends: 96% ok, 1% fail, 3% info (half
+/// of which were appended). Consumers poll their partitions in order; a kill and a restart
+/// every tenth of the run; at the end a final read of every partition.
+fn generate(path: &Path, args: &CheckerBenchArgs) -> anyhow::Result<Generated> {
+    const IN_FLIGHT_MAX: usize = 8;
+    const POLL_RECORDS_MAX: usize = 10;
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let mut out = LineWriter {
+        out: BufWriter::with_capacity(1 << 20, File::create(path)?),
+        index: 0,
+        time_ns: 0,
+    };
+    let partitions = usize::try_from(args.partitions)?;
+    // The log of each partition: (producer, sequence) per offset.
+    let mut logs: Vec<Vec<(u32, u32)>> = vec![Vec::new(); partitions];
+    let mut in_flight: Vec<Vec<InFlight>> = (0..args.producers).map(|_| Vec::new()).collect();
+    let mut next_sequence = vec![0u64; usize::try_from(args.producers)?];
+    let mut consumer_positions = vec![vec![0usize; partitions]; usize::try_from(args.consumers)?];
+    let (mut sends, mut polls, mut faults) = (0, 0, 0);
+    let final_read_lines = 2 * args.partitions as u64;
+    let fault_every = (args.operations / 10).max(1);
+    let body_lines = args.operations.saturating_sub(final_read_lines);
+    while out.index < body_lines {
+        if out.index % fault_every == fault_every / 2 && out.index + 4 < body_lines {
+            let node = rng.random_range(1..=3);
+            for (f, op_type) in [
+                ("kill", "invoke"),
+                ("kill", "info"),
+                ("restart", "invoke"),
+                ("restart", "info"),
+            ] {
+                out.line(
+                    &mut rng,
+                    r#""nemesis""#,
+                    op_type,
+                    f,
+                    format_args!(r#"{{"node":"broker-{node}","why":"bench"}}"#),
+                )?;
+            }
+            faults += 2;
+            continue;
+        }
+        if rng.random_bool(0.1) {
+            let consumer = rng.random_range(0..args.consumers as usize);
+            let process = 1000 + consumer;
+            let partition = rng.random_range(0..partitions);
+            let from = consumer_positions[consumer][partition];
+            let to = (from + POLL_RECORDS_MAX).min(logs[partition].len());
+            consumer_positions[consumer][partition] = to;
+            let mut records = String::with_capacity(24 * (to - from) + 2);
+            records.push('[');
+            for (offset, (producer, sequence)) in logs[partition][from..to].iter().enumerate() {
+                if offset > 0 {
+                    records.push(',');
+                }
+                records.push_str(&format!(
+                    r#"[{partition},{},"{producer}-{sequence}"]"#,
+                    from + offset
+                ));
+            }
+            records.push(']');
+            out.line(
+                &mut rng,
+                &process.to_string(),
+                "invoke",
+                "poll",
+                format_args!("{{}}"),
+            )?;
+            out.line(
+                &mut rng,
+                &process.to_string(),
+                "ok",
+                "poll",
+                format_args!(r#"{{"records":{records}}}"#),
+            )?;
+            polls += 1;
+            continue;
+        }
+        let producer = rng.random_range(0..args.producers as usize);
+        let flying = &mut in_flight[producer];
+        if flying.len() < IN_FLIGHT_MAX && (flying.is_empty() || rng.random_bool(0.5)) {
+            let sequence = next_sequence[producer];
+            next_sequence[producer] += 1;
+            let partition = rng.random_range(0..args.partitions);
+            flying.push(InFlight {
+                sequence,
+                partition,
+            });
+            out.line(
+                &mut rng,
+                &producer.to_string(),
+                "invoke",
+                "send",
+                format_args!(r#"{{"key":"k{sequence}","value":"{producer}-{sequence}"}}"#),
+            )?;
+            sends += 1;
+            continue;
+        }
+        let send = flying.remove(0);
+        let sequence = send.sequence;
+        let partition = send.partition;
+        let log = &mut logs[usize::try_from(partition)?];
+        let roll: f64 = rng.random();
+        let value = (u32::try_from(producer)?, u32::try_from(sequence)?);
+        if roll < 0.96 {
+            let offset = log.len();
+            log.push(value);
+            out.line(&mut rng, &producer.to_string(), "ok", "send", format_args!(r#"{{"key":"k{sequence}","value":"{producer}-{sequence}","partition":{partition},"offset":{offset}}}"#))?;
+        } else if roll < 0.97 {
+            out.line(&mut rng, &producer.to_string(), "fail", "send", format_args!(r#"{{"key":"k{sequence}","value":"{producer}-{sequence}","error":"NOT_ENOUGH_REPLICAS"}}"#))?;
+        } else {
+            if roll < 0.985 {
+                log.push(value);
+            }
+            out.line(&mut rng, &producer.to_string(), "info", "send", format_args!(r#"{{"key":"k{sequence}","value":"{producer}-{sequence}","error":"REQUEST_TIMED_OUT"}}"#))?;
+        }
+    }
+    let final_reader = 2000;
+    for (partition, log) in logs.iter().enumerate() {
+        out.line(
+            &mut rng,
+            &final_reader.to_string(),
+            "invoke",
+            "final-read",
+            format_args!(r#"{{"partition":{partition}}}"#),
+        )?;
+        let mut records = String::with_capacity(24 * log.len() + 2);
+        records.push('[');
+        for (offset, (producer, sequence)) in log.iter().enumerate() {
+            if offset > 0 {
+                records.push(',');
+            }
+            records.push_str(&format!(
+                r#"[{partition},{offset},"{producer}-{sequence}"]"#
+            ));
+        }
+        records.push(']');
+        out.line(&mut rng, &final_reader.to_string(), "ok", "final-read", format_args!(r#"{{"partition":{partition},"log_start_offset":0,"high_watermark":{},"records":{records},"complete":true}}"#, log.len()))?;
+    }
+    out.out.flush()?;
+    Ok(Generated {
+        lines: out.index,
+        sends,
+        polls,
+        faults,
+    })
 }

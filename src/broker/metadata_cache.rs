@@ -17,11 +17,21 @@ pub struct BrokerEndpoint {
     pub rack: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Snapshot {
     brokers: BTreeMap<i32, BrokerEndpoint>,
     controller_id: i32,
     topics: BTreeMap<String, TopicRecord>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            brokers: BTreeMap::new(),
+            controller_id: -1,
+            topics: BTreeMap::new(),
+        }
+    }
 }
 
 /// The cluster metadata as this broker sees it.

@@ -18,7 +18,7 @@ use super::log::partition_log::LogConfig;
 use super::metadata_cache::{BrokerEndpoint, MetadataCache};
 use super::replica_manager::ReplicaManager;
 use super::topic_admin;
-use super::zk::{BrokerRegistration, Coordinator};
+use super::zk::{BrokerRegistration, Coordinator, CoordinatorError};
 
 /// Open connections at most; further clients wait in the accept queue.
 const MAX_CONNECTIONS: usize = 1024;
@@ -70,11 +70,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         advertised.port,
         broker.config.broker_rack.clone(),
     );
-    broker
-        .coordinator
-        .register_broker(broker.id(), &registration)
-        .await
-        .context("cannot register in the coordinator")?;
+    register(&broker, &registration).await?;
     refresh_brokers(&broker).await?;
     tracing::info!("broker {} started", broker.id());
 
@@ -157,6 +153,35 @@ async fn accept(
     let _ = stop.send(true);
     drop(broker);
     permits
+}
+
+/// Registers `/brokers/ids/<id>`. After a crash the previous process's ephemeral node lives
+/// until its session expires, so a taken id is retried for up to twice the session timeout.
+async fn register(broker: &Broker, registration: &BrokerRegistration) -> anyhow::Result<()> {
+    let session_timeout = Duration::from_millis(broker.config.zookeeper_session_timeout_ms);
+    let deadline = tokio::time::Instant::now() + session_timeout * 2;
+    let mut warned = false;
+    loop {
+        match broker
+            .coordinator
+            .register_broker(broker.id(), registration)
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(CoordinatorError::BrokerIdTaken(_)) if tokio::time::Instant::now() < deadline => {
+                if !warned {
+                    tracing::warn!(
+                        "broker id {} is still registered (a previous process's session?): \
+                         waiting for it to expire",
+                        broker.id()
+                    );
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(error).context("cannot register in the coordinator"),
+        }
+    }
 }
 
 /// Reads every topic from the coordinator into the metadata cache and opens this broker's

@@ -10,9 +10,11 @@ use std::time::Duration;
 use harness::ports::free_loopback_port;
 use harness::process::NodeProcess;
 use harness::wait::wait_for;
-use rdkafka::ClientConfig;
-use rdkafka::consumer::BaseConsumer;
-use rdkafka::producer::FutureProducer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -194,4 +196,78 @@ pub fn consumer(bootstrap: &str) -> BaseConsumer {
         .set("fetch.wait.max.ms", "100")
         .create()
         .unwrap()
+}
+
+/// Sends `m<first>`..`m<first+count-1>` to `topic` partition 0 and waits for every
+/// acknowledgement. Returns (value, offset) of the acknowledged sends, in send order; a send
+/// that failed is left out.
+pub fn produce_all(
+    bootstrap: &str,
+    acks: &str,
+    topic: &str,
+    first: usize,
+    count: usize,
+) -> Vec<(String, i64)> {
+    let producer = producer(bootstrap, acks);
+    let mut pending = std::collections::VecDeque::new();
+    let mut acked = Vec::with_capacity(count);
+    let mut settle = |pending: &mut std::collections::VecDeque<(String, _)>| {
+        let (value, delivery): (String, rdkafka::producer::DeliveryFuture) =
+            pending.pop_front().unwrap();
+        if let Ok(Ok(delivered)) = futures::executor::block_on(delivery) {
+            acked.push((value, delivered.offset));
+        }
+    };
+    for i in first..first + count {
+        let value = format!("m{i}");
+        loop {
+            let record = FutureRecord::<(), _>::to(topic)
+                .payload(&value)
+                .partition(0);
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push_back((value.clone(), delivery));
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    settle(&mut pending);
+                }
+                Err((error, _)) => panic!("cannot enqueue {value}: {error}"),
+            }
+        }
+    }
+    while !pending.is_empty() {
+        settle(&mut pending);
+    }
+    acked
+}
+
+/// Reads `topic` partition 0 from `from_offset` until `count` messages arrived (or 60 s
+/// passed). Returns (value, offset) in read order.
+pub fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    from_offset: i64,
+    count: usize,
+) -> Vec<(String, i64)> {
+    let consumer = consumer(bootstrap);
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Offset(from_offset))
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut read = Vec::with_capacity(count);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while read.len() < count && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let value =
+                    String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+                read.push((value, message.offset()));
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(error)) => panic!("consume error: {error}"),
+        }
+    }
+    read
 }

@@ -134,6 +134,8 @@ impl ApacheZooKeeper {
         let data_dir = dir.join("apache-zookeeper");
         std::fs::create_dir_all(&data_dir).unwrap();
         let args = vec![
+            // No admin web server: it would want port 8080, which parallel runs share.
+            "-Dzookeeper.admin.enableServer=false".to_string(),
             "-cp".to_string(),
             "/usr/share/java/*:/etc/zookeeper/conf".to_string(),
             "org.apache.zookeeper.server.ZooKeeperServerMain".to_string(),

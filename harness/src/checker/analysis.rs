@@ -4,7 +4,7 @@
 //! aborted-read, indeterminate-*, poll-skip, divergent acknowledgements) and builds the
 //! [`Results`]. Definitions: CHECKER.md.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::figures::{OperationFiguresBuilder, Timeline, Unavailability};
 use super::parse::{Fields, Line, parse_line};
@@ -12,7 +12,9 @@ use super::results::{
     Anomaly, AnomalyKind, EXAMPLES_PER_ANOMALY, Example, Expectations, FinalReadSummary,
     LostExpectation, Malformed, Results, Totals, Validity,
 };
-use super::values::{NO_PARTITION, OffsetTable, SendOutcome, Slot, ValueId, ValueIds, ValueInfo};
+use super::values::{
+    FastMap, NO_PARTITION, OffsetTable, SendOutcome, Slot, ValueId, ValueIds, ValueInfo,
+};
 use crate::history::{OpType, Process};
 
 /// The process number recorded for operations of the nemesis where a client was expected.
@@ -83,13 +85,13 @@ pub struct Analysis {
     anomalies: BTreeMap<AnomalyKind, AnomalyLog>,
     divergent_positions: HashSet<(i32, i64)>,
     /// Per consumer: the last offset it read, per partition, since its last assign.
-    forward_reads: HashMap<u64, Vec<(i32, i64)>>,
+    forward_reads: FastMap<u64, Vec<(i32, i64)>>,
     skip_candidates: Vec<SkipCandidate>,
     final_reads: BTreeMap<i32, FinalReadState>,
-    final_offsets: HashMap<i32, Vec<i64>>,
+    final_offsets: FastMap<i32, Vec<i64>>,
     final_records: u64,
     partitions_seen: BTreeSet<i32>,
-    acks_by_producer_partition: HashMap<(u64, i32), Vec<AckMark>>,
+    acks_by_producer_partition: FastMap<(u64, i32), Vec<AckMark>>,
     figures: OperationFiguresBuilder,
     unavailability: Unavailability,
     timeline: Timeline,
@@ -108,13 +110,13 @@ impl Analysis {
             malformed: None,
             anomalies: BTreeMap::new(),
             divergent_positions: HashSet::new(),
-            forward_reads: HashMap::new(),
+            forward_reads: FastMap::default(),
             skip_candidates: Vec::new(),
             final_reads: BTreeMap::new(),
-            final_offsets: HashMap::new(),
+            final_offsets: FastMap::default(),
             final_records: 0,
             partitions_seen: BTreeSet::new(),
-            acks_by_producer_partition: HashMap::new(),
+            acks_by_producer_partition: FastMap::default(),
             figures: OperationFiguresBuilder::default(),
             unavailability: Unavailability::default(),
             timeline: Timeline::default(),
@@ -151,18 +153,18 @@ impl Analysis {
         if text.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        let parsed = match parse_line(text) {
-            Ok(parsed) => parsed,
+        let mut line = Line::default();
+        let value_error = match parse_line(text, &mut line) {
+            Ok(value_error) => value_error,
             Err(reason) => {
                 self.malformed(format!("not an operation: {reason}"));
                 return;
             }
         };
-        let line = parsed.line;
         self.operations += 1;
         self.figures.observe_time(line.time_ns);
         let interpreted = matches!(&*line.f, "send" | "poll" | "assign" | "final-read");
-        if interpreted && let Some(reason) = parsed.value_error {
+        if interpreted && let Some(reason) = value_error {
             self.malformed(format!(
                 "the value of a {} {}: {reason}",
                 &*line.f,

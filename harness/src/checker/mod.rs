@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`results`]: the verdict, expectations, anomalies and figures (results.json).
 //! - `parse`: one history line into a borrowed, typed view (no `serde_json::Value`).
+//! - `scan`: the fast path of `parse`, a scanner for the exact layout the writer emits.
 //! - `values`: compact value ids and the (partition, offset) table.
 //! - `analysis`: the single pass and the final walk over the values.
 //! - `figures`: latency, throughput, unavailability after faults, the per-second timeline.
@@ -15,6 +16,7 @@ mod analysis;
 mod figures;
 mod parse;
 pub mod results;
+mod scan;
 mod values;
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Parsing one history line for the checker without building a `serde_json::Value`: a typed,
 //! borrowed view ([`Line`]) whose `value` holds only the fields the checker reads (strings
-//! borrowed from the line unless they contain escapes). Unknown fields are skipped.
+//! borrowed from the line unless they contain escapes); unknown fields are skipped. The
+//! hand-written `scan` handles the writer's own layout; serde handles any other spelling.
 //!
 //! Operations the checker does not interpret (nemesis faults, anything new) may carry values of
 //! any shape: if the strict parse fails, [`parse_line`] retries with the value ignored and
@@ -95,6 +96,19 @@ pub struct Line<'a> {
     pub value: Fields<'a>,
 }
 
+impl Default for Line<'_> {
+    fn default() -> Self {
+        Self {
+            index: 0,
+            time_ns: 0,
+            process: Process::Nemesis,
+            op_type: OpType::Invoke,
+            f: Text(Cow::Borrowed("")),
+            value: Fields::default(),
+        }
+    }
+}
+
 /// The same line with its value skipped: for operations whose value the checker does not read.
 #[derive(Debug, Deserialize)]
 struct LineIgnoringValue<'a> {
@@ -109,31 +123,30 @@ struct LineIgnoringValue<'a> {
     value: serde::de::IgnoredAny,
 }
 
-/// A parsed line, and the error of the strict parse if the value had to be ignored.
-pub struct Parsed<'a> {
-    pub line: Line<'a>,
-    pub value_error: Option<String>,
-}
-
-/// Parses one line (without its newline). `Err` is the reason the line is not an operation.
-pub fn parse_line(text: &[u8]) -> Result<Parsed<'_>, String> {
+/// Parses one line (without its newline) into `line`. `Ok(Some(error))`: the line is an
+/// operation but its value could not be read (it is left empty). `Err`: the reason the line is
+/// not an operation.
+pub fn parse_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<String>, String> {
+    if super::scan::scan_line(text, line).is_some() {
+        return Ok(None);
+    }
     match serde_json::from_slice::<Line<'_>>(text) {
-        Ok(line) => Ok(Parsed {
-            line,
-            value_error: None,
-        }),
+        Ok(parsed) => {
+            *line = parsed;
+            Ok(None)
+        }
         Err(strict_error) => match serde_json::from_slice::<LineIgnoringValue<'_>>(text) {
-            Ok(loose) => Ok(Parsed {
-                line: Line {
+            Ok(loose) => {
+                *line = Line {
                     index: loose.index,
                     time_ns: loose.time_ns,
                     process: loose.process,
                     op_type: loose.op_type,
                     f: loose.f,
                     value: Fields::default(),
-                },
-                value_error: Some(strict_error.to_string()),
-            }),
+                };
+                Ok(Some(strict_error.to_string()))
+            }
             Err(_) => Err(strict_error.to_string()),
         },
     }
@@ -165,9 +178,8 @@ mod tests {
     #[test]
     fn parses_a_send_ok_with_borrowed_strings() {
         let text = br#"{"index":1,"time_ns":3400121,"process":3,"type":"ok","f":"send","value":{"key":"k7","value":"3-17","partition":1,"offset":40}}"#;
-        let parsed = parse_line(text).unwrap();
-        assert!(parsed.value_error.is_none());
-        let line = parsed.line;
+        let mut line = Line::default();
+        assert_eq!(parse_line(text, &mut line), Ok(None));
         assert_eq!(line.process, Process::Client(3));
         assert_eq!(line.op_type, OpType::Ok);
         assert_eq!(&*line.f, "send");
@@ -182,10 +194,10 @@ mod tests {
     #[test]
     fn an_odd_value_of_an_uninterpreted_operation_is_skipped() {
         let text = br#"{"index":2,"time_ns":5,"process":"nemesis","type":"info","f":"kill","value":{"node":"broker-2","partition":"all"}}"#;
-        let parsed = parse_line(text).unwrap();
-        assert!(parsed.value_error.is_some());
-        assert_eq!(parsed.line.process, Process::Nemesis);
-        assert_eq!(&*parsed.line.f, "kill");
+        let mut line = Line::default();
+        assert!(parse_line(text, &mut line).unwrap().is_some());
+        assert_eq!(line.process, Process::Nemesis);
+        assert_eq!(&*line.f, "kill");
     }
 
     #[test]

@@ -10,8 +10,56 @@
 //!   the final read saw it, in a dense vector per partition (4 bytes per offset).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::parse::parse_value_key;
+
+/// A fast, non-cryptographic hasher for the checker's integer-keyed maps (the history is our
+/// own file, so there is no adversary to flood them): FxHash's multiply-rotate.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl FastHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+    fn write_u32(&mut self, value: u32) {
+        self.add(u64::from(value));
+    }
+    fn write_i32(&mut self, value: i32) {
+        self.add(u64::from(value as u32));
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.add(value);
+    }
+    fn write_i64(&mut self, value: i64) {
+        self.add(value as u64);
+    }
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// A dense value id (index into the checker's per-value vector).
 pub type ValueId = u32;
@@ -30,7 +78,7 @@ struct DenseMap {
     base_at_first_key: bool,
     base: u64,
     dense: Vec<u32>,
-    sparse: HashMap<u64, u32>,
+    sparse: FastMap<u64, u32>,
 }
 
 impl DenseMap {
@@ -83,8 +131,8 @@ enum ValueName {
 /// Interns value strings into dense ids.
 #[derive(Debug, Default)]
 pub struct ValueIds {
-    by_process: HashMap<u64, DenseMap>,
-    others: HashMap<Box<str>, ValueId>,
+    by_process: FastMap<u64, DenseMap>,
+    others: FastMap<Box<str>, ValueId>,
     names: Vec<ValueName>,
 }
 
@@ -206,7 +254,7 @@ pub struct Slot {
 /// (partition, offset) -> the value read there, dense per partition.
 #[derive(Debug, Default)]
 pub struct OffsetTable {
-    partitions: HashMap<i32, DenseMap>,
+    partitions: FastMap<i32, DenseMap>,
 }
 
 impl OffsetTable {

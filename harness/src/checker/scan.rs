@@ -1,0 +1,316 @@
+//! A hand-written scanner for the exact line layout that `HistoryWriter` emits
+//! (`{"index":..,"time_ns":..,"process":..,"type":..,"f":..,"value":{..}}`, no spaces): the
+//! checker's hot path. It returns `None` for anything else (other key orders, whitespace,
+//! escaped strings, a field of an unexpected type), and the caller then parses the line with
+//! serde, which accepts every valid spelling and gives the precise error for invalid ones.
+//! So this scanner only has to be right on what it accepts, never complete.
+
+use std::borrow::Cow;
+
+use super::parse::{Fields, Line, Text};
+use crate::history::{OpType, Process};
+
+/// Nesting limit when skipping values the checker does not read.
+const SKIP_DEPTH_MAX: usize = 64;
+
+/// Scans one line in the writer's layout into `line`, or `None` to let serde decide (then
+/// `line` may be partly written). Filling the caller's `line` in place avoids moving it.
+pub fn scan_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<()> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut cursor = Cursor {
+        text,
+        bytes: text.as_bytes(),
+        position: 0,
+    };
+    cursor.literal(b"{\"index\":")?;
+    line.index = cursor.unsigned()?;
+    cursor.literal(b",\"time_ns\":")?;
+    line.time_ns = cursor.unsigned()?;
+    cursor.literal(b",\"process\":")?;
+    line.process = if cursor.peek()? == b'"' {
+        cursor.literal(b"\"nemesis\"")?;
+        Process::Nemesis
+    } else {
+        Process::Client(cursor.unsigned()?)
+    };
+    cursor.literal(b",\"type\":")?;
+    line.op_type = match cursor.string()? {
+        "invoke" => OpType::Invoke,
+        "ok" => OpType::Ok,
+        "fail" => OpType::Fail,
+        "info" => OpType::Info,
+        _ => return None,
+    };
+    cursor.literal(b",\"f\":")?;
+    line.f = Text(Cow::Borrowed(cursor.string()?));
+    cursor.literal(b",\"value\":")?;
+    cursor.fields(&mut line.value)?;
+    cursor.literal(b"}")?;
+    (cursor.position == cursor.bytes.len()).then_some(())
+}
+
+struct Cursor<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.position).copied()
+    }
+
+    fn literal(&mut self, expected: &[u8]) -> Option<()> {
+        let end = self.position.checked_add(expected.len())?;
+        (self.bytes.get(self.position..end)? == expected).then(|| self.position = end)
+    }
+
+    /// JSON's unsigned integer: `0` or a digit 1-9 followed by digits, fitting a u64.
+    fn unsigned(&mut self) -> Option<u64> {
+        let start = self.position;
+        let mut value: u64 = 0;
+        while let Some(byte @ b'0'..=b'9') = self.peek() {
+            value = value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))?;
+            self.position += 1;
+        }
+        let digits = self.position - start;
+        if digits == 0 || (digits > 1 && self.bytes[start] == b'0') {
+            return None;
+        }
+        // A fraction or exponent is not an integer: leave it to serde.
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        Some(value)
+    }
+
+    fn signed(&mut self) -> Option<i64> {
+        if self.peek()? == b'-' {
+            self.position += 1;
+            let magnitude = self.unsigned()?;
+            if magnitude == 0 {
+                return None;
+            }
+            0i64.checked_sub_unsigned(magnitude)
+        } else {
+            i64::try_from(self.unsigned()?).ok()
+        }
+    }
+
+    /// A string without escapes or control characters, borrowed from the line.
+    fn string(&mut self) -> Option<&'a str> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.position + 1;
+        let length = self
+            .bytes
+            .get(start..)?
+            .iter()
+            .position(|byte| *byte == b'"' || *byte == b'\\' || *byte < 0x20)?;
+        let end = start + length;
+        if self.bytes[end] != b'"' {
+            return None;
+        }
+        self.position = end + 1;
+        // Both ends are ASCII quotes, so they are character boundaries.
+        self.text.get(start..end)
+    }
+
+    fn boolean(&mut self) -> Option<bool> {
+        if self.literal(b"true").is_some() {
+            Some(true)
+        } else {
+            self.literal(b"false").map(|()| false)
+        }
+    }
+
+    /// The operation's value: an object whose known keys may come in any order.
+    fn fields(&mut self, fields: &mut Fields<'a>) -> Option<()> {
+        self.literal(b"{")?;
+        if self.literal(b"}").is_some() {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.literal(b":")?;
+            match key {
+                "value" => fields.value = Some(Text(Cow::Borrowed(self.string()?))),
+                "partition" => fields.partition = Some(i32::try_from(self.signed()?).ok()?),
+                "offset" => fields.offset = Some(self.signed()?),
+                "records" => fields.records = Some(self.records()?),
+                "complete" => fields.complete = Some(self.boolean()?),
+                "positions" => fields.positions = Some(self.positions()?),
+                "node" => fields.node = Some(Text(Cow::Borrowed(self.string()?))),
+                "why" => fields.why = Some(Text(Cow::Borrowed(self.string()?))),
+                _ => self.skip_value(0)?,
+            }
+            if self.literal(b",").is_none() {
+                return self.literal(b"}");
+            }
+        }
+    }
+
+    /// `[[partition,offset,"value"],...]`
+    fn records(&mut self) -> Option<Vec<(i32, i64, Text<'a>)>> {
+        let mut records = Vec::new();
+        self.literal(b"[")?;
+        if self.literal(b"]").is_some() {
+            return Some(records);
+        }
+        loop {
+            self.literal(b"[")?;
+            let partition = i32::try_from(self.signed()?).ok()?;
+            self.literal(b",")?;
+            let offset = self.signed()?;
+            self.literal(b",")?;
+            let value = self.string()?;
+            self.literal(b"]")?;
+            records.push((partition, offset, Text(Cow::Borrowed(value))));
+            if self.literal(b",").is_none() {
+                self.literal(b"]")?;
+                return Some(records);
+            }
+        }
+    }
+
+    /// `[[partition,offset],...]`
+    fn positions(&mut self) -> Option<Vec<(i32, i64)>> {
+        let mut positions = Vec::new();
+        self.literal(b"[")?;
+        if self.literal(b"]").is_some() {
+            return Some(positions);
+        }
+        loop {
+            self.literal(b"[")?;
+            let partition = i32::try_from(self.signed()?).ok()?;
+            self.literal(b",")?;
+            let offset = self.signed()?;
+            self.literal(b"]")?;
+            positions.push((partition, offset));
+            if self.literal(b",").is_none() {
+                self.literal(b"]")?;
+                return Some(positions);
+            }
+        }
+    }
+
+    /// Skips a value the checker does not read: strings (escapes allowed), numbers, literals,
+    /// arrays and objects (nested at most [`SKIP_DEPTH_MAX`] deep).
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        if depth > SKIP_DEPTH_MAX {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' => {
+                self.position += 1;
+                if self.literal(b"}").is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.skip_string()?;
+                    self.literal(b":")?;
+                    self.skip_value(depth + 1)?;
+                    if self.literal(b",").is_none() {
+                        return self.literal(b"}");
+                    }
+                }
+            }
+            b'[' => {
+                self.position += 1;
+                if self.literal(b"]").is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.skip_value(depth + 1)?;
+                    if self.literal(b",").is_none() {
+                        return self.literal(b"]");
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => {
+                let start = self.position;
+                while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.peek() {
+                    self.position += 1;
+                }
+                // Let serde judge anything but plain integers and decimals.
+                self.text
+                    .get(start..self.position)?
+                    .parse::<f64>()
+                    .ok()
+                    .map(|_| ())
+            }
+            _ => None,
+        }
+    }
+
+    fn skip_string(&mut self) -> Option<()> {
+        self.literal(b"\"")?;
+        loop {
+            let byte = self.peek()?;
+            self.position += 1;
+            match byte {
+                b'"' => return Some(()),
+                b'\\' => self.position += 1,
+                0..0x20 => return None,
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::checker::parse::parse_line;
+
+    #[test]
+    fn scans_what_the_writer_writes_like_serde_does() {
+        let lines: [&[u8]; 6] = [
+            br#"{"index":0,"time_ns":1200311,"process":3,"type":"invoke","f":"send","value":{"key":"k7","value":"3-17"}}"#,
+            br#"{"index":1,"time_ns":3400121,"process":3,"type":"ok","f":"send","value":{"key":"k7","value":"3-17","partition":1,"offset":40}}"#,
+            br#"{"index":2,"time_ns":3500000,"process":"nemesis","type":"info","f":"kill","value":{"node":"broker-2","why":"leader of t-1","extra":[1,{"a":null},-2.5e3,"x\"y"]}}"#,
+            br#"{"index":3,"time_ns":3900000,"process":9,"type":"ok","f":"poll","value":{"records":[[1,40,"3-17"],[1,41,"4-2"]]}}"#,
+            br#"{"index":4,"time_ns":4000000,"process":9,"type":"ok","f":"assign","value":{"positions":[[1,-1],[2,0]]}}"#,
+            br#"{"index":5,"time_ns":5000000,"process":12,"type":"ok","f":"final-read","value":{"partition":0,"log_start_offset":0,"high_watermark":0,"records":[],"complete":true}}"#,
+        ];
+        for text in lines {
+            let mut scanned = Line::default();
+            scan_line(text, &mut scanned).unwrap();
+            let parsed = serde_json::from_slice::<Line<'_>>(text).unwrap();
+            assert_eq!(format!("{scanned:?}"), format!("{parsed:?}"));
+        }
+    }
+
+    #[test]
+    fn leaves_everything_else_to_serde() {
+        let lines: [&[u8]; 8] = [
+            br#"{ "index":0,"time_ns":1,"process":3,"type":"invoke","f":"send","value":{}}"#,
+            br#"{"time_ns":1,"index":0,"process":3,"type":"invoke","f":"send","value":{}}"#,
+            br#"{"index":0,"time_ns":1,"process":3,"type":"invoke","f":"send","value":{"value":"a\nb"}}"#,
+            br#"{"index":0,"time_ns":1,"process":3,"type":"invoke","f":"send","value":{}} x"#,
+            br#"{"index":01,"time_ns":1,"process":3,"type":"invoke","f":"send","value":{}}"#,
+            br#"{"index":0,"time_ns":1.5,"process":3,"type":"invoke","f":"send","value":{}}"#,
+            br#"{"index":0,"time_ns":1,"process":3,"type":"invoke","f":"send","value":{"partition":"1"}}"#,
+            br#"{"index":0,"time_ns":1,"process":3,"type":"invoke","f":"send","value":{"offset":99999999999999999999}}"#,
+        ];
+        for text in lines {
+            assert!(
+                scan_line(text, &mut Line::default()).is_none(),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        // serde still reads the valid ones.
+        assert_eq!(parse_line(lines[0], &mut Line::default()), Ok(None));
+        assert_eq!(parse_line(lines[1], &mut Line::default()), Ok(None));
+        assert_eq!(parse_line(lines[2], &mut Line::default()), Ok(None));
+        assert!(parse_line(lines[3], &mut Line::default()).is_err());
+    }
+}
