@@ -127,7 +127,9 @@ pub fn run_consumer(
 /// Whether the consumer stopped fetching a partition and must be told where to go.
 fn needs_reposition(error: &KafkaError) -> bool {
     let name = error_name(error);
-    name.contains("OFFSET_OUT_OF_RANGE") || error.to_string().contains("offset reset")
+    name.contains("OFFSET_OUT_OF_RANGE")
+        || name.contains("AUTO_OFFSET_RESET")
+        || error.to_string().contains("offset reset")
 }
 
 /// Assigns every partition at `positions`, recorded as an `assign` invoke and ok.

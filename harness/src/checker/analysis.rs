@@ -4,16 +4,17 @@
 //! aborted-read, indeterminate-*, poll-skip, divergent acknowledgements) and builds the
 //! [`Results`]. Definitions: CHECKER.md.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use super::figures::{OperationFiguresBuilder, Timeline, Unavailability};
-use super::parse::{Fields, Line, parse_line};
+use super::parse::{Fields, Line, ValueText, parse_line};
 use super::results::{
     Anomaly, AnomalyKind, EXAMPLES_PER_ANOMALY, Example, Expectations, FinalReadSummary,
     LostExpectation, Malformed, Results, Totals, Validity,
 };
 use super::values::{
-    FastMap, NO_PARTITION, OffsetTable, SendOutcome, Slot, ValueId, ValueIds, ValueInfo,
+    FastMap, FastSet, NO_PARTITION, OffsetTable, SendOutcome, Slot, ValueId, ValueIds, ValueInfo,
+    ValueTable,
 };
 use crate::history::{OpType, Process};
 
@@ -76,7 +77,7 @@ enum Reader {
 pub struct Analysis {
     expectations: Expectations,
     ids: ValueIds,
-    values: Vec<ValueInfo>,
+    values: ValueTable,
     offsets: OffsetTable,
     /// 1-based number of the line being fed.
     line_number: u64,
@@ -90,7 +91,7 @@ pub struct Analysis {
     final_reads: BTreeMap<i32, FinalReadState>,
     final_offsets: FastMap<i32, Vec<i64>>,
     final_records: u64,
-    partitions_seen: BTreeSet<i32>,
+    partitions_seen: FastSet<i32>,
     acks_by_producer_partition: FastMap<(u64, i32), Vec<AckMark>>,
     figures: OperationFiguresBuilder,
     unavailability: Unavailability,
@@ -103,7 +104,7 @@ impl Analysis {
         Self {
             expectations: *expectations,
             ids: ValueIds::default(),
-            values: Vec::new(),
+            values: ValueTable::default(),
             offsets: OffsetTable::default(),
             line_number: 0,
             operations: 0,
@@ -115,7 +116,7 @@ impl Analysis {
             final_reads: BTreeMap::new(),
             final_offsets: FastMap::default(),
             final_records: 0,
-            partitions_seen: BTreeSet::new(),
+            partitions_seen: FastSet::default(),
             acks_by_producer_partition: FastMap::default(),
             figures: OperationFiguresBuilder::default(),
             unavailability: Unavailability::default(),
@@ -184,11 +185,11 @@ impl Analysis {
         }
     }
 
-    fn intern(&mut self, value: &str) -> Option<ValueId> {
+    fn intern(&mut self, value: &ValueText<'_>) -> Option<ValueId> {
         match self.ids.intern(value) {
             Some((id, is_new)) => {
                 if is_new {
-                    self.values.push(ValueInfo::default());
+                    self.values.push();
                 }
                 Some(id)
             }
@@ -204,7 +205,7 @@ impl Analysis {
 
     fn send(&mut self, line: &Line<'_>) {
         self.unavailability.send_seen(line.time_ns);
-        let Some(value) = line.value.value.as_deref() else {
+        let Some(value) = &line.value.value else {
             self.malformed(format!(
                 "a send {} without value.value",
                 type_name(line.op_type)
@@ -218,17 +219,17 @@ impl Analysis {
         }
     }
 
-    fn send_invoke(&mut self, line: &Line<'_>, value: &str) {
+    fn send_invoke(&mut self, line: &Line<'_>, value: &ValueText<'_>) {
         let Some(id) = self.intern(value) else {
             return;
         };
         let line_number = self.line_number;
-        let Some(info) = self.values.get_mut(id as usize) else {
+        let Some(info) = self.values.send_mut(id) else {
             return;
         };
         if info.outcome != SendOutcome::NotInvoked {
             self.malformed(format!(
-                "value {value:?} is sent twice (values must be unique in a run)"
+                "value \"{value}\" is sent twice (values must be unique in a run)"
             ));
             return;
         }
@@ -240,15 +241,15 @@ impl Analysis {
             .record_matched("send", OpType::Invoke, line.time_ns, None);
     }
 
-    fn send_completion(&mut self, line: &Line<'_>, value: &str) {
+    fn send_completion(&mut self, line: &Line<'_>, value: &ValueText<'_>) {
         let pending = self.ids.get(value).filter(|id| {
             self.values
-                .get(*id as usize)
+                .send(*id)
                 .is_some_and(|info| info.outcome == SendOutcome::Pending)
         });
         let Some(id) = pending else {
             self.malformed(format!(
-                "a send {} of value {value:?}, which has no pending invoke",
+                "a send {} of value \"{value}\", which has no pending invoke",
                 type_name(line.op_type)
             ));
             return;
@@ -256,11 +257,17 @@ impl Analysis {
         let fields = &line.value;
         if line.op_type == OpType::Ok && (fields.partition.is_none() || fields.offset.is_none()) {
             self.malformed(format!(
-                "a send ok of value {value:?} without partition and offset"
+                "a send ok of value \"{value}\" without partition and offset"
             ));
             return;
         }
-        let Some(info) = self.values.get_mut(id as usize) else {
+        if let Some(partition) = fields.partition {
+            if let Some(read) = self.values.read_mut(id) {
+                read.send_partition = partition;
+            }
+            self.partitions_seen.insert(partition);
+        }
+        let Some(info) = self.values.send_mut(id) else {
             return;
         };
         info.outcome = match line.op_type {
@@ -270,9 +277,8 @@ impl Analysis {
         };
         info.completed_ns = line.time_ns;
         info.completed_index = line.index;
-        if let Some(partition) = fields.partition {
-            info.send_partition = partition;
-            self.partitions_seen.insert(partition);
+        if let Some(offset) = fields.offset {
+            info.send_offset = offset;
         }
         let invoke_ns = info.invoke_ns;
         self.figures
@@ -281,7 +287,6 @@ impl Analysis {
         if let (OpType::Ok, Some(partition), Some(offset)) =
             (line.op_type, fields.partition, fields.offset)
         {
-            info.send_offset = offset;
             self.unavailability.send_ok(line.time_ns);
             self.check_order(id, partition, offset);
         }
@@ -290,14 +295,14 @@ impl Analysis {
     /// `reordered`: an earlier acknowledged send of the same producer to the same partition,
     /// completed before this one was invoked, at a higher offset.
     fn check_order(&mut self, id: ValueId, partition: i32, offset: i64) {
-        let Some(info) = self.values.get(id as usize).copied() else {
+        let Some(info) = self.values.get(id) else {
             return;
         };
         let marks = self
             .acks_by_producer_partition
             .entry((info.producer, partition))
             .or_default();
-        let before_invoke = marks.partition_point(|mark| mark.completed_line < info.invoke_line);
+        let before_invoke = marks_before(marks, info.invoke_line);
         let earlier = before_invoke
             .checked_sub(1)
             .and_then(|position| marks.get(position))
@@ -463,7 +468,7 @@ impl Analysis {
                 return;
             };
             self.partitions_seen.insert(*partition);
-            if let Some(info) = self.values.get_mut(id as usize)
+            if let Some(info) = self.values.read_mut(id)
                 && (info.final_partition == NO_PARTITION || info.send_partition == *partition)
             {
                 info.final_partition = *partition;
@@ -478,7 +483,7 @@ impl Analysis {
 
     /// Any read of a value at (partition, offset): `duplicated` and `divergent`.
     fn read(&mut self, partition: i32, offset: i64, id: ValueId, reader: Reader, index: u64) {
-        let Some(info) = self.values.get_mut(id as usize) else {
+        let Some(info) = self.values.read_mut(id) else {
             return;
         };
         if !info.read {
@@ -489,7 +494,9 @@ impl Analysis {
             && (info.first_read_partition, info.first_read_offset) != (partition, offset)
         {
             info.duplicated = true;
-            let info = *info;
+            let Some(info) = self.values.get(id) else {
+                return;
+            };
             let value = self.ids.text(id);
             self.anomaly(AnomalyKind::Duplicated).add(|| Example {
                 explanation: format!(
@@ -559,10 +566,10 @@ impl Analysis {
         };
         let mut never_completed = 0;
         for id in 0..self.values.len() {
-            let Some(info) = self.values.get(id).copied() else {
+            let Ok(id) = ValueId::try_from(id) else {
                 continue;
             };
-            let Ok(id) = ValueId::try_from(id) else {
+            let Some(info) = self.values.get(id) else {
                 continue;
             };
             match info.outcome {
@@ -603,7 +610,9 @@ impl Analysis {
             records: self.final_records,
             ..FinalReadSummary::default()
         };
-        for partition in &self.partitions_seen {
+        let mut partitions: Vec<i32> = self.partitions_seen.iter().copied().collect();
+        partitions.sort_unstable();
+        for partition in &partitions {
             match self.final_reads.get(partition) {
                 Some(FinalReadState::Complete) => summary.complete.push(*partition),
                 Some(FinalReadState::Incomplete) => summary.incomplete.push(*partition),
@@ -834,6 +843,22 @@ impl Analysis {
             timeline: self.timeline.finish(),
         }
     }
+}
+
+/// How many marks completed before `line`. Sends are short compared to the run, so this looks
+/// back from the end a little before falling back to a binary search (which would miss the
+/// cache on every step of a long vector).
+fn marks_before(marks: &[AckMark], line: u64) -> usize {
+    const LOOK_BACK: usize = 16;
+    for (back, mark) in marks.iter().rev().take(LOOK_BACK).enumerate() {
+        if mark.completed_line < line {
+            return marks.len() - back;
+        }
+    }
+    if marks.len() <= LOOK_BACK {
+        return 0;
+    }
+    marks[..marks.len() - LOOK_BACK].partition_point(|mark| mark.completed_line < line)
 }
 
 fn type_name(op_type: OpType) -> &'static str {

@@ -7,8 +7,11 @@
 
 use std::borrow::Cow;
 
-use super::parse::{Fields, Line, Text};
+use super::parse::{Fields, Line, Text, ValueText};
 use crate::history::{OpType, Process};
+
+/// Records vectors start this large (polls return a few to a few hundred records).
+const RECORDS_CAPACITY: usize = 64;
 
 /// Nesting limit when skipping values the checker does not read.
 const SKIP_DEPTH_MAX: usize = 64;
@@ -16,10 +19,8 @@ const SKIP_DEPTH_MAX: usize = 64;
 /// Scans one line in the writer's layout into `line`, or `None` to let serde decide (then
 /// `line` may be partly written). Filling the caller's `line` in place avoids moving it.
 pub fn scan_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<()> {
-    let text = std::str::from_utf8(text).ok()?;
     let mut cursor = Cursor {
-        text,
-        bytes: text.as_bytes(),
+        bytes: text,
         position: 0,
     };
     cursor.literal(b"{\"index\":")?;
@@ -34,12 +35,15 @@ pub fn scan_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<()> {
         Process::Client(cursor.unsigned()?)
     };
     cursor.literal(b",\"type\":")?;
-    line.op_type = match cursor.string()? {
-        "invoke" => OpType::Invoke,
-        "ok" => OpType::Ok,
-        "fail" => OpType::Fail,
-        "info" => OpType::Info,
-        _ => return None,
+    line.op_type = if cursor.literal(b"\"invoke\"").is_some() {
+        OpType::Invoke
+    } else if cursor.literal(b"\"ok\"").is_some() {
+        OpType::Ok
+    } else if cursor.literal(b"\"fail\"").is_some() {
+        OpType::Fail
+    } else {
+        cursor.literal(b"\"info\"")?;
+        OpType::Info
     };
     cursor.literal(b",\"f\":")?;
     line.f = Text(Cow::Borrowed(cursor.string()?));
@@ -50,7 +54,6 @@ pub fn scan_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<()> {
 }
 
 struct Cursor<'a> {
-    text: &'a str,
     bytes: &'a [u8],
     position: usize,
 }
@@ -97,6 +100,20 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// An object key without escapes, as bytes (keys are compared, never kept).
+    fn key(&mut self) -> Option<&'a [u8]> {
+        self.literal(b"\"")?;
+        let start = self.position;
+        let length = self
+            .bytes
+            .get(start..)?
+            .iter()
+            .position(|byte| *byte == b'"' || *byte == b'\\')?;
+        let end = start + length;
+        (self.bytes[end] == b'"').then(|| self.position = end + 1)?;
+        self.bytes.get(start..end)
+    }
+
     /// A string without escapes or control characters, borrowed from the line.
     fn string(&mut self) -> Option<&'a str> {
         if self.peek()? != b'"' {
@@ -113,8 +130,27 @@ impl<'a> Cursor<'a> {
             return None;
         }
         self.position = end + 1;
-        // Both ends are ASCII quotes, so they are character boundaries.
-        self.text.get(start..end)
+        // Only the strings the checker keeps are checked for UTF-8, not the whole line.
+        std::str::from_utf8(self.bytes.get(start..end)?).ok()
+    }
+
+    /// A produced value: `"<digits>-<digits>"` straight into numbers, anything else as a string
+    /// (classified exactly as [`ValueText::from_text`] would).
+    fn value_text(&mut self) -> Option<ValueText<'a>> {
+        let start = self.position;
+        let key = (|| {
+            self.literal(b"\"")?;
+            let process = self.unsigned()?;
+            self.literal(b"-")?;
+            let sequence = self.unsigned()?;
+            self.literal(b"\"")?;
+            Some(ValueText::Key { process, sequence })
+        })();
+        if key.is_some() {
+            return key;
+        }
+        self.position = start;
+        Some(ValueText::from_text(Cow::Borrowed(self.string()?)))
     }
 
     fn boolean(&mut self) -> Option<bool> {
@@ -132,17 +168,17 @@ impl<'a> Cursor<'a> {
             return Some(());
         }
         loop {
-            let key = self.string()?;
+            let key = self.key()?;
             self.literal(b":")?;
             match key {
-                "value" => fields.value = Some(Text(Cow::Borrowed(self.string()?))),
-                "partition" => fields.partition = Some(i32::try_from(self.signed()?).ok()?),
-                "offset" => fields.offset = Some(self.signed()?),
-                "records" => fields.records = Some(self.records()?),
-                "complete" => fields.complete = Some(self.boolean()?),
-                "positions" => fields.positions = Some(self.positions()?),
-                "node" => fields.node = Some(Text(Cow::Borrowed(self.string()?))),
-                "why" => fields.why = Some(Text(Cow::Borrowed(self.string()?))),
+                b"value" => fields.value = Some(self.value_text()?),
+                b"partition" => fields.partition = Some(i32::try_from(self.signed()?).ok()?),
+                b"offset" => fields.offset = Some(self.signed()?),
+                b"records" => fields.records = Some(self.records()?),
+                b"complete" => fields.complete = Some(self.boolean()?),
+                b"positions" => fields.positions = Some(self.positions()?),
+                b"node" => fields.node = Some(Text(Cow::Borrowed(self.string()?))),
+                b"why" => fields.why = Some(Text(Cow::Borrowed(self.string()?))),
                 _ => self.skip_value(0)?,
             }
             if self.literal(b",").is_none() {
@@ -152,8 +188,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// `[[partition,offset,"value"],...]`
-    fn records(&mut self) -> Option<Vec<(i32, i64, Text<'a>)>> {
-        let mut records = Vec::new();
+    fn records(&mut self) -> Option<Vec<(i32, i64, ValueText<'a>)>> {
+        let mut records = Vec::with_capacity(RECORDS_CAPACITY);
         self.literal(b"[")?;
         if self.literal(b"]").is_some() {
             return Some(records);
@@ -164,9 +200,9 @@ impl<'a> Cursor<'a> {
             self.literal(b",")?;
             let offset = self.signed()?;
             self.literal(b",")?;
-            let value = self.string()?;
+            let value = self.value_text()?;
             self.literal(b"]")?;
-            records.push((partition, offset, Text(Cow::Borrowed(value))));
+            records.push((partition, offset, value));
             if self.literal(b",").is_none() {
                 self.literal(b"]")?;
                 return Some(records);
@@ -238,8 +274,8 @@ impl<'a> Cursor<'a> {
                     self.position += 1;
                 }
                 // Let serde judge anything but plain integers and decimals.
-                self.text
-                    .get(start..self.position)?
+                std::str::from_utf8(self.bytes.get(start..self.position)?)
+                    .ok()?
                     .parse::<f64>()
                     .ok()
                     .map(|_| ())
