@@ -4,10 +4,11 @@
 //! aborted-read, indeterminate-*, poll-skip, divergent acknowledgements) and builds the
 //! [`Results`]. Definitions: CHECKER.md.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use super::figures::{OperationFiguresBuilder, Timeline, Unavailability};
-use super::parse::{Fields, Line, ValueText, parse_line};
+use super::figures::{self, OperationFiguresBuilder, Timeline, Unavailability};
+use super::parse::{Fields, Line, OpName, ValueText};
+use super::pipeline::Item;
 use super::results::{
     Anomaly, AnomalyKind, EXAMPLES_PER_ANOMALY, Example, Expectations, FinalReadSummary,
     LostExpectation, Malformed, Results, Totals, Validity,
@@ -92,7 +93,12 @@ pub struct Analysis {
     final_offsets: FastMap<i32, Vec<i64>>,
     final_records: u64,
     partitions_seen: FastSet<i32>,
-    acks_by_producer_partition: FastMap<(u64, i32), Vec<AckMark>>,
+    /// The partition last added to `partitions_seen` (records come in runs of one partition).
+    last_partition_seen: Option<i32>,
+    acks_by_producer_partition: FastMap<(u64, i32), VecDeque<AckMark>>,
+    /// Per producer, its send invocations in order (line, value), completed ones dropped from
+    /// the front lazily: the oldest pending one says which marks can still matter.
+    invokes_by_producer: FastMap<u64, VecDeque<(u64, ValueId)>>,
     figures: OperationFiguresBuilder,
     unavailability: Unavailability,
     timeline: Timeline,
@@ -117,7 +123,9 @@ impl Analysis {
             final_offsets: FastMap::default(),
             final_records: 0,
             partitions_seen: FastSet::default(),
+            last_partition_seen: None,
             acks_by_producer_partition: FastMap::default(),
+            invokes_by_producer: FastMap::default(),
             figures: OperationFiguresBuilder::default(),
             unavailability: Unavailability::default(),
             timeline: Timeline::default(),
@@ -147,41 +155,53 @@ impl Analysis {
         self.anomalies.entry(kind).or_default()
     }
 
-    /// Feeds one line of the history (without its line break). Blank lines are skipped.
-    pub fn feed_line(&mut self, text: &[u8]) {
-        self.line_number += 1;
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        let mut line = Line::default();
-        let value_error = match parse_line(text, &mut line) {
-            Ok(value_error) => value_error,
-            Err(reason) => {
-                self.malformed(format!("not an operation: {reason}"));
-                return;
+    /// Feeds one line of the history, as read and parsed by the pipeline.
+    pub fn feed(&mut self, item: Item) {
+        match item {
+            Item::Line(line, value_error) => {
+                self.line_number += 1;
+                self.apply(&line, value_error);
             }
-        };
+            Item::Blank => self.line_number += 1,
+            Item::Malformed(reason) => {
+                self.line_number += 1;
+                self.malformed(reason);
+            }
+            Item::Unreadable(reason) => self.malformed_at(0, reason),
+        }
+    }
+
+    /// Applies one parsed operation; `value_error` says its value could not be read.
+    fn apply(&mut self, line: &Line<'_>, value_error: Option<String>) {
         self.operations += 1;
         self.figures.observe_time(line.time_ns);
-        let interpreted = matches!(&*line.f, "send" | "poll" | "assign" | "final-read");
+        let interpreted = !matches!(line.f, OpName::Other(_));
         if interpreted && let Some(reason) = value_error {
             self.malformed(format!(
                 "the value of a {} {}: {reason}",
-                &*line.f,
+                line.f.as_str(),
                 type_name(line.op_type)
             ));
             return;
         }
-        match &*line.f {
-            "send" => self.send(&line),
-            "poll" => self.poll(&line),
-            "assign" => self.assign(&line),
-            "final-read" => self.final_read(&line),
-            _ if line.process == Process::Nemesis => self.nemesis(&line),
-            f => self
-                .figures
-                .record_by_process(f, line.process, line.op_type, line.time_ns),
+        match &line.f {
+            OpName::Send => self.send(line),
+            OpName::Poll => self.poll(line),
+            OpName::Assign => self.assign(line),
+            OpName::FinalRead => self.final_read(line),
+            OpName::Other(_) if line.process == Process::Nemesis => self.nemesis(line),
+            OpName::Other(f) => {
+                let index = self.figures.type_index(f);
+                self.figures
+                    .record_by_process(index, line.process, line.op_type, line.time_ns);
+            }
+        }
+    }
+
+    fn saw_partition(&mut self, partition: i32) {
+        if self.last_partition_seen != Some(partition) {
+            self.partitions_seen.insert(partition);
+            self.last_partition_seen = Some(partition);
         }
     }
 
@@ -236,9 +256,13 @@ impl Analysis {
         info.outcome = SendOutcome::Pending;
         info.producer = client_number(line.process);
         info.invoke_line = line_number;
+        self.invokes_by_producer
+            .entry(info.producer)
+            .or_default()
+            .push_back((line_number, id));
         info.invoke_ns = line.time_ns;
         self.figures
-            .record_matched("send", OpType::Invoke, line.time_ns, None);
+            .record_matched(figures::SEND, OpType::Invoke, line.time_ns, None);
     }
 
     fn send_completion(&mut self, line: &Line<'_>, value: &ValueText<'_>) {
@@ -265,7 +289,7 @@ impl Analysis {
             if let Some(read) = self.values.read_mut(id) {
                 read.send_partition = partition;
             }
-            self.partitions_seen.insert(partition);
+            self.saw_partition(partition);
         }
         let Some(info) = self.values.send_mut(id) else {
             return;
@@ -282,8 +306,12 @@ impl Analysis {
         }
         let invoke_ns = info.invoke_ns;
         self.figures
-            .record_matched("send", line.op_type, line.time_ns, Some(invoke_ns));
+            .record_matched(figures::SEND, line.op_type, line.time_ns, Some(invoke_ns));
         self.timeline.send_completed(line.time_ns, line.op_type);
+        if line.op_type != OpType::Ok {
+            let producer = self.values.send(id).map_or(0, |info| info.producer);
+            self.oldest_pending_invoke(producer);
+        }
         if let (OpType::Ok, Some(partition), Some(offset)) =
             (line.op_type, fields.partition, fields.offset)
         {
@@ -308,7 +336,7 @@ impl Analysis {
             .and_then(|position| marks.get(position))
             .filter(|mark| mark.max_offset > offset)
             .copied();
-        let mark = match marks.last() {
+        let mark = match marks.back() {
             Some(last) if last.max_offset >= offset => AckMark {
                 completed_line: self.line_number,
                 ..*last
@@ -319,7 +347,8 @@ impl Analysis {
                 max_offset_value: id,
             },
         };
-        marks.push(mark);
+        marks.push_back(mark);
+        self.forget_old_marks(info.producer, partition);
         if let Some(earlier) = earlier {
             let value = self.ids.text(id);
             let earlier_value = self.ids.text(earlier.max_offset_value);
@@ -343,9 +372,43 @@ impl Analysis {
         }
     }
 
+    /// The line of the producer's oldest send still pending (`u64::MAX`: none), dropping
+    /// completed ones from the front of its queue.
+    fn oldest_pending_invoke(&mut self, producer: u64) -> u64 {
+        let Some(invokes) = self.invokes_by_producer.get_mut(&producer) else {
+            return u64::MAX;
+        };
+        while let Some((_, id)) = invokes.front()
+            && self
+                .values
+                .send(*id)
+                .is_none_or(|info| info.outcome != SendOutcome::Pending)
+        {
+            invokes.pop_front();
+        }
+        invokes.front().map_or(u64::MAX, |(line, _)| *line)
+    }
+
+    /// Drops the acknowledgement marks of (producer, partition) that no pending send of the
+    /// producer can ask about: all but the last one completed before its oldest pending invoke.
+    fn forget_old_marks(&mut self, producer: u64, partition: i32) {
+        let oldest_pending = self.oldest_pending_invoke(producer);
+        if let Some(marks) = self
+            .acks_by_producer_partition
+            .get_mut(&(producer, partition))
+        {
+            while marks
+                .get(1)
+                .is_some_and(|next| next.completed_line < oldest_pending)
+            {
+                marks.pop_front();
+            }
+        }
+    }
+
     fn poll(&mut self, line: &Line<'_>) {
         self.figures
-            .record_by_process("poll", line.process, line.op_type, line.time_ns);
+            .record_by_process(figures::POLL, line.process, line.op_type, line.time_ns);
         if line.op_type != OpType::Ok {
             return;
         }
@@ -359,7 +422,7 @@ impl Analysis {
             let Some(id) = self.intern(value) else {
                 return;
             };
-            self.partitions_seen.insert(*partition);
+            self.saw_partition(*partition);
             self.read(
                 *partition,
                 *offset,
@@ -420,7 +483,7 @@ impl Analysis {
 
     fn assign(&mut self, line: &Line<'_>) {
         self.figures
-            .record_by_process("assign", line.process, line.op_type, line.time_ns);
+            .record_by_process(figures::ASSIGN, line.process, line.op_type, line.time_ns);
         self.forward_reads.remove(&client_number(line.process));
         if let Some(positions) = &line.value.positions {
             self.partitions_seen
@@ -429,8 +492,12 @@ impl Analysis {
     }
 
     fn final_read(&mut self, line: &Line<'_>) {
-        self.figures
-            .record_by_process("final-read", line.process, line.op_type, line.time_ns);
+        self.figures.record_by_process(
+            figures::FINAL_READ,
+            line.process,
+            line.op_type,
+            line.time_ns,
+        );
         let Some(partition) = line.value.partition else {
             self.malformed(format!(
                 "a final-read {} without a partition",
@@ -438,7 +505,7 @@ impl Analysis {
             ));
             return;
         };
-        self.partitions_seen.insert(partition);
+        self.saw_partition(partition);
         let state = self
             .final_reads
             .entry(partition)
@@ -467,7 +534,7 @@ impl Analysis {
             let Some(id) = self.intern(value) else {
                 return;
             };
-            self.partitions_seen.insert(*partition);
+            self.saw_partition(*partition);
             if let Some(info) = self.values.read_mut(id)
                 && (info.final_partition == NO_PARTITION || info.send_partition == *partition)
             {
@@ -540,13 +607,14 @@ impl Analysis {
     }
 
     fn nemesis(&mut self, line: &Line<'_>) {
+        let index = self.figures.type_index(line.f.as_str());
         self.figures
-            .record_by_process(&line.f, line.process, line.op_type, line.time_ns);
+            .record_by_process(index, line.process, line.op_type, line.time_ns);
         self.unavailability.nemesis(
             line.index,
             line.time_ns,
             line.op_type,
-            &line.f,
+            line.f.as_str(),
             line.value.node.as_deref(),
             line.value.why.as_deref(),
         );
@@ -600,7 +668,8 @@ impl Analysis {
                 }
             }
         }
-        self.figures.add_never_completed("send", never_completed);
+        self.figures
+            .add_never_completed(figures::SEND, never_completed);
         self.check_poll_skips();
         self.results(final_read, totals)
     }
@@ -848,7 +917,7 @@ impl Analysis {
 /// How many marks completed before `line`. Sends are short compared to the run, so this looks
 /// back from the end a little before falling back to a binary search (which would miss the
 /// cache on every step of a long vector).
-fn marks_before(marks: &[AckMark], line: u64) -> usize {
+fn marks_before(marks: &VecDeque<AckMark>, line: u64) -> usize {
     const LOOK_BACK: usize = 16;
     for (back, mark) in marks.iter().rev().take(LOOK_BACK).enumerate() {
         if mark.completed_line < line {
@@ -858,7 +927,7 @@ fn marks_before(marks: &[AckMark], line: u64) -> usize {
     if marks.len() <= LOOK_BACK {
         return 0;
     }
-    marks[..marks.len() - LOOK_BACK].partition_point(|mark| mark.completed_line < line)
+    marks.partition_point(|mark| mark.completed_line < line)
 }
 
 fn type_name(op_type: OpType) -> &'static str {

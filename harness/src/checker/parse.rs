@@ -14,6 +14,54 @@ use serde::Deserialize;
 
 use crate::history::{OpType, Process};
 
+/// An operation's `f`: the four the checker interprets, or any other name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpName<'a> {
+    Send,
+    Poll,
+    Assign,
+    FinalRead,
+    Other(Cow<'a, str>),
+}
+
+impl<'a> OpName<'a> {
+    pub fn from_text(text: Cow<'a, str>) -> Self {
+        match &*text {
+            "send" => OpName::Send,
+            "poll" => OpName::Poll,
+            "assign" => OpName::Assign,
+            "final-read" => OpName::FinalRead,
+            _ => OpName::Other(text),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            OpName::Send => "send",
+            OpName::Poll => "poll",
+            OpName::Assign => "assign",
+            OpName::FinalRead => "final-read",
+            OpName::Other(name) => name,
+        }
+    }
+
+    pub fn into_owned(self) -> OpName<'static> {
+        match self {
+            OpName::Send => OpName::Send,
+            OpName::Poll => OpName::Poll,
+            OpName::Assign => OpName::Assign,
+            OpName::FinalRead => OpName::FinalRead,
+            OpName::Other(name) => OpName::Other(Cow::Owned(name.into_owned())),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for OpName<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Text::deserialize(deserializer).map(|text| OpName::from_text(text.0))
+    }
+}
+
 /// One record of a poll or final read: `[partition, offset, "value"]`.
 pub type Record<'a> = (i32, i64, ValueText<'a>);
 
@@ -26,6 +74,13 @@ pub enum ValueText<'a> {
 }
 
 impl<'a> ValueText<'a> {
+    pub fn into_owned(self) -> ValueText<'static> {
+        match self {
+            ValueText::Key { process, sequence } => ValueText::Key { process, sequence },
+            ValueText::Other(text) => ValueText::Other(Cow::Owned(text.into_owned())),
+        }
+    }
+
     pub fn from_text(text: Cow<'a, str>) -> Self {
         match parse_value_key(&text) {
             Some((process, sequence)) => ValueText::Key { process, sequence },
@@ -53,6 +108,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for ValueText<'a> {
 /// copies when nested in an `Option` or a tuple).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text<'a>(pub Cow<'a, str>);
+
+impl Text<'_> {
+    pub fn into_owned(self) -> Text<'static> {
+        Text(Cow::Owned(self.0.into_owned()))
+    }
+}
 
 impl std::ops::Deref for Text<'_> {
     type Target = str;
@@ -123,9 +184,44 @@ pub struct Line<'a> {
     #[serde(rename = "type")]
     pub op_type: OpType,
     #[serde(borrow)]
-    pub f: Text<'a>,
+    pub f: OpName<'a>,
     #[serde(borrow)]
     pub value: Fields<'a>,
+}
+
+impl Fields<'_> {
+    /// The same fields, owning their strings (records keep their allocation).
+    pub fn into_owned(self) -> Fields<'static> {
+        Fields {
+            value: self.value.map(ValueText::into_owned),
+            partition: self.partition,
+            offset: self.offset,
+            records: self.records.map(|records| {
+                records
+                    .into_iter()
+                    .map(|(partition, offset, value)| (partition, offset, value.into_owned()))
+                    .collect()
+            }),
+            complete: self.complete,
+            positions: self.positions,
+            node: self.node.map(Text::into_owned),
+            why: self.why.map(Text::into_owned),
+        }
+    }
+}
+
+impl Line<'_> {
+    /// The same line, owning its strings: to hand it to another thread.
+    pub fn into_owned(self) -> Line<'static> {
+        Line {
+            index: self.index,
+            time_ns: self.time_ns,
+            process: self.process,
+            op_type: self.op_type,
+            f: self.f.into_owned(),
+            value: self.value.into_owned(),
+        }
+    }
 }
 
 impl Default for Line<'_> {
@@ -135,7 +231,7 @@ impl Default for Line<'_> {
             time_ns: 0,
             process: Process::Nemesis,
             op_type: OpType::Invoke,
-            f: Text(Cow::Borrowed("")),
+            f: OpName::Other(Cow::Borrowed("")),
             value: Fields::default(),
         }
     }
@@ -150,7 +246,7 @@ struct LineIgnoringValue<'a> {
     #[serde(rename = "type")]
     op_type: OpType,
     #[serde(borrow)]
-    f: Text<'a>,
+    f: OpName<'a>,
     #[allow(dead_code)]
     value: serde::de::IgnoredAny,
 }
@@ -158,10 +254,18 @@ struct LineIgnoringValue<'a> {
 /// Parses one line (without its newline) into `line`. `Ok(Some(error))`: the line is an
 /// operation but its value could not be read (it is left empty). `Err`: the reason the line is
 /// not an operation.
+#[cfg(test)]
 pub fn parse_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<String>, String> {
-    if super::scan::scan_line(text, line).is_some() {
+    let mut scanned = Line::default();
+    if super::scan::scan_line(text, &mut scanned).is_some() {
+        *line = scanned;
         return Ok(None);
     }
+    parse_with_serde(text, line)
+}
+
+/// [`parse_line`] without trying the scanner first: for lines it already turned down.
+pub fn parse_with_serde<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<String>, String> {
     match serde_json::from_slice::<Line<'_>>(text) {
         Ok(parsed) => {
             *line = parsed;
@@ -219,7 +323,7 @@ mod tests {
         assert_eq!(parse_line(text, &mut line), Ok(None));
         assert_eq!(line.process, Process::Client(3));
         assert_eq!(line.op_type, OpType::Ok);
-        assert_eq!(&*line.f, "send");
+        assert_eq!(line.f, OpName::Send);
         assert_eq!(
             line.value.value,
             Some(ValueText::Key {
@@ -245,7 +349,7 @@ mod tests {
         let mut line = Line::default();
         assert!(parse_line(text, &mut line).unwrap().is_some());
         assert_eq!(line.process, Process::Nemesis);
-        assert_eq!(&*line.f, "kill");
+        assert_eq!(line.f.as_str(), "kill");
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! checker's hot path. It returns `None` for anything else (other key orders, whitespace,
 //! escaped strings, a field of an unexpected type), and the caller then parses the line with
 //! serde, which accepts every valid spelling and gives the precise error for invalid ones.
-//! So this scanner only has to be right on what it accepts, never complete.
+//! So this scanner only has to be right on what it accepts, never complete. It produces lines
+//! that own their few strings (`f` of a rare operation, nemesis fields, odd values) so that they
+//! can go to another thread without a copy.
 
 use std::borrow::Cow;
 
-use super::parse::{Fields, Line, Text, ValueText};
+use super::parse::{Fields, Line, OpName, Text, ValueText};
 use crate::history::{OpType, Process};
 
 /// Records vectors start this large (polls return a few to a few hundred records).
@@ -18,7 +20,14 @@ const SKIP_DEPTH_MAX: usize = 64;
 
 /// Scans one line in the writer's layout into `line`, or `None` to let serde decide (then
 /// `line` may be partly written). Filling the caller's `line` in place avoids moving it.
-pub fn scan_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<()> {
+#[cfg(test)]
+pub fn scan_line(text: &[u8], line: &mut Line<'static>) -> Option<()> {
+    (scan_prefix(text, line)? == text.len()).then_some(())
+}
+
+/// Scans one operation at the start of `text` (which may go on with more lines) and returns
+/// how many bytes it took; the caller checks what follows.
+pub fn scan_prefix(text: &[u8], line: &mut Line<'static>) -> Option<usize> {
     let mut cursor = Cursor {
         bytes: text,
         position: 0,
@@ -46,11 +55,19 @@ pub fn scan_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<()> {
         OpType::Info
     };
     cursor.literal(b",\"f\":")?;
-    line.f = Text(Cow::Borrowed(cursor.string()?));
+    line.f = if cursor.literal(b"\"send\",").is_some() {
+        cursor.position -= 1;
+        OpName::Send
+    } else if cursor.literal(b"\"poll\",").is_some() {
+        cursor.position -= 1;
+        OpName::Poll
+    } else {
+        OpName::from_text(Cow::Owned(cursor.string()?.to_string()))
+    };
     cursor.literal(b",\"value\":")?;
     cursor.fields(&mut line.value)?;
-    cursor.literal(b"}")?;
-    (cursor.position == cursor.bytes.len()).then_some(())
+    cursor.byte(b'}')?;
+    Some(cursor.position)
 }
 
 struct Cursor<'a> {
@@ -59,10 +76,18 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.position).copied()
     }
 
+    /// One expected byte.
+    #[inline]
+    fn byte(&mut self, expected: u8) -> Option<()> {
+        (self.peek()? == expected).then(|| self.position += 1)
+    }
+
+    #[inline]
     fn literal(&mut self, expected: &[u8]) -> Option<()> {
         let end = self.position.checked_add(expected.len())?;
         (self.bytes.get(self.position..end)? == expected).then(|| self.position = end)
@@ -102,7 +127,7 @@ impl<'a> Cursor<'a> {
 
     /// An object key without escapes, as bytes (keys are compared, never kept).
     fn key(&mut self) -> Option<&'a [u8]> {
-        self.literal(b"\"")?;
+        self.byte(b'"')?;
         let start = self.position;
         let length = self
             .bytes
@@ -136,21 +161,21 @@ impl<'a> Cursor<'a> {
 
     /// A produced value: `"<digits>-<digits>"` straight into numbers, anything else as a string
     /// (classified exactly as [`ValueText::from_text`] would).
-    fn value_text(&mut self) -> Option<ValueText<'a>> {
+    fn value_text(&mut self) -> Option<ValueText<'static>> {
         let start = self.position;
         let key = (|| {
-            self.literal(b"\"")?;
+            self.byte(b'"')?;
             let process = self.unsigned()?;
-            self.literal(b"-")?;
+            self.byte(b'-')?;
             let sequence = self.unsigned()?;
-            self.literal(b"\"")?;
+            self.byte(b'"')?;
             Some(ValueText::Key { process, sequence })
         })();
         if key.is_some() {
             return key;
         }
         self.position = start;
-        Some(ValueText::from_text(Cow::Borrowed(self.string()?)))
+        Some(ValueText::from_text(Cow::Owned(self.string()?.to_string())))
     }
 
     fn boolean(&mut self) -> Option<bool> {
@@ -162,14 +187,14 @@ impl<'a> Cursor<'a> {
     }
 
     /// The operation's value: an object whose known keys may come in any order.
-    fn fields(&mut self, fields: &mut Fields<'a>) -> Option<()> {
-        self.literal(b"{")?;
-        if self.literal(b"}").is_some() {
+    fn fields(&mut self, fields: &mut Fields<'static>) -> Option<()> {
+        self.byte(b'{')?;
+        if self.byte(b'}').is_some() {
             return Some(());
         }
         loop {
             let key = self.key()?;
-            self.literal(b":")?;
+            self.byte(b':')?;
             match key {
                 b"value" => fields.value = Some(self.value_text()?),
                 b"partition" => fields.partition = Some(i32::try_from(self.signed()?).ok()?),
@@ -177,34 +202,34 @@ impl<'a> Cursor<'a> {
                 b"records" => fields.records = Some(self.records()?),
                 b"complete" => fields.complete = Some(self.boolean()?),
                 b"positions" => fields.positions = Some(self.positions()?),
-                b"node" => fields.node = Some(Text(Cow::Borrowed(self.string()?))),
-                b"why" => fields.why = Some(Text(Cow::Borrowed(self.string()?))),
+                b"node" => fields.node = Some(Text(Cow::Owned(self.string()?.to_string()))),
+                b"why" => fields.why = Some(Text(Cow::Owned(self.string()?.to_string()))),
                 _ => self.skip_value(0)?,
             }
-            if self.literal(b",").is_none() {
-                return self.literal(b"}");
+            if self.byte(b',').is_none() {
+                return self.byte(b'}');
             }
         }
     }
 
     /// `[[partition,offset,"value"],...]`
-    fn records(&mut self) -> Option<Vec<(i32, i64, ValueText<'a>)>> {
+    fn records(&mut self) -> Option<Vec<(i32, i64, ValueText<'static>)>> {
         let mut records = Vec::with_capacity(RECORDS_CAPACITY);
-        self.literal(b"[")?;
-        if self.literal(b"]").is_some() {
+        self.byte(b'[')?;
+        if self.byte(b']').is_some() {
             return Some(records);
         }
         loop {
-            self.literal(b"[")?;
+            self.byte(b'[')?;
             let partition = i32::try_from(self.signed()?).ok()?;
-            self.literal(b",")?;
+            self.byte(b',')?;
             let offset = self.signed()?;
-            self.literal(b",")?;
+            self.byte(b',')?;
             let value = self.value_text()?;
-            self.literal(b"]")?;
+            self.byte(b']')?;
             records.push((partition, offset, value));
-            if self.literal(b",").is_none() {
-                self.literal(b"]")?;
+            if self.byte(b',').is_none() {
+                self.byte(b']')?;
                 return Some(records);
             }
         }
@@ -213,19 +238,19 @@ impl<'a> Cursor<'a> {
     /// `[[partition,offset],...]`
     fn positions(&mut self) -> Option<Vec<(i32, i64)>> {
         let mut positions = Vec::new();
-        self.literal(b"[")?;
-        if self.literal(b"]").is_some() {
+        self.byte(b'[')?;
+        if self.byte(b']').is_some() {
             return Some(positions);
         }
         loop {
-            self.literal(b"[")?;
+            self.byte(b'[')?;
             let partition = i32::try_from(self.signed()?).ok()?;
-            self.literal(b",")?;
+            self.byte(b',')?;
             let offset = self.signed()?;
-            self.literal(b"]")?;
+            self.byte(b']')?;
             positions.push((partition, offset));
-            if self.literal(b",").is_none() {
-                self.literal(b"]")?;
+            if self.byte(b',').is_none() {
+                self.byte(b']')?;
                 return Some(positions);
             }
         }
@@ -241,27 +266,27 @@ impl<'a> Cursor<'a> {
             b'"' => self.skip_string(),
             b'{' => {
                 self.position += 1;
-                if self.literal(b"}").is_some() {
+                if self.byte(b'}').is_some() {
                     return Some(());
                 }
                 loop {
                     self.skip_string()?;
-                    self.literal(b":")?;
+                    self.byte(b':')?;
                     self.skip_value(depth + 1)?;
-                    if self.literal(b",").is_none() {
-                        return self.literal(b"}");
+                    if self.byte(b',').is_none() {
+                        return self.byte(b'}');
                     }
                 }
             }
             b'[' => {
                 self.position += 1;
-                if self.literal(b"]").is_some() {
+                if self.byte(b']').is_some() {
                     return Some(());
                 }
                 loop {
                     self.skip_value(depth + 1)?;
-                    if self.literal(b",").is_none() {
-                        return self.literal(b"]");
+                    if self.byte(b',').is_none() {
+                        return self.byte(b']');
                     }
                 }
             }
@@ -285,7 +310,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn skip_string(&mut self) -> Option<()> {
-        self.literal(b"\"")?;
+        self.byte(b'"')?;
         loop {
             let byte = self.peek()?;
             self.position += 1;

@@ -70,9 +70,9 @@ pub type ValueId = u32;
 /// The largest number of distinct values the checker accepts (ids use 31 bits).
 pub const MAX_VALUES: usize = OffsetTable::EMPTY as usize;
 
-/// How far beyond the current end of a dense vector an index may land before the sparse
-/// fallback is used instead (keeps a hostile offset or sequence number from allocating GiBs).
-const DENSE_GROWTH_LIMIT: u64 = 1 << 20;
+/// A dense vector may grow to twice its filled slots plus this; keys beyond go to the sparse
+/// map, so that scattered offsets or sequence numbers cannot make memory outgrow the entries.
+const DENSE_SLACK: u64 = 1 << 16;
 
 /// A vector indexed by `key - base`, with a map for keys that fall far outside it. The base is
 /// 0 (offsets) or the first key inserted (sequence numbers of one producer).
@@ -81,6 +81,8 @@ struct DenseMap {
     base_at_first_key: bool,
     base: u64,
     dense: Vec<u32>,
+    /// Slots of `dense` in use.
+    filled: u64,
     sparse: FastMap<u64, u32>,
 }
 
@@ -111,11 +113,15 @@ impl DenseMap {
             self.base = key;
         }
         if let Some(index) = key.checked_sub(self.base)
-            && index < self.dense.len() as u64 + DENSE_GROWTH_LIMIT
+            && (index < self.dense.len() as u64
+                || index < self.filled.saturating_mul(2).saturating_add(DENSE_SLACK))
             && let Ok(index) = usize::try_from(index)
         {
             if index >= self.dense.len() {
                 self.dense.resize(index + 1, Self::ABSENT);
+            }
+            if self.dense[index] == Self::ABSENT {
+                self.filled += 1;
             }
             self.dense[index] = id;
             return;
@@ -349,16 +355,34 @@ pub struct Slot {
 /// (partition, offset) -> the value read there, dense per partition.
 #[derive(Debug, Default)]
 pub struct OffsetTable {
-    partitions: FastMap<i32, DenseMap>,
+    /// Partition -> index into `partitions`.
+    by_partition: FastMap<i32, usize>,
+    partitions: Vec<DenseMap>,
+    /// The last partition looked up and its index: records come in runs of one partition.
+    last_partition: std::cell::Cell<Option<(i32, usize)>>,
 }
 
 impl OffsetTable {
     const FINAL_BIT: u32 = 1 << 31;
     const EMPTY: u32 = Self::FINAL_BIT - 1;
 
+    fn partition_index(&self, partition: i32) -> Option<usize> {
+        if let Some((last, index)) = self.last_partition.get()
+            && last == partition
+        {
+            return Some(index);
+        }
+        let index = *self.by_partition.get(&partition)?;
+        self.last_partition.set(Some((partition, index)));
+        Some(index)
+    }
+
     pub fn get(&self, partition: i32, offset: i64) -> Option<Slot> {
         let offset = u64::try_from(offset).ok()?;
-        let raw = self.partitions.get(&partition)?.get(offset)?;
+        let raw = self
+            .partitions
+            .get(self.partition_index(partition)?)?
+            .get(offset)?;
         (raw != Self::EMPTY).then_some(Slot {
             value: raw & !Self::FINAL_BIT,
             from_final_read: raw & Self::FINAL_BIT != 0,
@@ -375,17 +399,26 @@ impl OffsetTable {
         };
         let keep_previous =
             previous.is_some_and(|old| old.from_final_read && !slot.from_final_read);
-        if !keep_previous {
-            let raw = slot.value
-                | if slot.from_final_read {
-                    Self::FINAL_BIT
-                } else {
-                    0
-                };
-            self.partitions
-                .entry(partition)
-                .or_default()
-                .insert(offset, raw);
+        if keep_previous || previous == Some(slot) {
+            return previous;
+        }
+        let raw = slot.value
+            | if slot.from_final_read {
+                Self::FINAL_BIT
+            } else {
+                0
+            };
+        let index = match self.partition_index(partition) {
+            Some(index) => index,
+            None => {
+                self.partitions.push(DenseMap::default());
+                let index = self.partitions.len() - 1;
+                self.by_partition.insert(partition, index);
+                index
+            }
+        };
+        if let Some(offsets) = self.partitions.get_mut(index) {
+            offsets.insert(offset, raw);
         }
         previous
     }
@@ -414,6 +447,22 @@ mod tests {
         assert_eq!(ids.text(0), "3-17");
         assert_eq!(ids.text(1), "weird");
         assert_eq!(ids.text(3), "3-99999999999");
+    }
+
+    #[test]
+    fn scattered_keys_do_not_grow_the_dense_vector() {
+        let mut map = DenseMap::default();
+        for step in 0..64u64 {
+            map.insert(step << 30, 7);
+        }
+        assert!(map.dense.len() as u64 <= DENSE_SLACK + 1);
+        assert_eq!(map.get(63 << 30), Some(7));
+        assert_eq!(map.get(5), None);
+        for key in 0..100_000u64 {
+            map.insert(key, 1);
+        }
+        assert!(map.dense.len() >= 100_000);
+        assert_eq!(map.get(99_999), Some(1));
     }
 
     #[test]
