@@ -113,8 +113,9 @@ fn label_colour(f: &str) -> &'static str {
     }
 }
 
-/// Every send as a point: `ok` blue, `fail` orange, `info` purple; lost sends as red crosses at
-/// their acknowledgement; fault windows shaded and labelled.
+/// Every send as a point at its invocation, as high as it took to complete: `ok` blue, `fail`
+/// orange, `info` purple; lost sends as red crosses (and a tick on the time axis); fault
+/// windows shaded and labelled.
 pub fn latency_chart(scan: &HistoryScan, faults: &Faults, axis: &TimeAxis) -> String {
     let label_band = LABEL_LANES as f64 * LABEL_LANE_HEIGHT + 6.0;
     let top_y = label_band;
@@ -168,7 +169,7 @@ pub fn latency_chart(scan: &HistoryScan, faults: &Faults, axis: &TimeAxis) -> St
             r#"<path stroke="{COLOUR_LOST}" stroke-width="2" fill="none" d=""#
         );
         for lost in &scan.lost {
-            let x = axis.x(lost.acknowledged_ns);
+            let x = axis.x(lost.invoked_ns);
             let y = scale.y(lost.latency_us.max(1));
             let _ = write!(
                 svg,

@@ -43,9 +43,11 @@ pub enum Outcome {
     Info,
 }
 
-/// One send, as drawn: when it completed and how long it took.
+/// One send, as drawn (as Jepsen's latency plots do): when it was invoked and how long it took
+/// to complete.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SendPoint {
+    /// The invocation's time.
     pub time_ns: u64,
     pub latency_us: u64,
     pub outcome: Outcome,
@@ -66,6 +68,7 @@ pub struct NemesisOp {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LostSend {
     pub partition: i32,
+    pub invoked_ns: u64,
     pub acknowledged_ns: u64,
     pub latency_us: u64,
 }
@@ -216,6 +219,7 @@ struct NemesisValue {
 /// An acknowledged send not yet found in a final read.
 struct Acknowledged {
     partition: i32,
+    invoked_ns: u64,
     acknowledged_ns: u64,
     latency_us: u64,
 }
@@ -304,9 +308,9 @@ impl Scanner {
             }
             self.scan.per_second[second][column] += 1;
         }
-        if let Some(latency_us) = latency_us {
+        if let (Some(latency_us), Some(invoke_ns)) = (latency_us, invoke_ns) {
             let point = SendPoint {
-                time_ns: op.time_ns,
+                time_ns: invoke_ns,
                 latency_us,
                 outcome,
             };
@@ -326,6 +330,7 @@ impl Scanner {
                 value_hash(&value),
                 Acknowledged {
                     partition,
+                    invoked_ns: invoke_ns.unwrap_or(op.time_ns),
                     acknowledged_ns: op.time_ns,
                     latency_us: latency_us.unwrap_or(0),
                 },
@@ -376,6 +381,7 @@ impl Scanner {
             .filter(|acknowledged| self.complete_partitions.contains(&acknowledged.partition))
             .map(|acknowledged| LostSend {
                 partition: acknowledged.partition,
+                invoked_ns: acknowledged.invoked_ns,
                 acknowledged_ns: acknowledged.acknowledged_ns,
                 latency_us: acknowledged.latency_us,
             })

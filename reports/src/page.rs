@@ -522,7 +522,7 @@ fn timeline_section(page: &mut String, run: &RunData, faults: &Faults, axis: &Ti
         return;
     }
     page.push_str(
-        r#"<section id="timeline"><h2>Timeline</h2><h3>Send latency</h3><div class="legend">"#,
+        r#"<section id="timeline"><h2>Timeline</h2><h3>Send latency</h3><p class="muted">Each send is a point at the time it was invoked, as high as it took to complete.</p><div class="legend">"#,
     );
     legend_item(page, COLOUR_OK, "dot", &format!("ok ({})", scan.sends_ok));
     legend_item(
@@ -539,7 +539,7 @@ fn timeline_section(page: &mut String, run: &RunData, faults: &Faults, axis: &Ti
     );
     let _ = write!(
         page,
-        r#"<span><span style="color:{COLOUR_LOST};font-weight:700;margin-right:5px">✕</span>lost, at its acknowledgement ({})</span>"#,
+        r#"<span><span style="color:{COLOUR_LOST};font-weight:700;margin-right:5px">✕</span>lost ({})</span>"#,
         scan.lost_total
     );
     let mut fault_kinds: Vec<&str> = faults
