@@ -71,6 +71,12 @@ fn the_fixture_losses_are_shown_exactly() {
     assert!(html.contains(r#"<div class="number">42</div><div class="label">seed</div>"#));
     assert!(html.contains(r#"<span class="key">min.insync.replicas</span> = <code>2</code>"#));
     assert!(html.contains(r#"id="no-leadership""#));
+    // The kill of broker-2 at 24 ms lasts until its restart completed at 99 ms.
+    let windows = &html[html.find(r#"id="fault-windows""#).unwrap()..];
+    let windows = &windows[..windows.find("</table>").unwrap()];
+    assert!(windows.contains(
+        r#"kill broker-2</td><td class="num">0.024 s</td><td class="num">0.099 s</td><td class="num">75.0 ms</td><td>restart</td><td>leader of t-1</td>"#
+    ), "{windows}");
     assert!(html.contains(r#"<a href="broker-2.log">broker-2.log</a>"#));
     assert!(html.contains(r#"<a href="history.jsonl">history.jsonl</a>"#));
 }
@@ -168,6 +174,39 @@ fn missing_and_malformed_files_are_named() {
     );
     let error = write_report(&dir.join("nowhere")).unwrap_err();
     assert!(matches!(error, ReportError::Missing { .. }), "{error}");
+}
+
+#[test]
+fn an_incomplete_final_read_is_unknown_and_not_checked_for_loss() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = fixture_run(store.path());
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    let last = history.lines().last().unwrap();
+    assert!(last.contains(r#""partition":1"#) && last.contains(r#""complete":true"#));
+    let cut = history.replace(
+        last,
+        &last.replace(r#""complete":true"#, r#""complete":false"#),
+    );
+    std::fs::write(dir.join("history.jsonl"), cut).unwrap();
+    let results = support::check(&dir, LostExpectation::None);
+    assert_eq!(results.final_read.incomplete, vec![1]);
+    let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();
+    assert!(html.contains("The final read was not complete"));
+    assert_eq!(
+        partition_row(&html, 1),
+        r#"<td class="num">1</td><td class="num">4</td><td class="num count">0</td><td>incomplete: not checked</td>"#
+    );
+    let xml = std::fs::read_to_string(write_junit(&dir).unwrap()).unwrap();
+    let document = roxmltree::Document::parse(&xml).unwrap();
+    let final_read = document
+        .descendants()
+        .find(|node| node.attribute("name") == Some("final-read-complete"))
+        .unwrap();
+    assert!(
+        final_read
+            .children()
+            .any(|child| child.has_tag_name("failure"))
+    );
 }
 
 #[test]
