@@ -33,6 +33,17 @@ pub use error::ReportError;
 pub use index::write_index;
 pub use junit::write_junit;
 
+/// Everything for one finished run: `report.html`, and `results.xml` when the run was checked
+/// (has a `results.json`). Returns the paths written. What the harness calls after each run,
+/// with [`write_index`] on the store.
+pub fn write_run(run_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = vec![write_report(run_dir)?];
+    if run_dir.join(run_dir::RESULTS_FILE).is_file() {
+        written.push(write_junit(run_dir)?);
+    }
+    Ok(written)
+}
+
 /// Writes `report.html` into `run_dir` and returns its path. The run directory must hold a
 /// `history.jsonl`; without `results.json` the report still renders, as "not checked".
 pub fn write_report(run_dir: &Path) -> Result<PathBuf, ReportError> {

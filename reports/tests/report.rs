@@ -94,6 +94,10 @@ fn text_from_the_run_is_escaped_and_the_page_is_self_contained() {
         "workload text escaped"
     );
     assert!(html.contains("&amp;co"));
+    assert!(
+        html.contains("heal &lt;now&gt; &amp; then"),
+        "nemesis text escaped"
+    );
     assert!(!html.contains("&co<"), "a bare & from the run");
     for reference in ["src=", "@import", "url(http", "<link", "<iframe"] {
         assert!(!html.contains(reference), "{reference} in the page");

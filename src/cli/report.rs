@@ -29,13 +29,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let Some(run_dir) = args.run_dir else {
         anyhow::bail!("give a run directory, or --index STORE_DIR");
     };
-    let report = reports::write_report(&run_dir)
+    let written = reports::write_run(&run_dir)
         .with_context(|| format!("writing the report of {}", run_dir.display()))?;
-    println!("{}", report.display());
-    if run_dir.join("results.json").is_file() {
-        let junit = reports::write_junit(&run_dir)
-            .with_context(|| format!("writing the JUnit checks of {}", run_dir.display()))?;
-        println!("{}", junit.display());
+    for path in written {
+        println!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

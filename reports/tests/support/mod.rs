@@ -200,8 +200,14 @@ pub fn fixture(dir: &Path) {
     history.failed_send(62 * ms, 3, "3-1", "fail", "NOT_ENOUGH_REPLICAS");
     history.invoke_send(61 * ms, 4, "4-1");
     history.failed_send(90 * ms, 4, "4-1", "info", "REQUEST_TIMED_OUT");
-    history.nemesis(95 * ms, "invoke", "restart", "broker-2", "heal");
-    history.nemesis(99 * ms, "info", "restart", "broker-2", "heal");
+    history.nemesis(
+        95 * ms,
+        "invoke",
+        "restart",
+        "broker-2",
+        "heal <now> & then",
+    );
+    history.nemesis(99 * ms, "info", "restart", "broker-2", "heal <now> & then");
     let read = |values: &[(&str, i64)], skip: &str| -> Vec<(i64, String)> {
         values
             .iter()
