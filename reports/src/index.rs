@@ -9,6 +9,7 @@ use harness::checker::{AnomalyKind, Results};
 
 use crate::error::ReportError;
 use crate::escape::{escape, href};
+use crate::outcome::{Outcome, producers};
 use crate::page::verdict;
 use crate::plot::format_micros;
 use crate::run_dir::{
@@ -26,6 +27,7 @@ struct Run {
     name: String,
     results: Result<Option<Results>, String>,
     seed: Option<i64>,
+    producers: Option<i64>,
     has_report: bool,
 }
 
@@ -71,15 +73,16 @@ fn find_runs(store_dir: &Path) -> Result<Vec<Run>, ReportError> {
             if is_link || !(dir.join(HISTORY_FILE).is_file() || dir.join(RESULTS_FILE).is_file()) {
                 continue;
             }
-            let seed = read_workload(&dir.join(WORKLOAD_FILE))
-                .ok()
-                .flatten()
+            let workload = read_workload(&dir.join(WORKLOAD_FILE)).ok().flatten();
+            let seed = workload
+                .as_ref()
                 .and_then(|table| table.get("seed").and_then(toml::Value::as_integer));
             runs.push(Run {
                 workload: workload_name.clone(),
                 name: run.file_name().to_string_lossy().into_owned(),
                 results: read_results(&dir.join(RESULTS_FILE)).map_err(|error| error.to_string()),
                 seed,
+                producers: producers(workload.as_ref()),
                 has_report: dir.join(REPORT_FILE).is_file(),
             });
         }
@@ -131,11 +134,20 @@ a{color:#0969da}
         let (verdict_cell, expectation, lost, p99) = match &run.results {
             Ok(results) => {
                 let (class, text) = verdict(results.as_ref());
-                let expectation = match results {
-                    Some(results) if results.matches_expectation => {
+                let expectation = match results
+                    .as_ref()
+                    .map(|results| Outcome::of(results, run.producers))
+                {
+                    Some(Outcome::AsExpected) => {
                         r#"<span class="yes">as expected</span>"#.to_string()
                     }
-                    Some(_) => r#"<span class="no">contradicted</span>"#.to_string(),
+                    Some(Outcome::Contradicted) => {
+                        r#"<span class="no">contradicted</span>"#.to_string()
+                    }
+                    Some(Outcome::ProvesNothing) => {
+                        r#"<span class="no">proves nothing (no send acknowledged)</span>"#
+                            .to_string()
+                    }
                     None => "—".to_string(),
                 };
                 let lost = results.as_ref().map_or("—".to_string(), |results| {

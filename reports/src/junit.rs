@@ -1,6 +1,7 @@
 //! `results.xml`: the checks of one run as a JUnit test suite, so CI systems show them — one
 //! test case per anomaly kind, one for the final read's completeness and one for the workload's
-//! overall expectation. A case fails when its check contradicts what the workload expects.
+//! overall expectation. A case fails when its check contradicts what the workload expects; the
+//! `expectation` case fails exactly when `kchaos workload` exits 1.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use harness::checker::{AnomalyKind, LostExpectation, Results};
 
 use crate::error::ReportError;
 use crate::escape::escape;
+use crate::outcome::{Outcome, producers};
 use crate::run_dir::{JUNIT_FILE, RESULTS_FILE, read_results, read_workload, require_dir};
 
 /// One check and, when it fails, why.
@@ -37,7 +39,8 @@ pub fn write_junit(run_dir: &Path) -> Result<PathBuf, ReportError> {
             Some(format!("{workload}/{run}"))
         })
         .unwrap_or_else(|| "run".to_string());
-    let xml = junit_xml(&name, seed, &results);
+    let outcome = Outcome::of(&results, producers(workload.as_ref()));
+    let xml = junit_xml(&name, seed, &results, outcome);
     let path = run_dir.join(JUNIT_FILE);
     std::fs::write(&path, xml).map_err(|source| ReportError::Write {
         path: path.clone(),
@@ -46,7 +49,7 @@ pub fn write_junit(run_dir: &Path) -> Result<PathBuf, ReportError> {
     Ok(path)
 }
 
-fn cases(results: &Results) -> Vec<Case> {
+fn cases(results: &Results, outcome: Outcome) -> Vec<Case> {
     let mut cases = Vec::new();
     for kind in AnomalyKind::ALL {
         let anomaly = results.anomaly(kind);
@@ -94,21 +97,22 @@ fn cases(results: &Results) -> Vec<Case> {
     });
     cases.push(Case {
         name: "expectation".to_string(),
-        failure: (!results.matches_expectation).then(|| {
-            let mut reasons = results.reasons.join("; ");
-            if reasons.is_empty() {
-                reasons = "the result contradicts the workload's expectation".to_string();
+        failure: match outcome {
+            Outcome::AsExpected => None,
+            Outcome::ProvesNothing => Some(outcome.describe().to_string()),
+            Outcome::Contradicted if results.reasons.is_empty() => {
+                Some(outcome.describe().to_string())
             }
-            reasons
-        }),
+            Outcome::Contradicted => Some(results.reasons.join("; ")),
+        },
         output: results.reasons.join("\n"),
     });
     cases
 }
 
 /// The JUnit document for one run.
-fn junit_xml(name: &str, seed: Option<i64>, results: &Results) -> String {
-    let cases = cases(results);
+fn junit_xml(name: &str, seed: Option<i64>, results: &Results, outcome: Outcome) -> String {
+    let cases = cases(results, outcome);
     let failures = cases.iter().filter(|case| case.failure.is_some()).count();
     let seconds = results.totals.duration_ns as f64 / 1e9;
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");

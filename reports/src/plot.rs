@@ -171,12 +171,12 @@ pub struct LogScale {
 }
 
 impl LogScale {
-    /// Whole decades around `[min_us, max_us]`, at least two.
+    /// Whole decades around `[min_us, max_us]`, at least three, the largest value below the top.
     pub fn covering(min_us: u64, max_us: u64, top_y: f64, bottom_y: f64) -> Self {
-        let low_decade = (min_us.max(1) as f64).log10().floor() as i32;
-        let mut high_decade = (max_us.max(1) as f64).log10().ceil() as i32;
-        if high_decade < low_decade + 2 {
-            high_decade = low_decade + 2;
+        let high_decade = (max_us.max(1) as f64).log10().floor() as i32 + 1;
+        let mut low_decade = (min_us.max(1) as f64).log10().floor() as i32;
+        if low_decade > high_decade - 3 {
+            low_decade = (high_decade - 3).max(0);
         }
         LogScale {
             low_decade,
@@ -219,6 +219,8 @@ mod tests {
     fn log_scale_spans_whole_decades() {
         let scale = LogScale::covering(350, 2_500_000, 0.0, 100.0);
         assert_eq!((scale.low_decade, scale.high_decade), (2, 7));
+        let timeouts = LogScale::covering(10_000_000, 10_200_000, 0.0, 100.0);
+        assert_eq!((timeouts.low_decade, timeouts.high_decade), (5, 8));
         assert!((scale.y(100) - 100.0).abs() < 1e-9);
         assert!(scale.y(10_000_000).abs() < 1e-9);
     }

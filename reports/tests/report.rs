@@ -214,6 +214,40 @@ fn an_incomplete_final_read_is_unknown_and_not_checked_for_loss() {
 }
 
 #[test]
+fn a_run_without_an_acknowledged_send_proves_nothing() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = support::run_dir(store.path(), "acks-all-kill-leader", "20261125T150000.000Z");
+    let ms = 1_000_000;
+    let mut history = support::History::default();
+    history.invoke_send(ms, 1, "1-1");
+    history.failed_send(10_000 * ms, 1, "1-1", "info", "Local: Message timed out");
+    history.final_read(10_001 * ms, 9, 0, &[]);
+    history.write(&dir.join("history.jsonl"));
+    std::fs::write(dir.join("workload.toml"), support::WORKLOAD_TOML).unwrap();
+    let results = support::check(&dir, LostExpectation::None);
+    assert!(results.matches_expectation, "nothing lost, as expected");
+
+    let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();
+    assert!(html.contains("✗ proves nothing: no send was acknowledged"));
+    let xml = std::fs::read_to_string(write_junit(&dir).unwrap()).unwrap();
+    let document = roxmltree::Document::parse(&xml).unwrap();
+    let expectation = document
+        .descendants()
+        .find(|node| node.attribute("name") == Some("expectation"))
+        .unwrap();
+    let failure = expectation
+        .children()
+        .find(|child| child.has_tag_name("failure"))
+        .unwrap();
+    assert_eq!(
+        failure.attribute("message"),
+        Some("proves nothing: no send was acknowledged")
+    );
+    let index = std::fs::read_to_string(write_index(store.path()).unwrap()).unwrap();
+    assert!(index.contains("proves nothing (no send acknowledged)"));
+}
+
+#[test]
 fn an_empty_history_says_so_instead_of_drawing_empty_charts() {
     let store = tempfile::tempdir().unwrap();
     let dir = support::run_dir(store.path(), "acks-all-kill-leader", "20261125T150000.000Z");

@@ -7,6 +7,7 @@ use harness::checker::{AnomalyKind, LostExpectation};
 
 use crate::escape::escape;
 use crate::faults::Faults;
+use crate::outcome::{Outcome, producers};
 use crate::plot::format_micros;
 use crate::run_dir::{RESULTS_FILE, RunData, WORKLOAD_FILE};
 
@@ -27,10 +28,11 @@ pub(super) fn header(
             LostExpectation::None => "lost = none",
             LostExpectation::Some => "lost = some",
         };
-        let (class, text) = if results.matches_expectation {
-            ("expect-yes", "✓ as the workload expects")
+        let outcome = Outcome::of(results, producers(run.workload.as_ref()));
+        let (class, text) = if outcome.passed() {
+            ("expect-yes", format!("✓ {}", outcome.describe()))
         } else {
-            ("expect-no", "✗ contradicts the workload's expectation")
+            ("expect-no", format!("✗ {}", outcome.describe()))
         };
         let _ = write!(
             page,
