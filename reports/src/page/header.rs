@@ -62,6 +62,20 @@ pub(super) fn header(
         }
         page.push_str("</ul>");
     }
+    if let Some(malformed) = run
+        .results
+        .as_ref()
+        .and_then(|results| results.malformed.as_ref())
+    {
+        let _ = write!(
+            page,
+            r#"<p class="note">The checker could not read {} line{} of the history; the first, line {}: {}</p>"#,
+            malformed.count,
+            if malformed.count == 1 { "" } else { "s" },
+            malformed.line,
+            escape(&malformed.reason)
+        );
+    }
     if run.results.is_none() {
         let _ = write!(
             page,
