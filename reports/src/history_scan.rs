@@ -205,8 +205,9 @@ struct FinalReadValue<'a> {
     partition: Option<i32>,
     #[serde(default)]
     complete: bool,
+    /// `[partition, offset, value]`; a record without a value (null) is kept as `None`.
     #[serde(default, borrow)]
-    records: Vec<(i64, i64, Cow<'a, str>)>,
+    records: Vec<(i64, i64, Option<Cow<'a, str>>)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -363,6 +364,9 @@ impl Scanner {
         };
         self.complete_partitions.insert(partition);
         for (_, _, value) in &records {
+            let Some(value) = value else {
+                continue;
+            };
             let hash = value_hash(value);
             if self
                 .acknowledged
@@ -454,5 +458,92 @@ impl PointGrid {
         let mut points: Vec<SendPoint> = self.cells.into_values().collect();
         points.sort_by_key(|point| point.time_ns);
         points
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn scan(text: &str) -> Result<HistoryScan, ReportError> {
+        scan_history(text.as_bytes(), Path::new("history.jsonl"))
+    }
+
+    #[test]
+    fn sends_are_points_at_their_invocation_and_loss_is_per_partition() {
+        let history = concat!(
+            r#"{"index":0,"time_ns":1000000,"process":1,"type":"invoke","f":"send","value":{"key":"k","value":"1-1"}}"#,
+            "\n",
+            r#"{"index":1,"time_ns":1500000,"process":2,"type":"invoke","f":"send","value":{"key":"k","value":"2-1"}}"#,
+            "\n",
+            r#"{"index":2,"time_ns":4000000,"process":1,"type":"ok","f":"send","value":{"key":"k","value":"1-1","partition":0,"offset":0}}"#,
+            "\n",
+            r#"{"index":3,"time_ns":5000000,"process":2,"type":"ok","f":"send","value":{"key":"k","value":"2-1","partition":1,"offset":0}}"#,
+            "\n",
+            r#"{"index":4,"time_ns":6000000,"process":7,"type":"ok","f":"poll","value":{"records":[[0,0,"1-1"]]}}"#,
+            "\n",
+            r#"{"index":5,"time_ns":7000000,"process":9,"type":"ok","f":"final-read","value":{"partition":0,"records":[[0,0,"1-1"],[0,1,null]],"complete":true}}"#,
+            "\n",
+            r#"{"index":6,"time_ns":8000000,"process":9,"type":"ok","f":"final-read","value":{"partition":1,"records":[],"complete":true}}"#,
+            "\n",
+            r#"{"index":7,"time_ns":9000000,"process":9,"type":"ok","f":"final-re"#,
+        );
+        let scan = scan(history).unwrap();
+        assert!(scan.truncated_last_line);
+        assert_eq!(scan.operations, 7);
+        assert_eq!(scan.sends_ok, 2);
+        assert_eq!(
+            scan.ok_points[0],
+            SendPoint {
+                time_ns: 1_000_000,
+                latency_us: 3_000,
+                outcome: Outcome::Ok
+            }
+        );
+        assert_eq!(scan.lost_total, 1);
+        assert_eq!(scan.lost[0].partition, 1);
+        assert_eq!(scan.lost[0].acknowledged_ns, 5_000_000);
+        assert_eq!(
+            scan.partitions[&0].final_read,
+            FinalRead::Complete { records: 2 }
+        );
+        assert_eq!(
+            (scan.partitions[&1].acknowledged, scan.partitions[&1].lost),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn a_malformed_line_in_the_middle_is_an_error_naming_it() {
+        let history = "{\"index\":0,\"time_ns\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{}}\n\n{\"index\":1,\"process\":\"someone\"}\n{}\n";
+        let error = scan(history).unwrap_err();
+        assert!(
+            matches!(error, ReportError::MalformedLine { line: 3, .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_ok_sample_stays_bounded() {
+        let mut grid = PointGrid::default();
+        for send in 0..200_000u64 {
+            grid.add(SendPoint {
+                time_ns: send * 1_000_000,
+                latency_us: 100 + (send * 7919) % 1_000_000,
+                outcome: Outcome::Ok,
+            });
+        }
+        let points = grid.into_points();
+        assert!(
+            points.len() <= OK_POINTS_MAX && points.len() > 1_000,
+            "{}",
+            points.len()
+        );
+        assert!(
+            points
+                .windows(2)
+                .all(|pair| pair[0].time_ns <= pair[1].time_ns)
+        );
     }
 }
