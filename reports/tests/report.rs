@@ -62,6 +62,14 @@ fn the_fixture_losses_are_shown_exactly() {
         r#"<td class="mono">&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;co</td><td class="num">1</td><td class="num">1</td><td class="num">2</td><td class="num">0.023 s</td>"#
     ), "{examples}");
     assert_eq!(examples.matches("<tr>").count(), 3, "a header and two rows");
+    assert!(
+        examples.contains("<td>during kill broker-2</td>"),
+        "1-3 acked at 40 ms"
+    );
+    assert!(
+        examples.contains("<td>1.00 ms before kill broker-2</td>"),
+        "acked at 23 ms"
+    );
     // The fault window, the failed and indeterminate sends, the workload's header.
     assert!(html.contains("kill broker-2"));
     assert!(html.contains(r#"<div class="number">1</div><div class="label">sends failed</div>"#));

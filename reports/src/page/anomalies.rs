@@ -6,14 +6,15 @@ use std::fmt::Write;
 use harness::checker::{AnomalyKind, Example, Results};
 
 use crate::escape::escape;
+use crate::faults::Faults;
 use crate::history_scan::FinalRead;
-use crate::plot::format_time_ns;
+use crate::plot::{format_micros, format_time_ns};
 use crate::run_dir::RunData;
 
 /// Examples shown per anomaly.
 const EXAMPLES_SHOWN: usize = 10;
 
-pub(super) fn loss_section(page: &mut String, run: &RunData) {
+pub(super) fn loss_section(page: &mut String, run: &RunData, faults: &Faults) {
     let scan = &run.history;
     page.push_str(r#"<section id="loss"><h2>Loss</h2>"#);
     let lost = run
@@ -82,13 +83,13 @@ pub(super) fn loss_section(page: &mut String, run: &RunData) {
         if !anomaly.examples.is_empty() {
             let _ = write!(
                 page,
-                r#"<h3>The first {} lost</h3><table id="lost-examples"><thead><tr><th>value</th><th class="num">partition</th><th class="num">offset</th><th class="num">producer</th><th class="num">acknowledged at</th></tr></thead><tbody>"#,
+                r#"<h3>The first {} lost</h3><table id="lost-examples"><thead><tr><th>value</th><th class="num">partition</th><th class="num">offset</th><th class="num">producer</th><th class="num">acknowledged at</th><th>fault</th></tr></thead><tbody>"#,
                 anomaly.examples.len()
             );
             for example in &anomaly.examples {
                 let _ = write!(
                     page,
-                    r#"<tr><td class="mono">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+                    r#"<tr><td class="mono">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
                     escape(example.value.as_deref().unwrap_or("")),
                     optional(example.partition),
                     optional(example.offset),
@@ -96,12 +97,41 @@ pub(super) fn loss_section(page: &mut String, run: &RunData) {
                     example
                         .acknowledged_ns
                         .map_or(String::new(), format_time_ns),
+                    example
+                        .acknowledged_ns
+                        .map_or(String::new(), |time_ns| escape(&fault_context(
+                            faults, time_ns
+                        ))),
                 );
             }
             page.push_str("</tbody></table>");
         }
     }
     page.push_str("</section>");
+}
+
+/// Where `time_ns` falls among the fault windows: `during pause broker-1`, or
+/// `112 ms before kill broker-2` (the next fault), or nothing.
+fn fault_context(faults: &Faults, time_ns: u64) -> String {
+    if let Some(window) = faults
+        .windows
+        .iter()
+        .find(|window| window.start_ns <= time_ns && time_ns <= window.end_ns)
+    {
+        return format!("during {}", window.label());
+    }
+    faults
+        .windows
+        .iter()
+        .filter(|window| window.start_ns > time_ns)
+        .min_by_key(|window| window.start_ns)
+        .map_or(String::new(), |window| {
+            format!(
+                "{} before {}",
+                format_micros((window.start_ns - time_ns) / 1_000),
+                window.label()
+            )
+        })
 }
 
 fn optional<T: ToString>(value: Option<T>) -> String {

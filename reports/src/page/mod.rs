@@ -40,7 +40,7 @@ pub fn render(run: &RunData) -> String {
     );
     header::header(&mut page, run, verdict_class, verdict_text, &faults);
     page.push_str(r##"<nav><a href="#loss">Loss</a><a href="#timeline">Timeline</a><a href="#leadership">Leadership</a><a href="#anomalies">Anomalies</a><a href="#faults">Faults</a><a href="#latency">Latency</a><a href="#files">Files</a></nav>"##);
-    anomalies::loss_section(&mut page, run);
+    anomalies::loss_section(&mut page, run, &faults);
     timeline::timeline_section(&mut page, run, &faults, &axis);
     timeline::leadership_section(&mut page, run, &faults, &axis);
     anomalies::anomalies_section(&mut page, run.results.as_ref());
