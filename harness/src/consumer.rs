@@ -75,7 +75,8 @@ pub fn run_consumer(
         .map(|partition| log_start_offset(&consumer, topic, partition as i32))
         .collect();
     assign(&consumer, process, topic, &positions, recorder)?;
-    while !*stop.borrow() {
+    // Stop when told, or when whoever could tell us is gone.
+    while !*stop.borrow() && stop.has_changed().is_ok() {
         recorder.record(Process::Client(process), OpType::Invoke, "poll", json!({}));
         let mut records: Vec<Value> = Vec::new();
         let mut trouble: Option<KafkaError> = None;

@@ -62,6 +62,7 @@ pub struct BrokerConfig {
     pub replica_lag_time_max_ms: u64,
     pub replica_fetch_wait_max_ms: u64,
     pub replica_fetch_max_bytes: usize,
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
     pub unclean_leader_election_enable: bool,
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_check_interval_seconds: u64,
@@ -163,6 +164,8 @@ impl BrokerConfig {
             replica_lag_time_max_ms: reader.positive("replica.lag.time.max.ms", 30000)?,
             replica_fetch_wait_max_ms: reader.positive("replica.fetch.wait.max.ms", 500)?,
             replica_fetch_max_bytes: reader.positive("replica.fetch.max.bytes", 1048576)?,
+            replica_high_watermark_checkpoint_interval_ms: reader
+                .positive("replica.high.watermark.checkpoint.interval.ms", 5000)?,
             unclean_leader_election_enable: reader
                 .boolean("unclean.leader.election.enable", false)?,
             auto_leader_rebalance_enable: reader.boolean("auto.leader.rebalance.enable", true)?,

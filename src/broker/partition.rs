@@ -89,20 +89,23 @@ pub struct ReadOutcome {
 
 impl Partition {
     /// A replica of `topic`-`index` on broker `broker_id` with its opened log. The high
-    /// watermark starts at the log end for a sole replica, else at 0 until followers report
-    /// (a checkpoint file will keep it across restarts when replication lands).
+    /// watermark starts at the log end for a sole replica; otherwise at the checkpointed
+    /// value (never past the log end), or the log start without one.
     pub fn new(
         topic: &str,
         index: i32,
         broker_id: i32,
         log: PartitionLog,
         state: LeaderAndIsr,
+        checkpointed_high_watermark: Option<i64>,
     ) -> Self {
         let log_end_offset = log.log_end_offset();
         let high_watermark = if state.isr == [broker_id] {
             log_end_offset
         } else {
-            log.log_start_offset()
+            checkpointed_high_watermark
+                .unwrap_or(log.log_start_offset())
+                .clamp(log.log_start_offset(), log_end_offset)
         };
         let offsets = Offsets {
             log_start_offset: log.log_start_offset(),
@@ -229,6 +232,17 @@ impl Partition {
             records,
             offsets: self.current_offsets(&inner),
         })
+    }
+
+    /// The first committed record with a timestamp >= `timestamp_ms` (ListOffsets).
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<(i64, i64)>, PartitionError> {
+        let inner = self.lock();
+        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+        log.offset_for_timestamp(timestamp_ms, inner.high_watermark)
+            .map_err(|error| PartitionError::Read(ReadError::Io(error)))
     }
 
     /// A follower fetched at `fetch_offset` (its log end offset): may move the high watermark.

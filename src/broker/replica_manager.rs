@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use super::log::high_watermark_checkpoint::{self, HighWatermarks};
 use super::log::partition_log::{LogConfig, PartitionLog};
 use super::partition::{LeaderAndIsr, Partition};
 
@@ -16,15 +17,19 @@ pub struct ReplicaManager {
     log_dir: PathBuf,
     log_config: LogConfig,
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// The high watermarks checkpointed by the previous run, used when a replica is opened.
+    checkpointed: HighWatermarks,
 }
 
 impl ReplicaManager {
     pub fn new(broker_id: i32, log_dir: PathBuf, log_config: LogConfig) -> Self {
+        let checkpointed = high_watermark_checkpoint::read(&log_dir);
         ReplicaManager {
             broker_id,
             log_dir,
             log_config,
             partitions: RwLock::new(HashMap::new()),
+            checkpointed,
         }
     }
 
@@ -70,7 +75,18 @@ impl ReplicaManager {
             state.leader,
             state.leader_epoch
         );
-        let replica = Arc::new(Partition::new(topic, partition, self.broker_id, log, state));
+        let checkpointed = self
+            .checkpointed
+            .get(&(topic.to_string(), partition))
+            .copied();
+        let replica = Arc::new(Partition::new(
+            topic,
+            partition,
+            self.broker_id,
+            log,
+            state,
+            checkpointed,
+        ));
         let mut partitions = self
             .partitions
             .write()
@@ -111,6 +127,16 @@ impl ReplicaManager {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Writes every hosted replica's high watermark to `replication-offset-checkpoint`.
+    pub fn checkpoint_high_watermarks(&self) -> std::io::Result<()> {
+        let entries: HighWatermarks = self
+            .all()
+            .iter()
+            .map(|p| ((p.topic.clone(), p.index), p.offsets().high_watermark))
+            .collect();
+        high_watermark_checkpoint::write(&self.log_dir, &entries)
     }
 
     /// fsyncs every log (on shutdown).

@@ -75,8 +75,12 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     tracing::info!("broker {} started", broker.id());
 
     let (stop, stopped) = watch::channel(false);
-    let session = tokio::spawn(watch_session(Arc::clone(&broker), stop.clone()));
+    let session = tokio::spawn(watch_session(Arc::clone(&broker), registration));
     let refresher = tokio::spawn(refresh_metadata(Arc::clone(&broker), stopped.clone()));
+    let checkpointer = tokio::spawn(checkpoint_high_watermarks(
+        Arc::clone(&broker),
+        stopped.clone(),
+    ));
     let connections = accept(listener, Arc::clone(&broker), stop, stopped).await;
 
     tracing::info!("broker {} shutting down", broker.id());
@@ -89,14 +93,18 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     }
     session.abort();
     refresher.abort();
+    checkpointer.abort();
+    let _ = checkpointer.await;
     let _ = refresher.await;
     let _ = session.await;
     broker
         .replicas
         .flush_all()
         .context("cannot flush the logs")?;
-    let broker = Arc::try_unwrap(broker)
-        .map_err(|_| anyhow::anyhow!("a connection still holds the broker after the drain"))?;
+    broker
+        .replicas
+        .checkpoint_high_watermarks()
+        .context("cannot checkpoint the high watermarks")?;
     broker.coordinator.close(Duration::from_secs(5)).await;
     tracing::info!("broker {} stopped", broker.config.broker_id);
     Ok(())
@@ -248,21 +256,54 @@ async fn refresh_metadata(broker: Arc<Broker>, mut stopped: watch::Receiver<bool
     }
 }
 
-/// Stops the broker if its coordinator session expires: its registration is gone and with it
-/// its right to lead. (Re-registering with a new session comes with the controller.)
-async fn watch_session(broker: Arc<Broker>, stop: watch::Sender<bool>) {
-    let mut watcher = broker.coordinator.state_watcher();
-    drop(broker);
+/// Writes the high watermark checkpoint every
+/// `replica.high.watermark.checkpoint.interval.ms` (Kafka's default: 5 s), off the async
+/// threads.
+async fn checkpoint_high_watermarks(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
+    let interval =
+        Duration::from_millis(broker.config.replica_high_watermark_checkpoint_interval_ms);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
     loop {
-        let state = watcher.changed().await;
-        match state {
-            zookeeper_client::SessionState::Expired => {
-                tracing::error!("coordinator session expired: stopping");
-                let _ = stop.send(true);
-                return;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        let writer = Arc::clone(&broker);
+        match tokio::task::spawn_blocking(move || writer.replicas.checkpoint_high_watermarks())
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!("cannot checkpoint the high watermarks: {error}"),
+            Err(error) => tracing::error!("high watermark checkpoint task failed: {error}"),
+        }
+    }
+}
+
+/// Keeps the broker registered: when its coordinator session expires (the broker was paused
+/// or cut off longer than `zookeeper.session.timeout.ms`), opens a new session and registers
+/// `/brokers/ids/<id>` again, as Kafka does.
+async fn watch_session(broker: Arc<Broker>, registration: BrokerRegistration) {
+    loop {
+        let Some(mut watcher) = broker.coordinator.state_watcher() else {
+            return;
+        };
+        loop {
+            match watcher.changed().await {
+                zookeeper_client::SessionState::Expired => break,
+                zookeeper_client::SessionState::Closed => return,
+                other => tracing::info!("coordinator session state: {other:?}"),
             }
-            zookeeper_client::SessionState::Closed => return,
-            other => tracing::info!("coordinator session state: {other:?}"),
+        }
+        tracing::warn!("coordinator session expired: opening a new session to register again");
+        let deadline = Duration::from_millis(broker.config.zookeeper_connection_timeout_ms);
+        while let Err(error) = broker.coordinator.reconnect(deadline).await {
+            tracing::warn!("cannot reopen the coordinator session: {error}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        match register(&broker, &registration).await {
+            Ok(()) => tracing::info!("broker {} registered again", broker.id()),
+            Err(error) => tracing::error!("cannot register again: {error:#}"),
         }
     }
 }

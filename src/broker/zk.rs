@@ -48,6 +48,8 @@ pub enum CoordinatorError {
     TopicExists(String),
     #[error("coordinator data at {path} is not valid: {reason}")]
     BadData { path: String, reason: String },
+    #[error("the coordinator session is closed")]
+    Closed,
     #[error("coordinator request on {path} failed: {source}")]
     Request { path: String, source: zk::Error },
 }
@@ -135,9 +137,40 @@ pub struct TopicRecord {
     pub config: BTreeMap<String, String>,
 }
 
-/// An open coordinator session.
+/// A coordinator session that can be replaced after it expires.
 pub struct Coordinator {
-    client: zk::Client,
+    connect: String,
+    session_timeout: Duration,
+    client: std::sync::RwLock<Option<zk::Client>>,
+}
+
+/// Connects, retrying until `deadline` passes.
+async fn connect_client(
+    connect: &str,
+    session_timeout: Duration,
+    deadline: Duration,
+) -> Result<zk::Client, CoordinatorError> {
+    let start = std::time::Instant::now();
+    let mut last_error = String::from("no attempt finished");
+    while start.elapsed() < deadline {
+        let remaining = deadline.saturating_sub(start.elapsed());
+        let attempt = zk::Client::connector()
+            .with_session_timeout(session_timeout)
+            .with_connection_timeout(remaining.min(Duration::from_secs(2)))
+            .with_fail_eagerly()
+            .connect(connect);
+        match tokio::time::timeout(remaining, attempt).await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(error)) => last_error = error.to_string(),
+            Err(_) => last_error = "timed out".to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200).min(remaining)).await;
+    }
+    Err(CoordinatorError::Unreachable {
+        connect: connect.to_string(),
+        waited_ms: start.elapsed().as_millis(),
+        last_error,
+    })
 }
 
 impl Coordinator {
@@ -147,39 +180,48 @@ impl Coordinator {
         session_timeout: Duration,
         deadline: Duration,
     ) -> Result<Self, CoordinatorError> {
-        let start = std::time::Instant::now();
-        let mut last_error = String::from("no attempt finished");
-        while start.elapsed() < deadline {
-            let remaining = deadline.saturating_sub(start.elapsed());
-            let attempt = zk::Client::connector()
-                .with_session_timeout(session_timeout)
-                .with_connection_timeout(remaining.min(Duration::from_secs(2)))
-                .with_fail_eagerly()
-                .connect(connect);
-            match tokio::time::timeout(remaining, attempt).await {
-                Ok(Ok(client)) => return Ok(Coordinator { client }),
-                Ok(Err(error)) => last_error = error.to_string(),
-                Err(_) => last_error = "timed out".to_string(),
-            }
-            tokio::time::sleep(Duration::from_millis(200).min(remaining)).await;
-        }
-        Err(CoordinatorError::Unreachable {
+        let client = connect_client(connect, session_timeout, deadline).await?;
+        Ok(Coordinator {
             connect: connect.to_string(),
-            waited_ms: start.elapsed().as_millis(),
-            last_error,
+            session_timeout,
+            client: std::sync::RwLock::new(Some(client)),
         })
     }
 
-    /// The session's state changes (expiry, disconnection).
-    pub fn state_watcher(&self) -> zk::StateWatcher {
-        self.client.state_watcher()
+    /// Opens a new session in place of an expired one (ephemeral nodes must be re-created).
+    pub async fn reconnect(&self, deadline: Duration) -> Result<(), CoordinatorError> {
+        let client = connect_client(&self.connect, self.session_timeout, deadline).await?;
+        *self
+            .client
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(client);
+        Ok(())
+    }
+
+    fn client(&self) -> Result<zk::Client, CoordinatorError> {
+        self.client
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(CoordinatorError::Closed)
+    }
+
+    /// The session's state changes (expiry, disconnection); `None` once closed.
+    pub fn state_watcher(&self) -> Option<zk::StateWatcher> {
+        self.client().ok().map(|client| client.state_watcher())
     }
 
     /// Closes the session (the broker's ephemeral node goes at once) and waits, at most
     /// `timeout`, for the close to be acknowledged.
-    pub async fn close(self, timeout: Duration) {
-        let mut watcher = self.client.state_watcher();
-        drop(self.client);
+    pub async fn close(&self, timeout: Duration) {
+        let client = self
+            .client
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(client) = client else { return };
+        let mut watcher = client.state_watcher();
+        drop(client);
         let closed = async {
             loop {
                 let state = watcher.changed().await;
@@ -193,7 +235,7 @@ impl Coordinator {
 
     async fn ensure_path(&self, path: &str) -> Result<(), CoordinatorError> {
         let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        match self.client.mkdir(path, &options).await {
+        match self.client()?.mkdir(path, &options).await {
             Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
             Err(source) => Err(request_error(path)(source)),
         }
@@ -209,7 +251,7 @@ impl Coordinator {
         let path = broker_path(broker_id);
         let data = to_json(registration);
         let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
-        match self.client.create(&path, &data, &options).await {
+        match self.client()?.create(&path, &data, &options).await {
             Ok(_) => Ok(()),
             Err(zk::Error::NodeExists) => Err(CoordinatorError::BrokerIdTaken(broker_id)),
             Err(source) => Err(request_error(&path)(source)),
@@ -220,7 +262,7 @@ impl Coordinator {
     pub async fn live_brokers(
         &self,
     ) -> Result<BTreeMap<i32, BrokerRegistration>, CoordinatorError> {
-        let children = match self.client.list_children(BROKER_IDS_PATH).await {
+        let children = match self.client()?.list_children(BROKER_IDS_PATH).await {
             Ok(children) => children,
             Err(zk::Error::NoNode) => return Ok(BTreeMap::new()),
             Err(source) => return Err(request_error(BROKER_IDS_PATH)(source)),
@@ -231,7 +273,7 @@ impl Coordinator {
                 continue;
             };
             let path = broker_path(broker_id);
-            match self.client.get_data(&path).await {
+            match self.client()?.get_data(&path).await {
                 Ok((data, _)) => {
                     brokers.insert(broker_id, from_json(&path, &data)?);
                 }
@@ -244,7 +286,7 @@ impl Coordinator {
 
     /// Names of all topics.
     pub async fn topic_names(&self) -> Result<Vec<String>, CoordinatorError> {
-        match self.client.list_children(TOPICS_PATH).await {
+        match self.client()?.list_children(TOPICS_PATH).await {
             Ok(children) => Ok(children),
             Err(zk::Error::NoNode) => Ok(Vec::new()),
             Err(source) => Err(request_error(TOPICS_PATH)(source)),
@@ -254,7 +296,7 @@ impl Coordinator {
     /// One topic's assignment, partition states and config; `None` if it does not exist.
     pub async fn topic(&self, name: &str) -> Result<Option<TopicRecord>, CoordinatorError> {
         let path = topic_path(name);
-        let assignment: TopicAssignment = match self.client.get_data(&path).await {
+        let assignment: TopicAssignment = match self.client()?.get_data(&path).await {
             Ok((data, _)) => from_json(&path, &data)?,
             Err(zk::Error::NoNode) => return Ok(None),
             Err(source) => return Err(request_error(&path)(source)),
@@ -268,7 +310,7 @@ impl Coordinator {
                 });
             };
             let state_path = partition_state_path(name, partition);
-            let state = match self.client.get_data(&state_path).await {
+            let state = match self.client()?.get_data(&state_path).await {
                 Ok((data, _)) => {
                     let state: PartitionStateJson = from_json(&state_path, &data)?;
                     LeaderAndIsr {
@@ -290,7 +332,7 @@ impl Coordinator {
             partitions.insert(partition, state);
         }
         let config_path = topic_config_path(name);
-        let config = match self.client.get_data(&config_path).await {
+        let config = match self.client()?.get_data(&config_path).await {
             Ok((data, _)) => from_json::<TopicConfigJson>(&config_path, &data)?.config,
             Err(zk::Error::NoNode) => BTreeMap::new(),
             Err(source) => return Err(request_error(&config_path)(source)),
@@ -326,7 +368,7 @@ impl Coordinator {
         };
         let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
         match self
-            .client
+            .client()?
             .create(&path, &to_json(&assignment), &options)
             .await
         {
@@ -364,12 +406,12 @@ impl Coordinator {
         let mut stack = vec![(path.to_string(), false)];
         while let Some((node, expanded)) = stack.pop() {
             if expanded {
-                match self.client.delete(&node, None).await {
+                match self.client()?.delete(&node, None).await {
                     Ok(()) | Err(zk::Error::NoNode) => continue,
                     Err(source) => return Err(request_error(&node)(source)),
                 }
             }
-            let children = match self.client.list_children(&node).await {
+            let children = match self.client()?.list_children(&node).await {
                 Ok(children) => children,
                 Err(zk::Error::NoNode) => continue,
                 Err(source) => return Err(request_error(&node)(source)),
@@ -383,7 +425,7 @@ impl Coordinator {
     }
 
     async fn exists(&self, path: &str) -> Result<bool, CoordinatorError> {
-        self.client
+        self.client()?
             .check_stat(path)
             .await
             .map(|stat| stat.is_some())
@@ -392,10 +434,10 @@ impl Coordinator {
 
     async fn create_or_set(&self, path: &str, data: &[u8]) -> Result<(), CoordinatorError> {
         let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        match self.client.create(path, data, &options).await {
+        match self.client()?.create(path, data, &options).await {
             Ok(_) => Ok(()),
             Err(zk::Error::NodeExists) => self
-                .client
+                .client()?
                 .set_data(path, data, None)
                 .await
                 .map(|_| ())

@@ -20,12 +20,16 @@ pub mod op {
     pub const GET_CHILDREN2: i32 = 12;
     pub const CHECK: i32 = 13;
     pub const MULTI: i32 = 14;
+    pub const CHECK_WATCHES: i32 = 17;
     pub const CREATE2: i32 = 15;
     pub const REMOVE_WATCHES: i32 = 18;
+    pub const MULTI_READ: i32 = 22;
+    pub const GET_EPHEMERALS: i32 = 103;
     pub const GET_ALL_CHILDREN_NUMBER: i32 = 104;
     pub const AUTH: i32 = 100;
     pub const SET_WATCHES: i32 = 101;
     pub const SET_WATCHES2: i32 = 105;
+    pub const ADD_WATCH: i32 = 106;
     pub const CLOSE_SESSION: i32 = -11;
     pub const ERROR: i32 = -1;
 }
@@ -224,9 +228,26 @@ pub struct Create {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     Create(Create),
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
+}
+
+/// One read inside a multiRead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOp {
+    GetData { path: String, watch: bool },
+    GetChildren { path: String, watch: bool },
 }
 
 /// Watches a reconnecting client asks us to restore (setWatches, setWatches2).
@@ -236,28 +257,73 @@ pub struct SetWatches {
     pub data: Vec<String>,
     pub exist: Vec<String>,
     pub child: Vec<String>,
+    pub persistent: Vec<String>,
+    pub persistent_recursive: Vec<String>,
 }
 
 /// A decoded request (after the `RequestHeader`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Create(Create),
-    Delete { path: String, version: i32 },
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    GetChildren { path: String, watch: bool, with_stat: bool },
-    GetAcl { path: String },
-    Sync { path: String },
-    GetAllChildrenNumber { path: String },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    GetChildren {
+        path: String,
+        watch: bool,
+        with_stat: bool,
+    },
+    GetAcl {
+        path: String,
+    },
+    Sync {
+        path: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    /// The caller's own ephemeral nodes under a path prefix.
+    GetEphemerals {
+        prefix: String,
+    },
     Multi(Vec<MultiOp>),
-    RemoveWatches { path: String, kind: i32 },
+    RemoveWatches {
+        path: String,
+        kind: i32,
+    },
+    /// Whether the caller holds a watch of ZooKeeper's `WatcherType` `kind` at `path`.
+    CheckWatches {
+        path: String,
+        kind: i32,
+    },
+    MultiRead(Vec<ReadOp>),
+    /// A persistent watch: mode 0 on the path, mode 1 on the path and below.
+    AddWatch {
+        path: String,
+        mode: i32,
+    },
     SetWatches(SetWatches),
     Ping,
     Auth,
     CloseSession,
     /// An op code we do not serve: answered with `Unimplemented`.
-    Unimplemented { op_code: i32 },
+    Unimplemented {
+        op_code: i32,
+    },
 }
 
 impl Request {
@@ -305,6 +371,9 @@ impl Request {
             op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber {
                 path: path(reader)?,
             },
+            op::GET_EPHEMERALS => Request::GetEphemerals {
+                prefix: path(reader)?,
+            },
             op::MULTI => match decode_multi(reader)? {
                 Some(ops) => Request::Multi(ops),
                 None => Request::Unimplemented { op_code },
@@ -314,19 +383,31 @@ impl Request {
                 kind: reader.i32()?,
             },
             op::SET_WATCHES | op::SET_WATCHES2 => {
-                let watches = SetWatches {
+                let mut watches = SetWatches {
                     relative_zxid: reader.i64()?,
                     data: reader.strings()?,
                     exist: reader.strings()?,
                     child: reader.strings()?,
+                    ..SetWatches::default()
                 };
                 if op_code == op::SET_WATCHES2 {
-                    // Persistent watches: we do not offer addWatch, so there are none to restore.
-                    let _persistent = reader.strings()?;
-                    let _persistent_recursive = reader.strings()?;
+                    watches.persistent = reader.strings()?;
+                    watches.persistent_recursive = reader.strings()?;
                 }
                 Request::SetWatches(watches)
             }
+            op::CHECK_WATCHES => Request::CheckWatches {
+                path: path(reader)?,
+                kind: reader.i32()?,
+            },
+            op::MULTI_READ => match decode_multi_read(reader)? {
+                Some(ops) => Request::MultiRead(ops),
+                None => Request::Unimplemented { op_code },
+            },
+            op::ADD_WATCH => Request::AddWatch {
+                path: path(reader)?,
+                mode: reader.i32()?,
+            },
             op::PING => Request::Ping,
             op::AUTH => Request::Auth,
             op::CLOSE_SESSION => Request::CloseSession,
@@ -386,8 +467,68 @@ fn decode_multi(reader: &mut Reader<'_>) -> Result<Option<Vec<MultiOp>>, DecodeE
     }
 }
 
+/// The reads of a multiRead, or None if one of them is of a kind it cannot hold.
+fn decode_multi_read(reader: &mut Reader<'_>) -> Result<Option<Vec<ReadOp>>, DecodeError> {
+    let mut ops = Vec::new();
+    loop {
+        let op_code = reader.i32()?;
+        let done = reader.bool()?;
+        let _err = reader.i32()?;
+        if done {
+            return Ok(Some(ops));
+        }
+        let path = reader.string()?.to_string();
+        let watch = reader.bool()?;
+        ops.push(match op_code {
+            op::GET_DATA => ReadOp::GetData { path, watch },
+            op::GET_CHILDREN => ReadOp::GetChildren { path, watch },
+            _ => return Ok(None),
+        });
+    }
+}
+
+/// The result of one read of a multiRead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadResult {
+    Data { data: Vec<u8>, stat: Stat },
+    Children(Vec<String>),
+    Error(ErrorCode),
+}
+
+/// Writes a multiRead response: one `MultiHeader` and body per result, then the done marker.
+pub fn encode_read_results(writer: &mut Writer, results: &[ReadResult]) {
+    for result in results {
+        match result {
+            ReadResult::Data { data, stat } => {
+                writer.i32(op::GET_DATA).bool(false).i32(0).buffer(data);
+                stat.encode(writer);
+            }
+            ReadResult::Children(children) => {
+                writer
+                    .i32(op::GET_CHILDREN)
+                    .bool(false)
+                    .i32(0)
+                    .strings(children);
+            }
+            ReadResult::Error(error) => {
+                writer
+                    .i32(op::ERROR)
+                    .bool(false)
+                    .i32(error.code())
+                    .i32(error.code());
+            }
+        }
+    }
+    writer.i32(-1).bool(true).i32(-1);
+}
+
 /// A reply frame: `ReplyHeader` then the body written by `body`.
-pub fn reply_frame(xid: i32, zxid: i64, error: ErrorCode, body: impl FnOnce(&mut Writer)) -> Vec<u8> {
+pub fn reply_frame(
+    xid: i32,
+    zxid: i64,
+    error: ErrorCode,
+    body: impl FnOnce(&mut Writer),
+) -> Vec<u8> {
     let mut writer = Writer::framed();
     writer.i32(xid).i64(zxid).i32(error.code());
     if error == ErrorCode::Ok {
@@ -474,7 +615,13 @@ mod tests {
     #[test]
     fn create2_with_acl_and_ephemeral_sequential_flags() {
         let bytes = request_bytes(7, op::CREATE2, |w| {
-            w.string("/a").buffer(b"x").i32(1).i32(31).string("world").string("anyone").i32(3);
+            w.string("/a")
+                .buffer(b"x")
+                .i32(1)
+                .i32(31)
+                .string("world")
+                .string("anyone")
+                .i32(3);
         });
         let (xid, request) = Request::decode(&bytes).expect("decodes");
         assert_eq!(xid, 7);
@@ -497,7 +644,12 @@ mod tests {
     fn multi_decodes_until_done() {
         let bytes = request_bytes(1, op::MULTI, |w| {
             w.i32(op::CHECK).bool(false).i32(-1).string("/c").i32(3);
-            w.i32(op::SET_DATA).bool(false).i32(-1).string("/c").buffer(b"7").i32(-1);
+            w.i32(op::SET_DATA)
+                .bool(false)
+                .i32(-1)
+                .string("/c")
+                .buffer(b"7")
+                .i32(-1);
             w.i32(-1).bool(true).i32(-1);
         });
         let (_, request) = Request::decode(&bytes).expect("decodes");
@@ -515,6 +667,47 @@ mod tests {
                 },
             ])
         );
+    }
+
+    #[test]
+    fn multi_read_decodes_reads_and_encodes_results() {
+        let bytes = request_bytes(2, op::MULTI_READ, |w| {
+            w.i32(op::GET_DATA)
+                .bool(false)
+                .i32(-1)
+                .string("/a")
+                .bool(false);
+            w.i32(op::GET_CHILDREN)
+                .bool(false)
+                .i32(-1)
+                .string("/")
+                .bool(true);
+            w.i32(-1).bool(true).i32(-1);
+        });
+        let (_, request) = Request::decode(&bytes).expect("decodes");
+        assert_eq!(
+            request,
+            Request::MultiRead(vec![
+                ReadOp::GetData {
+                    path: "/a".into(),
+                    watch: false
+                },
+                ReadOp::GetChildren {
+                    path: "/".into(),
+                    watch: true
+                },
+            ])
+        );
+        let mut writer = Writer::new();
+        encode_read_results(&mut writer, &[ReadResult::Error(ErrorCode::NoNode)]);
+        let bytes = writer.into_bytes();
+        let mut reader = Reader::new(&bytes);
+        assert_eq!(reader.i32(), Ok(op::ERROR));
+        assert_eq!(reader.bool(), Ok(false));
+        assert_eq!(reader.i32(), Ok(-101));
+        assert_eq!(reader.i32(), Ok(-101));
+        assert_eq!(reader.i32(), Ok(-1));
+        assert_eq!(reader.bool(), Ok(true));
     }
 
     #[test]

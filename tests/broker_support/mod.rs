@@ -31,33 +31,56 @@ impl TestCoordinator {
     }
 }
 
-/// Starts a standalone coordinator with a short tick (so sessions of ~1 s are allowed) and
-/// waits until it accepts connections.
+/// Starts a coordinator with a short tick (so sessions of ~1 s are allowed) and waits until
+/// it accepts connections: `kchaos coordinator`, or Apache ZooKeeper when
+/// `KCHAOS_TEST_COORDINATOR=zookeeper` (the differential peer).
 pub fn start_coordinator() -> TestCoordinator {
     let dir = tempfile::tempdir().unwrap();
     let port = free_loopback_port().unwrap();
     let data_dir = dir.path().join("data");
     std::fs::create_dir_all(&data_dir).unwrap();
-    let config = dir.path().join("zoo.cfg");
-    std::fs::write(
-        &config,
-        format!(
-            "tickTime=100\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             maxSessionTimeout=60000\nadmin.enableServer=false\n",
-            data_dir.display()
-        ),
-    )
-    .unwrap();
+    let apache = std::env::var("KCHAOS_TEST_COORDINATOR").is_ok_and(|which| which == "zookeeper");
+    let (program, args) = if apache {
+        let config = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &config,
+            format!(
+                "tickTime=100\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+                 maxSessionTimeout=60000\nadmin.enableServer=false\n",
+                data_dir.display()
+            ),
+        )
+        .unwrap();
+        (
+            PathBuf::from("java"),
+            vec![
+                "-Xmx256m".into(),
+                "-cp".into(),
+                "/usr/share/java/*:/etc/zookeeper/conf".into(),
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain".into(),
+                config.display().to_string(),
+            ],
+        )
+    } else {
+        (
+            PathBuf::from(env!("CARGO_BIN_EXE_kchaos")),
+            vec![
+                "coordinator".into(),
+                "--port".into(),
+                port.to_string(),
+                "--data-dir".into(),
+                data_dir.display().to_string(),
+                "--tick-time-ms".into(),
+                "100".into(),
+                "--max-session-timeout-ms".into(),
+                "60000".into(),
+            ],
+        )
+    };
     let process = NodeProcess::spawn(
         "coordinator",
-        Path::new("java"),
-        &[
-            "-Xmx256m".into(),
-            "-cp".into(),
-            "/usr/share/java/*:/etc/zookeeper/conf".into(),
-            "org.apache.zookeeper.server.quorum.QuorumPeerMain".into(),
-            config.display().to_string(),
-        ],
+        &program,
+        &args,
         &[],
         &dir.path().join("coordinator.log"),
     )

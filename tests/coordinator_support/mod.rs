@@ -14,6 +14,10 @@ use zookeeper_client as zk;
 /// Tick used by the tests: a 1 s session is then allowed (min 2 ticks, max 20 ticks).
 pub const TICK_MS: u64 = 100;
 
+/// The session timeout tests ask for. The coordinator grants at most 20 ticks (2 s); asking for
+/// more only gives `zookeeper-client` a longer deadline for its first connect on a busy machine.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A running `kchaos coordinator` with its data directory.
 pub struct Coordinator {
     pub process: NodeProcess,
@@ -53,7 +57,8 @@ impl Coordinator {
 
     /// Starts again (after a kill) on the same port and data directory.
     pub fn restart(&mut self) {
-        self.process = spawn_coordinator(self.port, &self.data_dir, &self.log_dir, &self.extra_args);
+        self.process =
+            spawn_coordinator(self.port, &self.data_dir, &self.log_dir, &self.extra_args);
     }
 
     /// Everything the coordinator (all its runs) logged.
@@ -221,6 +226,7 @@ pub const KAZOO_EPHEMERAL_OWNER: &str = r#"
 import sys, time
 from kazoo.client import KazooClient
 zk = KazooClient(hosts=sys.argv[1], timeout=float(sys.argv[3]))
+zk.add_listener(lambda state: print('state', state, flush=True))
 zk.start(timeout=30)
 zk.ensure_path(sys.argv[2].rsplit('/', 1)[0] or '/')
 zk.create(sys.argv[2], b'owner', ephemeral=True)

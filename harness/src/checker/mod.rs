@@ -68,6 +68,13 @@ pub fn check_history_file_with(
     }
 }
 
+/// Does only the reader thread's work on the history at `path` (read, parse, turn values into
+/// ids) and returns how many lines it has: the first of the checker's two stages alone, for
+/// benchmarks.
+pub fn parse_history_file(path: &Path) -> std::io::Result<u64> {
+    pipeline::read_only(std::fs::File::open(path)?)
+}
+
 /// Checks a history read from `reader` (JSON lines). Never panics.
 pub fn check_history<R: Read + Send>(reader: R, expectations: &Expectations) -> Results {
     check_history_with(reader, expectations, Reading::default())
@@ -87,7 +94,7 @@ pub fn check_history_with<R: Read + Send>(
             }
             Reading::OneThread => {
                 pipeline::read_lines(reader, pipeline::READ_BUFFER_BYTES, |item| {
-                    analysis.feed(item);
+                    analysis.feed(&item);
                 });
             }
         }

@@ -94,15 +94,20 @@ impl<'a> Cursor<'a> {
     }
 
     /// JSON's unsigned integer: `0` or a digit 1-9 followed by digits, fitting a u64.
+    #[inline]
     fn unsigned(&mut self) -> Option<u64> {
         let start = self.position;
         let mut value: u64 = 0;
-        while let Some(byte @ b'0'..=b'9') = self.peek() {
-            value = value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))?;
+        while let Some(byte) = self.bytes.get(self.position) {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
             self.position += 1;
         }
         let digits = self.position - start;
-        if digits == 0 || (digits > 1 && self.bytes[start] == b'0') {
+        if digits == 0 || (digits > 1 && self.bytes.get(start) == Some(&b'0')) {
             return None;
         }
         // A fraction or exponent is not an integer: leave it to serde.
@@ -112,6 +117,7 @@ impl<'a> Cursor<'a> {
         Some(value)
     }
 
+    #[inline]
     fn signed(&mut self) -> Option<i64> {
         if self.peek()? == b'-' {
             self.position += 1;
@@ -163,16 +169,13 @@ impl<'a> Cursor<'a> {
     /// (classified exactly as [`ValueText::from_text`] would).
     fn value_text(&mut self) -> Option<ValueText<'static>> {
         let start = self.position;
-        let key = (|| {
-            self.byte(b'"')?;
-            let process = self.unsigned()?;
-            self.byte(b'-')?;
-            let sequence = self.unsigned()?;
-            self.byte(b'"')?;
-            Some(ValueText::Key { process, sequence })
-        })();
-        if key.is_some() {
-            return key;
+        if self.byte(b'"').is_some()
+            && let Some(process) = self.unsigned()
+            && self.byte(b'-').is_some()
+            && let Some(sequence) = self.unsigned()
+            && self.byte(b'"').is_some()
+        {
+            return Some(ValueText::Key { process, sequence });
         }
         self.position = start;
         Some(ValueText::from_text(Cow::Owned(self.string()?.to_string())))

@@ -96,10 +96,10 @@ pub fn handle(
         .into_iter()
         .map(|resource| {
             let wanted = |name: &str| {
-                resource
-                    .configuration_keys
-                    .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|key| key.as_str() == name))
+                // Null (or, leniently, empty) means every key.
+                resource.configuration_keys.as_ref().is_none_or(|keys| {
+                    keys.is_empty() || keys.iter().any(|key| key.as_str() == name)
+                })
             };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)

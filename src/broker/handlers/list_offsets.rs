@@ -1,6 +1,7 @@
 //! ListOffsets: the earliest (-2: log start) and latest (-1: high watermark for consumers,
-//! log end for replicas) offsets of partitions this broker leads. Timestamp lookups are not
-//! supported yet (INVALID_REQUEST).
+//! log end for replicas) offsets of partitions this broker leads, and the first committed
+//! record at or after a timestamp (a linear scan of batch headers). Other special
+//! timestamps (-3, max timestamp) get INVALID_REQUEST.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use super::produce::error_for;
 use crate::broker::context::Broker;
 
 const LATEST: i64 = -1;
@@ -47,14 +49,21 @@ pub fn handle(
                         EARLIEST => offsets.log_start_offset,
                         LATEST if replica_id >= 0 => offsets.log_end_offset,
                         LATEST => offsets.high_watermark,
+                        timestamp if timestamp >= 0 => {
+                            return match replica.offset_for_timestamp(timestamp) {
+                                Ok(Some((offset, found))) => with_epoch(
+                                    base.with_offset(offset).with_timestamp(found),
+                                    version,
+                                    state.leader_epoch,
+                                ),
+                                // No such record: offset -1 and timestamp -1, as in Kafka.
+                                Ok(None) => base,
+                                Err(error) => base.with_error_code(error_for(&error).code()),
+                            };
+                        }
                         _ => return base.with_error_code(ResponseError::InvalidRequest.code()),
                     };
-                    let base = base.with_offset(offset);
-                    if version >= 4 {
-                        base.with_leader_epoch(state.leader_epoch)
-                    } else {
-                        base
-                    }
+                    with_epoch(base.with_offset(offset), version, state.leader_epoch)
                 })
                 .collect();
             ListOffsetsTopicResponse::default()
@@ -63,4 +72,17 @@ pub fn handle(
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// Sets the leader epoch where the version has the field (v4+).
+fn with_epoch(
+    partition: ListOffsetsPartitionResponse,
+    version: i16,
+    leader_epoch: i32,
+) -> ListOffsetsPartitionResponse {
+    if version >= 4 {
+        partition.with_leader_epoch(leader_epoch)
+    } else {
+        partition
+    }
 }

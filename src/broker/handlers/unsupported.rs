@@ -47,10 +47,14 @@ pub fn handle(
                         .with_error_code(UNSUPPORTED)
                 })
                 .collect();
-            let response = m::FindCoordinatorResponse::default()
-                .with_error_code(UNSUPPORTED)
-                .with_node_id(m::BrokerId(-1))
-                .with_coordinators(coordinators);
+            // v0-3 answer in top-level fields, v4+ per coordinator key.
+            let response = if version < 4 {
+                m::FindCoordinatorResponse::default()
+                    .with_error_code(UNSUPPORTED)
+                    .with_node_id(m::BrokerId(-1))
+            } else {
+                m::FindCoordinatorResponse::default().with_coordinators(coordinators)
+            };
             reply(Outcome::Now(response), &header)
         }
         ApiKey::InitProducerId => reply(
@@ -81,7 +85,7 @@ pub fn handle(
             Outcome::Now(m::SaslHandshakeResponse::default().with_error_code(UNSUPPORTED)),
             &header,
         ),
-        ApiKey::OffsetFetch if version < 8 => reply(
+        ApiKey::OffsetFetch if (2..8).contains(&version) => reply(
             Outcome::Now(m::OffsetFetchResponse::default().with_error_code(UNSUPPORTED)),
             &header,
         ),

@@ -92,6 +92,14 @@ impl OffsetIndex {
         after.checked_sub(1).map(|at| self.entries[at])
     }
 
+    /// The last entry whose position is <= `position`: a batch boundary to scan forward from.
+    pub fn lookup_position(&self, position: u64) -> Option<IndexEntry> {
+        let after = self
+            .entries
+            .partition_point(|entry| u64::from(entry.position) <= position);
+        after.checked_sub(1).map(|at| self.entries[at])
+    }
+
     /// Drops every entry at or beyond `position` (the log was truncated there).
     pub fn truncate_to_position(&mut self, position: u64) -> std::io::Result<()> {
         let keep = self

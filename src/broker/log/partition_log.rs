@@ -69,6 +69,8 @@ pub struct PartitionLog {
     log_start_offset: i64,
     leader_epochs: LeaderEpochCache,
     unflushed_messages: u64,
+    /// Segments from this base offset on may hold data not yet fsynced.
+    unflushed_from_segment: i64,
 }
 
 impl PartitionLog {
@@ -112,11 +114,36 @@ impl PartitionLog {
             log_start_offset,
             leader_epochs: LeaderEpochCache::load(dir),
             unflushed_messages: 0,
+            unflushed_from_segment: 0,
         };
-        // The checkpoint may be ahead of a log whose tail was cut.
+        // The checkpoint may be ahead of a log whose tail was cut, or missing.
         let log_end_offset = log.log_end_offset();
         log.leader_epochs.truncate_from_end(log_end_offset)?;
+        if log.leader_epochs.entries().is_empty() && log_end_offset > log.log_start_offset {
+            log.rebuild_leader_epochs()?;
+        }
         Ok((log, outcome))
+    }
+
+    /// Rebuilds the leader-epoch cache from the batches' `partitionLeaderEpoch` (a full scan
+    /// of the headers, only when the checkpoint file is missing).
+    fn rebuild_leader_epochs(&mut self) -> std::io::Result<()> {
+        let mut starts = Vec::new();
+        for segment in self.segments.values() {
+            segment.find_batch(|header| {
+                let newer = starts
+                    .last()
+                    .is_none_or(|(epoch, _)| header.partition_leader_epoch > *epoch);
+                if newer && header.partition_leader_epoch >= 0 {
+                    starts.push((header.partition_leader_epoch, header.base_offset));
+                }
+                false
+            })?;
+        }
+        for (epoch, start_offset) in starts {
+            self.leader_epochs.assign(epoch, start_offset)?;
+        }
+        Ok(())
     }
 
     /// The offset the next record gets.
@@ -218,9 +245,6 @@ impl PartitionLog {
     fn write(&mut self, bytes: &[u8], headers: &[BatchHeader]) -> Result<(), AppendError> {
         let active = self.active();
         if active.size() > 0 && active.size() + bytes.len() as u64 > self.config.segment_bytes {
-            if self.unflushed_messages > 0 && self.config.flush_interval_messages < u64::MAX {
-                self.flush()?;
-            }
             self.roll()?;
         }
         for header in headers {
@@ -251,17 +275,18 @@ impl PartitionLog {
         self.unflushed_messages >= self.config.flush_interval_messages
     }
 
-    /// fsyncs the active segment (older ones were complete when rolled).
+    /// fsyncs every segment written since the last flush.
     pub fn flush(&mut self) -> std::io::Result<()> {
-        self.unflushed_messages = 0;
-        for segment in self.segments.values().rev().take(2) {
+        for (_, segment) in self.segments.range(self.unflushed_from_segment..) {
             segment.flush()?;
         }
+        self.unflushed_messages = 0;
+        self.unflushed_from_segment = self.active().base_offset();
         Ok(())
     }
 
-    /// Reads stored batches from the one holding `offset`, at most `max_bytes` (but always the
-    /// whole first batch), never past `offset_upper_bound` (exclusive: the high watermark for
+    /// Reads whole stored batches from the one holding `offset`, at most `max_bytes` (but
+    /// always the whole first batch), never past `offset_upper_bound` (exclusive: the high watermark for
     /// consumers, the log end for followers).
     pub fn read(
         &self,
@@ -303,12 +328,48 @@ impl PartitionLog {
             if start >= end {
                 return Ok(Bytes::new());
             }
-            let first_batch = segment.batch_size_at(start)?.unwrap_or(0) as u64;
-            let available = end - start;
-            let length = available.min((max_bytes as u64).max(first_batch));
-            return Ok(segment.read(start, length as usize)?);
+            // Whole batches only, at most `max_bytes`, but always the first one (KIP-74).
+            let first_batch_end = start + segment.batch_size_at(start)?.unwrap_or(0) as u64;
+            let limit = end.min(start.saturating_add(max_bytes as u64));
+            let stop = if limit <= first_batch_end {
+                first_batch_end.min(end)
+            } else {
+                segment.last_batch_end_within(start, limit)?
+            };
+            return Ok(segment.read(start, (stop - start) as usize)?);
         }
         Ok(Bytes::new())
+    }
+
+    /// The first record whose timestamp is >= `timestamp_ms`, below `offset_upper_bound`:
+    /// (offset, its timestamp), or `None` if there is none.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+        offset_upper_bound: i64,
+    ) -> std::io::Result<Option<(i64, i64)>> {
+        for segment in self.segments.values() {
+            let Some((position, header)) =
+                segment.find_batch(|header| header.max_timestamp >= timestamp_ms)?
+            else {
+                continue;
+            };
+            if header.base_offset >= offset_upper_bound {
+                return Ok(None);
+            }
+            let mut bytes = segment.read(position, header.size)?;
+            let records = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+                .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
+            let found = records
+                .records
+                .iter()
+                .find(|record| {
+                    record.timestamp >= timestamp_ms && record.offset < offset_upper_bound
+                })
+                .map(|record| (record.offset, record.timestamp));
+            return Ok(found);
+        }
+        Ok(None)
     }
 
     /// Removes every record at or after `offset` (a follower truncating to agree with its
@@ -388,6 +449,10 @@ mod tests {
             assert_eq!(batches.len(), 1);
             assert!(batches[0].0 <= offset && offset <= batches[0].1);
         }
+        // A byte budget yields whole batches only.
+        let one_batch = log.read(0, 1, 120).expect("read").len();
+        let bytes = log.read(0, one_batch * 5 / 2, 120).expect("read");
+        assert_eq!(offsets_in(&bytes), vec![(0, 2), (3, 5)]);
         // The upper bound (high watermark) is respected.
         let bytes = log.read(0, 1 << 20, 6).expect("read");
         assert_eq!(offsets_in(&bytes), vec![(0, 2), (3, 5)]);
@@ -397,6 +462,17 @@ mod tests {
             Err(ReadError::OffsetOutOfRange { .. })
         ));
         assert_eq!(log.leader_epochs().latest_epoch(), Some(4));
+        // encoded_batch stamps records 1000, 1001, 1002: the first at or after 1002 is the
+        // third record of the first batch.
+        assert_eq!(
+            log.offset_for_timestamp(1002, 120).expect("io"),
+            Some((2, 1002))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(1000, 120).expect("io"),
+            Some((0, 1000))
+        );
+        assert_eq!(log.offset_for_timestamp(5000, 120).expect("io"), None);
         drop(log);
         let (log, outcome) = PartitionLog::open(dir.path(), config(1000)).expect("reopen");
         assert_eq!(outcome.truncated_bytes, 0);
@@ -437,6 +513,18 @@ mod tests {
         log.truncate_to(15).expect("truncate");
         assert_eq!(log.log_end_offset(), 15);
         assert_eq!(log.leader_epochs().latest_epoch(), Some(2));
+        // A lost checkpoint is rebuilt from the batches.
+        drop(log);
+        std::fs::remove_file(dir.path().join(super::super::leader_epoch::CHECKPOINT_FILE))
+            .expect("remove checkpoint");
+        let (mut log, _) = PartitionLog::open(dir.path(), config(600)).expect("reopen");
+        let entries: Vec<(i32, i64)> = log
+            .leader_epochs()
+            .entries()
+            .iter()
+            .map(|e| (e.epoch, e.start_offset))
+            .collect();
+        assert_eq!(entries, vec![(1, 0), (2, 10)]);
         let mut copied = encoded_batch(5);
         batch::patch(&mut copied, 15, 4);
         log.append_as_follower(&copied).expect("follower append");

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::batch::{self, BATCH_HEADER_SIZE, BatchHeader};
 use super::index::OffsetIndex;
@@ -224,18 +224,68 @@ impl Segment {
         Ok(None)
     }
 
+    /// The end of the last whole batch that starts at or after `start` and ends at or before
+    /// `limit` (both batch-aligned scans; `start` must be a batch boundary). Returns `start`
+    /// if not even the first batch fits. Scans at most one index interval of headers.
+    pub fn last_batch_end_within(&self, start: u64, limit: u64) -> std::io::Result<u64> {
+        let limit = limit.min(self.size);
+        let mut position = self
+            .index
+            .lookup_position(limit)
+            .map_or(start, |entry| u64::from(entry.position).max(start));
+        while let Some(header) = self.read_header_at(position)? {
+            let end = position + header.size as u64;
+            if end > limit {
+                break;
+            }
+            position = end;
+        }
+        Ok(position)
+    }
+
+    /// The position and header of the first batch satisfying `wanted`, scanning headers from
+    /// the start (a linear scan: for rare lookups such as ListOffsets by timestamp).
+    pub fn find_batch(
+        &self,
+        mut wanted: impl FnMut(&BatchHeader) -> bool,
+    ) -> std::io::Result<Option<(u64, BatchHeader)>> {
+        let mut position = 0;
+        while let Some(header) = self.read_header_at(position)? {
+            if wanted(&header) {
+                return Ok(Some((position, header)));
+            }
+            position += header.size as u64;
+        }
+        Ok(None)
+    }
+
     /// The size of the batch at `position` (a batch boundary).
     pub fn batch_size_at(&self, position: u64) -> std::io::Result<Option<usize>> {
         Ok(self.read_header_at(position)?.map(|header| header.size))
     }
 
-    /// Reads `length` bytes at `position` (bounded by the segment's size).
+    /// Reads `length` bytes at `position` (bounded by the segment's size). Callers hold the
+    /// partition's lock: the read uses the file cursor (so the buffer need not be zeroed
+    /// first); appends are unaffected by the cursor (the file is opened in append mode).
     pub fn read(&self, position: u64, length: usize) -> std::io::Result<Bytes> {
+        use std::io::{Read, Seek, SeekFrom};
         let end = (position + length as u64).min(self.size);
         let length = end.saturating_sub(position) as usize;
-        let mut buffer = BytesMut::zeroed(length);
-        self.file.read_exact_at(&mut buffer, position)?;
-        Ok(buffer.freeze())
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(position))?;
+        let mut buffer = Vec::with_capacity(length);
+        file.take(length as u64).read_to_end(&mut buffer)?;
+        if buffer.len() != length {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{}: {length} bytes at {position} expected, {} read",
+                    self.log_path.display(),
+                    buffer.len()
+                ),
+            ));
+        }
+        Ok(Bytes::from(buffer))
     }
 
     /// Removes every batch at or after `offset` (which must be a batch boundary or past the end).
