@@ -234,6 +234,16 @@ impl Partition {
         })
     }
 
+    /// KIP-279: the largest epoch <= `epoch` in this replica's leader-epoch cache and its end
+    /// offset; `None` if there is no such epoch.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<Option<(i32, i64)>, PartitionError> {
+        let inner = self.lock();
+        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+        Ok(log
+            .leader_epochs()
+            .end_offset_for(epoch, log.log_end_offset()))
+    }
+
     /// The first committed record with a timestamp >= `timestamp_ms` (ListOffsets).
     pub fn offset_for_timestamp(
         &self,
