@@ -40,6 +40,8 @@ pub enum ClusterError {
         which: &'static str,
         placeholder: String,
     },
+    #[error("{given} ports given for {expected} nodes")]
+    PortCount { expected: usize, given: usize },
     #[error("no node named `{0}`")]
     UnknownNode(String),
     #[error(transparent)]
@@ -84,6 +86,17 @@ pub struct ClusterConfig {
     pub templates: CommandTemplates,
 }
 
+/// Where the nodes listen and where broker configs are written, when the caller chooses (as
+/// `kchaos cluster up` does); the default is free loopback ports and
+/// `DIR/broker-N/server.properties`.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// The coordinator's port, then one port per broker.
+    pub ports: Option<Vec<u16>>,
+    /// Broker N's config at `DIR/server-N.properties`, as in the seed notes.
+    pub flat_broker_configs: bool,
+}
+
 /// Whether a node is running, frozen or down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeStatus {
@@ -115,9 +128,26 @@ impl Cluster {
     /// Chooses ports, writes every node's config file and creates its data directory. Starts
     /// nothing.
     pub fn prepare(config: &ClusterConfig) -> Result<Self, ClusterError> {
+        Self::prepare_with_layout(config, &Layout::default())
+    }
+
+    /// [`Cluster::prepare`] with the ports and config file names of `layout`.
+    pub fn prepare_with_layout(
+        config: &ClusterConfig,
+        layout: &Layout,
+    ) -> Result<Self, ClusterError> {
         create_dir(&config.dir)?;
-        let ports =
-            free_loopback_ports(config.brokers as usize + 1).map_err(ClusterError::Ports)?;
+        let expected = config.brokers as usize + 1;
+        let ports = match &layout.ports {
+            Some(ports) if ports.len() != expected => {
+                return Err(ClusterError::PortCount {
+                    expected,
+                    given: ports.len(),
+                });
+            }
+            Some(ports) => ports.clone(),
+            None => free_loopback_ports(expected).map_err(ClusterError::Ports)?,
+        };
         let coordinator_port = ports[0];
         let coordinator_address = format!("127.0.0.1:{coordinator_port}");
         let mut nodes = BTreeMap::new();
@@ -155,7 +185,11 @@ impl Cluster {
             let broker_dir = config.dir.join(&name);
             let data_dir = broker_dir.join("data");
             create_dir(&data_dir)?;
-            let config_path = broker_dir.join("server.properties");
+            let config_path = if layout.flat_broker_configs {
+                config.dir.join(format!("server-{id}.properties"))
+            } else {
+                broker_dir.join("server.properties")
+            };
             write_file(
                 &config_path,
                 &server_properties(id, *port, &data_dir, &coordinator_address, config),
