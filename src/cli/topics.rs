@@ -2,8 +2,8 @@
 //! kafka-topics, with the same flags and the same output:
 //!
 //! ```text
-//! Topic: t	TopicId: ...	PartitionCount: 3	ReplicationFactor: 3	Configs: min.insync.replicas=2
-//! 	Topic: t	Partition: 0	Leader: 3	Replicas: 3,2,1	Isr: 3,2,1
+//! Topic: t<TAB>TopicId: ...<TAB>PartitionCount: 3<TAB>ReplicationFactor: 3<TAB>Configs: ...
+//! <TAB>Topic: t<TAB>Partition: 0<TAB>Leader: 3<TAB>Replicas: 3,2,1<TAB>Isr: 3,2,1
 //! ```
 //!
 //! `Leader: none` for a partition without a leader; `Configs:` lists every config whose value is
