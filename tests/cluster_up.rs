@@ -2,6 +2,7 @@
 //! when it is stopped (SIGTERM) or killed (SIGKILL).
 #![allow(clippy::unwrap_used)]
 
+use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -212,4 +213,134 @@ fn a_taken_port_is_named() {
         stderr.contains(&format!("port {port} is not free")) && stderr.contains("--base-port"),
         "{stderr}"
     );
+}
+
+/// `kchaos cluster up` with a pipe to its stdin, killed on drop (its children follow it: they
+/// are killed by the kernel when it dies).
+struct Steered {
+    child: std::process::Child,
+    output: PathBuf,
+    bootstrap: Vec<String>,
+    _root: tempfile::TempDir,
+}
+
+impl Drop for Steered {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Steered {
+    fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let output = root.path().join("cluster-up.out");
+        let base_port = free_port_run(2);
+        let coordinator_port = harness::ports::free_loopback_port().unwrap();
+        let child = std::process::Command::new(KCHAOS)
+            .args([
+                "cluster",
+                "up",
+                "--brokers",
+                "2",
+                "--session-timeout-ms",
+                "1000",
+            ])
+            .arg("--dir")
+            .arg(root.path().join("cluster"))
+            .args(["--base-port", &base_port.to_string()])
+            .args(["--coordinator-port", &coordinator_port.to_string()])
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::fs::File::create(&output).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut steered = Steered {
+            child,
+            output,
+            bootstrap: Vec::new(),
+            _root: root,
+        };
+        let text = steered.wait_for_output("Cluster up:");
+        steered.bootstrap = text
+            .lines()
+            .find_map(|line| line.strip_prefix("Bootstrap servers: "))
+            .unwrap()
+            .split(',')
+            .map(String::from)
+            .collect();
+        steered
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn wait_for_output(&self, wanted: &str) -> String {
+        wait_for(
+            wanted,
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || {
+                std::fs::read_to_string(&self.output)
+                    .ok()
+                    .filter(|text| text.contains(wanted))
+            },
+        )
+        .unwrap_or_else(|error| {
+            panic!(
+                "{error}: {}",
+                std::fs::read_to_string(&self.output).unwrap_or_default()
+            )
+        })
+    }
+
+    fn wait_for_brokers(&self, wanted: &[i32]) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        wait_for(
+            &format!("brokers {wanted:?} in the metadata"),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || {
+                let metadata = runtime
+                    .block_on(harness::metadata::fetch(
+                        &self.bootstrap,
+                        None,
+                        Duration::from_secs(5),
+                    ))
+                    .ok()?;
+                (metadata.brokers == wanted).then_some(())
+            },
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn typed_commands_kill_and_start_single_brokers() {
+    let mut cluster = Steered::start();
+    cluster.type_line("kill 2");
+    cluster.wait_for_output("broker-2 killed (SIGKILL)");
+    cluster.wait_for_output("status: broker-2 down");
+    cluster.wait_for_brokers(&[1]);
+
+    cluster.type_line("start broker-2");
+    cluster.wait_for_output("broker-2 started");
+    cluster.wait_for_brokers(&[1, 2]);
+
+    cluster.type_line("explode 1");
+    cluster.wait_for_output("unknown command `explode 1`");
+
+    // The end of its input does not stop the cluster.
+    drop(cluster.child.stdin.take());
+    cluster.wait_for_brokers(&[1, 2]);
+    assert!(cluster.child.try_wait().unwrap().is_none());
+    let text = std::fs::read_to_string(&cluster.output).unwrap();
+    assert!(!text.contains("stopping the cluster"), "{text}");
 }

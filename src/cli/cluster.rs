@@ -3,6 +3,10 @@
 //! DIR — in the foreground until Ctrl-C or SIGTERM, when it stops everything. The processes are
 //! the harness's [`Cluster`] (each a `NodeProcess`: if this command is killed, even by SIGKILL,
 //! the kernel kills them too).
+//!
+//! While it runs, lines typed at it steer single nodes, for the seed's experiments by hand:
+//! `kill 2` (SIGKILL), `stop 2` (SIGTERM), `start 2`, `pause 2` (SIGSTOP), `resume 2`, `status`
+//! (a node is a broker id, `broker-2`, or `coordinator`).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener};
@@ -203,16 +207,30 @@ async fn run_cluster(
         .map_or("none yet".to_string(), |id| format!("broker {id}"));
     println!(
         "Cluster up: {wanted} brokers registered, controller {controller}. Ctrl-C stops it. \
-         A broker stopped by hand restarts with: kchaos broker --config {}",
-        dir.join("server-N.properties").display()
+         Type `kill N`, `stop N`, `start N`, `pause N`, `resume N` or `status` to steer a node."
     );
 
+    let mut controls = read_controls();
     let mut down: Vec<String> = Vec::new();
     loop {
         tokio::select! {
             _ = interrupt.recv() => return Ok(()),
             _ = terminate.recv() => return Ok(()),
             _ = hangup.recv() => return Ok(()),
+            line = controls.recv() => match line {
+                Some(line) => {
+                    obey(cluster, dir, &line)?;
+                    // What the command stopped is not news.
+                    down.clear();
+                    for name in cluster.node_names() {
+                        if cluster.status(&name)? == NodeStatus::Down {
+                            down.push(name);
+                        }
+                    }
+                }
+                // stdin closed (or none): keep running until a signal.
+                None => controls = idle_controls(),
+            },
             _ = tokio::time::sleep(WATCH_INTERVAL) => {}
         }
         for name in cluster.node_names() {
@@ -257,5 +275,174 @@ async fn brokers_registered(
             timeout.as_millis()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Lines from stdin, read on a thread of their own (a blocking read there never holds up the
+/// runtime); the channel closes at end of input.
+fn read_controls() -> tokio::sync::mpsc::Receiver<String> {
+    let (lines, receiver) = tokio::sync::mpsc::channel(16);
+    let spawned = std::thread::Builder::new()
+        .name("cluster-up-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if lines.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!("not reading commands from stdin: {error}");
+    }
+    receiver
+}
+
+/// A channel that never yields: what is left once stdin is closed.
+fn idle_controls() -> tokio::sync::mpsc::Receiver<String> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    std::mem::forget(sender);
+    receiver
+}
+
+/// What a typed line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Control {
+    Kill(String),
+    Stop(String),
+    Start(String),
+    Pause(String),
+    Resume(String),
+    Status,
+}
+
+/// `kill 2`, `stop broker-2`, `start coordinator`, `status`, ...
+fn parse_control(line: &str) -> Result<Option<Control>, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let node = |word: &str| {
+        if word == COORDINATOR || word.starts_with("broker-") {
+            word.to_string()
+        } else {
+            format!("broker-{word}")
+        }
+    };
+    Ok(Some(match words.as_slice() {
+        [] => return Ok(None),
+        ["status"] => Control::Status,
+        ["kill", name] => Control::Kill(node(name)),
+        ["stop", name] => Control::Stop(node(name)),
+        ["start", name] => Control::Start(node(name)),
+        ["pause", name] => Control::Pause(node(name)),
+        ["resume", name] => Control::Resume(node(name)),
+        _ => {
+            return Err(format!(
+                "unknown command `{}`: kill N, stop N, start N, pause N, resume N, status",
+                line.trim()
+            ));
+        }
+    }))
+}
+
+/// Carries out one typed line; a mistyped line is answered, not fatal.
+fn obey(cluster: &mut Cluster, dir: &Path, line: &str) -> anyhow::Result<()> {
+    let control = match parse_control(line) {
+        Ok(Some(control)) => control,
+        Ok(None) => return Ok(()),
+        Err(message) => {
+            println!("{message}");
+            return Ok(());
+        }
+    };
+    let name = match &control {
+        Control::Status => None,
+        Control::Kill(name)
+        | Control::Stop(name)
+        | Control::Start(name)
+        | Control::Pause(name)
+        | Control::Resume(name) => Some(name.clone()),
+    };
+    if let Some(name) = &name
+        && !cluster.node_names().contains(name)
+    {
+        println!("no node named {name}");
+        return Ok(());
+    }
+    match control {
+        Control::Status => {}
+        Control::Kill(name) => {
+            cluster.kill(&name)?;
+            println!("{name} killed (SIGKILL)");
+        }
+        Control::Stop(name) => {
+            let clean = cluster.stop(&name, STOP_GRACE)?;
+            let how = if clean {
+                "stopped"
+            } else {
+                "killed after the grace period"
+            };
+            println!("{name} {how}");
+        }
+        Control::Start(name) => {
+            if cluster.start(&name)? {
+                println!("{name} started");
+            } else {
+                println!("{name} is already running");
+            }
+        }
+        Control::Pause(name) => {
+            cluster.pause(&name)?;
+            println!("{name} paused (SIGSTOP)");
+        }
+        Control::Resume(name) => {
+            cluster.resume(&name)?;
+            println!("{name} resumed (SIGCONT)");
+        }
+    }
+    print_status(cluster, dir)
+}
+
+/// One line per node: name, status, pid.
+fn print_status(cluster: &mut Cluster, dir: &Path) -> anyhow::Result<()> {
+    let pids: BTreeMap<String, u32> = harness::cluster::read_pid_log(dir)
+        .context("reading pids.log")?
+        .into_iter()
+        .collect();
+    for name in cluster.node_names() {
+        let status = match cluster.status(&name)? {
+            NodeStatus::Running => "running",
+            NodeStatus::Paused => "paused",
+            NodeStatus::Down => "down",
+        };
+        let pid = match (status, pids.get(&name)) {
+            ("down", _) | (_, None) => String::new(),
+            (_, Some(pid)) => format!(" (pid {pid})"),
+        };
+        println!("status: {name} {status}{pid}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_lines_name_nodes_by_id_or_name() {
+        assert_eq!(
+            parse_control("kill 2"),
+            Ok(Some(Control::Kill("broker-2".into())))
+        );
+        assert_eq!(
+            parse_control(" start  broker-3 "),
+            Ok(Some(Control::Start("broker-3".into())))
+        );
+        assert_eq!(
+            parse_control("stop coordinator"),
+            Ok(Some(Control::Stop("coordinator".into())))
+        );
+        assert_eq!(parse_control("status"), Ok(Some(Control::Status)));
+        assert_eq!(parse_control("  "), Ok(None));
+        assert!(parse_control("explode 2").is_err());
+        assert!(parse_control("kill").is_err());
     }
 }
