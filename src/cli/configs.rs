@@ -212,8 +212,12 @@ async fn describe(
         },
     };
     for name in names {
-        let mut connection = connection_for(client, entity.kind, &name).await?;
-        let mut entries = describe_one(&mut connection, entity.kind, &name).await?;
+        let mut own = connection_for(client, entity.kind, &name).await?;
+        let connection = match own.as_mut() {
+            Some(connection) => connection,
+            None => client.broker(),
+        };
+        let mut entries = describe_one(connection, entity.kind, &name).await?;
         if !all {
             entries.retain(|entry| entry.config_source == entity.kind.dynamic_source());
         }
@@ -270,24 +274,22 @@ fn source_name(source: i8) -> &'static str {
     }
 }
 
-/// Topic configs go to any broker; a broker's configs to that broker.
+/// A broker's configs go to that broker (a connection of their own); topic configs to any
+/// broker (`None`: the bootstrap connection).
 async fn connection_for(
     client: &mut AdminClient,
     kind: EntityType,
     name: &str,
-) -> Result<Connection, AdminError> {
+) -> Result<Option<Connection>, AdminError> {
     match kind {
-        EntityType::Topics => {
-            let address = client.broker().address().to_string();
-            Connection::open(&address, super::admin::REQUEST_TIMEOUT).await
-        }
+        EntityType::Topics => Ok(None),
         EntityType::Brokers => {
             let id = name.parse::<i32>().map_err(|_| {
                 AdminError::Refused(format!(
                     "The entity name for brokers must be a valid integer broker id, but it is: {name}"
                 ))
             })?;
-            client.connection_to(id).await
+            Ok(Some(client.connection_to(id).await?))
         }
     }
 }
@@ -329,8 +331,12 @@ async fn alter(
     deleted: &[String],
 ) -> Result<ExitCode, AdminError> {
     let name = entity.name.clone().unwrap_or_default();
-    let mut connection = connection_for(client, entity.kind, &name).await?;
-    let current: BTreeMap<String, String> = describe_one(&mut connection, entity.kind, &name)
+    let mut own = connection_for(client, entity.kind, &name).await?;
+    let connection = match own.as_mut() {
+        Some(connection) => connection,
+        None => client.broker(),
+    };
+    let current: BTreeMap<String, String> = describe_one(connection, entity.kind, &name)
         .await?
         .into_iter()
         .filter(|entry| entry.config_source == entity.kind.dynamic_source())
@@ -351,14 +357,14 @@ async fn alter(
         )));
     }
     let (code, message) = if connection.supports(ApiKey::IncrementalAlterConfigs) {
-        incremental_alter(&mut connection, entity.kind, &name, added, deleted).await?
+        incremental_alter(connection, entity.kind, &name, added, deleted).await?
     } else if connection.supports(ApiKey::AlterConfigs) {
         let mut wanted = current;
         for key in deleted {
             wanted.remove(key);
         }
         wanted.extend(added.iter().cloned());
-        replace_all(&mut connection, entity.kind, &name, &wanted).await?
+        replace_all(connection, entity.kind, &name, &wanted).await?
     } else {
         return Err(AdminError::Unsupported {
             address: connection.address().to_string(),

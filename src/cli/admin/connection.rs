@@ -38,7 +38,7 @@ impl Connection {
             .await
             .map_err(|_| AdminError::Timeout {
                 address: address.to_string(),
-                what: "connecting".to_string(),
+                what: "the connection".to_string(),
                 timeout_ms: timeout.as_millis(),
             })?
             .map_err(|source| AdminError::Connect {
@@ -133,7 +133,7 @@ impl Connection {
             Ok(result) => result,
             Err(_) => Err(AdminError::Timeout {
                 address: self.address.clone(),
-                what: format!("an answer to {key:?}"),
+                what: format!("the answer to {key:?}"),
                 timeout_ms: timeout.as_millis(),
             }),
         }

@@ -20,8 +20,11 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 
 use connection::Connection;
 
-/// How long connecting and each request may take.
+/// How long each request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a bootstrap server may take to connect and answer ApiVersions before the next one
+/// is tried.
+const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The newest Metadata version we speak.
 const METADATA_VERSION_MAX: i16 = 12;
 /// How often a controller request is tried while the answer is NOT_CONTROLLER.
@@ -37,7 +40,7 @@ pub enum AdminError {
         address: String,
         source: std::io::Error,
     },
-    #[error("{address}: no {what} within {timeout_ms} ms")]
+    #[error("{address}: timed out after {timeout_ms} ms waiting for {what}")]
     Timeout {
         address: String,
         what: String,
@@ -227,7 +230,19 @@ impl AdminClient {
     pub async fn connect(bootstrap: &[String], timeout: Duration) -> Result<Self, AdminError> {
         let mut errors = Vec::new();
         for address in bootstrap {
-            match Connection::open(address, timeout).await {
+            let opened = tokio::time::timeout(
+                BOOTSTRAP_TIMEOUT.min(timeout),
+                Connection::open(address, timeout),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(AdminError::Timeout {
+                    address: address.clone(),
+                    what: "the answer to ApiVersions".to_string(),
+                    timeout_ms: BOOTSTRAP_TIMEOUT.min(timeout).as_millis(),
+                })
+            });
+            match opened {
                 Ok(connection) => {
                     return Ok(AdminClient {
                         connection,
@@ -323,12 +338,18 @@ impl AdminClient {
     {
         let mut attempt = 1;
         loop {
-            let answer = match self.controller().await? {
-                Some(mut controller) => controller.request(key, ours_max, request).await?,
-                None => self.connection.request(key, ours_max, request).await?,
+            let outcome = match self.controller().await {
+                Ok(Some(mut controller)) => controller.request(key, ours_max, request).await,
+                Ok(None) => self.connection.request(key, ours_max, request).await,
+                Err(error) => Err(error),
             };
-            if !not_controller(&answer.1) || attempt >= CONTROLLER_ATTEMPTS {
-                return Ok(answer);
+            let last = attempt >= CONTROLLER_ATTEMPTS;
+            match outcome {
+                Ok(answer) if last || !not_controller(&answer.1) => return Ok(answer),
+                // The cluster refused, or the bootstrap server is gone: asking again won't help.
+                Err(error) if last || error.is_answer() => return Err(error),
+                // NOT_CONTROLLER, or the controller moved or died meanwhile.
+                Ok(_) | Err(_) => {}
             }
             attempt += 1;
             tokio::time::sleep(CONTROLLER_BACKOFF).await;
