@@ -206,8 +206,9 @@ async fn run_cluster(
         .controller_id
         .map_or("none yet".to_string(), |id| format!("broker {id}"));
     println!(
-        "Cluster up: {wanted} brokers registered, controller {controller}. Ctrl-C stops it. \
-         Type `kill N`, `stop N`, `start N`, `pause N`, `resume N` or `status` to steer a node."
+        "Cluster up: {wanted} broker{} registered, controller {controller}. Ctrl-C stops it. \
+         Type `kill N`, `stop N`, `start N`, `pause N`, `resume N` or `status` to steer a node.",
+        if wanted == 1 { "" } else { "s" }
     );
 
     let mut controls = read_controls();
