@@ -638,6 +638,45 @@ mod tests {
     }
 
     #[test]
+    fn a_layout_chooses_ports_and_flat_config_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sleeper = vec!["/bin/true".to_string()];
+        let config = ClusterConfig {
+            dir: dir.path().to_path_buf(),
+            brokers: 2,
+            session_timeout_ms: 1000,
+            broker_configs: BTreeMap::new(),
+            templates: CommandTemplates {
+                coordinator: sleeper.clone(),
+                broker: sleeper,
+            },
+        };
+        let layout = Layout {
+            ports: Some(vec![2181, 9092, 9093]),
+            flat_broker_configs: true,
+        };
+        let cluster = Cluster::prepare_with_layout(&config, &layout).expect("prepare");
+        assert_eq!(cluster.coordinator_address(), "127.0.0.1:2181");
+        assert_eq!(cluster.bootstrap_servers(), "127.0.0.1:9092,127.0.0.1:9093");
+        let properties = std::fs::read_to_string(dir.path().join("server-2.properties"))
+            .expect("server-2.properties");
+        assert!(properties.contains("broker.id=2\n"), "{properties}");
+        assert!(
+            properties.contains("listeners=PLAINTEXT://127.0.0.1:9093\n"),
+            "{properties}"
+        );
+        let too_few = Layout {
+            ports: Some(vec![2181]),
+            flat_broker_configs: false,
+        };
+        let error = Cluster::prepare_with_layout(&config, &too_few).expect_err("too few ports");
+        assert!(
+            error.to_string().contains("1 ports given for 3 nodes"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn an_unknown_placeholder_is_named() {
         let dir = tempfile::tempdir().expect("tempdir");
         let error = Cluster::prepare(&ClusterConfig {
