@@ -439,4 +439,26 @@ fn elect_preferred_leader() {
         run.stdout,
         "Valid replica already elected for partitions elected-0\n"
     );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("partitions.json");
+    std::fs::write(
+        &file,
+        r#"{"partitions": [{"topic": "elected", "partition": 2}, {"topic": "elected", "partition": 1}]}"#,
+    )
+    .unwrap();
+    let from_file = cluster.tool(
+        "elect",
+        &[
+            "--election-type",
+            "PREFERRED",
+            "--path-to-json-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(from_file.code, Some(0), "{from_file:?}");
+    assert_eq!(
+        from_file.stdout,
+        "Valid replica already elected for partitions elected-1, elected-2\n"
+    );
 }

@@ -7,7 +7,8 @@
 //! Error completing leader election (PREFERRED) for partition: t-3: PREFERRED_LEADER_NOT_AVAILABLE: ...
 //! ```
 //!
-//! Exit 1 when any partition could not be elected.
+//! Exit 1 when any partition could not be elected. The partitions: `--topic t --partition 0`,
+//! `--all-topic-partitions`, or kafka-leader-election's `--path-to-json-file`.
 
 use std::process::ExitCode;
 
@@ -25,7 +26,7 @@ const ELECT_LEADERS_VERSION_MAX: i16 = 2;
 #[command(group(
     clap::ArgGroup::new("partitions")
         .required(true)
-        .args(["topic", "all_topic_partitions"])
+        .args(["topic", "all_topic_partitions", "path_to_json_file"])
 ))]
 pub struct ElectArgs {
     /// The broker(s) to connect to: host:port[,host:port...].
@@ -44,6 +45,48 @@ pub struct ElectArgs {
     /// Elect every partition of every topic.
     #[arg(long)]
     pub all_topic_partitions: bool,
+    /// The partitions to elect, as kafka-leader-election reads them:
+    /// `{"partitions": [{"topic": "t", "partition": 0}, ...]}`.
+    #[arg(long, value_name = "FILE")]
+    pub path_to_json_file: Option<std::path::PathBuf>,
+}
+
+/// The `--path-to-json-file` format.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionsFile {
+    partitions: Vec<PartitionEntry>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionEntry {
+    topic: String,
+    partition: i32,
+}
+
+/// The partitions a JSON file names, grouped by topic (sorted, without repeats).
+fn partitions_from_json(text: &str) -> Result<Vec<TopicPartitions>, String> {
+    let file: PartitionsFile = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    if file.partitions.is_empty() {
+        return Err("the file names no partitions".to_string());
+    }
+    let mut by_topic: std::collections::BTreeMap<String, std::collections::BTreeSet<i32>> =
+        std::collections::BTreeMap::new();
+    for entry in file.partitions {
+        by_topic
+            .entry(entry.topic)
+            .or_default()
+            .insert(entry.partition);
+    }
+    Ok(by_topic
+        .into_iter()
+        .map(|(topic, partitions)| {
+            TopicPartitions::default()
+                .with_topic(TopicName(StrBytes::from_string(topic)))
+                .with_partitions(partitions.into_iter().collect())
+        })
+        .collect())
 }
 
 /// Kafka's ElectionType.
@@ -79,12 +122,23 @@ pub fn run(args: ElectArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn elect(client: &mut AdminClient, args: &ElectArgs) -> Result<ExitCode, AdminError> {
-    let topic_partitions = match (&args.topic, args.partition) {
-        (Some(topic), Some(partition)) => Some(vec![
+    let topic_partitions = match (&args.topic, args.partition, &args.path_to_json_file) {
+        (Some(topic), Some(partition), _) => Some(vec![
             TopicPartitions::default()
                 .with_topic(TopicName(StrBytes::from_string(topic.clone())))
                 .with_partitions(vec![partition]),
         ]),
+        (_, _, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                AdminError::Refused(format!("cannot read {}: {error}", path.display()))
+            })?;
+            Some(partitions_from_json(&text).map_err(|error| {
+                AdminError::Refused(format!(
+                    "{} is not a partitions file: {error}",
+                    path.display()
+                ))
+            })?)
+        }
         _ => None,
     };
     let mut request = ElectLeadersRequest::default()
@@ -185,6 +239,25 @@ mod tests {
     use kafka_protocol::messages::elect_leaders_response::{
         PartitionResult, ReplicaElectionResult,
     };
+
+    #[test]
+    fn json_files_name_partitions_by_topic() {
+        let partitions = partitions_from_json(
+            r#"{"partitions": [{"topic": "b", "partition": 1}, {"topic": "a", "partition": 2},
+                {"topic": "b", "partition": 0}, {"topic": "b", "partition": 1}]}"#,
+        )
+        .expect("valid");
+        let flat: Vec<(String, Vec<i32>)> = partitions
+            .iter()
+            .map(|p| (p.topic.0.to_string(), p.partitions.clone()))
+            .collect();
+        assert_eq!(
+            flat,
+            vec![("a".to_string(), vec![2]), ("b".to_string(), vec![0, 1])]
+        );
+        assert!(partitions_from_json(r#"{"partitions": []}"#).is_err());
+        assert!(partitions_from_json(r#"{"partitions": [{"topic": "a"}]}"#).is_err());
+    }
 
     #[test]
     fn results_are_sorted_into_done_not_needed_and_failed() {
