@@ -205,7 +205,7 @@ fn workloads_dir(given: Option<&Path>) -> PathBuf {
 }
 
 /// This binary as the broker, and the chosen coordinator, unless commands are given.
-fn templates(
+pub(crate) fn templates(
     coordinator: CoordinatorKind,
     coordinator_command: Option<&str>,
     broker_command: Option<&str>,
