@@ -47,7 +47,9 @@ fn multi_outcome(result: Result<Vec<zk::MultiWriteResult>, zk::MultiWriteError>)
                     zk::MultiWriteResult::Check => "check".to_string(),
                     zk::MultiWriteResult::Delete => "delete".to_string(),
                     zk::MultiWriteResult::Create { path, .. } => format!("create {path}"),
-                    zk::MultiWriteResult::SetData { stat } => format!("set version={}", stat.version),
+                    zk::MultiWriteResult::SetData { stat } => {
+                        format!("set version={}", stat.version)
+                    }
                     other => format!("{other:?}"),
                 })
                 .collect();
@@ -79,10 +81,22 @@ async fn scenario(address: &str) -> Vec<String> {
         }};
     }
     let stat = |s: (zk::Stat, zk::CreateSequence)| summary(&s.0, &zk);
-    step!("create /diff", outcome(zk.create("/diff", b"root", &p).await, stat));
-    step!("create /diff again", outcome(zk.create("/diff", b"root", &p).await, stat));
-    step!("create /diff/a/b", outcome(zk.create("/diff/a/b", b"", &p).await, stat));
-    step!("create /diff/a", outcome(zk.create("/diff/a", b"1", &p).await, stat));
+    step!(
+        "create /diff",
+        outcome(zk.create("/diff", b"root", &p).await, stat)
+    );
+    step!(
+        "create /diff again",
+        outcome(zk.create("/diff", b"root", &p).await, stat)
+    );
+    step!(
+        "create /diff/a/b",
+        outcome(zk.create("/diff/a/b", b"", &p).await, stat)
+    );
+    step!(
+        "create /diff/a",
+        outcome(zk.create("/diff/a", b"1", &p).await, stat)
+    );
     step!(
         "get /diff/a",
         outcome(zk.get_data("/diff/a").await, |(data, s)| format!(
@@ -91,25 +105,89 @@ async fn scenario(address: &str) -> Vec<String> {
             summary(&s, &zk)
         ))
     );
-    step!("set /diff/a v5", outcome(zk.set_data("/diff/a", b"2", Some(5)).await, |s| summary(&s, &zk)));
-    step!("set /diff/a v0", outcome(zk.set_data("/diff/a", b"2", Some(0)).await, |s| summary(&s, &zk)));
-    step!("get after CAS", outcome(zk.get_data("/diff/a").await, |(d, _)| String::from_utf8_lossy(&d).into_owned()));
-    step!("delete /diff/a v0", outcome(zk.delete("/diff/a", Some(0)).await, |()| String::new()));
-    step!("create /diff/a/child", outcome(zk.create("/diff/a/child", b"", &p).await, stat));
-    step!("delete /diff/a", outcome(zk.delete("/diff/a", None).await, |()| String::new()));
-    step!("delete /diff/missing", outcome(zk.delete("/diff/missing", None).await, |()| String::new()));
-    step!("get /diff/missing", outcome(zk.get_data("/diff/missing").await, |_| String::new()));
-    step!("create ephemeral /diff/e", outcome(zk.create("/diff/e", b"", &e).await, stat));
-    step!("create /diff/e/x", outcome(zk.create("/diff/e/x", b"", &p).await, stat));
-    step!("stat /diff/e", outcome(zk.check_stat("/diff/e").await, |s| s.map(|s| summary(&s, &zk)).unwrap_or_default()));
-    step!("other sees /diff/e", outcome(other.check_stat("/diff/e").await, |s| s.map(|s| summary(&s, &other)).unwrap_or_default()));
-    step!("other creates /diff/e", outcome(other.create("/diff/e", b"", &e).await, stat));
+    step!(
+        "set /diff/a v5",
+        outcome(zk.set_data("/diff/a", b"2", Some(5)).await, |s| summary(
+            &s, &zk
+        ))
+    );
+    step!(
+        "set /diff/a v0",
+        outcome(zk.set_data("/diff/a", b"2", Some(0)).await, |s| summary(
+            &s, &zk
+        ))
+    );
+    step!(
+        "get after CAS",
+        outcome(zk.get_data("/diff/a").await, |(d, _)| {
+            String::from_utf8_lossy(&d).into_owned()
+        })
+    );
+    step!(
+        "delete /diff/a v0",
+        outcome(zk.delete("/diff/a", Some(0)).await, |()| String::new())
+    );
+    step!(
+        "create /diff/a/child",
+        outcome(zk.create("/diff/a/child", b"", &p).await, stat)
+    );
+    step!(
+        "delete /diff/a",
+        outcome(zk.delete("/diff/a", None).await, |()| String::new())
+    );
+    step!(
+        "delete /diff/missing",
+        outcome(zk.delete("/diff/missing", None).await, |()| String::new())
+    );
+    step!(
+        "get /diff/missing",
+        outcome(zk.get_data("/diff/missing").await, |_| String::new())
+    );
+    step!(
+        "create ephemeral /diff/e",
+        outcome(zk.create("/diff/e", b"", &e).await, stat)
+    );
+    step!(
+        "create /diff/e/x",
+        outcome(zk.create("/diff/e/x", b"", &p).await, stat)
+    );
+    step!(
+        "stat /diff/e",
+        outcome(zk.check_stat("/diff/e").await, |s| s
+            .map(|s| summary(&s, &zk))
+            .unwrap_or_default())
+    );
+    step!(
+        "other sees /diff/e",
+        outcome(other.check_stat("/diff/e").await, |s| s
+            .map(|s| summary(&s, &other))
+            .unwrap_or_default())
+    );
+    step!(
+        "other creates /diff/e",
+        outcome(other.create("/diff/e", b"", &e).await, stat)
+    );
     for _ in 0..3 {
         step!(
             "create sequential /diff/q-",
-            outcome(zk.create("/diff/q-", b"", &seq).await, |(_, sequence)| sequence.to_string())
+            outcome(zk.create("/diff/q-", b"", &seq).await, |(_, sequence)| {
+                sequence.to_string()
+            })
         );
     }
+    step!(
+        "ephemerals under /diff",
+        outcome(zk.list_ephemerals("/diff").await, |list| list.join(","))
+    );
+    step!(
+        "other's ephemerals",
+        outcome(other.list_ephemerals("/").await, |list| list.join(","))
+    );
+    step!(
+        "descendants of /diff",
+        outcome(zk.count_descendants_number("/diff").await, |count| count
+            .to_string())
+    );
     step!(
         "ls /diff",
         outcome(zk.list_children("/diff").await, |mut children| {
@@ -117,45 +195,85 @@ async fn scenario(address: &str) -> Vec<String> {
             children.join(",")
         })
     );
-    step!("stat /diff", outcome(zk.check_stat("/diff").await, |s| s.map(|s| summary(&s, &zk)).unwrap_or_default()));
+    step!(
+        "stat /diff",
+        outcome(zk.check_stat("/diff").await, |s| s
+            .map(|s| summary(&s, &zk))
+            .unwrap_or_default())
+    );
 
     // Multi: all or nothing.
     let mut multi = zk.new_multi_writer();
     multi.add_check_version("/diff/a", 1).unwrap();
     multi.add_set_data("/diff/a", b"m", None).unwrap();
     multi.add_create("/diff/m", b"", &p).unwrap();
-    step!("multi check+set+create", multi_outcome(multi.commit().await));
+    step!(
+        "multi check+set+create",
+        multi_outcome(multi.commit().await)
+    );
     let mut multi = zk.new_multi_writer();
     multi.add_check_version("/diff/a", 1).unwrap();
     multi.add_create("/diff/n", b"", &p).unwrap();
     step!("multi stale check", multi_outcome(multi.commit().await));
-    step!("exists /diff/n", outcome(zk.check_stat("/diff/n").await, |s| format!("{}", s.is_some())));
+    step!(
+        "exists /diff/n",
+        outcome(zk.check_stat("/diff/n").await, |s| format!(
+            "{}",
+            s.is_some()
+        ))
+    );
     let mut multi = zk.new_multi_writer();
     multi.add_set_data("/diff/a", b"z", None).unwrap();
     multi.add_create("/diff/m", b"", &p).unwrap();
     step!("multi failing last op", multi_outcome(multi.commit().await));
-    step!("get after failed multi", outcome(zk.get_data("/diff/a").await, |(d, s)| format!("{} {}", String::from_utf8_lossy(&d), summary(&s, &zk))));
+    step!(
+        "get after failed multi",
+        outcome(zk.get_data("/diff/a").await, |(d, s)| format!(
+            "{} {}",
+            String::from_utf8_lossy(&d),
+            summary(&s, &zk)
+        ))
+    );
     let mut multi = zk.new_multi_writer();
     multi.add_delete("/diff/a/child", None).unwrap();
     multi.add_delete("/diff/a", Some(2)).unwrap();
     step!("multi delete tree", multi_outcome(multi.commit().await));
 
     // The controller's fencing: bump /controller_epoch only if nobody else did.
-    step!("create epoch", outcome(zk.create("/diff/controller_epoch", b"1", &p).await, stat));
+    step!(
+        "create epoch",
+        outcome(zk.create("/diff/controller_epoch", b"1", &p).await, stat)
+    );
     for attempt in 0..2 {
         let mut multi = zk.new_multi_writer();
-        multi.add_check_version("/diff/controller_epoch", 0).unwrap();
-        multi.add_set_data("/diff/controller_epoch", b"2", None).unwrap();
+        multi
+            .add_check_version("/diff/controller_epoch", 0)
+            .unwrap();
+        multi
+            .add_set_data("/diff/controller_epoch", b"2", None)
+            .unwrap();
         multi.add_create("/diff/controller", b"", &e).unwrap();
-        step!(format!("fenced takeover {attempt}"), multi_outcome(multi.commit().await));
+        step!(
+            format!("fenced takeover {attempt}"),
+            multi_outcome(multi.commit().await)
+        );
     }
 
     // Watches.
-    let (_, _, data_watch) = zk.get_and_watch_data("/diff/controller_epoch").await.unwrap();
-    other.set_data("/diff/controller_epoch", b"3", None).await.unwrap();
+    let (_, _, data_watch) = zk
+        .get_and_watch_data("/diff/controller_epoch")
+        .await
+        .unwrap();
+    other
+        .set_data("/diff/controller_epoch", b"3", None)
+        .await
+        .unwrap();
     step!("data watch", event(data_watch).await);
     let (missing, exists_watch) = zk.check_and_watch_stat("/diff/w").await.unwrap();
-    step!("exists watch set on missing", format!("{}", missing.is_none()));
+    step!(
+        "exists watch set on missing",
+        format!("{}", missing.is_none())
+    );
     other.create("/diff/w", b"", &p).await.unwrap();
     step!("exists watch", event(exists_watch).await);
     let (_, _, children_watch) = zk.get_and_watch_children("/diff").await.unwrap();
@@ -164,11 +282,56 @@ async fn scenario(address: &str) -> Vec<String> {
     let (_, _, delete_watch) = zk.get_and_watch_data("/diff/w").await.unwrap();
     other.delete("/diff/w", None).await.unwrap();
     step!("delete watch", event(delete_watch).await);
+    // Persistent watches (addWatch): they stay; recursive ones see the subtree.
+    zk.create("/diff/p", b"", &p).await.unwrap();
+    zk.create("/diff/r", b"", &p).await.unwrap();
+    let mut persistent_watch = zk
+        .watch("/diff/p", zk::AddWatchMode::Persistent)
+        .await
+        .unwrap();
+    let mut recursive_watch = zk
+        .watch("/diff/r", zk::AddWatchMode::PersistentRecursive)
+        .await
+        .unwrap();
+    for round in 0..2 {
+        other.set_data("/diff/p", b"x", None).await.unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(20), persistent_watch.changed())
+            .await
+            .expect("persistent watch event");
+        step!(
+            format!("persistent watch {round}"),
+            format!("{:?} {}", event.event_type, event.path)
+        );
+    }
+    other.create("/diff/r/x", b"", &p).await.unwrap();
+    other.set_data("/diff/r/x", b"y", None).await.unwrap();
+    other.delete("/diff/r/x", None).await.unwrap();
+    for round in 0..3 {
+        let event = tokio::time::timeout(Duration::from_secs(20), recursive_watch.changed())
+            .await
+            .expect("recursive watch event");
+        step!(
+            format!("recursive watch {round}"),
+            format!("{:?} {}", event.event_type, event.path)
+        );
+    }
+    // Explicit removal (deprecated in favour of drop) lets us see the server accept it.
+    #[allow(deprecated)]
+    {
+        persistent_watch.remove().await.unwrap();
+        recursive_watch.remove().await.unwrap();
+    }
     other.create("/diff/eph2", b"", &e).await.unwrap();
     let (_, ephemeral_watch) = zk.check_and_watch_stat("/diff/eph2").await.unwrap();
     close(other).await;
     step!("owner closed", event(ephemeral_watch).await);
-    step!("/diff/eph2 after close", outcome(zk.check_stat("/diff/eph2").await, |s| format!("{}", s.is_some())));
+    step!(
+        "/diff/eph2 after close",
+        outcome(zk.check_stat("/diff/eph2").await, |s| format!(
+            "{}",
+            s.is_some()
+        ))
+    );
     close(zk).await;
     log
 }
@@ -196,7 +359,10 @@ async fn zkcli_lists_and_gets() {
     let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
     client.create("/brokers", b"", &persistent()).await.unwrap();
     let controller = br#"{"version":1,"brokerid":1,"timestamp":"1704544728806"}"#;
-    client.create("/controller", controller, &persistent()).await.unwrap();
+    client
+        .create("/controller", controller, &persistent())
+        .await
+        .unwrap();
     let zkcli = |args: &[&str]| {
         let output = std::process::Command::new(ZK_CLI)
             .arg("-server")
@@ -207,7 +373,10 @@ async fn zkcli_lists_and_gets() {
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     let listing = zkcli(&["ls", "/"]);
-    assert!(listing.contains("[brokers, controller]"), "zkCli ls /:\n{listing}");
+    assert!(
+        listing.contains("[brokers, controller]"),
+        "zkCli ls /:\n{listing}"
+    );
     let data = zkcli(&["get", "/controller"]);
     assert!(
         data.contains(std::str::from_utf8(controller).unwrap()),
@@ -280,14 +449,157 @@ async fn kazoo_creates_reads_and_watches() {
     assert_eq!(out["sequential"], "/kazoo/job-0000000001");
     assert_eq!(out["data"], r#"{"host":"h"}"#);
     assert_eq!(out["ephemeral_is_mine"], true);
-    assert_eq!(out["events"], serde_json::json!([["CHANGED", "/kazoo/ids/1"]]));
+    assert_eq!(
+        out["events"],
+        serde_json::json!([["CHANGED", "/kazoo/ids/1"]])
+    );
     assert_eq!(out["cas"], "BadVersion");
     assert_eq!(out["again"], "NodeExists");
     assert_eq!(out["transaction"][0], "True");
-    assert_eq!(out["child_events"], serde_json::json!([["CHILD", "/kazoo/ids"]]));
+    assert_eq!(
+        out["child_events"],
+        serde_json::json!([["CHILD", "/kazoo/ids"]])
+    );
     assert_eq!(out["children"], serde_json::json!(["1", "2"]));
     // kazoo closed its session cleanly: its ephemerals went with it.
     let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
     assert!(client.list_children("/kazoo/ids").await.unwrap().is_empty());
     close(client).await;
+}
+
+/// One random operation from a small space of paths, versions and flags.
+async fn random_step(rng: &mut impl rand::Rng, sessions: &[&zk::Client; 2]) -> String {
+    const PATHS: [&str; 8] = [
+        "/r", "/r/a", "/r/a", "/r/b", "/r/a/x", "/r/a/y", "/r/b/x", "/r/e",
+    ];
+    let session_index = rng.random_range(0..2);
+    let zk = sessions[session_index];
+    let path = PATHS[rng.random_range(0..PATHS.len())];
+    let version = [-1, -1, 0, 1, 2][rng.random_range(0..5)];
+    let data = format!("d{}", rng.random_range(0..100));
+    let mode = [
+        zk::CreateMode::Persistent,
+        zk::CreateMode::Persistent,
+        zk::CreateMode::Ephemeral,
+        zk::CreateMode::PersistentSequential,
+        zk::CreateMode::EphemeralSequential,
+    ][rng.random_range(0..5)];
+    let options = mode.with_acls(zk::Acls::anyone_all());
+    let who = format!("s{session_index}");
+    let summary_of = |stat: &zk::Stat| summary(stat, zk);
+    match rng.random_range(0..8) {
+        0 | 1 => {
+            let result = zk.create(path, data.as_bytes(), &options).await;
+            format!(
+                "{who} create {path} {mode:?}: {}",
+                outcome(result, |(stat, sequence)| format!(
+                    "{sequence} {}",
+                    summary_of(&stat)
+                ))
+            )
+        }
+        2 => format!(
+            "{who} delete {path} v{version}: {}",
+            outcome(zk.delete(path, Some(version)).await, |()| String::new())
+        ),
+        3 => format!(
+            "{who} set {path} v{version}: {}",
+            outcome(
+                zk.set_data(path, data.as_bytes(), Some(version)).await,
+                |stat| summary_of(&stat)
+            )
+        ),
+        4 => format!(
+            "{who} get {path}: {}",
+            outcome(zk.get_data(path).await, |(bytes, stat)| format!(
+                "{} {}",
+                String::from_utf8_lossy(&bytes),
+                summary_of(&stat)
+            ))
+        ),
+        5 => format!(
+            "{who} ls {path}: {}",
+            outcome(zk.get_children(path).await, |(mut children, stat)| {
+                children.sort();
+                format!("{} {}", children.join(","), summary_of(&stat))
+            })
+        ),
+        _ => {
+            let mut multi = zk.new_multi_writer();
+            let mut described = Vec::new();
+            for _ in 0..rng.random_range(1..4) {
+                let path = PATHS[rng.random_range(0..PATHS.len())];
+                let version = [-1, 0, 1][rng.random_range(0..3)];
+                match rng.random_range(0..4) {
+                    0 => {
+                        multi.add_create(path, b"m", &options).unwrap();
+                        described.push(format!("create {path} {mode:?}"));
+                    }
+                    1 => {
+                        multi.add_delete(path, Some(version)).unwrap();
+                        described.push(format!("delete {path} v{version}"));
+                    }
+                    2 => {
+                        multi.add_set_data(path, b"m", Some(version)).unwrap();
+                        described.push(format!("set {path} v{version}"));
+                    }
+                    _ => {
+                        if version >= 0 {
+                            multi.add_check_version(path, version).unwrap();
+                            described.push(format!("check {path} v{version}"));
+                        }
+                    }
+                }
+            }
+            format!(
+                "{who} multi [{}]: {}",
+                described.join("; "),
+                multi_outcome(multi.commit().await)
+            )
+        }
+    }
+}
+
+/// Random operations (a fixed seed, printed) give the same transcript on both servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_operations_match_apache_zookeeper() {
+    use rand::SeedableRng;
+    const STEPS: usize = 400;
+    let seed: u64 = std::env::var("KCHAOS_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or(20261125);
+    let dir = tempfile::tempdir().unwrap();
+    let apache = ApacheZooKeeper::start(dir.path());
+    let ours = Coordinator::start(dir.path(), &["--max-session-timeout-ms", "10000"]);
+    let mut transcripts = Vec::new();
+    for address in [apache.address(), ours.address()] {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let first = connect(&address, Duration::from_secs(4)).await;
+        let second = connect(&address, Duration::from_secs(4)).await;
+        // A persistent base, so that most steps land somewhere that exists.
+        first.create("/r", b"", &persistent()).await.unwrap();
+        let mut transcript = Vec::with_capacity(STEPS);
+        for _ in 0..STEPS {
+            transcript.push(random_step(&mut rng, &[&first, &second]).await);
+        }
+        close(first).await;
+        close(second).await;
+        transcripts.push(transcript);
+    }
+    if let Ok(dump) = std::env::var("KCHAOS_DUMP") {
+        std::fs::write(format!("{dump}.apache"), transcripts[0].join("\n")).unwrap();
+        std::fs::write(format!("{dump}.ours"), transcripts[1].join("\n")).unwrap();
+    }
+    for (index, (want, got)) in transcripts[0].iter().zip(&transcripts[1]).enumerate() {
+        assert_eq!(
+            got, want,
+            "seed {seed}, step {index} differs from Apache ZooKeeper"
+        );
+    }
+    let failures = transcripts[1]
+        .iter()
+        .filter(|line| line.contains(": error"))
+        .count();
+    eprintln!("seed {seed}: {STEPS} random steps agree ({failures} were refused by both)");
 }

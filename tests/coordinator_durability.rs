@@ -145,7 +145,10 @@ async fn snapshots_bound_the_log_and_restore_everything() {
     let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
     for index in 0..35 {
         let path = format!("/s{index}");
-        client.create(&path, index.to_string().as_bytes(), &persistent()).await.unwrap();
+        client
+            .create(&path, index.to_string().as_bytes(), &persistent())
+            .await
+            .unwrap();
     }
     client.set_data("/s3", b"changed", Some(0)).await.unwrap();
     drop(client);
@@ -154,8 +157,15 @@ async fn snapshots_bound_the_log_and_restore_everything() {
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().any(|name| name.starts_with("snapshot.")), "{names:?}");
-    assert_eq!(log_files(&coordinator.data_dir).len(), 1, "old logs removed: {names:?}");
+    assert!(
+        names.iter().any(|name| name.starts_with("snapshot.")),
+        "{names:?}"
+    );
+    assert_eq!(
+        log_files(&coordinator.data_dir).len(),
+        1,
+        "old logs removed: {names:?}"
+    );
     let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
     assert_eq!(client.list_children("/").await.unwrap().len(), 35);
     let (data, stat) = client.get_data("/s3").await.unwrap();
@@ -177,6 +187,8 @@ async fn sessions_survive_a_restart_if_their_clients_return() {
         &[&coordinator.address(), "/gone", "1.0"],
     );
     wait_for_log(&departed, "ready", Duration::from_secs(60));
+    // A watch set before the outage must still fire after it (restored with setWatches).
+    let (_, gone_watch) = survivor.check_and_watch_stat("/gone").await.unwrap();
     departed.kill().unwrap();
     coordinator.kill_and_restart();
 
@@ -187,15 +199,36 @@ async fn sessions_survive_a_restart_if_their_clients_return() {
         Duration::from_millis(20),
         || {
             let observer = observer.clone();
-            async move { observer.check_stat("/gone").await.unwrap().is_none().then_some(()) }
+            async move {
+                observer
+                    .check_stat("/gone")
+                    .await
+                    .unwrap()
+                    .is_none()
+                    .then_some(())
+            }
         },
     )
     .await
     .unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(30), gone_watch.changed())
+        .await
+        .expect("the survivor's watch fired after the restart");
+    assert_eq!(
+        (event.event_type, event.path.as_str()),
+        (zk::EventType::NodeDeleted, "/gone")
+    );
     // The survivor reconnected with its session, which outlived the outage.
-    let stat = observer.check_stat("/alive").await.unwrap().expect("/alive kept");
+    let stat = observer
+        .check_stat("/alive")
+        .await
+        .unwrap()
+        .expect("/alive kept");
     assert_eq!(stat.ephemeral_owner, survivor.session_id().0);
-    survivor.create("/still-works", b"", &persistent()).await.unwrap();
+    survivor
+        .create("/still-works", b"", &persistent())
+        .await
+        .unwrap();
     assert_eq!(survivor.state(), zk::SessionState::SyncConnected);
     close(survivor).await;
     close(observer).await;

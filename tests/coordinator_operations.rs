@@ -18,7 +18,10 @@ async fn compare_and_set_and_multi_conflicts_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(dir.path(), &[]);
     let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
-    client.create("/controller_epoch", b"7", &persistent()).await.unwrap();
+    client
+        .create("/controller_epoch", b"7", &persistent())
+        .await
+        .unwrap();
     let (_, before) = client.get_data("/controller_epoch").await.unwrap();
 
     assert_eq!(
@@ -109,10 +112,19 @@ fn shell_commands_and_errors() {
     assert_eq!((code, out.trim()), (0, controller));
     let (code, out, _) = coord(&address, &["stat", "/brokers"]);
     assert_eq!(code, 0);
-    assert!(out.contains("numChildren = 1") && out.contains("dataVersion = 0"), "{out}");
-    assert_eq!(coord(&address, &["set", "/controller", "v2", "-v", "0"]).0, 0);
+    assert!(
+        out.contains("numChildren = 1") && out.contains("dataVersion = 0"),
+        "{out}"
+    );
+    assert_eq!(
+        coord(&address, &["set", "/controller", "v2", "-v", "0"]).0,
+        0
+    );
     let (code, _, err) = coord(&address, &["set", "/controller", "v3", "-v", "0"]);
-    assert_eq!((code, err.trim()), (1, "version No is not valid : /controller"));
+    assert_eq!(
+        (code, err.trim()),
+        (1, "version No is not valid : /controller")
+    );
     let (code, _, err) = coord(&address, &["get", "/nope"]);
     assert_eq!((code, err.trim()), (1, "Node does not exist: /nope"));
     let (code, _, err) = coord(&address, &["create", "/controller", "x"]);

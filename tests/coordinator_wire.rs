@@ -123,7 +123,9 @@ async fn garbage_closes_the_connection_and_the_server_keeps_serving() {
 
     // An HTTP request: its first four bytes read as a 1.2 GB frame length.
     let mut stream = raw(&address);
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     assert_closed_by_server(&mut stream);
 
     // A frame just over jute.maxbuffer.
@@ -144,7 +146,9 @@ async fn garbage_closes_the_connection_and_the_server_keeps_serving() {
 
     // After a good handshake, a request whose body is cut short.
     let (mut stream, _) = handshake(&address);
-    stream.write_all(&request(1, 4, &[0, 0, 0, 50, b'/'])).unwrap();
+    stream
+        .write_all(&request(1, 4, &[0, 0, 0, 50, b'/']))
+        .unwrap();
     assert_closed_by_server(&mut stream);
 
     // Random bytes in frames of random sizes.
@@ -168,8 +172,41 @@ async fn garbage_closes_the_connection_and_the_server_keeps_serving() {
 
     server_still_answers(&address).await;
     let log = coordinator.log();
-    assert!(log.contains("exceeds the maximum"), "oversized frame not logged:\n{log}");
-    assert!(log.contains("malformed"), "malformed frame not logged:\n{log}");
+    assert!(
+        log.contains("exceeds the maximum"),
+        "oversized frame not logged:\n{log}"
+    );
+    assert!(
+        log.contains("malformed"),
+        "malformed frame not logged:\n{log}"
+    );
+}
+
+#[test]
+fn ruok_is_answered_imok() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(dir.path(), &[]);
+    let mut stream = raw(&coordinator.address());
+    stream.write_all(b"ruok").unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    assert_eq!(answer, b"imok");
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut coordinator = Coordinator::start(dir.path(), &[]);
+    let (_stream, _) = handshake(&coordinator.address());
+    assert!(
+        coordinator
+            .process
+            .terminate(Duration::from_secs(20))
+            .unwrap(),
+        "the coordinator did not stop on SIGTERM:\n{}",
+        coordinator.log()
+    );
+    assert!(coordinator.log().contains("coordinator stopped at zxid"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,4 +222,52 @@ async fn a_smaller_frame_limit_is_enforced() {
     stream.write_all(&request(1, 5, &body)).unwrap();
     assert_closed_by_server(&mut stream);
     server_still_answers(&coordinator.address()).await;
+}
+
+/// Encodes a jute string.
+fn jute_string(value: &str) -> Vec<u8> {
+    let mut bytes = (value.len() as i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(value.as_bytes());
+    bytes
+}
+
+/// Reads a notification frame: (event type, path).
+fn read_notification(stream: &mut TcpStream) -> (i32, String) {
+    let payload = read_frame(stream);
+    let (xid, _, err) = reply_header(&payload);
+    assert_eq!((xid, err), (-1, 0), "a notification");
+    let event_type = i32::from_be_bytes(payload[16..20].try_into().unwrap());
+    let path_length = i32::from_be_bytes(payload[24..28].try_into().unwrap()) as usize;
+    let path = String::from_utf8(payload[28..28 + path_length].to_vec()).unwrap();
+    (event_type, path)
+}
+
+// setWatches2 carries persistent watches too. (zookeeper-client 0.11.2 never sends them on a
+// reconnect: its resend_watches computes `index.max(index)`, so only raw bytes exercise this.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_watches2_restores_persistent_watches() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(dir.path(), &[]);
+    let (mut stream, _) = handshake(&coordinator.address());
+    let mut body = 0i64.to_be_bytes().to_vec(); // relative zxid
+    for list in [&[][..], &[], &[], &["/p"], &["/r"]] {
+        body.extend((list.len() as i32).to_be_bytes());
+        for path in list {
+            body.extend(jute_string(path));
+        }
+    }
+    stream.write_all(&request(-8, 105, &body)).unwrap();
+    let (xid, _, err) = reply_header(&read_frame(&mut stream));
+    assert_eq!((xid, err), (-8, 0));
+
+    let other = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    other.create("/p", b"", &persistent()).await.unwrap();
+    assert_eq!(read_notification(&mut stream), (1, "/p".to_string()));
+    other.set_data("/p", b"x", None).await.unwrap();
+    assert_eq!(read_notification(&mut stream), (3, "/p".to_string()));
+    other.create("/r", b"", &persistent()).await.unwrap();
+    other.create("/r/deep", b"", &persistent()).await.unwrap();
+    assert_eq!(read_notification(&mut stream), (1, "/r".to_string()));
+    assert_eq!(read_notification(&mut stream), (1, "/r/deep".to_string()));
+    close(other).await;
 }

@@ -75,7 +75,8 @@ pub fn run_consumer(
         .map(|partition| log_start_offset(&consumer, topic, partition as i32))
         .collect();
     assign(&consumer, process, topic, &positions, recorder)?;
-    while !*stop.borrow() {
+    // Stop when told, or when whoever could tell us is gone.
+    while !*stop.borrow() && stop.has_changed().is_ok() {
         recorder.record(Process::Client(process), OpType::Invoke, "poll", json!({}));
         let mut records: Vec<Value> = Vec::new();
         let mut trouble: Option<KafkaError> = None;
@@ -127,7 +128,9 @@ pub fn run_consumer(
 /// Whether the consumer stopped fetching a partition and must be told where to go.
 fn needs_reposition(error: &KafkaError) -> bool {
     let name = error_name(error);
-    name.contains("OFFSET_OUT_OF_RANGE") || error.to_string().contains("offset reset")
+    name.contains("OFFSET_OUT_OF_RANGE")
+        || name.contains("AUTO_OFFSET_RESET")
+        || error.to_string().contains("offset reset")
 }
 
 /// Assigns every partition at `positions`, recorded as an `assign` invoke and ok.

@@ -134,9 +134,10 @@ pub enum HistoryError {
 
 /// Appends operations to `history.jsonl`. Cheap to clone and usable from many tasks and threads:
 /// each [`record`](HistoryWriter::record) takes a short lock, assigns the next `index` and the
-/// `time_ns`, and appends one line to a buffer that a background thread flushes every
+/// `time_ns`, and appends one line to a 64 KiB buffer that a background thread flushes every
 /// [`FLUSH_INTERVAL`] (and [`close`](HistoryWriter::close) or dropping the last clone flushes),
-/// so a run that dies still leaves its history.
+/// so a run that dies still leaves its history. `record` does no I/O except when the buffer
+/// fills (one write of 64 KiB), so it is fine to call from async code.
 #[derive(Clone)]
 pub struct HistoryWriter {
     shared: Arc<Shared>,
@@ -476,6 +477,27 @@ mod tests {
             ops.windows(2)
                 .all(|pair| pair[0].time_ns <= pair[1].time_ns)
         );
+    }
+
+    #[test]
+    fn the_writer_can_be_shared_between_threads_and_tasks() {
+        fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync::<HistoryWriter>();
+    }
+
+    #[test]
+    fn process_json_is_a_number_or_nemesis() {
+        assert_eq!(serde_json::to_string(&Process::Client(7)).unwrap(), "7");
+        assert_eq!(
+            serde_json::to_string(&Process::Nemesis).unwrap(),
+            "\"nemesis\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Process>("7").unwrap(),
+            Process::Client(7)
+        );
+        assert!(serde_json::from_str::<Process>("-1").is_err());
+        assert!(serde_json::from_str::<Process>("\"client\"").is_err());
     }
 
     #[test]

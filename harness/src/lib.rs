@@ -22,6 +22,8 @@
 //! - [`store`]: run directories and the `latest` link.
 //! - [`progress`]: the live progress line.
 //! - [`run`]: one run, phase by phase (setup, faults, heal, final read, check, teardown).
+//! - [`setup`]: bringing the cluster up, and keeping it whole after the heal.
+//! - [`summary`]: the lines a person reads at the end.
 
 pub mod checker;
 pub mod client_context;
@@ -38,7 +40,9 @@ pub mod progress;
 pub mod recorder;
 pub mod run;
 pub mod schedule;
+pub mod setup;
 pub mod store;
+pub mod summary;
 pub mod target;
 pub mod topic;
 pub mod wait;

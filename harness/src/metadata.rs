@@ -2,6 +2,7 @@
 //! read with a raw Kafka `Metadata` request (the `kafka-protocol` crate), because rdkafka does
 //! not expose the controller id. Any Kafka-protocol broker answers it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -57,6 +58,8 @@ pub struct PartitionState {
 pub struct ClusterMetadata {
     /// Ids of the live brokers, sorted.
     pub brokers: Vec<i32>,
+    /// `host:port` of each live broker, by id.
+    pub broker_addresses: BTreeMap<i32, String>,
     pub controller_id: Option<i32>,
     /// The topic's partitions, sorted by partition (empty if the topic is unknown).
     pub partitions: Vec<PartitionState>,
@@ -131,8 +134,12 @@ pub async fn fetch_from(
 }
 
 fn convert(response: &MetadataResponse) -> ClusterMetadata {
-    let mut brokers: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
-    brokers.sort_unstable();
+    let broker_addresses: BTreeMap<i32, String> = response
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+        .collect();
+    let brokers: Vec<i32> = broker_addresses.keys().copied().collect();
     let controller = response.controller_id.0;
     let mut partitions: Vec<PartitionState> = response
         .topics
@@ -150,6 +157,7 @@ fn convert(response: &MetadataResponse) -> ClusterMetadata {
     partitions.sort_by_key(|p| p.partition);
     ClusterMetadata {
         brokers,
+        broker_addresses,
         controller_id: (controller >= 0).then_some(controller),
         partitions,
     }

@@ -200,6 +200,7 @@ mod tests {
     fn metadata() -> ClusterMetadata {
         ClusterMetadata {
             brokers: vec![1, 2, 3],
+            broker_addresses: BTreeMap::new(),
             controller_id: Some(2),
             partitions: vec![
                 PartitionState {

@@ -48,8 +48,10 @@ pub async fn create_topic(
         let controller = metadata::fetch(addresses, None, ATTEMPT_TIMEOUT)
             .await
             .ok()
-            .and_then(|metadata| metadata.controller_id)
-            .and_then(|id| addresses.get(usize::try_from(id - 1).ok()?).cloned());
+            .and_then(|metadata| {
+                let id = metadata.controller_id?;
+                metadata.broker_addresses.get(&id).cloned()
+            });
         let order: Vec<&String> = controller
             .iter()
             .chain(addresses.iter().filter(|a| Some(*a) != controller.as_ref()))

@@ -21,9 +21,11 @@ pub enum WorkloadError {
     },
     #[error("bad workload file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("bad workload file {path}: {field}: {message}")]
+    #[error("bad workload file {path}{}: {field}: {message}", line.map(|line| format!(" line {line}")).unwrap_or_default())]
     Invalid {
         path: PathBuf,
+        /// 1-based, when the field could be found in the text.
+        line: Option<usize>,
         field: String,
         message: String,
     },
@@ -267,7 +269,20 @@ impl WorkloadSpec {
             path: path.to_path_buf(),
             message: error.to_string().trim_end().to_string(),
         })?;
-        spec.validate(path)?;
+        spec.validate(path).map_err(|error| match error {
+            WorkloadError::Invalid {
+                path,
+                line: None,
+                field,
+                message,
+            } => WorkloadError::Invalid {
+                path,
+                line: locate(text, &field),
+                field,
+                message,
+            },
+            other => other,
+        })?;
         Ok(spec)
     }
 
@@ -292,6 +307,7 @@ impl WorkloadSpec {
     pub fn validate(&self, path: &Path) -> Result<(), WorkloadError> {
         let invalid = |field: &str, message: String| WorkloadError::Invalid {
             path: path.to_path_buf(),
+            line: None,
             field: field.to_string(),
             message,
         };
@@ -372,6 +388,7 @@ impl WorkloadSpec {
     fn validate_nemesis(&self, path: &Path) -> Result<(), WorkloadError> {
         let invalid = |field: String, message: String| WorkloadError::Invalid {
             path: path.to_path_buf(),
+            line: None,
             field,
             message,
         };
@@ -460,6 +477,49 @@ impl WorkloadSpec {
             }
         }
     }
+}
+
+/// The 1-based line of `field` (`topic.replication_factor`, `nemesis.steps[1].target`) in a
+/// workload's text: the line of its key after its table's header (for `steps[N].key`, the N-th
+/// such line), else the header's line. A best effort, for error messages.
+fn locate(text: &str, field: &str) -> Option<usize> {
+    let parts: Vec<&str> = field.split('.').collect();
+    let table = parts.first()?;
+    let (key, _) = split_index(parts.last()?);
+    let nth = if parts.len() >= 3 {
+        split_index(parts[1]).1.unwrap_or(0)
+    } else {
+        0
+    };
+    let header_line = format!("[{table}]");
+    let header = text.lines().position(|line| line.trim() == header_line);
+    let start = header.unwrap_or(0);
+    text.lines()
+        .enumerate()
+        .skip(start)
+        .filter(|(_, line)| has_key(line, key))
+        .nth(nth)
+        .map(|(number, _)| number)
+        .or(header)
+        .map(|number| number + 1)
+}
+
+/// `steps[2]` -> (`steps`, Some(2)); `target` -> (`target`, None).
+fn split_index(part: &str) -> (&str, Option<usize>) {
+    match part.split_once('[') {
+        Some((name, rest)) => (name, rest.strip_suffix(']').and_then(|n| n.parse().ok())),
+        None => (part, None),
+    }
+}
+
+/// Whether `line` assigns `key` (`key = ...`, also inside an inline table).
+fn has_key(line: &str, key: &str) -> bool {
+    line.match_indices(key).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + key.len()..].trim_start();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            && after.starts_with('=')
+    })
 }
 
 /// Where a workload named on the command line lives: a path to a `.toml` file as is, or a name
@@ -642,6 +702,12 @@ lost = "none"
             .expect_err("rf 4 of 3")
             .to_string();
         assert!(error.contains("topic.replication_factor"), "{error}");
+        let line = bad
+            .lines()
+            .position(|line| line.starts_with("replication_factor"))
+            .expect("line")
+            + 1;
+        assert!(error.contains(&format!("line {line}")), "{error}");
     }
 
     #[test]
@@ -651,6 +717,12 @@ lost = "none"
             .expect_err("unknown label")
             .to_string();
         assert!(error.contains("nemesis.steps[1].target"), "{error}");
+        let line = bad
+            .lines()
+            .position(|line| line.contains("label:new"))
+            .expect("line")
+            + 1;
+        assert!(error.contains(&format!("line {line}")), "{error}");
     }
 
     #[test]

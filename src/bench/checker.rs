@@ -10,7 +10,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use harness::checker::{Expectations, check_history_file};
+use harness::checker::{Expectations, Reading, check_history_file_with, parse_history_file};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -37,12 +37,26 @@ pub struct CheckerBenchArgs {
     /// child process, whose peak RSS is then the checker's alone).
     #[arg(long, hide = true)]
     pub check_only: Option<PathBuf>,
+    /// With `--check-only`: read and analyze on one thread.
+    #[arg(long, hide = true)]
+    pub one_thread: bool,
+    /// With `--check-only`: only read and parse (the first stage), do not check.
+    #[arg(long, hide = true)]
+    pub parse_only: bool,
 }
 
 /// Runs the benchmark (or, with `--check-only`, the measured child).
 pub fn run(args: CheckerBenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.check_only {
-        return check_only(path);
+        let reading = if args.one_thread {
+            Reading::OneThread
+        } else {
+            Reading::TwoThreads
+        };
+        if args.parse_only {
+            return parse_only(path);
+        }
+        return check_only(path, reading);
     }
     if args.operations < 100 || args.producers == 0 || args.consumers == 0 || args.partitions <= 0 {
         bail!("need --operations >= 100 and at least one producer, consumer and partition");
@@ -74,9 +88,64 @@ pub fn run(args: CheckerBenchArgs) -> anyhow::Result<ExitCode> {
         lines as f64 / read_s / 1e6
     );
 
-    let output = Command::new(std::env::current_exe()?)
-        .args(["bench", "checker", "--check-only"])
-        .arg(&path)
+    let mut one_thread_cpu_s = 0.0;
+    for (label, extra_argument) in [("two threads", None), ("one thread", Some("--one-thread"))] {
+        let child = measure_check(&path, extra_argument)?;
+        println!(
+            "check ({label}): {:>7.3} s  {:>6.2} M ops/s    {:.2} CPU-s ({:.2} M ops per CPU-second), \
+             peak RSS {:.1} MiB, valid {}, {:.1}x the plain read",
+            child.seconds,
+            child.operations as f64 / child.seconds / 1e6,
+            child.cpu_seconds,
+            child.operations as f64 / child.cpu_seconds.max(0.01) / 1e6,
+            child.peak_rss_kib as f64 / 1024.0,
+            child.valid,
+            child.seconds / read_s
+        );
+        one_thread_cpu_s = child.cpu_seconds;
+    }
+    // On a busy machine wall time says little; the CPU time of each stage says what two free
+    // cores would do: the slower stage sets the pace.
+    let parse = measure_check(&path, Some("--parse-only"))?;
+    let analysis_cpu_s = (one_thread_cpu_s - parse.cpu_seconds).max(0.0);
+    let slower_stage_s = parse.cpu_seconds.max(analysis_cpu_s).max(0.01);
+    println!(
+        "stages (CPU-s):     read+parse {:.2}, analysis {:.2} => with two free cores about \
+         {:.2} M ops/s",
+        parse.cpu_seconds,
+        analysis_cpu_s,
+        parse.operations as f64 / slower_stage_s / 1e6
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The measured child for the first stage alone: read and parse, no check.
+fn parse_only(path: &Path) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let lines = parse_history_file(path).context("reading the history")?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "seconds={seconds} cpu_seconds={} vmhwm_kib=0 valid=null operations={lines}",
+        cpu_seconds()?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the measured child reported.
+struct ChildReport {
+    seconds: f64,
+    cpu_seconds: f64,
+    peak_rss_kib: u64,
+    valid: String,
+    operations: u64,
+}
+
+/// Checks `path` in a child process (so that its peak RSS is the checker's alone).
+fn measure_check(path: &Path, extra_argument: Option<&str>) -> anyhow::Result<ChildReport> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["bench", "checker", "--check-only"]).arg(path);
+    command.args(extra_argument);
+    let output = command
         .output()
         .context("running the checker child process")?;
     if !output.status.success() {
@@ -93,25 +162,13 @@ pub fn run(args: CheckerBenchArgs) -> anyhow::Result<ExitCode> {
             .map(str::to_string)
             .with_context(|| format!("the checker child did not report {name}: {report}"))
     };
-    let check_s: f64 = field("seconds")?.parse()?;
-    let check_cpu_s: f64 = field("cpu_seconds")?.parse()?;
-    let peak_rss_kib: u64 = field("vmhwm_kib")?.parse()?;
-    let valid = field("valid")?;
-    let operations: u64 = field("operations")?.parse()?;
-    println!(
-        "check:              {check_s:>7.3} s  {:>6.2} M ops/s    ({operations} operations, valid {valid}, {:.2}x the plain read)",
-        operations as f64 / check_s / 1e6,
-        check_s / read_s
-    );
-    println!(
-        "check CPU time:     {check_cpu_s:>7.3} s  {:>6.2} M ops per CPU-second",
-        operations as f64 / check_cpu_s.max(0.01) / 1e6
-    );
-    println!(
-        "checker peak RSS:   {:.1} MiB (VmHWM of the child process)",
-        peak_rss_kib as f64 / 1024.0
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(ChildReport {
+        seconds: field("seconds")?.parse()?,
+        cpu_seconds: field("cpu_seconds")?.parse()?,
+        peak_rss_kib: field("vmhwm_kib")?.parse()?,
+        valid: field("valid")?,
+        operations: field("operations")?.parse()?,
+    })
 }
 
 /// A scratch directory removed on drop (the generated history is large).
@@ -135,9 +192,9 @@ impl Drop for TempDir {
 }
 
 /// The measured child: check, then print `seconds=... vmhwm_kib=... valid=... operations=...`.
-fn check_only(path: &Path) -> anyhow::Result<ExitCode> {
+fn check_only(path: &Path, reading: Reading) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let results = check_history_file(path, &Expectations::default());
+    let results = check_history_file_with(path, &Expectations::default(), reading);
     let seconds = started.elapsed().as_secs_f64();
     let status =
         std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;

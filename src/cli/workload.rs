@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use harness::cluster::CommandTemplates;
-use harness::run::{RunOptions, expectations, summary};
+use harness::run::{RunOptions, expectations};
+use harness::summary::summary;
 use harness::workload::{self, WorkloadSpec};
 
 /// Arguments of `kchaos workload`.

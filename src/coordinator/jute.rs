@@ -158,9 +158,7 @@ impl Writer {
 
     /// A writer that reserves the 4-byte frame length, filled in by [`Writer::into_frame`].
     pub fn framed() -> Self {
-        Writer {
-            bytes: vec![0; 4],
-        }
+        Writer { bytes: vec![0; 4] }
     }
 
     pub fn i32(&mut self, value: i32) -> &mut Self {

@@ -10,10 +10,21 @@
 //! - [`txn`]: transactions and their log encoding; [`database`]: tree + sessions + zxid.
 //! - [`wal`]: the write-ahead log (CRC per record, group commit, torn-tail cut);
 //!   [`snapshot`]: snapshot files; [`storage`]: recovery of a data directory.
-//! - [`session`]: live sessions and their deadlines; [`watch`]: one-shot watch registrations.
-//! - [`actor`]: the single owner of the state (batches, fsync, then replies);
+//! - [`session`]: live sessions and their deadlines; [`watch`]: one-shot and persistent
+//!   watch registrations.
+//! - [`actor`]: the single owner of the state (batches, fsync, then replies), with its read
+//!   and write requests in `actor::reads` and `actor::writes`;
 //!   [`server`]: listener, connection tasks, ticker, shutdown.
 //! - [`shell`]: `kchaos coord`, a zookeeper-shell built on `zookeeper-client`.
+//!
+//! # Operations served
+//! create/create2 (persistent, ephemeral, sequential), delete, exists, getData, setData,
+//! getChildren/getChildren2, getACL (always world:anyone, all permissions), sync, multi
+//! (check/create/setData/delete), ping, closeSession, setWatches/setWatches2, addWatch
+//! (persistent, recursive), removeWatches, getEphemerals, getAllChildrenNumber, and auth
+//! (accepted, not enforced). Anything else (setACL, reconfig, checkWatches, containers, TTLs,
+//! multiRead, whoAmI, SASL) is answered with ZooKeeper's `Unimplemented` (-6). There are no ACLs
+//! and no quorum: this is a standalone server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,7 +84,9 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.tick_time_ms > 0, "--tick-time-ms must be positive");
     anyhow::ensure!(args.snapshot_count > 0, "--snapshot-count must be positive");
     let min_session_timeout_ms = args.min_session_timeout_ms.unwrap_or(2 * args.tick_time_ms);
-    let max_session_timeout_ms = args.max_session_timeout_ms.unwrap_or(20 * args.tick_time_ms);
+    let max_session_timeout_ms = args
+        .max_session_timeout_ms
+        .unwrap_or(20 * args.tick_time_ms);
     anyhow::ensure!(
         min_session_timeout_ms <= max_session_timeout_ms,
         "--min-session-timeout-ms ({min_session_timeout_ms}) exceeds --max-session-timeout-ms ({max_session_timeout_ms})"

@@ -22,10 +22,12 @@ pub mod op {
     pub const MULTI: i32 = 14;
     pub const CREATE2: i32 = 15;
     pub const REMOVE_WATCHES: i32 = 18;
+    pub const GET_EPHEMERALS: i32 = 103;
     pub const GET_ALL_CHILDREN_NUMBER: i32 = 104;
     pub const AUTH: i32 = 100;
     pub const SET_WATCHES: i32 = 101;
     pub const SET_WATCHES2: i32 = 105;
+    pub const ADD_WATCH: i32 = 106;
     pub const CLOSE_SESSION: i32 = -11;
     pub const ERROR: i32 = -1;
 }
@@ -224,9 +226,19 @@ pub struct Create {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     Create(Create),
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
 }
 
 /// Watches a reconnecting client asks us to restore (setWatches, setWatches2).
@@ -236,28 +248,67 @@ pub struct SetWatches {
     pub data: Vec<String>,
     pub exist: Vec<String>,
     pub child: Vec<String>,
+    pub persistent: Vec<String>,
+    pub persistent_recursive: Vec<String>,
 }
 
 /// A decoded request (after the `RequestHeader`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Create(Create),
-    Delete { path: String, version: i32 },
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    GetChildren { path: String, watch: bool, with_stat: bool },
-    GetAcl { path: String },
-    Sync { path: String },
-    GetAllChildrenNumber { path: String },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    GetChildren {
+        path: String,
+        watch: bool,
+        with_stat: bool,
+    },
+    GetAcl {
+        path: String,
+    },
+    Sync {
+        path: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    /// The caller's own ephemeral nodes under a path prefix.
+    GetEphemerals {
+        prefix: String,
+    },
     Multi(Vec<MultiOp>),
-    RemoveWatches { path: String, kind: i32 },
+    RemoveWatches {
+        path: String,
+        kind: i32,
+    },
+    /// A persistent watch: mode 0 on the path, mode 1 on the path and below.
+    AddWatch {
+        path: String,
+        mode: i32,
+    },
     SetWatches(SetWatches),
     Ping,
     Auth,
     CloseSession,
     /// An op code we do not serve: answered with `Unimplemented`.
-    Unimplemented { op_code: i32 },
+    Unimplemented {
+        op_code: i32,
+    },
 }
 
 impl Request {
@@ -305,6 +356,9 @@ impl Request {
             op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber {
                 path: path(reader)?,
             },
+            op::GET_EPHEMERALS => Request::GetEphemerals {
+                prefix: path(reader)?,
+            },
             op::MULTI => match decode_multi(reader)? {
                 Some(ops) => Request::Multi(ops),
                 None => Request::Unimplemented { op_code },
@@ -314,19 +368,23 @@ impl Request {
                 kind: reader.i32()?,
             },
             op::SET_WATCHES | op::SET_WATCHES2 => {
-                let watches = SetWatches {
+                let mut watches = SetWatches {
                     relative_zxid: reader.i64()?,
                     data: reader.strings()?,
                     exist: reader.strings()?,
                     child: reader.strings()?,
+                    ..SetWatches::default()
                 };
                 if op_code == op::SET_WATCHES2 {
-                    // Persistent watches: we do not offer addWatch, so there are none to restore.
-                    let _persistent = reader.strings()?;
-                    let _persistent_recursive = reader.strings()?;
+                    watches.persistent = reader.strings()?;
+                    watches.persistent_recursive = reader.strings()?;
                 }
                 Request::SetWatches(watches)
             }
+            op::ADD_WATCH => Request::AddWatch {
+                path: path(reader)?,
+                mode: reader.i32()?,
+            },
             op::PING => Request::Ping,
             op::AUTH => Request::Auth,
             op::CLOSE_SESSION => Request::CloseSession,
@@ -387,7 +445,12 @@ fn decode_multi(reader: &mut Reader<'_>) -> Result<Option<Vec<MultiOp>>, DecodeE
 }
 
 /// A reply frame: `ReplyHeader` then the body written by `body`.
-pub fn reply_frame(xid: i32, zxid: i64, error: ErrorCode, body: impl FnOnce(&mut Writer)) -> Vec<u8> {
+pub fn reply_frame(
+    xid: i32,
+    zxid: i64,
+    error: ErrorCode,
+    body: impl FnOnce(&mut Writer),
+) -> Vec<u8> {
     let mut writer = Writer::framed();
     writer.i32(xid).i64(zxid).i32(error.code());
     if error == ErrorCode::Ok {
@@ -474,7 +537,13 @@ mod tests {
     #[test]
     fn create2_with_acl_and_ephemeral_sequential_flags() {
         let bytes = request_bytes(7, op::CREATE2, |w| {
-            w.string("/a").buffer(b"x").i32(1).i32(31).string("world").string("anyone").i32(3);
+            w.string("/a")
+                .buffer(b"x")
+                .i32(1)
+                .i32(31)
+                .string("world")
+                .string("anyone")
+                .i32(3);
         });
         let (xid, request) = Request::decode(&bytes).expect("decodes");
         assert_eq!(xid, 7);
@@ -497,7 +566,12 @@ mod tests {
     fn multi_decodes_until_done() {
         let bytes = request_bytes(1, op::MULTI, |w| {
             w.i32(op::CHECK).bool(false).i32(-1).string("/c").i32(3);
-            w.i32(op::SET_DATA).bool(false).i32(-1).string("/c").buffer(b"7").i32(-1);
+            w.i32(op::SET_DATA)
+                .bool(false)
+                .i32(-1)
+                .string("/c")
+                .buffer(b"7")
+                .i32(-1);
             w.i32(-1).bool(true).i32(-1);
         });
         let (_, request) = Request::decode(&bytes).expect("decodes");

@@ -85,7 +85,9 @@ pub async fn serve(
         Ok(result) => result,
         Err(join_error) => {
             error!("the coordinator's state thread failed: {join_error}");
-            Err(ActorError::Log(std::io::Error::other(join_error.to_string())))
+            Err(ActorError::Log(std::io::Error::other(
+                join_error.to_string(),
+            )))
         }
     }
 }
@@ -122,6 +124,11 @@ async fn serve_connection(
     let mut outbox = Some(outbox);
     let mut buffer = BytesMut::with_capacity(64 * 1024);
     let end = 'serve: loop {
+        if outbox.is_some() && buffer.starts_with(b"ruok") {
+            // ZooKeeper's four-letter health check, in place of a connect request.
+            let _ = writer.write_all(b"imok").await;
+            break End::ServerClosed;
+        }
         loop {
             let payload_bytes = match jute::frame_length(&buffer, max_frame_bytes) {
                 Ok(Some(payload_bytes)) => payload_bytes,
@@ -138,7 +145,9 @@ async fn serve_connection(
                         request,
                         outbox,
                     },
-                    Err(error) => break 'serve End::Failed(format!("malformed connect request: {error}")),
+                    Err(error) => {
+                        break 'serve End::Failed(format!("malformed connect request: {error}"));
+                    }
                 },
                 None => match Request::decode(payload) {
                     Ok((xid, request)) => Command::Request {
@@ -152,11 +161,6 @@ async fn serve_connection(
             if commands.send(command).await.is_err() {
                 break 'serve End::ServerClosed;
             }
-        }
-        if outbox.is_some() && buffer.starts_with(b"ruok") {
-            // ZooKeeper's four-letter health check.
-            let _ = writer.write_all(b"imok").await;
-            break End::ServerClosed;
         }
         tokio::select! {
             read = reader.read_buf(&mut buffer) => match read {

@@ -58,7 +58,13 @@ impl Sessions {
     }
 
     /// Starts a session attached to `connection`.
-    pub fn open(&mut self, session_id: i64, timeout_ms: i32, now: Instant, connection: ConnectionId) {
+    pub fn open(
+        &mut self,
+        session_id: i64,
+        timeout_ms: i32,
+        now: Instant,
+        connection: ConnectionId,
+    ) {
         let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
         self.live.insert(
             session_id,
@@ -71,10 +77,18 @@ impl Sessions {
     }
 
     /// Attaches a reconnecting session to `connection`; returns the connection it had before.
-    pub fn attach(&mut self, session_id: i64, connection: ConnectionId, now: Instant) -> Option<ConnectionId> {
+    pub fn attach(
+        &mut self,
+        session_id: i64,
+        connection: ConnectionId,
+        now: Instant,
+    ) -> Option<ConnectionId> {
         let session = self.live.get_mut(&session_id)?;
         session.deadline = now + session.timeout;
-        session.connection.replace(connection).filter(|old| *old != connection)
+        session
+            .connection
+            .replace(connection)
+            .filter(|old| *old != connection)
     }
 
     /// Detaches `connection` from the session if it is still the session's connection.
@@ -96,12 +110,16 @@ impl Sessions {
     }
 
     pub fn connection_of(&self, session_id: i64) -> Option<ConnectionId> {
-        self.live.get(&session_id).and_then(|session| session.connection)
+        self.live
+            .get(&session_id)
+            .and_then(|session| session.connection)
     }
 
     /// Removes a session; returns its connection, if attached.
     pub fn remove(&mut self, session_id: i64) -> Option<ConnectionId> {
-        self.live.remove(&session_id).and_then(|session| session.connection)
+        self.live
+            .remove(&session_id)
+            .and_then(|session| session.connection)
     }
 
     /// Sessions whose deadline has passed, in id order.
@@ -142,7 +160,10 @@ mod tests {
             sessions.expired(start + Duration::from_millis(600)),
             Vec::<i64>::new()
         );
-        assert_eq!(sessions.expired(start + Duration::from_millis(1000)), vec![5, id]);
+        assert_eq!(
+            sessions.expired(start + Duration::from_millis(1000)),
+            vec![5, id]
+        );
     }
 
     #[test]

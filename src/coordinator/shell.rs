@@ -56,6 +56,16 @@ set PATH DATA [-v VERSION] | delete [-v VERSION] PATH | quit";
 
 /// Runs one command or the interactive prompt.
 pub fn run(args: ShellArgs) -> anyhow::Result<ExitCode> {
+    // A shell's output is for people: the client library's connection chatter stays out of it
+    // unless RUST_LOG asks for it. The runtime below runs on this thread, so this applies to it.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let quiet = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .finish();
+    let _quiet = tracing::subscriber::set_default(quiet);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -193,7 +203,8 @@ pub async fn execute(
         return Err(ShellError::Usage(USAGE.into()));
     };
     let words = split_words(rest)?;
-    let write_failed = |error: std::io::Error| ShellError::Usage(format!("writing output: {error}"));
+    let write_failed =
+        |error: std::io::Error| ShellError::Usage(format!("writing output: {error}"));
     match name.as_str() {
         "ls" => {
             let path = path_argument(&words, "ls")?;
@@ -260,7 +271,11 @@ pub async fn execute(
                 .map_err(server_error(&path))?;
         }
         "help" => writeln!(out, "{USAGE}").map_err(write_failed)?,
-        other => return Err(ShellError::Usage(format!("unknown command {other}; {USAGE}"))),
+        other => {
+            return Err(ShellError::Usage(format!(
+                "unknown command {other}; {USAGE}"
+            )));
+        }
     }
     Ok(())
 }

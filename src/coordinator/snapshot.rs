@@ -40,7 +40,7 @@ pub fn encode(database: &Database) -> Vec<u8> {
     body.i32(nodes.len() as i32);
     for (path, node) in nodes {
         body.string(path).buffer(&node.data);
-        node.stat().encode(&mut body);
+        node.stored_stat().encode(&mut body);
     }
     let body = body.into_bytes();
     let mut bytes = MAGIC.to_vec();

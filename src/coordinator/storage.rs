@@ -26,10 +26,7 @@ pub enum StorageError {
         source: TxnDecodeError,
     },
     #[error("log file {path}: {source}")]
-    Replay {
-        path: PathBuf,
-        source: ReplayError,
-    },
+    Replay { path: PathBuf, source: ReplayError },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {

@@ -29,13 +29,22 @@ impl Node {
         }
     }
 
-    /// The full stat as the wire shows it.
+    /// The full stat as the wire shows it. Like ZooKeeper, we count only child creations in the
+    /// stored `cversion` (it numbers sequential children) and report creations plus deletions,
+    /// which is `2 * creations - children`.
     pub fn stat(&self) -> Stat {
+        let children = self.children.len() as i32;
         Stat {
             data_length: self.data.len() as i32,
-            num_children: self.children.len() as i32,
+            num_children: children,
+            cversion: self.stat.cversion * 2 - children,
             ..self.stat
         }
+    }
+
+    /// The stat as stored (cversion counts child creations), for snapshots.
+    pub fn stored_stat(&self) -> Stat {
+        self.stat
     }
 }
 
@@ -164,7 +173,8 @@ impl Tree {
             .collect()
     }
 
-    /// Restores a node read from a snapshot (parents first). Children links are rebuilt.
+    /// Restores a node read from a snapshot (parents first), with its stored stat. Children
+    /// links are rebuilt.
     pub fn restore_node(&mut self, path: &str, data: Vec<u8>, stat: Stat) -> Result<(), String> {
         if path == "/" {
             self.nodes.insert("/".into(), Node::new(data, stat));
@@ -207,7 +217,15 @@ impl Tree {
                 data,
                 ephemeral_owner,
                 sequential,
-            } => self.create(zxid, time_ms, path, data, *ephemeral_owner, *sequential, triggers),
+            } => self.create(
+                zxid,
+                time_ms,
+                path,
+                data,
+                *ephemeral_owner,
+                *sequential,
+                triggers,
+            ),
             TreeOp::Delete { path, version } => self.delete(zxid, path, *version, triggers),
             TreeOp::SetData {
                 path,
@@ -355,8 +373,8 @@ impl Tree {
             self.forget_ephemeral(path, &node);
         }
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
+            // The reported cversion grows because the child count shrank (see Node::stat).
             parent.children.remove(name_of(path));
-            parent.stat.cversion += 1;
             parent.stat.pzxid = zxid;
         }
         triggers.push(Trigger {
@@ -520,7 +538,10 @@ mod tests {
             create(&mut tree, 3, "/e/child", 0),
             Err(ErrorCode::NoChildrenForEphemerals)
         );
-        assert_eq!(create(&mut tree, 3, "/bad/", 0), Err(ErrorCode::BadArguments));
+        assert_eq!(
+            create(&mut tree, 3, "/bad/", 0),
+            Err(ErrorCode::BadArguments)
+        );
         create(&mut tree, 3, "/a/b", 0).expect("a/b");
         let mut triggers = Vec::new();
         let delete_a = TreeOp::Delete {
@@ -555,7 +576,33 @@ mod tests {
             sequential: true,
         };
         let outcome = tree.apply(3, 0, &op, &mut Vec::new()).expect("seq");
-        assert!(matches!(outcome, Outcome::Created { ref path, .. } if path == "/q/item-0000000001"));
+        assert!(
+            matches!(outcome, Outcome::Created { ref path, .. } if path == "/q/item-0000000001")
+        );
+    }
+
+    #[test]
+    fn cversion_counts_creates_and_deletes_but_sequence_numbers_count_creates() {
+        let mut tree = Tree::new();
+        create(&mut tree, 1, "/t", 0).expect("t");
+        create(&mut tree, 2, "/t/a", 0).expect("a");
+        assert_eq!(tree.get("/t").expect("t").stat().cversion, 1);
+        let delete = TreeOp::Delete {
+            path: "/t/a".into(),
+            version: -1,
+        };
+        tree.apply(3, 0, &delete, &mut Vec::new()).expect("delete");
+        assert_eq!(tree.get("/t").expect("t").stat().cversion, 2);
+        let op = TreeOp::Create {
+            path: "/t/s-".into(),
+            data: vec![],
+            ephemeral_owner: 0,
+            sequential: true,
+        };
+        let outcome = tree.apply(4, 0, &op, &mut Vec::new()).expect("seq");
+        // Apache ZooKeeper 3.8 names it s-0000000001 and then reports cversion 3.
+        assert!(matches!(outcome, Outcome::Created { ref path, .. } if path == "/t/s-0000000001"));
+        assert_eq!(tree.get("/t").expect("t").stat().cversion, 3);
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub enum Mutation {
         password: [u8; PASSWORD_BYTES],
     },
     /// Close or expiry: the session and its ephemeral nodes go.
-    CloseSession { session_id: i64 },
+    CloseSession {
+        session_id: i64,
+    },
     Tree(TreeOp),
     Multi(Vec<TreeOp>),
 }
@@ -156,7 +158,11 @@ fn encode_op(writer: &mut Writer, op: &TreeOp) {
             data,
             version,
         } => {
-            writer.i32(OP_SET_DATA).string(path).buffer(data).i32(*version);
+            writer
+                .i32(OP_SET_DATA)
+                .string(path)
+                .buffer(data)
+                .i32(*version);
         }
         TreeOp::Check { path, version } => {
             writer.i32(OP_CHECK).string(path).i32(*version);

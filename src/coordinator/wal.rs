@@ -61,7 +61,9 @@ pub fn scan_records(bytes: &[u8]) -> Scan<'_> {
             ));
         };
         if crc32c::crc32c(payload) != crc {
-            break Some(format!("checksum mismatch in the record at offset {offset}"));
+            break Some(format!(
+                "checksum mismatch in the record at offset {offset}"
+            ));
         }
         payloads.push(payload);
         offset += RECORD_HEADER_BYTES + length;

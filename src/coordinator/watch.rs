@@ -1,5 +1,7 @@
-//! Watch registrations: one-shot data watches (set by exists and getData) and child watches
-//! (set by getChildren), per path and session. A trigger removes and returns the sessions to
+//! Watch registrations per path and session: one-shot data watches (set by exists and getData)
+//! and child watches (set by getChildren), consumed when they fire; and persistent watches
+//! (addWatch), which stay: a persistent one sees every event at its path, a recursive one sees
+//! created, deleted and changed events at its path and below. A trigger returns the sessions to
 //! notify, each once, as ZooKeeper's WatchManager does.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -10,12 +12,34 @@ use super::protocol::EventType;
 pub enum WatchKind {
     Data,
     Child,
+    Persistent,
+    PersistentRecursive,
+}
+
+impl WatchKind {
+    /// The kinds a `removeWatches` of ZooKeeper's `WatcherType` code removes.
+    pub fn removed_by(watcher_type: i32) -> &'static [WatchKind] {
+        match watcher_type {
+            1 => &[WatchKind::Child],
+            2 => &[WatchKind::Data],
+            4 => &[WatchKind::Persistent],
+            5 => &[WatchKind::PersistentRecursive],
+            _ => &[
+                WatchKind::Data,
+                WatchKind::Child,
+                WatchKind::Persistent,
+                WatchKind::PersistentRecursive,
+            ],
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Watches {
     data: HashMap<String, HashSet<i64>>,
     child: HashMap<String, HashSet<i64>>,
+    persistent: HashMap<String, HashSet<i64>>,
+    recursive: HashMap<String, HashSet<i64>>,
     by_session: HashMap<i64, HashSet<(WatchKind, String)>>,
 }
 
@@ -24,6 +48,8 @@ impl Watches {
         match kind {
             WatchKind::Data => &mut self.data,
             WatchKind::Child => &mut self.child,
+            WatchKind::Persistent => &mut self.persistent,
+            WatchKind::PersistentRecursive => &mut self.recursive,
         }
     }
 
@@ -51,9 +77,21 @@ impl Watches {
         sessions
     }
 
-    /// The sessions to notify of `event` at `path`, in id order; their watches are consumed.
+    /// The sessions to notify of `event` at `path`, in id order; one-shot watches are consumed.
     pub fn trigger(&mut self, path: &str, event: EventType) -> Vec<i64> {
         let mut sessions = BTreeSet::new();
+        if let Some(watching) = self.persistent.get(path) {
+            sessions.extend(watching.iter().copied());
+        }
+        if event != EventType::NodeChildrenChanged && !self.recursive.is_empty() {
+            let mut ancestor = Some(path);
+            while let Some(current) = ancestor {
+                if let Some(watching) = self.recursive.get(current) {
+                    sessions.extend(watching.iter().copied());
+                }
+                ancestor = (current != "/").then(|| super::tree::parent_of(current));
+            }
+        }
         match event {
             EventType::NodeCreated | EventType::NodeDataChanged => {
                 sessions.extend(self.take(WatchKind::Data, path));
@@ -120,7 +158,10 @@ mod tests {
         let mut watches = Watches::default();
         watches.add(1, WatchKind::Data, "/a");
         watches.add(2, WatchKind::Data, "/a");
-        assert_eq!(watches.trigger("/a", EventType::NodeDataChanged), vec![1, 2]);
+        assert_eq!(
+            watches.trigger("/a", EventType::NodeDataChanged),
+            vec![1, 2]
+        );
         assert!(watches.trigger("/a", EventType::NodeDataChanged).is_empty());
         assert!(watches.is_empty());
     }
@@ -139,8 +180,39 @@ mod tests {
     fn children_changed_does_not_fire_data_watches() {
         let mut watches = Watches::default();
         watches.add(1, WatchKind::Data, "/a");
-        assert!(watches.trigger("/a", EventType::NodeChildrenChanged).is_empty());
+        assert!(
+            watches
+                .trigger("/a", EventType::NodeChildrenChanged)
+                .is_empty()
+        );
         assert_eq!(watches.len(), 1);
+    }
+
+    #[test]
+    fn persistent_watches_stay_and_recursive_ones_see_descendants() {
+        let mut watches = Watches::default();
+        watches.add(1, WatchKind::Persistent, "/a");
+        watches.add(2, WatchKind::PersistentRecursive, "/a");
+        watches.add(3, WatchKind::PersistentRecursive, "/");
+        assert_eq!(
+            watches.trigger("/a", EventType::NodeDataChanged),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            watches.trigger("/a", EventType::NodeDataChanged),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            watches.trigger("/a/b/c", EventType::NodeCreated),
+            vec![2, 3]
+        );
+        // Recursive watches do not report children changes; persistent ones do.
+        assert_eq!(
+            watches.trigger("/a", EventType::NodeChildrenChanged),
+            vec![1]
+        );
+        assert!(watches.remove(2, "/a", WatchKind::removed_by(3)));
+        assert_eq!(watches.trigger("/a/b", EventType::NodeDeleted), vec![3]);
     }
 
     #[test]
@@ -151,7 +223,11 @@ mod tests {
         watches.add(2, WatchKind::Data, "/a");
         watches.remove_session(1);
         assert_eq!(watches.trigger("/a", EventType::NodeCreated), vec![2]);
-        assert!(watches.trigger("/b", EventType::NodeChildrenChanged).is_empty());
+        assert!(
+            watches
+                .trigger("/b", EventType::NodeChildrenChanged)
+                .is_empty()
+        );
         assert!(!watches.remove(2, "/a", &[WatchKind::Data]));
     }
 }

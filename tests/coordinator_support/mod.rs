@@ -53,7 +53,8 @@ impl Coordinator {
 
     /// Starts again (after a kill) on the same port and data directory.
     pub fn restart(&mut self) {
-        self.process = spawn_coordinator(self.port, &self.data_dir, &self.log_dir, &self.extra_args);
+        self.process =
+            spawn_coordinator(self.port, &self.data_dir, &self.log_dir, &self.extra_args);
     }
 
     /// Everything the coordinator (all its runs) logged.
@@ -221,6 +222,7 @@ pub const KAZOO_EPHEMERAL_OWNER: &str = r#"
 import sys, time
 from kazoo.client import KazooClient
 zk = KazooClient(hosts=sys.argv[1], timeout=float(sys.argv[3]))
+zk.add_listener(lambda state: print('state', state, flush=True))
 zk.start(timeout=30)
 zk.ensure_path(sys.argv[2].rsplit('/', 1)[0] or '/')
 zk.create(sys.argv[2], b'owner', ephemeral=True)

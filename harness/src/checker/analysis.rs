@@ -1,19 +1,21 @@
 //! The checker's single pass: [`Analysis`] is fed the history one line at a time
-//! ([`Analysis::feed_line`]) and keeps only per-value and per-offset state; [`Analysis::finish`]
+//! ([`Analysis::feed`]) and keeps only per-value and per-offset state; [`Analysis::finish`]
 //! then walks the values once to find what needs the final read (lost, unexpected,
 //! aborted-read, indeterminate-*, poll-skip, divergent acknowledgements) and builds the
 //! [`Results`]. Definitions: CHECKER.md.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use super::figures::{OperationFiguresBuilder, Timeline, Unavailability};
-use super::parse::{Fields, Line, parse_line};
+use super::figures::{self, OperationFiguresBuilder, Timeline, Unavailability};
+use super::parse::{Fields, Line, OpName, ValueText};
+use super::pipeline::Item;
 use super::results::{
     Anomaly, AnomalyKind, EXAMPLES_PER_ANOMALY, Example, Expectations, FinalReadSummary,
     LostExpectation, Malformed, Results, Totals, Validity,
 };
 use super::values::{
-    FastMap, NO_PARTITION, OffsetTable, SendOutcome, Slot, ValueId, ValueIds, ValueInfo,
+    FastMap, FastSet, NO_PARTITION, OffsetTable, SendOutcome, Slot, ValueId, ValueIds, ValueInfo,
+    ValueTable,
 };
 use crate::history::{OpType, Process};
 
@@ -76,7 +78,7 @@ enum Reader {
 pub struct Analysis {
     expectations: Expectations,
     ids: ValueIds,
-    values: Vec<ValueInfo>,
+    values: ValueTable,
     offsets: OffsetTable,
     /// 1-based number of the line being fed.
     line_number: u64,
@@ -90,8 +92,13 @@ pub struct Analysis {
     final_reads: BTreeMap<i32, FinalReadState>,
     final_offsets: FastMap<i32, Vec<i64>>,
     final_records: u64,
-    partitions_seen: BTreeSet<i32>,
-    acks_by_producer_partition: FastMap<(u64, i32), Vec<AckMark>>,
+    partitions_seen: FastSet<i32>,
+    /// The partition last added to `partitions_seen` (records come in runs of one partition).
+    last_partition_seen: Option<i32>,
+    acks_by_producer_partition: FastMap<(u64, i32), VecDeque<AckMark>>,
+    /// Per producer, its send invocations in order (line, value), completed ones dropped from
+    /// the front lazily: the oldest pending one says which marks can still matter.
+    invokes_by_producer: FastMap<u64, VecDeque<(u64, ValueId)>>,
     figures: OperationFiguresBuilder,
     unavailability: Unavailability,
     timeline: Timeline,
@@ -103,7 +110,7 @@ impl Analysis {
         Self {
             expectations: *expectations,
             ids: ValueIds::default(),
-            values: Vec::new(),
+            values: ValueTable::default(),
             offsets: OffsetTable::default(),
             line_number: 0,
             operations: 0,
@@ -115,8 +122,10 @@ impl Analysis {
             final_reads: BTreeMap::new(),
             final_offsets: FastMap::default(),
             final_records: 0,
-            partitions_seen: BTreeSet::new(),
+            partitions_seen: FastSet::default(),
+            last_partition_seen: None,
             acks_by_producer_partition: FastMap::default(),
+            invokes_by_producer: FastMap::default(),
             figures: OperationFiguresBuilder::default(),
             unavailability: Unavailability::default(),
             timeline: Timeline::default(),
@@ -146,49 +155,61 @@ impl Analysis {
         self.anomalies.entry(kind).or_default()
     }
 
-    /// Feeds one line of the history (without its line break). Blank lines are skipped.
-    pub fn feed_line(&mut self, text: &[u8]) {
-        self.line_number += 1;
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        let mut line = Line::default();
-        let value_error = match parse_line(text, &mut line) {
-            Ok(value_error) => value_error,
-            Err(reason) => {
-                self.malformed(format!("not an operation: {reason}"));
-                return;
+    /// Feeds one line of the history, as read and parsed by the pipeline.
+    pub fn feed(&mut self, item: Item) {
+        match item {
+            Item::Line(line, value_error) => {
+                self.line_number += 1;
+                self.apply(&line, value_error);
             }
-        };
+            Item::Blank => self.line_number += 1,
+            Item::Malformed(reason) => {
+                self.line_number += 1;
+                self.malformed(reason);
+            }
+            Item::Unreadable(reason) => self.malformed_at(0, reason),
+        }
+    }
+
+    /// Applies one parsed operation; `value_error` says its value could not be read.
+    fn apply(&mut self, line: &Line<'_>, value_error: Option<String>) {
         self.operations += 1;
         self.figures.observe_time(line.time_ns);
-        let interpreted = matches!(&*line.f, "send" | "poll" | "assign" | "final-read");
+        let interpreted = !matches!(line.f, OpName::Other(_));
         if interpreted && let Some(reason) = value_error {
             self.malformed(format!(
                 "the value of a {} {}: {reason}",
-                &*line.f,
+                line.f.as_str(),
                 type_name(line.op_type)
             ));
             return;
         }
-        match &*line.f {
-            "send" => self.send(&line),
-            "poll" => self.poll(&line),
-            "assign" => self.assign(&line),
-            "final-read" => self.final_read(&line),
-            _ if line.process == Process::Nemesis => self.nemesis(&line),
-            f => self
-                .figures
-                .record_by_process(f, line.process, line.op_type, line.time_ns),
+        match &line.f {
+            OpName::Send => self.send(line),
+            OpName::Poll => self.poll(line),
+            OpName::Assign => self.assign(line),
+            OpName::FinalRead => self.final_read(line),
+            OpName::Other(_) if line.process == Process::Nemesis => self.nemesis(line),
+            OpName::Other(f) => {
+                let index = self.figures.type_index(f);
+                self.figures
+                    .record_by_process(index, line.process, line.op_type, line.time_ns);
+            }
         }
     }
 
-    fn intern(&mut self, value: &str) -> Option<ValueId> {
+    fn saw_partition(&mut self, partition: i32) {
+        if self.last_partition_seen != Some(partition) {
+            self.partitions_seen.insert(partition);
+            self.last_partition_seen = Some(partition);
+        }
+    }
+
+    fn intern(&mut self, value: &ValueText<'_>) -> Option<ValueId> {
         match self.ids.intern(value) {
             Some((id, is_new)) => {
                 if is_new {
-                    self.values.push(ValueInfo::default());
+                    self.values.push();
                 }
                 Some(id)
             }
@@ -204,7 +225,7 @@ impl Analysis {
 
     fn send(&mut self, line: &Line<'_>) {
         self.unavailability.send_seen(line.time_ns);
-        let Some(value) = line.value.value.as_deref() else {
+        let Some(value) = &line.value.value else {
             self.malformed(format!(
                 "a send {} without value.value",
                 type_name(line.op_type)
@@ -218,37 +239,41 @@ impl Analysis {
         }
     }
 
-    fn send_invoke(&mut self, line: &Line<'_>, value: &str) {
+    fn send_invoke(&mut self, line: &Line<'_>, value: &ValueText<'_>) {
         let Some(id) = self.intern(value) else {
             return;
         };
         let line_number = self.line_number;
-        let Some(info) = self.values.get_mut(id as usize) else {
+        let Some(info) = self.values.send_mut(id) else {
             return;
         };
         if info.outcome != SendOutcome::NotInvoked {
             self.malformed(format!(
-                "value {value:?} is sent twice (values must be unique in a run)"
+                "value \"{value}\" is sent twice (values must be unique in a run)"
             ));
             return;
         }
         info.outcome = SendOutcome::Pending;
         info.producer = client_number(line.process);
         info.invoke_line = line_number;
+        self.invokes_by_producer
+            .entry(info.producer)
+            .or_default()
+            .push_back((line_number, id));
         info.invoke_ns = line.time_ns;
         self.figures
-            .record_matched("send", OpType::Invoke, line.time_ns, None);
+            .record_matched(figures::SEND, OpType::Invoke, line.time_ns, None);
     }
 
-    fn send_completion(&mut self, line: &Line<'_>, value: &str) {
+    fn send_completion(&mut self, line: &Line<'_>, value: &ValueText<'_>) {
         let pending = self.ids.get(value).filter(|id| {
             self.values
-                .get(*id as usize)
+                .send(*id)
                 .is_some_and(|info| info.outcome == SendOutcome::Pending)
         });
         let Some(id) = pending else {
             self.malformed(format!(
-                "a send {} of value {value:?}, which has no pending invoke",
+                "a send {} of value \"{value}\", which has no pending invoke",
                 type_name(line.op_type)
             ));
             return;
@@ -256,11 +281,17 @@ impl Analysis {
         let fields = &line.value;
         if line.op_type == OpType::Ok && (fields.partition.is_none() || fields.offset.is_none()) {
             self.malformed(format!(
-                "a send ok of value {value:?} without partition and offset"
+                "a send ok of value \"{value}\" without partition and offset"
             ));
             return;
         }
-        let Some(info) = self.values.get_mut(id as usize) else {
+        if let Some(partition) = fields.partition {
+            if let Some(read) = self.values.read_mut(id) {
+                read.send_partition = partition;
+            }
+            self.saw_partition(partition);
+        }
+        let Some(info) = self.values.send_mut(id) else {
             return;
         };
         info.outcome = match line.op_type {
@@ -270,18 +301,20 @@ impl Analysis {
         };
         info.completed_ns = line.time_ns;
         info.completed_index = line.index;
-        if let Some(partition) = fields.partition {
-            info.send_partition = partition;
-            self.partitions_seen.insert(partition);
+        if let Some(offset) = fields.offset {
+            info.send_offset = offset;
         }
         let invoke_ns = info.invoke_ns;
         self.figures
-            .record_matched("send", line.op_type, line.time_ns, Some(invoke_ns));
+            .record_matched(figures::SEND, line.op_type, line.time_ns, Some(invoke_ns));
         self.timeline.send_completed(line.time_ns, line.op_type);
+        if line.op_type != OpType::Ok {
+            let producer = self.values.send(id).map_or(0, |info| info.producer);
+            self.oldest_pending_invoke(producer);
+        }
         if let (OpType::Ok, Some(partition), Some(offset)) =
             (line.op_type, fields.partition, fields.offset)
         {
-            info.send_offset = offset;
             self.unavailability.send_ok(line.time_ns);
             self.check_order(id, partition, offset);
         }
@@ -290,20 +323,20 @@ impl Analysis {
     /// `reordered`: an earlier acknowledged send of the same producer to the same partition,
     /// completed before this one was invoked, at a higher offset.
     fn check_order(&mut self, id: ValueId, partition: i32, offset: i64) {
-        let Some(info) = self.values.get(id as usize).copied() else {
+        let Some(info) = self.values.get(id) else {
             return;
         };
         let marks = self
             .acks_by_producer_partition
             .entry((info.producer, partition))
             .or_default();
-        let before_invoke = marks.partition_point(|mark| mark.completed_line < info.invoke_line);
+        let before_invoke = marks_before(marks, info.invoke_line);
         let earlier = before_invoke
             .checked_sub(1)
             .and_then(|position| marks.get(position))
             .filter(|mark| mark.max_offset > offset)
             .copied();
-        let mark = match marks.last() {
+        let mark = match marks.back() {
             Some(last) if last.max_offset >= offset => AckMark {
                 completed_line: self.line_number,
                 ..*last
@@ -314,7 +347,8 @@ impl Analysis {
                 max_offset_value: id,
             },
         };
-        marks.push(mark);
+        marks.push_back(mark);
+        self.forget_old_marks(info.producer, partition);
         if let Some(earlier) = earlier {
             let value = self.ids.text(id);
             let earlier_value = self.ids.text(earlier.max_offset_value);
@@ -338,9 +372,43 @@ impl Analysis {
         }
     }
 
+    /// The line of the producer's oldest send still pending (`u64::MAX`: none), dropping
+    /// completed ones from the front of its queue.
+    fn oldest_pending_invoke(&mut self, producer: u64) -> u64 {
+        let Some(invokes) = self.invokes_by_producer.get_mut(&producer) else {
+            return u64::MAX;
+        };
+        while let Some((_, id)) = invokes.front()
+            && self
+                .values
+                .send(*id)
+                .is_none_or(|info| info.outcome != SendOutcome::Pending)
+        {
+            invokes.pop_front();
+        }
+        invokes.front().map_or(u64::MAX, |(line, _)| *line)
+    }
+
+    /// Drops the acknowledgement marks of (producer, partition) that no pending send of the
+    /// producer can ask about: all but the last one completed before its oldest pending invoke.
+    fn forget_old_marks(&mut self, producer: u64, partition: i32) {
+        let oldest_pending = self.oldest_pending_invoke(producer);
+        if let Some(marks) = self
+            .acks_by_producer_partition
+            .get_mut(&(producer, partition))
+        {
+            while marks
+                .get(1)
+                .is_some_and(|next| next.completed_line < oldest_pending)
+            {
+                marks.pop_front();
+            }
+        }
+    }
+
     fn poll(&mut self, line: &Line<'_>) {
         self.figures
-            .record_by_process("poll", line.process, line.op_type, line.time_ns);
+            .record_by_process(figures::POLL, line.process, line.op_type, line.time_ns);
         if line.op_type != OpType::Ok {
             return;
         }
@@ -354,7 +422,7 @@ impl Analysis {
             let Some(id) = self.intern(value) else {
                 return;
             };
-            self.partitions_seen.insert(*partition);
+            self.saw_partition(*partition);
             self.read(
                 *partition,
                 *offset,
@@ -415,7 +483,7 @@ impl Analysis {
 
     fn assign(&mut self, line: &Line<'_>) {
         self.figures
-            .record_by_process("assign", line.process, line.op_type, line.time_ns);
+            .record_by_process(figures::ASSIGN, line.process, line.op_type, line.time_ns);
         self.forward_reads.remove(&client_number(line.process));
         if let Some(positions) = &line.value.positions {
             self.partitions_seen
@@ -424,8 +492,12 @@ impl Analysis {
     }
 
     fn final_read(&mut self, line: &Line<'_>) {
-        self.figures
-            .record_by_process("final-read", line.process, line.op_type, line.time_ns);
+        self.figures.record_by_process(
+            figures::FINAL_READ,
+            line.process,
+            line.op_type,
+            line.time_ns,
+        );
         let Some(partition) = line.value.partition else {
             self.malformed(format!(
                 "a final-read {} without a partition",
@@ -433,7 +505,7 @@ impl Analysis {
             ));
             return;
         };
-        self.partitions_seen.insert(partition);
+        self.saw_partition(partition);
         let state = self
             .final_reads
             .entry(partition)
@@ -462,8 +534,8 @@ impl Analysis {
             let Some(id) = self.intern(value) else {
                 return;
             };
-            self.partitions_seen.insert(*partition);
-            if let Some(info) = self.values.get_mut(id as usize)
+            self.saw_partition(*partition);
+            if let Some(info) = self.values.read_mut(id)
                 && (info.final_partition == NO_PARTITION || info.send_partition == *partition)
             {
                 info.final_partition = *partition;
@@ -478,7 +550,7 @@ impl Analysis {
 
     /// Any read of a value at (partition, offset): `duplicated` and `divergent`.
     fn read(&mut self, partition: i32, offset: i64, id: ValueId, reader: Reader, index: u64) {
-        let Some(info) = self.values.get_mut(id as usize) else {
+        let Some(info) = self.values.read_mut(id) else {
             return;
         };
         if !info.read {
@@ -489,7 +561,9 @@ impl Analysis {
             && (info.first_read_partition, info.first_read_offset) != (partition, offset)
         {
             info.duplicated = true;
-            let info = *info;
+            let Some(info) = self.values.get(id) else {
+                return;
+            };
             let value = self.ids.text(id);
             self.anomaly(AnomalyKind::Duplicated).add(|| Example {
                 explanation: format!(
@@ -533,13 +607,14 @@ impl Analysis {
     }
 
     fn nemesis(&mut self, line: &Line<'_>) {
+        let index = self.figures.type_index(line.f.as_str());
         self.figures
-            .record_by_process(&line.f, line.process, line.op_type, line.time_ns);
+            .record_by_process(index, line.process, line.op_type, line.time_ns);
         self.unavailability.nemesis(
             line.index,
             line.time_ns,
             line.op_type,
-            &line.f,
+            line.f.as_str(),
             line.value.node.as_deref(),
             line.value.why.as_deref(),
         );
@@ -559,10 +634,10 @@ impl Analysis {
         };
         let mut never_completed = 0;
         for id in 0..self.values.len() {
-            let Some(info) = self.values.get(id).copied() else {
+            let Ok(id) = ValueId::try_from(id) else {
                 continue;
             };
-            let Ok(id) = ValueId::try_from(id) else {
+            let Some(info) = self.values.get(id) else {
                 continue;
             };
             match info.outcome {
@@ -593,7 +668,8 @@ impl Analysis {
                 }
             }
         }
-        self.figures.add_never_completed("send", never_completed);
+        self.figures
+            .add_never_completed(figures::SEND, never_completed);
         self.check_poll_skips();
         self.results(final_read, totals)
     }
@@ -603,7 +679,9 @@ impl Analysis {
             records: self.final_records,
             ..FinalReadSummary::default()
         };
-        for partition in &self.partitions_seen {
+        let mut partitions: Vec<i32> = self.partitions_seen.iter().copied().collect();
+        partitions.sort_unstable();
+        for partition in &partitions {
             match self.final_reads.get(partition) {
                 Some(FinalReadState::Complete) => summary.complete.push(*partition),
                 Some(FinalReadState::Incomplete) => summary.incomplete.push(*partition),
@@ -834,6 +912,22 @@ impl Analysis {
             timeline: self.timeline.finish(),
         }
     }
+}
+
+/// How many marks completed before `line`. Sends are short compared to the run, so this looks
+/// back from the end a little before falling back to a binary search (which would miss the
+/// cache on every step of a long vector).
+fn marks_before(marks: &VecDeque<AckMark>, line: u64) -> usize {
+    const LOOK_BACK: usize = 16;
+    for (back, mark) in marks.iter().rev().take(LOOK_BACK).enumerate() {
+        if mark.completed_line < line {
+            return marks.len() - back;
+        }
+    }
+    if marks.len() <= LOOK_BACK {
+        return 0;
+    }
+    marks.partition_point(|mark| mark.completed_line < line)
 }
 
 fn type_name(op_type: OpType) -> &'static str {

@@ -2,11 +2,12 @@
 //! unavailability after each nemesis operation, and a per-second timeline of send completions.
 //! Fed one operation at a time, in history order.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use hdrhistogram::Histogram;
 
 use super::results::{FaultFigures, LatencyMicros, OperationFigures, SecondCounts};
+use super::values::FastMap;
 use crate::history::{OpType, Process};
 
 /// Latencies are recorded between 1 µs and one hour, 3 significant digits.
@@ -41,18 +42,38 @@ impl OperationStats {
     }
 }
 
+/// Indexes of the operation types the checker interprets (registered first).
+pub const SEND: usize = 0;
+pub const POLL: usize = 1;
+pub const ASSIGN: usize = 2;
+pub const FINAL_READ: usize = 3;
+
 /// Per operation type figures. Operation types are few, so they live in a small vector.
-#[derive(Default)]
 pub struct OperationFiguresBuilder {
     types: Vec<OperationStats>,
     /// Invocation times of operations other than sends, per (process, type index), oldest first.
-    pending: HashMap<(Process, usize), VecDeque<u64>>,
+    pending: FastMap<(Process, usize), VecDeque<u64>>,
     first_ns: Option<u64>,
     last_ns: u64,
 }
 
+impl Default for OperationFiguresBuilder {
+    fn default() -> Self {
+        Self {
+            types: ["send", "poll", "assign", "final-read"]
+                .into_iter()
+                .map(OperationStats::new)
+                .collect(),
+            pending: FastMap::default(),
+            first_ns: None,
+            last_ns: 0,
+        }
+    }
+}
+
 impl OperationFiguresBuilder {
-    fn type_index(&mut self, f: &str) -> usize {
+    /// The index of an operation type, registering it if new.
+    pub fn type_index(&mut self, f: &str) -> usize {
         if let Some(index) = self.types.iter().position(|stats| stats.name == f) {
             return index;
         }
@@ -72,18 +93,22 @@ impl OperationFiguresBuilder {
     /// value): `invoke_ns` is the matched invocation's time, if any.
     pub fn record_matched(
         &mut self,
-        f: &str,
+        index: usize,
         op_type: OpType,
         time_ns: u64,
         invoke_ns: Option<u64>,
     ) {
-        let index = self.type_index(f);
         self.count(index, op_type, time_ns, invoke_ns);
     }
 
     /// Records an operation matched to its invocation by process, oldest pending first.
-    pub fn record_by_process(&mut self, f: &str, process: Process, op_type: OpType, time_ns: u64) {
-        let index = self.type_index(f);
+    pub fn record_by_process(
+        &mut self,
+        index: usize,
+        process: Process,
+        op_type: OpType,
+        time_ns: u64,
+    ) {
         if op_type == OpType::Invoke {
             let pending = self.pending.entry((process, index)).or_default();
             if pending.len() < PENDING_PER_PROCESS_MAX {
@@ -125,8 +150,7 @@ impl OperationFiguresBuilder {
     }
 
     /// Adds `count` invocations of `f` that never completed (counted as `info`).
-    pub fn add_never_completed(&mut self, f: &str, count: u64) {
-        let index = self.type_index(f);
+    pub fn add_never_completed(&mut self, index: usize, count: u64) {
         if let Some(stats) = self.types.get_mut(index) {
             stats.info += count;
         }
@@ -153,6 +177,7 @@ impl OperationFiguresBuilder {
         let seconds = self.duration_ns() as f64 / 1e9;
         self.types
             .into_iter()
+            .filter(|stats| stats.invoked + stats.completions_without_invoke > 0)
             .map(|stats| {
                 let latency_us = stats
                     .latency_us

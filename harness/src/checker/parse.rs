@@ -4,7 +4,7 @@
 //! hand-written `scan` handles the writer's own layout; serde handles any other spelling.
 //!
 //! Operations the checker does not interpret (nemesis faults, anything new) may carry values of
-//! any shape: if the strict parse fails, [`parse_line`] retries with the value ignored and
+//! any shape: if the strict parse fails, [`parse_with_serde`] retries with the value ignored and
 //! reports whether the strict parse had failed, so that the caller can decide whether the line
 //! is malformed (it is for `send`, `poll`, `assign` and `final-read`).
 
@@ -14,13 +14,106 @@ use serde::Deserialize;
 
 use crate::history::{OpType, Process};
 
+/// An operation's `f`: the four the checker interprets, or any other name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpName<'a> {
+    Send,
+    Poll,
+    Assign,
+    FinalRead,
+    Other(Cow<'a, str>),
+}
+
+impl<'a> OpName<'a> {
+    pub fn from_text(text: Cow<'a, str>) -> Self {
+        match &*text {
+            "send" => OpName::Send,
+            "poll" => OpName::Poll,
+            "assign" => OpName::Assign,
+            "final-read" => OpName::FinalRead,
+            _ => OpName::Other(text),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            OpName::Send => "send",
+            OpName::Poll => "poll",
+            OpName::Assign => "assign",
+            OpName::FinalRead => "final-read",
+            OpName::Other(name) => name,
+        }
+    }
+
+    pub fn into_owned(self) -> OpName<'static> {
+        match self {
+            OpName::Send => OpName::Send,
+            OpName::Poll => OpName::Poll,
+            OpName::Assign => OpName::Assign,
+            OpName::FinalRead => OpName::FinalRead,
+            OpName::Other(name) => OpName::Other(Cow::Owned(name.into_owned())),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for OpName<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Text::deserialize(deserializer).map(|text| OpName::from_text(text.0))
+    }
+}
+
 /// One record of a poll or final read: `[partition, offset, "value"]`.
-pub type Record<'a> = (i32, i64, Text<'a>);
+pub type Record<'a> = (i32, i64, ValueText<'a>);
+
+/// A produced value as read from the history: `<process>-<seq>` already split into numbers
+/// (the common case, and all the checker needs), or any other string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueText<'a> {
+    Key { process: u64, sequence: u64 },
+    Other(Cow<'a, str>),
+}
+
+impl<'a> ValueText<'a> {
+    pub fn into_owned(self) -> ValueText<'static> {
+        match self {
+            ValueText::Key { process, sequence } => ValueText::Key { process, sequence },
+            ValueText::Other(text) => ValueText::Other(Cow::Owned(text.into_owned())),
+        }
+    }
+
+    pub fn from_text(text: Cow<'a, str>) -> Self {
+        match parse_value_key(&text) {
+            Some((process, sequence)) => ValueText::Key { process, sequence },
+            None => ValueText::Other(text),
+        }
+    }
+}
+
+impl std::fmt::Display for ValueText<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueText::Key { process, sequence } => write!(formatter, "{process}-{sequence}"),
+            ValueText::Other(text) => formatter.write_str(text),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ValueText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Text::deserialize(deserializer).map(|text| ValueText::from_text(text.0))
+    }
+}
 
 /// A JSON string borrowed from the line when it has no escapes (serde's own `Cow<str>` always
 /// copies when nested in an `Option` or a tuple).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text<'a>(pub Cow<'a, str>);
+
+impl Text<'_> {
+    pub fn into_owned(self) -> Text<'static> {
+        Text(Cow::Owned(self.0.into_owned()))
+    }
+}
 
 impl std::ops::Deref for Text<'_> {
     type Target = str;
@@ -59,7 +152,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 pub struct Fields<'a> {
     /// `send`: the produced value, `<process>-<seq>`.
     #[serde(borrow, default)]
-    pub value: Option<Text<'a>>,
+    pub value: Option<ValueText<'a>>,
     /// `send` ok (and maybe info), `final-read`.
     #[serde(default)]
     pub partition: Option<i32>,
@@ -91,9 +184,44 @@ pub struct Line<'a> {
     #[serde(rename = "type")]
     pub op_type: OpType,
     #[serde(borrow)]
-    pub f: Text<'a>,
+    pub f: OpName<'a>,
     #[serde(borrow)]
     pub value: Fields<'a>,
+}
+
+impl Fields<'_> {
+    /// The same fields, owning their strings (records keep their allocation).
+    pub fn into_owned(self) -> Fields<'static> {
+        Fields {
+            value: self.value.map(ValueText::into_owned),
+            partition: self.partition,
+            offset: self.offset,
+            records: self.records.map(|records| {
+                records
+                    .into_iter()
+                    .map(|(partition, offset, value)| (partition, offset, value.into_owned()))
+                    .collect()
+            }),
+            complete: self.complete,
+            positions: self.positions,
+            node: self.node.map(Text::into_owned),
+            why: self.why.map(Text::into_owned),
+        }
+    }
+}
+
+impl Line<'_> {
+    /// The same line, owning its strings: to hand it to another thread.
+    pub fn into_owned(self) -> Line<'static> {
+        Line {
+            index: self.index,
+            time_ns: self.time_ns,
+            process: self.process,
+            op_type: self.op_type,
+            f: self.f.into_owned(),
+            value: self.value.into_owned(),
+        }
+    }
 }
 
 impl Default for Line<'_> {
@@ -103,7 +231,7 @@ impl Default for Line<'_> {
             time_ns: 0,
             process: Process::Nemesis,
             op_type: OpType::Invoke,
-            f: Text(Cow::Borrowed("")),
+            f: OpName::Other(Cow::Borrowed("")),
             value: Fields::default(),
         }
     }
@@ -118,7 +246,7 @@ struct LineIgnoringValue<'a> {
     #[serde(rename = "type")]
     op_type: OpType,
     #[serde(borrow)]
-    f: Text<'a>,
+    f: OpName<'a>,
     #[allow(dead_code)]
     value: serde::de::IgnoredAny,
 }
@@ -126,10 +254,18 @@ struct LineIgnoringValue<'a> {
 /// Parses one line (without its newline) into `line`. `Ok(Some(error))`: the line is an
 /// operation but its value could not be read (it is left empty). `Err`: the reason the line is
 /// not an operation.
+#[cfg(test)]
 pub fn parse_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<String>, String> {
-    if super::scan::scan_line(text, line).is_some() {
+    let mut scanned = Line::default();
+    if super::scan::scan_line(text, &mut scanned).is_some() {
+        *line = scanned;
         return Ok(None);
     }
+    parse_with_serde(text, line)
+}
+
+/// Parses one line with serde (any valid spelling), for lines the scanner turned down.
+pub fn parse_with_serde<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<String>, String> {
     match serde_json::from_slice::<Line<'_>>(text) {
         Ok(parsed) => {
             *line = parsed;
@@ -152,21 +288,26 @@ pub fn parse_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<Stri
     }
 }
 
-/// A value `<process>-<seq>` as two numbers, or `None` if it is not of that form.
+/// A value `<process>-<seq>` as two numbers, or `None` if it is not of that form (decimal
+/// digits only, no leading zeros, each fitting a u64), so that a key prints back as the same
+/// string. One pass over the bytes: this runs for every value of every record.
 pub fn parse_value_key(value: &str) -> Option<(u64, u64)> {
-    let (process, sequence) = value.split_once('-')?;
-    Some((parse_digits(process)?, parse_digits(sequence)?))
+    let bytes = value.as_bytes();
+    let dash = bytes.iter().position(|byte| *byte == b'-')?;
+    let process = parse_digits(bytes.get(..dash)?)?;
+    let sequence = parse_digits(bytes.get(dash + 1..)?)?;
+    Some((process, sequence))
 }
 
-/// Decimal digits only (no sign, no spaces), so that a key prints back as the same string.
-fn parse_digits(text: &str) -> Option<u64> {
-    if text.is_empty() || text.len() > 19 || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+fn parse_digits(digits: &[u8]) -> Option<u64> {
+    let (first, rest) = digits.split_first()?;
+    if *first == b'0' && !rest.is_empty() {
         return None;
     }
-    if text.len() > 1 && text.starts_with('0') {
-        return None;
-    }
-    text.parse().ok()
+    digits.iter().try_fold(0u64, |number, byte| {
+        let digit = byte.checked_sub(b'0').filter(|digit| *digit <= 9)?;
+        number.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 #[cfg(test)]
@@ -182,13 +323,24 @@ mod tests {
         assert_eq!(parse_line(text, &mut line), Ok(None));
         assert_eq!(line.process, Process::Client(3));
         assert_eq!(line.op_type, OpType::Ok);
-        assert_eq!(&*line.f, "send");
-        assert!(matches!(
+        assert_eq!(line.f, OpName::Send);
+        assert_eq!(
             line.value.value,
-            Some(Text(Cow::Borrowed("3-17")))
-        ));
+            Some(ValueText::Key {
+                process: 3,
+                sequence: 17
+            })
+        );
         assert_eq!(line.value.partition, Some(1));
         assert_eq!(line.value.offset, Some(40));
+        // Through serde (spaces defeat the scanner), strings are still borrowed.
+        let spaced = br#"{"index":1, "time_ns":3,"process":3,"type":"ok","f":"send","value":{"value":"a-b"}}"#;
+        let mut line = Line::default();
+        assert_eq!(parse_line(spaced, &mut line), Ok(None));
+        assert!(matches!(
+            line.value.value,
+            Some(ValueText::Other(Cow::Borrowed("a-b")))
+        ));
     }
 
     #[test]
@@ -197,7 +349,7 @@ mod tests {
         let mut line = Line::default();
         assert!(parse_line(text, &mut line).unwrap().is_some());
         assert_eq!(line.process, Process::Nemesis);
-        assert_eq!(&*line.f, "kill");
+        assert_eq!(line.f.as_str(), "kill");
     }
 
     #[test]
@@ -208,5 +360,12 @@ mod tests {
         assert_eq!(parse_value_key("a-1"), None);
         assert_eq!(parse_value_key("3-1-2"), None);
         assert_eq!(parse_value_key("99999999999999999999-1"), None);
+        assert_eq!(
+            parse_value_key("18446744073709551615-0"),
+            Some((u64::MAX, 0))
+        );
+        assert_eq!(parse_value_key("0-0"), Some((0, 0)));
+        assert_eq!(parse_value_key("-1"), None);
+        assert_eq!(parse_value_key("1-+1"), None);
     }
 }

@@ -1,7 +1,30 @@
 //! What the checker hands back: the verdict ([`Validity`]), the workload's [`Expectations`], one
 //! [`Anomaly`] report per anomaly with its first examples, and the figures (latency, throughput,
 //! unavailability after each fault, a per-second timeline). Serialized as `results.json` with
-//! stable kebab-case field names (CHECKER.md).
+//! stable kebab-case field names (CHECKER.md):
+//!
+//! ```text
+//! {
+//!   "valid": false,                       // true | false | "unknown"
+//!   "expectations": {"lost": "none", "duplicates": "allowed", "order": "allowed"},
+//!   "matches-expectation": false,         // what the exit code follows
+//!   "reasons": ["lost: 1"],               // why valid is not true
+//!   "malformed": {"line": 7, "reason": "...", "count": 1},   // only if any
+//!   "final-read": {"complete": [0, 1], "missing": [], "incomplete": [], "failed": [], "records": 812},
+//!   "anomaly-types": ["lost"],
+//!   "anomalies": {"lost": {"count": 1, "invalid": true, "examples": [{"explanation": "...",
+//!       "value": "3-17", "partition": 1, "offset": 40, "process": 3, "acknowledged-ns": 3400121,
+//!       "index": 1}]}, "divergent": {"count": 0, ...}, ...},
+//!   "totals": {"operations": 1650, "values": 812, "sends-ok": 790, ...},
+//!   "operations": {"send": {"count": 812, "ok": 790, "fail": 2, "info": 20,
+//!       "latency-us": {"p50": 900, "p90": 2100, "p99": 15000, "p99.9": 30000, "max": 31000},
+//!       "ok-per-second": 263.3}, "poll": {...}, "kill": {...}},
+//!   "faults": [{"index": 400, "time-ns": 1000000000, "f": "kill", "node": "broker-2",
+//!       "why": "leader of t-1", "window-end-ns": 2000000000,
+//!       "time-to-first-ok-send-us": 1200000, "longest-without-ok-send-us": 1200000}],
+//!   "timeline": [{"second": 0, "ok": 250, "fail": 0, "info": 0}, ...]
+//! }
+//! ```
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};

@@ -3,23 +3,33 @@
 //! checker's hot path. It returns `None` for anything else (other key orders, whitespace,
 //! escaped strings, a field of an unexpected type), and the caller then parses the line with
 //! serde, which accepts every valid spelling and gives the precise error for invalid ones.
-//! So this scanner only has to be right on what it accepts, never complete.
+//! So this scanner only has to be right on what it accepts, never complete. It produces lines
+//! that own their few strings (`f` of a rare operation, nemesis fields, odd values) so that they
+//! can go to another thread without a copy.
 
 use std::borrow::Cow;
 
-use super::parse::{Fields, Line, Text};
+use super::parse::{Fields, Line, OpName, Text, ValueText};
 use crate::history::{OpType, Process};
+
+/// Records vectors start this large (polls return a few to a few hundred records).
+const RECORDS_CAPACITY: usize = 64;
 
 /// Nesting limit when skipping values the checker does not read.
 const SKIP_DEPTH_MAX: usize = 64;
 
 /// Scans one line in the writer's layout into `line`, or `None` to let serde decide (then
 /// `line` may be partly written). Filling the caller's `line` in place avoids moving it.
-pub fn scan_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<()> {
-    let text = std::str::from_utf8(text).ok()?;
+#[cfg(test)]
+pub fn scan_line(text: &[u8], line: &mut Line<'static>) -> Option<()> {
+    (scan_prefix(text, line)? == text.len()).then_some(())
+}
+
+/// Scans one operation at the start of `text` (which may go on with more lines) and returns
+/// how many bytes it took; the caller checks what follows.
+pub fn scan_prefix(text: &[u8], line: &mut Line<'static>) -> Option<usize> {
     let mut cursor = Cursor {
-        text,
-        bytes: text.as_bytes(),
+        bytes: text,
         position: 0,
     };
     cursor.literal(b"{\"index\":")?;
@@ -34,47 +44,70 @@ pub fn scan_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Option<()> {
         Process::Client(cursor.unsigned()?)
     };
     cursor.literal(b",\"type\":")?;
-    line.op_type = match cursor.string()? {
-        "invoke" => OpType::Invoke,
-        "ok" => OpType::Ok,
-        "fail" => OpType::Fail,
-        "info" => OpType::Info,
-        _ => return None,
+    line.op_type = if cursor.literal(b"\"invoke\"").is_some() {
+        OpType::Invoke
+    } else if cursor.literal(b"\"ok\"").is_some() {
+        OpType::Ok
+    } else if cursor.literal(b"\"fail\"").is_some() {
+        OpType::Fail
+    } else {
+        cursor.literal(b"\"info\"")?;
+        OpType::Info
     };
     cursor.literal(b",\"f\":")?;
-    line.f = Text(Cow::Borrowed(cursor.string()?));
+    line.f = if cursor.literal(b"\"send\",").is_some() {
+        cursor.position -= 1;
+        OpName::Send
+    } else if cursor.literal(b"\"poll\",").is_some() {
+        cursor.position -= 1;
+        OpName::Poll
+    } else {
+        OpName::from_text(Cow::Owned(cursor.string()?.to_string()))
+    };
     cursor.literal(b",\"value\":")?;
     cursor.fields(&mut line.value)?;
-    cursor.literal(b"}")?;
-    (cursor.position == cursor.bytes.len()).then_some(())
+    cursor.byte(b'}')?;
+    Some(cursor.position)
 }
 
 struct Cursor<'a> {
-    text: &'a str,
     bytes: &'a [u8],
     position: usize,
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.position).copied()
     }
 
+    /// One expected byte.
+    #[inline]
+    fn byte(&mut self, expected: u8) -> Option<()> {
+        (self.peek()? == expected).then(|| self.position += 1)
+    }
+
+    #[inline]
     fn literal(&mut self, expected: &[u8]) -> Option<()> {
         let end = self.position.checked_add(expected.len())?;
         (self.bytes.get(self.position..end)? == expected).then(|| self.position = end)
     }
 
     /// JSON's unsigned integer: `0` or a digit 1-9 followed by digits, fitting a u64.
+    #[inline]
     fn unsigned(&mut self) -> Option<u64> {
         let start = self.position;
         let mut value: u64 = 0;
-        while let Some(byte @ b'0'..=b'9') = self.peek() {
-            value = value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))?;
+        while let Some(byte) = self.bytes.get(self.position) {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
             self.position += 1;
         }
         let digits = self.position - start;
-        if digits == 0 || (digits > 1 && self.bytes[start] == b'0') {
+        if digits == 0 || (digits > 1 && self.bytes.get(start) == Some(&b'0')) {
             return None;
         }
         // A fraction or exponent is not an integer: leave it to serde.
@@ -84,6 +117,7 @@ impl<'a> Cursor<'a> {
         Some(value)
     }
 
+    #[inline]
     fn signed(&mut self) -> Option<i64> {
         if self.peek()? == b'-' {
             self.position += 1;
@@ -95,6 +129,20 @@ impl<'a> Cursor<'a> {
         } else {
             i64::try_from(self.unsigned()?).ok()
         }
+    }
+
+    /// An object key without escapes, as bytes (keys are compared, never kept).
+    fn key(&mut self) -> Option<&'a [u8]> {
+        self.byte(b'"')?;
+        let start = self.position;
+        let length = self
+            .bytes
+            .get(start..)?
+            .iter()
+            .position(|byte| *byte == b'"' || *byte == b'\\')?;
+        let end = start + length;
+        (self.bytes[end] == b'"').then(|| self.position = end + 1)?;
+        self.bytes.get(start..end)
     }
 
     /// A string without escapes or control characters, borrowed from the line.
@@ -113,8 +161,24 @@ impl<'a> Cursor<'a> {
             return None;
         }
         self.position = end + 1;
-        // Both ends are ASCII quotes, so they are character boundaries.
-        self.text.get(start..end)
+        // Only the strings the checker keeps are checked for UTF-8, not the whole line.
+        std::str::from_utf8(self.bytes.get(start..end)?).ok()
+    }
+
+    /// A produced value: `"<digits>-<digits>"` straight into numbers, anything else as a string
+    /// (classified exactly as [`ValueText::from_text`] would).
+    fn value_text(&mut self) -> Option<ValueText<'static>> {
+        let start = self.position;
+        if self.byte(b'"').is_some()
+            && let Some(process) = self.unsigned()
+            && self.byte(b'-').is_some()
+            && let Some(sequence) = self.unsigned()
+            && self.byte(b'"').is_some()
+        {
+            return Some(ValueText::Key { process, sequence });
+        }
+        self.position = start;
+        Some(ValueText::from_text(Cow::Owned(self.string()?.to_string())))
     }
 
     fn boolean(&mut self) -> Option<bool> {
@@ -126,49 +190,49 @@ impl<'a> Cursor<'a> {
     }
 
     /// The operation's value: an object whose known keys may come in any order.
-    fn fields(&mut self, fields: &mut Fields<'a>) -> Option<()> {
-        self.literal(b"{")?;
-        if self.literal(b"}").is_some() {
+    fn fields(&mut self, fields: &mut Fields<'static>) -> Option<()> {
+        self.byte(b'{')?;
+        if self.byte(b'}').is_some() {
             return Some(());
         }
         loop {
-            let key = self.string()?;
-            self.literal(b":")?;
+            let key = self.key()?;
+            self.byte(b':')?;
             match key {
-                "value" => fields.value = Some(Text(Cow::Borrowed(self.string()?))),
-                "partition" => fields.partition = Some(i32::try_from(self.signed()?).ok()?),
-                "offset" => fields.offset = Some(self.signed()?),
-                "records" => fields.records = Some(self.records()?),
-                "complete" => fields.complete = Some(self.boolean()?),
-                "positions" => fields.positions = Some(self.positions()?),
-                "node" => fields.node = Some(Text(Cow::Borrowed(self.string()?))),
-                "why" => fields.why = Some(Text(Cow::Borrowed(self.string()?))),
+                b"value" => fields.value = Some(self.value_text()?),
+                b"partition" => fields.partition = Some(i32::try_from(self.signed()?).ok()?),
+                b"offset" => fields.offset = Some(self.signed()?),
+                b"records" => fields.records = Some(self.records()?),
+                b"complete" => fields.complete = Some(self.boolean()?),
+                b"positions" => fields.positions = Some(self.positions()?),
+                b"node" => fields.node = Some(Text(Cow::Owned(self.string()?.to_string()))),
+                b"why" => fields.why = Some(Text(Cow::Owned(self.string()?.to_string()))),
                 _ => self.skip_value(0)?,
             }
-            if self.literal(b",").is_none() {
-                return self.literal(b"}");
+            if self.byte(b',').is_none() {
+                return self.byte(b'}');
             }
         }
     }
 
     /// `[[partition,offset,"value"],...]`
-    fn records(&mut self) -> Option<Vec<(i32, i64, Text<'a>)>> {
-        let mut records = Vec::new();
-        self.literal(b"[")?;
-        if self.literal(b"]").is_some() {
+    fn records(&mut self) -> Option<Vec<(i32, i64, ValueText<'static>)>> {
+        let mut records = Vec::with_capacity(RECORDS_CAPACITY);
+        self.byte(b'[')?;
+        if self.byte(b']').is_some() {
             return Some(records);
         }
         loop {
-            self.literal(b"[")?;
+            self.byte(b'[')?;
             let partition = i32::try_from(self.signed()?).ok()?;
-            self.literal(b",")?;
+            self.byte(b',')?;
             let offset = self.signed()?;
-            self.literal(b",")?;
-            let value = self.string()?;
-            self.literal(b"]")?;
-            records.push((partition, offset, Text(Cow::Borrowed(value))));
-            if self.literal(b",").is_none() {
-                self.literal(b"]")?;
+            self.byte(b',')?;
+            let value = self.value_text()?;
+            self.byte(b']')?;
+            records.push((partition, offset, value));
+            if self.byte(b',').is_none() {
+                self.byte(b']')?;
                 return Some(records);
             }
         }
@@ -177,19 +241,19 @@ impl<'a> Cursor<'a> {
     /// `[[partition,offset],...]`
     fn positions(&mut self) -> Option<Vec<(i32, i64)>> {
         let mut positions = Vec::new();
-        self.literal(b"[")?;
-        if self.literal(b"]").is_some() {
+        self.byte(b'[')?;
+        if self.byte(b']').is_some() {
             return Some(positions);
         }
         loop {
-            self.literal(b"[")?;
+            self.byte(b'[')?;
             let partition = i32::try_from(self.signed()?).ok()?;
-            self.literal(b",")?;
+            self.byte(b',')?;
             let offset = self.signed()?;
-            self.literal(b"]")?;
+            self.byte(b']')?;
             positions.push((partition, offset));
-            if self.literal(b",").is_none() {
-                self.literal(b"]")?;
+            if self.byte(b',').is_none() {
+                self.byte(b']')?;
                 return Some(positions);
             }
         }
@@ -205,27 +269,27 @@ impl<'a> Cursor<'a> {
             b'"' => self.skip_string(),
             b'{' => {
                 self.position += 1;
-                if self.literal(b"}").is_some() {
+                if self.byte(b'}').is_some() {
                     return Some(());
                 }
                 loop {
                     self.skip_string()?;
-                    self.literal(b":")?;
+                    self.byte(b':')?;
                     self.skip_value(depth + 1)?;
-                    if self.literal(b",").is_none() {
-                        return self.literal(b"}");
+                    if self.byte(b',').is_none() {
+                        return self.byte(b'}');
                     }
                 }
             }
             b'[' => {
                 self.position += 1;
-                if self.literal(b"]").is_some() {
+                if self.byte(b']').is_some() {
                     return Some(());
                 }
                 loop {
                     self.skip_value(depth + 1)?;
-                    if self.literal(b",").is_none() {
-                        return self.literal(b"]");
+                    if self.byte(b',').is_none() {
+                        return self.byte(b']');
                     }
                 }
             }
@@ -238,8 +302,8 @@ impl<'a> Cursor<'a> {
                     self.position += 1;
                 }
                 // Let serde judge anything but plain integers and decimals.
-                self.text
-                    .get(start..self.position)?
+                std::str::from_utf8(self.bytes.get(start..self.position)?)
+                    .ok()?
                     .parse::<f64>()
                     .ok()
                     .map(|_| ())
@@ -249,7 +313,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn skip_string(&mut self) -> Option<()> {
-        self.literal(b"\"")?;
+        self.byte(b'"')?;
         loop {
             let byte = self.peek()?;
             self.position += 1;

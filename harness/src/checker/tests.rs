@@ -699,3 +699,227 @@ fn validity_merges_false_over_unknown_over_true() {
         }
     );
 }
+
+#[test]
+fn lines_split_across_reads_are_read_whole() {
+    let mut history = clean_history();
+    history
+        .poll(10, 9, &[(0, 3, "7-7")])
+        .nemesis(11, "kill", "broker-1");
+    let mut text = history.text();
+    // Another spelling (CRLF, spaces) goes through serde, also across reads.
+    text.push_str("{ \"index\":99,\"time_ns\":1,\"process\":4,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{}}\r\n");
+    let expected = check_history(text.as_bytes(), &Expectations::default());
+    assert_eq!(expected.count(AnomalyKind::Unexpected), 1);
+    assert_eq!(expected.totals.operations, 17);
+    for buffer_bytes in [1, 7, 64, 300] {
+        let mut analysis = analysis::Analysis::new(&Expectations::default());
+        pipeline::run(text.as_bytes(), &mut analysis, buffer_bytes);
+        assert_eq!(
+            analysis.finish(),
+            expected,
+            "buffer of {buffer_bytes} bytes"
+        );
+        // The same on one thread.
+        let mut analysis = analysis::Analysis::new(&Expectations::default());
+        pipeline::read_lines(text.as_bytes(), buffer_bytes, |item| analysis.feed(item));
+        assert_eq!(
+            analysis.finish(),
+            expected,
+            "one thread, {buffer_bytes} bytes"
+        );
+    }
+    // The last line may lack its line break.
+    let trimmed = text.trim_end();
+    let results = check_history(trimmed.as_bytes(), &Expectations::default());
+    assert_eq!(results, expected);
+}
+
+#[test]
+fn reordered_is_found_far_back_in_a_long_run() {
+    // 1-0 is invoked after 1-5 was acknowledged at offset 105, and acknowledged 35
+    // acknowledgements later, at offset 50.
+    let mut history = History::default();
+    let mut records: Vec<(i32, i64, String)> = Vec::new();
+    for sequence in 1..=40u64 {
+        if sequence == 6 {
+            history.invoke_send(5, 1, "1-0");
+        }
+        let offset = sequence as i64 + 100;
+        history.send(sequence * 2, 1, &format!("1-{sequence}"), 0, offset);
+        records.push((0, offset, format!("1-{sequence}")));
+    }
+    history.ok_send(90, 1, "1-0", 0, 50);
+    records.push((0, 50, "1-0".to_string()));
+    let borrowed: Vec<(i32, i64, &str)> = records
+        .iter()
+        .map(|(p, o, v)| (*p, *o, v.as_str()))
+        .collect();
+    history.final_read(100, 0, &borrowed);
+    let results = history.check();
+    assert_eq!(results.count(AnomalyKind::Reordered), 1, "{results:#?}");
+    let example = &results.anomaly(AnomalyKind::Reordered).examples[0];
+    assert_eq!(example.value.as_deref(), Some("1-0"));
+    assert_eq!(example.earlier_value.as_deref(), Some("1-5"));
+    assert_eq!(example.earlier_offset, Some(105));
+}
+
+#[test]
+fn many_batches_keep_their_order() {
+    // More lines than one batch between the reader and the analysis.
+    let mut history = History::default();
+    let mut records = Vec::new();
+    for sequence in 0..5000u64 {
+        history.send(sequence, 1, &format!("1-{sequence}"), 0, sequence as i64);
+        records.push((0, sequence as i64, format!("1-{sequence}")));
+    }
+    let borrowed: Vec<(i32, i64, &str)> = records
+        .iter()
+        .map(|(p, o, v)| (*p, *o, v.as_str()))
+        .collect();
+    history.final_read(6000, 0, &borrowed[..4999]);
+    let results = history.check();
+    assert_eq!(results.totals.operations, 10_002);
+    assert_eq!(results.count(AnomalyKind::Lost), 1);
+    assert_eq!(
+        results.anomaly(AnomalyKind::Lost).examples[0]
+            .value
+            .as_deref(),
+        Some("1-4999")
+    );
+}
+
+#[test]
+fn what_the_history_writer_writes_is_scanned_and_checked() {
+    use crate::history::{HistoryWriter, OpType as Type, Process};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    let writer = HistoryWriter::create(&path).unwrap();
+    let send = |value: &str, partition: i32, offset: i64| {
+        writer
+            .record(
+                Process::Client(3),
+                Type::Invoke,
+                "send",
+                json!({"key": "k", "value": value}),
+            )
+            .unwrap();
+        writer
+            .record(
+                Process::Client(3),
+                Type::Ok,
+                "send",
+                json!({"key": "k", "value": value, "partition": partition, "offset": offset}),
+            )
+            .unwrap();
+    };
+    send("3-0", 0, 0);
+    send("3-1", 0, 1);
+    writer
+        .record(
+            Process::Nemesis,
+            Type::Invoke,
+            "kill",
+            json!({"node": "broker-2", "why": "ünïcode"}),
+        )
+        .unwrap();
+    writer
+        .record(
+            Process::Nemesis,
+            Type::Info,
+            "kill",
+            json!({"node": "broker-2", "why": "ünïcode"}),
+        )
+        .unwrap();
+    writer
+        .record(Process::Client(9), Type::Invoke, "poll", json!({}))
+        .unwrap();
+    writer
+        .record(
+            Process::Client(9),
+            Type::Ok,
+            "poll",
+            json!({"records": [[0, 0, "3-0"], [0, 1, "3-1"]]}),
+        )
+        .unwrap();
+    writer
+        .record(
+            Process::Client(20),
+            Type::Invoke,
+            "final-read",
+            json!({"partition": 0}),
+        )
+        .unwrap();
+    writer
+        .record(
+            Process::Client(20),
+            Type::Ok,
+            "final-read",
+            json!({"partition": 0, "log_start_offset": 0, "high_watermark": 2,
+                   "records": [[0, 0, "3-0"]], "complete": true}),
+        )
+        .unwrap();
+    writer.close().unwrap();
+
+    // Every line takes the fast path.
+    let text = std::fs::read(&path).unwrap();
+    for line in text
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+    {
+        let mut parsed = parse::Line::default();
+        assert!(
+            scan::scan_line(line, &mut parsed).is_some(),
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    let results = check_history_file(&path, &Expectations::default());
+    assert_eq!(results.valid, Validity::False, "{results:#?}");
+    assert_only(&results, AnomalyKind::Lost, 1);
+    assert_eq!(results.faults[0].why.as_deref(), Some("ünïcode"));
+    let one_thread = check_history_file_with(&path, &Expectations::default(), Reading::OneThread);
+    assert_eq!(one_thread, results);
+}
+
+#[test]
+fn mutated_histories_never_panic() {
+    let mut base = clean_history();
+    base.nemesis(9, "kill", "broker-1")
+        .assign(10, 9, 0, 0)
+        .failed_send(11, 2, "2-1", "info");
+    let text = base.text().into_bytes();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize
+    };
+    let alphabet = b"{}[]\",:-0123456789.e\\\n tfnu\xff";
+    for _ in 0..1000 {
+        let mut mutated = text.clone();
+        for _ in 0..(1 + next() % 4) {
+            let position = next() % mutated.len();
+            match next() % 3 {
+                0 => mutated[position] = alphabet[next() % alphabet.len()],
+                1 => {
+                    mutated.remove(position);
+                }
+                _ => mutated.insert(position, alphabet[next() % alphabet.len()]),
+            }
+        }
+        let results = check_history(&mutated[..], &Expectations::default());
+        if let Some(malformed) = &results.malformed {
+            assert!(
+                !malformed.reason.contains("the checker failed")
+                    && !malformed.reason.contains("panicked"),
+                "{}\n{}",
+                malformed.reason,
+                String::from_utf8_lossy(&mutated)
+            );
+        }
+    }
+}

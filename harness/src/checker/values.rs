@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::parse::parse_value_key;
+use super::parse::ValueText;
 
 /// A fast, non-cryptographic hasher for the checker's integer-keyed maps (the history is our
 /// own file, so there is no adversary to flood them): FxHash's multiply-rotate.
@@ -61,15 +61,18 @@ impl Hasher for FastHasher {
 /// A `HashMap` with [`FastHasher`].
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
+/// A `HashSet` with [`FastHasher`].
+pub type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
+
 /// A dense value id (index into the checker's per-value vector).
 pub type ValueId = u32;
 
 /// The largest number of distinct values the checker accepts (ids use 31 bits).
 pub const MAX_VALUES: usize = OffsetTable::EMPTY as usize;
 
-/// How far beyond the current end of a dense vector an index may land before the sparse
-/// fallback is used instead (keeps a hostile offset or sequence number from allocating GiBs).
-const DENSE_GROWTH_LIMIT: u64 = 1 << 20;
+/// A dense vector may grow to twice its filled slots plus this; keys beyond go to the sparse
+/// map, so that scattered offsets or sequence numbers cannot make memory outgrow the entries.
+const DENSE_SLACK: u64 = 1 << 16;
 
 /// A vector indexed by `key - base`, with a map for keys that fall far outside it. The base is
 /// 0 (offsets) or the first key inserted (sequence numbers of one producer).
@@ -78,6 +81,8 @@ struct DenseMap {
     base_at_first_key: bool,
     base: u64,
     dense: Vec<u32>,
+    /// Slots of `dense` in use.
+    filled: u64,
     sparse: FastMap<u64, u32>,
 }
 
@@ -108,11 +113,15 @@ impl DenseMap {
             self.base = key;
         }
         if let Some(index) = key.checked_sub(self.base)
-            && index < self.dense.len() as u64 + DENSE_GROWTH_LIMIT
+            && (index < self.dense.len() as u64
+                || index < self.filled.saturating_mul(2).saturating_add(DENSE_SLACK))
             && let Ok(index) = usize::try_from(index)
         {
             if index >= self.dense.len() {
                 self.dense.resize(index + 1, Self::ABSENT);
+            }
+            if self.dense[index] == Self::ABSENT {
+                self.filled += 1;
             }
             self.dense[index] = id;
             return;
@@ -131,22 +140,29 @@ enum ValueName {
 /// Interns value strings into dense ids.
 #[derive(Debug, Default)]
 pub struct ValueIds {
-    by_process: FastMap<u64, DenseMap>,
+    /// Process number -> index into `processes`.
+    by_process: FastMap<u64, usize>,
+    processes: Vec<DenseMap>,
+    /// The last process looked up and its index: consecutive lookups are often the same.
+    last_process: std::cell::Cell<Option<(u64, usize)>>,
     others: FastMap<Box<str>, ValueId>,
     names: Vec<ValueName>,
 }
 
 impl ValueIds {
     /// The id of `value`, if it was seen.
-    pub fn get(&self, value: &str) -> Option<ValueId> {
-        match parse_value_key(value) {
-            Some((process, sequence)) => self.by_process.get(&process)?.get(sequence),
-            None => self.others.get(value).copied(),
+    pub fn get(&self, value: &ValueText<'_>) -> Option<ValueId> {
+        match value {
+            ValueText::Key { process, sequence } => self
+                .processes
+                .get(self.process_index(*process)?)?
+                .get(*sequence),
+            ValueText::Other(text) => self.others.get(text.as_ref()).copied(),
         }
     }
 
     /// The id of `value`, and whether it is new. `None` when there are too many values.
-    pub fn intern(&mut self, value: &str) -> Option<(ValueId, bool)> {
+    pub fn intern(&mut self, value: &ValueText<'_>) -> Option<(ValueId, bool)> {
         if let Some(id) = self.get(value) {
             return Some((id, false));
         }
@@ -154,20 +170,41 @@ impl ValueIds {
             return None;
         }
         let id = ValueId::try_from(self.names.len()).ok()?;
-        match parse_value_key(value) {
-            Some((process, sequence)) => {
-                self.by_process
-                    .entry(process)
-                    .or_insert_with(DenseMap::based_at_first_key)
-                    .insert(sequence, id);
-                self.names.push(ValueName::Key { process, sequence });
+        match value {
+            ValueText::Key { process, sequence } => {
+                let index = match self.process_index(*process) {
+                    Some(index) => index,
+                    None => {
+                        self.processes.push(DenseMap::based_at_first_key());
+                        self.by_process.insert(*process, self.processes.len() - 1);
+                        self.processes.len() - 1
+                    }
+                };
+                if let Some(sequences) = self.processes.get_mut(index) {
+                    sequences.insert(*sequence, id);
+                }
+                self.names.push(ValueName::Key {
+                    process: *process,
+                    sequence: *sequence,
+                });
             }
-            None => {
-                self.others.insert(value.into(), id);
-                self.names.push(ValueName::Other(value.into()));
+            ValueText::Other(text) => {
+                self.others.insert(text.as_ref().into(), id);
+                self.names.push(ValueName::Other(text.as_ref().into()));
             }
         }
         Some((id, true))
+    }
+
+    fn process_index(&self, process: u64) -> Option<usize> {
+        if let Some((last, index)) = self.last_process.get()
+            && last == process
+        {
+            return Some(index);
+        }
+        let index = *self.by_process.get(&process)?;
+        self.last_process.set(Some((process, index)));
+        Some(index)
     }
 
     /// The value string of an id.
@@ -196,14 +233,12 @@ pub enum SendOutcome {
 /// Partition numbers are `i32` in Kafka; this one means "none".
 pub const NO_PARTITION: i32 = i32::MIN;
 
-/// What the checker knows about one value.
+/// What the checker knows about one value (assembled from [`ValueTable`]'s two halves).
 #[derive(Debug, Clone, Copy)]
 pub struct ValueInfo {
     pub outcome: SendOutcome,
     /// Whether any poll or final read returned it.
     pub read: bool,
-    /// Whether it was already counted as duplicated.
-    pub duplicated: bool,
     /// The partition of the send (from its `ok`, or an `info` that knew it).
     pub send_partition: i32,
     /// The partition of the first read that returned it.
@@ -214,32 +249,98 @@ pub struct ValueInfo {
     pub first_read_offset: i64,
     /// The producer process that invoked the send.
     pub producer: u64,
-    /// Line number (0-based) of the send's invoke: orders invocations for `reordered`.
+    /// Line number (1-based) of the send's invoke: orders invocations for `reordered`.
     pub invoke_line: u64,
-    pub invoke_ns: u64,
     /// `time_ns` of the send's completion.
     pub completed_ns: u64,
     /// History index of the completion.
     pub completed_index: u64,
 }
 
-impl Default for ValueInfo {
+/// The half of a value's state that reads touch: small, so that reads (which jump around the
+/// values) miss the cache less.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadInfo {
+    pub first_read_offset: i64,
+    pub first_read_partition: i32,
+    pub final_partition: i32,
+    pub send_partition: i32,
+    pub read: bool,
+    pub duplicated: bool,
+}
+
+impl Default for ReadInfo {
     fn default() -> Self {
         Self {
-            outcome: SendOutcome::NotInvoked,
-            read: false,
-            duplicated: false,
-            send_partition: NO_PARTITION,
+            first_read_offset: -1,
             first_read_partition: NO_PARTITION,
             final_partition: NO_PARTITION,
-            send_offset: -1,
-            first_read_offset: -1,
-            producer: 0,
-            invoke_line: 0,
-            invoke_ns: 0,
-            completed_ns: 0,
-            completed_index: 0,
+            send_partition: NO_PARTITION,
+            read: false,
+            duplicated: false,
         }
+    }
+}
+
+/// The half of a value's state that its send touches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendInfo {
+    pub send_offset: i64,
+    pub producer: u64,
+    pub invoke_line: u64,
+    pub invoke_ns: u64,
+    pub completed_ns: u64,
+    pub completed_index: u64,
+    pub outcome: SendOutcome,
+}
+
+/// Per-value state, indexed by [`ValueId`], split in a read half and a send half.
+#[derive(Debug, Default)]
+pub struct ValueTable {
+    reads: Vec<ReadInfo>,
+    sends: Vec<SendInfo>,
+}
+
+impl ValueTable {
+    /// Adds the state of a new value (ids are handed out in order).
+    pub fn push(&mut self) {
+        self.reads.push(ReadInfo::default());
+        self.sends.push(SendInfo::default());
+    }
+
+    pub fn len(&self) -> usize {
+        self.reads.len()
+    }
+
+    pub fn read_mut(&mut self, id: ValueId) -> Option<&mut ReadInfo> {
+        self.reads.get_mut(id as usize)
+    }
+
+    pub fn send(&self, id: ValueId) -> Option<&SendInfo> {
+        self.sends.get(id as usize)
+    }
+
+    pub fn send_mut(&mut self, id: ValueId) -> Option<&mut SendInfo> {
+        self.sends.get_mut(id as usize)
+    }
+
+    /// Both halves together.
+    pub fn get(&self, id: ValueId) -> Option<ValueInfo> {
+        let read = self.reads.get(id as usize)?;
+        let send = self.sends.get(id as usize)?;
+        Some(ValueInfo {
+            outcome: send.outcome,
+            read: read.read,
+            send_partition: read.send_partition,
+            first_read_partition: read.first_read_partition,
+            final_partition: read.final_partition,
+            send_offset: send.send_offset,
+            first_read_offset: read.first_read_offset,
+            producer: send.producer,
+            invoke_line: send.invoke_line,
+            completed_ns: send.completed_ns,
+            completed_index: send.completed_index,
+        })
     }
 }
 
@@ -254,16 +355,34 @@ pub struct Slot {
 /// (partition, offset) -> the value read there, dense per partition.
 #[derive(Debug, Default)]
 pub struct OffsetTable {
-    partitions: FastMap<i32, DenseMap>,
+    /// Partition -> index into `partitions`.
+    by_partition: FastMap<i32, usize>,
+    partitions: Vec<DenseMap>,
+    /// The last partition looked up and its index: records come in runs of one partition.
+    last_partition: std::cell::Cell<Option<(i32, usize)>>,
 }
 
 impl OffsetTable {
     const FINAL_BIT: u32 = 1 << 31;
     const EMPTY: u32 = Self::FINAL_BIT - 1;
 
+    fn partition_index(&self, partition: i32) -> Option<usize> {
+        if let Some((last, index)) = self.last_partition.get()
+            && last == partition
+        {
+            return Some(index);
+        }
+        let index = *self.by_partition.get(&partition)?;
+        self.last_partition.set(Some((partition, index)));
+        Some(index)
+    }
+
     pub fn get(&self, partition: i32, offset: i64) -> Option<Slot> {
         let offset = u64::try_from(offset).ok()?;
-        let raw = self.partitions.get(&partition)?.get(offset)?;
+        let raw = self
+            .partitions
+            .get(self.partition_index(partition)?)?
+            .get(offset)?;
         (raw != Self::EMPTY).then_some(Slot {
             value: raw & !Self::FINAL_BIT,
             from_final_read: raw & Self::FINAL_BIT != 0,
@@ -280,17 +399,26 @@ impl OffsetTable {
         };
         let keep_previous =
             previous.is_some_and(|old| old.from_final_read && !slot.from_final_read);
-        if !keep_previous {
-            let raw = slot.value
-                | if slot.from_final_read {
-                    Self::FINAL_BIT
-                } else {
-                    0
-                };
-            self.partitions
-                .entry(partition)
-                .or_default()
-                .insert(offset, raw);
+        if keep_previous || previous == Some(slot) {
+            return previous;
+        }
+        let raw = slot.value
+            | if slot.from_final_read {
+                Self::FINAL_BIT
+            } else {
+                0
+            };
+        let index = match self.partition_index(partition) {
+            Some(index) => index,
+            None => {
+                self.partitions.push(DenseMap::default());
+                let index = self.partitions.len() - 1;
+                self.by_partition.insert(partition, index);
+                index
+            }
+        };
+        if let Some(offsets) = self.partitions.get_mut(index) {
+            offsets.insert(offset, raw);
         }
         previous
     }
@@ -302,19 +430,39 @@ mod tests {
 
     use super::*;
 
+    fn text(value: &str) -> ValueText<'_> {
+        ValueText::from_text(value.into())
+    }
+
     #[test]
     fn interning_parsed_and_other_values() {
         let mut ids = ValueIds::default();
-        assert_eq!(ids.intern("3-17"), Some((0, true)));
-        assert_eq!(ids.intern("weird"), Some((1, true)));
-        assert_eq!(ids.intern("3-18"), Some((2, true)));
-        assert_eq!(ids.intern("3-17"), Some((0, false)));
-        assert_eq!(ids.intern("3-99999999999"), Some((3, true)));
-        assert_eq!(ids.get("3-99999999999"), Some(3));
-        assert_eq!(ids.get("3-16"), None);
+        assert_eq!(ids.intern(&text("3-17")), Some((0, true)));
+        assert_eq!(ids.intern(&text("weird")), Some((1, true)));
+        assert_eq!(ids.intern(&text("3-18")), Some((2, true)));
+        assert_eq!(ids.intern(&text("3-17")), Some((0, false)));
+        assert_eq!(ids.intern(&text("3-99999999999")), Some((3, true)));
+        assert_eq!(ids.get(&text("3-99999999999")), Some(3));
+        assert_eq!(ids.get(&text("3-16")), None);
         assert_eq!(ids.text(0), "3-17");
         assert_eq!(ids.text(1), "weird");
         assert_eq!(ids.text(3), "3-99999999999");
+    }
+
+    #[test]
+    fn scattered_keys_do_not_grow_the_dense_vector() {
+        let mut map = DenseMap::default();
+        for step in 0..64u64 {
+            map.insert(step << 30, 7);
+        }
+        assert!(map.dense.len() as u64 <= DENSE_SLACK + 1);
+        assert_eq!(map.get(63 << 30), Some(7));
+        assert_eq!(map.get(5), None);
+        for key in 0..100_000u64 {
+            map.insert(key, 1);
+        }
+        assert!(map.dense.len() >= 100_000);
+        assert_eq!(map.get(99_999), Some(1));
     }
 
     #[test]

@@ -12,19 +12,19 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use super::database::{Applied, Database, Refused};
-use super::jute::Writer;
-use super::protocol::{
-    self, ConnectRequest, Create, ErrorCode, EventType, MultiOp, MultiResult, Request, SetWatches,
-    Stat,
-};
-use super::session::{ConnectionId, Sessions};
-use super::snapshot;
-use super::storage::StorageError;
-use super::tree::{Outcome, Trigger, TreeOp, is_valid_path};
-use super::txn::{Mutation, PASSWORD_BYTES};
-use super::wal::Wal;
-use super::watch::{WatchKind, Watches};
+use crate::coordinator::database::{Applied, Database, Refused};
+use crate::coordinator::jute::Writer;
+use crate::coordinator::protocol::{self, ConnectRequest, ErrorCode, EventType, Request};
+use crate::coordinator::session::{ConnectionId, Sessions};
+use crate::coordinator::snapshot;
+use crate::coordinator::storage::StorageError;
+use crate::coordinator::tree::Trigger;
+use crate::coordinator::txn::{Mutation, PASSWORD_BYTES};
+use crate::coordinator::wal::Wal;
+use crate::coordinator::watch::Watches;
+
+mod reads;
+mod writes;
 
 /// Most commands handled between two fsyncs.
 const MAX_BATCH: usize = 4096;
@@ -183,7 +183,13 @@ impl Actor {
         self.outputs.push((connection, Output::Frame(frame)));
     }
 
-    fn reply(&mut self, connection: ConnectionId, xid: i32, error: ErrorCode, body: impl FnOnce(&mut Writer)) {
+    fn reply(
+        &mut self,
+        connection: ConnectionId,
+        xid: i32,
+        error: ErrorCode,
+        body: impl FnOnce(&mut Writer),
+    ) {
         let frame = protocol::reply_frame(xid, self.database.zxid, error, body);
         self.send(connection, frame);
     }
@@ -255,7 +261,11 @@ impl Actor {
                     self.outputs.push((old, Output::Close));
                 }
                 info!("session {session_id:#x} reconnected from {peer}");
-                let frame = protocol::connect_response_frame(record.timeout_ms, session_id, &record.password);
+                let frame = protocol::connect_response_frame(
+                    record.timeout_ms,
+                    session_id,
+                    &record.password,
+                );
                 self.send(connection, frame);
             }
             _ => {
@@ -327,28 +337,12 @@ impl Actor {
         match request {
             Request::Ping | Request::Auth => self.reply(connection, xid, ErrorCode::Ok, |_| {}),
             Request::Create(create) => self.create(connection, session_id, xid, create),
-            Request::Delete { path, version } => {
-                let mutation = Mutation::Tree(TreeOp::Delete { path, version });
-                let result = self.execute(mutation);
-                self.reply_single(connection, xid, result, |_, _| {});
-            }
+            Request::Delete { path, version } => self.delete(connection, xid, path, version),
             Request::SetData {
                 path,
                 data,
                 version,
-            } => {
-                let mutation = Mutation::Tree(TreeOp::SetData {
-                    path,
-                    data,
-                    version,
-                });
-                let result = self.execute(mutation);
-                self.reply_single(connection, xid, result, |outcome, writer| {
-                    if let Outcome::DataSet { stat } = outcome {
-                        stat.encode(writer);
-                    }
-                });
-            }
+            } => self.set_data(connection, xid, path, data, version),
             Request::Multi(ops) => self.multi(connection, session_id, xid, ops),
             Request::CloseSession => {
                 info!("session {session_id:#x} closed by its client");
@@ -368,262 +362,10 @@ impl Actor {
                 warn!("session {session_id:#x} sent op code {op_code}, which we do not implement");
                 self.reply(connection, xid, ErrorCode::Unimplemented, |_| {});
             }
+            Request::GetEphemerals { prefix } => {
+                self.get_ephemerals(connection, session_id, xid, &prefix)
+            }
             read => self.read(connection, session_id, xid, read),
-        }
-    }
-
-    fn reply_single(
-        &mut self,
-        connection: ConnectionId,
-        xid: i32,
-        result: Result<Applied, Refused>,
-        body: impl FnOnce(&Outcome, &mut Writer),
-    ) {
-        match result {
-            Ok(Applied::Single(outcome)) => {
-                self.reply(connection, xid, ErrorCode::Ok, |writer| body(&outcome, writer))
-            }
-            Ok(_) => self.reply(connection, xid, ErrorCode::Ok, |_| {}),
-            Err(Refused::Single(error) | Refused::Multi(_, error)) => {
-                self.reply(connection, xid, error, |_| {})
-            }
-        }
-    }
-
-    fn create_op(session_id: i64, create: &Create) -> Result<TreeOp, ErrorCode> {
-        let flags = create.flags.ok_or(ErrorCode::BadArguments)?;
-        if !create.has_acl {
-            return Err(ErrorCode::InvalidAcl);
-        }
-        Ok(TreeOp::Create {
-            path: create.path.clone(),
-            data: create.data.clone(),
-            ephemeral_owner: if flags.ephemeral { session_id } else { 0 },
-            sequential: flags.sequential,
-        })
-    }
-
-    fn create(&mut self, connection: ConnectionId, session_id: i64, xid: i32, create: Create) {
-        let result = match Self::create_op(session_id, &create) {
-            Ok(op) => self.execute(Mutation::Tree(op)),
-            Err(error) => Err(Refused::Single(error)),
-        };
-        self.reply_single(connection, xid, result, |outcome, writer| {
-            if let Outcome::Created { path, stat } = outcome {
-                writer.string(path);
-                if create.with_stat {
-                    stat.encode(writer);
-                }
-            }
-        });
-    }
-
-    fn multi(&mut self, connection: ConnectionId, session_id: i64, xid: i32, ops: Vec<MultiOp>) {
-        let mut tree_ops = Vec::with_capacity(ops.len());
-        let mut refused = None;
-        for (index, op) in ops.iter().enumerate() {
-            let tree_op = match op {
-                MultiOp::Create(create) => Self::create_op(session_id, create),
-                MultiOp::Delete { path, version } => Ok(TreeOp::Delete {
-                    path: path.clone(),
-                    version: *version,
-                }),
-                MultiOp::SetData {
-                    path,
-                    data,
-                    version,
-                } => Ok(TreeOp::SetData {
-                    path: path.clone(),
-                    data: data.clone(),
-                    version: *version,
-                }),
-                MultiOp::Check { path, version } => Ok(TreeOp::Check {
-                    path: path.clone(),
-                    version: *version,
-                }),
-            };
-            match tree_op {
-                Ok(tree_op) => tree_ops.push(tree_op),
-                Err(error) => {
-                    refused = Some(Refused::Multi(index, error));
-                    break;
-                }
-            }
-        }
-        let result = match refused {
-            Some(refused) => Err(refused),
-            None if tree_ops.is_empty() => Ok(Applied::Multi(Vec::new())),
-            None => self.execute(Mutation::Multi(tree_ops)),
-        };
-        let results: Vec<MultiResult> = match result {
-            Ok(Applied::Multi(outcomes)) => outcomes
-                .into_iter()
-                .zip(&ops)
-                .map(|(outcome, op)| match outcome {
-                    Outcome::Created { path, stat } => MultiResult::Create {
-                        path,
-                        stat: matches!(op, MultiOp::Create(create) if create.with_stat).then_some(stat),
-                    },
-                    Outcome::Deleted => MultiResult::Delete,
-                    Outcome::DataSet { stat } => MultiResult::SetData { stat },
-                    Outcome::Checked => MultiResult::Check,
-                })
-                .collect(),
-            Ok(_) => Vec::new(),
-            Err(refused) => {
-                let (failed, error) = match refused {
-                    Refused::Multi(failed, error) => (failed, error),
-                    Refused::Single(error) => (0, error),
-                };
-                (0..ops.len())
-                    .map(|index| {
-                        MultiResult::Error(match index.cmp(&failed) {
-                            std::cmp::Ordering::Less => ErrorCode::Ok,
-                            std::cmp::Ordering::Equal => error,
-                            std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
-                        })
-                    })
-                    .collect()
-            }
-        };
-        self.reply(connection, xid, ErrorCode::Ok, |writer| {
-            protocol::encode_multi_results(writer, &results)
-        });
-    }
-
-    fn read(&mut self, connection: ConnectionId, session_id: i64, xid: i32, request: Request) {
-        let path = match &request {
-            Request::Exists { path, .. }
-            | Request::GetData { path, .. }
-            | Request::GetChildren { path, .. }
-            | Request::GetAcl { path }
-            | Request::Sync { path }
-            | Request::GetAllChildrenNumber { path }
-            | Request::RemoveWatches { path, .. } => path.clone(),
-            _ => return,
-        };
-        if !is_valid_path(&path) {
-            self.reply(connection, xid, ErrorCode::BadArguments, |_| {});
-            return;
-        }
-        let node = self.database.tree.get(&path).cloned();
-        match (request, node) {
-            (Request::Exists { watch, .. }, node) => {
-                if watch {
-                    self.watches.add(session_id, WatchKind::Data, &path);
-                }
-                match node {
-                    Some(node) => self.reply(connection, xid, ErrorCode::Ok, |w| node.stat().encode(w)),
-                    None => self.reply(connection, xid, ErrorCode::NoNode, |_| {}),
-                }
-            }
-            (Request::GetData { watch, .. }, Some(node)) => {
-                if watch {
-                    self.watches.add(session_id, WatchKind::Data, &path);
-                }
-                self.reply(connection, xid, ErrorCode::Ok, |writer| {
-                    writer.buffer(&node.data);
-                    node.stat().encode(writer);
-                });
-            }
-            (
-                Request::GetChildren {
-                    watch, with_stat, ..
-                },
-                Some(node),
-            ) => {
-                if watch {
-                    self.watches.add(session_id, WatchKind::Child, &path);
-                }
-                let children: Vec<&String> = node.children.iter().collect();
-                self.reply(connection, xid, ErrorCode::Ok, |writer| {
-                    writer.strings(&children);
-                    if with_stat {
-                        node.stat().encode(writer);
-                    }
-                });
-            }
-            (Request::GetAcl { .. }, Some(node)) => {
-                self.reply(connection, xid, ErrorCode::Ok, |writer| {
-                    // Every node is open to everyone: world:anyone with all permissions.
-                    writer.i32(1).i32(31).string("world").string("anyone");
-                    node.stat().encode(writer);
-                });
-            }
-            (Request::Sync { .. }, _) => {
-                self.reply(connection, xid, ErrorCode::Ok, |writer| {
-                    writer.string(&path);
-                });
-            }
-            (Request::GetAllChildrenNumber { .. }, Some(_)) => {
-                let count = self.count_descendants(&path);
-                self.reply(connection, xid, ErrorCode::Ok, |writer| {
-                    writer.i32(count);
-                });
-            }
-            (Request::RemoveWatches { kind, .. }, _) => {
-                let kinds: &[WatchKind] = match kind {
-                    1 => &[WatchKind::Child],
-                    2 => &[WatchKind::Data],
-                    _ => &[WatchKind::Data, WatchKind::Child],
-                };
-                let removed = self.watches.remove(session_id, &path, kinds);
-                let error = if removed {
-                    ErrorCode::Ok
-                } else {
-                    ErrorCode::NoWatcher
-                };
-                self.reply(connection, xid, error, |_| {});
-            }
-            (_, _) => self.reply(connection, xid, ErrorCode::NoNode, |_| {}),
-        }
-    }
-
-    fn count_descendants(&self, path: &str) -> i32 {
-        let mut count = 0;
-        let mut pending = vec![path.to_string()];
-        while let Some(current) = pending.pop() {
-            if let Some(node) = self.database.tree.get(&current) {
-                for child in &node.children {
-                    count += 1;
-                    pending.push(if current == "/" {
-                        format!("/{child}")
-                    } else {
-                        format!("{current}/{child}")
-                    });
-                }
-            }
-        }
-        count
-    }
-
-    /// Restores a reconnecting client's watches; a change it missed fires at once.
-    fn set_watches(&mut self, session_id: i64, watches: SetWatches) {
-        let zxid = self.database.zxid;
-        let relative_zxid = watches.relative_zxid;
-        for path in &watches.data {
-            match self.database.tree.get(path).map(|node| node.stat()) {
-                None => self.notify(session_id, zxid, EventType::NodeDeleted, path),
-                Some(Stat { mzxid, .. }) if mzxid > relative_zxid => {
-                    self.notify(session_id, zxid, EventType::NodeDataChanged, path)
-                }
-                Some(_) => self.watches.add(session_id, WatchKind::Data, path),
-            }
-        }
-        for path in &watches.exist {
-            match self.database.tree.get(path) {
-                Some(_) => self.notify(session_id, zxid, EventType::NodeCreated, path),
-                None => self.watches.add(session_id, WatchKind::Data, path),
-            }
-        }
-        for path in &watches.child {
-            match self.database.tree.get(path).map(|node| node.stat()) {
-                None => self.notify(session_id, zxid, EventType::NodeDeleted, path),
-                Some(Stat { pzxid, .. }) if pzxid > relative_zxid => {
-                    self.notify(session_id, zxid, EventType::NodeChildrenChanged, path)
-                }
-                Some(_) => self.watches.add(session_id, WatchKind::Child, path),
-            }
         }
     }
 
@@ -639,7 +381,10 @@ impl Actor {
                     };
                     if let Err(error) = open.outbox.try_send(frame) {
                         if matches!(error, mpsc::error::TrySendError::Full(_)) {
-                            warn!("closing connection from {}: it does not read its replies", open.peer);
+                            warn!(
+                                "closing connection from {}: it does not read its replies",
+                                open.peer
+                            );
                         }
                         self.disconnected(connection);
                     }
@@ -672,5 +417,4 @@ impl Actor {
         );
         Ok(())
     }
-
 }
