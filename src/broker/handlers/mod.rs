@@ -12,6 +12,7 @@ pub mod describe_configs;
 pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod unsupported;
 
@@ -55,6 +56,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// The supported version range of `api_key`, if it is served.
@@ -122,6 +124,11 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> anyhow::Result<
         ApiKey::DescribeConfigs => {
             run::<m::DescribeConfigsRequest, _, _>(frame, &header, |request| {
                 describe_configs::handle(broker, request, version)
+            })
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            run::<m::OffsetForLeaderEpochRequest, _, _>(frame, &header, |request| {
+                offset_for_leader_epoch::handle(broker, request, version)
             })
         }
         other => bail!("{other:?} is listed as supported but has no handler"),
