@@ -54,21 +54,22 @@ async fn write_isr(broker: &Arc<Broker>, partition: &Partition, change: IsrChang
     let (topic, index) = (&partition.topic, partition.index);
     match written {
         Ok(version) => {
+            let verb = if change.new_isr.len() < change.state.isr.len() {
+                "Shrinking"
+            } else {
+                "Expanding"
+            };
+            tracing::info!(
+                "[Partition {topic}-{index} broker={}] {verb} ISR from {} to {}. \
+                 Leader: (highWatermark: {}, endOffset: {})",
+                broker.id(),
+                join(&change.state.isr),
+                join(&change.new_isr),
+                partition.offsets().high_watermark,
+                partition.log_end_offset()
+            );
+            // The watch may already have delivered this write; otherwise take it now.
             if partition.isr_written(&change, version) {
-                let verb = if change.new_isr.len() < change.state.isr.len() {
-                    "Shrinking"
-                } else {
-                    "Expanding"
-                };
-                tracing::info!(
-                    "[Partition {topic}-{index} broker={}] {verb} ISR from {} to {}. \
-                     Leader: (highWatermark: {}, endOffset: {})",
-                    broker.id(),
-                    join(&change.state.isr),
-                    join(&change.new_isr),
-                    partition.offsets().high_watermark,
-                    partition.log_end_offset()
-                );
                 let mut state = change.state.clone();
                 state.isr = change.new_isr;
                 state.zk_version = version;

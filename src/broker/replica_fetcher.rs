@@ -5,8 +5,10 @@
 //! (OffsetsForLeaderEpoch, KIP-101/KIP-279) and truncates there — never blindly to its high
 //! watermark — then fetches from its log end offset with its broker id as `replica_id` and its
 //! leader epoch as `current_leader_epoch`, appending what the leader sends and taking the
-//! leader's high watermark. A partition whose leader answers FENCED_LEADER_EPOCH or
-//! NOT_LEADER_OR_FOLLOWER is marked as failed and dropped until a new state re-adds it.
+//! leader's high watermark. A partition whose leader answers FENCED_LEADER_EPOCH (this
+//! broker missed a newer election) is marked as failed and dropped until the new state
+//! re-adds it; NOT_LEADER_OR_FOLLOWER and UNKNOWN_LEADER_EPOCH (the leader has not applied the
+//! election yet) are retried after a short backoff.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -304,11 +306,7 @@ async fn truncate(
                     apply_truncation(broker.id(), leader, targets, &key, target, &answer);
                     progress = true;
                 }
-                Some(
-                    error @ (ResponseError::FencedLeaderEpoch
-                    | ResponseError::NotLeaderOrFollower
-                    | ResponseError::UnknownTopicOrPartition),
-                ) => mark_failed(
+                Some(error @ ResponseError::FencedLeaderEpoch) => mark_failed(
                     targets,
                     &key,
                     target.leader_epoch,
@@ -456,11 +454,7 @@ async fn fetch(
                 Some(ResponseError::OffsetOutOfRange) => {
                     set_truncated(targets, &key, target.leader_epoch, false);
                 }
-                Some(
-                    error @ (ResponseError::FencedLeaderEpoch
-                    | ResponseError::NotLeaderOrFollower
-                    | ResponseError::UnknownTopicOrPartition),
-                ) => mark_failed(
+                Some(error @ ResponseError::FencedLeaderEpoch) => mark_failed(
                     targets,
                     &key,
                     target.leader_epoch,

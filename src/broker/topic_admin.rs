@@ -173,7 +173,11 @@ pub async fn create_topic(
     if validate_only {
         return Ok(record);
     }
-    broker.coordinator.create_topic(&record).await?;
+    let controller_epoch = broker.coordinator.create_topic(&record).await?;
+    let mut record = record;
+    for state in record.partitions.values_mut() {
+        state.controller_epoch = controller_epoch;
+    }
     metadata_sync::apply_topic(broker, &record);
     tracing::info!(
         "created topic {name} with {partitions} partitions, replication factor {replication_factor}"

@@ -351,7 +351,8 @@ impl Coordinator {
     }
 
     /// Creates a topic: its config, its assignment, and each partition's initial state.
-    pub async fn create_topic(&self, topic: &TopicRecord) -> Result<(), CoordinatorError> {
+    /// Returns the controller epoch written into the states.
+    pub async fn create_topic(&self, topic: &TopicRecord) -> Result<i32, CoordinatorError> {
         self.ensure_path(TOPICS_PATH).await?;
         self.ensure_path(TOPIC_CONFIGS_PATH).await?;
         let path = topic_path(&topic.name);
@@ -399,7 +400,7 @@ impl Coordinator {
             }
             self.create_or_set(&state_path, &to_json(&json)).await?;
         }
-        Ok(())
+        Ok(controller_epoch)
     }
 
     /// Deletes a topic's znodes (assignment, partition states, config).
