@@ -147,7 +147,14 @@ async fn refresh_topics(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
 }
 
 /// Reads one topic (assignment, states, config) and applies it; forgets it if it is gone.
+/// Holds the topic-admin lock so that a read cannot interleave with a creation or deletion
+/// on this broker (a stale read applied after a deletion would re-create the logs).
 async fn refresh_topic(broker: &Arc<Broker>, name: &str) -> Result<(), CoordinatorError> {
+    let _admin = broker.topic_admin.lock().await;
+    refresh_topic_locked(broker, name).await
+}
+
+async fn refresh_topic_locked(broker: &Arc<Broker>, name: &str) -> Result<(), CoordinatorError> {
     match broker.coordinator.topic(name).await? {
         Some(record) => {
             apply_topic(broker, &record);
@@ -165,13 +172,14 @@ async fn refresh_partition(
     topic: &str,
     partition: i32,
 ) -> Result<(), CoordinatorError> {
+    let _admin = broker.topic_admin.lock().await;
     let Some(replicas) = broker.metadata.topic(topic).and_then(|record| {
         record
             .partitions
             .get(&partition)
             .map(|s| s.replicas.clone())
     }) else {
-        return refresh_topic(broker, topic).await;
+        return refresh_topic_locked(broker, topic).await;
     };
     let Some((state, zk_version)) = broker.coordinator.partition_state(topic, partition).await?
     else {
@@ -209,7 +217,10 @@ pub fn apply_topic(broker: &Arc<Broker>, record: &TopicRecord) {
     }
     broker.metadata.upsert_topic(cached.clone());
     for (index, state) in &cached.partitions {
-        apply_role(broker, &record.name, *index, state.clone());
+        // No state znode: being created (its state follows) or being deleted.
+        if state.zk_version >= 0 {
+            apply_role(broker, &record.name, *index, state.clone());
+        }
     }
 }
 
@@ -268,9 +279,7 @@ fn apply_role(broker: &Arc<Broker>, topic: &str, partition: i32, state: LeaderAn
 }
 
 fn forget_topic(broker: &Broker, name: &str) {
-    if broker.metadata.remove_topic(name).is_none() {
-        return;
-    }
+    let known = broker.metadata.remove_topic(name).is_some();
     for replica in broker.replicas.all() {
         if replica.topic == name {
             broker.fetchers.remove(name, replica.index);
@@ -279,5 +288,7 @@ fn forget_topic(broker: &Broker, name: &str) {
     if let Err(error) = broker.replicas.delete_topic(name) {
         tracing::error!("cannot delete the logs of topic {name}: {error}");
     }
-    tracing::info!("topic {name} was deleted");
+    if known {
+        tracing::info!("topic {name} was deleted");
+    }
 }
