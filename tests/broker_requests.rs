@@ -261,6 +261,31 @@ fn produce_honours_acks_min_insync_replicas_and_crcs() {
         );
     }
 
+    // OffsetForLeaderEpoch: epoch 0 (the only one) ends at the log end; epoch -1 is unknown.
+    for (epoch, expected) in [(0, (0, 0, 4)), (3, (0, 0, 4)), (-1, (0, -1, -1))] {
+        use kafka_protocol::messages::offset_for_leader_epoch_request::{
+            OffsetForLeaderPartition, OffsetForLeaderTopic,
+        };
+        let request =
+            kafka_protocol::messages::OffsetForLeaderEpochRequest::default().with_topics(vec![
+                OffsetForLeaderTopic::default()
+                    .with_topic(name("strict"))
+                    .with_partitions(vec![
+                        OffsetForLeaderPartition::default()
+                            .with_current_leader_epoch(0)
+                            .with_leader_epoch(epoch),
+                    ]),
+            ]);
+        let response: kafka_protocol::messages::OffsetForLeaderEpochResponse =
+            client.call(ApiKey::OffsetForLeaderEpoch, 4, &request);
+        let answer = &response.topics[0].partitions[0];
+        assert_eq!(
+            (answer.error_code, answer.leader_epoch, answer.end_offset),
+            expected,
+            "epoch {epoch}"
+        );
+    }
+
     // Consumer-group APIs are not served: a clear UNSUPPORTED_VERSION, connection kept.
     let request = kafka_protocol::messages::FindCoordinatorRequest::default()
         .with_key(StrBytes::from_static_str("group"));

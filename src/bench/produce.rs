@@ -1,6 +1,6 @@
 //! `kchaos bench produce`: rdkafka producer and consumer throughput against our broker.
 //!
-//! Starts a coordinator (Apache ZooKeeper, unless `--zookeeper-connect` names a running one)
+//! Starts a coordinator (`kchaos coordinator`, unless `--zookeeper-connect` names a running one)
 //! and one broker process in a temporary directory (or uses `--bootstrap-server`), sends
 //! `--records` records of `--record-size` bytes round-robin over `--partitions` partitions
 //! with an rdkafka producer, waits for every acknowledgement, then reads them all back with an
@@ -49,7 +49,7 @@ pub struct ProduceBenchArgs {
     /// Use this running cluster instead of starting a coordinator and a broker.
     #[arg(long)]
     pub bootstrap_server: Option<String>,
-    /// Use this running coordinator instead of starting Apache ZooKeeper.
+    /// Use this running coordinator (ours or Apache ZooKeeper) instead of starting one.
     #[arg(long)]
     pub zookeeper_connect: Option<String>,
     /// Keep the broker's files here instead of a temporary directory.
@@ -156,7 +156,7 @@ fn start_cluster(args: &ProduceBenchArgs) -> anyhow::Result<BenchCluster> {
     let (coordinator, connect) = match &args.zookeeper_connect {
         Some(connect) => (None, connect.clone()),
         None => {
-            let (process, port) = start_zookeeper(&dir)?;
+            let (process, port) = start_coordinator(&dir)?;
             (Some(process), format!("127.0.0.1:{port}"))
         }
     };
@@ -202,28 +202,20 @@ fn start_cluster(args: &ProduceBenchArgs) -> anyhow::Result<BenchCluster> {
     })
 }
 
-/// Apache ZooKeeper, standalone, in `dir`.
-fn start_zookeeper(dir: &Path) -> anyhow::Result<(NodeProcess, u16)> {
+/// Our coordinator (`kchaos coordinator`) in `dir`.
+fn start_coordinator(dir: &Path) -> anyhow::Result<(NodeProcess, u16)> {
     let port = free_loopback_port().context("no free port")?;
-    let data_dir = dir.join("zookeeper");
+    let data_dir = dir.join("coordinator");
     std::fs::create_dir_all(&data_dir)?;
-    let config = dir.join("zoo.cfg");
-    std::fs::write(
-        &config,
-        format!(
-            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\n",
-            data_dir.display()
-        ),
-    )?;
     let process = NodeProcess::spawn(
         "coordinator",
-        Path::new("java"),
+        &std::env::current_exe().context("cannot find our own executable")?,
         &[
-            "-cp".into(),
-            "/usr/share/java/*:/etc/zookeeper/conf".into(),
-            "org.apache.zookeeper.server.quorum.QuorumPeerMain".into(),
-            config.display().to_string(),
+            "coordinator".into(),
+            "--port".into(),
+            port.to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
         ],
         &[],
         &dir.join("coordinator.log"),
@@ -231,7 +223,7 @@ fn start_zookeeper(dir: &Path) -> anyhow::Result<(NodeProcess, u16)> {
     wait_for(
         "the coordinator to listen",
         Duration::from_secs(60),
-        Duration::from_millis(50),
+        Duration::from_millis(20),
         || TcpStream::connect(("127.0.0.1", port)).ok(),
     )?;
     Ok((process, port))

@@ -20,6 +20,8 @@ use super::handlers::{self, Reply};
 
 /// Requests read but not yet answered, per connection (back-pressure on pipelining clients).
 const MAX_IN_FLIGHT: usize = 128;
+/// The most buffer grown at a time for a frame still arriving.
+const RESERVE_STEP_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why a connection was closed by us.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +84,10 @@ impl FrameReader {
         }
         let size = size as usize;
         if self.buffer.len() < 4 + size {
-            self.buffer.reserve(4 + size - self.buffer.len());
+            // Grow towards the frame in steps, so a client that announces a large frame and
+            // sends slowly does not pin its whole size at once.
+            let missing = 4 + size - self.buffer.len();
+            self.buffer.reserve(missing.min(RESERVE_STEP_BYTES));
             return Ok(None);
         }
         self.buffer.advance(4);

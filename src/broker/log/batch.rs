@@ -16,6 +16,7 @@ const ATTRIBUTES_AT: usize = 21;
 const LAST_OFFSET_DELTA_AT: usize = 23;
 const MAX_TIMESTAMP_AT: usize = 35;
 const LEADER_EPOCH_AT: usize = 12;
+const RECORD_COUNT_AT: usize = 57;
 
 /// Why a batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +31,8 @@ pub enum BatchError {
     Crc { stored: u32, computed: u32 },
     #[error("invalid lastOffsetDelta {0}")]
     OffsetDelta(i32),
+    #[error("record count {count} does not match lastOffsetDelta {last_offset_delta}")]
+    RecordCount { count: i32, last_offset_delta: i32 },
 }
 
 /// The fields of a batch header the log needs.
@@ -123,6 +126,14 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         return Err(BatchError::Truncated {
             available: bytes.len(),
             needed: header.size,
+        });
+    }
+    // Producers number records 0..n-1 (compaction, which leaves gaps, is not supported).
+    let count = read_i32(bytes, RECORD_COUNT_AT);
+    if i64::from(count) != header.record_count() {
+        return Err(BatchError::RecordCount {
+            count,
+            last_offset_delta: header.last_offset_delta,
         });
     }
     let stored = read_i32(bytes, CRC_AT) as u32;
@@ -220,6 +231,15 @@ pub(crate) mod tests {
             Err(BatchError::Truncated { .. })
         ));
         assert!(validate(&[0u8; 70]).is_err());
+        // A header claiming more offsets than records (CRC recomputed) is refused.
+        let mut lying = encoded_batch(3);
+        lying[23..27].copy_from_slice(&1000i32.to_be_bytes());
+        let crc = crc32c::crc32c(&lying[21..]);
+        lying[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate(&lying),
+            Err(BatchError::RecordCount { .. })
+        ));
         let two: Vec<u8> = [&batch[..], &batch[..]].concat();
         assert_eq!(validate_all(&two).expect("two batches").len(), 2);
     }

@@ -7,3 +7,4 @@ pub mod index;
 pub mod leader_epoch;
 pub mod partition_log;
 pub mod segment;
+pub mod tail_cache;

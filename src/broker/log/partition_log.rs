@@ -216,7 +216,7 @@ impl PartitionLog {
             next_offset += header.record_count();
             position += header.size;
         }
-        self.write(&bytes, &assigned)?;
+        self.write(bytes.freeze(), &assigned)?;
         Ok(AppendInfo {
             base_offset,
             last_offset: next_offset - 1,
@@ -238,7 +238,7 @@ impl PartitionLog {
                 log_end_offset,
             });
         }
-        self.write(records, &headers)?;
+        self.write(Bytes::copy_from_slice(records), &headers)?;
         Ok(AppendInfo {
             base_offset: first.base_offset,
             last_offset: last.last_offset(),
@@ -248,7 +248,7 @@ impl PartitionLog {
 
     /// Writes validated batches at the log end: rolls if needed, updates the epoch cache, and
     /// fsyncs every `flush_interval_messages`.
-    fn write(&mut self, bytes: &[u8], headers: &[BatchHeader]) -> Result<(), AppendError> {
+    fn write(&mut self, bytes: Bytes, headers: &[BatchHeader]) -> Result<(), AppendError> {
         let active = self.active();
         if active.size() > 0 && active.size() + bytes.len() as u64 > self.config.segment_bytes {
             self.roll()?;
@@ -267,6 +267,7 @@ impl PartitionLog {
     fn roll(&mut self) -> std::io::Result<()> {
         let base_offset = self.log_end_offset();
         let segment = Segment::create(&self.dir, base_offset, self.config.index_interval_bytes)?;
+        self.active_mut().release_tail_cache();
         tracing::info!(
             "rolled log {} to new segment at offset {base_offset}",
             self.dir.display()

@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use super::batch::{self, BATCH_HEADER_SIZE, BatchHeader};
 use super::index::OffsetIndex;
+use super::tail_cache::{TAIL_CACHE_BYTES, TailCache};
 
 /// Segment file names: the base offset as 20 zero-padded digits.
 pub fn file_stem(base_offset: i64) -> String {
@@ -40,6 +41,8 @@ pub struct Segment {
     last_epoch: Option<i32>,
     index_interval_bytes: u64,
     bytes_since_index_entry: u64,
+    /// The latest appended bytes, while this is the active segment.
+    tail: TailCache,
 }
 
 impl Segment {
@@ -67,6 +70,7 @@ impl Segment {
             last_epoch: None,
             index_interval_bytes,
             bytes_since_index_entry: 0,
+            tail: TailCache::new(TAIL_CACHE_BYTES),
         })
     }
 
@@ -94,6 +98,7 @@ impl Segment {
             last_epoch: None,
             index_interval_bytes,
             bytes_since_index_entry: 0,
+            tail: TailCache::new(TAIL_CACHE_BYTES),
         };
         let outcome = if recover || segment.index.is_empty() && size > 0 {
             segment.recover()?
@@ -110,6 +115,7 @@ impl Segment {
     /// Scans every batch from the start, rebuilding the index; cuts the file after the last
     /// batch that is whole and passes its CRC.
     fn recover(&mut self) -> std::io::Result<RecoveryOutcome> {
+        self.tail.clear();
         self.index.clear()?;
         self.bytes_since_index_entry = 0;
         self.last_epoch = None;
@@ -190,8 +196,13 @@ impl Segment {
     }
 
     /// Appends `bytes` (whole batches with assigned offsets, described by `headers`).
-    pub fn append(&mut self, bytes: &[u8], headers: &[BatchHeader]) -> std::io::Result<()> {
-        self.file.write_all(bytes)?;
+    pub fn append(&mut self, bytes: Bytes, headers: &[BatchHeader]) -> std::io::Result<()> {
+        if let Err(error) = self.file.write_all(&bytes) {
+            // Part of it may be in the file: the cache no longer mirrors the tail.
+            self.tail.clear();
+            return Err(error);
+        }
+        self.tail.push(self.size, bytes.clone());
         let mut position = self.size;
         for header in headers {
             self.note_batch(header, position)?;
@@ -271,6 +282,9 @@ impl Segment {
         use std::io::{Read, Seek, SeekFrom};
         let end = (position + length as u64).min(self.size);
         let length = end.saturating_sub(position) as usize;
+        if let Some(cached) = self.tail.read(position, length) {
+            return Ok(cached);
+        }
         let mut file = &self.file;
         file.seek(SeekFrom::Start(position))?;
         let mut buffer = Vec::with_capacity(length);
@@ -293,12 +307,18 @@ impl Segment {
         let Some(position) = self.position_of(offset)? else {
             return Ok(());
         };
+        self.tail.clear();
         self.file.set_len(position)?;
         self.size = position;
         self.index.truncate_to_position(position)?;
         // Re-derive next offset, last epoch and the index cadence from what is left.
         self.recover()?;
         Ok(())
+    }
+
+    /// Drops the in-memory tail (the segment is no longer the active one).
+    pub fn release_tail_cache(&mut self) {
+        self.tail.clear();
     }
 
     /// fsyncs the log and index files.
@@ -345,7 +365,7 @@ mod tests {
             let mut bytes = encoded_batch(per_batch);
             batch::patch(&mut bytes, segment.next_offset(), 0);
             let header = batch::validate(&bytes).expect("valid");
-            segment.append(&bytes, &[header]).expect("append");
+            segment.append(bytes.freeze(), &[header]).expect("append");
         }
     }
 
@@ -367,6 +387,20 @@ mod tests {
         assert_eq!(outcome.truncated_bytes, 0);
         assert_eq!(segment.next_offset(), 300);
         assert_eq!(segment.size(), size);
+    }
+
+    #[test]
+    fn cached_tail_reads_match_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut segment = Segment::create(dir.path(), 0, 256).expect("create");
+        fill(&mut segment, 30, 3);
+        let (reopened, _) = Segment::open(dir.path(), 0, 256, false).expect("open uncached");
+        let size = segment.size();
+        for (position, length) in [(0, 10), (0, size as usize), (77, 300), (size - 5, 5)] {
+            let cached = segment.read(position, length).expect("cached read");
+            let from_file = reopened.read(position, length).expect("file read");
+            assert_eq!(cached, from_file, "at {position}+{length}");
+        }
     }
 
     #[test]
