@@ -202,6 +202,30 @@ async fn scenario(address: &str) -> Vec<String> {
             .unwrap_or_default())
     );
 
+    let mut reader = zk.new_multi_reader();
+    reader.add_get_data("/diff/a").unwrap();
+    reader.add_get_children("/diff/a").unwrap();
+    reader.add_get_data("/diff/missing").unwrap();
+    let results = reader.commit().await.map(|results| {
+        results
+            .into_iter()
+            .map(|result| match result {
+                zk::MultiReadResult::Data { data, stat } => {
+                    format!(
+                        "data {} {}",
+                        String::from_utf8_lossy(&data),
+                        summary(&stat, &zk)
+                    )
+                }
+                zk::MultiReadResult::Children { children } => format!("children {children:?}"),
+                zk::MultiReadResult::Error { err } => format!("error {err:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    step!("multi read", outcome(results, |text| text));
+
     // Multi: all or nothing.
     let mut multi = zk.new_multi_writer();
     multi.add_check_version("/diff/a", 1).unwrap();
@@ -356,7 +380,7 @@ async fn zkcli_lists_and_gets() {
     require("java", &["-version"]);
     let dir = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(dir.path(), &[]);
-    let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let client = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     client.create("/brokers", b"", &persistent()).await.unwrap();
     let controller = br#"{"version":1,"brokerid":1,"timestamp":"1704544728806"}"#;
     client
@@ -462,7 +486,7 @@ async fn kazoo_creates_reads_and_watches() {
     );
     assert_eq!(out["children"], serde_json::json!(["1", "2"]));
     // kazoo closed its session cleanly: its ephemerals went with it.
-    let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let client = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     assert!(client.list_children("/kazoo/ids").await.unwrap().is_empty());
     close(client).await;
 }

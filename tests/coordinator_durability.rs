@@ -31,7 +31,7 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
     const ACKS_BEFORE_KILL: usize = 400;
     let dir = tempfile::tempdir().unwrap();
     let mut coordinator = Coordinator::start(dir.path(), &[]);
-    let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let client = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     client.create("/w", b"", &persistent()).await.unwrap();
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut writers = Vec::new();
@@ -72,7 +72,7 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
     assert!(acknowledged.len() >= ACKS_BEFORE_KILL);
 
     coordinator.restart();
-    let reader = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let reader = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     let present: std::collections::HashSet<String> = reader
         .list_children("/w")
         .await
@@ -99,7 +99,7 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
 async fn torn_log_tail_is_cut_on_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut coordinator = Coordinator::start(dir.path(), &[]);
-    let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let client = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     for index in 0..5 {
         let path = format!("/t{index}");
         client.create(&path, b"x", &persistent()).await.unwrap();
@@ -118,7 +118,7 @@ async fn torn_log_tail_is_cut_on_restart() {
         .unwrap();
 
     coordinator.restart();
-    let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let client = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     let mut children = client.list_children("/").await.unwrap();
     children.sort();
     assert_eq!(children, vec!["t0", "t1", "t2", "t3"]);
@@ -131,7 +131,7 @@ async fn torn_log_tail_is_cut_on_restart() {
     client.create("/after", b"y", &persistent()).await.unwrap();
     drop(client);
     coordinator.kill_and_restart();
-    let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let client = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     let mut children = client.list_children("/").await.unwrap();
     children.sort();
     assert_eq!(children, vec!["after", "t0", "t1", "t2", "t3"]);
@@ -142,7 +142,7 @@ async fn torn_log_tail_is_cut_on_restart() {
 async fn snapshots_bound_the_log_and_restore_everything() {
     let dir = tempfile::tempdir().unwrap();
     let mut coordinator = Coordinator::start(dir.path(), &["--snapshot-count", "10"]);
-    let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let client = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     for index in 0..35 {
         let path = format!("/s{index}");
         client
@@ -166,7 +166,7 @@ async fn snapshots_bound_the_log_and_restore_everything() {
         1,
         "old logs removed: {names:?}"
     );
-    let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let client = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     assert_eq!(client.list_children("/").await.unwrap().len(), 35);
     let (data, stat) = client.get_data("/s3").await.unwrap();
     assert_eq!((data.as_slice(), stat.version), (&b"changed"[..], 1));
@@ -178,7 +178,7 @@ async fn sessions_survive_a_restart_if_their_clients_return() {
     require_kazoo();
     let dir = tempfile::tempdir().unwrap();
     let mut coordinator = Coordinator::start(dir.path(), &[]);
-    let survivor = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let survivor = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     survivor.create("/alive", b"", &ephemeral()).await.unwrap();
     let mut departed = python(
         dir.path(),
@@ -192,7 +192,7 @@ async fn sessions_survive_a_restart_if_their_clients_return() {
     departed.kill().unwrap();
     coordinator.kill_and_restart();
 
-    let observer = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let observer = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     harness::wait::wait_for_async(
         "the departed client's ephemeral to expire",
         Duration::from_secs(30),

@@ -8,7 +8,6 @@ mod coordinator_support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use coordinator_support::*;
 use zookeeper_client as zk;
@@ -17,7 +16,7 @@ use zookeeper_client as zk;
 async fn compare_and_set_and_multi_conflicts_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(dir.path(), &[]);
-    let client = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let client = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     client
         .create("/controller_epoch", b"7", &persistent())
         .await
@@ -62,8 +61,8 @@ async fn compare_and_set_and_multi_conflicts_change_nothing() {
 async fn concurrent_creates_of_controller_have_one_winner() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(dir.path(), &[]);
-    let first = connect(&coordinator.address(), Duration::from_secs(2)).await;
-    let second = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let first = connect(&coordinator.address(), SESSION_TIMEOUT).await;
+    let second = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     for round in 0..20 {
         let (a, b) = tokio::join!(
             first.create("/controller", b"1", &ephemeral()),

@@ -32,7 +32,7 @@ async fn owner_loses_its_node(fault: &str) {
         &[&coordinator.address(), "/brokers/ids/1", "1.0"],
     );
     wait_for_log(&owner, "ready", Duration::from_secs(60));
-    let watcher = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let watcher = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     let watch = watch_until_deleted(&watcher, "/brokers/ids/1").await;
 
     let faulted_at = Instant::now();
@@ -78,8 +78,8 @@ async fn frozen_owner_loses_its_ephemeral_and_the_watch_fires() {
 async fn clean_close_removes_ephemerals_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(dir.path(), &[]);
-    let owner = connect(&coordinator.address(), Duration::from_secs(2)).await;
-    let watcher = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let owner = connect(&coordinator.address(), SESSION_TIMEOUT).await;
+    let watcher = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     owner.create("/e", b"x", &ephemeral()).await.unwrap();
     let (children, _, children_watch) = watcher.get_and_watch_children("/").await.unwrap();
     assert_eq!(children, vec!["e".to_string()]);
@@ -110,12 +110,8 @@ async fn session_timeout_is_bounded_by_the_server() {
         Duration::from_millis(20 * TICK_MS)
     );
     close(greedy).await;
-    // An explicit minimum (a tiny session would not survive a loaded test machine).
-    let other_dir = tempfile::tempdir().unwrap();
-    let strict = Coordinator::start(other_dir.path(), &["--min-session-timeout-ms", "1500"]);
-    let hasty = connect(&strict.address(), Duration::from_millis(10)).await;
-    assert_eq!(hasty.session_timeout(), Duration::from_millis(1500));
-    close(hasty).await;
+    // The minimum is checked byte by byte in coordinator_wire.rs: zookeeper-client would spend
+    // only the tiny requested timeout on connecting.
 }
 
 const KAZOO_RACER: &str = r#"
@@ -190,7 +186,7 @@ async fn controller_race_has_one_winner_and_the_loser_takes_over() {
         "exactly one winner: {won:?}"
     );
     let (winner, loser) = if won[0] { (0, 1) } else { (1, 0) };
-    let observer = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let observer = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     let (data, _) = observer.get_data("/controller").await.unwrap();
     assert_eq!(data, racers[winner].name().as_bytes());
 
@@ -208,7 +204,7 @@ async fn every_watch_of_every_session_fires() {
     const NODES: usize = 30;
     let dir = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(dir.path(), &[]);
-    let writer = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let writer = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     writer.create("/n", b"", &persistent()).await.unwrap();
     for node in 0..NODES {
         let path = format!("/n/{node}");
@@ -217,7 +213,7 @@ async fn every_watch_of_every_session_fires() {
     let mut watchers = Vec::new();
     let mut pending = Vec::new();
     for _ in 0..WATCHERS {
-        let watcher = connect(&coordinator.address(), Duration::from_secs(2)).await;
+        let watcher = connect(&coordinator.address(), SESSION_TIMEOUT).await;
         for node in 0..NODES {
             let path = format!("/n/{node}");
             let (_, _, watch) = watcher.get_and_watch_data(&path).await.unwrap();
@@ -324,7 +320,7 @@ async fn a_session_survives_a_reconnect_and_catches_up_on_missed_events() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(dir.path(), &[]);
     let proxy = Proxy::start(coordinator.port).await;
-    let broker = connect(&proxy.address(), Duration::from_secs(2)).await;
+    let broker = connect(&proxy.address(), SESSION_TIMEOUT).await;
     let session_id = broker.session_id();
     broker.create("/brokers", b"", &persistent()).await.unwrap();
     broker
@@ -342,7 +338,7 @@ async fn a_session_survives_a_reconnect_and_catches_up_on_missed_events() {
     .await
     .expect("the client noticed the cut");
     // Changed while the broker cannot hear: it must learn of it when it is back.
-    let other = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let other = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     other
         .create("/controller", b"2", &ephemeral())
         .await

@@ -84,7 +84,7 @@ fn reply_header(payload: &[u8]) -> (i32, i64, i32) {
 }
 
 async fn server_still_answers(address: &str) {
-    let client = connect(address, Duration::from_secs(2)).await;
+    let client = connect(address, SESSION_TIMEOUT).await;
     assert!(client.list_children("/").await.is_ok());
     close(client).await;
 }
@@ -183,6 +183,21 @@ async fn garbage_closes_the_connection_and_the_server_keeps_serving() {
 }
 
 #[test]
+fn a_tiny_session_timeout_is_raised_to_the_minimum() {
+    let granted = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = Coordinator::start(dir.path(), extra);
+        let mut stream = raw(&coordinator.address());
+        stream.write_all(&connect_request(10)).unwrap();
+        let response = read_frame(&mut stream);
+        i32::from_be_bytes(response[4..8].try_into().unwrap())
+    };
+    // Default minimum: 2 ticks.
+    assert_eq!(granted(&[]), 2 * TICK_MS as i32);
+    assert_eq!(granted(&["--min-session-timeout-ms", "1500"]), 1500);
+}
+
+#[test]
 fn ruok_is_answered_imok() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(dir.path(), &[]);
@@ -260,7 +275,7 @@ async fn set_watches2_restores_persistent_watches() {
     let (xid, _, err) = reply_header(&read_frame(&mut stream));
     assert_eq!((xid, err), (-8, 0));
 
-    let other = connect(&coordinator.address(), Duration::from_secs(2)).await;
+    let other = connect(&coordinator.address(), SESSION_TIMEOUT).await;
     other.create("/p", b"", &persistent()).await.unwrap();
     assert_eq!(read_notification(&mut stream), (1, "/p".to_string()));
     other.set_data("/p", b"x", None).await.unwrap();

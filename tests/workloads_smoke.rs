@@ -55,6 +55,10 @@ fn single_broker_smoke_passes_end_to_end() {
     assert!(workload.contains("seed = 7"), "{workload}");
     assert!(workload.contains("duration = \"7s\""), "{workload}");
     assert!(run_dir.join("broker-1/server.properties").is_file());
+    let facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(facts["seed"], 7, "{facts:#}");
+    assert_eq!(facts["logs"]["broker-1"], "broker-1.log", "{facts:#}");
     assert!(run_dir.join("coordinator.log").is_file());
     let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
     assert!(
@@ -80,4 +84,36 @@ fn single_broker_smoke_passes_end_to_end() {
             "{name} (pid {pid}) is still running"
         );
     }
+}
+
+#[test]
+fn single_broker_pause_passes_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let output = Command::new(env!("CARGO_BIN_EXE_kchaos"))
+        .args([
+            "workload",
+            "single-broker-pause",
+            "--duration",
+            "7s",
+            "--seed",
+            "3",
+            "--store",
+            store.to_str().unwrap(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let run_dir = std::fs::canonicalize(store.join("latest")).unwrap();
+    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    assert!(history.contains(r#""f":"pause""#), "never paused");
+    assert!(history.contains(r#""f":"resume""#), "never resumed");
+    assert!(stdout.contains("lost: 0"), "{stdout}");
 }

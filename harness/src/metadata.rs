@@ -302,3 +302,49 @@ impl Connection {
         Ok(response)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::BrokerId;
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+
+    use super::*;
+
+    #[test]
+    fn no_leader_and_no_controller_are_none_and_partitions_are_sorted() {
+        let partition = |index: i32, leader: i32| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(leader))
+                .with_replica_nodes(vec![BrokerId(2), BrokerId(1)])
+                .with_isr_nodes(vec![BrokerId(2)])
+        };
+        let response = MetadataResponse::default()
+            .with_controller_id(BrokerId(-1))
+            .with_brokers(vec![
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(2))
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(9093),
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(1))
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(9092),
+            ])
+            .with_topics(vec![
+                MetadataResponseTopic::default()
+                    .with_partitions(vec![partition(1, -1), partition(0, 2)]),
+            ]);
+        let metadata = convert(&response);
+        assert_eq!(metadata.brokers, vec![1, 2]);
+        assert_eq!(metadata.broker_addresses[&2], "127.0.0.1:9093");
+        assert_eq!(metadata.controller_id, None);
+        assert_eq!(metadata.partitions[0].partition, 0);
+        assert_eq!(metadata.partitions[0].leader, Some(2));
+        assert_eq!(metadata.partition(1).map(|p| p.leader), Some(None));
+        assert!(!metadata.all_partitions_led(2));
+        assert!(!metadata.all_partitions_fully_replicated(2));
+    }
+}

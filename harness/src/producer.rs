@@ -3,7 +3,9 @@
 //! and records each send as an invoke and one completion:
 //! - `ok` with partition and offset when the broker acknowledged it;
 //! - `fail` only when it certainly was not appended: librdkafka says the message was *not
-//!   persisted* (`rd_kafka_message_status`), or it never left our queue;
+//!   persisted* (`rd_kafka_message_status`; librdkafka never downgrades that status, so a send
+//!   possibly appended on an earlier try stays indeterminate even if its last try got
+//!   NOT_ENOUGH_REPLICAS), or it never left our queue;
 //! - `info` otherwise (timeouts, NOT_ENOUGH_REPLICAS_AFTER_APPEND, a broken connection, ...).
 
 use std::sync::Arc;
@@ -155,20 +157,15 @@ pub async fn run_producer(
 ) -> Result<(), ProducerError> {
     let producer = Arc::new(create_producer(process, &settings)?);
     let permits = Arc::new(Semaphore::new(settings.max_in_flight as usize));
-    let mut ticker = (settings.rate > 0).then(|| {
-        let mut ticker =
-            tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(settings.rate)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker
-    });
+    let mut pacer = Pacer::new(settings.rate);
     let mut sequence: u64 = 0;
     loop {
         if *stop.borrow() {
             break;
         }
-        if let Some(ticker) = ticker.as_mut() {
+        if let Some(pacer) = pacer.as_mut() {
             tokio::select! {
-                _ = ticker.tick() => {}
+                _ = pacer.next() => {}
                 _ = stop.wait_for(|stopped| *stopped) => break,
             }
         }
@@ -218,6 +215,41 @@ pub async fn run_producer(
     }
     drain(&producer, &permits, &settings).await;
     Ok(())
+}
+
+/// Spaces sends to a rate: one timer tick per send up to 200 per second, and above that a few
+/// sends per tick (tokio's timer has millisecond resolution). A stall is not made up for later.
+struct Pacer {
+    ticker: tokio::time::Interval,
+    sends_per_tick: u32,
+    left_in_tick: u32,
+}
+
+impl Pacer {
+    /// `None` for rate 0 (as fast as the in-flight bound allows).
+    fn new(rate: u32) -> Option<Self> {
+        if rate == 0 {
+            return None;
+        }
+        let sends_per_tick = rate.div_ceil(200);
+        let period = Duration::from_secs_f64(f64::from(sends_per_tick) / f64::from(rate));
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Some(Pacer {
+            ticker,
+            sends_per_tick,
+            left_in_tick: 0,
+        })
+    }
+
+    /// Waits until the next send is due.
+    async fn next(&mut self) {
+        if self.left_in_tick == 0 {
+            self.ticker.tick().await;
+            self.left_in_tick = self.sends_per_tick;
+        }
+        self.left_in_tick -= 1;
+    }
 }
 
 /// Waits for in-flight sends, then purges and waits a little for the purge reports.
@@ -299,6 +331,21 @@ fn create_producer(
 mod tests {
     use super::*;
     use rdkafka::bindings::rd_kafka_msg_status_t::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_keeps_high_rates() {
+        let mut pacer = Pacer::new(1000).expect("a rate");
+        let started = tokio::time::Instant::now();
+        for _ in 0..1000 {
+            pacer.next().await;
+        }
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(990) && elapsed <= Duration::from_millis(1010),
+            "1000 sends at 1000/s took {elapsed:?}"
+        );
+        assert!(Pacer::new(0).is_none());
+    }
 
     #[test]
     fn code_names_follow_kafka() {

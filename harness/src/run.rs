@@ -136,6 +136,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     })?;
     let addresses = cluster.broker_addresses();
     let bootstrap = cluster.bootstrap_servers();
+    write_run_facts(&dir, &options, seed, &cluster)?;
     let cluster = Arc::new(Mutex::new(cluster));
 
     let outcome = async {
@@ -196,6 +197,38 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         final_read,
         interrupted,
     })
+}
+
+/// `run.json`: what is needed to read or repeat the run besides the workload — the seed, the
+/// command templates, the nodes' addresses and log files, when it started.
+fn write_run_facts(
+    dir: &std::path::Path,
+    options: &RunOptions,
+    seed: u64,
+    cluster: &Cluster,
+) -> Result<(), RunError> {
+    let logs: serde_json::Map<String, serde_json::Value> = cluster
+        .node_names()
+        .into_iter()
+        .filter_map(|name| {
+            let path = cluster.log_path(&name).ok()?;
+            let file = path.file_name()?.to_string_lossy().into_owned();
+            Some((name, serde_json::Value::String(file)))
+        })
+        .collect();
+    let facts = serde_json::json!({
+        "workload": options.name,
+        "seed": seed,
+        "started": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        "coordinator_command": options.templates.coordinator,
+        "broker_command": options.templates.broker,
+        "coordinator": cluster.coordinator_address(),
+        "bootstrap_servers": cluster.bootstrap_servers(),
+        "logs": logs,
+    });
+    let path = dir.join("run.json");
+    let text = serde_json::to_string_pretty(&facts).unwrap_or_default();
+    std::fs::write(&path, text + "\n").map_err(|source| RunError::Write { path, source })
 }
 
 /// Producers, consumers and the nemesis, for the workload's duration or until interrupted;

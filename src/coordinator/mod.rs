@@ -21,9 +21,9 @@
 //! create/create2 (persistent, ephemeral, sequential), delete, exists, getData, setData,
 //! getChildren/getChildren2, getACL (always world:anyone, all permissions), sync, multi
 //! (check/create/setData/delete), ping, closeSession, setWatches/setWatches2, addWatch
-//! (persistent, recursive), removeWatches, getEphemerals, getAllChildrenNumber, and auth
-//! (accepted, not enforced). Anything else (setACL, reconfig, checkWatches, containers, TTLs,
-//! multiRead, whoAmI, SASL) is answered with ZooKeeper's `Unimplemented` (-6). There are no ACLs
+//! (persistent, recursive), removeWatches, checkWatches, multiRead, getEphemerals,
+//! getAllChildrenNumber, and auth (accepted, not enforced). Anything else (setACL, reconfig,
+//! containers, TTLs, whoAmI, SASL) is answered with ZooKeeper's `Unimplemented` (-6). There are no ACLs
 //! and no quorum: this is a standalone server.
 
 use std::path::PathBuf;

@@ -20,8 +20,10 @@ pub mod op {
     pub const GET_CHILDREN2: i32 = 12;
     pub const CHECK: i32 = 13;
     pub const MULTI: i32 = 14;
+    pub const CHECK_WATCHES: i32 = 17;
     pub const CREATE2: i32 = 15;
     pub const REMOVE_WATCHES: i32 = 18;
+    pub const MULTI_READ: i32 = 22;
     pub const GET_EPHEMERALS: i32 = 103;
     pub const GET_ALL_CHILDREN_NUMBER: i32 = 104;
     pub const AUTH: i32 = 100;
@@ -241,6 +243,13 @@ pub enum MultiOp {
     },
 }
 
+/// One read inside a multiRead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOp {
+    GetData { path: String, watch: bool },
+    GetChildren { path: String, watch: bool },
+}
+
 /// Watches a reconnecting client asks us to restore (setWatches, setWatches2).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SetWatches {
@@ -296,6 +305,12 @@ pub enum Request {
         path: String,
         kind: i32,
     },
+    /// Whether the caller holds a watch of ZooKeeper's `WatcherType` `kind` at `path`.
+    CheckWatches {
+        path: String,
+        kind: i32,
+    },
+    MultiRead(Vec<ReadOp>),
     /// A persistent watch: mode 0 on the path, mode 1 on the path and below.
     AddWatch {
         path: String,
@@ -381,6 +396,14 @@ impl Request {
                 }
                 Request::SetWatches(watches)
             }
+            op::CHECK_WATCHES => Request::CheckWatches {
+                path: path(reader)?,
+                kind: reader.i32()?,
+            },
+            op::MULTI_READ => match decode_multi_read(reader)? {
+                Some(ops) => Request::MultiRead(ops),
+                None => Request::Unimplemented { op_code },
+            },
             op::ADD_WATCH => Request::AddWatch {
                 path: path(reader)?,
                 mode: reader.i32()?,
@@ -442,6 +465,61 @@ fn decode_multi(reader: &mut Reader<'_>) -> Result<Option<Vec<MultiOp>>, DecodeE
         ops.push(op);
         // Every op takes at least its header; the frame cap bounds the loop.
     }
+}
+
+/// The reads of a multiRead, or None if one of them is of a kind it cannot hold.
+fn decode_multi_read(reader: &mut Reader<'_>) -> Result<Option<Vec<ReadOp>>, DecodeError> {
+    let mut ops = Vec::new();
+    loop {
+        let op_code = reader.i32()?;
+        let done = reader.bool()?;
+        let _err = reader.i32()?;
+        if done {
+            return Ok(Some(ops));
+        }
+        let path = reader.string()?.to_string();
+        let watch = reader.bool()?;
+        ops.push(match op_code {
+            op::GET_DATA => ReadOp::GetData { path, watch },
+            op::GET_CHILDREN => ReadOp::GetChildren { path, watch },
+            _ => return Ok(None),
+        });
+    }
+}
+
+/// The result of one read of a multiRead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadResult {
+    Data { data: Vec<u8>, stat: Stat },
+    Children(Vec<String>),
+    Error(ErrorCode),
+}
+
+/// Writes a multiRead response: one `MultiHeader` and body per result, then the done marker.
+pub fn encode_read_results(writer: &mut Writer, results: &[ReadResult]) {
+    for result in results {
+        match result {
+            ReadResult::Data { data, stat } => {
+                writer.i32(op::GET_DATA).bool(false).i32(0).buffer(data);
+                stat.encode(writer);
+            }
+            ReadResult::Children(children) => {
+                writer
+                    .i32(op::GET_CHILDREN)
+                    .bool(false)
+                    .i32(0)
+                    .strings(children);
+            }
+            ReadResult::Error(error) => {
+                writer
+                    .i32(op::ERROR)
+                    .bool(false)
+                    .i32(error.code())
+                    .i32(error.code());
+            }
+        }
+    }
+    writer.i32(-1).bool(true).i32(-1);
 }
 
 /// A reply frame: `ReplyHeader` then the body written by `body`.
@@ -589,6 +667,47 @@ mod tests {
                 },
             ])
         );
+    }
+
+    #[test]
+    fn multi_read_decodes_reads_and_encodes_results() {
+        let bytes = request_bytes(2, op::MULTI_READ, |w| {
+            w.i32(op::GET_DATA)
+                .bool(false)
+                .i32(-1)
+                .string("/a")
+                .bool(false);
+            w.i32(op::GET_CHILDREN)
+                .bool(false)
+                .i32(-1)
+                .string("/")
+                .bool(true);
+            w.i32(-1).bool(true).i32(-1);
+        });
+        let (_, request) = Request::decode(&bytes).expect("decodes");
+        assert_eq!(
+            request,
+            Request::MultiRead(vec![
+                ReadOp::GetData {
+                    path: "/a".into(),
+                    watch: false
+                },
+                ReadOp::GetChildren {
+                    path: "/".into(),
+                    watch: true
+                },
+            ])
+        );
+        let mut writer = Writer::new();
+        encode_read_results(&mut writer, &[ReadResult::Error(ErrorCode::NoNode)]);
+        let bytes = writer.into_bytes();
+        let mut reader = Reader::new(&bytes);
+        assert_eq!(reader.i32(), Ok(op::ERROR));
+        assert_eq!(reader.bool(), Ok(false));
+        assert_eq!(reader.i32(), Ok(-101));
+        assert_eq!(reader.i32(), Ok(-101));
+        assert_eq!(reader.i32(), Ok(-1));
+        assert_eq!(reader.bool(), Ok(true));
     }
 
     #[test]

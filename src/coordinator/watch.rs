@@ -124,6 +124,15 @@ impl Watches {
         removed
     }
 
+    /// Whether the session holds a watch of one of `kinds` at `path`.
+    pub fn holds(&self, session_id: i64, path: &str, kinds: &[WatchKind]) -> bool {
+        self.by_session.get(&session_id).is_some_and(|registered| {
+            kinds
+                .iter()
+                .any(|kind| registered.contains(&(*kind, path.to_string())))
+        })
+    }
+
     /// Forgets every watch of a session (its connection closed; it re-sets them on reconnect).
     pub fn remove_session(&mut self, session_id: i64) {
         let Some(registered) = self.by_session.remove(&session_id) else {
@@ -213,6 +222,16 @@ mod tests {
         );
         assert!(watches.remove(2, "/a", WatchKind::removed_by(3)));
         assert_eq!(watches.trigger("/a/b", EventType::NodeDeleted), vec![3]);
+    }
+
+    #[test]
+    fn holds_answers_check_watches() {
+        let mut watches = Watches::default();
+        watches.add(1, WatchKind::Child, "/a");
+        assert!(watches.holds(1, "/a", WatchKind::removed_by(1)));
+        assert!(watches.holds(1, "/a", WatchKind::removed_by(3)));
+        assert!(!watches.holds(1, "/a", WatchKind::removed_by(2)));
+        assert!(!watches.holds(2, "/a", WatchKind::removed_by(3)));
     }
 
     #[test]

@@ -14,6 +14,10 @@ use zookeeper_client as zk;
 /// Tick used by the tests: a 1 s session is then allowed (min 2 ticks, max 20 ticks).
 pub const TICK_MS: u64 = 100;
 
+/// The session timeout tests ask for. The coordinator grants at most 20 ticks (2 s); asking for
+/// more only gives `zookeeper-client` a longer deadline for its first connect on a busy machine.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A running `kchaos coordinator` with its data directory.
 pub struct Coordinator {
     pub process: NodeProcess,

@@ -15,7 +15,7 @@ use super::results::{
 };
 use super::values::{
     FastMap, FastSet, NO_PARTITION, OffsetTable, SendOutcome, Slot, ValueId, ValueIds, ValueInfo,
-    ValueTable,
+    ValueNames, ValueTable,
 };
 use crate::history::{OpType, Process};
 
@@ -77,7 +77,9 @@ enum Reader {
 /// The state of one check.
 pub struct Analysis {
     expectations: Expectations,
+    /// Interns values when the reader thread did not.
     ids: ValueIds,
+    names: ValueNames,
     values: ValueTable,
     offsets: OffsetTable,
     /// 1-based number of the line being fed.
@@ -110,6 +112,7 @@ impl Analysis {
         Self {
             expectations: *expectations,
             ids: ValueIds::default(),
+            names: ValueNames::default(),
             values: ValueTable::default(),
             offsets: OffsetTable::default(),
             line_number: 0,
@@ -156,23 +159,24 @@ impl Analysis {
     }
 
     /// Feeds one line of the history, as read and parsed by the pipeline.
-    pub fn feed(&mut self, item: Item) {
+    pub fn feed(&mut self, item: &Item) {
         match item {
             Item::Line(line, value_error) => {
                 self.line_number += 1;
-                self.apply(&line, value_error);
+                self.register_interned(line);
+                self.apply(line, value_error.as_deref());
             }
             Item::Blank => self.line_number += 1,
             Item::Malformed(reason) => {
                 self.line_number += 1;
-                self.malformed(reason);
+                self.malformed(reason.clone());
             }
-            Item::Unreadable(reason) => self.malformed_at(0, reason),
+            Item::Unreadable(reason) => self.malformed_at(0, reason.clone()),
         }
     }
 
     /// Applies one parsed operation; `value_error` says its value could not be read.
-    fn apply(&mut self, line: &Line<'_>, value_error: Option<String>) {
+    fn apply(&mut self, line: &Line<'_>, value_error: Option<&str>) {
         self.operations += 1;
         self.figures.observe_time(line.time_ns);
         let interpreted = !matches!(line.f, OpName::Other(_));
@@ -205,11 +209,38 @@ impl Analysis {
         }
     }
 
+    /// Takes note of the values the reader thread saw for the first time in this line, whatever
+    /// becomes of the line here, so that value ids mean the same on both threads.
+    fn register_interned(&mut self, line: &Line<'_>) {
+        let records = line
+            .value
+            .records
+            .iter()
+            .flatten()
+            .map(|(_, _, value)| value);
+        for value in line.value.value.iter().chain(records) {
+            if let ValueText::Interned {
+                name: Some(name), ..
+            } = value
+            {
+                self.values.push();
+                self.names.push(name.clone());
+            }
+        }
+    }
+
+    /// The id of a value: interned already by the reader thread (and registered), or here (one
+    /// thread). One analysis gets all its values one way or the other, so the ids agree.
     fn intern(&mut self, value: &ValueText<'_>) -> Option<ValueId> {
-        match self.ids.intern(value) {
-            Some((id, is_new)) => {
-                if is_new {
+        let interned = match value {
+            ValueText::Interned { id, .. } => Some((*id, None)),
+            _ => self.ids.intern(value),
+        };
+        match interned {
+            Some((id, name)) => {
+                if let Some(name) = name {
                     self.values.push();
+                    self.names.push(name);
                 }
                 Some(id)
             }
@@ -248,6 +279,7 @@ impl Analysis {
             return;
         };
         if info.outcome != SendOutcome::NotInvoked {
+            let value = self.names.text(id);
             self.malformed(format!(
                 "value \"{value}\" is sent twice (values must be unique in a run)"
             ));
@@ -266,20 +298,24 @@ impl Analysis {
     }
 
     fn send_completion(&mut self, line: &Line<'_>, value: &ValueText<'_>) {
-        let pending = self.ids.get(value).filter(|id| {
-            self.values
-                .send(*id)
-                .is_some_and(|info| info.outcome == SendOutcome::Pending)
-        });
-        let Some(id) = pending else {
-            self.malformed(format!(
-                "a send {} of value \"{value}\", which has no pending invoke",
-                type_name(line.op_type)
-            ));
+        let Some(id) = self.intern(value) else {
             return;
         };
+        let pending = self
+            .values
+            .send(id)
+            .is_some_and(|info| info.outcome == SendOutcome::Pending);
+        if !pending {
+            self.malformed(format!(
+                "a send {} of value \"{}\", which has no pending invoke",
+                type_name(line.op_type),
+                self.names.text(id)
+            ));
+            return;
+        }
         let fields = &line.value;
         if line.op_type == OpType::Ok && (fields.partition.is_none() || fields.offset.is_none()) {
+            let value = self.names.text(id);
             self.malformed(format!(
                 "a send ok of value \"{value}\" without partition and offset"
             ));
@@ -350,8 +386,8 @@ impl Analysis {
         marks.push_back(mark);
         self.forget_old_marks(info.producer, partition);
         if let Some(earlier) = earlier {
-            let value = self.ids.text(id);
-            let earlier_value = self.ids.text(earlier.max_offset_value);
+            let value = self.names.text(id);
+            let earlier_value = self.names.text(earlier.max_offset_value);
             self.anomaly(AnomalyKind::Reordered).add(|| Example {
                 explanation: format!(
                     "producer {} sent {earlier_value} (acknowledged at offset {}) before invoking \
@@ -455,7 +491,7 @@ impl Analysis {
             return;
         };
         if offset <= previous_offset {
-            let value = self.ids.text(id);
+            let value = self.names.text(id);
             self.anomaly(AnomalyKind::NonmonotonicPoll).add(|| Example {
                 explanation: format!(
                     "consumer {consumer} read offset {offset} of partition {partition} after \
@@ -564,7 +600,7 @@ impl Analysis {
             let Some(info) = self.values.get(id) else {
                 return;
             };
-            let value = self.ids.text(id);
+            let value = self.names.text(id);
             self.anomaly(AnomalyKind::Duplicated).add(|| Example {
                 explanation: format!(
                     "{value} was read at partition {} offset {} and at partition {partition} \
@@ -590,7 +626,7 @@ impl Analysis {
             && previous.value != id
             && self.divergent_positions.insert((partition, offset))
         {
-            let values = vec![self.ids.text(previous.value), self.ids.text(id)];
+            let values = vec![self.names.text(previous.value), self.names.text(id)];
             self.anomaly(AnomalyKind::Divergent).add(|| Example {
                 explanation: format!(
                     "partition {partition} offset {offset} was read with two values: {} and {}",
@@ -696,7 +732,7 @@ impl Analysis {
         if !info.read {
             return;
         }
-        let value = self.ids.text(id);
+        let value = self.names.text(id);
         self.anomaly(AnomalyKind::Unexpected).add(|| Example {
             explanation: format!(
                 "{value} was read at partition {} offset {} but no send of it was invoked",
@@ -713,7 +749,7 @@ impl Analysis {
         if !info.read {
             return;
         }
-        let value = self.ids.text(id);
+        let value = self.names.text(id);
         self.anomaly(AnomalyKind::AbortedRead).add(|| Example {
             explanation: format!(
                 "the send of {value} failed, yet it was read at partition {} offset {}",
@@ -732,7 +768,7 @@ impl Analysis {
     fn check_acknowledged(&mut self, id: ValueId, info: &ValueInfo) {
         let (partition, offset) = (info.send_partition, info.send_offset);
         if info.final_partition != partition {
-            let value = self.ids.text(id);
+            let value = self.names.text(id);
             self.anomaly(AnomalyKind::Lost).add(|| Example {
                 explanation: format!(
                     "{value} was acknowledged at partition {partition} offset {offset} but is \
@@ -752,8 +788,8 @@ impl Analysis {
             && slot.value != id
             && self.divergent_positions.insert((partition, offset))
         {
-            let value = self.ids.text(id);
-            let found = self.ids.text(slot.value);
+            let value = self.names.text(id);
+            let found = self.names.text(slot.value);
             self.anomaly(AnomalyKind::Divergent).add(|| Example {
                 explanation: format!(
                     "{value} was acknowledged at partition {partition} offset {offset}, where \
@@ -781,7 +817,7 @@ impl Analysis {
         } else {
             AnomalyKind::IndeterminateLost
         };
-        let value = self.ids.text(id);
+        let value = self.names.text(id);
         self.anomaly(kind).add(|| Example {
             explanation: if recovered {
                 format!(
@@ -820,7 +856,7 @@ impl Analysis {
             if skipped == 0 {
                 continue;
             }
-            let value = self.ids.text(candidate.value);
+            let value = self.names.text(candidate.value);
             self.anomaly(AnomalyKind::PollSkip).add(|| Example {
                 explanation: format!(
                     "consumer {} jumped from offset {} to {} of partition {}, over {skipped} \

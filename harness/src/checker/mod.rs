@@ -68,16 +68,11 @@ pub fn check_history_file_with(
     }
 }
 
-/// Reads and parses the history at `path` without checking it, and returns how many lines it
-/// has: the first of the checker's two stages alone, for benchmarks.
+/// Does only the reader thread's work on the history at `path` (read, parse, turn values into
+/// ids) and returns how many lines it has: the first of the checker's two stages alone, for
+/// benchmarks.
 pub fn parse_history_file(path: &Path) -> std::io::Result<u64> {
-    let file = std::fs::File::open(path)?;
-    let mut lines = 0u64;
-    pipeline::read_lines(file, pipeline::READ_BUFFER_BYTES, |item| {
-        lines += 1;
-        drop(item);
-    });
-    Ok(lines)
+    pipeline::read_only(std::fs::File::open(path)?)
 }
 
 /// Checks a history read from `reader` (JSON lines). Never panics.
@@ -99,7 +94,7 @@ pub fn check_history_with<R: Read + Send>(
             }
             Reading::OneThread => {
                 pipeline::read_lines(reader, pipeline::READ_BUFFER_BYTES, |item| {
-                    analysis.feed(item);
+                    analysis.feed(&item);
                 });
             }
         }

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::values::{ValueId, ValueName};
 use crate::history::{OpType, Process};
 
 /// An operation's `f`: the four the checker interprets, or any other name.
@@ -69,8 +70,16 @@ pub type Record<'a> = (i32, i64, ValueText<'a>);
 /// (the common case, and all the checker needs), or any other string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValueText<'a> {
-    Key { process: u64, sequence: u64 },
+    Key {
+        process: u64,
+        sequence: u64,
+    },
     Other(Cow<'a, str>),
+    /// Already turned into an id by the reader thread; `name` on the value's first appearance.
+    Interned {
+        id: ValueId,
+        name: Option<ValueName>,
+    },
 }
 
 impl<'a> ValueText<'a> {
@@ -78,6 +87,7 @@ impl<'a> ValueText<'a> {
         match self {
             ValueText::Key { process, sequence } => ValueText::Key { process, sequence },
             ValueText::Other(text) => ValueText::Other(Cow::Owned(text.into_owned())),
+            ValueText::Interned { id, name } => ValueText::Interned { id, name },
         }
     }
 
@@ -94,6 +104,11 @@ impl std::fmt::Display for ValueText<'_> {
         match self {
             ValueText::Key { process, sequence } => write!(formatter, "{process}-{sequence}"),
             ValueText::Other(text) => formatter.write_str(text),
+            ValueText::Interned {
+                id,
+                name: Some(name),
+            } => write!(formatter, "{name} (#{id})"),
+            ValueText::Interned { id, name: None } => write!(formatter, "#{id}"),
         }
     }
 }

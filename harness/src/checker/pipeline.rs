@@ -1,15 +1,17 @@
 //! Reading and parsing the history on one thread while the analysis runs on another: the two
 //! halves cost about the same, so a run is checked in about half the time on two cores. Lines
 //! travel in batches of owned [`Item`]s through a bounded channel (and the emptied batches come
-//! back, so they are allocated once). The analysis sees the lines in file order, exactly as if
-//! one thread did both ([`read_lines`] with a sink that feeds the analysis).
+//! back, so they are allocated once). The reader thread also turns values into ids, which
+//! balances the two halves better. The analysis sees the lines in file order, exactly as if one
+//! thread did both ([`read_lines`] with a sink that feeds the analysis, which then interns).
 
 use std::io::Read;
 use std::sync::mpsc;
 
 use super::analysis::Analysis;
-use super::parse::{Line, parse_with_serde};
+use super::parse::{Line, ValueText, parse_with_serde};
 use super::scan::scan_prefix;
+use super::values::{MAX_VALUES, ValueIds};
 
 /// Size of the read buffer: large reads keep the per-line cost low.
 pub const READ_BUFFER_BYTES: usize = 1 << 20;
@@ -47,7 +49,9 @@ pub fn run<R: Read + Send>(reader: R, analysis: &mut Analysis, buffer_bytes: usi
             .spawn_scoped(scope, move || {
                 let mut batch = Vec::with_capacity(BATCH_LINES);
                 let mut delivered = true;
-                read_lines(reader, buffer_bytes, |item| {
+                let mut ids = ValueIds::default();
+                read_lines(reader, buffer_bytes, |mut item| {
+                    intern_values(&mut ids, &mut item);
                     batch.push(item);
                     if batch.len() >= BATCH_LINES && delivered {
                         let empty = recycled
@@ -64,13 +68,14 @@ pub fn run<R: Read + Send>(reader: R, analysis: &mut Analysis, buffer_bytes: usi
             return false;
         };
         for mut batch in received {
-            for item in batch.drain(..) {
+            for item in &batch {
                 analysis.feed(item);
             }
+            batch.clear();
             let _ = recycle.send(batch);
         }
         if reader_thread.join().is_err() {
-            analysis.feed(Item::Unreadable(
+            analysis.feed(&Item::Unreadable(
                 "reading the history failed (the reader thread panicked)".to_string(),
             ));
         }
@@ -78,9 +83,51 @@ pub fn run<R: Read + Send>(reader: R, analysis: &mut Analysis, buffer_bytes: usi
     });
     if !started {
         // The reader went with the thread that could not start: the verdict is unknown.
-        analysis.feed(Item::Unreadable(
+        analysis.feed(&Item::Unreadable(
             "could not start the history reader thread".to_string(),
         ));
+    }
+}
+
+/// The reader thread's work alone (read, parse, intern), dropping the lines; returns how many.
+pub fn read_only<R: Read>(reader: R) -> std::io::Result<u64> {
+    let mut ids = ValueIds::default();
+    let mut lines = 0u64;
+    let mut failure = None;
+    read_lines(reader, READ_BUFFER_BYTES, |mut item| {
+        intern_values(&mut ids, &mut item);
+        if let Item::Unreadable(reason) = &item {
+            failure = Some(reason.clone());
+        }
+        lines += 1;
+    });
+    match failure {
+        Some(reason) => Err(std::io::Error::other(reason)),
+        None => Ok(lines),
+    }
+}
+
+/// Turns the values of a line into ids (the analysis then only looks up its per-value state),
+/// so that this work happens on the reader's thread.
+fn intern_values(ids: &mut ValueIds, item: &mut Item) {
+    let Item::Line(line, _) = item else {
+        return;
+    };
+    let mut interned = true;
+    let mut intern = |value: &mut ValueText<'static>| match ids.intern(value) {
+        Some((id, name)) => *value = ValueText::Interned { id, name },
+        None => interned = false,
+    };
+    if let Some(value) = &mut line.value.value {
+        intern(value);
+    }
+    if let Some(records) = &mut line.value.records {
+        for (_, _, value) in records.iter_mut() {
+            intern(value);
+        }
+    }
+    if !interned {
+        *item = Item::Malformed(format!("more than {MAX_VALUES} distinct values"));
     }
 }
 

@@ -105,9 +105,21 @@ pub enum Strictness {
 pub struct Expectations {
     pub lost: LostExpectation,
     /// `none` (idempotent producer: any duplicate is invalid) or `allowed`.
+    #[serde(serialize_with = "serialize_duplicates")]
     pub duplicates: Strictness,
     /// `strict` (a reordering is invalid) or `allowed`.
     pub order: Strictness,
+}
+
+/// `duplicates` reads as the workloads spell it: `"none"` (not `"strict"`) or `"allowed"`.
+fn serialize_duplicates<S: Serializer>(
+    duplicates: &Strictness,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(match duplicates {
+        Strictness::Strict => "none",
+        Strictness::Allowed => "allowed",
+    })
 }
 
 /// The anomalies, in the order results.json lists them.

@@ -698,6 +698,13 @@ fn validity_merges_false_over_unknown_over_true() {
             order: Strictness::Strict
         }
     );
+    assert_eq!(
+        serde_json::to_string(&parsed).unwrap(),
+        r#"{"lost":"some","duplicates":"none","order":"strict"}"#
+    );
+    let from_toml: Expectations =
+        toml::from_str("lost = \"none\"\nduplicates = \"allowed\"").unwrap();
+    assert_eq!(from_toml, Expectations::default());
 }
 
 #[test]
@@ -722,7 +729,7 @@ fn lines_split_across_reads_are_read_whole() {
         );
         // The same on one thread.
         let mut analysis = analysis::Analysis::new(&Expectations::default());
-        pipeline::read_lines(text.as_bytes(), buffer_bytes, |item| analysis.feed(item));
+        pipeline::read_lines(text.as_bytes(), buffer_bytes, |item| analysis.feed(&item));
         assert_eq!(
             analysis.finish(),
             expected,
@@ -921,5 +928,51 @@ fn mutated_histories_never_panic() {
                 String::from_utf8_lossy(&mutated)
             );
         }
+    }
+}
+
+#[test]
+fn values_of_lines_the_analysis_skips_do_not_shift_the_ids() {
+    // A nemesis operation and a malformed final read carry values; the reader thread interns
+    // them, the analysis skips the lines: later values must still map to the right state.
+    let mut history = History::default();
+    history
+        .op(
+            0,
+            r#""nemesis""#,
+            "info",
+            "kill",
+            r#"{"node":"b","value":"9-9"}"#,
+        )
+        .op(
+            1,
+            "100",
+            "ok",
+            "final-read",
+            r#"{"records":[[0,7,"8-8"]],"complete":true}"#,
+        )
+        .op(
+            2,
+            "5",
+            "invoke",
+            "weird-op",
+            r#"{"value":"7-7","records":[[0,1,"6-6"]]}"#,
+        )
+        .send(3, 1, "1-0", 0, 0)
+        .send(5, 1, "1-1", 0, 1)
+        .final_read(20, 0, &[(0, 0, "1-0")]);
+    for reading in [Reading::TwoThreads, Reading::OneThread] {
+        let results =
+            check_history_with(history.text().as_bytes(), &Expectations::default(), reading);
+        assert_eq!(results.valid, Validity::Unknown, "{results:#?}");
+        assert_eq!(results.malformed.as_ref().unwrap().line, 2);
+        assert_eq!(results.count(AnomalyKind::Lost), 1, "{reading:?}");
+        assert_eq!(
+            results.anomaly(AnomalyKind::Lost).examples[0]
+                .value
+                .as_deref(),
+            Some("1-1")
+        );
+        assert_eq!(results.count(AnomalyKind::Unexpected), 0, "{reading:?}");
     }
 }

@@ -131,13 +131,23 @@ impl DenseMap {
 }
 
 /// The value string of an id: either parsed numbers or the string itself.
-#[derive(Debug, Clone)]
-enum ValueName {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueName {
     Key { process: u64, sequence: u64 },
     Other(Box<str>),
 }
 
-/// Interns value strings into dense ids.
+impl std::fmt::Display for ValueName {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueName::Key { process, sequence } => write!(formatter, "{process}-{sequence}"),
+            ValueName::Other(text) => formatter.write_str(text),
+        }
+    }
+}
+
+/// Interns values into dense ids, in order of first appearance. It keeps no strings for
+/// `<process>-<seq>` values; [`ValueNames`] (kept by the analysis) turns ids back into text.
 #[derive(Debug, Default)]
 pub struct ValueIds {
     /// Process number -> index into `processes`.
@@ -146,31 +156,33 @@ pub struct ValueIds {
     /// The last process looked up and its index: consecutive lookups are often the same.
     last_process: std::cell::Cell<Option<(u64, usize)>>,
     others: FastMap<Box<str>, ValueId>,
-    names: Vec<ValueName>,
+    count: usize,
 }
 
 impl ValueIds {
     /// The id of `value`, if it was seen.
-    pub fn get(&self, value: &ValueText<'_>) -> Option<ValueId> {
+    fn get(&self, value: &ValueText<'_>) -> Option<ValueId> {
         match value {
             ValueText::Key { process, sequence } => self
                 .processes
                 .get(self.process_index(*process)?)?
                 .get(*sequence),
             ValueText::Other(text) => self.others.get(text.as_ref()).copied(),
+            ValueText::Interned { id, .. } => Some(*id),
         }
     }
 
-    /// The id of `value`, and whether it is new. `None` when there are too many values.
-    pub fn intern(&mut self, value: &ValueText<'_>) -> Option<(ValueId, bool)> {
+    /// The id of `value`, and its name if this is its first appearance. `None` when there are
+    /// too many values.
+    pub fn intern(&mut self, value: &ValueText<'_>) -> Option<(ValueId, Option<ValueName>)> {
         if let Some(id) = self.get(value) {
-            return Some((id, false));
+            return Some((id, None));
         }
-        if self.names.len() >= MAX_VALUES {
+        if self.count >= MAX_VALUES {
             return None;
         }
-        let id = ValueId::try_from(self.names.len()).ok()?;
-        match value {
+        let id = ValueId::try_from(self.count).ok()?;
+        let name = match value {
             ValueText::Key { process, sequence } => {
                 let index = match self.process_index(*process) {
                     Some(index) => index,
@@ -183,17 +195,19 @@ impl ValueIds {
                 if let Some(sequences) = self.processes.get_mut(index) {
                     sequences.insert(*sequence, id);
                 }
-                self.names.push(ValueName::Key {
+                ValueName::Key {
                     process: *process,
                     sequence: *sequence,
-                });
+                }
             }
             ValueText::Other(text) => {
                 self.others.insert(text.as_ref().into(), id);
-                self.names.push(ValueName::Other(text.as_ref().into()));
+                ValueName::Other(text.as_ref().into())
             }
-        }
-        Some((id, true))
+            ValueText::Interned { .. } => return None,
+        };
+        self.count += 1;
+        Some((id, Some(name)))
     }
 
     fn process_index(&self, process: u64) -> Option<usize> {
@@ -206,12 +220,24 @@ impl ValueIds {
         self.last_process.set(Some((process, index)));
         Some(index)
     }
+}
+
+/// Value ids back to their text (for examples and messages).
+#[derive(Debug, Default)]
+pub struct ValueNames {
+    names: Vec<ValueName>,
+}
+
+impl ValueNames {
+    /// The name of the next id.
+    pub fn push(&mut self, name: ValueName) {
+        self.names.push(name);
+    }
 
     /// The value string of an id.
     pub fn text(&self, id: ValueId) -> String {
         match self.names.get(id as usize) {
-            Some(ValueName::Key { process, sequence }) => format!("{process}-{sequence}"),
-            Some(ValueName::Other(text)) => text.to_string(),
+            Some(name) => name.to_string(),
             None => format!("<value #{id}>"),
         }
     }
@@ -437,16 +463,24 @@ mod tests {
     #[test]
     fn interning_parsed_and_other_values() {
         let mut ids = ValueIds::default();
-        assert_eq!(ids.intern(&text("3-17")), Some((0, true)));
-        assert_eq!(ids.intern(&text("weird")), Some((1, true)));
-        assert_eq!(ids.intern(&text("3-18")), Some((2, true)));
-        assert_eq!(ids.intern(&text("3-17")), Some((0, false)));
-        assert_eq!(ids.intern(&text("3-99999999999")), Some((3, true)));
-        assert_eq!(ids.get(&text("3-99999999999")), Some(3));
-        assert_eq!(ids.get(&text("3-16")), None);
-        assert_eq!(ids.text(0), "3-17");
-        assert_eq!(ids.text(1), "weird");
-        assert_eq!(ids.text(3), "3-99999999999");
+        let mut names = ValueNames::default();
+        let mut intern = |value: &str| {
+            let (id, name) = ids.intern(&text(value)).unwrap();
+            let new = name.is_some();
+            if let Some(name) = name {
+                names.push(name);
+            }
+            (id, new)
+        };
+        assert_eq!(intern("3-17"), (0, true));
+        assert_eq!(intern("weird"), (1, true));
+        assert_eq!(intern("3-18"), (2, true));
+        assert_eq!(intern("3-17"), (0, false));
+        assert_eq!(intern("3-99999999999"), (3, true));
+        assert_eq!(intern("3-99999999999"), (3, false));
+        assert_eq!(names.text(0), "3-17");
+        assert_eq!(names.text(1), "weird");
+        assert_eq!(names.text(3), "3-99999999999");
     }
 
     #[test]

@@ -362,6 +362,7 @@ impl Actor {
                 warn!("session {session_id:#x} sent op code {op_code}, which we do not implement");
                 self.reply(connection, xid, ErrorCode::Unimplemented, |_| {});
             }
+            Request::MultiRead(ops) => self.multi_read(connection, session_id, xid, ops),
             Request::GetEphemerals { prefix } => {
                 self.get_ephemerals(connection, session_id, xid, &prefix)
             }

@@ -1,9 +1,11 @@
-//! The read requests of the actor (exists, getData, getChildren, getACL, sync, counts) and the
-//! watch registrations that ride on them: one-shot, persistent, removed, or restored by
-//! setWatches after a reconnect.
+//! The read requests of the actor (exists, getData, getChildren, multiRead, getACL, sync,
+//! counts) and the watch registrations that ride on them: one-shot, persistent, checked,
+//! removed, or restored by setWatches after a reconnect.
 
 use super::Actor;
-use crate::coordinator::protocol::{ErrorCode, EventType, Request, SetWatches, Stat};
+use crate::coordinator::protocol::{
+    self, ErrorCode, EventType, ReadOp, ReadResult, Request, SetWatches, Stat,
+};
 use crate::coordinator::session::ConnectionId;
 use crate::coordinator::tree::is_valid_path;
 use crate::coordinator::watch::WatchKind;
@@ -29,6 +31,44 @@ impl Actor {
         });
     }
 
+    /// multiRead: every read answers on its own (data, children or an error).
+    pub(super) fn multi_read(
+        &mut self,
+        connection: ConnectionId,
+        session_id: i64,
+        xid: i32,
+        ops: Vec<ReadOp>,
+    ) {
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let (path, watch, kind) = match &op {
+                ReadOp::GetData { path, watch } => (path, *watch, WatchKind::Data),
+                ReadOp::GetChildren { path, watch } => (path, *watch, WatchKind::Child),
+            };
+            let node = is_valid_path(path)
+                .then(|| self.database.tree.get(path))
+                .flatten();
+            let result = match (node, &op) {
+                (None, _) if !is_valid_path(path) => ReadResult::Error(ErrorCode::BadArguments),
+                (None, _) => ReadResult::Error(ErrorCode::NoNode),
+                (Some(node), ReadOp::GetData { .. }) => ReadResult::Data {
+                    data: node.data.clone(),
+                    stat: node.stat(),
+                },
+                (Some(node), ReadOp::GetChildren { .. }) => {
+                    ReadResult::Children(node.children.iter().cloned().collect())
+                }
+            };
+            if watch && !matches!(result, ReadResult::Error(_)) {
+                self.watches.add(session_id, kind, path);
+            }
+            results.push(result);
+        }
+        self.reply(connection, xid, ErrorCode::Ok, |writer| {
+            protocol::encode_read_results(writer, &results)
+        });
+    }
+
     pub(super) fn read(
         &mut self,
         connection: ConnectionId,
@@ -44,7 +84,8 @@ impl Actor {
             | Request::Sync { path }
             | Request::GetAllChildrenNumber { path }
             | Request::RemoveWatches { path, .. }
-            | Request::AddWatch { path, .. } => path.clone(),
+            | Request::AddWatch { path, .. }
+            | Request::CheckWatches { path, .. } => path.clone(),
             _ => return,
         };
         if !is_valid_path(&path) {
@@ -113,6 +154,17 @@ impl Actor {
                     .watches
                     .remove(session_id, &path, WatchKind::removed_by(kind));
                 let error = if removed {
+                    ErrorCode::Ok
+                } else {
+                    ErrorCode::NoWatcher
+                };
+                self.reply(connection, xid, error, |_| {});
+            }
+            (Request::CheckWatches { kind, .. }, _) => {
+                let held = self
+                    .watches
+                    .holds(session_id, &path, WatchKind::removed_by(kind));
+                let error = if held {
                     ErrorCode::Ok
                 } else {
                     ErrorCode::NoWatcher
