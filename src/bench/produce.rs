@@ -1,12 +1,17 @@
 //! `kchaos bench produce`: rdkafka producer and consumer throughput against our broker.
 //!
 //! Starts a coordinator (`kchaos coordinator`, unless `--zookeeper-connect` names a running one)
-//! and one broker process in a temporary directory (or uses `--bootstrap-server`), sends
-//! `--records` records of `--record-size` bytes round-robin over `--partitions` partitions
-//! with an rdkafka producer, waits for every acknowledgement, then reads them all back with an
-//! assign-based consumer. Prints records/s and MB/s for each phase.
+//! and `--brokers` broker processes (default: the replication factor) in a temporary directory
+//! (or uses `--bootstrap-server`), sends `--records` records of `--record-size` bytes
+//! round-robin over `--partitions` partitions with one rdkafka producer, waits for every
+//! acknowledgement, then reads them all back with an assign-based consumer. Prints records/s
+//! and MB/s for each phase.
 //!
-//! `cargo run --release -- bench produce --records 2000000 --record-size 100 --acks 1`
+//! When the run is replicated or not acks=1 (`--acks all --replication-factor 3`), the same
+//! run also measures the baseline (acks=1, replication factor 1, on the same cluster) and
+//! prints the ratio, then the acks latency p50/p99 at a fixed `--latency-rate`.
+//!
+//! `cargo run --release -- bench produce --records 2000000 --acks all --replication-factor 3`
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -55,6 +60,21 @@ pub struct ProduceBenchArgs {
     /// Keep the broker's files here instead of a temporary directory.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Replication factor of the benchmark topic.
+    #[arg(long, default_value_t = 1)]
+    pub replication_factor: i32,
+    /// Brokers to start (default: the replication factor).
+    #[arg(long)]
+    pub brokers: Option<i32>,
+    /// Skip the acks=1 RF1 baseline and the latency phase.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Records/s of the latency phase.
+    #[arg(long, default_value_t = 10_000)]
+    pub latency_rate: u64,
+    /// Seconds of the latency phase.
+    #[arg(long, default_value_t = 5)]
+    pub latency_seconds: u64,
 }
 
 /// Counts acknowledgements from the producer's delivery callbacks.
@@ -82,8 +102,8 @@ impl ProducerContext for CountingContext {
 
 /// The processes of a benchmark cluster, stopped on drop.
 struct BenchCluster {
-    // Fields drop in order: the broker goes before its coordinator.
-    _broker: Option<NodeProcess>,
+    // Fields drop in order: the brokers go before their coordinator.
+    _brokers: Vec<NodeProcess>,
     _coordinator: Option<NodeProcess>,
     bootstrap: String,
     _temp: Option<ScratchDir>,
@@ -114,32 +134,178 @@ pub fn run(args: ProduceBenchArgs) -> anyhow::Result<ExitCode> {
     }
     let cluster = start_cluster(&args)?;
     let topic = format!("bench-{}", std::process::id());
-    create_topic(&cluster.bootstrap, &topic, args.partitions)?;
+    create_topic(
+        &cluster.bootstrap,
+        &topic,
+        args.partitions,
+        args.replication_factor,
+    )?;
     println!(
-        "bench produce: {} records of {} bytes, acks={}, {} partition(s), broker {}",
-        args.records, args.record_size, args.acks, args.partitions, cluster.bootstrap
+        "bench produce: {} records of {} bytes, acks={}, replication factor {}, {} partition(s), \
+         brokers {}",
+        args.records,
+        args.record_size,
+        args.acks,
+        args.replication_factor,
+        args.partitions,
+        cluster.bootstrap
     );
-    let produce_elapsed = produce(&args, &cluster.bootstrap, &topic)?;
-    report("produce", args.records, args.record_size, produce_elapsed);
+    let produce_elapsed = produce(&args, &args.acks, &cluster.bootstrap, &topic)?;
+    let measured = report("produce", args.records, args.record_size, produce_elapsed);
     let consume_elapsed = consume(&args, &cluster.bootstrap, &topic)?;
     report("consume", args.records, args.record_size, consume_elapsed);
+    let replicated = args.replication_factor > 1 || args.acks != "1";
+    if replicated && !args.no_baseline {
+        let baseline_topic = format!("{topic}-baseline");
+        create_topic(&cluster.bootstrap, &baseline_topic, args.partitions, 1)?;
+        let elapsed = produce(&args, "1", &cluster.bootstrap, &baseline_topic)?;
+        let baseline = report(
+            "produce baseline (acks=1, replication factor 1)",
+            args.records,
+            args.record_size,
+            elapsed,
+        );
+        println!(
+            "ratio acks={} RF{} / acks=1 RF1: {:.2}",
+            args.acks,
+            args.replication_factor,
+            measured / baseline.max(1e-9)
+        );
+        let latency_topic = format!("{topic}-latency");
+        create_topic(
+            &cluster.bootstrap,
+            &latency_topic,
+            args.partitions,
+            args.replication_factor,
+        )?;
+        latency(&args, &cluster.bootstrap, &latency_topic)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(phase: &str, records: u64, record_size: usize, elapsed: Duration) {
-    let seconds = elapsed.as_secs_f64().max(1e-9);
+/// Counts latencies (send to acknowledgement) from the delivery callbacks.
+struct LatencyContext {
+    histogram: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
+    failed: AtomicU64,
+}
+
+#[derive(Clone)]
+struct LatencyHandle(Arc<LatencyContext>);
+
+impl ClientContext for LatencyHandle {}
+
+impl ProducerContext for LatencyHandle {
+    type DeliveryOpaque = Box<Instant>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
+        match result {
+            Ok(_) => {
+                let micros = sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+                let mut histogram = self
+                    .0
+                    .histogram
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let _ = histogram.record(micros.max(1));
+            }
+            Err(_) => {
+                self.0.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Sends at `--latency-rate` for `--latency-seconds` and prints the acks latency percentiles.
+fn latency(args: &ProduceBenchArgs, bootstrap: &str, topic: &str) -> anyhow::Result<()> {
+    let histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .context("cannot create the latency histogram")?;
+    let context = LatencyHandle(Arc::new(LatencyContext {
+        histogram: std::sync::Mutex::new(histogram),
+        failed: AtomicU64::new(0),
+    }));
+    let producer: ThreadedProducer<LatencyHandle> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", &args.acks)
+        .set("linger.ms", "0")
+        .set("enable.idempotence", "false")
+        .set("compression.type", "none")
+        .create_with_context(context.clone())
+        .context("cannot create the producer")?;
+    let value = vec![b'x'; args.record_size];
+    // Warm up (metadata, connections) outside the measurement.
+    let warm_up =
+        BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
+            .payload(&value[..])
+            .partition(0);
+    if let Err((error, _)) = producer.send(warm_up) {
+        bail!("cannot send the warm-up record: {error}");
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .context("the warm-up record was not acknowledged in 60 s")?;
+    context
+        .0
+        .histogram
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .reset();
+    let total = args.latency_rate * args.latency_seconds;
+    let interval = Duration::from_secs_f64(1.0 / args.latency_rate.max(1) as f64);
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let partition = (i % args.partitions as u64) as i32;
+        let record =
+            BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
+                .payload(&value[..])
+                .partition(partition);
+        if let Err((error, _)) = producer.send(record) {
+            bail!("cannot send latency record {i}: {error}");
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .context("the latency producer did not drain in 60 s")?;
+    let histogram = context
+        .0
+        .histogram
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     println!(
-        "{phase}: {records} records in {seconds:.2} s: {:.0} records/s, {:.1} MB/s",
-        records as f64 / seconds,
+        "latency acks={} RF{} at {} records/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms \
+         ({} records, {} failed)",
+        args.acks,
+        args.replication_factor,
+        args.latency_rate,
+        histogram.value_at_quantile(0.50) as f64 / 1000.0,
+        histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        histogram.max() as f64 / 1000.0,
+        histogram.len(),
+        context.0.failed.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// Prints a phase's throughput and returns its records/s.
+fn report(phase: &str, records: u64, record_size: usize, elapsed: Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    let rate = records as f64 / seconds;
+    println!(
+        "{phase}: {records} records in {seconds:.2} s: {rate:.0} records/s, {:.1} MB/s",
         (records as f64 * record_size as f64) / seconds / 1e6
     );
+    rate
 }
 
 fn start_cluster(args: &ProduceBenchArgs) -> anyhow::Result<BenchCluster> {
     if let Some(bootstrap) = &args.bootstrap_server {
         return Ok(BenchCluster {
             _coordinator: None,
-            _broker: None,
+            _brokers: Vec::new(),
             bootstrap: bootstrap.clone(),
             _temp: None,
         });
@@ -160,12 +326,32 @@ fn start_cluster(args: &ProduceBenchArgs) -> anyhow::Result<BenchCluster> {
             (Some(process), format!("127.0.0.1:{port}"))
         }
     };
+    let count = args.brokers.unwrap_or(args.replication_factor).max(1);
+    let mut brokers = Vec::new();
+    let mut addresses = Vec::new();
+    for id in 1..=count {
+        let (broker, port) = start_broker(&dir, id, &connect)?;
+        brokers.push(broker);
+        addresses.push(format!("127.0.0.1:{port}"));
+    }
+    Ok(BenchCluster {
+        _coordinator: coordinator,
+        _brokers: brokers,
+        bootstrap: addresses.join(","),
+        _temp: temp,
+    })
+}
+
+/// Broker `id` in `dir/broker-<id>`, registered with `connect`.
+fn start_broker(dir: &Path, id: i32, connect: &str) -> anyhow::Result<(NodeProcess, u16)> {
+    let dir = dir.join(format!("broker-{id}"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let port = free_loopback_port().context("no free port")?;
     let config = dir.join("server.properties");
     std::fs::write(
         &config,
         format!(
-            "broker.id=1\nlisteners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\n\
+            "broker.id={id}\nlisteners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\n\
              zookeeper.connect={connect}\nauto.create.topics.enable=false\n",
             dir.join("kafka-logs").display()
         ),
@@ -173,7 +359,7 @@ fn start_cluster(args: &ProduceBenchArgs) -> anyhow::Result<BenchCluster> {
     .context("cannot write the broker config")?;
     let log = dir.join("broker.log");
     let broker = NodeProcess::spawn(
-        "broker-1",
+        &format!("broker-{id}"),
         &std::env::current_exe().context("cannot find our own executable")?,
         &[
             "broker".into(),
@@ -183,6 +369,7 @@ fn start_cluster(args: &ProduceBenchArgs) -> anyhow::Result<BenchCluster> {
         &[],
         &log,
     )?;
+    let started = format!("broker {id} started");
     wait_for(
         "the broker to start",
         Duration::from_secs(60),
@@ -190,16 +377,11 @@ fn start_cluster(args: &ProduceBenchArgs) -> anyhow::Result<BenchCluster> {
         || {
             std::fs::read_to_string(&log)
                 .ok()
-                .filter(|text| text.contains("broker 1 started"))
+                .filter(|text| text.contains(&started))
         },
     )
     .with_context(|| format!("see {}", log.display()))?;
-    Ok(BenchCluster {
-        _coordinator: coordinator,
-        _broker: Some(broker),
-        bootstrap: format!("127.0.0.1:{port}"),
-        _temp: temp,
-    })
+    Ok((broker, port))
 }
 
 /// Our coordinator (`kchaos coordinator`) in `dir`.
@@ -229,13 +411,22 @@ fn start_coordinator(dir: &Path) -> anyhow::Result<(NodeProcess, u16)> {
     Ok((process, port))
 }
 
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+) -> anyhow::Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .context("cannot create the admin client")?;
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let new_topic = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
     let results =
         futures::executor::block_on(admin.create_topics([&new_topic], &AdminOptions::new()))
             .context("CreateTopics failed")?;
@@ -247,11 +438,16 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result
     Ok(())
 }
 
-fn produce(args: &ProduceBenchArgs, bootstrap: &str, topic: &str) -> anyhow::Result<Duration> {
+fn produce(
+    args: &ProduceBenchArgs,
+    acks: &str,
+    bootstrap: &str,
+    topic: &str,
+) -> anyhow::Result<Duration> {
     let counter = Arc::new(DeliveryCounter::default());
     let producer: ThreadedProducer<CountingContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("acks", &args.acks)
+        .set("acks", acks)
         .set("linger.ms", args.linger_ms.to_string())
         .set("batch.size", args.batch_size.to_string())
         .set("queue.buffering.max.messages", "1000000")

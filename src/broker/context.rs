@@ -1,10 +1,11 @@
 //! The state every request handler shares: the config, the metadata cache, the hosted
-//! replicas and the coordinator session.
+//! replicas, the replica fetchers and the coordinator session.
 
 use std::sync::Arc;
 
 use super::config::BrokerConfig;
 use super::metadata_cache::MetadataCache;
+use super::replica_fetcher::ReplicaFetchers;
 use super::replica_manager::ReplicaManager;
 use super::zk::Coordinator;
 
@@ -13,6 +14,8 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub metadata: MetadataCache,
     pub replicas: ReplicaManager,
+    /// The replica fetchers (one per leader broker this broker follows).
+    pub fetchers: ReplicaFetchers,
     pub coordinator: Coordinator,
     /// Serialises topic creation and deletion on this broker.
     pub topic_admin: tokio::sync::Mutex<()>,

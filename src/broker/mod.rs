@@ -8,7 +8,13 @@
 //! - [`handlers`]: one file per Kafka API, all of the same shape.
 //! - [`log`]: batches, segments, offset index, leader-epoch cache, partition log.
 //! - [`partition`]: one replica's state: leader epoch, ISR, log end, high watermark, waiters.
-//! - [`replica_manager`]: the replicas hosted here.
+//! - [`replica_manager`]: the replicas hosted here; role changes are applied there.
+//! - [`replica_fetcher`]: follower-pull replication, one fetcher per leader broker, with
+//!   KIP-101 truncation.
+//! - [`isr`]: leaders shrink and expand their ISR (compare-and-set in the coordinator).
+//! - [`controller`]: controller election and leader election for partitions that lost theirs.
+//! - [`metadata_sync`]: coordinator watches -> metadata cache and role changes.
+//! - [`peer`]: a connection to another broker.
 //! - [`metadata_cache`]: brokers and topics, for Metadata.
 //! - [`topic_admin`]: creating and deleting topics.
 //! - [`zk`]: the coordinator's paths and JSON, registration.
@@ -17,10 +23,15 @@
 pub mod config;
 pub mod connection;
 pub mod context;
+pub mod controller;
 pub mod handlers;
+pub mod isr;
 pub mod log;
 pub mod metadata_cache;
+pub mod metadata_sync;
 pub mod partition;
+pub mod peer;
+pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod server;
 pub mod topic_admin;

@@ -1,6 +1,7 @@
 //! The partition replicas hosted by this broker: creating them (opening or recovering their
 //! logs under `log.dirs`), finding them for requests, deleting them, flushing them all.
-//! The replica fetcher and ISR maintenance of the replication issue hang off this type.
+//! Role changes are applied here ([`ReplicaManager::apply`]); the replica fetchers and the
+//! ISR task act on what it returns.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,7 +9,9 @@ use std::sync::{Arc, RwLock};
 
 use super::log::high_watermark_checkpoint::{self, HighWatermarks};
 use super::log::partition_log::{LogConfig, PartitionLog};
-use super::partition::{LeaderAndIsr, Partition};
+use tokio::sync::Notify;
+
+use super::partition::{LeaderAndIsr, Partition, RoleChange};
 
 /// Partition replicas on this broker, keyed by (topic, partition).
 #[derive(Debug)]
@@ -19,6 +22,7 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
     /// The high watermarks checkpointed by the previous run, used when a replica is opened.
     checkpointed: HighWatermarks,
+    isr_wakeup: Arc<Notify>,
 }
 
 impl ReplicaManager {
@@ -30,6 +34,7 @@ impl ReplicaManager {
             log_config,
             partitions: RwLock::new(HashMap::new()),
             checkpointed,
+            isr_wakeup: Arc::new(Notify::new()),
         }
     }
 
@@ -47,18 +52,40 @@ impl ReplicaManager {
             .cloned()
     }
 
-    /// Makes sure this broker hosts `topic`-`partition` with `state`: opens (recovering) or
-    /// creates its log the first time, otherwise updates its leadership.
-    pub fn ensure_partition(
+    /// Applies a partition state read from the coordinator: when this broker is one of the
+    /// replicas, opens (recovering) or creates the log the first time, then takes the new
+    /// leadership. `None` when this broker is not a replica.
+    pub fn apply(
         &self,
         topic: &str,
         partition: i32,
         state: LeaderAndIsr,
+    ) -> std::io::Result<Option<(Arc<Partition>, RoleChange)>> {
+        if !state.replicas.contains(&self.broker_id) {
+            return Ok(None);
+        }
+        let replica = self.ensure_partition(topic, partition, &state.replicas)?;
+        let change = replica.apply_state(state);
+        Ok(Some((replica, change)))
+    }
+
+    /// The notifier poked when a follower may rejoin an ISR.
+    pub fn isr_wakeup(&self) -> Arc<Notify> {
+        Arc::clone(&self.isr_wakeup)
+    }
+
+    /// Makes sure this broker hosts `topic`-`partition`: opens (recovering) or creates its log
+    /// the first time (not yet elected: the state is applied next).
+    fn ensure_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        replicas: &[i32],
     ) -> std::io::Result<Arc<Partition>> {
         if let Some(existing) = self.get(topic, partition) {
-            existing.update_leader_and_isr(state);
             return Ok(existing);
         }
+        let state = LeaderAndIsr::unelected(replicas.to_vec());
         let dir = self.partition_dir(topic, partition);
         let (log, recovery) = PartitionLog::open(&dir, self.log_config)?;
         if recovery.truncated_bytes > 0 {
@@ -70,10 +97,8 @@ impl ReplicaManager {
             );
         }
         tracing::info!(
-            "loaded partition {topic}-{partition}: log end offset {}, leader {}, epoch {}",
+            "loaded partition {topic}-{partition}: log end offset {}",
             log.log_end_offset(),
-            state.leader,
-            state.leader_epoch
         );
         let checkpointed = self
             .checkpointed
@@ -86,6 +111,7 @@ impl ReplicaManager {
             log,
             state,
             checkpointed,
+            Arc::clone(&self.isr_wakeup),
         ));
         let mut partitions = self
             .partitions

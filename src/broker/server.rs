@@ -15,10 +15,11 @@ use super::config::BrokerConfig;
 use super::connection;
 use super::context::Broker;
 use super::log::partition_log::LogConfig;
-use super::metadata_cache::{BrokerEndpoint, MetadataCache};
+use super::metadata_cache::MetadataCache;
+use super::replica_fetcher::ReplicaFetchers;
 use super::replica_manager::ReplicaManager;
-use super::topic_admin;
 use super::zk::{BrokerRegistration, Coordinator, CoordinatorError};
+use super::{controller, isr, metadata_sync};
 
 /// Open connections at most; further clients wait in the accept queue.
 const MAX_CONNECTIONS: usize = 1024;
@@ -59,11 +60,13 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     };
     let broker = Arc::new(Broker {
         replicas: ReplicaManager::new(config.broker_id, log_dir, log_config),
+        fetchers: ReplicaFetchers::default(),
         metadata: MetadataCache::default(),
         coordinator,
         topic_admin: tokio::sync::Mutex::new(()),
         config,
     });
+    metadata_sync::refresh_brokers(&broker).await?;
     load_topics(&broker).await?;
     let registration = BrokerRegistration::new(
         &advertised.host,
@@ -71,12 +74,14 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         broker.config.broker_rack.clone(),
     );
     register(&broker, &registration).await?;
-    refresh_brokers(&broker).await?;
+    metadata_sync::refresh_brokers(&broker).await?;
     tracing::info!("broker {} started", broker.id());
 
     let (stop, stopped) = watch::channel(false);
     let session = tokio::spawn(watch_session(Arc::clone(&broker), registration));
-    let refresher = tokio::spawn(refresh_metadata(Arc::clone(&broker), stopped.clone()));
+    let refresher = tokio::spawn(metadata_sync::run(Arc::clone(&broker), stopped.clone()));
+    let controller = tokio::spawn(controller::run(Arc::clone(&broker), stopped.clone()));
+    let isr = tokio::spawn(isr::run(Arc::clone(&broker), stopped.clone()));
     let checkpointer = tokio::spawn(checkpoint_high_watermarks(
         Arc::clone(&broker),
         stopped.clone(),
@@ -93,6 +98,11 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     }
     session.abort();
     refresher.abort();
+    controller.abort();
+    isr.abort();
+    broker.fetchers.shutdown();
+    let _ = controller.await;
+    let _ = isr.await;
     checkpointer.abort();
     let _ = checkpointer.await;
     let _ = refresher.await;
@@ -193,67 +203,15 @@ async fn register(broker: &Broker, registration: &BrokerRegistration) -> anyhow:
 }
 
 /// Reads every topic from the coordinator into the metadata cache and opens this broker's
-/// replicas (recovering their logs).
-async fn load_topics(broker: &Broker) -> anyhow::Result<()> {
+/// replicas (recovering their logs), taking the roles the coordinator gives them.
+async fn load_topics(broker: &Arc<Broker>) -> anyhow::Result<()> {
     for name in broker.coordinator.topic_names().await? {
         let Some(record) = broker.coordinator.topic(&name).await? else {
             continue;
         };
-        topic_admin::host_replicas(broker, &record)
-            .with_context(|| format!("cannot open the logs of topic {name}"))?;
-        broker.metadata.upsert_topic(record);
+        metadata_sync::apply_topic(broker, &record);
     }
     Ok(())
-}
-
-/// Reads the live brokers into the metadata cache.
-async fn refresh_brokers(broker: &Broker) -> anyhow::Result<()> {
-    let live = broker.coordinator.live_brokers().await?;
-    broker.metadata.set_brokers(
-        live.into_iter()
-            .map(|(broker_id, registration)| BrokerEndpoint {
-                broker_id,
-                host: registration.host,
-                port: registration.port,
-                rack: registration.rack,
-            }),
-    );
-    Ok(())
-}
-
-/// Keeps the metadata cache in step with the coordinator (brokers joining and leaving, topics
-/// created elsewhere) until the broker stops. A bounded-rate refresh; the controller of the
-/// replication issue replaces it with watches and UpdateMetadata.
-async fn refresh_metadata(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stopped.wait_for(|stop| *stop) => return,
-        }
-        if let Err(error) = refresh_brokers(&broker).await {
-            tracing::debug!("metadata refresh: {error:#}");
-            continue;
-        }
-        let known = broker.metadata.topics().len();
-        match broker.coordinator.topic_names().await {
-            Ok(names) if names.len() != known => {
-                for name in names {
-                    if broker.metadata.contains_topic(&name) {
-                        continue;
-                    }
-                    if let Ok(Some(record)) = broker.coordinator.topic(&name).await {
-                        if let Err(error) = topic_admin::host_replicas(&broker, &record) {
-                            tracing::error!("cannot open the logs of topic {name}: {error}");
-                            continue;
-                        }
-                        broker.metadata.upsert_topic(record);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Writes the high watermark checkpoint every

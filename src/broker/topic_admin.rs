@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 
+use std::sync::Arc;
+
 use super::context::Broker;
+use super::metadata_sync;
 use super::partition::LeaderAndIsr;
 use super::zk::{CoordinatorError, TopicRecord};
 
@@ -17,7 +20,7 @@ pub enum TopicAdminError {
     InvalidName { name: String, reason: &'static str },
     #[error("number of partitions must be at least 1, got {0}")]
     InvalidPartitions(i32),
-    #[error("replication factor {requested} is invalid with {live_brokers} live brokers")]
+    #[error("Replication factor: {requested} larger than available brokers: {live_brokers}.")]
     InvalidReplicationFactor { requested: i32, live_brokers: usize },
     #[error("topic `{0}` already exists")]
     Exists(String),
@@ -107,7 +110,7 @@ pub fn assign_replicas(
 /// Creates a topic (`partitions`/`replication_factor` of -1 mean the broker defaults) and
 /// this broker's replicas of it.
 pub async fn create_topic(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     name: &str,
     partitions: i32,
     replication_factor: i32,
@@ -136,6 +139,10 @@ pub async fn create_topic(
         .into_keys()
         .collect();
     if replication_factor < 1 || replication_factor as usize > live.len() {
+        tracing::info!(
+            "Replication factor: {replication_factor} larger than available brokers: {}.",
+            live.len()
+        );
         return Err(TopicAdminError::InvalidReplicationFactor {
             requested: replication_factor,
             live_brokers: live.len(),
@@ -155,6 +162,8 @@ pub async fn create_topic(
                     leader_epoch: 0,
                     isr: replicas.clone(),
                     replicas,
+                    controller_epoch: -1,
+                    zk_version: 0,
                 };
                 (partition, state)
             })
@@ -164,25 +173,16 @@ pub async fn create_topic(
     if validate_only {
         return Ok(record);
     }
-    broker.coordinator.create_topic(&record).await?;
-    host_replicas(broker, &record)?;
-    broker.metadata.upsert_topic(record.clone());
+    let controller_epoch = broker.coordinator.create_topic(&record).await?;
+    let mut record = record;
+    for state in record.partitions.values_mut() {
+        state.controller_epoch = controller_epoch;
+    }
+    metadata_sync::apply_topic(broker, &record);
     tracing::info!(
         "created topic {name} with {partitions} partitions, replication factor {replication_factor}"
     );
     Ok(record)
-}
-
-/// Opens this broker's replicas of `record`'s partitions.
-pub fn host_replicas(broker: &Broker, record: &TopicRecord) -> std::io::Result<()> {
-    for (partition, state) in &record.partitions {
-        if state.replicas.contains(&broker.id()) {
-            broker
-                .replicas
-                .ensure_partition(&record.name, *partition, state.clone())?;
-        }
-    }
-    Ok(())
 }
 
 /// Deletes a topic everywhere this broker can: the coordinator and local replicas.

@@ -14,6 +14,8 @@ use super::partition::LeaderAndIsr;
 pub const BROKER_IDS_PATH: &str = "/brokers/ids";
 pub const TOPICS_PATH: &str = "/brokers/topics";
 pub const TOPIC_CONFIGS_PATH: &str = "/config/topics";
+pub const CONTROLLER_PATH: &str = "/controller";
+pub const CONTROLLER_EPOCH_PATH: &str = "/controller_epoch";
 
 pub fn broker_path(broker_id: i32) -> String {
     format!("{BROKER_IDS_PATH}/{broker_id}")
@@ -48,6 +50,10 @@ pub enum CoordinatorError {
     TopicExists(String),
     #[error("coordinator data at {path} is not valid: {reason}")]
     BadData { path: String, reason: String },
+    #[error("{path} changed since it was read (version {expected_version})")]
+    BadVersion { path: String, expected_version: i32 },
+    #[error("the controller epoch moved on: this broker is no longer the controller")]
+    ControllerMoved,
     #[error("the coordinator session is closed")]
     Closed,
     #[error("coordinator request on {path} failed: {source}")]
@@ -119,6 +125,14 @@ pub struct PartitionStateJson {
     pub version: i32,
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
+}
+
+/// `/controller`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ControllerJson {
+    pub version: i32,
+    pub brokerid: i32,
+    pub timestamp: String,
 }
 
 /// `/config/topics/<t>`.
@@ -309,25 +323,17 @@ impl Coordinator {
                     reason: format!("partition id `{partition}` is not a number"),
                 });
             };
-            let state_path = partition_state_path(name, partition);
-            let state = match self.client()?.get_data(&state_path).await {
-                Ok((data, _)) => {
-                    let state: PartitionStateJson = from_json(&state_path, &data)?;
-                    LeaderAndIsr {
-                        leader: state.leader,
-                        leader_epoch: state.leader_epoch,
-                        replicas,
-                        isr: state.isr,
-                    }
-                }
-                // Assigned but not yet elected.
-                Err(zk::Error::NoNode) => LeaderAndIsr {
-                    leader: -1,
-                    leader_epoch: -1,
+            let state = match self.partition_state(name, partition).await? {
+                Some((state, zk_version)) => LeaderAndIsr {
+                    leader: state.leader,
+                    leader_epoch: state.leader_epoch,
                     replicas,
-                    isr: Vec::new(),
+                    isr: state.isr,
+                    controller_epoch: state.controller_epoch,
+                    zk_version,
                 },
-                Err(source) => return Err(request_error(&state_path)(source)),
+                // Assigned but not yet elected.
+                None => LeaderAndIsr::unelected(replicas),
             };
             partitions.insert(partition, state);
         }
@@ -345,7 +351,8 @@ impl Coordinator {
     }
 
     /// Creates a topic: its config, its assignment, and each partition's initial state.
-    pub async fn create_topic(&self, topic: &TopicRecord) -> Result<(), CoordinatorError> {
+    /// Returns the controller epoch written into the states.
+    pub async fn create_topic(&self, topic: &TopicRecord) -> Result<i32, CoordinatorError> {
         self.ensure_path(TOPICS_PATH).await?;
         self.ensure_path(TOPIC_CONFIGS_PATH).await?;
         let path = topic_path(&topic.name);
@@ -378,10 +385,11 @@ impl Coordinator {
             }
             Err(source) => return Err(request_error(&path)(source)),
         }
+        let controller_epoch = self.controller_epoch().await?.map_or(0, |(epoch, _)| epoch);
         for (partition, state) in &topic.partitions {
             let state_path = partition_state_path(&topic.name, *partition);
             let json = PartitionStateJson {
-                controller_epoch: 0,
+                controller_epoch,
                 leader: state.leader,
                 version: 1,
                 leader_epoch: state.leader_epoch,
@@ -392,7 +400,7 @@ impl Coordinator {
             }
             self.create_or_set(&state_path, &to_json(&json)).await?;
         }
-        Ok(())
+        Ok(controller_epoch)
     }
 
     /// Deletes a topic's znodes (assignment, partition states, config).
@@ -422,6 +430,221 @@ impl Coordinator {
             }
         }
         Ok(())
+    }
+
+    /// A partition's state and its znode version; `None` if it does not exist.
+    pub async fn partition_state(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<(PartitionStateJson, i32)>, CoordinatorError> {
+        let path = partition_state_path(topic, partition);
+        match self.client()?.get_data(&path).await {
+            Ok((data, stat)) => Ok(Some((from_json(&path, &data)?, stat.version))),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(source) => Err(request_error(&path)(source)),
+        }
+    }
+
+    /// A topic's replica assignment (partition -> replicas); `None` if it does not exist.
+    pub async fn topic_assignment(
+        &self,
+        topic: &str,
+    ) -> Result<Option<BTreeMap<i32, Vec<i32>>>, CoordinatorError> {
+        let path = topic_path(topic);
+        let assignment: TopicAssignment = match self.client()?.get_data(&path).await {
+            Ok((data, _)) => from_json(&path, &data)?,
+            Err(zk::Error::NoNode) => return Ok(None),
+            Err(source) => return Err(request_error(&path)(source)),
+        };
+        let mut partitions = BTreeMap::new();
+        for (partition, replicas) in assignment.partitions {
+            let Ok(index) = partition.parse::<i32>() else {
+                return Err(CoordinatorError::BadData {
+                    path,
+                    reason: format!("partition id `{partition}` is not a number"),
+                });
+            };
+            partitions.insert(index, replicas);
+        }
+        Ok(Some(partitions))
+    }
+
+    /// A leader's ISR change: sets the partition state if its znode is still at
+    /// `expected_version`. Returns the new version.
+    pub async fn update_partition_state(
+        &self,
+        topic: &str,
+        partition: i32,
+        state: &PartitionStateJson,
+        expected_version: i32,
+    ) -> Result<i32, CoordinatorError> {
+        let path = partition_state_path(topic, partition);
+        match self
+            .client()?
+            .set_data(&path, &to_json(state), Some(expected_version))
+            .await
+        {
+            Ok(stat) => Ok(stat.version),
+            Err(zk::Error::BadVersion) => Err(CoordinatorError::BadVersion {
+                path,
+                expected_version,
+            }),
+            Err(source) => Err(request_error(&path)(source)),
+        }
+    }
+
+    /// The controller's write of a partition state: one multi-op that checks
+    /// `/controller_epoch` is still at `controller_epoch_version` (fencing a stale controller)
+    /// and sets the state if its znode is at `expected_version`. Returns the new version.
+    pub async fn controller_write_partition_state(
+        &self,
+        topic: &str,
+        partition: i32,
+        state: &PartitionStateJson,
+        expected_version: i32,
+        controller_epoch_version: i32,
+    ) -> Result<i32, CoordinatorError> {
+        let path = partition_state_path(topic, partition);
+        let client = self.client()?;
+        let mut writer = client.new_multi_writer();
+        writer
+            .add_check_version(CONTROLLER_EPOCH_PATH, controller_epoch_version)
+            .map_err(request_error(CONTROLLER_EPOCH_PATH))?;
+        writer
+            .add_set_data(&path, &to_json(state), Some(expected_version))
+            .map_err(request_error(&path))?;
+        match writer.commit().await {
+            Ok(results) => match results.get(1) {
+                Some(zk::MultiWriteResult::SetData { stat }) => Ok(stat.version),
+                _ => Ok(expected_version + 1),
+            },
+            Err(zk::MultiWriteError::OperationFailed { index: 0, .. }) => {
+                Err(CoordinatorError::ControllerMoved)
+            }
+            Err(zk::MultiWriteError::OperationFailed { .. }) => Err(CoordinatorError::BadVersion {
+                path,
+                expected_version,
+            }),
+            Err(zk::MultiWriteError::RequestFailed { source }) => Err(request_error(&path)(source)),
+        }
+    }
+
+    /// `/controller_epoch`: (epoch, znode version); `None` before the first controller.
+    pub async fn controller_epoch(&self) -> Result<Option<(i32, i32)>, CoordinatorError> {
+        match self.client()?.get_data(CONTROLLER_EPOCH_PATH).await {
+            Ok((data, stat)) => {
+                let text = String::from_utf8_lossy(&data);
+                let epoch = text.trim().parse().map_err(|_| CoordinatorError::BadData {
+                    path: CONTROLLER_EPOCH_PATH.to_string(),
+                    reason: format!("`{text}` is not a number"),
+                })?;
+                Ok(Some((epoch, stat.version)))
+            }
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(source) => Err(request_error(CONTROLLER_EPOCH_PATH)(source)),
+        }
+    }
+
+    /// Increments `/controller_epoch` by compare-and-set (creating it at 1). Returns the new
+    /// (epoch, znode version).
+    pub async fn increment_controller_epoch(&self) -> Result<(i32, i32), CoordinatorError> {
+        for _ in 0..100 {
+            match self.controller_epoch().await? {
+                None => {
+                    let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                    match self
+                        .client()?
+                        .create(CONTROLLER_EPOCH_PATH, b"1", &options)
+                        .await
+                    {
+                        Ok((stat, _)) => return Ok((1, stat.version)),
+                        Err(zk::Error::NodeExists) => continue,
+                        Err(source) => return Err(request_error(CONTROLLER_EPOCH_PATH)(source)),
+                    }
+                }
+                Some((epoch, version)) => {
+                    let next = epoch + 1;
+                    match self
+                        .client()?
+                        .set_data(
+                            CONTROLLER_EPOCH_PATH,
+                            next.to_string().as_bytes(),
+                            Some(version),
+                        )
+                        .await
+                    {
+                        Ok(stat) => return Ok((next, stat.version)),
+                        Err(zk::Error::BadVersion) => continue,
+                        Err(source) => return Err(request_error(CONTROLLER_EPOCH_PATH)(source)),
+                    }
+                }
+            }
+        }
+        Err(CoordinatorError::BadVersion {
+            path: CONTROLLER_EPOCH_PATH.to_string(),
+            expected_version: -1,
+        })
+    }
+
+    /// Tries to become the controller: creates the ephemeral `/controller`. `false` if another
+    /// broker holds it.
+    pub async fn try_create_controller(&self, broker_id: i32) -> Result<bool, CoordinatorError> {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis());
+        let json = ControllerJson {
+            version: 1,
+            brokerid: broker_id,
+            timestamp: timestamp.to_string(),
+        };
+        let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+        match self
+            .client()?
+            .create(CONTROLLER_PATH, &to_json(&json), &options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(zk::Error::NodeExists) => Ok(false),
+            Err(source) => Err(request_error(CONTROLLER_PATH)(source)),
+        }
+    }
+
+    /// The current controller's broker id, if there is one.
+    pub async fn controller_id(&self) -> Result<Option<i32>, CoordinatorError> {
+        match self.client()?.get_data(CONTROLLER_PATH).await {
+            Ok((data, _)) => Ok(Some(
+                from_json::<ControllerJson>(CONTROLLER_PATH, &data)?.brokerid,
+            )),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(source) => Err(request_error(CONTROLLER_PATH)(source)),
+        }
+    }
+
+    /// A persistent watch (recursive: on the path and everything below it).
+    pub async fn watch(
+        &self,
+        path: &str,
+        recursive: bool,
+    ) -> Result<zk::PersistentWatcher, CoordinatorError> {
+        let mode = if recursive {
+            zk::AddWatchMode::PersistentRecursive
+        } else {
+            zk::AddWatchMode::Persistent
+        };
+        self.client()?
+            .watch(path, mode)
+            .await
+            .map_err(request_error(path))
+    }
+
+    /// The ids of the registered (live) brokers.
+    pub async fn live_broker_ids(&self) -> Result<Vec<i32>, CoordinatorError> {
+        match self.client()?.list_children(BROKER_IDS_PATH).await {
+            Ok(children) => Ok(children.iter().filter_map(|c| c.parse().ok()).collect()),
+            Err(zk::Error::NoNode) => Ok(Vec::new()),
+            Err(source) => Err(request_error(BROKER_IDS_PATH)(source)),
+        }
     }
 
     async fn exists(&self, path: &str) -> Result<bool, CoordinatorError> {

@@ -160,7 +160,7 @@ fn read_one(
         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
     };
     let state = replica.leader_and_isr();
-    if replica_id < 0 && state.leader != broker.id() {
+    if state.leader != broker.id() {
         return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
     }
     if target.current_leader_epoch >= 0 && target.current_leader_epoch != state.leader_epoch {

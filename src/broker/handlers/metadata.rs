@@ -88,7 +88,7 @@ pub async fn handle(
 }
 
 async fn lookup_or_create(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     name: &str,
     allow_auto_create: bool,
     version: i16,

@@ -1,7 +1,7 @@
-//! OffsetForLeaderEpoch (KIP-101, KIP-279, KIP-320): for each partition and leader epoch, the
-//! largest epoch this leader knows that is <= the asked one and the end offset of that epoch
-//! in its log (the start of the next epoch, or the log end for the latest). Followers truncate
-//! with it; consumers detect truncated logs after a leader change.
+//! OffsetForLeaderEpoch (API 23): for each partition led here, the largest leader epoch <= the
+//! requested one that this log knows and where it ends (the start of the next epoch, or the
+//! log end for the latest): followers truncate there (KIP-101, KIP-279). A request with an
+//! older current leader epoch is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH.
 
 use std::sync::Arc;
 
@@ -25,31 +25,24 @@ pub fn handle(
         .map(|topic| {
             let partitions = topic
                 .partitions
-                .into_iter()
-                .map(|p| {
-                    let base = EpochEndOffset::default().with_partition(p.partition);
-                    let Some(replica) = broker.replicas.get(&topic.topic.0, p.partition) else {
-                        return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                .iter()
+                .map(|asked| {
+                    let answer = EpochEndOffset::default()
+                        .with_partition(asked.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let Some(replica) = broker.replicas.get(&topic.topic.0, asked.partition) else {
+                        return answer
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    let state = replica.leader_and_isr();
-                    if state.leader != broker.id() {
-                        return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
-                    }
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != state.leader_epoch {
-                        let error = if p.current_leader_epoch < state.leader_epoch {
-                            ResponseError::FencedLeaderEpoch
-                        } else {
-                            ResponseError::UnknownLeaderEpoch
-                        };
-                        return base.with_error_code(error.code());
-                    }
-                    match replica.end_offset_for_epoch(p.leader_epoch) {
+                    match replica
+                        .end_offset_for_epoch(asked.leader_epoch, asked.current_leader_epoch)
+                    {
                         Ok(Some((epoch, end_offset))) => {
-                            base.with_leader_epoch(epoch).with_end_offset(end_offset)
+                            answer.with_leader_epoch(epoch).with_end_offset(end_offset)
                         }
-                        // No epoch <= the asked one: undefined epoch and offset (-1, -1).
-                        Ok(None) => base,
-                        Err(error) => base.with_error_code(error_for(&error).code()),
+                        Ok(None) => answer,
+                        Err(error) => answer.with_error_code(error_for(&error).code()),
                     }
                 })
                 .collect();

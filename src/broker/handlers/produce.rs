@@ -138,6 +138,8 @@ fn append_one(
 pub fn error_for(error: &PartitionError) -> ResponseError {
     match error {
         PartitionError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+        PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         PartitionError::NotEnoughReplicasAfterAppend => ResponseError::NotEnoughReplicasAfterAppend,
         PartitionError::Timeout { .. } => ResponseError::RequestTimedOut,

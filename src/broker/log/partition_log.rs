@@ -161,6 +161,12 @@ impl PartitionLog {
         &self.leader_epochs
     }
 
+    /// A new leader records that its `epoch` starts at `start_offset` (its log end), before
+    /// any batch of that epoch is appended, as Kafka's `makeLeader` does.
+    pub fn assign_epoch_start(&mut self, epoch: i32, start_offset: i64) -> std::io::Result<()> {
+        self.leader_epochs.assign(epoch, start_offset).map(|_| ())
+    }
+
     fn active(&self) -> &Segment {
         match self.segments.last_key_value() {
             Some((_, segment)) => segment,

@@ -1,0 +1,509 @@
+//! Replication on our coordinator and three broker processes, with rdkafka clients: replica
+//! placement and identical replicas, acks=all across a leader SIGKILL, ISR shrink and expand
+//! around a paused follower, min.insync.replicas, controller failover, and the KIP-101
+//! scenario (follower restart, then leader death) without acknowledged loss.
+#![allow(clippy::unwrap_used)]
+
+mod broker_support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use broker_support::{TestBroker, TestCoordinator, consume_all, start_coordinator};
+use harness::wait::wait_for;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(50);
+
+/// A coordinator and three brokers (ids 1, 2, 3).
+struct Cluster {
+    coordinator: TestCoordinator,
+    brokers: Vec<TestBroker>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `extra` lines go into every broker's `server.properties` (they win over the defaults).
+    fn start(extra: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = start_coordinator();
+        let extra =
+            format!("zookeeper.session.timeout.ms=1000\nreplica.fetch.wait.max.ms=100\n{extra}");
+        let brokers = (1..=3)
+            .map(|id| {
+                let broker_dir = dir.path().join(format!("broker-{id}"));
+                std::fs::create_dir_all(&broker_dir).unwrap();
+                TestBroker::start(&broker_dir, &coordinator, id, &extra)
+            })
+            .collect();
+        Cluster {
+            coordinator,
+            brokers,
+            _dir: dir,
+        }
+    }
+
+    fn broker(&mut self, id: i32) -> &mut TestBroker {
+        self.brokers.iter_mut().find(|b| b.broker_id == id).unwrap()
+    }
+
+    /// Every live broker's address.
+    fn bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .filter(|b| b.process.is_some())
+            .map(TestBroker::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `kchaos coord <server> get <path>`.
+    fn coordinator_get(&self, path: &str) -> Option<String> {
+        let output = Command::new(env!("CARGO_BIN_EXE_kchaos"))
+            .args(["coord", &self.coordinator.connect_string(), "get", path])
+            .output()
+            .unwrap();
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The partition state znode, parsed.
+    fn partition_state(&self, topic: &str, partition: i32) -> Option<serde_json::Value> {
+        let text = self.coordinator_get(&format!(
+            "/brokers/topics/{topic}/partitions/{partition}/state"
+        ))?;
+        text.lines()
+            .find_map(|line| serde_json::from_str::<serde_json::Value>(line.trim()).ok())
+    }
+
+    fn leader_of(&self, topic: &str, partition: i32) -> i32 {
+        self.partition_state(topic, partition)
+            .and_then(|state| state["leader"].as_i64())
+            .unwrap_or(-1) as i32
+    }
+
+    fn isr_of(&self, topic: &str, partition: i32) -> Vec<i64> {
+        self.partition_state(topic, partition)
+            .and_then(|state| {
+                state["isr"]
+                    .as_array()
+                    .map(|isr| isr.iter().filter_map(|v| v.as_i64()).collect())
+            })
+            .unwrap_or_default()
+    }
+
+    fn controller(&self) -> Option<i64> {
+        let text = self.coordinator_get("/controller")?;
+        text.lines()
+            .find_map(|line| serde_json::from_str::<serde_json::Value>(line.trim()).ok())
+            .and_then(|json| json["brokerid"].as_i64())
+    }
+
+    /// Waits until `broker_id`'s metadata shows `topic`-`partition` led by someone other than
+    /// `old_leader`, and returns that leader.
+    fn wait_for_new_leader(&self, topic: &str, partition: i32, old_leader: i32) -> i32 {
+        wait_for("a new leader", FAILOVER_TIMEOUT, POLL, || {
+            let leader = self.leader_of(topic, partition);
+            (leader >= 0 && leader != old_leader).then_some(leader)
+        })
+        .unwrap()
+    }
+}
+
+fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication: i32,
+    configs: &[(&str, &str)],
+) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    let results = futures::executor::block_on(admin.create_topics(
+        [&topic],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .unwrap();
+    for result in results {
+        result.unwrap();
+    }
+}
+
+fn producer(bootstrap: &str, acks: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", "30000")
+        .set("request.timeout.ms", "5000")
+        .set("enable.idempotence", "false")
+        .set("max.in.flight.requests.per.connection", "1");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    config.create().unwrap()
+}
+
+/// Sends one message and waits for its answer: Ok(offset) or the error.
+fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    value: &str,
+) -> Result<i64, KafkaError> {
+    let record = FutureRecord::<(), _>::to(topic)
+        .payload(value)
+        .partition(partition);
+    futures::executor::block_on(producer.send(record, Duration::from_secs(10)))
+        .map(|delivered| delivered.offset)
+        .map_err(|(error, _)| error)
+}
+
+/// Sends `count` values concurrently (`prefix`-i) and returns the acknowledged (value, offset).
+fn send_many(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    prefix: &str,
+    count: usize,
+) -> Vec<(String, i64)> {
+    let deliveries: Vec<_> = (0..count)
+        .map(|i| {
+            let value = format!("{prefix}-{i}");
+            let record = FutureRecord::<(), _>::to(topic)
+                .payload(&value)
+                .partition(partition);
+            (value.clone(), producer.send_result(record).unwrap())
+        })
+        .collect();
+    deliveries
+        .into_iter()
+        .filter_map(
+            |(value, delivery)| match futures::executor::block_on(delivery) {
+                Ok(Ok(delivered)) => Some((value, delivered.offset)),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// Every acknowledged value is read at the offset it was acknowledged with, and no offset is
+/// read with two values.
+fn assert_no_loss(acked: &[(String, i64)], read: &[(String, i64)]) {
+    let mut by_offset: HashMap<i64, &str> = HashMap::new();
+    for (value, offset) in read {
+        if let Some(previous) = by_offset.insert(*offset, value) {
+            assert_eq!(previous, value, "offset {offset} read with two values");
+        }
+    }
+    for (value, offset) in acked {
+        assert_eq!(
+            by_offset.get(offset).copied(),
+            Some(value.as_str()),
+            "acknowledged {value} at offset {offset} is lost"
+        );
+    }
+}
+
+fn segment_bytes(log_dir: &Path, topic: &str, partition: i32) -> Vec<u8> {
+    let dir = log_dir.join(format!("{topic}-{partition}"));
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .flat_map(|name| std::fs::read(dir.join(name)).unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn rf3_topic_spreads_leaders_and_every_replica_holds_the_same_batches() {
+    let cluster = Cluster::start("");
+    let bootstrap = cluster.brokers[0].bootstrap();
+    create_topic(&bootstrap, "spread", 3, 3, &[("min.insync.replicas", "2")]);
+    let leaders: Vec<i32> = (0..3)
+        .map(|p| {
+            wait_for("a leader", FAILOVER_TIMEOUT, POLL, || {
+                let leader = cluster.leader_of("spread", p);
+                (leader >= 0).then_some(leader)
+            })
+            .unwrap()
+        })
+        .collect();
+    let mut distinct = leaders.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "leaders {leaders:?}");
+
+    // Any one broker answers metadata for the whole cluster.
+    for broker in &cluster.brokers {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap())
+            .create()
+            .unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some("spread"), Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(metadata.brokers().len(), 3);
+        let topic = &metadata.topics()[0];
+        assert_eq!(topic.partitions().len(), 3);
+        for partition in topic.partitions() {
+            assert_eq!(partition.replicas().len(), 3);
+            assert_eq!(partition.leader(), leaders[partition.id() as usize]);
+        }
+    }
+
+    let producer = producer(&bootstrap, "all", &[]);
+    let mut acked = 0;
+    for p in 0..3 {
+        acked += send_many(&producer, "spread", p, &format!("p{p}"), 200).len();
+    }
+    if acked != 600 {
+        for broker in &cluster.brokers {
+            eprintln!("=== broker {}\n{}", broker.broker_id, broker.output());
+        }
+    }
+    assert_eq!(acked, 600);
+    for p in 0..3 {
+        wait_for("identical replicas", FAILOVER_TIMEOUT, POLL, || {
+            let logs: Vec<Vec<u8>> = cluster
+                .brokers
+                .iter()
+                .map(|b| segment_bytes(&b.log_dir(), "spread", p))
+                .collect();
+            (!logs[0].is_empty() && logs.iter().all(|log| *log == logs[0])).then_some(())
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn acks_all_survives_a_leader_sigkill_without_loss() {
+    let mut cluster = Cluster::start("");
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "kill", 1, 3, &[("min.insync.replicas", "2")]);
+    let leader = wait_for("a leader", FAILOVER_TIMEOUT, POLL, || {
+        let leader = cluster.leader_of("kill", 0);
+        (leader >= 0).then_some(leader)
+    })
+    .unwrap();
+    let producer = producer(&bootstrap, "all", &[]);
+    let mut acked = send_many(&producer, "kill", 0, "before", 300);
+    assert_eq!(acked.len(), 300);
+
+    // A stream of sends in flight while the leader dies.
+    let values: Vec<String> = (0..300).map(|i| format!("during-{i}")).collect();
+    let in_flight: Vec<_> = values
+        .iter()
+        .map(|value| {
+            let record = FutureRecord::<(), _>::to("kill")
+                .payload(value)
+                .partition(0);
+            (value.clone(), producer.send_result(record).unwrap())
+        })
+        .collect();
+    cluster.broker(leader).kill();
+    let new_leader = cluster.wait_for_new_leader("kill", 0, leader);
+    assert_ne!(new_leader, leader);
+    for (value, delivery) in in_flight {
+        if let Ok(Ok(delivered)) = futures::executor::block_on(delivery) {
+            acked.push((value, delivered.offset));
+        }
+    }
+    acked.extend(send_many(&producer, "kill", 0, "after", 100));
+    assert!(acked.len() >= 400, "only {} acknowledged", acked.len());
+
+    cluster.broker(leader).restart();
+    wait_for(
+        "the restarted broker back in the ISR",
+        FAILOVER_TIMEOUT,
+        POLL,
+        || (cluster.isr_of("kill", 0).len() == 3).then_some(()),
+    )
+    .unwrap();
+    let read = consume_all(&cluster.bootstrap(), "kill", 0, acked.len());
+    assert_no_loss(&acked, &read);
+}
+
+#[test]
+fn a_paused_follower_leaves_the_isr_and_rejoins_after_catching_up() {
+    // A long session: only the replica lag removes the paused follower.
+    let mut cluster = Cluster::start("zookeeper.session.timeout.ms=10000");
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "pause", 1, 3, &[("min.insync.replicas", "2")]);
+    let leader = wait_for("a leader", FAILOVER_TIMEOUT, POLL, || {
+        let leader = cluster.leader_of("pause", 0);
+        (leader >= 0).then_some(leader)
+    })
+    .unwrap();
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let producer = producer(&bootstrap, "all", &[]);
+    assert_eq!(send_many(&producer, "pause", 0, "a", 50).len(), 50);
+
+    cluster
+        .broker(follower)
+        .process
+        .as_mut()
+        .unwrap()
+        .pause()
+        .unwrap();
+    wait_for(
+        "the paused follower to leave the ISR",
+        FAILOVER_TIMEOUT,
+        POLL,
+        || {
+            let isr = cluster.isr_of("pause", 0);
+            (isr.len() == 2 && !isr.contains(&i64::from(follower))).then_some(())
+        },
+    )
+    .unwrap();
+    let during = send_many(&producer, "pause", 0, "b", 100);
+    assert_eq!(
+        during.len(),
+        100,
+        "acks=all sends go on with the ISR of two"
+    );
+
+    cluster
+        .broker(follower)
+        .process
+        .as_mut()
+        .unwrap()
+        .resume()
+        .unwrap();
+    wait_for(
+        "the follower to rejoin the ISR",
+        FAILOVER_TIMEOUT,
+        POLL,
+        || (cluster.isr_of("pause", 0).len() == 3).then_some(()),
+    )
+    .unwrap();
+    let output = cluster.broker(leader).output();
+    assert!(output.contains("Shrinking ISR"), "{output}");
+    assert!(output.contains("Expanding ISR"), "{output}");
+}
+
+#[test]
+fn isr_below_min_insync_replicas_refuses_acks_all_but_not_acks_1() {
+    let mut cluster = Cluster::start("");
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "minisr", 1, 3, &[("min.insync.replicas", "2")]);
+    let leader = wait_for("a leader", FAILOVER_TIMEOUT, POLL, || {
+        let leader = cluster.leader_of("minisr", 0);
+        (leader >= 0).then_some(leader)
+    })
+    .unwrap();
+    for id in [1, 2, 3] {
+        if id != leader {
+            cluster.broker(id).kill();
+        }
+    }
+    wait_for(
+        "the ISR to shrink to the leader",
+        FAILOVER_TIMEOUT,
+        POLL,
+        || (cluster.isr_of("minisr", 0) == vec![i64::from(leader)]).then_some(()),
+    )
+    .unwrap();
+    let leader_address = cluster.broker(leader).bootstrap();
+    let all = producer(&leader_address, "all", &[("retries", "0")]);
+    match send(&all, "minisr", 0, "refused") {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas)) => {}
+        other => panic!("expected NOT_ENOUGH_REPLICAS, got {other:?}"),
+    }
+    let one = producer(&leader_address, "1", &[]);
+    let offset = send(&one, "minisr", 0, "accepted").unwrap();
+    assert_eq!(offset, 0, "the refused acks=all send appended nothing");
+}
+
+#[test]
+fn a_new_controller_takes_over_and_leader_failover_still_works() {
+    let mut cluster = Cluster::start("");
+    let controller = wait_for("a controller", FAILOVER_TIMEOUT, POLL, || {
+        cluster.controller()
+    })
+    .unwrap() as i32;
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "ctl", 3, 3, &[]);
+    cluster.broker(controller).kill();
+    let new_controller = wait_for("a new controller", FAILOVER_TIMEOUT, POLL, || {
+        cluster
+            .controller()
+            .filter(|id| *id != i64::from(controller))
+    })
+    .unwrap() as i32;
+    // Partitions the dead controller led have moved.
+    for p in 0..3 {
+        wait_for("a live leader", FAILOVER_TIMEOUT, POLL, || {
+            let leader = cluster.leader_of("ctl", p);
+            (leader >= 0 && leader != controller).then_some(())
+        })
+        .unwrap();
+    }
+    // A failover under the new controller.
+    let victim_partition = (0..3)
+        .find(|p| cluster.leader_of("ctl", *p) != new_controller)
+        .unwrap();
+    let victim = cluster.leader_of("ctl", victim_partition);
+    cluster.broker(victim).kill();
+    let leader = cluster.wait_for_new_leader("ctl", victim_partition, victim);
+    assert_eq!(leader, new_controller, "the only broker left leads");
+    let producer = producer(&cluster.bootstrap(), "1", &[]);
+    send(&producer, "ctl", victim_partition, "served").unwrap();
+}
+
+#[test]
+fn kip_101_follower_restart_then_leader_death_loses_nothing() {
+    // A long replica lag keeps the restarting follower in the ISR, as in KIP-101's scenario.
+    let mut cluster = Cluster::start("replica.lag.time.max.ms=30000");
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "kip101", 1, 2, &[]);
+    let state = wait_for("a state", FAILOVER_TIMEOUT, POLL, || {
+        cluster.partition_state("kip101", 0)
+    })
+    .unwrap();
+    let leader = state["leader"].as_i64().unwrap() as i32;
+    let isr: Vec<i32> = state["isr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap() as i32)
+        .collect();
+    let follower = *isr.iter().find(|id| **id != leader).unwrap();
+    let producer = producer(&bootstrap, "all", &[]);
+    let acked = send_many(&producer, "kip101", 0, "m", 200);
+    assert_eq!(acked.len(), 200);
+    drop(producer);
+
+    cluster.broker(follower).kill();
+    cluster.broker(follower).restart();
+    cluster.broker(leader).kill();
+    let new_leader = cluster.wait_for_new_leader("kip101", 0, leader);
+    assert_eq!(new_leader, follower);
+    let read = consume_all(&cluster.bootstrap(), "kip101", 0, acked.len());
+    assert_no_loss(&acked, &read);
+}
