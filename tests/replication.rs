@@ -254,6 +254,22 @@ fn rf3_topic_spreads_leaders_and_every_replica_holds_the_same_batches() {
             .unwrap()
         })
         .collect();
+    // A replication factor above the live brokers is refused.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let too_many = NewTopic::new("too-many", 1, TopicReplication::Fixed(4));
+    let results =
+        futures::executor::block_on(admin.create_topics([&too_many], &AdminOptions::new()))
+            .unwrap();
+    assert!(
+        matches!(
+            results[0],
+            Err((_, RDKafkaErrorCode::InvalidReplicationFactor))
+        ),
+        "{results:?}"
+    );
     let mut distinct = leaders.clone();
     distinct.sort();
     distinct.dedup();
