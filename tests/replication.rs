@@ -254,6 +254,22 @@ fn rf3_topic_spreads_leaders_and_every_replica_holds_the_same_batches() {
             .unwrap()
         })
         .collect();
+    // A replication factor above the live brokers is refused.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let too_many = NewTopic::new("too-many", 1, TopicReplication::Fixed(4));
+    let results =
+        futures::executor::block_on(admin.create_topics([&too_many], &AdminOptions::new()))
+            .unwrap();
+    assert!(
+        matches!(
+            results[0],
+            Err((_, RDKafkaErrorCode::InvalidReplicationFactor))
+        ),
+        "{results:?}"
+    );
     let mut distinct = leaders.clone();
     distinct.sort();
     distinct.dedup();
@@ -506,4 +522,141 @@ fn kip_101_follower_restart_then_leader_death_loses_nothing() {
     assert_eq!(new_leader, follower);
     let read = consume_all(&cluster.bootstrap(), "kip101", 0, acked.len());
     assert_no_loss(&acked, &read);
+}
+
+#[test]
+fn sigterm_moves_leadership_away_before_the_broker_stops() {
+    let mut cluster = Cluster::start("");
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "term", 1, 3, &[("min.insync.replicas", "2")]);
+    let leader = wait_for("a leader", FAILOVER_TIMEOUT, POLL, || {
+        let leader = cluster.leader_of("term", 0);
+        (leader >= 0).then_some(leader)
+    })
+    .unwrap();
+    let producer = producer(&bootstrap, "all", &[]);
+    let mut acked = send_many(&producer, "term", 0, "before", 100);
+    assert!(cluster.broker(leader).terminate(), "exited by itself");
+    let output = cluster.broker(leader).output();
+    assert!(output.contains("Controlled shutdown succeeded"), "{output}");
+    let new_leader = cluster.leader_of("term", 0);
+    assert!(
+        new_leader >= 0 && new_leader != leader,
+        "leader {new_leader}"
+    );
+    acked.extend(send_many(&producer, "term", 0, "after", 100));
+    assert_eq!(acked.len(), 200);
+    let read = consume_all(&cluster.bootstrap(), "term", 0, acked.len());
+    assert_no_loss(&acked, &read);
+}
+
+#[test]
+fn a_deposed_leader_truncates_its_unreplicated_tail_and_converges() {
+    let mut cluster = Cluster::start("");
+    let bootstrap = cluster.bootstrap();
+    // Unclean election: the followers can lead even after the ISR shrank to the old leader.
+    create_topic(
+        &bootstrap,
+        "diverge",
+        1,
+        3,
+        &[("unclean.leader.election.enable", "true")],
+    );
+    let leader = wait_for("a leader", FAILOVER_TIMEOUT, POLL, || {
+        let leader = cluster.leader_of("diverge", 0);
+        (leader >= 0).then_some(leader)
+    })
+    .unwrap();
+    let all = producer(&bootstrap, "all", &[]);
+    assert_eq!(send_many(&all, "diverge", 0, "a", 50).len(), 50);
+    drop(all);
+    let followers: Vec<i32> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
+    for id in &followers {
+        cluster.broker(*id).kill();
+    }
+    // Only the leader gets these: acks=1 answers without the (dead) followers.
+    let leader_address = cluster.broker(leader).bootstrap();
+    let one = producer(&leader_address, "1", &[]);
+    assert_eq!(send_many(&one, "diverge", 0, "tail", 20).len(), 20);
+    drop(one);
+    cluster.broker(leader).kill();
+    for id in &followers {
+        cluster.broker(*id).restart();
+    }
+    let new_leader = cluster.wait_for_new_leader("diverge", 0, leader);
+    assert!(followers.contains(&new_leader));
+
+    cluster.broker(leader).restart();
+    let all = producer(&cluster.bootstrap(), "all", &[]);
+    assert_eq!(send_many(&all, "diverge", 0, "b", 30).len(), 30);
+    wait_for(
+        "the old leader to truncate its tail",
+        FAILOVER_TIMEOUT,
+        POLL,
+        || {
+            cluster
+                .broker(leader)
+                .output()
+                .contains("Truncating partition diverge-0 to offset 50")
+                .then_some(())
+        },
+    )
+    .unwrap_or_else(|error| panic!("{error}: {}", cluster.broker(leader).output()));
+    wait_for("identical replicas", FAILOVER_TIMEOUT, POLL, || {
+        let logs: Vec<Vec<u8>> = cluster
+            .brokers
+            .iter()
+            .map(|b| segment_bytes(&b.log_dir(), "diverge", 0))
+            .collect();
+        logs.iter().all(|log| *log == logs[0]).then_some(())
+    })
+    .unwrap();
+    let read = consume_all(&cluster.bootstrap(), "diverge", 0, 80);
+    assert_eq!(read.len(), 80);
+    assert!(read.iter().all(|(value, _)| !value.starts_with("tail")));
+}
+
+#[test]
+fn an_isr_shrinking_under_a_waiting_acks_all_send_is_not_enough_replicas_after_append() {
+    let mut cluster = Cluster::start("zookeeper.session.timeout.ms=10000");
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "after", 1, 2, &[("min.insync.replicas", "2")]);
+    let state = wait_for("a state", FAILOVER_TIMEOUT, POLL, || {
+        cluster.partition_state("after", 0)
+    })
+    .unwrap();
+    let leader = state["leader"].as_i64().unwrap() as i32;
+    let follower = state["isr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap() as i32)
+        .find(|id| *id != leader)
+        .unwrap();
+    let all = producer(
+        &cluster.broker(leader).bootstrap(),
+        "all",
+        &[("retries", "0")],
+    );
+    assert!(send(&all, "after", 0, "warm").is_ok());
+    cluster
+        .broker(follower)
+        .process
+        .as_mut()
+        .unwrap()
+        .pause()
+        .unwrap();
+    // Appended while the ISR is still two; answered once the leader drops the follower.
+    match send(&all, "after", 0, "stranded") {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicasAfterAppend)) => {}
+        other => panic!("expected NOT_ENOUGH_REPLICAS_AFTER_APPEND, got {other:?}"),
+    }
+    assert_eq!(cluster.isr_of("after", 0), vec![i64::from(leader)]);
+    cluster
+        .broker(follower)
+        .process
+        .as_mut()
+        .unwrap()
+        .resume()
+        .unwrap();
 }
