@@ -903,7 +903,7 @@ impl Analysis {
                 if invalid {
                     valid = Validity::False;
                     reasons.push(format!("{}: {}", kind.name(), log.count));
-                    invalid_besides_loss |= kind != AnomalyKind::Lost;
+                    invalid_besides_loss |= !kind.is_part_of_loss();
                 }
             }
             anomalies.insert(

@@ -170,6 +170,18 @@ impl AnomalyKind {
     /// Whether this anomaly, if present, makes the run invalid under `expectations`.
     /// `lost` always does: with `lost = "some"` the run is still invalid, and it is
     /// [`Results::matches_expectation`] that wants the loss.
+    /// Whether this anomaly is the loss itself or what acknowledged-data loss always brings with
+    /// it: once a log is truncated below an acknowledged offset, new sends take the lost offsets
+    /// (`divergent`) and land before older sends of the same producer (`reordered`). A workload
+    /// that expects loss (`lost = "some"`) expects these with it; any other invalid anomaly still
+    /// contradicts it.
+    pub fn is_part_of_loss(self) -> bool {
+        matches!(
+            self,
+            AnomalyKind::Lost | AnomalyKind::Divergent | AnomalyKind::Reordered
+        )
+    }
+
     pub fn is_invalid(self, expectations: &Expectations) -> bool {
         match self {
             AnomalyKind::Lost

@@ -258,7 +258,22 @@ fn lost_some_is_expected_only_when_loss_is_found() {
     assert_eq!(clean.valid, Validity::True);
     assert!(!clean.matches_expectation());
 
-    // Loss together with another always-invalid anomaly does not match.
+    // What truncation brings with loss — a later send taking the lost offset, seen as
+    // divergent — is expected with it.
+    let mut overwritten = History::default();
+    overwritten
+        .send(0, 1, "1-0", 0, 0)
+        .send(2, 1, "1-1", 0, 1)
+        .send(4, 2, "2-0", 0, 1)
+        .final_read(20, 0, &[(0, 0, "1-0"), (0, 1, "2-0")]);
+    let truncated = check_with(&overwritten, &some);
+    assert!(
+        truncated.count(AnomalyKind::Divergent) > 0,
+        "{truncated:#?}"
+    );
+    assert!(truncated.matches_expectation(), "{truncated:#?}");
+
+    // Loss together with another always-invalid anomaly (here: unexpected) does not match.
     lossy.poll(10, 9, &[(0, 0, "9-9")]);
     let both = check_with(&lossy, &some);
     assert!(!both.matches_expectation(), "{both:#?}");
