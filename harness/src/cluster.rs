@@ -40,6 +40,8 @@ pub enum ClusterError {
         which: &'static str,
         placeholder: String,
     },
+    #[error("{given} ports given for {expected} nodes")]
+    PortCount { expected: usize, given: usize },
     #[error("no node named `{0}`")]
     UnknownNode(String),
     #[error(transparent)]
@@ -84,6 +86,17 @@ pub struct ClusterConfig {
     pub templates: CommandTemplates,
 }
 
+/// Where the nodes listen and where broker configs are written, when the caller chooses (as
+/// `kchaos cluster up` does); the default is free loopback ports and
+/// `DIR/broker-N/server.properties`.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// The coordinator's port, then one port per broker.
+    pub ports: Option<Vec<u16>>,
+    /// Broker N's config at `DIR/server-N.properties`, as in the seed notes.
+    pub flat_broker_configs: bool,
+}
+
 /// Whether a node is running, frozen or down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeStatus {
@@ -115,9 +128,26 @@ impl Cluster {
     /// Chooses ports, writes every node's config file and creates its data directory. Starts
     /// nothing.
     pub fn prepare(config: &ClusterConfig) -> Result<Self, ClusterError> {
+        Self::prepare_with_layout(config, &Layout::default())
+    }
+
+    /// [`Cluster::prepare`] with the ports and config file names of `layout`.
+    pub fn prepare_with_layout(
+        config: &ClusterConfig,
+        layout: &Layout,
+    ) -> Result<Self, ClusterError> {
         create_dir(&config.dir)?;
-        let ports =
-            free_loopback_ports(config.brokers as usize + 1).map_err(ClusterError::Ports)?;
+        let expected = config.brokers as usize + 1;
+        let ports = match &layout.ports {
+            Some(ports) if ports.len() != expected => {
+                return Err(ClusterError::PortCount {
+                    expected,
+                    given: ports.len(),
+                });
+            }
+            Some(ports) => ports.clone(),
+            None => free_loopback_ports(expected).map_err(ClusterError::Ports)?,
+        };
         let coordinator_port = ports[0];
         let coordinator_address = format!("127.0.0.1:{coordinator_port}");
         let mut nodes = BTreeMap::new();
@@ -155,7 +185,11 @@ impl Cluster {
             let broker_dir = config.dir.join(&name);
             let data_dir = broker_dir.join("data");
             create_dir(&data_dir)?;
-            let config_path = broker_dir.join("server.properties");
+            let config_path = if layout.flat_broker_configs {
+                config.dir.join(format!("server-{id}.properties"))
+            } else {
+                broker_dir.join("server.properties")
+            };
             write_file(
                 &config_path,
                 &server_properties(id, *port, &data_dir, &coordinator_address, config),
@@ -601,6 +635,45 @@ mod tests {
         for name in cluster.node_names() {
             assert_eq!(cluster.status(&name).expect("status"), NodeStatus::Down);
         }
+    }
+
+    #[test]
+    fn a_layout_chooses_ports_and_flat_config_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sleeper = vec!["/bin/true".to_string()];
+        let config = ClusterConfig {
+            dir: dir.path().to_path_buf(),
+            brokers: 2,
+            session_timeout_ms: 1000,
+            broker_configs: BTreeMap::new(),
+            templates: CommandTemplates {
+                coordinator: sleeper.clone(),
+                broker: sleeper,
+            },
+        };
+        let layout = Layout {
+            ports: Some(vec![2181, 9092, 9093]),
+            flat_broker_configs: true,
+        };
+        let cluster = Cluster::prepare_with_layout(&config, &layout).expect("prepare");
+        assert_eq!(cluster.coordinator_address(), "127.0.0.1:2181");
+        assert_eq!(cluster.bootstrap_servers(), "127.0.0.1:9092,127.0.0.1:9093");
+        let properties = std::fs::read_to_string(dir.path().join("server-2.properties"))
+            .expect("server-2.properties");
+        assert!(properties.contains("broker.id=2\n"), "{properties}");
+        assert!(
+            properties.contains("listeners=PLAINTEXT://127.0.0.1:9093\n"),
+            "{properties}"
+        );
+        let too_few = Layout {
+            ports: Some(vec![2181]),
+            flat_broker_configs: false,
+        };
+        let error = Cluster::prepare_with_layout(&config, &too_few).expect_err("too few ports");
+        assert!(
+            error.to_string().contains("1 ports given for 3 nodes"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -210,6 +210,12 @@ impl HistoryWriter {
         &self.shared.path
     }
 
+    /// Nanoseconds since the writer was created: the clock of every `time_ns` it writes, for
+    /// files kept beside the history (e.g. leadership samples) that share its time axis.
+    pub fn elapsed_ns(&self) -> u64 {
+        u64::try_from(self.shared.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// Appends one operation and returns it as written (with `index` and `time_ns` set).
     pub fn record(
         &self,
@@ -229,7 +235,7 @@ impl HistoryWriter {
         }
         let op = Op {
             index: state.next_index,
-            time_ns: u64::try_from(self.shared.started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            time_ns: self.elapsed_ns(),
             process,
             op_type,
             f: f.to_string(),

@@ -8,6 +8,7 @@
 //! - [`ports`]: free loopback ports.
 //! - [`wait`]: waiting for a condition with a deadline instead of sleeping.
 //! - [`history`]: `history.jsonl`, its writer and reader.
+//! - [`leadership`]: leader and ISR of each partition sampled during a run (`leadership.jsonl`).
 //! - [`workload`]: workload specs (TOML), parsed strictly and validated.
 //! - [`target`]: fault targets (`leader`, `controller`, `broker-2`, ...) and their resolution.
 //! - [`metadata`]: live brokers, controller, leaders and ISRs, from a raw Metadata request.
@@ -31,6 +32,7 @@ pub mod cluster;
 pub mod consumer;
 pub mod final_read;
 pub mod history;
+pub mod leadership;
 pub mod metadata;
 pub mod nemesis;
 pub mod ports;

@@ -50,6 +50,11 @@ impl Recorder {
         }
     }
 
+    /// Nanoseconds on the history's clock (see [`HistoryWriter::elapsed_ns`]).
+    pub fn elapsed_ns(&self) -> u64 {
+        self.history.elapsed_ns()
+    }
+
     /// Records one operation; a write error is kept (see [`Recorder::first_error`]) and `None`
     /// returned. Completions of sends update the counters.
     pub fn record(&self, process: Process, op_type: OpType, f: &str, value: Value) -> Option<Op> {

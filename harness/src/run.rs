@@ -15,6 +15,7 @@ use crate::cluster::{Cluster, ClusterConfig, ClusterError, CommandTemplates};
 use crate::consumer::run_consumer;
 use crate::final_read::{PartitionRead, final_read};
 use crate::history::HistoryWriter;
+use crate::leadership;
 use crate::nemesis::Nemesis;
 use crate::producer::{ProducerSettings, run_producer};
 use crate::progress::Progress;
@@ -26,6 +27,8 @@ use crate::workload::{ExpectSpec, LostExpectation, Strictness, WorkloadSpec};
 
 /// Grace for SIGTERM at teardown.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often live metadata is sampled for the leadership timeline (`leadership.jsonl`).
+const LEADERSHIP_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Why a run could not be carried out (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +141,15 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     let bootstrap = cluster.bootstrap_servers();
     write_run_facts(&dir, &options, seed, &cluster)?;
     let cluster = Arc::new(Mutex::new(cluster));
+    let (stop_sampling, sampling_stopped) = watch::channel(false);
+    let sampler = tokio::spawn(leadership::sample_leadership(
+        addresses.clone(),
+        spec.topic.name.clone(),
+        dir.join("leadership.jsonl"),
+        LEADERSHIP_SAMPLE_INTERVAL,
+        recorder.clone(),
+        sampling_stopped,
+    ));
 
     let outcome = async {
         let mut setup_interrupts = interrupts.clone();
@@ -163,6 +175,12 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     }
     .await;
 
+    let _ = stop_sampling.send(true);
+    match sampler.await {
+        Ok(Ok(_lines)) => {}
+        Ok(Err(error)) => tracing::warn!("leadership sampling: {error}"),
+        Err(error) => tracing::warn!("leadership sampling: {error}"),
+    }
     progress.set_phase("teardown");
     let closed = recorder.close();
     let teardown = {

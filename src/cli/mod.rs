@@ -1,5 +1,6 @@
 //! The user-facing subcommands that are not daemons, one file each.
 
+pub mod admin;
 pub mod cluster;
 pub mod configs;
 pub mod elect;

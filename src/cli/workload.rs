@@ -94,6 +94,7 @@ pub fn run(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
         .and_then(|stem| stem.to_str())
         .unwrap_or("workload")
         .to_string();
+    let store = args.store.clone();
     let options = RunOptions {
         name: name.clone(),
         spec: spec.clone(),
@@ -117,6 +118,7 @@ pub fn run(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
     for caveat in outcome.caveats(&spec) {
         println!("note: {caveat}");
     }
+    write_reports(&outcome.dir, Some(&store));
     Ok(exit_code(outcome.passed(&spec)))
 }
 
@@ -159,7 +161,27 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .write_json(&results_path)
         .with_context(|| format!("writing {}", results_path.display()))?;
     println!("{}", summary(&results, dir));
+    write_reports(dir, None);
     Ok(exit_code(results.matches_expectation()))
+}
+
+/// Writes the run's report.html and results.xml, and the store's index.html when a store is
+/// given. The verdict is already decided: a report that cannot be written is a warning, not a
+/// different exit code.
+fn write_reports(run_dir: &Path, store: Option<&Path>) {
+    match reports::write_run(run_dir) {
+        Ok(written) => {
+            if let Some(report) = written.first() {
+                println!("report: {}", report.display());
+            }
+        }
+        Err(error) => eprintln!("warning: no report for {}: {error}", run_dir.display()),
+    }
+    if let Some(store) = store
+        && let Err(error) = reports::write_index(store)
+    {
+        eprintln!("warning: no index for {}: {error}", store.display());
+    }
 }
 
 fn exit_code(matches: bool) -> ExitCode {
@@ -183,7 +205,7 @@ fn workloads_dir(given: Option<&Path>) -> PathBuf {
 }
 
 /// This binary as the broker, and the chosen coordinator, unless commands are given.
-fn templates(
+pub(crate) fn templates(
     coordinator: CoordinatorKind,
     coordinator_command: Option<&str>,
     broker_command: Option<&str>,

@@ -453,10 +453,12 @@ impl Analysis {
             return;
         };
         let consumer = client_number(line.process);
+        // The consumer's positions are looked up once per poll, not once per record.
+        let mut positions = self.forward_reads.remove(&consumer).unwrap_or_default();
         for (partition, offset, value) in records {
             self.records_polled += 1;
             let Some(id) = self.intern(value) else {
-                return;
+                break;
             };
             self.saw_partition(*partition);
             self.read(
@@ -466,20 +468,28 @@ impl Analysis {
                 Reader::Consumer(consumer),
                 line.index,
             );
-            self.read_forward(consumer, *partition, *offset, id, line.index);
+            self.read_forward(
+                &mut positions,
+                consumer,
+                *partition,
+                *offset,
+                id,
+                line.index,
+            );
         }
+        self.forward_reads.insert(consumer, positions);
     }
 
     /// `nonmonotonic-poll` now, `poll-skip` candidates for after the final read.
     fn read_forward(
         &mut self,
+        positions: &mut Vec<(i32, i64)>,
         consumer: u64,
         partition: i32,
         offset: i64,
         id: ValueId,
         index: u64,
     ) {
-        let positions = self.forward_reads.entry(consumer).or_default();
         let previous = match positions.iter_mut().find(|(p, _)| *p == partition) {
             Some((_, last)) => Some(std::mem::replace(last, offset)),
             None => {

@@ -95,6 +95,7 @@ pub fn check_history_with<R: Read + Send>(
             Reading::OneThread => {
                 pipeline::read_lines(reader, pipeline::READ_BUFFER_BYTES, |item| {
                     analysis.feed(&item);
+                    true
                 });
             }
         }

@@ -22,8 +22,12 @@ const LINE_BYTES_MAX: usize = 1 << 31;
 /// Lines per batch handed to the analysis.
 const BATCH_LINES: usize = 256;
 
+/// A batch is handed over early once its lines hold this many records (polls and final reads
+/// are long), so that memory in flight stays bounded.
+const BATCH_RECORDS: usize = 1 << 14;
+
 /// Batches queued between the threads (bounds memory).
-const BATCHES_IN_FLIGHT: usize = 16;
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// One line of the history, parsed. Nearly every item is a `Line`, so boxing it would only add
 /// an allocation per line.
@@ -48,17 +52,21 @@ pub fn run<R: Read + Send>(reader: R, analysis: &mut Analysis, buffer_bytes: usi
             .name("history-reader".to_string())
             .spawn_scoped(scope, move || {
                 let mut batch = Vec::with_capacity(BATCH_LINES);
-                let mut delivered = true;
+                let mut batch_records = 0;
                 let mut ids = ValueIds::default();
-                read_lines(reader, buffer_bytes, |mut item| {
+                let delivered = read_lines(reader, buffer_bytes, |mut item| {
                     intern_values(&mut ids, &mut item);
+                    batch_records += records_in(&item);
                     batch.push(item);
-                    if batch.len() >= BATCH_LINES && delivered {
-                        let empty = recycled
-                            .try_recv()
-                            .unwrap_or_else(|_| Vec::with_capacity(BATCH_LINES));
-                        delivered = batches.send(std::mem::replace(&mut batch, empty)).is_ok();
+                    if batch.len() < BATCH_LINES && batch_records < BATCH_RECORDS {
+                        return true;
                     }
+                    batch_records = 0;
+                    let empty = recycled
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(BATCH_LINES));
+                    // A closed channel: the analysis is gone, stop reading.
+                    batches.send(std::mem::replace(&mut batch, empty)).is_ok()
                 });
                 if delivered && !batch.is_empty() {
                     let _ = batches.send(batch);
@@ -100,10 +108,19 @@ pub fn read_only<R: Read>(reader: R) -> std::io::Result<u64> {
             failure = Some(reason.clone());
         }
         lines += 1;
+        true
     });
     match failure {
         Some(reason) => Err(std::io::Error::other(reason)),
         None => Ok(lines),
+    }
+}
+
+/// How many records a line carries (to size batches).
+fn records_in(item: &Item) -> usize {
+    match item {
+        Item::Line(line, _) => line.value.records.as_ref().map_or(0, Vec::len),
+        _ => 0,
     }
 }
 
@@ -131,45 +148,55 @@ fn intern_values(ids: &mut ValueIds, item: &mut Item) {
     }
 }
 
-/// Reads lines from `reader` and hands each, parsed, to `sink`: lines in the writer's layout
+/// Reads lines from `reader` and hands each, parsed, to `sink` (which returns whether to go
+/// on; `read_lines` returns false if the sink asked it to stop): lines in the writer's layout
 /// are scanned in place in the read buffer (the scanner finds their end); any other line is cut
 /// at its line break and parsed with serde. The buffer grows to hold the longest line (a final
 /// read of a large partition is one line), up to [`LINE_BYTES_MAX`].
-pub fn read_lines<R: Read>(mut reader: R, buffer_bytes: usize, mut sink: impl FnMut(Item)) {
+pub fn read_lines<R: Read>(
+    mut reader: R,
+    buffer_bytes: usize,
+    mut sink: impl FnMut(Item) -> bool,
+) -> bool {
     let mut buffer = vec![0u8; buffer_bytes.max(1)];
     let (mut start, mut end, mut at_end) = (0, 0, false);
     loop {
         while start < end {
             let window = &buffer[start..end];
             if let Some((item, consumed)) = scan_one(window, at_end) {
-                sink(item);
+                if !sink(item) {
+                    return false;
+                }
                 start += consumed;
                 continue;
             }
             match window.iter().position(|byte| *byte == b'\n') {
                 Some(newline) => {
-                    sink(parse_one(&window[..newline]));
+                    if !sink(parse_one(&window[..newline])) {
+                        return false;
+                    }
                     start += newline + 1;
                 }
                 None if at_end => {
-                    sink(parse_one(window));
+                    if !sink(parse_one(window)) {
+                        return false;
+                    }
                     start = end;
                 }
                 None => break,
             }
         }
         if at_end {
-            return;
+            return true;
         }
         buffer.copy_within(start..end, 0);
         end -= start;
         start = 0;
         if end == buffer.len() {
             if buffer.len() >= LINE_BYTES_MAX {
-                sink(Item::Unreadable(format!(
+                return sink(Item::Unreadable(format!(
                     "a line longer than {LINE_BYTES_MAX} bytes; stopped reading"
                 )));
-                return;
             }
             buffer.resize(buffer.len() * 2, 0);
         }
@@ -178,10 +205,9 @@ pub fn read_lines<R: Read>(mut reader: R, buffer_bytes: usize, mut sink: impl Fn
             Ok(read) => end += read,
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) => {
-                sink(Item::Unreadable(format!(
+                return sink(Item::Unreadable(format!(
                     "reading the history failed: {error}"
                 )));
-                return;
             }
         }
     }

@@ -729,7 +729,10 @@ fn lines_split_across_reads_are_read_whole() {
         );
         // The same on one thread.
         let mut analysis = analysis::Analysis::new(&Expectations::default());
-        pipeline::read_lines(text.as_bytes(), buffer_bytes, |item| analysis.feed(&item));
+        pipeline::read_lines(text.as_bytes(), buffer_bytes, |item| {
+            analysis.feed(&item);
+            true
+        });
         assert_eq!(
             analysis.finish(),
             expected,

@@ -1,0 +1,346 @@
+//! `kchaos cluster up`: the seed's layout on disk, brokers registered, and nothing left behind
+//! when it is stopped (SIGTERM) or killed (SIGKILL).
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harness::process::NodeProcess;
+use harness::wait::wait_for;
+
+const KCHAOS: &str = env!("CARGO_BIN_EXE_kchaos");
+
+/// A running `kchaos cluster up` and where it keeps things.
+struct ClusterUp {
+    process: NodeProcess,
+    dir: PathBuf,
+    output: PathBuf,
+    bootstrap: String,
+    base_port: u16,
+    _root: tempfile::TempDir,
+}
+
+/// A port p with p+1..p+count-1 free as well.
+fn free_port_run(count: u16) -> u16 {
+    wait_for(
+        "a run of free ports",
+        Duration::from_secs(5),
+        Duration::ZERO,
+        || {
+            let base = harness::ports::free_loopback_port().ok()?;
+            (1..count)
+                .all(|offset| {
+                    base.checked_add(offset)
+                        .is_some_and(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok())
+                })
+                .then_some(base)
+        },
+    )
+    .unwrap()
+}
+
+fn start(brokers: u16) -> ClusterUp {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cluster");
+    let output = root.path().join("cluster-up.out");
+    let base_port = free_port_run(brokers);
+    let coordinator_port = harness::ports::free_loopback_port().unwrap();
+    let args: Vec<String> = [
+        "cluster",
+        "up",
+        "--brokers",
+        &brokers.to_string(),
+        "--dir",
+        &dir.display().to_string(),
+        "--base-port",
+        &base_port.to_string(),
+        "--coordinator-port",
+        &coordinator_port.to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let process = NodeProcess::spawn(
+        "cluster-up",
+        Path::new(KCHAOS),
+        &args,
+        &[("NO_COLOR".into(), "1".into())],
+        &output,
+    )
+    .unwrap();
+    let text = wait_for(
+        "cluster up to report every broker registered",
+        Duration::from_secs(90),
+        Duration::from_millis(100),
+        || {
+            std::fs::read_to_string(&output)
+                .ok()
+                .filter(|text| text.contains("Cluster up:") || text.contains("error:"))
+        },
+    )
+    .unwrap();
+    assert!(text.contains("Cluster up:"), "{text}");
+    let bootstrap = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Bootstrap servers: "))
+        .unwrap()
+        .to_string();
+    ClusterUp {
+        process,
+        dir,
+        output,
+        bootstrap,
+        base_port,
+        _root: root,
+    }
+}
+
+/// The pids cluster up started (from the harness's pids.log).
+fn child_pids(dir: &Path) -> Vec<(String, u32)> {
+    harness::cluster::read_pid_log(dir).unwrap()
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+fn assert_all_gone(children: &[(String, u32)]) {
+    wait_for(
+        "every child of cluster up to be gone",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || children.iter().all(|(_, pid)| !alive(*pid)).then_some(()),
+    )
+    .unwrap_or_else(|error| {
+        let left: Vec<_> = children.iter().filter(|(_, pid)| alive(*pid)).collect();
+        panic!("{error}: still alive {left:?}")
+    });
+}
+
+#[test]
+fn cluster_up_writes_the_seed_layout_registers_brokers_and_sigterm_stops_all() {
+    let mut cluster = start(2);
+    for id in 1..=2u16 {
+        let path = cluster.dir.join(format!("server-{id}.properties"));
+        let properties = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            properties.contains(&format!("broker.id={id}\n")),
+            "{properties}"
+        );
+        let port = cluster.base_port + id - 1;
+        assert!(
+            properties.contains(&format!("listeners=PLAINTEXT://127.0.0.1:{port}\n")),
+            "{properties}"
+        );
+        let log_dir = cluster
+            .dir
+            .canonicalize()
+            .unwrap()
+            .join(format!("broker-{id}"));
+        assert!(
+            properties.contains(&format!("log.dirs={}", log_dir.display())),
+            "{properties}"
+        );
+    }
+    let port_2 = cluster.base_port + 1;
+    assert_eq!(
+        cluster.bootstrap,
+        format!("127.0.0.1:{},127.0.0.1:{port_2}", cluster.base_port)
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let addresses: Vec<String> = cluster.bootstrap.split(',').map(String::from).collect();
+    let metadata = runtime
+        .block_on(harness::metadata::fetch(
+            &addresses,
+            None,
+            Duration::from_secs(10),
+        ))
+        .unwrap();
+    assert_eq!(metadata.brokers, vec![1, 2]);
+
+    let children = child_pids(&cluster.dir);
+    assert_eq!(children.len(), 3, "{children:?}");
+    let text = std::fs::read_to_string(&cluster.output).unwrap();
+    for (name, pid) in &children {
+        assert!(alive(*pid), "{name} {pid}");
+        assert!(
+            text.contains(&format!("pid {pid} ")),
+            "{name} {pid} not in {text}"
+        );
+    }
+
+    let clean = cluster.process.terminate(Duration::from_secs(60)).unwrap();
+    assert!(clean, "cluster up did not stop by itself after SIGTERM");
+    assert_all_gone(&children);
+    let text = std::fs::read_to_string(&cluster.output).unwrap();
+    assert!(text.contains("stopped"), "{text}");
+}
+
+#[test]
+fn sigkill_of_cluster_up_leaves_no_child() {
+    let mut cluster = start(1);
+    let children = child_pids(&cluster.dir);
+    assert_eq!(children.len(), 2, "{children:?}");
+    cluster.process.kill().unwrap();
+    assert_all_gone(&children);
+}
+
+#[test]
+fn a_taken_port_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let coordinator_port = harness::ports::free_loopback_port().unwrap();
+    let output = std::process::Command::new(KCHAOS)
+        .args(["cluster", "up", "--brokers", "1", "--dir"])
+        .arg(dir.path().join("cluster"))
+        .args(["--base-port", &port.to_string()])
+        .args(["--coordinator-port", &coordinator_port.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("port {port} is not free")) && stderr.contains("--base-port"),
+        "{stderr}"
+    );
+}
+
+/// `kchaos cluster up` with a pipe to its stdin, killed on drop (its children follow it: they
+/// are killed by the kernel when it dies).
+struct Steered {
+    child: std::process::Child,
+    output: PathBuf,
+    bootstrap: Vec<String>,
+    _root: tempfile::TempDir,
+}
+
+impl Drop for Steered {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Steered {
+    fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let output = root.path().join("cluster-up.out");
+        let base_port = free_port_run(2);
+        let coordinator_port = harness::ports::free_loopback_port().unwrap();
+        let child = std::process::Command::new(KCHAOS)
+            .args([
+                "cluster",
+                "up",
+                "--brokers",
+                "2",
+                "--session-timeout-ms",
+                "1000",
+            ])
+            .arg("--dir")
+            .arg(root.path().join("cluster"))
+            .args(["--base-port", &base_port.to_string()])
+            .args(["--coordinator-port", &coordinator_port.to_string()])
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::fs::File::create(&output).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut steered = Steered {
+            child,
+            output,
+            bootstrap: Vec::new(),
+            _root: root,
+        };
+        let text = steered.wait_for_output("Cluster up:");
+        steered.bootstrap = text
+            .lines()
+            .find_map(|line| line.strip_prefix("Bootstrap servers: "))
+            .unwrap()
+            .split(',')
+            .map(String::from)
+            .collect();
+        steered
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn wait_for_output(&self, wanted: &str) -> String {
+        wait_for(
+            wanted,
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || {
+                std::fs::read_to_string(&self.output)
+                    .ok()
+                    .filter(|text| text.contains(wanted))
+            },
+        )
+        .unwrap_or_else(|error| {
+            panic!(
+                "{error}: {}",
+                std::fs::read_to_string(&self.output).unwrap_or_default()
+            )
+        })
+    }
+
+    fn wait_for_brokers(&self, wanted: &[i32]) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        wait_for(
+            &format!("brokers {wanted:?} in the metadata"),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || {
+                let metadata = runtime
+                    .block_on(harness::metadata::fetch(
+                        &self.bootstrap,
+                        None,
+                        Duration::from_secs(5),
+                    ))
+                    .ok()?;
+                (metadata.brokers == wanted).then_some(())
+            },
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn typed_commands_kill_and_start_single_brokers() {
+    let mut cluster = Steered::start();
+    cluster.type_line("kill 2");
+    cluster.wait_for_output("broker-2 killed (SIGKILL)");
+    cluster.wait_for_output("status: broker-2 down");
+    cluster.wait_for_brokers(&[1]);
+
+    cluster.type_line("start broker-2");
+    cluster.wait_for_output("broker-2 started");
+    cluster.wait_for_brokers(&[1, 2]);
+
+    cluster.type_line("explode 1");
+    cluster.wait_for_output("unknown command `explode 1`");
+
+    // The end of its input does not stop the cluster.
+    drop(cluster.child.stdin.take());
+    cluster.wait_for_brokers(&[1, 2]);
+    assert!(cluster.child.try_wait().unwrap().is_none());
+    let text = std::fs::read_to_string(&cluster.output).unwrap();
+    assert!(!text.contains("stopping the cluster"), "{text}");
+}
