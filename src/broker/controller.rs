@@ -92,11 +92,17 @@ async fn serve(
         .coordinator
         .watch(super::zk::BROKER_IDS_PATH, true)
         .await?;
+    // A topic's `unclean.leader.election.enable` turning true calls for an election at once.
+    let mut configs_watch = broker
+        .coordinator
+        .watch(super::zk::TOPIC_CONFIGS_PATH, true)
+        .await?;
     let mut recheck = tokio::time::interval(RECHECK_INTERVAL);
     loop {
         elect_leaders(broker, epoch, epoch_version).await?;
         tokio::select! {
             event = brokers_watch.changed() => session_alive(&event)?,
+            event = configs_watch.changed() => session_alive(&event)?,
             event = controller_watch.changed() => {
                 session_alive(&event)?;
                 if broker.coordinator.controller_id().await? != Some(broker.id()) {
@@ -164,7 +170,7 @@ async fn elect_leaders(
         let Some(assignment) = broker.coordinator.topic_assignment(&topic).await? else {
             continue;
         };
-        let unclean_allowed = unclean_allowed(broker, &topic);
+        let unclean_allowed = unclean_allowed(broker, &topic).await?;
         for (partition, replicas) in assignment {
             let Some((state, version)) = broker
                 .coordinator
@@ -226,12 +232,16 @@ async fn elect_leaders(
     Ok(())
 }
 
-fn unclean_allowed(broker: &Broker, topic: &str) -> bool {
-    broker
-        .metadata
-        .topic_config(topic, "unclean.leader.election.enable")
+/// The topic's `unclean.leader.election.enable`, read from the coordinator (not the metadata
+/// cache, which may not have seen a change that just woke the controller), else the broker's.
+async fn unclean_allowed(broker: &Broker, topic: &str) -> Result<bool, CoordinatorError> {
+    Ok(broker
+        .coordinator
+        .topic_config(topic)
+        .await?
+        .get("unclean.leader.election.enable")
         .and_then(|value| value.parse().ok())
-        .unwrap_or(broker.config.unclean_leader_election_enable)
+        .unwrap_or(broker.config.unclean_leader_election_enable))
 }
 
 fn join(ids: &[i32]) -> String {

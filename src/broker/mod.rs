@@ -17,6 +17,7 @@
 //! - [`peer`]: a connection to another broker.
 //! - [`metadata_cache`]: brokers and topics, for Metadata.
 //! - [`topic_admin`]: creating and deleting topics.
+//! - [`topic_config`]: topic config keys, their valid values, alter operations.
 //! - [`zk`]: the coordinator's paths and JSON, registration.
 //! - [`context`]: the state handlers share.
 
@@ -35,6 +36,7 @@ pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod server;
 pub mod topic_admin;
+pub mod topic_config;
 pub mod zk;
 
 use std::path::PathBuf;

@@ -16,7 +16,7 @@ use crate::broker::context::Broker;
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 /// Config sources (KIP-226).
-const TOPIC_CONFIG: i8 = 1;
+const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 
 /// Topic-level keys and the broker setting each defaults to.
@@ -114,7 +114,7 @@ pub fn handle(
                         .config
                         .iter()
                         .filter(|(name, _)| wanted(name))
-                        .map(|(name, value)| entry(name, value.clone(), TOPIC_CONFIG))
+                        .map(|(name, value)| entry(name, value.clone(), DYNAMIC_TOPIC_CONFIG))
                         .collect();
                     for (name, value) in topic_defaults(&broker.config) {
                         if wanted(name) && !topic.config.contains_key(name) {
