@@ -507,3 +507,29 @@ fn kip_101_follower_restart_then_leader_death_loses_nothing() {
     let read = consume_all(&cluster.bootstrap(), "kip101", 0, acked.len());
     assert_no_loss(&acked, &read);
 }
+
+#[test]
+fn sigterm_moves_leadership_away_before_the_broker_stops() {
+    let mut cluster = Cluster::start("");
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "term", 1, 3, &[("min.insync.replicas", "2")]);
+    let leader = wait_for("a leader", FAILOVER_TIMEOUT, POLL, || {
+        let leader = cluster.leader_of("term", 0);
+        (leader >= 0).then_some(leader)
+    })
+    .unwrap();
+    let producer = producer(&bootstrap, "all", &[]);
+    let mut acked = send_many(&producer, "term", 0, "before", 100);
+    assert!(cluster.broker(leader).terminate(), "exited by itself");
+    let output = cluster.broker(leader).output();
+    assert!(output.contains("Controlled shutdown succeeded"), "{output}");
+    let new_leader = cluster.leader_of("term", 0);
+    assert!(
+        new_leader >= 0 && new_leader != leader,
+        "leader {new_leader}"
+    );
+    acked.extend(send_many(&producer, "term", 0, "after", 100));
+    assert_eq!(acked.len(), 200);
+    let read = consume_all(&cluster.bootstrap(), "term", 0, acked.len());
+    assert_no_loss(&acked, &read);
+}

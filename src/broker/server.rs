@@ -168,9 +168,76 @@ async fn accept(
             }
         }
     }
+    controlled_shutdown(&broker).await;
     let _ = stop.send(true);
     drop(broker);
     permits
+}
+
+/// Controlled shutdown: leaves `/brokers/ids/<id>` first, so that the controller moves the
+/// leadership of this broker's partitions to other ISR members while this broker still
+/// answers its open connections (NOT_LEADER_OR_FOLLOWER sends clients to the new leader), and
+/// waits — at most `zookeeper.session.timeout.ms` — until it leads nothing. Skipped when a
+/// partition led here has no other live ISR member (its leadership could not move).
+async fn controlled_shutdown(broker: &Arc<Broker>) {
+    let led = |broker: &Broker| {
+        broker
+            .replicas
+            .all()
+            .iter()
+            .filter(|p| p.leader_and_isr().leader == broker.id())
+            .count()
+    };
+    let live: Vec<i32> = broker
+        .metadata
+        .brokers()
+        .iter()
+        .map(|endpoint| endpoint.broker_id)
+        .filter(|id| *id != broker.id())
+        .collect();
+    let stranded = broker
+        .replicas
+        .all()
+        .iter()
+        .map(|p| p.leader_and_isr())
+        .filter(|state| state.leader == broker.id())
+        .filter(|state| !state.isr.iter().any(|id| live.contains(id)))
+        .count();
+    if stranded > 0 {
+        // Kafka keeps such partitions on the stopping broker; leaving /brokers/ids now would
+        // make them leaderless before the broker is even gone.
+        tracing::info!(
+            "[KafkaServer id={}] Skipping controlled shutdown: {stranded} partitions led here \
+             have no other live ISR member",
+            broker.id()
+        );
+        return;
+    }
+    tracing::info!(
+        "[KafkaServer id={}] Starting controlled shutdown ({} partitions led here)",
+        broker.id(),
+        led(broker)
+    );
+    if let Err(error) = broker.coordinator.deregister_broker(broker.id()).await {
+        tracing::warn!("controlled shutdown: cannot leave /brokers/ids: {error}");
+        return;
+    }
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(broker.config.zookeeper_session_timeout_ms);
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    while led(broker) > 0 && tokio::time::Instant::now() < deadline {
+        ticker.tick().await;
+    }
+    match led(broker) {
+        0 => tracing::info!(
+            "[KafkaServer id={}] Controlled shutdown succeeded",
+            broker.id()
+        ),
+        left => tracing::warn!(
+            "[KafkaServer id={}] Controlled shutdown: still leading {left} partitions",
+            broker.id()
+        ),
+    }
 }
 
 /// Registers `/brokers/ids/<id>`. After a crash the previous process's ephemeral node lives

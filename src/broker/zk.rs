@@ -272,6 +272,15 @@ impl Coordinator {
         }
     }
 
+    /// Removes `/brokers/ids/<id>` (controlled shutdown: the controller moves leadership).
+    pub async fn deregister_broker(&self, broker_id: i32) -> Result<(), CoordinatorError> {
+        let path = broker_path(broker_id);
+        match self.client()?.delete(&path, None).await {
+            Ok(()) | Err(zk::Error::NoNode) => Ok(()),
+            Err(source) => Err(request_error(&path)(source)),
+        }
+    }
+
     /// The registered (live) brokers.
     pub async fn live_brokers(
         &self,
