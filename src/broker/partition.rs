@@ -3,8 +3,12 @@
 //! mechanism for `acks=all` produces (completed when the high watermark passes the batch) and
 //! for long-polling fetches (woken when the log end or high watermark moves).
 //!
-//! With one replica the high watermark follows the log end at once; with followers it is the
-//! smallest log end offset among the ISR, advanced by [`Partition::record_follower_fetch`].
+//! Roles come from the coordinator's partition state ([`Partition::apply_state`]): as leader
+//! the high watermark is the smallest log end offset among the ISR (advanced as followers
+//! fetch, [`Partition::record_follower_fetch`]) and [`Partition::isr_change`] says who should
+//! leave or join the ISR; as follower the replica appends what its leader sends
+//! ([`Partition::append_as_follower`]), takes the leader's high watermark and truncates where
+//! its log diverges ([`Partition::truncate_to`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
