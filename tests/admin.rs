@@ -406,8 +406,7 @@ fn configs_alter_sets_deletes_and_rejects_with_kafkas_errors() {
     assert!(bad_value.stderr.contains("INVALID_CONFIG"), "{bad_value:?}");
 }
 
-/// Where the broker serves ElectLeaders: a single replica is already its preferred leader.
-/// Where it does not: the clean UNSUPPORTED_VERSION message.
+/// ElectLeaders: a single replica is already its preferred leader.
 #[test]
 fn elect_preferred_leader() {
     let cluster = TestCluster::start();
@@ -423,14 +422,6 @@ fn elect_preferred_leader() {
             "0",
         ],
     );
-    if run.stderr.contains("UNSUPPORTED_VERSION") {
-        assert_eq!(run.code, Some(1), "{run:?}");
-        assert!(
-            run.stderr.contains("does not support ELECT_LEADERS"),
-            "{run:?}"
-        );
-        return;
-    }
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(
         run.stdout,

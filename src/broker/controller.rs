@@ -98,9 +98,16 @@ async fn serve(
         .watch(super::zk::TOPIC_CONFIGS_PATH, true)
         .await?;
     let mut recheck = tokio::time::interval(RECHECK_INTERVAL);
+    let mut rebalance_check = tokio::time::interval(Duration::from_secs(
+        broker.config.leader_imbalance_check_interval_seconds,
+    ));
+    rebalance_check.tick().await;
     loop {
         elect_leaders(broker, epoch, epoch_version).await?;
         tokio::select! {
+            _ = rebalance_check.tick(), if broker.config.auto_leader_rebalance_enable => {
+                super::elector::rebalance(broker, (epoch, epoch_version)).await?;
+            }
             event = brokers_watch.changed() => session_alive(&event)?,
             event = configs_watch.changed() => session_alive(&event)?,
             event = controller_watch.changed() => {

@@ -13,6 +13,8 @@
 //!   KIP-101 truncation.
 //! - [`isr`]: leaders shrink and expand their ISR (compare-and-set in the coordinator).
 //! - [`controller`]: controller election and leader election for partitions that lost theirs.
+//! - [`election`]: preferred/unclean election and auto-rebalance decisions (pure).
+//! - [`elector`]: carries them out on the controller (ElectLeaders, auto rebalance).
 //! - [`metadata_sync`]: coordinator watches -> metadata cache and role changes.
 //! - [`peer`]: a connection to another broker.
 //! - [`metadata_cache`]: brokers and topics, for Metadata.
@@ -25,6 +27,8 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod controller;
+pub mod election;
+pub mod elector;
 pub mod handlers;
 pub mod isr;
 pub mod log;

@@ -10,6 +10,7 @@ pub mod api_versions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_configs;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod incremental_alter_configs;
 pub mod list_offsets;
@@ -61,6 +62,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The supported version range of `api_key`, if it is served.
@@ -145,6 +147,10 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> anyhow::Result<
                 incremental_alter_configs::handle(broker, request, version),
                 &header,
             )
+        }
+        ApiKey::ElectLeaders => {
+            let request = decode::<m::ElectLeadersRequest>(frame, &header)?;
+            reply(elect_leaders::handle(broker, request, version), &header)
         }
         other => bail!("{other:?} is listed as supported but has no handler"),
     }
