@@ -533,3 +533,69 @@ fn sigterm_moves_leadership_away_before_the_broker_stops() {
     let read = consume_all(&cluster.bootstrap(), "term", 0, acked.len());
     assert_no_loss(&acked, &read);
 }
+
+#[test]
+fn a_deposed_leader_truncates_its_unreplicated_tail_and_converges() {
+    let mut cluster = Cluster::start("");
+    let bootstrap = cluster.bootstrap();
+    // Unclean election: the followers can lead even after the ISR shrank to the old leader.
+    create_topic(
+        &bootstrap,
+        "diverge",
+        1,
+        3,
+        &[("unclean.leader.election.enable", "true")],
+    );
+    let leader = wait_for("a leader", FAILOVER_TIMEOUT, POLL, || {
+        let leader = cluster.leader_of("diverge", 0);
+        (leader >= 0).then_some(leader)
+    })
+    .unwrap();
+    let all = producer(&bootstrap, "all", &[]);
+    assert_eq!(send_many(&all, "diverge", 0, "a", 50).len(), 50);
+    drop(all);
+    let followers: Vec<i32> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
+    for id in &followers {
+        cluster.broker(*id).kill();
+    }
+    // Only the leader gets these: acks=1 answers without the (dead) followers.
+    let leader_address = cluster.broker(leader).bootstrap();
+    let one = producer(&leader_address, "1", &[]);
+    assert_eq!(send_many(&one, "diverge", 0, "tail", 20).len(), 20);
+    drop(one);
+    cluster.broker(leader).kill();
+    for id in &followers {
+        cluster.broker(*id).restart();
+    }
+    let new_leader = cluster.wait_for_new_leader("diverge", 0, leader);
+    assert!(followers.contains(&new_leader));
+
+    cluster.broker(leader).restart();
+    let all = producer(&cluster.bootstrap(), "all", &[]);
+    assert_eq!(send_many(&all, "diverge", 0, "b", 30).len(), 30);
+    wait_for(
+        "the old leader to truncate its tail",
+        FAILOVER_TIMEOUT,
+        POLL,
+        || {
+            cluster
+                .broker(leader)
+                .output()
+                .contains("Truncating partition diverge-0 to offset 50")
+                .then_some(())
+        },
+    )
+    .unwrap_or_else(|error| panic!("{error}: {}", cluster.broker(leader).output()));
+    wait_for("identical replicas", FAILOVER_TIMEOUT, POLL, || {
+        let logs: Vec<Vec<u8>> = cluster
+            .brokers
+            .iter()
+            .map(|b| segment_bytes(&b.log_dir(), "diverge", 0))
+            .collect();
+        logs.iter().all(|log| *log == logs[0]).then_some(())
+    })
+    .unwrap();
+    let read = consume_all(&cluster.bootstrap(), "diverge", 0, 80);
+    assert_eq!(read.len(), 80);
+    assert!(read.iter().all(|(value, _)| !value.starts_with("tail")));
+}
