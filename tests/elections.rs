@@ -366,3 +366,67 @@ fn auto_rebalance_returns_leadership_to_the_preferred_replica() {
         leader_id(line) == Some(preferred) && line.isr.len() == 3
     });
 }
+
+/// A topic config altered at run time takes effect on the leader without a restart:
+/// `min.insync.replicas` raised above the ISR turns acks=all sends into NOT_ENOUGH_REPLICAS,
+/// and lowered again lets them through.
+#[test]
+fn a_dynamic_min_insync_replicas_takes_effect_without_a_restart() {
+    use rdkafka::ClientConfig;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let mut cluster = Cluster::start("auto.leader.rebalance.enable=false");
+    cluster.create("dyn", "1", &["min.insync.replicas=1"]);
+    let full = cluster.wait_for_partition("a full ISR", "dyn", 0, |line| line.isr.len() == 3);
+    let leader = leader_id(&full).unwrap();
+    let follower = full
+        .replicas
+        .iter()
+        .copied()
+        .find(|id| *id != leader)
+        .unwrap();
+    cluster.broker(follower).kill();
+    cluster.wait_for_partition("the ISR to shrink", "dyn", 0, |line| line.isr.len() == 2);
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .set("acks", "all")
+        .set("retries", "0")
+        .set("enable.idempotence", "false")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    let send = || {
+        let record = FutureRecord::<(), _>::to("dyn").payload("x").partition(0);
+        futures::executor::block_on(producer.send(record, Duration::from_secs(10)))
+            .map(|_| ())
+            .map_err(|(error, _)| error)
+    };
+    assert!(send().is_ok());
+
+    let alter = |value: &str| {
+        let setting = format!("min.insync.replicas={value}");
+        let run = cluster.tool(
+            "configs",
+            &["--topic", "dyn", "--alter", "--add-config", &setting],
+        );
+        assert_eq!(run.code, Some(0), "{run:?}");
+    };
+    alter("3");
+    wait_for("NOT_ENOUGH_REPLICAS", ELECTION_TIMEOUT, POLL, || {
+        matches!(
+            send(),
+            Err(KafkaError::MessageProduction(
+                RDKafkaErrorCode::NotEnoughReplicas
+            ))
+        )
+        .then_some(())
+    })
+    .unwrap();
+    alter("2");
+    wait_for("sends to succeed again", ELECTION_TIMEOUT, POLL, || {
+        send().is_ok().then_some(())
+    })
+    .unwrap();
+}
