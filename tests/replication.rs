@@ -254,6 +254,22 @@ fn rf3_topic_spreads_leaders_and_every_replica_holds_the_same_batches() {
             .unwrap()
         })
         .collect();
+    // A replication factor above the live brokers is refused.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let too_many = NewTopic::new("too-many", 1, TopicReplication::Fixed(4));
+    let results =
+        futures::executor::block_on(admin.create_topics([&too_many], &AdminOptions::new()))
+            .unwrap();
+    assert!(
+        matches!(
+            results[0],
+            Err((_, RDKafkaErrorCode::InvalidReplicationFactor))
+        ),
+        "{results:?}"
+    );
     let mut distinct = leaders.clone();
     distinct.sort();
     distinct.dedup();
@@ -598,4 +614,49 @@ fn a_deposed_leader_truncates_its_unreplicated_tail_and_converges() {
     let read = consume_all(&cluster.bootstrap(), "diverge", 0, 80);
     assert_eq!(read.len(), 80);
     assert!(read.iter().all(|(value, _)| !value.starts_with("tail")));
+}
+
+#[test]
+fn an_isr_shrinking_under_a_waiting_acks_all_send_is_not_enough_replicas_after_append() {
+    let mut cluster = Cluster::start("zookeeper.session.timeout.ms=10000");
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "after", 1, 2, &[("min.insync.replicas", "2")]);
+    let state = wait_for("a state", FAILOVER_TIMEOUT, POLL, || {
+        cluster.partition_state("after", 0)
+    })
+    .unwrap();
+    let leader = state["leader"].as_i64().unwrap() as i32;
+    let follower = state["isr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap() as i32)
+        .find(|id| *id != leader)
+        .unwrap();
+    let all = producer(
+        &cluster.broker(leader).bootstrap(),
+        "all",
+        &[("retries", "0")],
+    );
+    assert!(send(&all, "after", 0, "warm").is_ok());
+    cluster
+        .broker(follower)
+        .process
+        .as_mut()
+        .unwrap()
+        .pause()
+        .unwrap();
+    // Appended while the ISR is still two; answered once the leader drops the follower.
+    match send(&all, "after", 0, "stranded") {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicasAfterAppend)) => {}
+        other => panic!("expected NOT_ENOUGH_REPLICAS_AFTER_APPEND, got {other:?}"),
+    }
+    assert_eq!(cluster.isr_of("after", 0), vec![i64::from(leader)]);
+    cluster
+        .broker(follower)
+        .process
+        .as_mut()
+        .unwrap()
+        .resume()
+        .unwrap();
 }
