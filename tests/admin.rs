@@ -241,6 +241,28 @@ fn replication_factor_above_the_brokers_is_invalid_replication_factor() {
 }
 
 #[test]
+fn creating_with_an_unknown_or_bad_config_is_invalid_config() {
+    let cluster = TestCluster::start();
+    let unknown = cluster.create("configured", &["--config", "no.such.config=1"]);
+    assert_eq!(unknown.code, Some(1), "{unknown:?}");
+    assert!(
+        unknown.stderr.starts_with(
+            "Error while executing topic command : INVALID_CONFIG: Unknown topic config name: \
+             no.such.config"
+        ),
+        "{unknown:?}"
+    );
+    let bad = cluster.create("configured", &["--config", "retention.ms=soon"]);
+    assert_eq!(bad.code, Some(1), "{bad:?}");
+    assert!(bad.stderr.contains("INVALID_CONFIG"), "{bad:?}");
+    let listed = cluster.tool("topics", &["--list"]);
+    assert!(
+        !listed.stdout.lines().any(|line| line == "configured"),
+        "{listed:?}"
+    );
+}
+
+#[test]
 fn bad_flags_are_usage_errors() {
     let unknown = kchaos(&[
         "topics",
