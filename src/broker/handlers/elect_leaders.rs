@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
@@ -14,6 +15,10 @@ use super::Outcome;
 use crate::broker::context::Broker;
 use crate::broker::election::ElectionType;
 use crate::broker::elector;
+
+/// The longest an answer waits for the elected leaders to show in this broker's metadata.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+const APPLY_POLL: Duration = Duration::from_millis(20);
 
 pub fn handle(
     broker: &Arc<Broker>,
@@ -75,9 +80,13 @@ async fn respond(
         },
     };
     let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
+    let mut elected = Vec::new();
     for (topic, partition) in wanted {
         let result = match elector::elect_partition(broker, term, kind, &topic, partition).await {
-            Ok(_) => PartitionResult::default().with_partition_id(partition),
+            Ok(new_leader) => {
+                elected.push((topic.clone(), partition, new_leader.leader));
+                PartitionResult::default().with_partition_id(partition)
+            }
             Err(not_elected) => PartitionResult::default()
                 .with_partition_id(partition)
                 .with_error_code(not_elected.error.code())
@@ -85,6 +94,7 @@ async fn respond(
         };
         by_topic.entry(topic).or_default().push(result);
     }
+    wait_until_applied(broker, &elected, request.timeout_ms).await;
     let results = by_topic
         .into_iter()
         .map(|(topic, partitions)| {
@@ -94,4 +104,24 @@ async fn respond(
         })
         .collect();
     ElectLeadersResponse::default().with_replica_election_results(results)
+}
+
+/// Like Kafka's election purgatory: answers once this broker's metadata shows every elected
+/// leader (so that a Metadata request right after sees it), or after the request's timeout
+/// (capped at `MAX_WAIT`).
+async fn wait_until_applied(broker: &Broker, elected: &[(String, i32, i32)], timeout_ms: i32) {
+    let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let applied = || {
+        elected.iter().all(|(topic, partition, leader)| {
+            broker
+                .metadata
+                .topic(topic)
+                .and_then(|record| record.partitions.get(partition).map(|state| state.leader))
+                == Some(*leader)
+        })
+    };
+    while !applied() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(APPLY_POLL).await;
+    }
 }
