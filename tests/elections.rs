@@ -430,3 +430,60 @@ fn a_dynamic_min_insync_replicas_takes_effect_without_a_restart() {
     })
     .unwrap();
 }
+
+/// `kchaos elect --election-type unclean` elects a leaderless partition's first live replica
+/// even with `unclean.leader.election.enable=false` (the operator's explicit choice).
+#[test]
+fn kchaos_elect_unclean_elects_a_leaderless_partition() {
+    let mut cluster = Cluster::start("auto.leader.rebalance.enable=false");
+    cluster.create("manual", "1", &["min.insync.replicas=1"]);
+    let full = cluster.wait_for_partition("a full ISR", "manual", 0, |line| line.isr.len() == 3);
+    let leader = leader_id(&full).unwrap();
+    let followers: Vec<i32> = full
+        .replicas
+        .iter()
+        .copied()
+        .filter(|id| *id != leader)
+        .collect();
+    for follower in &followers {
+        cluster.broker(*follower).kill();
+    }
+    cluster.wait_for_partition("the ISR to shrink to the leader", "manual", 0, |line| {
+        line.isr == vec![leader]
+    });
+    cluster.broker(leader).kill();
+    for follower in &followers {
+        cluster.broker(*follower).restart();
+    }
+    cluster.wait_for_partition("Leader: none", "manual", 0, |line| line.leader == "none");
+
+    let preferred = cluster.tool(
+        "elect",
+        &["--election-type", "preferred", "--all-topic-partitions"],
+    );
+    assert_eq!(preferred.code, Some(1), "{preferred:?}");
+    assert!(
+        preferred.stdout.contains("PREFERRED_LEADER_NOT_AVAILABLE"),
+        "{preferred:?}"
+    );
+
+    let run = cluster.tool(
+        "elect",
+        &[
+            "--election-type",
+            "unclean",
+            "--topic",
+            "manual",
+            "--partition",
+            "0",
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "Successfully completed leader election (UNCLEAN) for partitions manual-0\n"
+    );
+    cluster.wait_for_partition("an unclean leader", "manual", 0, |line| {
+        leader_id(line).is_some_and(|id| followers.contains(&id))
+    });
+}
