@@ -360,6 +360,12 @@ fn configs_describe_shows_the_topic_overrides() {
             .any(|line| line.starts_with("  unclean.leader.election.enable=")),
         "{all:?}"
     );
+    assert!(
+        all.stdout
+            .lines()
+            .any(|line| line.starts_with("  retention.ms=604800000 ")),
+        "Kafka's defaults are listed too: {all:?}"
+    );
     let unknown = cluster.tool("configs", &["--topic", "no-such-topic", "--describe"]);
     assert_eq!(unknown.code, Some(1), "{unknown:?}");
     assert!(

@@ -23,42 +23,64 @@ enum Kind {
     ListOf(&'static [&'static str]),
 }
 
-/// Every topic config key Kafka knows, with its kind.
-const TOPIC_KEYS: &[(&str, Kind)] = &[
-    ("cleanup.policy", Kind::ListOf(&["delete", "compact"])),
+/// Every topic config key Kafka knows, with its kind and Kafka's default value.
+const TOPIC_KEYS: &[(&str, Kind, &str)] = &[
+    (
+        "cleanup.policy",
+        Kind::ListOf(&["delete", "compact"]),
+        "delete",
+    ),
     (
         "compression.type",
         Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+        "producer",
     ),
-    ("delete.retention.ms", Kind::Long(0)),
-    ("file.delete.delay.ms", Kind::Long(0)),
-    ("flush.messages", Kind::Long(1)),
-    ("flush.ms", Kind::Long(0)),
-    ("index.interval.bytes", Kind::Int(0)),
-    ("local.retention.bytes", Kind::Long(-2)),
-    ("local.retention.ms", Kind::Long(-2)),
-    ("max.compaction.lag.ms", Kind::Long(1)),
-    ("max.message.bytes", Kind::Int(0)),
-    ("message.downconversion.enable", Kind::Boolean),
+    ("delete.retention.ms", Kind::Long(0), "86400000"),
+    ("file.delete.delay.ms", Kind::Long(0), "60000"),
+    ("flush.messages", Kind::Long(1), "9223372036854775807"),
+    ("flush.ms", Kind::Long(0), "9223372036854775807"),
+    ("index.interval.bytes", Kind::Int(0), "4096"),
+    ("local.retention.bytes", Kind::Long(-2), "-2"),
+    ("local.retention.ms", Kind::Long(-2), "-2"),
+    (
+        "max.compaction.lag.ms",
+        Kind::Long(1),
+        "9223372036854775807",
+    ),
+    ("max.message.bytes", Kind::Int(0), "1048588"),
+    ("message.downconversion.enable", Kind::Boolean, "true"),
     (
         "message.timestamp.type",
         Kind::OneOf(&["CreateTime", "LogAppendTime"]),
+        "CreateTime",
     ),
-    ("message.timestamp.difference.max.ms", Kind::Long(0)),
-    ("message.timestamp.after.max.ms", Kind::Long(0)),
-    ("message.timestamp.before.max.ms", Kind::Long(0)),
-    ("min.cleanable.dirty.ratio", Kind::Ratio),
-    ("min.compaction.lag.ms", Kind::Long(0)),
-    ("min.insync.replicas", Kind::Int(1)),
-    ("preallocate", Kind::Boolean),
-    ("remote.storage.enable", Kind::Boolean),
-    ("retention.bytes", Kind::Long(i64::MIN)),
-    ("retention.ms", Kind::Long(-1)),
-    ("segment.bytes", Kind::Int(14)),
-    ("segment.index.bytes", Kind::Int(4)),
-    ("segment.jitter.ms", Kind::Long(0)),
-    ("segment.ms", Kind::Long(1)),
-    ("unclean.leader.election.enable", Kind::Boolean),
+    (
+        "message.timestamp.difference.max.ms",
+        Kind::Long(0),
+        "9223372036854775807",
+    ),
+    (
+        "message.timestamp.after.max.ms",
+        Kind::Long(0),
+        "9223372036854775807",
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        Kind::Long(0),
+        "9223372036854775807",
+    ),
+    ("min.cleanable.dirty.ratio", Kind::Ratio, "0.5"),
+    ("min.compaction.lag.ms", Kind::Long(0), "0"),
+    ("min.insync.replicas", Kind::Int(1), "1"),
+    ("preallocate", Kind::Boolean, "false"),
+    ("remote.storage.enable", Kind::Boolean, "false"),
+    ("retention.bytes", Kind::Long(i64::MIN), "-1"),
+    ("retention.ms", Kind::Long(-1), "604800000"),
+    ("segment.bytes", Kind::Int(14), "1073741824"),
+    ("segment.index.bytes", Kind::Int(4), "10485760"),
+    ("segment.jitter.ms", Kind::Long(0), "0"),
+    ("segment.ms", Kind::Long(1), "604800000"),
+    ("unclean.leader.election.enable", Kind::Boolean, "false"),
 ];
 
 /// IncrementalAlterConfigs operations (KIP-339).
@@ -75,8 +97,15 @@ pub struct InvalidConfig(pub String);
 fn kind_of(key: &str) -> Option<Kind> {
     TOPIC_KEYS
         .iter()
-        .find(|(name, _)| *name == key)
-        .map(|(_, kind)| *kind)
+        .find(|(name, _, _)| *name == key)
+        .map(|(_, kind, _)| *kind)
+}
+
+/// Every topic config key with Kafka's default value, by name.
+pub fn kafka_defaults() -> impl Iterator<Item = (&'static str, &'static str)> {
+    TOPIC_KEYS
+        .iter()
+        .map(|(name, _, default)| (*name, *default))
 }
 
 /// Whether `key` is a topic config.
