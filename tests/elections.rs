@@ -421,22 +421,55 @@ where
     Resp::decode(&mut response, version).unwrap()
 }
 
-/// With `auto.leader.rebalance.enable` (the default) and a 1 s check interval, leadership
-/// returns to the preferred replica by itself.
+/// The seed's preferred-election notes, with `auto.leader.rebalance.enable` (the default) and
+/// a 1 s check interval: stop brokers 2 and 3, then 1; restart 2 (leader: none, 2 is out of
+/// sync), then 1 (leader 1 everywhere: leader skew), then 3; once 2 and 3 are back in the ISRs
+/// the controller moves every partition back to its preferred replica by itself.
 #[test]
-fn auto_rebalance_returns_leadership_to_the_preferred_replica() {
+fn auto_rebalance_undoes_the_seeds_leader_skew() {
     let mut cluster = Cluster::start("leader.imbalance.check.interval.seconds=1");
-    cluster.create("auto", "1", &[]);
-    let full = cluster.wait_for_partition("a full ISR", "auto", 0, |line| line.isr.len() == 3);
-    let preferred = full.replicas[0];
-    cluster.broker(preferred).kill();
-    cluster.wait_for_partition("a new leader", "auto", 0, |line| {
-        leader_id(line).is_some_and(|id| id != preferred)
-    });
-    cluster.broker(preferred).restart();
-    cluster.wait_for_partition("the preferred leader again", "auto", 0, |line| {
-        leader_id(line) == Some(preferred) && line.isr.len() == 3
-    });
+    cluster.create("skew", "3", &[]);
+    let mut preferred = Vec::new();
+    for partition in 0..3 {
+        let full =
+            cluster.wait_for_partition("a full ISR", "skew", partition, |line| line.isr.len() == 3);
+        preferred.push(full.replicas[0]);
+    }
+    let mut sorted = preferred.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![1, 2, 3],
+        "each broker is preferred for one partition"
+    );
+
+    cluster.broker(2).kill();
+    cluster.broker(3).kill();
+    for partition in 0..3 {
+        cluster.wait_for_partition("broker 1 alone", "skew", partition, |line| {
+            line.isr == vec![1] && line.leader == "1"
+        });
+    }
+    cluster.broker(1).kill();
+    cluster.broker(2).restart();
+    for partition in 0..3 {
+        cluster.wait_for_partition("Leader: none", "skew", partition, |line| {
+            line.leader == "none"
+        });
+    }
+    cluster.broker(1).restart();
+    for partition in 0..3 {
+        cluster.wait_for_partition("leader 1", "skew", partition, |line| line.leader == "1");
+    }
+    cluster.broker(3).restart();
+    for (partition, preferred) in preferred.iter().enumerate() {
+        cluster.wait_for_partition(
+            "the preferred leader again",
+            "skew",
+            partition as i32,
+            |line| leader_id(line) == Some(*preferred),
+        );
+    }
 }
 
 /// A topic config altered at run time takes effect on the leader without a restart:
