@@ -592,3 +592,78 @@ fn kchaos_elect_unclean_elects_a_leaderless_partition() {
         leader_id(line).is_some_and(|id| followers.contains(&id))
     });
 }
+
+/// SIGTERM of a leader under a steady acks=all load: the broker moves its leadership away
+/// (controlled shutdown) before it exits, and every send is acknowledged — none fails — and
+/// read back.
+#[test]
+fn sigterm_of_a_leader_fails_no_acks_all_send() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use rdkafka::producer::FutureRecord;
+
+    let mut cluster = Cluster::start("auto.leader.rebalance.enable=false");
+    cluster.create("steady", "1", &["min.insync.replicas=2"]);
+    let full = cluster.wait_for_partition("a full ISR", "steady", 0, |line| line.isr.len() == 3);
+    let leader = leader_id(&full).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let enqueued = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let (stop, enqueued) = (Arc::clone(&stop), Arc::clone(&enqueued));
+        let bootstrap = cluster.bootstrap();
+        std::thread::spawn(move || {
+            let producer = broker_support::producer(&bootstrap, "all");
+            let mut deliveries = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let value = format!("m{}", deliveries.len());
+                let record = FutureRecord::<(), _>::to("steady")
+                    .payload(&value)
+                    .partition(0);
+                deliveries.push((value.clone(), producer.send_result(record).unwrap()));
+                enqueued.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            deliveries
+                .into_iter()
+                .map(
+                    |(value, delivery)| match futures::executor::block_on(delivery) {
+                        Ok(Ok(delivered)) => Ok((value, delivered.offset)),
+                        Ok(Err((error, _))) => Err(format!("{value}: {error}")),
+                        Err(canceled) => Err(format!("{value}: {canceled}")),
+                    },
+                )
+                .collect::<Vec<_>>()
+        })
+    };
+    let wait_enqueued = |at_least: usize| {
+        wait_for("sends to go out", ELECTION_TIMEOUT, POLL, || {
+            (enqueued.load(Ordering::SeqCst) >= at_least).then_some(())
+        })
+        .unwrap();
+    };
+    wait_enqueued(200);
+    assert!(cluster.broker(leader).terminate(), "exited by itself");
+    let output = cluster.broker(leader).output();
+    assert!(output.contains("Controlled shutdown succeeded"), "{output}");
+    let after = enqueued.load(Ordering::SeqCst);
+    wait_enqueued(after + 200);
+    stop.store(true, Ordering::SeqCst);
+    let results = sender.join().unwrap();
+    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failed.is_empty(), "failed sends: {failed:?}");
+    let acked: Vec<(String, i64)> = results.into_iter().filter_map(Result::ok).collect();
+    let read = consume_all(&cluster.bootstrap(), "steady", 0, acked.len());
+    let read_at: std::collections::HashMap<i64, &str> = read
+        .iter()
+        .map(|(value, offset)| (*offset, value.as_str()))
+        .collect();
+    for (value, offset) in &acked {
+        assert_eq!(
+            read_at.get(offset).copied(),
+            Some(value.as_str()),
+            "{value} lost"
+        );
+    }
+}
