@@ -5,7 +5,10 @@
 //! epoch bumped. Each state write is one multi-op fenced by the version of
 //! `/controller_epoch` (a stale controller cannot write). With no live ISR member the leader
 //! is -1 and the ISR keeps its last member, unless `unclean.leader.election.enable` lets the
-//! first live replica lead alone.
+//! first live replica lead alone. The controller also watches `/config/topics`, so that a
+//! topic's `unclean.leader.election.enable` turned true at run time is acted on at once, and
+//! (with `auto.leader.rebalance.enable`) runs the preferred-replica rebalance every
+//! `leader.imbalance.check.interval.seconds` ([`super::elector::rebalance`]).
 //!
 //! Brokers learn the decisions through their own watches ([`super::metadata_sync`]).
 
