@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -13,6 +14,10 @@ use kafka_protocol::protocol::StrBytes;
 use super::Outcome;
 use crate::broker::context::Broker;
 use crate::broker::topic_config::{self, InvalidConfig};
+
+/// How long an answer waits for this broker's metadata to show the change.
+const APPLY_WAIT: Duration = Duration::from_secs(5);
+const APPLY_POLL: Duration = Duration::from_millis(10);
 
 /// The TOPIC resource type.
 pub const TOPIC: i8 = 2;
@@ -38,7 +43,7 @@ pub async fn alter_topic(
             )),
         );
     }
-    let _admin = broker.topic_admin.lock().await;
+    let admin = broker.topic_admin.lock().await;
     let stored = async {
         if broker.coordinator.topic_assignment(topic).await?.is_none() {
             return Ok(None);
@@ -67,16 +72,26 @@ pub async fn alter_topic(
     if validate_only {
         return (0, None);
     }
-    match broker.coordinator.set_topic_config(topic, &config).await {
-        Ok(()) => {
-            tracing::info!("Updated the config of topic {topic}: {config:?}");
-            (0, None)
-        }
-        Err(error) => (
+    if let Err(error) = broker.coordinator.set_topic_config(topic, &config).await {
+        return (
             ResponseError::UnknownServerError.code(),
             Some(error.to_string()),
-        ),
+        );
     }
+    tracing::info!("Updated the config of topic {topic}: {config:?}");
+    drop(admin);
+    // Answer once this broker's own watch has applied it, so that a DescribeConfigs that
+    // follows on this broker sees the change (other brokers follow within their watch delay).
+    let deadline = tokio::time::Instant::now() + APPLY_WAIT;
+    while broker
+        .metadata
+        .topic(topic)
+        .is_some_and(|record| record.config != config)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(APPLY_POLL).await;
+    }
+    (0, None)
 }
 
 pub fn handle(
