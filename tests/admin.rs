@@ -241,6 +241,28 @@ fn replication_factor_above_the_brokers_is_invalid_replication_factor() {
 }
 
 #[test]
+fn creating_with_an_unknown_or_bad_config_is_invalid_config() {
+    let cluster = TestCluster::start();
+    let unknown = cluster.create("configured", &["--config", "no.such.config=1"]);
+    assert_eq!(unknown.code, Some(1), "{unknown:?}");
+    assert!(
+        unknown.stderr.starts_with(
+            "Error while executing topic command : INVALID_CONFIG: Unknown topic config name: \
+             no.such.config"
+        ),
+        "{unknown:?}"
+    );
+    let bad = cluster.create("configured", &["--config", "retention.ms=soon"]);
+    assert_eq!(bad.code, Some(1), "{bad:?}");
+    assert!(bad.stderr.contains("INVALID_CONFIG"), "{bad:?}");
+    let listed = cluster.tool("topics", &["--list"]);
+    assert!(
+        !listed.stdout.lines().any(|line| line == "configured"),
+        "{listed:?}"
+    );
+}
+
+#[test]
 fn bad_flags_are_usage_errors() {
     let unknown = kchaos(&[
         "topics",
@@ -338,6 +360,12 @@ fn configs_describe_shows_the_topic_overrides() {
             .any(|line| line.starts_with("  unclean.leader.election.enable=")),
         "{all:?}"
     );
+    assert!(
+        all.stdout
+            .lines()
+            .any(|line| line.starts_with("  retention.ms=604800000 ")),
+        "Kafka's defaults are listed too: {all:?}"
+    );
     let unknown = cluster.tool("configs", &["--topic", "no-such-topic", "--describe"]);
     assert_eq!(unknown.code, Some(1), "{unknown:?}");
     assert!(
@@ -367,8 +395,8 @@ fn deleting_a_config_that_is_not_set_is_refused() {
     );
 }
 
-/// Where the broker serves IncrementalAlterConfigs: set, delete, and Kafka's INVALID_CONFIG for
-/// an unknown key and a bad value. Where it does not: the clean UNSUPPORTED_VERSION message.
+/// IncrementalAlterConfigs: set, delete, and Kafka's INVALID_CONFIG for an unknown key and a
+/// bad value.
 #[test]
 fn configs_alter_sets_deletes_and_rejects_with_kafkas_errors() {
     let cluster = TestCluster::start();
@@ -379,15 +407,6 @@ fn configs_alter_sets_deletes_and_rejects_with_kafkas_errors() {
         cluster.tool("configs", &args)
     };
     let set = alter(&["--add-config", "retention.ms=5000,min.insync.replicas=1"]);
-    if set.stderr.contains("UNSUPPORTED_VERSION") {
-        assert_eq!(set.code, Some(1), "{set:?}");
-        assert!(
-            set.stderr
-                .contains("does not support INCREMENTAL_ALTER_CONFIGS"),
-            "{set:?}"
-        );
-        return;
-    }
     assert_eq!(set.code, Some(0), "{set:?}");
     assert_eq!(set.stdout, "Completed updating config for topic altered.\n");
     let described = cluster.tool("configs", &["--topic", "altered", "--describe"]);
@@ -404,13 +423,18 @@ fn configs_alter_sets_deletes_and_rejects_with_kafkas_errors() {
     let unknown = alter(&["--add-config", "no.such.config=1"]);
     assert_eq!(unknown.code, Some(1), "{unknown:?}");
     assert!(unknown.stderr.contains("INVALID_CONFIG"), "{unknown:?}");
+    assert!(
+        unknown
+            .stderr
+            .contains("Unknown topic config name: no.such.config"),
+        "{unknown:?}"
+    );
     let bad_value = alter(&["--add-config", "min.insync.replicas=many"]);
     assert_eq!(bad_value.code, Some(1), "{bad_value:?}");
     assert!(bad_value.stderr.contains("INVALID_CONFIG"), "{bad_value:?}");
 }
 
-/// Where the broker serves ElectLeaders: a single replica is already its preferred leader.
-/// Where it does not: the clean UNSUPPORTED_VERSION message.
+/// ElectLeaders: a single replica is already its preferred leader.
 #[test]
 fn elect_preferred_leader() {
     let cluster = TestCluster::start();
@@ -426,14 +450,6 @@ fn elect_preferred_leader() {
             "0",
         ],
     );
-    if run.stderr.contains("UNSUPPORTED_VERSION") {
-        assert_eq!(run.code, Some(1), "{run:?}");
-        assert!(
-            run.stderr.contains("does not support ELECT_LEADERS"),
-            "{run:?}"
-        );
-        return;
-    }
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(
         run.stdout,

@@ -5,7 +5,10 @@
 //! epoch bumped. Each state write is one multi-op fenced by the version of
 //! `/controller_epoch` (a stale controller cannot write). With no live ISR member the leader
 //! is -1 and the ISR keeps its last member, unless `unclean.leader.election.enable` lets the
-//! first live replica lead alone.
+//! first live replica lead alone. The controller also watches `/config/topics`, so that a
+//! topic's `unclean.leader.election.enable` turned true at run time is acted on at once, and
+//! (with `auto.leader.rebalance.enable`) runs the preferred-replica rebalance every
+//! `leader.imbalance.check.interval.seconds` ([`super::elector::rebalance`]).
 //!
 //! Brokers learn the decisions through their own watches ([`super::metadata_sync`]).
 
@@ -92,11 +95,24 @@ async fn serve(
         .coordinator
         .watch(super::zk::BROKER_IDS_PATH, true)
         .await?;
+    // A topic's `unclean.leader.election.enable` turning true calls for an election at once.
+    let mut configs_watch = broker
+        .coordinator
+        .watch(super::zk::TOPIC_CONFIGS_PATH, true)
+        .await?;
     let mut recheck = tokio::time::interval(RECHECK_INTERVAL);
+    let mut rebalance_check = tokio::time::interval(Duration::from_secs(
+        broker.config.leader_imbalance_check_interval_seconds,
+    ));
+    rebalance_check.tick().await;
     loop {
         elect_leaders(broker, epoch, epoch_version).await?;
         tokio::select! {
+            _ = rebalance_check.tick(), if broker.config.auto_leader_rebalance_enable => {
+                super::elector::rebalance(broker, (epoch, epoch_version)).await?;
+            }
             event = brokers_watch.changed() => session_alive(&event)?,
+            event = configs_watch.changed() => session_alive(&event)?,
             event = controller_watch.changed() => {
                 session_alive(&event)?;
                 if broker.coordinator.controller_id().await? != Some(broker.id()) {
@@ -164,7 +180,7 @@ async fn elect_leaders(
         let Some(assignment) = broker.coordinator.topic_assignment(&topic).await? else {
             continue;
         };
-        let unclean_allowed = unclean_allowed(broker, &topic);
+        let unclean_allowed = unclean_allowed(broker, &topic).await?;
         for (partition, replicas) in assignment {
             let Some((state, version)) = broker
                 .coordinator
@@ -226,12 +242,16 @@ async fn elect_leaders(
     Ok(())
 }
 
-fn unclean_allowed(broker: &Broker, topic: &str) -> bool {
-    broker
-        .metadata
-        .topic_config(topic, "unclean.leader.election.enable")
+/// The topic's `unclean.leader.election.enable`, read from the coordinator (not the metadata
+/// cache, which may not have seen a change that just woke the controller), else the broker's.
+async fn unclean_allowed(broker: &Broker, topic: &str) -> Result<bool, CoordinatorError> {
+    Ok(broker
+        .coordinator
+        .topic_config(topic)
+        .await?
+        .get("unclean.leader.election.enable")
         .and_then(|value| value.parse().ok())
-        .unwrap_or(broker.config.unclean_leader_election_enable)
+        .unwrap_or(broker.config.unclean_leader_election_enable))
 }
 
 fn join(ids: &[i32]) -> String {

@@ -13,10 +13,13 @@
 //!   KIP-101 truncation.
 //! - [`isr`]: leaders shrink and expand their ISR (compare-and-set in the coordinator).
 //! - [`controller`]: controller election and leader election for partitions that lost theirs.
+//! - [`election`]: preferred/unclean election and auto-rebalance decisions (pure).
+//! - [`elector`]: carries them out on the controller (ElectLeaders, auto rebalance).
 //! - [`metadata_sync`]: coordinator watches -> metadata cache and role changes.
 //! - [`peer`]: a connection to another broker.
 //! - [`metadata_cache`]: brokers and topics, for Metadata.
 //! - [`topic_admin`]: creating and deleting topics.
+//! - [`topic_config`]: topic config keys, their valid values, alter operations.
 //! - [`zk`]: the coordinator's paths and JSON, registration.
 //! - [`context`]: the state handlers share.
 
@@ -24,6 +27,8 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod controller;
+pub mod election;
+pub mod elector;
 pub mod handlers;
 pub mod isr;
 pub mod log;
@@ -35,6 +40,7 @@ pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod server;
 pub mod topic_admin;
+pub mod topic_config;
 pub mod zk;
 
 use std::path::PathBuf;

@@ -29,6 +29,8 @@ pub enum TopicAdminError {
     #[error("topic deletion is disabled (delete.topic.enable=false)")]
     DeletionDisabled,
     #[error(transparent)]
+    InvalidConfig(#[from] super::topic_config::InvalidConfig),
+    #[error(transparent)]
     Coordinator(CoordinatorError),
     #[error("cannot open the partition log: {0}")]
     Storage(#[from] std::io::Error),
@@ -55,6 +57,7 @@ impl TopicAdminError {
             TopicAdminError::Exists(_) => ResponseError::TopicAlreadyExists,
             TopicAdminError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
             TopicAdminError::DeletionDisabled => ResponseError::TopicDeletionDisabled,
+            TopicAdminError::InvalidConfig(_) => ResponseError::InvalidConfig,
             TopicAdminError::Coordinator(_) | TopicAdminError::Storage(_) => {
                 ResponseError::UnknownServerError
             }
@@ -118,6 +121,10 @@ pub async fn create_topic(
     validate_only: bool,
 ) -> Result<TopicRecord, TopicAdminError> {
     validate_topic_name(name)?;
+    let config = config
+        .into_iter()
+        .map(|(key, value)| super::topic_config::validate(&key, &value).map(|value| (key, value)))
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
     let partitions = if partitions == -1 {
         broker.config.num_partitions
     } else {

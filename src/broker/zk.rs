@@ -359,6 +359,34 @@ impl Coordinator {
         }))
     }
 
+    /// A topic's config overrides (`/config/topics/<t>`; empty when there is none).
+    pub async fn topic_config(
+        &self,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>, CoordinatorError> {
+        let path = topic_config_path(name);
+        match self.client()?.get_data(&path).await {
+            Ok((data, _)) => Ok(from_json::<TopicConfigJson>(&path, &data)?.config),
+            Err(zk::Error::NoNode) => Ok(BTreeMap::new()),
+            Err(source) => Err(request_error(&path)(source)),
+        }
+    }
+
+    /// Replaces a topic's config overrides; every broker's watch on `/config/topics` sees it.
+    pub async fn set_topic_config(
+        &self,
+        name: &str,
+        config: &BTreeMap<String, String>,
+    ) -> Result<(), CoordinatorError> {
+        self.ensure_path(TOPIC_CONFIGS_PATH).await?;
+        let json = TopicConfigJson {
+            version: 1,
+            config: config.clone(),
+        };
+        self.create_or_set(&topic_config_path(name), &to_json(&json))
+            .await
+    }
+
     /// Creates a topic: its config, its assignment, and each partition's initial state.
     /// Returns the controller epoch written into the states.
     pub async fn create_topic(&self, topic: &TopicRecord) -> Result<i32, CoordinatorError> {

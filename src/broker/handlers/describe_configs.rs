@@ -12,12 +12,14 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::config::BrokerConfig;
 use crate::broker::context::Broker;
+use crate::broker::topic_config;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 /// Config sources (KIP-226).
-const TOPIC_CONFIG: i8 = 1;
+const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
+const DEFAULT_CONFIG: i8 = 5;
 
 /// Topic-level keys and the broker setting each defaults to.
 fn topic_defaults(config: &BrokerConfig) -> Vec<(&'static str, String)> {
@@ -114,11 +116,19 @@ pub fn handle(
                         .config
                         .iter()
                         .filter(|(name, _)| wanted(name))
-                        .map(|(name, value)| entry(name, value.clone(), TOPIC_CONFIG))
+                        .map(|(name, value)| entry(name, value.clone(), DYNAMIC_TOPIC_CONFIG))
                         .collect();
-                    for (name, value) in topic_defaults(&broker.config) {
-                        if wanted(name) && !topic.config.contains_key(name) {
-                            configs.push(entry(name, value, STATIC_BROKER_CONFIG));
+                    let from_broker = topic_defaults(&broker.config);
+                    for (name, value) in &from_broker {
+                        if wanted(name) && !topic.config.contains_key(*name) {
+                            configs.push(entry(name, value.clone(), STATIC_BROKER_CONFIG));
+                        }
+                    }
+                    for (name, value) in topic_config::kafka_defaults() {
+                        let covered = topic.config.contains_key(name)
+                            || from_broker.iter().any(|(key, _)| *key == name);
+                        if wanted(name) && !covered {
+                            configs.push(entry(name, value.to_string(), DEFAULT_CONFIG));
                         }
                     }
                     result.with_configs(configs)

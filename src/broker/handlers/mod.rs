@@ -5,11 +5,14 @@
 //! Supported versions are the `kafka-protocol` crate's, capped where a newer version would
 //! need topic ids (Produce 13, Fetch 13+, Metadata 13) which the broker does not assign yet.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_configs;
+pub mod elect_leaders;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
@@ -57,6 +60,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The supported version range of `api_key`, if it is served.
@@ -130,6 +136,21 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> anyhow::Result<
             run::<m::OffsetForLeaderEpochRequest, _, _>(frame, &header, |request| {
                 offset_for_leader_epoch::handle(broker, request, version)
             })
+        }
+        ApiKey::AlterConfigs => {
+            let request = decode::<m::AlterConfigsRequest>(frame, &header)?;
+            reply(alter_configs::handle(broker, request, version), &header)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let request = decode::<m::IncrementalAlterConfigsRequest>(frame, &header)?;
+            reply(
+                incremental_alter_configs::handle(broker, request, version),
+                &header,
+            )
+        }
+        ApiKey::ElectLeaders => {
+            let request = decode::<m::ElectLeadersRequest>(frame, &header)?;
+            reply(elect_leaders::handle(broker, request, version), &header)
         }
         other => bail!("{other:?} is listed as supported but has no handler"),
     }
