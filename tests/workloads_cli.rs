@@ -111,3 +111,19 @@ fn check_of_a_directory_that_is_not_a_run_exits_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not a run directory"), "{stderr}");
 }
+
+#[test]
+fn a_seed_toml_cannot_hold_is_refused_before_anything_starts() {
+    let output = kchaos(&[
+        "workload",
+        "single-broker-smoke",
+        "--seed",
+        "18446744073709551615",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--seed 18446744073709551615 is too large"),
+        "{stderr}"
+    );
+}

@@ -87,7 +87,16 @@ pub fn run(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
     if let Some(rate) = args.rate {
         spec.clients.rate = rate;
     }
-    let seed = args.seed.or(spec.seed).unwrap_or_else(rand::random::<u64>);
+    // Seeds stay below 2^63: the run saves its seed in workload.toml, and TOML integers are i64.
+    let seed = args
+        .seed
+        .or(spec.seed)
+        .unwrap_or_else(|| rand::random::<u64>() >> 1);
+    anyhow::ensure!(
+        i64::try_from(seed).is_ok(),
+        "--seed {seed} is too large: seeds go up to {} (they are saved in workload.toml, whose integers are 64-bit signed)",
+        i64::MAX
+    );
     spec.seed = Some(seed);
     let name = path
         .file_stem()
