@@ -215,20 +215,14 @@ fn a_taken_port_is_named() {
     );
 }
 
-/// `kchaos cluster up` with a pipe to its stdin, killed on drop (its children follow it: they
-/// are killed by the kernel when it dies).
+/// `kchaos cluster up` with a pipe to its stdin, a `NodeProcess`: killed on drop, and by the
+/// kernel if this test process dies (its own children follow it the same way).
 struct Steered {
-    child: std::process::Child,
+    child: NodeProcess,
+    stdin: Option<std::process::ChildStdin>,
     output: PathBuf,
     bootstrap: Vec<String>,
     _root: tempfile::TempDir,
-}
-
-impl Drop for Steered {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Steered {
@@ -237,27 +231,37 @@ impl Steered {
         let output = root.path().join("cluster-up.out");
         let base_port = free_port_run(2);
         let coordinator_port = harness::ports::free_loopback_port().unwrap();
-        let child = std::process::Command::new(KCHAOS)
-            .args([
-                "cluster",
-                "up",
-                "--brokers",
-                "2",
-                "--session-timeout-ms",
-                "1000",
-            ])
-            .arg("--dir")
-            .arg(root.path().join("cluster"))
-            .args(["--base-port", &base_port.to_string()])
-            .args(["--coordinator-port", &coordinator_port.to_string()])
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::fs::File::create(&output).unwrap())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let cluster_dir = root.path().join("cluster");
+        let args: Vec<String> = [
+            "cluster",
+            "up",
+            "--brokers",
+            "2",
+            "--session-timeout-ms",
+            "1000",
+            "--dir",
+            cluster_dir.to_str().unwrap(),
+            "--base-port",
+            &base_port.to_string(),
+            "--coordinator-port",
+            &coordinator_port.to_string(),
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
+        let mut child = NodeProcess::spawn_with_stdin(
+            "cluster-up",
+            std::path::Path::new(KCHAOS),
+            &args,
+            &[("NO_COLOR".to_string(), "1".to_string())],
+            &output,
+            true,
+        )
+        .unwrap();
+        let stdin = child.take_stdin();
         let mut steered = Steered {
             child,
+            stdin,
             output,
             bootstrap: Vec::new(),
             _root: root,
@@ -274,7 +278,7 @@ impl Steered {
     }
 
     fn type_line(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
+        let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
     }
@@ -338,9 +342,9 @@ fn typed_commands_kill_and_start_single_brokers() {
     cluster.wait_for_output("unknown command `explode 1`");
 
     // The end of its input does not stop the cluster.
-    drop(cluster.child.stdin.take());
+    drop(cluster.stdin.take());
     cluster.wait_for_brokers(&[1, 2]);
-    assert!(cluster.child.try_wait().unwrap().is_none());
+    assert!(cluster.child.is_running().unwrap());
     let text = std::fs::read_to_string(&cluster.output).unwrap();
     assert!(!text.contains("stopping the cluster"), "{text}");
 }

@@ -91,6 +91,19 @@ impl NodeProcess {
         envs: &[(String, String)],
         log_path: &Path,
     ) -> Result<Self, ProcessError> {
+        Self::spawn_with_stdin(name, program, args, envs, log_path, false)
+    }
+
+    /// [`NodeProcess::spawn`], with a pipe to the child's stdin when `piped_stdin` (take it with
+    /// [`NodeProcess::take_stdin`]) instead of /dev/null: for programs steered by typed lines.
+    pub fn spawn_with_stdin(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(String, String)],
+        log_path: &Path,
+        piped_stdin: bool,
+    ) -> Result<Self, ProcessError> {
         let log_file = |path: &Path| {
             OpenOptions::new()
                 .create(true)
@@ -107,7 +120,11 @@ impl NodeProcess {
         command
             .args(args)
             .envs(envs.iter().map(|(key, value)| (key, value)))
-            .stdin(Stdio::null())
+            .stdin(if piped_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(stdout)
             .stderr(stderr)
             .process_group(0);
@@ -154,6 +171,11 @@ impl NodeProcess {
     /// The OS process id (also the process group id).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The pipe to the child's stdin, once, if it was spawned with one.
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
     }
 
     /// Where its stdout and stderr go.
@@ -305,6 +327,28 @@ mod tests {
             Err(nix::Error::ESRCH),
             "process {pid} still exists after drop"
         );
+    }
+
+    #[test]
+    fn a_piped_stdin_reaches_the_child() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut node = NodeProcess::spawn_with_stdin(
+            "reader",
+            Path::new("/bin/sh"),
+            &["-c".into(), "read line; echo \"got $line\"".into()],
+            &[],
+            &dir.path().join("reader.log"),
+            true,
+        )
+        .expect("spawn reader");
+        let mut stdin = node.take_stdin().expect("a pipe to stdin");
+        assert!(node.take_stdin().is_none(), "the pipe is handed out once");
+        writeln!(stdin, "hello").expect("write");
+        drop(stdin);
+        assert!(node.wait_for_exit(Duration::from_secs(5)).expect("wait"));
+        let log = std::fs::read_to_string(node.log_path()).expect("log");
+        assert!(log.contains("got hello"), "{log}");
     }
 
     #[test]
