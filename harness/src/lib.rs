@@ -8,6 +8,7 @@
 //! - [`ports`]: free loopback ports.
 //! - [`wait`]: waiting for a condition with a deadline instead of sleeping.
 //! - [`history`]: `history.jsonl`, its writer and reader.
+//! - [`kafka_connection`]: one raw Kafka-protocol connection, for what rdkafka does not expose.
 //! - [`leadership`]: leader and ISR of each partition sampled during a run (`leadership.jsonl`).
 //! - [`workload`]: workload specs (TOML), parsed strictly and validated.
 //! - [`target`]: fault targets (`leader`, `controller`, `broker-2`, ...) and their resolution.
@@ -32,6 +33,7 @@ pub mod cluster;
 pub mod consumer;
 pub mod final_read;
 pub mod history;
+pub mod kafka_connection;
 pub mod leadership;
 pub mod metadata;
 pub mod nemesis;

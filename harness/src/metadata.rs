@@ -5,39 +5,25 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader, TopicName, metadata_request::MetadataRequestTopic,
+    ApiKey, MetadataRequest, MetadataResponse, TopicName, metadata_request::MetadataRequestTopic,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use kafka_protocol::protocol::StrBytes;
 
-/// The largest response we accept (a metadata answer is small).
-const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+use crate::kafka_connection::{Connection, ConnectionError};
+
 /// The newest Metadata version we speak.
 const METADATA_VERSION_MAX: i16 = 12;
-/// The ApiVersions version we send (what librdkafka sends, so every broker has it).
-const API_VERSIONS_VERSION: i16 = 3;
+/// How long connecting and each request/answer of [`fetch_from`] may take.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why metadata could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    #[error("cannot reach {address}: {source}")]
-    Connect {
-        address: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
     #[error("{address} did not answer within {timeout_ms} ms")]
     Timeout { address: String, timeout_ms: u128 },
-    #[error("i/o with {address}: {source}")]
-    Io {
-        address: String,
-        source: std::io::Error,
-    },
-    #[error("bad answer from {address}: {message}")]
-    Protocol { address: String, message: String },
     #[error("no bootstrap server answered: {0}")]
     NoneAnswered(String),
 }
@@ -116,10 +102,7 @@ pub async fn fetch_from(
     address: &str,
     topic: Option<&str>,
 ) -> Result<ClusterMetadata, MetadataError> {
-    let mut connection = Connection::open(address).await?;
-    let version = connection
-        .negotiate(ApiKey::Metadata, METADATA_VERSION_MAX)
-        .await?;
+    let mut connection = Connection::open(address, CONNECTION_TIMEOUT).await?;
     let topics = topic.map(|name| {
         vec![
             MetadataRequestTopic::default()
@@ -129,7 +112,9 @@ pub async fn fetch_from(
     let request = MetadataRequest::default()
         .with_topics(topics)
         .with_allow_auto_topic_creation(false);
-    let response: MetadataResponse = connection.call(ApiKey::Metadata, version, &request).await?;
+    let (_version, response): (i16, MetadataResponse) = connection
+        .request(ApiKey::Metadata, METADATA_VERSION_MAX, &request)
+        .await?;
     Ok(convert(&response))
 }
 
@@ -160,146 +145,6 @@ fn convert(response: &MetadataResponse) -> ClusterMetadata {
         broker_addresses,
         controller_id: (controller >= 0).then_some(controller),
         partitions,
-    }
-}
-
-/// A request/response connection to one broker, for the few requests rdkafka does not expose.
-pub(crate) struct Connection {
-    address: String,
-    stream: TcpStream,
-    correlation_id: i32,
-}
-
-impl Connection {
-    pub(crate) async fn open(address: &str) -> Result<Self, MetadataError> {
-        let stream =
-            TcpStream::connect(address)
-                .await
-                .map_err(|source| MetadataError::Connect {
-                    address: address.to_string(),
-                    source,
-                })?;
-        Ok(Connection {
-            address: address.to_string(),
-            stream,
-            correlation_id: 0,
-        })
-    }
-
-    /// The version of `key` to use: the broker's newest, at most `ours_max`.
-    pub(crate) async fn negotiate(
-        &mut self,
-        key: ApiKey,
-        ours_max: i16,
-    ) -> Result<i16, MetadataError> {
-        let versions: ApiVersionsResponse = self
-            .call(
-                ApiKey::ApiVersions,
-                API_VERSIONS_VERSION,
-                &ApiVersionsRequest::default()
-                    .with_client_software_name(StrBytes::from_static_str("kchaos-harness"))
-                    .with_client_software_version(StrBytes::from_static_str("0.1")),
-            )
-            .await?;
-        let broker = versions
-            .api_keys
-            .iter()
-            .find(|api| api.api_key == key as i16)
-            .ok_or_else(|| self.protocol_error(format!("no {key:?} in ApiVersions")))?;
-        let version = broker.max_version.min(ours_max);
-        if version < broker.min_version || version < key.valid_versions().min {
-            return Err(self.protocol_error(format!(
-                "no common version of {key:?} (broker {}..{})",
-                broker.min_version, broker.max_version
-            )));
-        }
-        Ok(version)
-    }
-
-    pub(crate) fn protocol_error(&self, message: String) -> MetadataError {
-        MetadataError::Protocol {
-            address: self.address.clone(),
-            message,
-        }
-    }
-
-    fn io_error(&self, source: std::io::Error) -> MetadataError {
-        MetadataError::Io {
-            address: self.address.clone(),
-            source,
-        }
-    }
-
-    pub(crate) async fn call<Req, Resp>(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> Result<Resp, MetadataError>
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
-        self.correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("kchaos-harness")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .map_err(|error| self.protocol_error(format!("encoding the header: {error}")))?;
-        request
-            .encode(&mut body, version)
-            .map_err(|error| self.protocol_error(format!("encoding {key:?}: {error}")))?;
-        let mut frame = BytesMut::with_capacity(body.len() + 4);
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        self.stream
-            .write_all(&frame)
-            .await
-            .map_err(|source| self.io_error(source))?;
-
-        let length = self
-            .stream
-            .read_i32()
-            .await
-            .map_err(|source| self.io_error(source))?;
-        if length < 0 || length as usize > MAX_RESPONSE_BYTES {
-            return Err(self.protocol_error(format!("response length {length}")));
-        }
-        let mut buffer = vec![0u8; length as usize];
-        self.stream
-            .read_exact(&mut buffer)
-            .await
-            .map_err(|source| self.io_error(source))?;
-        let mut bytes = bytes::Bytes::from(buffer);
-        // ApiVersions answers always carry a v0 response header.
-        let header_version = if key == ApiKey::ApiVersions {
-            0
-        } else {
-            Resp::header_version(version)
-        };
-        let response_header = ResponseHeader::decode(&mut bytes, header_version)
-            .map_err(|error| self.protocol_error(format!("decoding the header: {error}")))?;
-        if response_header.correlation_id != self.correlation_id {
-            return Err(self.protocol_error(format!(
-                "correlation id {} for request {}",
-                response_header.correlation_id, self.correlation_id
-            )));
-        }
-        let response = Resp::decode(&mut bytes, version).map_err(|error| {
-            self.protocol_error(format!("decoding {key:?} v{version}: {error}"))
-        })?;
-        if bytes.has_remaining() {
-            tracing::debug!(
-                "{} bytes left after {key:?} from {}",
-                bytes.remaining(),
-                self.address
-            );
-        }
-        Ok(response)
     }
 }
 

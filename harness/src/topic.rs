@@ -10,7 +10,8 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::metadata::{self, Connection};
+use crate::kafka_connection::Connection;
+use crate::metadata;
 
 /// The newest CreateTopics version we speak.
 const CREATE_TOPICS_VERSION_MAX: i16 = 7;
@@ -76,9 +77,7 @@ pub async fn create_topic(
 }
 
 async fn create_at(address: &str, topic: &NewTopic<'_>) -> Result<(), String> {
-    let mut connection = Connection::open(address).await.map_err(|e| e.to_string())?;
-    let version = connection
-        .negotiate(ApiKey::CreateTopics, CREATE_TOPICS_VERSION_MAX)
+    let mut connection = Connection::open(address, ATTEMPT_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
     let configs = topic
@@ -99,8 +98,8 @@ async fn create_at(address: &str, topic: &NewTopic<'_>) -> Result<(), String> {
                 .with_configs(configs),
         ])
         .with_timeout_ms(ATTEMPT_TIMEOUT.as_millis() as i32);
-    let response: CreateTopicsResponse = connection
-        .call(ApiKey::CreateTopics, version, &request)
+    let (_version, response): (i16, CreateTopicsResponse) = connection
+        .request(ApiKey::CreateTopics, CREATE_TOPICS_VERSION_MAX, &request)
         .await
         .map_err(|e| e.to_string())?;
     let result = response

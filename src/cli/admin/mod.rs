@@ -235,6 +235,7 @@ impl AdminClient {
                 Connection::open(address, timeout),
             )
             .await
+            .map(|opened| opened.map_err(AdminError::from))
             .unwrap_or_else(|_| {
                 Err(AdminError::Timeout {
                     address: address.clone(),
@@ -281,9 +282,10 @@ impl AdminClient {
         if version >= 4 {
             request = request.with_allow_auto_topic_creation(false);
         }
-        self.connection
+        Ok(self
+            .connection
             .call(ApiKey::Metadata, version, &request)
-            .await
+            .await?)
     }
 
     /// The names of every topic, sorted.
@@ -306,7 +308,7 @@ impl AdminClient {
             .iter()
             .find(|b| b.node_id.0 == id)
             .ok_or_else(|| AdminError::Refused(format!("Broker {id} is not a live broker")))?;
-        Connection::open(&format!("{}:{}", broker.host, broker.port), self.timeout).await
+        Ok(Connection::open(&format!("{}:{}", broker.host, broker.port), self.timeout).await?)
     }
 
     /// A connection to the controller the metadata names, else to the bootstrap server.
@@ -339,8 +341,15 @@ impl AdminClient {
         let mut attempt = 1;
         loop {
             let outcome = match self.controller().await {
-                Ok(Some(mut controller)) => controller.request(key, ours_max, request).await,
-                Ok(None) => self.connection.request(key, ours_max, request).await,
+                Ok(Some(mut controller)) => controller
+                    .request(key, ours_max, request)
+                    .await
+                    .map_err(AdminError::from),
+                Ok(None) => self
+                    .connection
+                    .request(key, ours_max, request)
+                    .await
+                    .map_err(AdminError::from),
                 Err(error) => Err(error),
             };
             let last = attempt >= CONTROLLER_ATTEMPTS;
