@@ -12,7 +12,9 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use broker_support::{TestBroker, TestCoordinator, consume_all, produce_all, start_coordinator};
+use broker_support::{
+    TestBroker, TestCoordinator, consume_all, produce_all, records_through, start_coordinator,
+};
 use bytes::{BufMut, Bytes, BytesMut};
 use harness::wait::wait_for;
 use kafka_protocol::error::ResponseError;
@@ -654,7 +656,7 @@ fn sigterm_of_a_leader_fails_no_acks_all_send() {
     let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(failed.is_empty(), "failed sends: {failed:?}");
     let acked: Vec<(String, i64)> = results.into_iter().filter_map(Result::ok).collect();
-    let read = consume_all(&cluster.bootstrap(), "steady", 0, acked.len());
+    let read = consume_all(&cluster.bootstrap(), "steady", 0, records_through(&acked));
     let read_at: std::collections::HashMap<i64, &str> = read
         .iter()
         .map(|(value, offset)| (*offset, value.as_str()))

@@ -267,6 +267,17 @@ pub fn produce_all(
 
 /// Reads `topic` partition 0 from `from_offset` until `count` messages arrived (or 60 s
 /// passed). Returns (value, offset) in read order.
+/// How many records to read from offset 0 to reach every acknowledged offset: the highest one
+/// plus one. After a fault this is more than the number of acknowledged sends, because a send that
+/// librdkafka retried (without idempotence) may have been appended twice.
+pub fn records_through(acked: &[(String, i64)]) -> usize {
+    acked
+        .iter()
+        .map(|(_, offset)| *offset + 1)
+        .max()
+        .map_or(0, |end| end as usize)
+}
+
 pub fn consume_all(
     bootstrap: &str,
     topic: &str,
