@@ -28,9 +28,9 @@ use std::io::Read;
 use std::path::Path;
 
 pub use results::{
-    Anomaly, AnomalyKind, Example, Expectations, FaultFigures, FinalReadSummary, LatencyMicros,
-    LostExpectation, Malformed, OperationFigures, Results, SecondCounts, Strictness, Totals,
-    Validity,
+    AcknowledgedSendsExpectation, Anomaly, AnomalyKind, Example, Expectations, FaultFigures,
+    FinalReadSummary, LatencyMicros, LostExpectation, Malformed, OperationFigures, Outcome,
+    Results, SecondCounts, Strictness, Totals, Validity,
 };
 
 use analysis::Analysis;
