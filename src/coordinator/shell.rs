@@ -665,6 +665,6 @@ mod tests {
             assert!(error.contains(wanted), "{line}: {error}");
         }
         let words = vec!["ls".to_string(), "-x".to_string(), "/".to_string()];
-        assert_eq!(parse_command(&words).unwrap_err().exit_code(), 2);
+        assert_eq!(parse_command(&words).expect_err("-x").exit_code(), 2);
     }
 }
