@@ -251,6 +251,11 @@ impl Cluster {
         Ok(self.node(name)?.log_path.clone())
     }
 
+    /// The pid of `name`'s process while it has one (running or frozen).
+    pub fn pid(&self, name: &str) -> Result<Option<u32>, ClusterError> {
+        Ok(self.node(name)?.process.as_ref().map(NodeProcess::pid))
+    }
+
     /// Whether `name` runs, is frozen, or is down. Reaps a node that exited by itself.
     pub fn status(&mut self, name: &str) -> Result<NodeStatus, ClusterError> {
         let node = self.node_mut(name)?;
