@@ -194,6 +194,7 @@ async fn elect_leaders(
             }
             let election = elect(&replicas, &state.isr, &live, state.leader, unclean_allowed);
             if election.leader == state.leader && election.isr == state.isr {
+                log_still_offline(broker, &topic, partition, &replicas, &state.isr, &live);
                 continue;
             }
             let new_state = PartitionStateJson {
@@ -240,6 +241,33 @@ async fn elect_leaders(
         }
     }
     Ok(())
+}
+
+/// Says, on every check, why a partition with live replicas stays without a leader: none of its
+/// ISR is alive and unclean election is off (Kafka logs each failed election attempt likewise).
+fn log_still_offline(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    replicas: &[i32],
+    isr: &[i32],
+    live: &[i32],
+) {
+    let live_replicas: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|replica| live.contains(replica))
+        .collect();
+    if live_replicas.is_empty() {
+        return;
+    }
+    tracing::info!(
+        "[Controller id={}] Partition {topic}-{partition} stays offline: no replica in its ISR \
+         ({}) is alive and unclean.leader.election.enable is false (live replicas: {})",
+        broker.id(),
+        join(isr),
+        join(&live_replicas)
+    );
 }
 
 /// The topic's `unclean.leader.election.enable`, read from the coordinator (not the metadata
