@@ -155,7 +155,7 @@ fn assert_all_gone(children: &[(String, u32)]) {
 }
 
 #[test]
-fn cluster_up_writes_the_seed_layout_registers_brokers_and_sigterm_stops_all() {
+fn cluster_up_writes_the_lab_layout_registers_brokers_and_sigterm_stops_all() {
     let mut cluster = start(2);
     for id in 1..=2u16 {
         let path = cluster.dir.join(format!("server-{id}.properties"));

@@ -93,7 +93,7 @@ pub struct ClusterConfig {
 pub struct Layout {
     /// The coordinator's port, then one port per broker.
     pub ports: Option<Vec<u16>>,
-    /// Broker N's config at `DIR/server-N.properties`, as in the seed notes.
+    /// Broker N's config at `DIR/server-N.properties`, as in the lab (docs/lab.md).
     pub flat_broker_configs: bool,
 }
 

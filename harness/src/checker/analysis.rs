@@ -2,7 +2,7 @@
 //! ([`Analysis::feed`]) and keeps only per-value and per-offset state; [`Analysis::finish`]
 //! then walks the values once to find what needs the final read (lost, unexpected,
 //! aborted-read, indeterminate-*, poll-skip, divergent acknowledgements) and builds the
-//! [`Results`]. Definitions: CHECKER.md.
+//! [`Results`]. Definitions: docs/checker.md.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 

@@ -1,7 +1,7 @@
 //! What the checker hands back: the verdict ([`Validity`]), the workload's [`Expectations`], one
 //! [`Anomaly`] report per anomaly with its first examples, and the figures (latency, throughput,
 //! unavailability after each fault, a per-second timeline). Serialized as `results.json` with
-//! stable kebab-case field names (CHECKER.md):
+//! stable kebab-case field names (docs/checker.md):
 //!
 //! ```text
 //! {
@@ -219,7 +219,7 @@ impl AnomalyKind {
         AnomalyKind::IndeterminateLost,
     ];
 
-    /// The name used in results.json and CHECKER.md.
+    /// The name used in results.json and docs/checker.md.
     pub fn name(self) -> &'static str {
         match self {
             AnomalyKind::Lost => "lost",
