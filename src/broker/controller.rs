@@ -28,10 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use zookeeper_client as zk;
 
 use super::context::Broker;
-use super::zk::{CONTROLLER_PATH, CoordinatorError, PartitionStateJson};
+use super::zk::{
+    BROKER_IDS_PATH, CONTROLLER_PATH, CoordinatorError, PartitionStateJson, PersistentWatches,
+    TOPIC_CONFIGS_PATH, is_reconnection,
+};
 
 /// Pause before retrying after a coordinator error.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
@@ -60,7 +62,8 @@ pub async fn run(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
 /// controller or watch the one there is, until the session ends (an error).
 async fn contend(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
     broker.coordinator.wait_registered().await;
-    let mut controller_watch = broker.coordinator.watch(CONTROLLER_PATH, false).await?;
+    let mut controller_watch =
+        PersistentWatches::add(&broker.coordinator, &[(CONTROLLER_PATH, false)]).await?;
     loop {
         if broker
             .coordinator
@@ -89,19 +92,14 @@ async fn contend(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
         }
         if let Some(controller) = broker.coordinator.controller_id().await? {
             broker.metadata.set_controller_id(controller);
-            // Wait for /controller to change (deleted: race again).
-            let event = controller_watch.changed().await;
-            session_alive(&event)?;
+            // Wait for /controller to change (deleted: race again); after a reconnection,
+            // whose events are lost, look again.
+            let event = controller_watch.changed().await?;
+            if is_reconnection(&event) {
+                controller_watch.renew(&broker.coordinator).await?;
+            }
         }
     }
-}
-
-/// Fails when a watch reports the end of the session.
-fn session_alive(event: &zk::WatchedEvent) -> Result<(), CoordinatorError> {
-    if event.event_type == zk::EventType::Session && event.session_state.is_terminated() {
-        return Err(CoordinatorError::Closed);
-    }
-    Ok(())
 }
 
 /// What a controller does with an error from one of its rounds: the end of its session or
@@ -124,17 +122,15 @@ async fn serve(
     broker: &Arc<Broker>,
     epoch: i32,
     epoch_version: i32,
-    controller_watch: &mut zk::PersistentWatcher,
+    controller_watch: &mut PersistentWatches,
 ) -> Result<(), CoordinatorError> {
-    let mut brokers_watch = broker
-        .coordinator
-        .watch(super::zk::BROKER_IDS_PATH, true)
-        .await?;
-    // A topic's `unclean.leader.election.enable` turning true calls for an election at once.
-    let mut configs_watch = broker
-        .coordinator
-        .watch(super::zk::TOPIC_CONFIGS_PATH, true)
-        .await?;
+    // Brokers coming and going; a topic's `unclean.leader.election.enable` turning true calls
+    // for an election at once.
+    let mut watches = PersistentWatches::add(
+        &broker.coordinator,
+        &[(BROKER_IDS_PATH, true), (TOPIC_CONFIGS_PATH, true)],
+    )
+    .await?;
     let mut recheck = tokio::time::interval(RECHECK_INTERVAL);
     let mut rebalance_check = tokio::time::interval(Duration::from_secs(
         broker.config.leader_imbalance_check_interval_seconds,
@@ -144,25 +140,37 @@ async fn serve(
         if let Err(error) = update_partitions(broker, epoch, epoch_version).await {
             keep_serving(broker, error)?;
         }
-        tokio::select! {
+        let event = tokio::select! {
             _ = rebalance_check.tick(), if broker.config.auto_leader_rebalance_enable => {
                 if let Err(error) =
                     super::elector::rebalance(broker, (epoch, epoch_version)).await
                 {
                     keep_serving(broker, error)?;
                 }
+                continue;
             }
-            event = brokers_watch.changed() => session_alive(&event)?,
-            event = configs_watch.changed() => session_alive(&event)?,
-            event = controller_watch.changed() => {
-                session_alive(&event)?;
-                match broker.coordinator.controller_is_ours().await {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(()),
-                    Err(error) => keep_serving(broker, error)?,
+            event = watches.changed() => event?,
+            event = controller_watch.changed() => event?,
+            _ = recheck.tick() => continue,
+        };
+        let reconnected = is_reconnection(&event);
+        if reconnected {
+            for renewed in [
+                watches.renew(&broker.coordinator).await,
+                controller_watch.renew(&broker.coordinator).await,
+            ] {
+                if let Err(error) = renewed {
+                    keep_serving(broker, error)?;
                 }
             }
-            _ = recheck.tick() => {}
+        }
+        // /controller changed, or may have while the connection was down.
+        if reconnected || event.path == CONTROLLER_PATH {
+            match broker.coordinator.controller_is_ours().await {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(error) => keep_serving(broker, error)?,
+            }
         }
     }
 }

@@ -805,6 +805,72 @@ impl Coordinator {
     }
 }
 
+/// Persistent watches that outlive a lost connection. The coordinator drops a connection's
+/// watches with it and the client is to restore them when it reconnects to the session, but
+/// `zookeeper-client` 0.11.2 restores only the one-shot kinds (its setWatches request never
+/// carries the persistent ones). So after every reconnection ([`is_reconnection`]) the caller
+/// calls [`PersistentWatches::renew`], which adds them again: a new watcher first, then the
+/// old one dropped, so that the coordinator's watch is never removed and none is doubled.
+/// Events between the disconnection and the renewal are lost (even restored watches lose
+/// them, ZOOKEEPER-4698): the caller re-reads what it watches after a reconnection.
+pub struct PersistentWatches {
+    /// (path, recursive) of each watcher.
+    paths: Vec<(String, bool)>,
+    watchers: Vec<zk::PersistentWatcher>,
+}
+
+impl PersistentWatches {
+    /// Adds a persistent watch on each `(path, recursive)`.
+    pub async fn add(
+        coordinator: &Coordinator,
+        paths: &[(&str, bool)],
+    ) -> Result<Self, CoordinatorError> {
+        let mut watchers = Vec::with_capacity(paths.len());
+        for (path, recursive) in paths {
+            watchers.push(coordinator.watch(path, *recursive).await?);
+        }
+        Ok(PersistentWatches {
+            paths: paths
+                .iter()
+                .map(|(path, recursive)| (path.to_string(), *recursive))
+                .collect(),
+            watchers,
+        })
+    }
+
+    /// The next event of any of the watches (cancel-safe). Fails once the session has ended
+    /// (after which the watchers must not be polled again).
+    pub async fn changed(&mut self) -> Result<zk::WatchedEvent, CoordinatorError> {
+        let pending = self
+            .watchers
+            .iter_mut()
+            .map(|watcher| Box::pin(watcher.changed()));
+        let (event, _, _) = futures::future::select_all(pending).await;
+        if event.event_type == zk::EventType::Session && event.session_state.is_terminated() {
+            return Err(CoordinatorError::Closed);
+        }
+        Ok(event)
+    }
+
+    /// Adds the watches again after a reconnection. On an error the old watchers stay (the
+    /// next reconnection renews them).
+    pub async fn renew(&mut self, coordinator: &Coordinator) -> Result<(), CoordinatorError> {
+        let mut renewed = Vec::with_capacity(self.paths.len());
+        for (path, recursive) in &self.paths {
+            renewed.push(coordinator.watch(path, *recursive).await?);
+        }
+        // The old watchers (and the session events still queued in them) go now.
+        self.watchers = renewed;
+        Ok(())
+    }
+}
+
+/// Whether a watch event says the client reconnected to its session.
+pub fn is_reconnection(event: &zk::WatchedEvent) -> bool {
+    event.event_type == zk::EventType::Session
+        && event.session_state == zk::SessionState::SyncConnected
+}
+
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing these plain structs (strings, numbers, maps with string keys) cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
