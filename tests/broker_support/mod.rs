@@ -188,15 +188,29 @@ impl TestBroker {
         self.process = Some(process);
     }
 
-    /// Waits until the log says the broker started once more than `starts_before` times.
-    pub fn wait_started(&self, starts_before: usize) {
-        wait_for(
+    /// Waits until the log says the broker started once more than `starts_before` times;
+    /// panics at once if the process exits first.
+    pub fn wait_started(&mut self, starts_before: usize) {
+        let started = wait_for(
             "the broker to start",
             STARTUP_TIMEOUT,
             Duration::from_millis(20),
-            || (self.starts() > starts_before).then_some(()),
-        )
-        .unwrap_or_else(|error| panic!("{error}; log:\n{}", self.output()));
+            || {
+                if self.starts() > starts_before {
+                    return Some(Ok(()));
+                }
+                let running = self
+                    .process
+                    .as_mut()
+                    .is_some_and(|p| p.is_running().unwrap());
+                (!running).then_some(Err("the broker exited"))
+            },
+        );
+        match started {
+            Ok(Ok(())) => {}
+            Ok(Err(exited)) => panic!("{exited}; log:\n{}", self.output()),
+            Err(error) => panic!("{error}; log:\n{}", self.output()),
+        }
     }
 
     /// SIGKILL: a crash.
