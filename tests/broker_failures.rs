@@ -21,8 +21,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use broker_support::{
-    TestBroker, TestCoordinator, produce_all, produce_to, start_coordinator,
-    start_coordinator_with_tick,
+    TestBroker, TestCoordinator, bootstrap_of, produce_all, produce_to, start_brokers,
+    start_coordinator, start_coordinator_with_tick,
 };
 use harness::wait::wait_for;
 use kchaos::broker::partition::LeaderAndIsr;
@@ -127,13 +127,7 @@ impl Lab {
             "replica.fetch.wait.max.ms=100\nauto.create.topics.enable=false\n\
              auto.leader.rebalance.enable=false\n{extra}"
         );
-        let brokers = (1..=count)
-            .map(|id| {
-                let broker_dir = dir.path().join(format!("broker-{id}"));
-                std::fs::create_dir_all(&broker_dir).unwrap();
-                TestBroker::start(&broker_dir, &coordinator, id, &extra)
-            })
-            .collect();
+        let brokers = start_brokers(dir.path(), &coordinator, count, &extra);
         let observer = Observer::connect(&coordinator);
         Lab {
             _coordinator: coordinator,
@@ -147,14 +141,8 @@ impl Lab {
         self.brokers.iter_mut().find(|b| b.broker_id == id).unwrap()
     }
 
-    /// Every running broker's address.
     fn bootstrap(&self) -> String {
-        self.brokers
-            .iter()
-            .filter(|b| b.process.is_some())
-            .map(TestBroker::bootstrap)
-            .collect::<Vec<_>>()
-            .join(",")
+        bootstrap_of(&self.brokers)
     }
 
     /// `kchaos topics --bootstrap-server <a running broker> args...`; (exit code, stdout).

@@ -522,12 +522,17 @@ fn kip_101_follower_restart_then_leader_death_loses_nothing() {
     // Its old registration expired before it could register again, so the controller took it
     // out of the ISR (Kafka's OfflineReplica); it rejoins once it fetched up to the leader,
     // after truncating where its log diverges (KIP-101). The leader dies right after.
-    wait_for("the follower back in the ISR", FAILOVER_TIMEOUT, POLL, || {
-        cluster
-            .isr_of("kip101", 0)
-            .contains(&i64::from(follower))
-            .then_some(())
-    })
+    wait_for(
+        "the follower back in the ISR",
+        FAILOVER_TIMEOUT,
+        POLL,
+        || {
+            cluster
+                .isr_of("kip101", 0)
+                .contains(&i64::from(follower))
+                .then_some(())
+        },
+    )
     .unwrap();
     cluster.broker(leader).kill();
     let new_leader = cluster.wait_for_new_leader("kip101", 0, leader);

@@ -27,12 +27,7 @@ pub async fn run(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
             _ = wakeup.notified() => {}
             _ = stopped.wait_for(|stop| *stop) => return,
         }
-        let live: Vec<i32> = broker
-            .metadata
-            .brokers()
-            .iter()
-            .map(|endpoint| endpoint.broker_id)
-            .collect();
+        let live = broker.metadata.live_broker_ids();
         for partition in broker.replicas.all() {
             if let Some(change) = partition.isr_change(lag_max, &live) {
                 write_isr(&broker, &partition, change).await;

@@ -234,6 +234,33 @@ impl TestBroker {
     }
 }
 
+/// Starts brokers 1..=`count`, each in its own directory under `dir`, with `extra`
+/// server.properties lines.
+pub fn start_brokers(
+    dir: &Path,
+    coordinator: &TestCoordinator,
+    count: i32,
+    extra: &str,
+) -> Vec<TestBroker> {
+    (1..=count)
+        .map(|id| {
+            let broker_dir = dir.join(format!("broker-{id}"));
+            std::fs::create_dir_all(&broker_dir).unwrap();
+            TestBroker::start(&broker_dir, coordinator, id, extra)
+        })
+        .collect()
+}
+
+/// The addresses of the brokers that run, comma-separated.
+pub fn bootstrap_of(brokers: &[TestBroker]) -> String {
+    brokers
+        .iter()
+        .filter(|broker| broker.process.is_some())
+        .map(TestBroker::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A producer with `acks` and fast failure detection.
 pub fn producer(bootstrap: &str, acks: &str) -> FutureProducer {
     ClientConfig::new()
