@@ -281,6 +281,14 @@ async fn register(broker: &Broker, registration: &BrokerRegistration) -> anyhow:
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            // A lost connection (the session lives on): try again; a create that went through
+            // is found as this session's own node.
+            Err(error @ CoordinatorError::Request { .. })
+                if !broker.coordinator.session_ended() && start.elapsed() < max_wait =>
+            {
+                tracing::info!("registering broker id {} again: {error}", broker.id());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             Err(error) => return Err(error).context("cannot register in the coordinator"),
         }
     }
@@ -356,9 +364,20 @@ async fn watch_session(broker: Arc<Broker>, registration: BrokerRegistration) {
                 }
             }
         }
-        match register(&broker, &registration).await {
-            Ok(()) => tracing::info!("broker {} registered again", broker.id()),
-            Err(error) => tracing::error!("cannot register again: {error:#}"),
+        // Until registered: this broker takes part in the cluster only then (the controller
+        // task waits for it). A session that ends meanwhile is replaced by the next round.
+        loop {
+            match register(&broker, &registration).await {
+                Ok(()) => {
+                    tracing::info!("broker {} registered again", broker.id());
+                    break;
+                }
+                Err(_) if broker.coordinator.session_ended() => break,
+                Err(error) => {
+                    tracing::error!("cannot register again: {error:#}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
         }
     }
 }
