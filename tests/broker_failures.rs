@@ -4,7 +4,9 @@
 //! - a broker restarted at once after kill -9, while its previous registration still lives
 //!   (a tick that raises the session, as ZooKeeper's defaults do), comes up and keeps every
 //!   acknowledged message;
-//! - a controller paused for most of its session keeps its role and still elects;
+//! - a controller paused for most of its session keeps its role and still elects; a broker
+//!   whose connection dropped that way still takes over when the controller dies;
+//! - deleting `/controller` moves the role to exactly one broker;
 //! - a follower killed (or stopped with SIGTERM) leaves every ISR when its registration goes,
 //!   with Kafka's 30 s `replica.lag.time.max.ms`, so that acks=all sends succeed on the live
 //!   replicas; restarted, it rejoins through the leaders' normal ISR expansion;
@@ -113,7 +115,7 @@ impl Observer {
 
 /// A coordinator, brokers 1..=n and an observer.
 struct Lab {
-    _coordinator: TestCoordinator,
+    coordinator: TestCoordinator,
     observer: Observer,
     brokers: Vec<TestBroker>,
     _dir: tempfile::TempDir,
@@ -130,11 +132,15 @@ impl Lab {
         let brokers = start_brokers(dir.path(), &coordinator, count, &extra);
         let observer = Observer::connect(&coordinator);
         Lab {
-            _coordinator: coordinator,
+            coordinator: coordinator,
             observer,
             brokers,
             _dir: dir,
         }
+    }
+
+    fn connect_string(&self) -> String {
+        self.coordinator.connect_string()
     }
 
     fn broker(&mut self, id: i32) -> &mut TestBroker {
@@ -656,6 +662,55 @@ fn a_controller_paused_past_its_session_resigns_registers_again_and_rejoins() {
         let acked = produce_to(&lab.bootstrap(), "all", "expiry", partition, 0, 10);
         assert_eq!(acked.len(), 10, "acks=all to partition {partition}");
     }
+}
+
+/// Deleting `/controller` (the operator's way to move the role) ends the term of the broker
+/// that held it: the brokers race again, the winner bumps the controller epoch, and exactly
+/// one broker acts as controller, the one `/controller` names; it elects a leader for a
+/// partition whose leader is then killed.
+#[test]
+fn deleting_controller_moves_the_role_to_exactly_one_broker() {
+    let session = Duration::from_millis(2000);
+    let mut lab = Lab::start(start_coordinator(), 3, "zookeeper.session.timeout.ms=2000");
+    lab.create("moved", 3, &[]);
+    lab.observer
+        .wait_for_states("a full ISR", "moved", 3, |state| state.isr.len() == 3);
+    let epoch = |lab: &Lab| {
+        lab.observer
+            .runtime
+            .block_on(lab.observer.coordinator.controller_epoch())
+            .unwrap()
+            .unwrap()
+            .0
+    };
+    let first_epoch = epoch(&lab);
+    let deleted = Command::new(env!("CARGO_BIN_EXE_kchaos"))
+        .args(["coord", &lab.connect_string(), "delete", "/controller"])
+        .output()
+        .unwrap();
+    assert!(deleted.status.success(), "{deleted:?}");
+    let controller = wait_for("a new controller term", TIMEOUT, POLL, || {
+        let controller = lab.observer.controller()?;
+        (epoch(&lab) > first_epoch && lab.acting_controllers() == vec![controller])
+            .then_some(controller)
+    })
+    .unwrap_or_else(|error| panic!("{error}; acting: {:?}", lab.acting_controllers()));
+
+    let states = lab.observer.states("moved", 3);
+    let (partition, victim) = (0..3)
+        .map(|partition| (partition, states[partition as usize].leader))
+        .find(|(_, leader)| *leader != controller)
+        .unwrap();
+    lab.broker(victim).kill();
+    let killed = Instant::now();
+    wait_for("a new leader", TIMEOUT, POLL, || {
+        lab.observer
+            .state("moved", partition)
+            .filter(|state| state.leader >= 0 && state.leader != victim)
+    })
+    .unwrap();
+    assert!(killed.elapsed() <= session + Duration::from_secs(1));
+    assert_eq!(lab.acting_controllers(), vec![controller]);
 }
 
 /// Every controller write is a multi-op that checks the version of `/controller_epoch`: once
