@@ -132,7 +132,7 @@ impl Lab {
         let brokers = start_brokers(dir.path(), &coordinator, count, &extra);
         let observer = Observer::connect(&coordinator);
         Lab {
-            coordinator: coordinator,
+            coordinator,
             observer,
             brokers,
             _dir: dir,
