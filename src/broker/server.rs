@@ -241,9 +241,9 @@ async fn controlled_shutdown(broker: &Arc<Broker>) {
 }
 
 /// Registers `/brokers/ids/<id>`. After a crash the previous process's ephemeral node lives
-/// until its session expires, so a taken id is waited for (saying so once) for as long as that
-/// registration can live ([`zk::ephemeral_lifetime`]); still taken after that, another broker runs
-/// with this id.
+/// until its session expires, so a taken id is waited for (saying so once) for as long as
+/// that registration can live ([`zk::ephemeral_lifetime`]); still taken after that, another
+/// broker runs with this id. A lost connection is retried within the same bound.
 async fn register(broker: &Broker, registration: &BrokerRegistration) -> anyhow::Result<()> {
     let requested = Duration::from_millis(broker.config.zookeeper_session_timeout_ms);
     let negotiated = broker.coordinator.negotiated_session_timeout();
