@@ -18,7 +18,7 @@ use super::log::partition_log::LogConfig;
 use super::metadata_cache::MetadataCache;
 use super::replica_fetcher::ReplicaFetchers;
 use super::replica_manager::ReplicaManager;
-use super::zk::{BrokerRegistration, Coordinator, CoordinatorError};
+use super::zk::{self, BrokerRegistration, Coordinator, CoordinatorError};
 use super::{controller, isr, metadata_sync};
 
 /// Open connections at most; further clients wait in the accept queue.
@@ -241,27 +241,52 @@ async fn controlled_shutdown(broker: &Arc<Broker>) {
 }
 
 /// Registers `/brokers/ids/<id>`. After a crash the previous process's ephemeral node lives
-/// until its session expires, so a taken id is retried for up to twice the session timeout.
+/// until its session expires, so a taken id is waited for (saying so once) for as long as
+/// that registration can live ([`zk::ephemeral_lifetime`]); still taken after that, another
+/// broker runs with this id. A lost connection is retried within the same bound.
 async fn register(broker: &Broker, registration: &BrokerRegistration) -> anyhow::Result<()> {
-    let session_timeout = Duration::from_millis(broker.config.zookeeper_session_timeout_ms);
-    let deadline = tokio::time::Instant::now() + session_timeout * 2;
-    let mut warned = false;
+    let requested = Duration::from_millis(broker.config.zookeeper_session_timeout_ms);
+    let negotiated = broker.coordinator.negotiated_session_timeout();
+    let max_wait = zk::ephemeral_lifetime(requested, negotiated);
+    let start = tokio::time::Instant::now();
+    let mut waiting = false;
     loop {
         match broker
             .coordinator
             .register_broker(broker.id(), registration)
             .await
         {
-            Ok(()) => return Ok(()),
-            Err(CoordinatorError::BrokerIdTaken(_)) if tokio::time::Instant::now() < deadline => {
-                if !warned {
-                    tracing::warn!(
-                        "broker id {} is still registered (a previous process's session?): \
-                         waiting for it to expire",
-                        broker.id()
+            Ok(()) => {
+                if waiting {
+                    tracing::info!(
+                        "broker id {} registered after waiting {} ms for the previous \
+                         registration to expire",
+                        broker.id(),
+                        start.elapsed().as_millis()
                     );
-                    warned = true;
                 }
+                return Ok(());
+            }
+            Err(CoordinatorError::BrokerIdTaken(_)) if start.elapsed() < max_wait => {
+                if !waiting {
+                    tracing::warn!(
+                        "broker id {} is still registered by another coordinator session (a \
+                         previous process of this broker that was killed?): waiting up to {} ms \
+                         for it to expire (the negotiated session timeout {} ms, plus a tick)",
+                        broker.id(),
+                        max_wait.as_millis(),
+                        negotiated.as_millis()
+                    );
+                    waiting = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // A lost connection (the session lives on): try again; a create that went through
+            // is found as this session's own node.
+            Err(error @ CoordinatorError::Request { .. })
+                if !broker.coordinator.session_ended() && start.elapsed() < max_wait =>
+            {
+                tracing::info!("registering broker id {} again: {error}", broker.id());
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(error) => return Err(error).context("cannot register in the coordinator"),
@@ -305,30 +330,54 @@ async fn checkpoint_high_watermarks(broker: Arc<Broker>, mut stopped: watch::Rec
     }
 }
 
-/// Keeps the broker registered: when its coordinator session expires (the broker was paused
-/// or cut off longer than `zookeeper.session.timeout.ms`), opens a new session and registers
-/// `/brokers/ids/<id>` again, as Kafka does.
+/// Keeps the broker registered: when its coordinator session ends (it expired because the
+/// broker was paused or cut off longer than the session timeout, or the coordinator refused
+/// it) other than by this broker's own close, opens a new session and registers
+/// `/brokers/ids/<id>` again, as Kafka does; the controller task contends again once that is
+/// done ([`Coordinator::wait_registered`]).
 async fn watch_session(broker: Arc<Broker>, registration: BrokerRegistration) {
     loop {
         let Some(mut watcher) = broker.coordinator.state_watcher() else {
             return;
         };
-        loop {
-            match watcher.changed().await {
-                zookeeper_client::SessionState::Expired => break,
-                zookeeper_client::SessionState::Closed => return,
-                other => tracing::info!("coordinator session state: {other:?}"),
+        let mut state = watcher.peek_state();
+        while !state.is_terminated() {
+            state = watcher.changed().await;
+            if !state.is_terminated() {
+                tracing::info!("coordinator session state: {state:?}");
             }
         }
-        tracing::warn!("coordinator session expired: opening a new session to register again");
-        let deadline = Duration::from_millis(broker.config.zookeeper_connection_timeout_ms);
-        while let Err(error) = broker.coordinator.reconnect(deadline).await {
-            tracing::warn!("cannot reopen the coordinator session: {error}");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        if broker.coordinator.is_closed() {
+            return;
         }
-        match register(&broker, &registration).await {
-            Ok(()) => tracing::info!("broker {} registered again", broker.id()),
-            Err(error) => tracing::error!("cannot register again: {error:#}"),
+        tracing::warn!(
+            "coordinator session ended ({state:?}): opening a new session to register again"
+        );
+        let deadline = Duration::from_millis(broker.config.zookeeper_connection_timeout_ms);
+        loop {
+            match broker.coordinator.reconnect(deadline).await {
+                Ok(()) => break,
+                Err(CoordinatorError::Closed) => return,
+                Err(error) => {
+                    tracing::warn!("cannot reopen the coordinator session: {error}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        // Until registered: this broker takes part in the cluster only then (the controller
+        // task waits for it). A session that ends meanwhile is replaced by the next round.
+        loop {
+            match register(&broker, &registration).await {
+                Ok(()) => {
+                    tracing::info!("broker {} registered again", broker.id());
+                    break;
+                }
+                Err(_) if broker.coordinator.session_ended() => break,
+                Err(error) => {
+                    tracing::error!("cannot register again: {error:#}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
         }
     }
 }
