@@ -25,7 +25,8 @@ enum Command {
     Check(cli::workload::CheckArgs),
     /// Write the HTML report of a stored run.
     Report(cli::report::ReportArgs),
-    /// Start a coordinator and brokers by hand, as in the seed notes (`cluster up`).
+    /// The 3-broker lab by hand: `cluster up`, and `status`, `down`, `kill N`... from another
+    /// shell (docs/lab.md).
     Cluster(cli::cluster::ClusterArgs),
     /// Run one Kafka-protocol broker (`--config server.properties`).
     Broker(broker::BrokerArgs),

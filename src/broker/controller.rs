@@ -281,6 +281,7 @@ async fn update_partitions(
             let Some(change) =
                 partition_change(&replicas, state.leader, &state.isr, &live, unclean_allowed)
             else {
+                log_still_offline(broker, &topic, partition, &replicas, &state, &live);
                 continue;
             };
             let new_state = match &change {
@@ -316,6 +317,37 @@ async fn update_partitions(
         }
     }
     Ok(())
+}
+
+/// Says, on every check, why a partition with live replicas stays without a leader: none of its
+/// ISR is alive and unclean election is off (Kafka logs each failed election attempt likewise).
+/// Nothing for a partition whose leader lives, or none of whose replicas does.
+fn log_still_offline(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    replicas: &[i32],
+    state: &PartitionStateJson,
+    live: &[i32],
+) {
+    if state.leader >= 0 && live.contains(&state.leader) {
+        return;
+    }
+    let live_replicas: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|replica| live.contains(replica))
+        .collect();
+    if live_replicas.is_empty() {
+        return;
+    }
+    tracing::info!(
+        "[Controller id={}] Partition {topic}-{partition} stays offline: no replica in its ISR \
+         ({}) is alive and unclean.leader.election.enable is false (live replicas: {})",
+        broker.id(),
+        join(&state.isr),
+        join(&live_replicas)
+    );
 }
 
 fn log_change(
