@@ -18,7 +18,7 @@ use crate::state::{BackingPaths, Shared};
 
 /// How long an unmount waits for the filesystem thread to finish before leaving it behind
 /// (it ends by itself when the kernel drops the detached mount).
-const SESSION_END_TIMEOUT: Duration = Duration::from_secs(5);
+const SESSION_END_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Settings of a mount.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,8 @@ use crate::error::FaultFsError;
 /// Every mount's source starts with this, followed by its tag.
 pub const FS_NAME_PREFIX: &str = "kchaos-faultfs:";
 
-/// The FUSE subtype: /proc/mounts shows the type `fuse.faultfs`.
+/// The FUSE subtype (/proc/mounts shows the type `fuse.faultfs` when fusermount3 mounted it,
+/// `fuse` when mounted directly as root).
 pub const FS_SUBTYPE: &str = "faultfs";
 
 /// A fault filesystem mount listed in /proc/mounts.
@@ -54,7 +55,10 @@ fn parse_mounts(table: &str, tag_prefix: &str) -> Vec<FaultMount> {
             let mount_point = fields.next()?;
             let fs_type = fields.next()?;
             let tag = source.strip_prefix(FS_NAME_PREFIX)?;
-            (fs_type == format!("fuse.{FS_SUBTYPE}") && tag.starts_with(tag_prefix)).then(|| {
+            // `fuse` when mounted directly (the kernel ignores the subtype), `fuse.faultfs` by
+            // fusermount3.
+            let fuse = fs_type == "fuse" || fs_type == format!("fuse.{FS_SUBTYPE}");
+            (fuse && tag.starts_with(tag_prefix)).then(|| {
                 FaultMount {
                     tag: tag.to_string(),
                     mount_point: PathBuf::from(unescape(mount_point)),
@@ -120,7 +124,7 @@ mod tests {
     fn only_fault_mounts_with_the_prefix_are_found() {
         let table = "\
 proc /proc proc rw 0 0
-kchaos-faultfs:run-7-broker-1 /tmp/run\\0407/data fuse.faultfs rw,nosuid 0 0
+kchaos-faultfs:run-7-broker-1 /tmp/run\\0407/data fuse rw,nosuid 0 0
 kchaos-faultfs:run-8-broker-1 /tmp/run8/data fuse.faultfs rw 0 0
 kchaos-faultfs:run-7-fake /tmp/other fuse.sshfs rw 0 0
 lazyfs /tmp/lazy fuse.lazyfs rw 0 0
