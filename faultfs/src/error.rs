@@ -9,9 +9,7 @@ pub enum FaultFsError {
     #[error("FUSE is unavailable: {0}")]
     FuseUnavailable(#[from] FuseUnavailable),
     /// The tag would not survive in /proc/mounts as one field.
-    #[error(
-        "mount tag {tag:?} is not usable: use 1 to 100 ASCII letters, digits, '.', '_' or '-'"
-    )]
+    #[error("mount tag {tag:?} is not usable: use 1 to 100 ASCII letters, digits, '.', '_' or '-'")]
     InvalidTag { tag: String },
     /// The backing directory is missing, not a directory, or overlaps the mount point.
     #[error("backing directory {path}: {reason}")]
@@ -52,12 +50,16 @@ pub enum FuseUnavailable {
         "/dev/fuse does not exist (load the `fuse` kernel module, or give the container the device: --device /dev/fuse)"
     )]
     NoDevice,
-    #[error("/dev/fuse cannot be opened: {0} (a container needs --device /dev/fuse and the right to use it)")]
+    #[error(
+        "/dev/fuse cannot be opened: {0} (a container needs --device /dev/fuse and the right to use it)"
+    )]
     DeviceNotOpenable(std::io::Error),
     #[error(
         "mounting needs root or the setuid helper fusermount3 (Debian package `fuse3`); running as uid {uid} without it"
     )]
     NoPermission { uid: u32 },
-    #[error("the kernel refused the FUSE mount as not permitted: {0} (run as root, or allow FUSE mounts in this container)")]
+    #[error(
+        "the kernel refused the FUSE mount as not permitted: {0} (run as root, or allow FUSE mounts in this container)"
+    )]
     MountRefused(std::io::Error),
 }

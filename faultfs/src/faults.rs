@@ -62,7 +62,10 @@ pub(crate) struct FaultWindows {
 
 impl FaultWindows {
     pub fn current(&self) -> ActiveFaults {
-        *self.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self
+            .active
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn open(&self, fault: Fault) {
@@ -73,7 +76,9 @@ impl FaultWindows {
     }
 
     pub fn clear(&self) {
-        *self.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            ActiveFaults::default();
+        *self
+            .active
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = ActiveFaults::default();
     }
 }

@@ -6,7 +6,9 @@ use std::ffi::{CString, OsStr};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, DirEntryExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{
+    DirBuilderExt, DirEntryExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -76,7 +78,11 @@ impl FaultFilesystem {
     }
 
     fn read_fault(&self) -> Option<Errno> {
-        self.shared.faults.current().read_errors.then_some(Errno::EIO)
+        self.shared
+            .faults
+            .current()
+            .read_errors
+            .then_some(Errno::EIO)
     }
 
     /// Answers an fsync, late when a slow-disk window is open.
@@ -220,7 +226,8 @@ impl FaultFilesystem {
         to: Link,
         flags: RenameFlags,
     ) -> io::Result<()> {
-        if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
         {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
@@ -304,7 +311,12 @@ impl FaultFilesystem {
 }
 
 /// Whether a rename may replace `target` with `source` (POSIX's type rules).
-fn check_replaceable(state: &State, source: Ino, target: Ino, target_path: &Path) -> io::Result<()> {
+fn check_replaceable(
+    state: &State,
+    source: Ino,
+    target: Ino,
+    target_path: &Path,
+) -> io::Result<()> {
     let kind = |ino| state.nodes.get(ino).map(|node| node.kind);
     match (kind(source), kind(target)) {
         (Some(Kind::Directory), Some(Kind::Directory)) => {
@@ -371,7 +383,8 @@ fn errno(error: io::Error) -> Errno {
 }
 
 fn c_path(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 fn set_times(path: &Path, atime: Option<TimeOrNow>, mtime: Option<TimeOrNow>) -> io::Result<()> {
@@ -724,7 +737,9 @@ impl Filesystem for FaultFilesystem {
         }
         let mut state = self.shared.lock();
         let result = (|| {
-            let file = state.file(fh.0).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+            let file = state
+                .file(fh.0)
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
             let end = offset + data.len() as u64;
             state
                 .dirty_data(self.paths(), ino.0, &file)?
@@ -902,7 +917,13 @@ impl Filesystem for FaultFilesystem {
         }
     }
 
-    fn access(&self, _request: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+    fn access(
+        &self,
+        _request: &Request,
+        _ino: INodeNo,
+        _mask: fuser::AccessFlags,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
@@ -983,8 +1004,11 @@ impl Filesystem for FaultFilesystem {
         }
         let mut state = self.shared.lock();
         let result = (|| {
-            let file = state.file(fh.0).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
-            let shifts = mode & (libc::FALLOC_FL_COLLAPSE_RANGE | libc::FALLOC_FL_INSERT_RANGE) != 0;
+            let file = state
+                .file(fh.0)
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+            let shifts =
+                mode & (libc::FALLOC_FL_COLLAPSE_RANGE | libc::FALLOC_FL_INSERT_RANGE) != 0;
             let end = if shifts { u64::MAX } else { offset + length };
             let undo = state.dirty_data(self.paths(), ino.0, &file)?;
             if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
@@ -1006,7 +1030,11 @@ impl Filesystem for FaultFilesystem {
 }
 
 /// The path of a node relative to the mount's root (for reports), when it is linked.
-pub(crate) fn relative_path(state: &State, paths: &crate::state::BackingPaths, ino: Ino) -> Option<PathBuf> {
+pub(crate) fn relative_path(
+    state: &State,
+    paths: &crate::state::BackingPaths,
+    ino: Ino,
+) -> Option<PathBuf> {
     let path = state.path_of(paths, ino).ok()?;
     path.strip_prefix(&paths.root).ok().map(Path::to_path_buf)
 }

@@ -102,7 +102,10 @@ pub(crate) fn lose_unsynced(
         if !in_place {
             moving.push((state.nodes.current_depth(ino), ino));
         }
-        for link in [node.current(), node.durable.as_ref()].into_iter().flatten() {
+        for link in [node.current(), node.durable.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             invalidations.entries.push((link.parent, link.name.clone()));
         }
     }

@@ -75,9 +75,7 @@ pub fn check_fuse_available() -> Result<(), FuseUnavailable> {
         .map_err(FuseUnavailable::DeviceNotOpenable)?;
     let uid = nix::unistd::geteuid();
     if !uid.is_root() && !fusermount3_available() {
-        return Err(FuseUnavailable::NoPermission {
-            uid: uid.as_raw(),
-        });
+        return Err(FuseUnavailable::NoPermission { uid: uid.as_raw() });
     }
     Ok(())
 }
@@ -145,7 +143,10 @@ impl FaultFs {
         if backing.starts_with(&mount) || mount.starts_with(&backing) {
             return Err(FaultFsError::Backing {
                 path: backing,
-                reason: format!("must not contain or lie inside the mount point {}", mount.display()),
+                reason: format!(
+                    "must not contain or lie inside the mount point {}",
+                    mount.display()
+                ),
             });
         }
         let paths = BackingPaths::prepare(&backing).map_err(|source| FaultFsError::Backing {
@@ -327,7 +328,11 @@ impl FaultFs {
                 );
             }
         }
-        tracing::info!("unmounted faultfs {} from {}", self.tag, self.mount_point.display());
+        tracing::info!(
+            "unmounted faultfs {} from {}",
+            self.tag,
+            self.mount_point.display()
+        );
         Ok(())
     }
 

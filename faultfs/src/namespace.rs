@@ -308,7 +308,11 @@ impl NodeTable {
         let mut index = 0;
         while index < order.len() {
             let parent = order[index];
-            order.extend(self.durable_children(parent).into_iter().map(|(_, ino)| ino));
+            order.extend(
+                self.durable_children(parent)
+                    .into_iter()
+                    .map(|(_, ino)| ino),
+            );
             index += 1;
         }
         order
@@ -433,7 +437,10 @@ mod tests {
         table.commit_directory(ROOT);
         table.commit_directory(dir);
         assert!(table.get(file).is_none(), "clean, unreferenced: forgotten");
-        assert!(table.get(dir).is_none(), "its last child went: forgotten too");
+        assert!(
+            table.get(dir).is_none(),
+            "its last child went: forgotten too"
+        );
     }
 
     fn table_adopt(table: &mut NodeTable, entry: &str) -> Ino {

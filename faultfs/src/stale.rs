@@ -58,11 +58,9 @@ fn parse_mounts(table: &str, tag_prefix: &str) -> Vec<FaultMount> {
             // `fuse` when mounted directly (the kernel ignores the subtype), `fuse.faultfs` by
             // fusermount3.
             let fuse = fs_type == "fuse" || fs_type == format!("fuse.{FS_SUBTYPE}");
-            (fuse && tag.starts_with(tag_prefix)).then(|| {
-                FaultMount {
-                    tag: tag.to_string(),
-                    mount_point: PathBuf::from(unescape(mount_point)),
-                }
+            (fuse && tag.starts_with(tag_prefix)).then(|| FaultMount {
+                tag: tag.to_string(),
+                mount_point: PathBuf::from(unescape(mount_point)),
             })
         })
         .collect()
@@ -76,7 +74,9 @@ fn unescape(field: &str) -> String {
     while index < bytes.len() {
         if bytes[index] == b'\\'
             && index + 3 < bytes.len()
-            && bytes[index + 1..index + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+            && bytes[index + 1..index + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
         {
             let value = bytes[index + 1..index + 4]
                 .iter()

@@ -52,8 +52,14 @@ impl BackingPaths {
 /// An open file or directory.
 #[derive(Debug)]
 pub(crate) enum Handle {
-    File { ino: Ino, file: Arc<File> },
-    Directory { ino: Ino, entries: Vec<DirectoryEntry> },
+    File {
+        ino: Ino,
+        file: Arc<File>,
+    },
+    Directory {
+        ino: Ino,
+        entries: Vec<DirectoryEntry>,
+    },
 }
 
 impl Handle {

@@ -19,7 +19,11 @@ fn synced_data_stays_and_unsynced_appends_go() {
     write_synced(&log, b"durable ");
     sync_dir(&disk.path(""));
     append(&log, b"lost");
-    assert_eq!(read(&log).unwrap(), b"durable lost", "reads see every write");
+    assert_eq!(
+        read(&log).unwrap(),
+        b"durable lost",
+        "reads see every write"
+    );
     let report = disk.lose();
     assert_eq!(read(&log).unwrap(), b"durable ");
     assert_eq!(report.files_rolled_back, 1);
@@ -276,7 +280,12 @@ fn shared_mappings_are_durable_after_msync_only() {
             0,
         )
     };
-    assert_ne!(mapping, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+    assert_ne!(
+        mapping,
+        libc::MAP_FAILED,
+        "{}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: the mapping is `length` bytes long and writable.
     unsafe {
         std::ptr::write_bytes(mapping.cast::<u8>(), b's', 4096);
@@ -286,11 +295,20 @@ fn shared_mappings_are_durable_after_msync_only() {
     }
     drop(file);
     let before = read(&path).unwrap();
-    assert!(before[4096..].iter().all(|&b| b == b'u'), "reads see mapped writes");
+    assert!(
+        before[4096..].iter().all(|&b| b == b'u'),
+        "reads see mapped writes"
+    );
     disk.lose();
     let after = read(&path).unwrap();
-    assert!(after[..4096].iter().all(|&b| b == b's'), "msync'd page kept");
-    assert!(after[4096..].iter().all(|&b| b == 0), "un-synced page dropped");
+    assert!(
+        after[..4096].iter().all(|&b| b == b's'),
+        "msync'd page kept"
+    );
+    assert!(
+        after[4096..].iter().all(|&b| b == 0),
+        "un-synced page dropped"
+    );
 }
 
 #[test]

@@ -40,7 +40,9 @@ fn writes_and_fsyncs_fail_with_eio_during_a_write_error_window() {
     write_synced(&path, b"durable");
     sync_dir(&disk.path(""));
     let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-    disk.disk().inject(Fault::DiskError { on: ErrorOn::Writes });
+    disk.disk().inject(Fault::DiskError {
+        on: ErrorOn::Writes,
+    });
     assert_eq!(raw_error(file.write_all(b"refused")), libc::EIO);
     assert_eq!(raw_error(file.sync_all()), libc::EIO);
     assert_eq!(raw_error(File::create(disk.path("new"))), libc::EIO);
@@ -66,7 +68,10 @@ fn a_full_disk_refuses_writes_and_creates_until_cleared() {
     disk.disk().inject(Fault::DiskFull);
     assert_eq!(raw_error(file.write_all(b"refused")), libc::ENOSPC);
     assert_eq!(raw_error(File::create(disk.path("new"))), libc::ENOSPC);
-    assert_eq!(raw_error(std::fs::create_dir(disk.path("dir"))), libc::ENOSPC);
+    assert_eq!(
+        raw_error(std::fs::create_dir(disk.path("dir"))),
+        libc::ENOSPC
+    );
     let stats = nix::sys::statvfs::statvfs(&disk.path("")).unwrap();
     assert_eq!(stats.blocks_available(), 0, "statfs shows a full disk");
     // What frees or only renames space still works.
@@ -84,16 +89,22 @@ fn a_slow_disk_delays_fsyncs_by_at_least_the_delay() {
     let path = disk.path("log");
     let mut file = File::create(&path).unwrap();
     let delay = Duration::from_millis(300);
-    disk.disk().inject(Fault::SlowDisk {
-        fsync_delay: delay,
-    });
+    disk.disk().inject(Fault::SlowDisk { fsync_delay: delay });
     file.write_all(b"x").unwrap();
     let started = Instant::now();
     file.sync_data().unwrap();
-    assert!(started.elapsed() >= delay, "file fsync took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= delay,
+        "file fsync took {:?}",
+        started.elapsed()
+    );
     let started = Instant::now();
     sync_dir(&disk.path(""));
-    assert!(started.elapsed() >= delay, "directory fsync took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= delay,
+        "directory fsync took {:?}",
+        started.elapsed()
+    );
     // Other calls are not delayed behind a waiting fsync.
     let waiting = std::thread::spawn({
         let path = path.clone();
@@ -163,9 +174,14 @@ fn without_root_or_fusermount3_the_error_says_what_is_missing() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(
-        stdout.contains("CHILD-ERROR: FUSE is unavailable") || stdout.contains("mounting needs root or the setuid helper fusermount3"),
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("CHILD-ERROR: FUSE is unavailable")
+            || stdout.contains("mounting needs root or the setuid helper fusermount3"),
         "{stdout}"
     );
 }
