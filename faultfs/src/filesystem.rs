@@ -174,6 +174,35 @@ impl FaultFilesystem {
         Ok((ino, self.entry(state, ino)?))
     }
 
+    /// mknod, mkdir and symlink: checks the windows, makes the object with `make` (which
+    /// returns its kind), gives it to the caller and answers its entry.
+    fn create_entry(
+        &self,
+        request: &Request,
+        parent: Ino,
+        name: &OsStr,
+        reply: ReplyEntry,
+        make: impl FnOnce(&Path) -> io::Result<Kind>,
+    ) {
+        if let Some(fault) = self.write_fault(true) {
+            return reply.error(fault);
+        }
+        if is_control_entry(parent, name) {
+            return reply.error(Errno::EPERM);
+        }
+        let mut state = self.shared.lock();
+        let result = (|| {
+            let path = state.path_of(self.paths(), parent)?.join(name);
+            let kind = make(&path)?;
+            self.chown_to_caller(&path, request);
+            self.created(&mut state, parent, name, kind)
+        })();
+        match result {
+            Ok((_, attributes)) => reply.entry(&CACHE_TTL, &attributes, Generation(0)),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
     /// Removes `ino` from its entry: parked in limbo when a durable entry still names it,
     /// deleted otherwise.
     fn detach(&self, state: &mut State, ino: Ino, path: &Path, directory: bool) -> io::Result<()> {
@@ -507,35 +536,21 @@ impl Filesystem for FaultFilesystem {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        if let Some(fault) = self.write_fault(true) {
-            return reply.error(fault);
-        }
-        if is_control_entry(parent.0, name) {
-            return reply.error(Errno::EPERM);
-        }
-        let mut state = self.shared.lock();
-        let result = (|| {
-            let path = state.path_of(self.paths(), parent.0)?.join(name);
-            let file_type = mode & libc::S_IFMT;
-            let kind = match file_type {
+        self.create_entry(request, parent.0, name, reply, |path| {
+            let kind = match mode & libc::S_IFMT {
                 libc::S_IFREG => Kind::File,
                 libc::S_IFIFO | libc::S_IFSOCK => Kind::Other,
                 _ => return Err(io::Error::from_raw_os_error(libc::EPERM)),
             };
-            let c_path = c_path(&path)?;
+            let c_path = c_path(path)?;
             // SAFETY: c_path is a valid NUL-terminated path; mknod only reads it.
             let status =
                 unsafe { libc::mknod(c_path.as_ptr(), mode & !umask, libc::dev_t::from(rdev)) };
             if status != 0 {
                 return Err(io::Error::last_os_error());
             }
-            self.chown_to_caller(&path, request);
-            self.created(&mut state, parent.0, name, kind)
-        })();
-        match result {
-            Ok((_, attributes)) => reply.entry(&CACHE_TTL, &attributes, Generation(0)),
-            Err(error) => reply.error(errno(error)),
-        }
+            Ok(kind)
+        });
     }
 
     fn mkdir(
@@ -547,25 +562,12 @@ impl Filesystem for FaultFilesystem {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        if let Some(fault) = self.write_fault(true) {
-            return reply.error(fault);
-        }
-        if is_control_entry(parent.0, name) {
-            return reply.error(Errno::EPERM);
-        }
-        let mut state = self.shared.lock();
-        let result = (|| {
-            let path = state.path_of(self.paths(), parent.0)?.join(name);
+        self.create_entry(request, parent.0, name, reply, |path| {
             std::fs::DirBuilder::new()
                 .mode(mode & !umask & 0o7777)
-                .create(&path)?;
-            self.chown_to_caller(&path, request);
-            self.created(&mut state, parent.0, name, Kind::Directory)
-        })();
-        match result {
-            Ok((_, attributes)) => reply.entry(&CACHE_TTL, &attributes, Generation(0)),
-            Err(error) => reply.error(errno(error)),
-        }
+                .create(path)?;
+            Ok(Kind::Directory)
+        });
     }
 
     fn unlink(&self, _request: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -617,23 +619,10 @@ impl Filesystem for FaultFilesystem {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        if let Some(fault) = self.write_fault(true) {
-            return reply.error(fault);
-        }
-        if is_control_entry(parent.0, link_name) {
-            return reply.error(Errno::EPERM);
-        }
-        let mut state = self.shared.lock();
-        let result = (|| {
-            let path = state.path_of(self.paths(), parent.0)?.join(link_name);
-            std::os::unix::fs::symlink(target, &path)?;
-            self.chown_to_caller(&path, request);
-            self.created(&mut state, parent.0, link_name, Kind::Symlink)
-        })();
-        match result {
-            Ok((_, attributes)) => reply.entry(&CACHE_TTL, &attributes, Generation(0)),
-            Err(error) => reply.error(errno(error)),
-        }
+        self.create_entry(request, parent.0, link_name, reply, |path| {
+            std::os::unix::fs::symlink(target, path)?;
+            Ok(Kind::Symlink)
+        });
     }
 
     fn rename(
@@ -708,16 +697,10 @@ impl Filesystem for FaultFilesystem {
             return reply.error(Errno::EBADF);
         };
         let mut buffer = vec![0u8; size as usize];
-        let mut done = 0;
-        while done < buffer.len() {
-            match file.read_at(&mut buffer[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(read) => done += read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return reply.error(errno(error)),
-            }
+        match crate::undo::read_up_to(&file, &mut buffer, offset) {
+            Ok(done) => reply.data(&buffer[..done]),
+            Err(error) => reply.error(errno(error)),
         }
-        reply.data(&buffer[..done]);
     }
 
     fn write(

@@ -104,8 +104,9 @@ impl DataUndo {
     }
 }
 
-/// Reads as much of `buffer` as the file holds at `offset` (the rest stays as it is).
-fn read_up_to(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+/// Reads as much of `buffer` as the file holds at `offset` (the rest stays as it is);
+/// returns how many bytes it read.
+pub(crate) fn read_up_to(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut done = 0;
     while done < buffer.len() {
         match file.read_at(&mut buffer[done..], offset + done as u64) {
@@ -115,7 +116,7 @@ fn read_up_to(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
             Err(error) => return Err(error),
         }
     }
-    Ok(())
+    Ok(done)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ mod support;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt};
 
 use faultfs::{MountOptions, Tear};
 use support::{TestDisk, append, read, sync_dir, write_synced, write_unsynced};
@@ -345,4 +345,32 @@ fn a_torn_write_keeps_only_whole_sectors() {
         .unwrap();
     assert_eq!(read(&path).unwrap().len(), 1536 + 700);
     assert_eq!(disk.disk().last_unsynced_write(), None);
+}
+
+#[test]
+fn symlinks_and_fifos_are_entries_like_any_other() {
+    let disk = TestDisk::mount();
+    std::os::unix::fs::symlink("target", disk.path("kept-link")).unwrap();
+    nix::unistd::mkfifo(&disk.path("kept-fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    sync_dir(&disk.path(""));
+    std::os::unix::fs::symlink("target", disk.path("lost-link")).unwrap();
+    assert_eq!(
+        std::fs::hard_link(disk.path("kept-fifo"), disk.path("hard"))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EPERM),
+        "hard links are refused"
+    );
+    disk.lose();
+    assert_eq!(
+        std::fs::read_link(disk.path("kept-link")).unwrap(),
+        std::path::Path::new("target")
+    );
+    assert!(
+        std::fs::symlink_metadata(disk.path("kept-fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert!(std::fs::symlink_metadata(disk.path("lost-link")).is_err());
 }
