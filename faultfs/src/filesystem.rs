@@ -20,6 +20,7 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
+use crate::mount::EntryDurability;
 use crate::namespace::{Ino, Kind, Link, Place, ROOT};
 use crate::state::{
     CONTROL_DIR, DirectoryEntry, Handle, LastWrite, Shared, State, not_found, open_backing,
@@ -799,6 +800,9 @@ impl Filesystem for FaultFilesystem {
         if state.last_write.is_some_and(|write| write.ino == ino.0) {
             state.last_write = None;
         }
+        if self.shared.entry_durability == EntryDurability::AnyFsync {
+            state.nodes.commit_all();
+        }
         state.nodes.forget_if_unused(ino.0);
         drop(state);
         self.reply_synced(reply);
@@ -872,7 +876,12 @@ impl Filesystem for FaultFilesystem {
                 return reply.error(errno(error));
             }
         }
-        self.shared.lock().nodes.commit_directory(ino.0);
+        let mut state = self.shared.lock();
+        match self.shared.entry_durability {
+            EntryDurability::DirectoryFsync => state.nodes.commit_directory(ino.0),
+            EntryDurability::AnyFsync => state.nodes.commit_all(),
+        }
+        drop(state);
         self.reply_synced(reply);
     }
 

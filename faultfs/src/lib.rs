@@ -45,6 +45,9 @@
 //!   target it displaced. So write-tmp, fsync, rename, fsync-dir keeps the new file; without
 //!   the last fsync the old file returns. `fsync` of a file does *not* make its entry durable.
 //!   An entry is only reachable if its directory's own entry is durable too, up to the root.
+//!   With [`EntryDurability::AnyFsync`] any fsync (of a file or a directory) makes every entry
+//!   change made before it durable, as ext4's journal does: Apache ZooKeeper 3.8, for one,
+//!   never fsyncs its data directory and loses everything under the default.
 //! - **Metadata**: `chmod`, `chown` and timestamps are written through and are not undone;
 //!   after a loss, mtime and ctime are those of the rollback. Hard links are not supported
 //!   (`link` fails with EPERM), nor `RENAME_EXCHANGE` (EINVAL).
@@ -90,5 +93,5 @@ mod undo;
 pub use error::{FaultFsError, FuseUnavailable};
 pub use faults::{ActiveFaults, ErrorOn, Fault};
 pub use loss::{LossReport, SECTOR_BYTES, Tear, TornWrite, UnsyncedWrite};
-pub use mount::{FaultFs, MountOptions, check_fuse_available};
+pub use mount::{EntryDurability, FaultFs, MountOptions, check_fuse_available};
 pub use stale::{FS_NAME_PREFIX, FaultMount, find_stale_mounts, remove_stale_mounts};

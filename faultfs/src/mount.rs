@@ -20,6 +20,18 @@ use crate::state::{BackingPaths, Shared};
 /// (it ends by itself when the kernel drops the detached mount).
 const SESSION_END_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// When directory entries (creates, renames, unlinks) become durable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EntryDurability {
+    /// Only by `fsync` of their directory (POSIX's promise; the strictest, and the default).
+    #[default]
+    DirectoryFsync,
+    /// By any `fsync`, of a file or a directory: every entry change made before it becomes
+    /// durable, as ext4's and XFS's journals commit all metadata together. Systems that never
+    /// fsync a directory survive on such filesystems.
+    AnyFsync,
+}
+
 /// Settings of a mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOptions {
@@ -28,6 +40,8 @@ pub struct MountOptions {
     pub fsync_backing: bool,
     /// Threads reading and answering kernel requests (fuser's default is 1).
     pub dispatch_threads: usize,
+    /// When directory entries become durable.
+    pub entry_durability: EntryDurability,
 }
 
 impl Default for MountOptions {
@@ -35,6 +49,7 @@ impl Default for MountOptions {
         MountOptions {
             fsync_backing: true,
             dispatch_threads: 1,
+            entry_durability: EntryDurability::default(),
         }
     }
 }
@@ -153,7 +168,11 @@ impl FaultFs {
             path: backing.clone(),
             reason: format!("preparing its control directory: {source}"),
         })?;
-        let shared = Arc::new(Shared::new(paths, options.fsync_backing));
+        let shared = Arc::new(Shared::new(
+            paths,
+            options.fsync_backing,
+            options.entry_durability,
+        ));
         let filesystem =
             FaultFilesystem::new(shared.clone()).map_err(|source| FaultFsError::Mount {
                 mount_point: mount.clone(),

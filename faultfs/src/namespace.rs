@@ -252,6 +252,22 @@ impl NodeTable {
         }
     }
 
+    /// Every link change so far becomes durable (a journaling filesystem's commit).
+    pub fn commit_all(&mut self) {
+        for ino in self.inos() {
+            let Some(node) = self.nodes.get(&ino) else {
+                continue;
+            };
+            if node.current() != node.durable.as_ref() {
+                let current = node.current().cloned();
+                self.set_durable(ino, current);
+            }
+        }
+        for ino in self.inos() {
+            self.forget_if_unused(ino);
+        }
+    }
+
     fn children(&self, index: &BTreeMap<Link, Ino>, parent: Ino) -> Vec<Ino> {
         index
             .range(Link::first_of(parent)..Link::first_of(parent + 1))
@@ -440,6 +456,24 @@ mod tests {
         assert!(
             table.get(dir).is_none(),
             "its last child went: forgotten too"
+        );
+    }
+
+    #[test]
+    fn commit_all_makes_every_link_change_durable() {
+        let mut table = NodeTable::new();
+        let old = table_adopt(&mut table, "checkpoint");
+        pinned(&mut table, old);
+        let dir = table.create(ROOT, name("d"), Kind::Directory, None);
+        let tmp = table.create(dir, name("f"), Kind::File, None);
+        pinned(&mut table, tmp);
+        table.set_place(old, Place::Limbo);
+        table.set_place(tmp, Place::Linked(Link::new(ROOT, name("checkpoint"))));
+        table.commit_all();
+        assert_eq!(table.survivors(), vec![ROOT, tmp]);
+        assert!(
+            table.get(dir).is_none(),
+            "clean and unreferenced: forgotten"
         );
     }
 

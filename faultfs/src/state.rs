@@ -207,15 +207,21 @@ pub(crate) struct Shared {
     pub paths: BackingPaths,
     pub faults: FaultWindows,
     pub fsync_backing: bool,
+    pub entry_durability: crate::mount::EntryDurability,
     state: Mutex<State>,
 }
 
 impl Shared {
-    pub fn new(paths: BackingPaths, fsync_backing: bool) -> Self {
+    pub fn new(
+        paths: BackingPaths,
+        fsync_backing: bool,
+        entry_durability: crate::mount::EntryDurability,
+    ) -> Self {
         Shared {
             paths,
             faults: FaultWindows::default(),
             fsync_backing,
+            entry_durability,
             state: Mutex::new(State::new()),
         }
     }

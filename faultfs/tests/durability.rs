@@ -374,3 +374,18 @@ fn symlinks_and_fifos_are_entries_like_any_other() {
     );
     assert!(std::fs::symlink_metadata(disk.path("lost-link")).is_err());
 }
+
+#[test]
+fn with_any_fsync_entries_commit_like_a_journal() {
+    let options = MountOptions {
+        entry_durability: faultfs::EntryDurability::AnyFsync,
+        ..MountOptions::default()
+    };
+    let disk = TestDisk::mount_with(&options, |_| {});
+    std::fs::create_dir(disk.path("version-2")).unwrap();
+    write_synced(&disk.path("version-2/log.1"), b"txn");
+    write_unsynced(&disk.path("after-the-fsync"), b"x");
+    disk.lose();
+    assert_eq!(read(&disk.path("version-2/log.1")).unwrap(), b"txn");
+    assert_eq!(read(&disk.path("after-the-fsync")), None);
+}
