@@ -28,7 +28,11 @@ fn acked_and_kept_after_power_loss(extra_config: &str, topic: &str) -> (usize, u
     assert_eq!(broker.log_dir(), log_dir);
 
     let acked = produce_all(&broker.bootstrap(), "1", topic, 0, MESSAGES);
-    assert!(acked.len() > MESSAGES / 2, "only {} acknowledged", acked.len());
+    assert!(
+        acked.len() > MESSAGES / 2,
+        "only {} acknowledged",
+        acked.len()
+    );
     broker.kill();
     let report = disk.lose_unsynced(None).unwrap();
     eprintln!("{topic}: {report:?}");
@@ -46,15 +50,22 @@ fn acked_and_kept_after_power_loss(extra_config: &str, topic: &str) -> (usize, u
     let kept = acked.iter().filter(|sent| read.contains(sent)).count();
     broker.kill();
     drop(disk);
-    assert!(!faultfs::find_stale_mounts(&tag).unwrap().iter().any(|m| m.tag == tag));
+    assert!(
+        !faultfs::find_stale_mounts(&tag)
+            .unwrap()
+            .iter()
+            .any(|m| m.tag == tag)
+    );
     (acked.len(), kept)
 }
 
 #[test]
 fn with_an_fsync_per_message_a_power_loss_loses_no_acknowledged_message() {
-    let (acked, kept) =
-        acked_and_kept_after_power_loss("log.flush.interval.messages=1", "flushed");
-    assert_eq!(kept, acked, "acknowledged messages lost despite fsync per message");
+    let (acked, kept) = acked_and_kept_after_power_loss("log.flush.interval.messages=1", "flushed");
+    assert_eq!(
+        kept, acked,
+        "acknowledged messages lost despite fsync per message"
+    );
 }
 
 #[test]

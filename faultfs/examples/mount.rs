@@ -1,8 +1,9 @@
 //! Mounts a fault filesystem and takes commands on stdin, to try any program on it by hand.
 //!
 //! ```sh
-//! cargo run -p faultfs --example mount -- BACKING_DIR MOUNT_POINT TAG
+//! cargo run -p faultfs --example mount -- BACKING_DIR MOUNT_POINT TAG [any-fsync]
 //! ```
+//! (`any-fsync`: entries become durable with any fsync, see `EntryDurability::AnyFsync`.)
 //! Commands, one a line: `lose`, `lose-tear SECTORS`, `last-write`, `full`, `eio-reads`,
 //! `eio-writes`, `slow MILLISECONDS`, `clear`, `quit` (or end of input): unmounts and exits.
 #![allow(clippy::print_stdout)]
@@ -11,15 +12,25 @@ use std::io::BufRead;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use faultfs::{ErrorOn, Fault, FaultFs, Tear};
+use faultfs::{EntryDurability, ErrorOn, Fault, FaultFs, MountOptions, Tear};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [backing, mount_point, tag] = args.as_slice() else {
-        eprintln!("usage: mount BACKING_DIR MOUNT_POINT TAG");
-        return ExitCode::from(2);
+    let (backing, mount_point, tag, entry_durability) = match args.as_slice() {
+        [backing, mount_point, tag] => (backing, mount_point, tag, EntryDurability::DirectoryFsync),
+        [backing, mount_point, tag, any] if any == "any-fsync" => {
+            (backing, mount_point, tag, EntryDurability::AnyFsync)
+        }
+        _ => {
+            eprintln!("usage: mount BACKING_DIR MOUNT_POINT TAG [any-fsync]");
+            return ExitCode::from(2);
+        }
     };
-    let disk = match FaultFs::mount(backing.as_ref(), mount_point.as_ref(), tag) {
+    let options = MountOptions {
+        entry_durability,
+        ..MountOptions::default()
+    };
+    let disk = match FaultFs::mount_with(backing.as_ref(), mount_point.as_ref(), tag, &options) {
         Ok(disk) => disk,
         Err(error) => {
             eprintln!("mount: {error}");
