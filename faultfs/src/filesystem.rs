@@ -3,7 +3,7 @@
 //! windows first.
 
 use std::ffi::{CString, OsStr};
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{
@@ -11,8 +11,7 @@ use std::os::unix::fs::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
@@ -20,11 +19,11 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::mount::EntryDurability;
 use crate::namespace::{Ino, Kind, Link, Place, ROOT};
 use crate::state::{
     CONTROL_DIR, DirectoryEntry, Handle, LastWrite, Shared, State, not_found, open_backing,
 };
+use crate::syncer::{SyncTarget, Syncer};
 
 /// How long the kernel may cache entries and attributes (a loss invalidates them explicitly).
 const CACHE_TTL: Duration = Duration::from_secs(1);
@@ -33,31 +32,18 @@ const CACHE_TTL: Duration = Duration::from_secs(1);
 /// them; a lookup gives the real one).
 const UNKNOWN_INO_BIT: u64 = 1 << 63;
 
-/// The fuser filesystem: the shared state plus the thread that answers delayed fsyncs.
+/// The fuser filesystem: the shared state plus the pool that runs fsyncs.
 pub(crate) struct FaultFilesystem {
     shared: Arc<Shared>,
-    delayed_replies: mpsc::Sender<(Instant, ReplyEmpty)>,
+    syncer: Syncer,
     running_as_root: bool,
 }
 
 impl FaultFilesystem {
     pub fn new(shared: Arc<Shared>) -> io::Result<Self> {
-        let (sender, receiver) = mpsc::channel::<(Instant, ReplyEmpty)>();
-        std::thread::Builder::new()
-            .name("faultfs-slow-fsync".into())
-            .spawn(move || {
-                // Every delay of a window is the same, so arrival order is deadline order.
-                for (deadline, reply) in receiver {
-                    let now = Instant::now();
-                    if deadline > now {
-                        std::thread::sleep(deadline - now);
-                    }
-                    reply.ok();
-                }
-            })?;
         Ok(FaultFilesystem {
+            syncer: Syncer::start(shared.clone())?,
             shared,
-            delayed_replies: sender,
             running_as_root: nix::unistd::geteuid().is_root(),
         })
     }
@@ -84,20 +70,6 @@ impl FaultFilesystem {
             .current()
             .read_errors
             .then_some(Errno::EIO)
-    }
-
-    /// Answers an fsync, late when a slow-disk window is open.
-    fn reply_synced(&self, reply: ReplyEmpty) {
-        match self.shared.faults.current().fsync_delay {
-            Some(delay) => {
-                if let Err(mpsc::SendError((_, reply))) =
-                    self.delayed_replies.send((Instant::now() + delay, reply))
-                {
-                    reply.ok();
-                }
-            }
-            None => reply.ok(),
-        }
     }
 
     /// The attributes of a node (from an open handle when given).
@@ -781,31 +753,8 @@ impl Filesystem for FaultFilesystem {
         let Some(file) = self.shared.lock().file(fh.0) else {
             return reply.error(Errno::EBADF);
         };
-        if self.shared.fsync_backing {
-            let synced = if datasync {
-                file.sync_data()
-            } else {
-                file.sync_all()
-            };
-            if let Err(error) = synced {
-                return reply.error(errno(error));
-            }
-        }
-        let mut state = self.shared.lock();
-        if let Some(node) = state.nodes.get_mut(ino.0)
-            && let Some(data) = node.data.take()
-        {
-            data.discard();
-        }
-        if state.last_write.is_some_and(|write| write.ino == ino.0) {
-            state.last_write = None;
-        }
-        if self.shared.entry_durability == EntryDurability::AnyFsync {
-            state.nodes.commit_all();
-        }
-        state.nodes.forget_if_unused(ino.0);
-        drop(state);
-        self.reply_synced(reply);
+        self.syncer
+            .submit(ino.0, SyncTarget::File { file, datasync }, reply);
     }
 
     fn opendir(&self, _request: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -870,19 +819,12 @@ impl Filesystem for FaultFilesystem {
         if let Some(fault) = self.write_fault(false) {
             return reply.error(fault);
         }
-        if self.shared.fsync_backing {
-            let path = self.shared.lock().path_of(self.paths(), ino.0);
-            if let Err(error) = path.and_then(File::open).and_then(|dir| dir.sync_all()) {
-                return reply.error(errno(error));
-            }
+        match self.shared.lock().path_of(self.paths(), ino.0) {
+            Ok(path) => self
+                .syncer
+                .submit(ino.0, SyncTarget::Directory { path }, reply),
+            Err(error) => reply.error(errno(error)),
         }
-        let mut state = self.shared.lock();
-        match self.shared.entry_durability {
-            EntryDurability::DirectoryFsync => state.nodes.commit_directory(ino.0),
-            EntryDurability::AnyFsync => state.nodes.commit_all(),
-        }
-        drop(state);
-        self.reply_synced(reply);
     }
 
     fn statfs(&self, _request: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -60,15 +60,19 @@
 //!   ENOSPC on writes, `fallocate`, and calls that create entries. Disk error: EIO on reads
 //!   (the kernel's page cache is dropped when the window opens, so cached pages do not hide
 //!   it) or on every call that changes the disk, `fsync` included (a failed fsync makes nothing
-//!   durable). Slow disk: file and directory fsyncs answer at least `fsync_delay` late (what
-//!   they make durable is decided when they are called).
+//!   durable). Slow disk: file and directory fsyncs answer at least `fsync_delay` late.
+//! - **When an fsync takes effect**: when its backing fsync has finished, before it answers;
+//!   writes racing with it may be included (as on a real disk), a loss before it answers may
+//!   or may not keep what it covers.
 //!
 //! # Cost
 //!
 //! The kernel's page cache serves reads; every `write` is a round trip to the filesystem
 //! (no writeback cache). A durable page overwritten before its fsync is first copied to the
 //! undo file; appends cost no copy. One dispatch thread by default
-//! ([`MountOptions::dispatch_threads`]); a slow fsync never blocks it.
+//! ([`MountOptions::dispatch_threads`]); fsyncs run in a pool of two beside it, so a waiting
+//! fsync (slow disk or a real one) never blocks other calls. `examples/io_bench.rs` and
+//! `examples/produce_bench.rs` measure the cost.
 //!
 //! # Layout
 //!
@@ -77,6 +81,7 @@
 //! - `namespace`: the inode table and the durability of directory entries.
 //! - `undo`: the durable size and saved pages of each file with un-durable data.
 //! - `loss`: rebuilding the durable state in the backing directory.
+//! - `syncer`: fsyncs off the dispatch thread, and their delayed answers.
 //! - `faults`: the fault windows. `stale`: finding and removing left-behind mounts.
 //! - `state`: the shared state and backing paths. `error`: typed errors.
 
@@ -88,6 +93,7 @@ pub mod mount;
 mod namespace;
 mod stale;
 mod state;
+mod syncer;
 mod undo;
 
 pub use error::{FaultFsError, FuseUnavailable};
