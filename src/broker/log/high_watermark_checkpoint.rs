@@ -39,7 +39,7 @@ fn parse(text: &str) -> Option<HighWatermarks> {
     (entries.len() == count).then_some(entries)
 }
 
-/// Writes the checkpoint atomically (temporary file, fsync, rename).
+/// Writes the checkpoint atomically (temporary file, fsync, rename, fsync of the directory).
 pub fn write(log_dir: &Path, entries: &HighWatermarks) -> std::io::Result<()> {
     let mut sorted: Vec<_> = entries.iter().collect();
     sorted.sort();
@@ -51,7 +51,8 @@ pub fn write(log_dir: &Path, entries: &HighWatermarks) -> std::io::Result<()> {
     let mut file = std::fs::File::create(&temporary)?;
     file.write_all(text.as_bytes())?;
     file.sync_data()?;
-    std::fs::rename(&temporary, log_dir.join(CHECKPOINT_FILE))
+    std::fs::rename(&temporary, log_dir.join(CHECKPOINT_FILE))?;
+    super::directory::sync_dir(log_dir)
 }
 
 #[cfg(test)]

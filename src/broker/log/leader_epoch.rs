@@ -83,7 +83,8 @@ impl LeaderEpochCache {
         &self.entries
     }
 
-    /// Writes the checkpoint atomically (temporary file, fsync, rename).
+    /// Writes the checkpoint atomically (temporary file, fsync, rename, fsync of the
+    /// directory).
     fn write(&self) -> std::io::Result<()> {
         use std::io::Write;
         let mut text = format!("0\n{}\n", self.entries.len());
@@ -94,7 +95,11 @@ impl LeaderEpochCache {
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(text.as_bytes())?;
         file.sync_data()?;
-        std::fs::rename(&temporary, &self.path)
+        std::fs::rename(&temporary, &self.path)?;
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => super::directory::sync_dir(dir),
+            _ => Ok(()),
+        }
     }
 }
 

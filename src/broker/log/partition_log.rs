@@ -71,12 +71,14 @@ pub struct PartitionLog {
     unflushed_messages: u64,
     /// Segments from this base offset on may hold data not yet fsynced.
     unflushed_from_segment: i64,
+    /// A segment was created since the last flush: the directory's entries need an fsync too.
+    directory_unflushed: bool,
 }
 
 impl PartitionLog {
     /// Opens the log in `dir` (creating it if missing) and recovers the active segment.
     pub fn open(dir: &Path, config: LogConfig) -> std::io::Result<(Self, RecoveryOutcome)> {
-        std::fs::create_dir_all(dir)?;
+        super::directory::create_dir_durably(dir)?;
         let mut base_offsets = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -103,6 +105,7 @@ impl PartitionLog {
             }
             segments.insert(base_offset, segment);
         }
+        let directory_unflushed = segments.is_empty();
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, config.index_interval_bytes)?);
         }
@@ -115,6 +118,7 @@ impl PartitionLog {
             leader_epochs: LeaderEpochCache::load(dir),
             unflushed_messages: 0,
             unflushed_from_segment: 0,
+            directory_unflushed,
         };
         // The checkpoint may be ahead of a log whose tail was cut, or missing.
         let log_end_offset = log.log_end_offset();
@@ -273,6 +277,7 @@ impl PartitionLog {
             self.dir.display()
         );
         self.segments.insert(base_offset, segment);
+        self.directory_unflushed = true;
         Ok(())
     }
 
@@ -282,10 +287,15 @@ impl PartitionLog {
         self.unflushed_messages >= self.config.flush_interval_messages
     }
 
-    /// fsyncs every segment written since the last flush.
+    /// fsyncs every segment written since the last flush, and the directory when a segment
+    /// was created since (as Kafka's `LocalLog.flush` does).
     pub fn flush(&mut self) -> std::io::Result<()> {
         for (_, segment) in self.segments.range(self.unflushed_from_segment..) {
             segment.flush()?;
+        }
+        if self.directory_unflushed {
+            super::directory::sync_dir(&self.dir)?;
+            self.directory_unflushed = false;
         }
         self.unflushed_messages = 0;
         self.unflushed_from_segment = self.active().base_offset();
