@@ -770,7 +770,12 @@ mod tests {
             RoleChange::BecameLeader { leader_epoch: 0 }
         );
         leader
-            .append_as_leader(&encoded_batch(10), true, 2, &mut DecompressionBudget::new(u64::MAX))
+            .append_as_leader(
+                &encoded_batch(10),
+                true,
+                2,
+                &mut DecompressionBudget::new(u64::MAX),
+            )
             .expect("append");
         assert_eq!(leader.offsets().high_watermark, 0, "no follower has it yet");
         leader.record_follower_fetch(2, 10);
@@ -822,7 +827,12 @@ mod tests {
         let leader = replica(dir.path(), 1);
         leader.apply_state(state(1, 0, &[1, 2], 1));
         leader
-            .append_as_leader(&encoded_batch(3), false, 1, &mut DecompressionBudget::new(u64::MAX))
+            .append_as_leader(
+                &encoded_batch(3),
+                false,
+                1,
+                &mut DecompressionBudget::new(u64::MAX),
+            )
             .expect("append");
         // Neither follower fetches: past the lag both are out (3 was never in).
         assert_eq!(leader.isr_change(Duration::from_secs(60)), None);

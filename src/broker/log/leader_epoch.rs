@@ -113,9 +113,9 @@ fn parse(text: &str) -> Option<Vec<EpochEntry>> {
             epoch: epoch.parse().ok()?,
             start_offset: offset.trim().parse().ok()?,
         };
-        let increasing = entries.last().is_none_or(|last| {
-            entry.epoch > last.epoch && entry.start_offset >= last.start_offset
-        });
+        let increasing = entries
+            .last()
+            .is_none_or(|last| entry.epoch > last.epoch && entry.start_offset >= last.start_offset);
         if entry.epoch < 0 || entry.start_offset < 0 || !increasing {
             return None;
         }

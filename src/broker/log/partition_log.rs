@@ -461,7 +461,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut log, _) = PartitionLog::open(dir.path(), config(1000)).expect("open");
         for i in 0..40 {
-            let info = log.append_as_leader(&encoded_batch(3), 4, &mut unlimited()).expect("append");
+            let info = log
+                .append_as_leader(&encoded_batch(3), 4, &mut unlimited())
+                .expect("append");
             assert_eq!(info.base_offset, i * 3);
             assert_eq!(info.last_offset, i * 3 + 2);
         }

@@ -141,7 +141,8 @@ pub fn walk(
             walk_decompressed("snappy", decoder, budget, declared, timestamps, &mut visit)
         }
         3 => {
-            let decoder = lz4::Decoder::new(records).map_err(|error| decompression("lz4", error))?;
+            let decoder =
+                lz4::Decoder::new(records).map_err(|error| decompression("lz4", error))?;
             walk_decompressed("lz4", decoder, budget, declared, timestamps, &mut visit)
         }
         4 => {
@@ -345,7 +346,9 @@ fn skip_field(
         if available.is_empty() {
             return Err(Failure::Record(format!("{what} ends early")));
         }
-        let step = available.len().min(usize::try_from(length).unwrap_or(usize::MAX));
+        let step = available
+            .len()
+            .min(usize::try_from(length).unwrap_or(usize::MAX));
         input.consume(step);
         length -= step as u64;
     }
@@ -646,7 +649,10 @@ mod tests {
         let mut small_budget = DecompressionBudget::new(100_000);
         let error = validate(&big, &mut small_budget).expect_err("over budget");
         assert!(
-            matches!(error, RecordError::DecompressedTooLarge { max_bytes: 100_000 }),
+            matches!(
+                error,
+                RecordError::DecompressedTooLarge { max_bytes: 100_000 }
+            ),
             "{error}"
         );
         let mut shared = DecompressionBudget::new(5 << 20);
