@@ -77,7 +77,15 @@ pub struct BrokerConfig {
     /// Bytes of requests larger than a connection's small buffer that may be received at once,
     /// across all connections; `None` is unbounded (Kafka's -1).
     pub queued_max_request_bytes: Option<u64>,
+    /// The most partitions one CreateTopics request may ask for in total. Kafka's controller
+    /// limit is a constant, [`MAX_PARTITIONS_PER_CREATE_REQUEST`], not a config key, and so is
+    /// it here; code may lower it (the fuzz bench does, so that no fuzzed request makes its
+    /// broker open thousands of files).
+    pub max_partitions_per_create_request: u64,
 }
+
+/// Kafka's `MAX_PARTITIONS_PER_BATCH`: partitions one CreateTopics request may ask for.
+pub const MAX_PARTITIONS_PER_CREATE_REQUEST: u64 = 10_000;
 
 /// `queued.max.request.bytes` when unset: Kafka's default is -1 (unbounded); ours bounds the
 /// memory hostile or slow clients can pin, yet always fits one `socket.request.max.bytes` frame.
@@ -190,6 +198,7 @@ impl BrokerConfig {
             max_connections: reader.positive("max.connections", i32::MAX as usize)?,
             connections_max_idle_ms: reader.positive("connections.max.idle.ms", 600000)?,
             queued_max_request_bytes: None,
+            max_partitions_per_create_request: MAX_PARTITIONS_PER_CREATE_REQUEST,
         };
         config.queued_max_request_bytes = match reader.raw("queued.max.request.bytes") {
             None => {

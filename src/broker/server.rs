@@ -15,10 +15,6 @@ use super::config::BrokerConfig;
 use super::connection;
 use super::connection_limits::{self, ConnectionLimits};
 use super::context::Broker;
-use super::log::partition_log::LogConfig;
-use super::metadata_cache::MetadataCache;
-use super::replica_fetcher::ReplicaFetchers;
-use super::replica_manager::ReplicaManager;
 use super::zk::{BrokerRegistration, Coordinator, CoordinatorError};
 use super::{controller, isr, metadata_sync};
 
@@ -52,20 +48,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let log_dir = config.log_dir().to_path_buf();
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("cannot create log.dirs {}", log_dir.display()))?;
-    let log_config = LogConfig {
-        segment_bytes: config.log_segment_bytes,
-        index_interval_bytes: config.log_index_interval_bytes,
-        flush_interval_messages: config.log_flush_interval_messages,
-        message_max_bytes: config.message_max_bytes,
-    };
-    let broker = Arc::new(Broker {
-        replicas: ReplicaManager::new(config.broker_id, log_dir, log_config),
-        fetchers: ReplicaFetchers::default(),
-        metadata: MetadataCache::default(),
-        coordinator,
-        topic_admin: tokio::sync::Mutex::new(()),
-        config,
-    });
+    let broker = Arc::new(Broker::new(config, coordinator));
     metadata_sync::refresh_brokers(&broker).await?;
     load_topics(&broker).await?;
     let registration = BrokerRegistration::new(

@@ -1,7 +1,7 @@
 //! CreateTopics: create each topic (name, partitions, replication factor, configs) through
 //! the coordinator, with one result per topic. A request that asks for more than
-//! [`MAX_PARTITIONS_PER_REQUEST`] partitions in total (Kafka's controller limit) creates nothing,
-//! validate_only or not: every topic gets INVALID_PARTITIONS and says why.
+//! [`MAX_PARTITIONS_PER_CREATE_REQUEST`] partitions in total (Kafka's controller limit) creates
+//! nothing, validate_only or not: every topic gets INVALID_PARTITIONS and says why.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +12,8 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Outcome;
+#[cfg(doc)]
+use crate::broker::config::MAX_PARTITIONS_PER_CREATE_REQUEST;
 use crate::broker::context::Broker;
 use crate::broker::topic_admin;
 
@@ -21,11 +23,10 @@ pub fn handle(
     version: i16,
 ) -> Outcome<CreateTopicsResponse> {
     let requested = requested_partitions(&request, broker.config.num_partitions);
-    if requested > MAX_PARTITIONS_PER_REQUEST {
-        tracing::info!(
-            "refusing CreateTopics for {requested} partitions (at most {MAX_PARTITIONS_PER_REQUEST})"
-        );
-        return Outcome::Now(too_many_partitions(request, requested, version));
+    let most = broker.config.max_partitions_per_create_request;
+    if requested > most {
+        tracing::info!("refusing CreateTopics for {requested} partitions (at most {most})");
+        return Outcome::Now(too_many_partitions(request, requested, most, version));
     }
     let broker = Arc::clone(broker);
     Outcome::Later(Box::pin(async move {
@@ -82,10 +83,6 @@ pub fn handle(
     }))
 }
 
-/// The most partitions one CreateTopics request may ask for, summed over its topics: Kafka's
-/// controller limit (`MAX_PARTITIONS_PER_BATCH`).
-pub const MAX_PARTITIONS_PER_REQUEST: u64 = 10_000;
-
 /// Partitions the request asks for in total, as Kafka counts them: `num_partitions`, the
 /// broker's `num.partitions` for -1, or the number of manual assignments.
 fn requested_partitions(request: &CreateTopicsRequest, default_partitions: i32) -> u64 {
@@ -108,11 +105,12 @@ fn requested_partitions(request: &CreateTopicsRequest, default_partitions: i32) 
 fn too_many_partitions(
     request: CreateTopicsRequest,
     requested: u64,
+    most: u64,
     version: i16,
 ) -> CreateTopicsResponse {
     let message = format!(
         "Excessively large number of partitions per request: {requested} requested, at most \
-         {MAX_PARTITIONS_PER_REQUEST}."
+         {most}."
     );
     let results = request
         .topics
