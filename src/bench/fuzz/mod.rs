@@ -60,7 +60,7 @@ pub struct FuzzBenchArgs {
     pub data_parent: Option<PathBuf>,
     /// Replays saved inputs instead (a name containing `jute-connect` is a handshake stream,
     /// `jute` a client's stream, anything else a Kafka request frame without its size prefix).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", num_args = 1..)]
     pub replay: Vec<PathBuf>,
 }
 
