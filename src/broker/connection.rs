@@ -77,9 +77,15 @@ impl FrameReader {
                     self.reserve(size).await?;
                 }
             }
-            // Small frames may be read ahead (pipelining); a large one is read to its end only.
+            // Small frames may be read ahead (pipelining); a large one is read to its end only,
+            // its buffer doubling as its bytes arrive (never sized by the announcement alone).
             let allowed = match announced {
-                Some(size) if 4 + size > SMALL_FRAME_BYTES => 4 + size - self.buffer.len(),
+                Some(size) if 4 + size > SMALL_FRAME_BYTES => {
+                    let missing = 4 + size - self.buffer.len();
+                    self.buffer
+                        .reserve(missing.min(self.buffer.len().max(SMALL_FRAME_BYTES)));
+                    missing
+                }
                 _ => SMALL_FRAME_BYTES.saturating_sub(self.buffer.len()).max(1),
             };
             let unanswered = Arc::clone(&self.unanswered);
@@ -118,8 +124,7 @@ impl FrameReader {
         Ok(Some(size as usize))
     }
 
-    /// Waits until the pool grants a large frame's size, then makes room for the whole frame
-    /// (memory is only touched as bytes arrive).
+    /// Waits until the pool grants a large frame's size.
     async fn reserve(&mut self, size: usize) -> Result<(), ConnectionError> {
         if let Some(pool) = &self.limits.request_memory {
             let permits = u32::try_from(size).unwrap_or(u32::MAX);
@@ -133,7 +138,6 @@ impl FrameReader {
             // The pool is never closed.
             self.reservation = granted.ok();
         }
-        self.buffer.reserve(4 + size - self.buffer.len());
         Ok(())
     }
 
@@ -207,6 +211,9 @@ pub async fn serve(
     };
     match outcome {
         Ok(()) => tracing::debug!("{peer}: connection closed"),
+        Err(error @ ConnectionError::Idle(_)) => {
+            tracing::info!("{peer}: closing connection: {error}")
+        }
         Err(error) => tracing::warn!("{peer}: closing connection: {error}"),
     }
     // Responses already queued are still written, then the socket closes.
