@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use broker_support::raw::{
     call, closed_by_peer, connect, frame, raise_open_file_limit, read_response, resident_bytes,
+    status_bytes,
 };
 use broker_support::{TestBroker, consume_all, produce_all, start_coordinator};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -80,22 +81,6 @@ fn settled_rss(pid: u32) -> u64 {
     }
 }
 
-fn virtual_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmSize:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap()
-        * 1024
-}
-
 /// Kafka's defaults (queued.max.request.bytes: ours, 256 MiB). Each of 1000 connections
 /// announces a 1 MiB frame and sends half of it: 500 MiB offered. A frame over 32 KiB is read
 /// only under a reservation from the 256 MiB pool, so at most 256 of them are read (128 MiB);
@@ -143,10 +128,10 @@ fn announcing_100_mib_and_sending_one_byte_pins_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start(dir.path(), &coordinator, 1, "");
     let pid = broker.process.as_ref().unwrap().pid();
-    let (rss_before, virtual_before) = (resident_bytes(pid).0, virtual_bytes(pid));
+    let (rss_before, virtual_before) = (resident_bytes(pid).0, status_bytes(pid, "VmSize"));
     let (streams, _) = half_sent_frames(&broker.bootstrap(), 100 << 20, 1);
     let rss = settled_rss(pid);
-    let grown_virtual = virtual_bytes(pid).saturating_sub(virtual_before);
+    let grown_virtual = status_bytes(pid, "VmSize").saturating_sub(virtual_before);
     println!(
         "1000 x 100 MiB announced: RSS {} -> {} MiB, virtual size +{} MiB",
         rss_before / MIB,

@@ -86,24 +86,26 @@ pub fn closed_by_peer(stream: &mut TcpStream) -> bool {
     }
 }
 
+/// A field of `/proc/<pid>/status` given in kB (`VmRSS`, `VmHWM`, `VmSize`...), in bytes.
+pub fn status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
 /// A process's resident set (`VmRSS`) and its peak (`VmHWM`), in bytes.
 pub fn resident_bytes(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .map(|kib| kib * 1024)
-            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    (status_bytes(pid, "VmRSS"), status_bytes(pid, "VmHWM"))
 }
 
 /// Raises this process's soft open-file limit to `wanted` (at most the hard limit); returns

@@ -7,11 +7,10 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{self as m, ApiKey, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 use crate::broker::handlers::SUPPORTED;
+use crate::broker::log::batch;
 
 /// The topic every seed names; the fuzz target creates it with [`SEED_PARTITIONS`] partitions.
 pub const SEED_TOPIC: &str = "fuzz";
@@ -278,38 +277,11 @@ fn produce(version: i16, codec: Compression, acks: i16) -> anyhow::Result<KafkaS
 
 /// A v2 record batch of `count` small records with a key, a value and a header.
 pub fn record_batch(compression: Compression, count: usize) -> anyhow::Result<Bytes> {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: 1_000 + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(format!("value-{i}"))),
-            headers: [(
-                StrBytes::from_static_str("h"),
-                Some(Bytes::from_static(b"v")),
-            )]
-            .into_iter()
-            .collect(),
-        })
+    let values: Vec<Vec<u8>> = (0..count)
+        .map(|i| format!("value-{i}").into_bytes())
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )?;
-    Ok(buf.freeze())
+    let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    batch::encode_example(&values, compression)
 }
 
 /// A request frame: header (with the version's header layout) and body.

@@ -509,47 +509,12 @@ mod snappy {
 mod tests {
     use super::*;
     use crate::broker::log::batch::{self, tests::encoded_batch};
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use bytes::BytesMut;
+    use kafka_protocol::records::Compression;
 
     fn batch_of(values: &[Vec<u8>], compression: Compression) -> BytesMut {
-        let records: Vec<Record> = values
-            .iter()
-            .enumerate()
-            .map(|(i, value)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32,
-                timestamp: 1000 + i as i64,
-                key: Some(Bytes::from_static(b"k")),
-                value: Some(Bytes::from(value.clone())),
-                headers: [(
-                    kafka_protocol::protocol::StrBytes::from_static_str("h"),
-                    Some(Bytes::from_static(b"v")),
-                )]
-                .into_iter()
-                .collect(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        buf
+        let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        BytesMut::from(&batch::encode_example(&values, compression).expect("encode")[..])
     }
 
     fn fix_crc(batch: &mut [u8]) {
