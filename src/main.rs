@@ -40,7 +40,7 @@ enum Command {
     Elect(cli::elect::ElectArgs),
     /// A shell for the coordinator (like zookeeper-shell): `kchaos coord 127.0.0.1:2181 ls /`.
     Coord(coordinator::shell::ShellArgs),
-    /// Benchmarks: coordinator, produce, checker.
+    /// Benchmarks: coordinator, produce, checker, fuzz.
     Bench(bench::BenchArgs),
 }
 

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
 use super::log::partition_log::{AppendError, AppendInfo, PartitionLog, ReadError};
+use super::log::records::DecompressionBudget;
 
 /// The replica assignment and leadership of a partition, as the coordinator stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +225,7 @@ impl Partition {
         records: &[u8],
         acks_all: bool,
         min_insync_replicas: i32,
+        budget: &mut DecompressionBudget,
     ) -> Result<AppendInfo, PartitionError> {
         let mut inner = self.lock();
         if inner.state.leader != self.broker_id {
@@ -240,7 +242,7 @@ impl Partition {
         }
         let epoch = inner.state.leader_epoch;
         let log = inner.log.as_mut().ok_or(PartitionError::Deleted)?;
-        let info = log.append_as_leader(records, epoch)?;
+        let info = log.append_as_leader(records, epoch, budget)?;
         if log.flush_due() {
             blocking(|| log.flush()).map_err(AppendError::Io)?;
         }
@@ -785,7 +787,12 @@ mod tests {
             RoleChange::BecameLeader { leader_epoch: 0 }
         );
         leader
-            .append_as_leader(&encoded_batch(10), true, 2)
+            .append_as_leader(
+                &encoded_batch(10),
+                true,
+                2,
+                &mut DecompressionBudget::new(u64::MAX),
+            )
             .expect("append");
         assert_eq!(leader.offsets().high_watermark, 0, "no follower has it yet");
         leader.record_follower_fetch(2, 10);
@@ -837,7 +844,12 @@ mod tests {
         let leader = replica(dir.path(), 1);
         leader.apply_state(state(1, 0, &[1, 2], 1));
         leader
-            .append_as_leader(&encoded_batch(3), false, 1)
+            .append_as_leader(
+                &encoded_batch(3),
+                false,
+                1,
+                &mut DecompressionBudget::new(u64::MAX),
+            )
             .expect("append");
         // Neither follower fetches: past the lag both are out (3 was never in).
         let live = [1, 2, 3];
@@ -865,7 +877,12 @@ mod tests {
         let leader = replica(dir.path(), 1);
         leader.apply_state(state(1, 0, &[1, 2, 3], 1));
         leader
-            .append_as_leader(&encoded_batch(3), true, 2)
+            .append_as_leader(
+                &encoded_batch(3),
+                true,
+                2,
+                &mut DecompressionBudget::new(u64::MAX),
+            )
             .expect("append");
         leader.record_follower_fetch(2, 3);
         leader.record_follower_fetch(3, 3);
@@ -896,7 +913,12 @@ mod tests {
         };
         {
             let (mut log, _) = PartitionLog::open(dir.path(), config).expect("open");
-            log.append_as_leader(&encoded_batch(5), 0).expect("append");
+            log.append_as_leader(
+                &encoded_batch(5),
+                0,
+                &mut DecompressionBudget::new(u64::MAX),
+            )
+            .expect("append");
         }
         // Reopened as at start-up: unelected, no checkpointed high watermark.
         let (log, _) = PartitionLog::open(dir.path(), config).expect("reopen");

@@ -13,21 +13,17 @@ use tokio::sync::{Semaphore, watch};
 
 use super::config::BrokerConfig;
 use super::connection;
+use super::connection_limits::{self, ConnectionLimits};
 use super::context::Broker;
-use super::log::partition_log::LogConfig;
-use super::metadata_cache::MetadataCache;
-use super::replica_fetcher::ReplicaFetchers;
-use super::replica_manager::ReplicaManager;
 use super::zk::{self, BrokerRegistration, Coordinator, CoordinatorError};
 use super::{controller, isr, metadata_sync};
 
-/// Open connections at most; further clients wait in the accept queue.
-const MAX_CONNECTIONS: usize = 1024;
 /// How long shutdown waits for connections to finish their responses.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
 
 /// Runs the broker until SIGTERM or SIGINT.
 pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    let open_files = connection_limits::raise_open_file_limit();
     let listen = config.listener().clone();
     let listener = TcpListener::bind((listen.host.as_str(), listen.port))
         .await
@@ -52,20 +48,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let log_dir = config.log_dir().to_path_buf();
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("cannot create log.dirs {}", log_dir.display()))?;
-    let log_config = LogConfig {
-        segment_bytes: config.log_segment_bytes,
-        index_interval_bytes: config.log_index_interval_bytes,
-        flush_interval_messages: config.log_flush_interval_messages,
-        message_max_bytes: config.message_max_bytes,
-    };
-    let broker = Arc::new(Broker {
-        replicas: ReplicaManager::new(config.broker_id, log_dir, log_config),
-        fetchers: ReplicaFetchers::default(),
-        metadata: MetadataCache::default(),
-        coordinator,
-        topic_admin: tokio::sync::Mutex::new(()),
-        config,
-    });
+    let broker = Arc::new(Broker::new(config, coordinator));
     metadata_sync::refresh_brokers(&broker).await?;
     load_topics(&broker).await?;
     let registration = BrokerRegistration::new(
@@ -86,11 +69,22 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         Arc::clone(&broker),
         stopped.clone(),
     ));
-    let connections = accept(listener, Arc::clone(&broker), stop, stopped).await;
+    let limits = Arc::new(ConnectionLimits::new(&broker.config, open_files));
+    if limits.max_connections < broker.config.max_connections {
+        tracing::info!(
+            "serving at most {} connections at once (max.connections {}, open-file limit {open_files})",
+            limits.max_connections,
+            broker.config.max_connections
+        );
+    }
+    let max_connections = limits.max_connections;
+    let connections = accept(listener, Arc::clone(&broker), limits, stop, stopped).await;
 
     tracing::info!("broker {} shutting down", broker.id());
     let drained = tokio::time::timeout(CONNECTION_DRAIN, async {
-        let _all = connections.acquire_many(MAX_CONNECTIONS as u32).await;
+        let _all = connections
+            .acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX))
+            .await;
     })
     .await;
     if drained.is_err() {
@@ -125,10 +119,11 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
 async fn accept(
     listener: TcpListener,
     broker: Arc<Broker>,
+    limits: Arc<ConnectionLimits>,
     stop: watch::Sender<bool>,
     mut stopped: watch::Receiver<bool>,
 ) -> Arc<Semaphore> {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (mut terminate, mut interrupt) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -156,9 +151,10 @@ async fn accept(
         match accepted {
             Ok((socket, _)) => {
                 let broker = Arc::clone(&broker);
+                let limits = Arc::clone(&limits);
                 let shutdown = stop.subscribe();
                 tokio::spawn(async move {
-                    connection::serve(socket, broker, shutdown).await;
+                    connection::serve(socket, broker, limits, shutdown).await;
                     drop(permit);
                 });
             }

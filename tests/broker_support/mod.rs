@@ -3,6 +3,8 @@
 //! brokers as `NodeProcess`es, and build rdkafka clients.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod raw;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -28,7 +28,8 @@ fn parse(text: &str) -> Option<HighWatermarks> {
         return None;
     }
     let count: usize = lines.next()?.trim().parse().ok()?;
-    let mut entries = HighWatermarks::with_capacity(count);
+    // The count is only believed once that many lines have been read: nothing is sized by it.
+    let mut entries = HighWatermarks::new();
     for line in lines.take(count) {
         let mut fields = line.split_whitespace();
         let topic = fields.next()?.to_string();
@@ -70,5 +71,26 @@ mod tests {
         assert_eq!(read(dir.path()), entries);
         std::fs::write(dir.path().join(CHECKPOINT_FILE), "0\n2\nt 0 42\n").expect("write");
         assert!(read(dir.path()).is_empty(), "a short file is not trusted");
+    }
+
+    #[test]
+    fn corrupt_files_read_as_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let huge = format!("0\n{}\nt 0 42\n", usize::MAX);
+        for text in [
+            "",
+            "0\n",
+            "0\n2147483647\nt 0 42\n",
+            huge.as_str(),
+            "1\n1\nt 0 42\n",
+            "0\n-1\n",
+            "0\n1\nt x 42\n",
+            "\u{0}\u{1}garbage\n\n",
+        ] {
+            std::fs::write(dir.path().join(CHECKPOINT_FILE), text).expect("write");
+            assert!(read(dir.path()).is_empty(), "{text:?}");
+        }
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), [0xff, 0xfe, 0x00]).expect("write");
+        assert!(read(dir.path()).is_empty(), "not UTF-8");
     }
 }
