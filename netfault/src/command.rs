@@ -219,5 +219,4 @@ mod tests {
             Err(Unavailable::NoNetworkNamespaces)
         );
     }
-
 }

@@ -354,7 +354,10 @@ mod tests {
                 sides.sort();
                 sides.dedup();
                 assert_eq!(sides.len(), 2, "two halves, each with the bridge");
-                assert_eq!(sides[0].intersection(&sides[1]).collect::<Vec<_>>(), [&bridge_node]);
+                assert_eq!(
+                    sides[0].intersection(&sides[1]).collect::<Vec<_>>(),
+                    [&bridge_node]
+                );
                 if count % 2 == 1 {
                     assert!(sides.iter().all(|side| side.len() >= majority(count)));
                 }

@@ -29,9 +29,10 @@
 //!
 //! # Model
 //!
-//! - Each node: a namespace `<tag>-<node>` with `eth0` at `198.18.x.(i+2)/24` and a default route
-//!   via the bridge `<tag>br` at `.1` in the root namespace ([`network`], names in [`tag`],
-//!   subnets in [`subnet`]).
+//! - Each node: a namespace `<tag>-<node>` with `eth0` at `198.18.x.(i+2)/24` on the bridge
+//!   `<tag>br`, where the root namespace is `.1`; nothing beyond the subnet is routed, so a DNS
+//!   lookup fails at once instead of timing out ([`network`], names in [`tag`], subnets in
+//!   [`subnet`]).
 //! - A grudge: node -> the nodes it drops traffic from ([`grudge`]). Mutual: a partition. One-way:
 //!   the receiver hears only replies to its own connections. Applied as input rules in each
 //!   node's namespace ([`rules`]), one nft transaction per node, all nodes concurrently.

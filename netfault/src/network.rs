@@ -1,11 +1,18 @@
 //! A network per node: the handle that builds it, partitions and heals it, and removes it.
 //!
 //! For nodes `n1..nk` of one run: a bridge `<tag>br` in the root namespace with the subnet's
-//! `.1`, and for node `i` a namespace `<tag>-<name>` holding `eth0` (address `.(i + 2)`, default
-//! route via `.1`) and `lo`, joined to the bridge by a veth pair. The orchestrator and clients
-//! stay in the root namespace and reach every node through the bridge; nodes reach each other
-//! through it. Nothing leaves the subnet: the root namespace does not forward. Nodes get no IPv6
-//! addresses (`addrgenmode none`), so no traffic between them escapes a grudge over IPv6.
+//! `.1`, and for node `i` a namespace `<tag>-<name>` holding `lo` and `eth0` (address
+//! `.(i + 2)/24`), joined to the bridge by a veth pair. The orchestrator and clients stay in the
+//! root namespace and reach every node through the bridge; nodes reach each other, and the root
+//! namespace at `.1`, through it.
+//!
+//! Nodes have no default route: the subnet is all they can reach, and anything else fails at
+//! once with "network unreachable" without a packet sent. That is deliberate. With a default
+//! route, every DNS lookup a node makes (the host's resolver is not on the subnet) would wait
+//! for its timeout, 10 s here: Python's `http.server` took 10 s to start, as `getfqdn` does a
+//! reverse lookup, and a JVM's `getCanonicalHostName` does the same. So configure nodes with
+//! addresses, not host names. Nodes get no IPv6 addresses either (`addrgenmode none`), so no
+//! traffic between them escapes a grudge over IPv6.
 //!
 //! Every method blocks for a few milliseconds on `ip`/`nft` processes: call them from a
 //! blocking context (e.g. `tokio::task::spawn_blocking`), not on an async worker thread.
@@ -87,7 +94,7 @@ impl Network {
             scripts.push(Script {
                 tool: Tool::Ip,
                 namespace,
-                text: node_script(subnet, node.address),
+                text: node_script(node.address),
                 keep_going: false,
             });
             scripts.push(Script {
@@ -338,17 +345,16 @@ fn root_script(tag: &RunTag, subnet: Subnet, names: &[&str]) -> String {
     script
 }
 
-/// A node's part, run inside its namespace.
-fn node_script(subnet: Subnet, address: Ipv4Addr) -> String {
+/// A node's part, run inside its namespace. No default route (see the module doc).
+fn node_script(address: Ipv4Addr) -> String {
     let no_ipv6 = if ipv6_present() {
         "link set eth0 addrgenmode none\n"
     } else {
         ""
     };
     format!(
-        "link set lo up\n{no_ipv6}addr add {address}/{} dev eth0\nlink set eth0 up\nroute add default via {}\n",
+        "link set lo up\n{no_ipv6}addr add {address}/{} dev eth0\nlink set eth0 up\n",
         Subnet::PREFIX_LENGTH,
-        subnet.gateway()
     )
 }
 

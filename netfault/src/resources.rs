@@ -96,7 +96,10 @@ pub(crate) fn remove(tag: &RunTag) -> Result<(), NetFaultError> {
     Err(NetFaultError::LeftBehind {
         tag: tag.to_string(),
         resources: left.names(),
-        detail: outcome.err().map(|error| error.to_string()).unwrap_or_default(),
+        detail: outcome
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default(),
     })
 }
 

@@ -66,7 +66,10 @@ impl Subnet {
 
     /// The address of node `index` (x.y.z.(index + 2)), `index` < [`NODES_MAX`].
     pub fn node_address(&self, index: usize) -> Ipv4Addr {
-        assert!(index < NODES_MAX, "node index {index} is outside the subnet");
+        assert!(
+            index < NODES_MAX,
+            "node index {index} is outside the subnet"
+        );
         Ipv4Addr::from(u32::from(self.network()) + 2 + index as u32)
     }
 
@@ -184,7 +187,12 @@ pub(crate) fn inspect_slots() -> Result<Vec<SlotState>, NetFaultError> {
         let Some(slot) = entry
             .file_name()
             .to_str()
-            .and_then(|name| name.strip_prefix("slot-")?.strip_suffix(".lock")?.parse().ok())
+            .and_then(|name| {
+                name.strip_prefix("slot-")?
+                    .strip_suffix(".lock")?
+                    .parse()
+                    .ok()
+            })
             .filter(|&slot: &u16| slot < SLOT_COUNT)
         else {
             continue;
@@ -253,7 +261,9 @@ fn try_lock_slot(
             return Err(io_error("locking slot lock file", source));
         }
     }
-    let ours = file.metadata().map_err(|source| io_error("inspecting", source))?;
+    let ours = file
+        .metadata()
+        .map_err(|source| io_error("inspecting", source))?;
     let still_there = std::fs::metadata(&path)
         .is_ok_and(|current| current.ino() == ours.ino() && current.dev() == ours.dev());
     Ok(still_there.then_some(SlotLock { file, path, slot }))

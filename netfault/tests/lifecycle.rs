@@ -5,6 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
@@ -42,7 +43,11 @@ fn every_node_has_its_own_address_and_the_names_carry_the_tag() {
             addresses.contains(&format!("eth0    inet {}/24", node.address())),
             "{addresses}"
         );
-        assert_eq!(addresses.matches("inet ").count(), 2, "lo and eth0: {addresses}");
+        assert_eq!(
+            addresses.matches("inet ").count(),
+            2,
+            "lo and eth0: {addresses}"
+        );
     }
     let bridge = network.bridge_name();
     assert!(bridge.len() <= INTERFACE_NAME_MAX);
@@ -54,9 +59,7 @@ fn every_node_has_its_own_address_and_the_names_carry_the_tag() {
     let lock_files = std::fs::read_dir("/run/kchaos/netfault")
         .expect("lock directory")
         .flatten()
-        .filter(|entry| {
-            std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(&tag))
-        })
+        .filter(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(&tag)))
         .count();
     assert_eq!(lock_files, 1, "one slot lock file names the run");
 
@@ -65,9 +68,7 @@ fn every_node_has_its_own_address_and_the_names_carry_the_tag() {
     let lock_files_after = std::fs::read_dir("/run/kchaos/netfault")
         .expect("lock directory")
         .flatten()
-        .filter(|entry| {
-            std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(&tag))
-        })
+        .filter(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(&tag)))
         .count();
     assert_eq!(lock_files_after, 0, "the slot is given back");
 }
@@ -129,7 +130,10 @@ fn teardown_removes_the_links_even_with_a_process_still_inside() {
     probe(None, network.nodes()[0].address(), Duration::from_secs(10)).expect("reachable");
     network.teardown().expect("teardown");
     assert_eq!(traces_of(&tag), Vec::<String>::new(), "left behind");
-    assert!(common::process_alive(listener.pid()), "the node process is still running");
+    assert!(
+        common::process_alive(listener.pid()),
+        "the node process is still running"
+    );
 }
 
 #[test]
@@ -148,8 +152,10 @@ fn concurrent_runs_get_their_own_tags_and_subnets() {
             .map(|thread| thread.join().expect("thread"))
             .collect()
     });
-    let tags: std::collections::BTreeSet<String> =
-        networks.iter().map(|network| network.tag().to_string()).collect();
+    let tags: std::collections::BTreeSet<String> = networks
+        .iter()
+        .map(|network| network.tag().to_string())
+        .collect();
     let subnets: std::collections::BTreeSet<String> = networks
         .iter()
         .map(|network| network.subnet().to_string())
@@ -159,7 +165,9 @@ fn concurrent_runs_get_their_own_tags_and_subnets() {
     // Live networks, in this process, are never taken for stale ones.
     let stale = netfault::find_stale(netfault::TAG_PREFIX).expect("find_stale");
     assert!(
-        stale.iter().all(|network| !tags.contains(network.tag.as_str())),
+        stale
+            .iter()
+            .all(|network| !tags.contains(network.tag.as_str())),
         "{stale:?}"
     );
     // Each network's nodes reach each other, and the root namespace reaches every node.
@@ -175,7 +183,14 @@ fn concurrent_runs_get_their_own_tags_and_subnets() {
 
 #[test]
 fn without_root_the_error_says_so() {
-    let mut helper = Helper::spawn("helper", "create-network", None, |command| {
+    // A copy of this binary that user nobody may run wherever the checkout is.
+    let directory = tempfile::tempdir().expect("temp dir");
+    let copy = directory.path().join("helper");
+    std::fs::copy(std::env::current_exe().expect("test binary"), &copy).expect("copy");
+    for path in [directory.path(), copy.as_path()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let mut helper = Helper::spawn_copy(&copy, "helper", "create-network", None, |command| {
         // SAFETY: setgroups/setgid/setuid are async-signal-safe system calls.
         unsafe {
             command.pre_exec(|| {

@@ -35,9 +35,17 @@ fn isolate_cuts_one_node_off_and_heal_restores_it() {
     let n3 = network.node("n3").expect("n3");
     // The scenario in words, before the whole matrix.
     let cut = probe(Some(n2), n3.address(), BLOCKED_TIMEOUT).expect_err("n2 is cut off");
-    assert_eq!(cut.kind(), ErrorKind::TimedOut, "dropped, not refused: {cut}");
-    probe(Some(n3), network.node("n4").expect("n4").address(), Duration::from_secs(10))
-        .expect("n3 still reaches n4");
+    assert_eq!(
+        cut.kind(),
+        ErrorKind::TimedOut,
+        "dropped, not refused: {cut}"
+    );
+    probe(
+        Some(n3),
+        network.node("n4").expect("n4").address(),
+        Duration::from_secs(10),
+    )
+    .expect("n3 still reaches n4");
     probe(None, n2.address(), Duration::from_secs(10)).expect("clients still reach n2");
     let reached = assert_connectivity(&network, &isolated);
     assert_eq!(reached[1], ("n2".to_string(), Vec::<String>::new()));
@@ -100,8 +108,10 @@ fn halves_bridge_and_ring_give_the_connectivity_their_definitions_say() {
     let bridge = grudge::bridge(&NODES, rng).expect("bridge");
     network.apply(&bridge).expect("apply bridge");
     let seen = sees(assert_connectivity(&network, &bridge));
-    let everywhere: Vec<&BTreeSet<String>> =
-        seen.iter().filter(|group| group.len() == NODES.len()).collect();
+    let everywhere: Vec<&BTreeSet<String>> = seen
+        .iter()
+        .filter(|group| group.len() == NODES.len())
+        .collect();
     assert_eq!(everywhere.len(), 1, "one bridge node: {seen:?}");
     assert!(seen.iter().all(|group| group.len() >= majority), "{seen:?}");
 
@@ -114,7 +124,11 @@ fn halves_bridge_and_ring_give_the_connectivity_their_definitions_say() {
             .all(|group| group.len() >= majority && group.len() < NODES.len()),
         "{seen:?}"
     );
-    assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), NODES.len(), "{seen:?}");
+    assert_eq!(
+        seen.iter().collect::<BTreeSet<_>>().len(),
+        NODES.len(),
+        "{seen:?}"
+    );
 
     network.heal().expect("heal");
     assert_connectivity(&network, &netfault::Grudge::new());
@@ -124,7 +138,9 @@ fn halves_bridge_and_ring_give_the_connectivity_their_definitions_say() {
 fn a_grudge_naming_another_node_is_refused() {
     let network = Network::create("test-unknown", &["n1", "n2"]).expect("create the network");
     let wrong = grudge::isolate(&["n1", "n2", "n9"], "n9").expect("isolate");
-    let error = network.apply(&wrong).expect_err("n9 is not in this network");
+    let error = network
+        .apply(&wrong)
+        .expect_err("n9 is not in this network");
     assert!(error.to_string().contains("\"n9\""), "{error}");
 }
 

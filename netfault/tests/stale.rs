@@ -26,12 +26,27 @@ fn a_killed_owner_leaves_a_stale_network_that_remove_stale_removes() {
         .map(|pid| pid.parse().expect("a listener pid"))
         .collect();
     assert_eq!(listener_pids.len(), 3);
-    assert_eq!(traces_of(&tag).len(), 3 + 4, "3 namespaces, 3 veths and a bridge");
+    assert_eq!(
+        traces_of(&tag).len(),
+        3 + 4,
+        "3 namespaces, 3 veths and a bridge"
+    );
 
     let stale_before = netfault::find_stale(&tag).expect("find_stale");
-    assert_eq!(stale_before, Vec::new(), "a live owner's network is not stale");
-    assert_eq!(netfault::remove_stale(&tag).expect("remove_stale"), Vec::new());
-    assert_eq!(traces_of(&tag).len(), 7, "remove_stale left the live network alone");
+    assert_eq!(
+        stale_before,
+        Vec::new(),
+        "a live owner's network is not stale"
+    );
+    assert_eq!(
+        netfault::remove_stale(&tag).expect("remove_stale"),
+        Vec::new()
+    );
+    assert_eq!(
+        traces_of(&tag).len(),
+        7,
+        "remove_stale left the live network alone"
+    );
 
     kill(Pid::from_raw(owner.pid()), Signal::SIGKILL).expect("SIGKILL the owner");
     owner.child.wait().expect("reap the owner");

@@ -38,6 +38,17 @@ impl Helper {
         configure: impl FnOnce(&mut Command),
     ) -> Helper {
         let executable = std::env::current_exe().expect("the test binary's path");
+        Self::spawn_copy(&executable, helper_test, role, node, configure)
+    }
+
+    /// [`Helper::spawn`] of `executable`, a copy of this test binary.
+    pub fn spawn_copy(
+        executable: &std::path::Path,
+        helper_test: &str,
+        role: &str,
+        node: Option<&NodeNetwork>,
+        configure: impl FnOnce(&mut Command),
+    ) -> Helper {
         let mut command = Command::new(executable);
         command
             .args([helper_test, "--exact", "--nocapture", "--test-threads=1"])
@@ -74,7 +85,10 @@ impl Helper {
         let mut line = String::new();
         loop {
             line.clear();
-            let read = self.stdout.read_line(&mut line).expect("read helper output");
+            let read = self
+                .stdout
+                .read_line(&mut line)
+                .expect("read helper output");
             assert!(read > 0, "the helper ended before printing {prefix:?}");
             if let Some(start) = line.find(prefix) {
                 return line[start + prefix.len()..].trim_end().to_string();
@@ -115,10 +129,8 @@ pub fn helper_main() {
 fn listen() -> ! {
     let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, PORT)).expect("bind the listener");
     println!("LISTENING");
-    for stream in listener.incoming() {
-        if let Ok(mut stream) = stream {
-            let _ = stream.write_all(b"hello\n");
-        }
+    for mut stream in listener.incoming().flatten() {
+        let _ = stream.write_all(b"hello\n");
     }
     std::process::exit(0)
 }
@@ -136,7 +148,10 @@ fn own_network() -> ! {
             helper
         })
         .collect();
-    let pids: Vec<String> = listeners.iter().map(|helper| helper.pid().to_string()).collect();
+    let pids: Vec<String> = listeners
+        .iter()
+        .map(|helper| helper.pid().to_string())
+        .collect();
     println!("READY {} {}", network.tag(), pids.join(" "));
     std::thread::sleep(Duration::from_secs(120));
     std::process::exit(1)
@@ -172,11 +187,7 @@ pub fn start_listeners(helper_test: &str, network: &Network) -> Vec<Helper> {
 
 /// Connects from `from` (a node, or the root namespace for `None`) to `to`'s listener and reads
 /// its greeting, within `timeout`.
-pub fn probe(
-    from: Option<&NodeNetwork>,
-    to: Ipv4Addr,
-    timeout: Duration,
-) -> std::io::Result<()> {
+pub fn probe(from: Option<&NodeNetwork>, to: Ipv4Addr, timeout: Duration) -> std::io::Result<()> {
     let attempt = move || -> std::io::Result<()> {
         let address = SocketAddr::V4(SocketAddrV4::new(to, PORT));
         let mut stream = TcpStream::connect_timeout(&address, timeout)?;
@@ -240,7 +251,11 @@ pub fn assert_connectivity(network: &Network, grudge: &Grudge) -> Vec<(String, V
                 "{} -> {}: expected {}, got {outcome:?}",
                 origin(from),
                 to.name(),
-                if expected { "a connection" } else { "a timeout" },
+                if expected {
+                    "a connection"
+                } else {
+                    "a timeout"
+                },
             ));
         }
     }
