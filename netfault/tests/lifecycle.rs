@@ -48,6 +48,26 @@ fn every_node_has_its_own_address_and_the_names_carry_the_tag() {
             2,
             "lo and eth0: {addresses}"
         );
+        // Nothing beyond the subnet is routed: no packet leaves, the failure is immediate.
+        let outside = node
+            .run_in(|| {
+                let outside = std::net::SocketAddr::from(([203, 0, 113, 1], 53));
+                TcpStream::connect_timeout(&outside, Duration::from_secs(5))
+            })
+            .expect("enter");
+        let error = outside.expect_err("203.0.113.1 is unreachable from a node");
+        assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::NetworkUnreachable,
+            "{error}"
+        );
+        // The root namespace is reachable at the gateway address.
+        let mut route_get = Command::new("ip");
+        route_get.args(["-4", "route", "get", &network.gateway().to_string()]);
+        node.enter_on_spawn(&mut route_get);
+        let route = route_get.output().expect("ip route get");
+        let route = String::from_utf8_lossy(&route.stdout);
+        assert!(route.contains("dev eth0"), "{route}");
     }
     let bridge = network.bridge_name();
     assert!(bridge.len() <= INTERFACE_NAME_MAX);
