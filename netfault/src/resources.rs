@@ -103,7 +103,8 @@ pub(crate) fn remove(tag: &RunTag) -> Result<(), NetFaultError> {
     })
 }
 
-fn directory_names(directory: &Path) -> Result<Vec<String>, NetFaultError> {
+/// The names in `directory` (none if it does not exist).
+pub(crate) fn directory_names(directory: &Path) -> Result<Vec<String>, NetFaultError> {
     let entries = match std::fs::read_dir(directory) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

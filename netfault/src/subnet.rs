@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use rand::Rng;
 
 use crate::error::NetFaultError;
+use crate::resources::directory_names;
 use crate::tag::RunTag;
 
 /// The address block every network's subnet comes from.
@@ -171,33 +172,16 @@ pub(crate) fn acquire(tag: &RunTag, run_id: &str) -> Result<SlotLock, NetFaultEr
 /// ones come locked by us.
 pub(crate) fn inspect_slots() -> Result<Vec<SlotState>, NetFaultError> {
     let directory = Path::new(LOCK_DIRECTORY);
-    let entries = match std::fs::read_dir(directory) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(NetFaultError::Io {
-                what: "listing",
-                path: directory.to_path_buf(),
-                source,
-            });
-        }
-    };
     let mut states = Vec::new();
-    for entry in entries.flatten() {
-        let Some(slot) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| {
-                name.strip_prefix("slot-")?
-                    .strip_suffix(".lock")?
-                    .parse()
-                    .ok()
-            })
+    for name in directory_names(directory)? {
+        let Some(slot) = name
+            .strip_prefix("slot-")
+            .and_then(|rest| rest.strip_suffix(".lock")?.parse().ok())
             .filter(|&slot: &u16| slot < SLOT_COUNT)
         else {
             continue;
         };
-        let record = read_record(&entry.path());
+        let record = read_record(&directory.join(&name));
         match try_lock_slot(directory, slot, false)? {
             Some(lock) => states.push(SlotState::Dead(record, lock)),
             None => states.push(SlotState::Live(record)),

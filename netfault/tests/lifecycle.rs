@@ -76,21 +76,24 @@ fn every_node_has_its_own_address_and_the_names_carry_the_tag() {
         bridge_addresses.contains(&format!("inet {}/24", network.gateway())),
         "{bridge_addresses}"
     );
-    let lock_files = std::fs::read_dir("/run/kchaos/netfault")
-        .expect("lock directory")
-        .flatten()
-        .filter(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(&tag)))
-        .count();
-    assert_eq!(lock_files, 1, "one slot lock file names the run");
+    assert_eq!(
+        lock_files_naming(&tag),
+        1,
+        "one slot lock file names the run"
+    );
 
     network.teardown().expect("teardown");
     assert_eq!(traces_of(&tag), Vec::<String>::new(), "left behind");
-    let lock_files_after = std::fs::read_dir("/run/kchaos/netfault")
+    assert_eq!(lock_files_naming(&tag), 0, "the slot is given back");
+}
+
+/// How many slot lock files name `tag`.
+fn lock_files_naming(tag: &str) -> usize {
+    std::fs::read_dir(netfault::subnet::LOCK_DIRECTORY)
         .expect("lock directory")
         .flatten()
-        .filter(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(&tag)))
-        .count();
-    assert_eq!(lock_files_after, 0, "the slot is given back");
+        .filter(|entry| std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(tag)))
+        .count()
 }
 
 #[test]
