@@ -74,7 +74,18 @@ impl Helper {
             node.enter_on_spawn(&mut command);
         }
         configure(&mut command);
-        let mut child = command.spawn().expect("spawn the helper");
+        // A fresh copy of the binary can be "busy" (ETXTBSY) while a child forked by another
+        // thread still holds the copy's write descriptor, until that child execs.
+        let mut attempts = 0;
+        let mut child = loop {
+            match command.spawn() {
+                Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) && attempts < 100 => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                outcome => break outcome.expect("spawn the helper"),
+            }
+        };
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         Helper { child, stdout }
     }
