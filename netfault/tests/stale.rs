@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use common::{Helper, await_condition, process_alive, traces_of};
+use common::{Helper, await_condition, output_of, process_alive, traces_of};
 
 /// Re-executed as the network owner (and its listeners).
 #[test]
@@ -31,6 +31,14 @@ fn a_killed_owner_leaves_a_stale_network_that_remove_stale_removes() {
         3 + 4,
         "3 namespaces, 3 veths and a bridge"
     );
+    for node in ["n1", "n2", "n3"] {
+        let namespace = format!("{tag}-{node}");
+        let tables = output_of(
+            "ip",
+            &["netns", "exec", &namespace, "nft", "list", "tables"],
+        );
+        assert_eq!(tables.trim(), format!("table inet {tag}"), "in {namespace}");
+    }
 
     let stale_before = netfault::find_stale(&tag).expect("find_stale");
     assert_eq!(
@@ -68,6 +76,8 @@ fn a_killed_owner_leaves_a_stale_network_that_remove_stale_removes() {
 
     let removed = netfault::remove_stale(&tag).expect("remove_stale");
     assert_eq!(removed.len(), 1);
+    // The nft tables lived in the namespaces, now gone (`traces_of` also lists the root
+    // namespace's tables).
     assert_eq!(traces_of(&tag), Vec::<String>::new(), "left behind");
     assert!(!lock_file.exists(), "the slot is free again");
     assert_eq!(netfault::find_stale(&tag).expect("find_stale"), Vec::new());
