@@ -20,6 +20,7 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 
 use crate::command::{self, Script, Tool, check_prerequisites};
 use crate::error::NetFaultError;
@@ -40,6 +41,8 @@ pub struct Network {
     run_id: String,
     subnet: Subnet,
     nodes: Vec<NodeNetwork>,
+    /// One grudge change at a time, so that every node ends with the same grudge.
+    applying: Mutex<()>,
     ownership: Ownership,
 }
 
@@ -118,6 +121,7 @@ impl Network {
             run_id: run_id.to_string(),
             subnet,
             nodes,
+            applying: Mutex::new(()),
             ownership,
         })
     }
@@ -162,11 +166,16 @@ impl Network {
     }
 
     /// Replaces the current grudge with `grudge`. Each node's rules change in one nft
-    /// transaction; all nodes are updated concurrently, within milliseconds of each other.
+    /// transaction; all nodes are updated concurrently, within milliseconds of each other. If a
+    /// node's update fails, the others may have changed: apply again or heal.
     pub fn apply(&self, grudge: &Grudge) -> Result<(), NetFaultError> {
         for name in grudge.nodes() {
             self.node(name)?;
         }
+        let _one_at_a_time = self
+            .applying
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let scripts: Vec<Script<'_>> = self
             .nodes
             .iter()
@@ -361,6 +370,13 @@ fn node_script(address: Ipv4Addr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Network>();
+        shareable::<NodeNetwork>();
+    }
 
     #[test]
     fn node_names_are_checked() {
