@@ -76,38 +76,8 @@ impl Network {
             text: root_script(tag, subnet, &names),
             keep_going: false,
         })?;
-        let nodes = names
-            .iter()
-            .enumerate()
-            .map(|(index, name)| {
-                let namespace_name = tag.namespace_name(name);
-                let namespace =
-                    NamespaceFd::open(&Path::new(NAMESPACE_DIRECTORY).join(&namespace_name))?;
-                Ok(NodeNetwork {
-                    name: name.to_string(),
-                    address: subnet.node_address(index),
-                    namespace_name,
-                    namespace,
-                })
-            })
-            .collect::<Result<Vec<_>, NetFaultError>>()?;
-        let mut scripts = Vec::with_capacity(2 * nodes.len());
-        for node in &nodes {
-            let namespace = Some((node.namespace_name.as_str(), &node.namespace));
-            scripts.push(Script {
-                tool: Tool::Ip,
-                namespace,
-                text: node_script(node.address),
-                keep_going: false,
-            });
-            scripts.push(Script {
-                tool: Tool::Nft,
-                namespace,
-                text: rules::base_table(tag.table_name()),
-                keep_going: false,
-            });
-        }
-        command::run_all(&scripts)?;
+        let nodes = open_nodes(tag, subnet, &names)?;
+        configure_nodes(tag, &nodes)?;
         tracing::info!(
             "network {tag} ({subnet}, bridge {}) for run {run_id}: {}",
             tag.bridge_name(),
@@ -248,6 +218,50 @@ impl NodeNetwork {
     pub fn run_in<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, NetFaultError> {
         namespace::run_in(&self.namespace_name, &self.namespace, work)
     }
+}
+
+/// The handles of the nodes' namespaces, once `ip netns add` made them.
+fn open_nodes(
+    tag: &RunTag,
+    subnet: Subnet,
+    names: &[&str],
+) -> Result<Vec<NodeNetwork>, NetFaultError> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            let namespace_name = tag.namespace_name(name);
+            let namespace =
+                NamespaceFd::open(&Path::new(NAMESPACE_DIRECTORY).join(&namespace_name))?;
+            Ok(NodeNetwork {
+                name: name.to_string(),
+                address: subnet.node_address(index),
+                namespace_name,
+                namespace,
+            })
+        })
+        .collect()
+}
+
+/// Inside every node's namespace, concurrently: its address and links, and its nft table.
+fn configure_nodes(tag: &RunTag, nodes: &[NodeNetwork]) -> Result<(), NetFaultError> {
+    let mut scripts = Vec::with_capacity(2 * nodes.len());
+    for node in nodes {
+        let namespace = Some((node.namespace_name.as_str(), &node.namespace));
+        scripts.push(Script {
+            tool: Tool::Ip,
+            namespace,
+            text: node_script(node.address),
+            keep_going: false,
+        });
+        scripts.push(Script {
+            tool: Tool::Nft,
+            namespace,
+            text: rules::base_table(tag.table_name()),
+            keep_going: false,
+        });
+    }
+    command::run_all(&scripts)
 }
 
 /// What a network owns: its tag's resources and its subnet slot.

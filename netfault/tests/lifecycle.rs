@@ -246,3 +246,36 @@ fn without_ip_on_path_the_error_names_the_package() {
         "{result}"
     );
 }
+
+#[test]
+fn a_failure_halfway_removes_what_was_built() {
+    // A real `ip`, and an `nft` that fails: the bridge, namespaces and veths get built, then the
+    // nodes' nft tables cannot be.
+    let directory = tempfile::tempdir().expect("temp dir");
+    let real_ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .expect("ip is installed");
+    std::os::unix::fs::symlink(real_ip, directory.path().join("ip")).expect("symlink ip");
+    let fake_nft = directory.path().join("nft");
+    std::fs::write(
+        &fake_nft,
+        "#!/bin/sh\necho 'simulated nft failure' >&2\nexit 1\n",
+    )
+    .expect("fake nft");
+    std::fs::set_permissions(&fake_nft, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut helper = Helper::spawn("helper", "create-network", None, |command| {
+        command.env("PATH", directory.path());
+    });
+    let result = helper.line_starting("RESULT ");
+    assert!(result.contains("simulated nft failure"), "{result}");
+    let tag = result
+        .split("table inet ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no tag in {result}"))
+        .to_string();
+    assert!(netfault::RunTag::parse(&tag).is_some(), "{tag}");
+    assert_eq!(traces_of(&tag), Vec::<String>::new(), "left behind");
+    assert_eq!(lock_files_naming(&tag), 0, "the slot is given back");
+}

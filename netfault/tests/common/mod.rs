@@ -177,7 +177,7 @@ fn create_network() -> ! {
             std::process::exit(0)
         }
         Err(error) => {
-            println!("RESULT error {error}");
+            println!("RESULT error {}", error.to_string().replace('\n', " | "));
             std::process::exit(0)
         }
     }
