@@ -1,9 +1,10 @@
 //! The state every request handler shares: the config, the metadata cache, the hosted
-//! replicas, the replica fetchers and the coordinator session.
+//! replicas, the replica fetchers, the group coordinator and the coordinator session.
 
 use std::sync::Arc;
 
 use super::config::BrokerConfig;
+use super::group::coordinator::GroupCoordinator;
 use super::metadata_cache::MetadataCache;
 use super::replica_fetcher::ReplicaFetchers;
 use super::replica_manager::ReplicaManager;
@@ -19,6 +20,8 @@ pub struct Broker {
     pub coordinator: Coordinator,
     /// Serialises topic creation and deletion on this broker.
     pub topic_admin: tokio::sync::Mutex<()>,
+    /// The consumer groups this broker coordinates.
+    pub groups: GroupCoordinator,
 }
 
 impl Broker {

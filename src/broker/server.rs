@@ -14,6 +14,7 @@ use tokio::sync::{Semaphore, watch};
 use super::config::BrokerConfig;
 use super::connection;
 use super::context::Broker;
+use super::group::coordinator::GroupCoordinator;
 use super::log::partition_log::LogConfig;
 use super::metadata_cache::MetadataCache;
 use super::replica_fetcher::ReplicaFetchers;
@@ -64,6 +65,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         metadata: MetadataCache::default(),
         coordinator,
         topic_admin: tokio::sync::Mutex::new(()),
+        groups: GroupCoordinator::default(),
         config,
     });
     metadata_sync::refresh_brokers(&broker).await?;
@@ -89,6 +91,8 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let connections = accept(listener, Arc::clone(&broker), stop, stopped).await;
 
     tracing::info!("broker {} shutting down", broker.id());
+    // Parked JoinGroups and SyncGroups are answered NOT_COORDINATOR rather than held open.
+    broker.groups.resign_all(broker.id());
     let drained = tokio::time::timeout(CONNECTION_DRAIN, async {
         let _all = connections.acquire_many(MAX_CONNECTIONS as u32).await;
     })
