@@ -4,6 +4,8 @@
 use std::process::ExitCode;
 
 pub mod checker;
+pub mod cluster;
+pub mod consume;
 pub mod coordinator;
 pub mod produce;
 
@@ -23,6 +25,9 @@ pub enum Bench {
     Produce(produce::ProduceBenchArgs),
     /// Check a generated 10M-operation history: ops/s and peak RSS.
     Checker(checker::CheckerBenchArgs),
+    /// One partition read back by kcat and by confluent-kafka's Python consumer (issue 15's
+    /// finding): where the time goes, optionally against another kchaos build in the same run.
+    Consume(consume::ConsumeBenchArgs),
 }
 
 /// Runs the chosen benchmark.
@@ -31,5 +36,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Bench::Coordinator(args) => coordinator::run(args),
         Bench::Produce(args) => produce::run(args),
         Bench::Checker(args) => checker::run(args),
+        Bench::Consume(args) => consume::run(args),
     }
 }
