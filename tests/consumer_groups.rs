@@ -338,7 +338,7 @@ fn find_coordinator_waits_for_enough_brokers_for_the_offsets_topic() {
     assert!(
         brokers[0]
             .output()
-            .contains("cannot create __consumer_offsets"),
+            .contains("does not meet the required replication factor '3' for the offsets topic"),
         "{}",
         brokers[0].output()
     );

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use kafka_protocol::error::ResponseError;
 
 use super::clock::Now;
-use super::group::Group;
+use super::machine::Group;
 use super::offsets_topic;
 use super::placement::partition_for;
 use super::shard::Shard;

@@ -14,7 +14,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 
 use super::clock::Now;
 use super::config::GroupCoordinatorConfig;
-use super::group::Group;
+use super::machine::Group;
 use super::records::{self, GroupValue, OffsetValue, RecordKey};
 
 /// Why stored bytes could not be replayed.

@@ -13,7 +13,7 @@
 //! - [`state`]: the five group states and their legal transitions.
 //! - [`messages`]: the state machine's inputs and results (JoinGroup, SyncGroup).
 //! - [`member`]: one member, its parked requests and heartbeat deadline.
-//! - [`group`]: one group's state machine — joins, rebalances, syncs, heartbeats, leaves,
+//! - [`machine`]: one group's state machine — joins, rebalances, syncs, heartbeats, leaves,
 //!   commit checks, timers (pure, unit-tested).
 //! - [`offsets`]: one group's committed offsets.
 //! - [`clock`]: the moment a decision is made at.
@@ -25,8 +25,8 @@
 pub mod clock;
 pub mod config;
 pub mod coordinator;
-pub mod group;
 pub mod loader;
+pub mod machine;
 pub mod member;
 pub mod messages;
 pub mod offsets;

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kafka_protocol::error::ResponseError;
 
@@ -29,12 +30,32 @@ fn topic_configs(broker: &Broker) -> BTreeMap<String, String> {
     ])
 }
 
+/// The live-broker count last reported as too small (so the refusal is logged once per count,
+/// not on every FindCoordinator a client retries).
+static REPORTED_LIVE_BROKERS: AtomicUsize = AtomicUsize::new(usize::MAX);
+
 /// The topic as this broker knows it, created first if it does not exist yet.
 pub async fn ensure(broker: &Arc<Broker>) -> Result<TopicRecord, TopicAdminError> {
     if let Some(record) = broker.metadata.topic(GROUP_METADATA_TOPIC) {
         return Ok(record);
     }
     let config = broker.config.group_coordinator;
+    let required = i32::from(config.offsets_topic_replication_factor);
+    let live = broker.metadata.live_broker_ids().len();
+    if (live as i32) < required {
+        if REPORTED_LIVE_BROKERS.swap(live, Ordering::Relaxed) != live {
+            tracing::info!(
+                "Number of alive brokers '{live}' does not meet the required replication factor \
+                 '{required}' for the offsets topic (configured via \
+                 'offsets.topic.replication.factor'). This error can be ignored if the cluster is \
+                 starting up and not all brokers are up yet."
+            );
+        }
+        return Err(TopicAdminError::InvalidReplicationFactor {
+            requested: required,
+            live_brokers: live,
+        });
+    }
     let created = topic_admin::create_topic(
         broker,
         GROUP_METADATA_TOPIC,
@@ -74,7 +95,7 @@ pub async fn coordinator_of(
     group_id: &str,
 ) -> Result<crate::broker::metadata_cache::BrokerEndpoint, ResponseError> {
     let record = ensure(broker).await.map_err(|error| {
-        tracing::info!("cannot create {GROUP_METADATA_TOPIC}: {error}");
+        tracing::debug!("cannot create {GROUP_METADATA_TOPIC}: {error}");
         ResponseError::CoordinatorNotAvailable
     })?;
     let count = record.partitions.len() as i32;

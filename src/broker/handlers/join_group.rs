@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Outcome;
 use crate::broker::context::Broker;
-use crate::broker::group::group::JoinOutcome;
+use crate::broker::group::machine::JoinOutcome;
 use crate::broker::group::messages::{JoinRequest, JoinResult, Protocol};
 
 /// The host Kafka reports for a member; the connection's address does not reach handlers.

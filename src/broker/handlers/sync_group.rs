@@ -13,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Outcome;
 use crate::broker::context::Broker;
-use crate::broker::group::group::SyncOutcome;
+use crate::broker::group::machine::SyncOutcome;
 use crate::broker::group::messages::SyncResult;
 
 pub fn handle(

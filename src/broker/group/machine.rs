@@ -1349,5 +1349,5 @@ fn random_uuid() -> String {
 }
 
 #[cfg(test)]
-#[path = "group_tests.rs"]
+#[path = "machine_tests.rs"]
 mod tests;
