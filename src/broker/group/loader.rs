@@ -139,42 +139,11 @@ mod tests {
         MemberValue, encode_group_value, encode_key, encode_offset_value,
     };
     use crate::broker::group::state::GroupState;
-    use bytes::BytesMut;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
 
     fn batch(base_offset: i64, entries: &[(Bytes, Option<Bytes>)]) -> Bytes {
-        let records: Vec<Record> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: base_offset + i as i64,
-                sequence: -1,
-                timestamp: 0,
-                key: Some(key.clone()),
-                value: value.clone(),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .expect("encode");
-        buf.freeze()
+        records::encode_batch(entries, base_offset, 0)
+            .expect("encode")
+            .freeze()
     }
 
     fn offset(group: &str, partition: i32, at: i64) -> (Bytes, Option<Bytes>) {

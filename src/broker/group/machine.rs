@@ -616,6 +616,23 @@ impl Group {
         (!self.members.contains_key(member_id)).then_some(ResponseError::UnknownMemberId)
     }
 
+    /// A SyncGroup's or Heartbeat's first checks: the group is alive, the member is current
+    /// (`validate_current_member`), and of the group's generation.
+    fn validate_member_of_generation(
+        &self,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Option<ResponseError> {
+        if self.state == GroupState::Dead {
+            return Some(ResponseError::CoordinatorNotAvailable);
+        }
+        if let Some(error) = self.validate_current_member(member_id, group_instance_id) {
+            return Some(error);
+        }
+        (generation_id != self.generation_id).then_some(ResponseError::IllegalGeneration)
+    }
+
     // ------------------------------------------------------------- rebalancing
 
     fn maybe_prepare_rebalance(&mut self, reason: &str, now: Now) {
@@ -870,14 +887,10 @@ impl Group {
         protocol_type: Option<&str>,
         protocol_name: Option<&str>,
     ) -> Option<ResponseError> {
-        if self.state == GroupState::Dead {
-            return Some(ResponseError::CoordinatorNotAvailable);
-        }
-        if let Some(error) = self.validate_current_member(member_id, group_instance_id) {
+        if let Some(error) =
+            self.validate_member_of_generation(member_id, group_instance_id, generation_id)
+        {
             return Some(error);
-        }
-        if generation_id != self.generation_id {
-            return Some(ResponseError::IllegalGeneration);
         }
         let mismatch = |asked: Option<&str>, ours: &Option<String>| {
             asked.is_some_and(|asked| ours.as_deref() != Some(asked))
@@ -964,14 +977,10 @@ impl Group {
         generation_id: i32,
         now: Now,
     ) -> Option<ResponseError> {
-        if self.state == GroupState::Dead {
-            return Some(ResponseError::CoordinatorNotAvailable);
-        }
-        if let Some(error) = self.validate_current_member(member_id, group_instance_id) {
+        if let Some(error) =
+            self.validate_member_of_generation(member_id, group_instance_id, generation_id)
+        {
             return Some(error);
-        }
-        if generation_id != self.generation_id {
-            return Some(ResponseError::IllegalGeneration);
         }
         match self.state {
             GroupState::Empty => Some(ResponseError::UnknownMemberId),

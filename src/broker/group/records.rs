@@ -8,9 +8,13 @@
 //! timestamp, members with their subscription and assignment) are written; v0-v3 of both are
 //! read. A record without a value (a tombstone) deletes its key. Strings are i16-length
 //! prefixed (-1: null), byte fields i32-length prefixed, arrays i32-count prefixed; the
-//! flexible v4 encodings are refused (`UnsupportedVersion`).
+//! flexible v4 encodings are refused (`UnsupportedVersion`). [`encode_batch`] makes the record
+//! batch they are appended in.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 /// Why a record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -252,6 +256,44 @@ pub fn decode_group_value(mut bytes: &[u8]) -> Result<GroupValue, RecordError> {
         current_state_timestamp_ms,
         members,
     })
+}
+
+/// One uncompressed v2 record batch of `entries` (key, value — `None` is a tombstone) stamped
+/// `timestamp_ms`, offsets from `base_offset` (the leader reassigns them on append).
+pub fn encode_batch(
+    entries: &[(Bytes, Option<Bytes>)],
+    base_offset: i64,
+    timestamp_ms: i64,
+) -> anyhow::Result<BytesMut> {
+    let records: Vec<Record> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: base_offset + i as i64,
+            sequence: -1,
+            timestamp: timestamp_ms,
+            key: Some(key.clone()),
+            value: value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )?;
+    Ok(batch)
 }
 
 fn put_string(buf: &mut BytesMut, text: &str) {

@@ -20,11 +20,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use tokio::sync::Notify;
 
 use super::GROUP_METADATA_TOPIC;
@@ -150,36 +147,7 @@ impl Shard {
                 leader: state.leader,
             });
         }
-        let timestamp = Now::current().wall_ms;
-        let records: Vec<Record> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp,
-                key: Some(key.clone()),
-                value: value.clone(),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut bytes = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut bytes,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|error| {
+        let bytes = records::encode_batch(entries, 0, Now::current().wall_ms).map_err(|error| {
             PartitionError::Append(AppendError::Io(std::io::Error::other(format!(
                 "cannot encode a {GROUP_METADATA_TOPIC} batch: {error:#}"
             ))))
