@@ -322,6 +322,79 @@ consumer.close()
     );
     assert!(stdout.contains("committed 40\n"), "{stdout}");
     assert!(stdout.contains("first 40\n"), "{stdout}");
+
+    // The old coordinator comes back as a follower of the partition: it does not answer for
+    // the group any more.
+    let old = brokers
+        .iter_mut()
+        .find(|b| b.broker_id == coordinator_id)
+        .unwrap();
+    old.restart();
+    let mut client = WireClient::connect(&old.bootstrap());
+    let fetched = fetch_offsets(&mut client, "failover", "events");
+    assert_eq!(
+        fetched.groups[0].error_code,
+        ResponseError::NotCoordinator.code()
+    );
+}
+
+/// OffsetFetch v8 of partition 0 of `topic` for `group_id`.
+fn fetch_offsets(client: &mut WireClient, group_id: &str, topic: &str) -> OffsetFetchResponse {
+    client.call(
+        ApiKey::OffsetFetch,
+        8,
+        &OffsetFetchRequest::default().with_groups(vec![
+            OffsetFetchRequestGroup::default()
+                .with_group_id(group(group_id))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopics::default()
+                        .with_name(topic_name(topic))
+                        .with_partition_indexes(vec![0]),
+                ])),
+        ]),
+    )
+}
+
+#[test]
+fn a_commit_is_acknowledged_only_once_replicated_to_min_insync_replicas() {
+    let coordinator = start_coordinator();
+    let dir = tempfile::tempdir().unwrap();
+    let settings =
+        format!("{GROUP_SETTINGS}min.insync.replicas=2\noffsets.commit.timeout.ms=2000\n");
+    let mut brokers = start_brokers(dir.path(), &coordinator, 3, &settings);
+    let bootstrap = bootstrap_of(&brokers);
+    create_topic(&bootstrap, "positions", 1, 3);
+    let coordinator_id = wait_for("a coordinator", CONVERGE, Duration::from_millis(50), || {
+        find_coordinator(&bootstrap, "lonely").ok()
+    })
+    .unwrap();
+    let address = brokers
+        .iter()
+        .find(|b| b.broker_id == coordinator_id)
+        .unwrap()
+        .bootstrap();
+    let mut client = WireClient::connect(&address);
+    assert_eq!(commit(&mut client, "lonely", "", -1, "positions", 5), 0);
+
+    // The coordinator is left alone: its commit cannot reach min.insync.replicas.
+    for broker in brokers.iter_mut().filter(|b| b.broker_id != coordinator_id) {
+        broker.kill();
+    }
+    let refused = commit(&mut client, "lonely", "", -1, "positions", 9);
+    assert!(
+        [
+            ResponseError::CoordinatorNotAvailable.code(),
+            ResponseError::RequestTimedOut.code()
+        ]
+        .contains(&refused),
+        "a commit without enough replicas was answered {refused}"
+    );
+    // Only the acknowledged commit is visible.
+    let fetched = fetch_offsets(&mut client, "lonely", "positions");
+    assert_eq!(
+        fetched.groups[0].topics[0].partitions[0].committed_offset,
+        5
+    );
 }
 
 #[test]
