@@ -1,9 +1,10 @@
 //! The state every request handler shares: the config, the metadata cache, the hosted
-//! replicas, the replica fetchers and the coordinator session.
+//! replicas, the replica fetchers, the group coordinator and the coordinator session.
 
 use std::sync::Arc;
 
 use super::config::BrokerConfig;
+use super::group::coordinator::GroupCoordinator;
 use super::log::partition_log::LogConfig;
 use super::metadata_cache::MetadataCache;
 use super::replica_fetcher::ReplicaFetchers;
@@ -20,6 +21,8 @@ pub struct Broker {
     pub coordinator: Coordinator,
     /// Serialises topic creation and deletion on this broker.
     pub topic_admin: tokio::sync::Mutex<()>,
+    /// The consumer groups this broker coordinates.
+    pub groups: GroupCoordinator,
 }
 
 impl Broker {
@@ -42,6 +45,7 @@ impl Broker {
             metadata: MetadataCache::default(),
             coordinator,
             topic_admin: tokio::sync::Mutex::new(()),
+            groups: GroupCoordinator::default(),
             config,
         }
     }

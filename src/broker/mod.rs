@@ -16,6 +16,7 @@
 //! - [`controller`]: controller election and leader election for partitions that lost theirs.
 //! - [`election`]: preferred/unclean election and auto-rebalance decisions (pure).
 //! - [`elector`]: carries them out on the controller (ElectLeaders, auto rebalance).
+//! - [`group`]: consumer groups (the group coordinator, on `__consumer_offsets` leaders).
 //! - [`metadata_sync`]: coordinator watches -> metadata cache and role changes.
 //! - [`peer`]: a connection to another broker.
 //! - [`metadata_cache`]: brokers and topics, for Metadata.
@@ -31,6 +32,7 @@ pub mod context;
 pub mod controller;
 pub mod election;
 pub mod elector;
+pub mod group;
 pub mod handlers;
 pub mod isr;
 pub mod log;

@@ -320,6 +320,19 @@ impl Partition {
         })
     }
 
+    /// Reads this replica's own log up to its end, committed or not, without counting as a
+    /// fetch: the group coordinator loading `__consumer_offsets` as its new leader (whose log
+    /// is the one that will be committed).
+    pub fn read_local(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, PartitionError> {
+        let inner = self.lock();
+        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+        let records = log.read(offset, max_bytes, log.log_end_offset())?;
+        Ok(ReadOutcome {
+            records,
+            offsets: self.current_offsets(&inner),
+        })
+    }
+
     /// The first committed record with a timestamp >= `timestamp_ms` (ListOffsets).
     pub fn offset_for_timestamp(
         &self,
