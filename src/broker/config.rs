@@ -69,6 +69,9 @@ pub struct BrokerConfig {
     pub leader_imbalance_per_broker_percentage: u32,
     pub broker_rack: Option<String>,
     pub socket_request_max_bytes: usize,
+    /// `kchaos.planted.bugs`: planted bugs to switch on (`kchaos selftest`; refused by a
+    /// default build).
+    pub planted_bugs: Option<String>,
 }
 
 /// A parsed configuration and the warnings (unknown keys) met on the way.
@@ -175,6 +178,7 @@ impl BrokerConfig {
                 .number("leader.imbalance.per.broker.percentage", 10)?,
             broker_rack: reader.optional_string("broker.rack"),
             socket_request_max_bytes: reader.positive("socket.request.max.bytes", 104857600)?,
+            planted_bugs: reader.optional_string(crate::planted::BROKER_PROPERTY),
         };
         if config.broker_id < 0 {
             return Err(match reader.raw("broker.id") {

@@ -20,6 +20,8 @@ use zookeeper_client as zk;
 
 use super::context::Broker;
 use super::zk::{CONTROLLER_PATH, CoordinatorError, PartitionStateJson};
+#[cfg(feature = "planted-bugs")]
+use crate::planted::{self, PlantedBug};
 
 /// Pause before retrying after a coordinator error.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
@@ -143,6 +145,19 @@ pub fn elect(
     unclean_allowed: bool,
 ) -> Election {
     let live_isr: Vec<i32> = isr.iter().copied().filter(|r| live.contains(r)).collect();
+    #[cfg(feature = "planted-bugs")] // planted bug: clean-election-ignores-isr
+    if planted::is_active(PlantedBug::CleanElectionIgnoresIsr)
+        && let Some(leader) = replicas.iter().copied().find(|r| live.contains(r))
+    {
+        let isr = std::iter::once(leader)
+            .chain(live_isr.into_iter().filter(|r| *r != leader))
+            .collect();
+        return Election {
+            leader,
+            isr,
+            unclean: false,
+        };
+    }
     if let Some(leader) = replicas.iter().copied().find(|r| live_isr.contains(r)) {
         return Election {
             leader,
@@ -196,6 +211,12 @@ async fn elect_leaders(
             if election.leader == state.leader && election.isr == state.isr {
                 continue;
             }
+            #[cfg(feature = "planted-bugs")] // planted bug: leader-epoch-not-bumped
+            let state = PartitionStateJson {
+                leader_epoch: state.leader_epoch
+                    - i32::from(planted::is_active(PlantedBug::LeaderEpochNotBumped)),
+                ..state
+            };
             let new_state = PartitionStateJson {
                 controller_epoch: epoch,
                 leader: election.leader,

@@ -15,6 +15,8 @@ use super::Outcome;
 use crate::broker::context::Broker;
 use crate::broker::log::partition_log::{AppendError, AppendInfo, ReadError};
 use crate::broker::partition::{Partition, PartitionError};
+#[cfg(feature = "planted-bugs")]
+use crate::planted::{self, PlantedBug};
 
 /// One partition's answer, or what to wait for before answering.
 enum Pending {
@@ -116,6 +118,10 @@ fn append_one(
     match partition.append_as_leader(&records, acks == -1, min_insync_replicas) {
         Ok(info) => {
             let log_start_offset = partition.offsets().log_start_offset;
+            #[cfg(feature = "planted-bugs")] // planted bug: acks-all-before-replication
+            if acks == -1 && planted::is_active(PlantedBug::AcksAllBeforeReplication) {
+                return Pending::Done(success(index, info.base_offset, log_start_offset));
+            }
             if acks == -1 {
                 Pending::AwaitCommit {
                     partition,
