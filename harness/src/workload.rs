@@ -184,6 +184,41 @@ pub struct StepSpec {
     /// Remember the nodes this step hit, so that a later step can target `label:NAME`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// From `at` on, wait until the step's partition shows this in live metadata, then strike
+    /// (a fault aimed at the moment that matters: "right after the ISR shrinks"). The steps
+    /// after it wait with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// Give up waiting for `when` after this long (the step is then recorded as not done);
+    /// absent: wait until the end of the fault phase.
+    #[serde(
+        default,
+        with = "optional_duration_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub within: Option<Duration>,
+}
+
+/// What a scripted step can wait for, as any Kafka-protocol cluster's Metadata shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Condition {
+    /// The partition's ISR is smaller than its replica list.
+    IsrShrunk,
+    /// The partition's ISR holds every replica.
+    IsrFull,
+    /// The partition's leader differs from the one it had when the wait began (or it has none).
+    LeaderChanged,
+}
+
+impl Condition {
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::IsrShrunk => "isr-shrunk",
+            Condition::IsrFull => "isr-full",
+            Condition::LeaderChanged => "leader-changed",
+        }
+    }
 }
 
 /// A fault the nemesis can inject.
@@ -404,8 +439,8 @@ impl WorkloadSpec {
                     target
                         .check_against(brokers)
                         .map_err(|message| invalid(field("target"), message))?;
-                    if let Target::Label(label) = &target
-                        && !labels.contains(&label.as_str())
+                    if let Some(label) = target.label()
+                        && !labels.contains(&label)
                     {
                         return Err(invalid(
                             field("target"),
@@ -419,6 +454,12 @@ impl WorkloadSpec {
                                 "{} is not a partition of the topic (0..{})",
                                 step.partition, self.topic.partitions
                             ),
+                        ));
+                    }
+                    if step.within.is_some() && step.when.is_none() {
+                        return Err(invalid(
+                            field("within"),
+                            "only bounds the wait of a step with `when`".into(),
                         ));
                     }
                     if step.heal_after.is_some() && step.fault.heal().is_none() {
@@ -463,7 +504,7 @@ impl WorkloadSpec {
                 for (index, text) in targets.iter().enumerate() {
                     let target = Target::parse(text)
                         .map_err(|message| invalid(format!("nemesis.targets[{index}]"), message))?;
-                    if matches!(target, Target::Label(_)) {
+                    if target.label().is_some() {
                         return Err(invalid(
                             format!("nemesis.targets[{index}]"),
                             "labels are for scripted steps".into(),
