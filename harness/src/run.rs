@@ -111,6 +111,9 @@ pub fn expectations(expect: &ExpectSpec) -> Expectations {
         },
         duplicates: strictness(expect.duplicates),
         order: strictness(expect.order),
+        unavailable_max_ms: expect
+            .unavailable_max
+            .map(|bound| u64::try_from(bound.as_millis()).unwrap_or(u64::MAX)),
     }
 }
 

@@ -271,6 +271,14 @@ pub struct ExpectSpec {
     pub duplicates: Strictness,
     #[serde(default = "default_order")]
     pub order: Strictness,
+    /// The longest a partition may acknowledge no send while sends to it are made (the
+    /// `unavailable` anomaly), e.g. "10s"; absent: availability is not judged.
+    #[serde(
+        default,
+        with = "optional_duration_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unavailable_max: Option<Duration>,
 }
 
 fn default_duplicates() -> Strictness {
@@ -764,6 +772,37 @@ lost = "none"
             .expect("line")
             + 1;
         assert!(error.contains(&format!("line {line}")), "{error}");
+    }
+
+    #[test]
+    fn aimed_steps_and_an_availability_bound_parse() {
+        let aimed = GOOD
+            .replace(
+                r#"{ at = "9s", fault = "pause", target = "label:old" },"#,
+                r#"{ at = "9s", fault = "kill", target = "coordinator", when = "isr-shrunk", within = "5s" },
+  { at = "10s", fault = "kill", target = "except:old" },"#,
+            )
+            .replace(r#"lost = "none""#, "lost = \"none\"\nunavailable_max = \"8s\"");
+        let spec = WorkloadSpec::parse(&aimed, Path::new("aimed.toml")).expect("parses");
+        let NemesisSpec::Scripted { steps } = &spec.nemesis else {
+            panic!("scripted")
+        };
+        assert_eq!(steps[1].when, Some(Condition::IsrShrunk));
+        assert_eq!(steps[1].within, Some(Duration::from_secs(5)));
+        assert_eq!(spec.expect.unavailable_max, Some(Duration::from_secs(8)));
+        let again = WorkloadSpec::parse(&spec.to_toml().expect("toml"), Path::new("again.toml"))
+            .expect("round trip");
+        assert_eq!(spec, again);
+        let unbounded_wait = aimed.replace(r#"when = "isr-shrunk", "#, "");
+        let error = WorkloadSpec::parse(&unbounded_wait, Path::new("w.toml"))
+            .expect_err("within without when")
+            .to_string();
+        assert!(error.contains("nemesis.steps[1].within"), "{error}");
+        let unknown_label = aimed.replace("except:old", "except:new");
+        let error = WorkloadSpec::parse(&unknown_label, Path::new("w.toml"))
+            .expect_err("unknown label")
+            .to_string();
+        assert!(error.contains("no earlier step has label `new`"), "{error}");
     }
 
     #[test]
