@@ -234,8 +234,6 @@ impl Partition {
                 leader: inner.state.leader,
             });
         }
-        #[cfg(feature = "planted-bugs")] // planted bug: min-insync-not-enforced-on-append
-        let acks_all = acks_all && !planted::is_active(PlantedBug::MinInsyncNotEnforcedOnAppend);
         if acks_all && (inner.state.isr.len() as i32) < min_insync_replicas {
             return Err(PartitionError::NotEnoughReplicas {
                 isr: inner.state.isr.len(),

@@ -60,26 +60,26 @@ macro_rules! planted_bugs {
 planted_bugs! {
     /// acks=all answered as soon as the leader has appended the batch, as acks=1 would be.
     AcksAllBeforeReplication = "acks-all-before-replication" in Broker,
-        faults ["pause", "kill", "stop"],
-        workloads ["acks-all-freeze-successor-kill-leader", "acks-all-freeze-successor-stop-leader"];
+        faults ["pause", "kill"],
+        workloads ["acks-all-freeze-successor-kill-leader", "acks-all-freeze-successor-pause-leader"];
     /// The high watermark taken from the leader's own log end, ignoring what its followers have.
     HighWatermarkFromLeaderAlone = "high-watermark-from-leader-alone" in Broker,
-        faults ["pause", "kill", "stop"],
-        workloads ["acks-all-freeze-successor-kill-leader", "acks-all-freeze-successor-stop-leader"];
+        faults ["pause", "kill"],
+        workloads ["acks-all-freeze-successor-kill-leader", "acks-all-freeze-successor-pause-leader"];
     /// The high watermark advanced once one in-sync follower has a record (a quorum's rule), though any ISR member may be elected.
     HighWatermarkFromOneFollower = "high-watermark-from-one-follower" in Broker,
-        faults ["pause", "kill", "stop"],
-        workloads ["acks-all-freeze-successor-kill-leader", "acks-all-freeze-successor-stop-leader"];
+        faults ["pause", "kill"],
+        workloads ["acks-all-freeze-successor-kill-leader", "acks-all-freeze-successor-pause-leader"];
     /// Consumers served records past the high watermark (uncommitted data that a failover takes back).
     ConsumersReadPastHighWatermark = "consumers-read-past-high-watermark" in Broker,
         faults ["pause", "kill"],
         workloads ["acks-all-freeze-successor-kill-leader", "acks-all-old-leader-returns"];
     /// A leader that loses its leadership completes its waiting acks=all produces as successes (purgatory completed on the wrong condition).
     DeposedLeaderAcksWaitingProduces = "deposed-leader-acks-waiting-produces" in Broker,
-        faults ["pause", "stop"],
-        workloads ["acks-all-freeze-successor-stop-leader", "acks-all-pause-leader"];
-    /// min.insync.replicas not checked before an acks=all append, so a lone leader acknowledges.
-    MinInsyncNotEnforcedOnAppend = "min-insync-not-enforced-on-append" in Broker,
+        faults ["pause"],
+        workloads ["acks-all-freeze-successor-pause-leader", "acks-all-pause-leader"];
+    /// A topic's min.insync.replicas override ignored for the broker's default (1), so a lone leader acknowledges acks=all.
+    MinInsyncOverrideIgnored = "min-insync-override-ignored" in Broker,
         faults ["kill", "start"],
         workloads ["unclean-election-min-isr"];
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND never sent: a batch whose ISR shrank below min.insync.replicas while it waited is acknowledged.
