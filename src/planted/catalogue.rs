@@ -108,8 +108,8 @@ planted_bugs! {
         workloads ["acks-all-old-leader-returns"];
     /// A leader whose ISR-change write to the coordinator failed applies the new ISR anyway (a lost write treated as done).
     IsrWriteFailureIgnored = "isr-write-failure-ignored" in Broker,
-        faults ["pause", "kill", "start"],
-        workloads ["acks-all-coordinator-down-isr-shrink"];
+        faults ["pause"],
+        workloads ["acks-all-freeze-successor-pause-leader"];
     /// No leader-epoch fencing in Fetch and OffsetsForLeaderEpoch, so a zombie leader keeps serving its followers.
     LeaderEpochFencingOff = "leader-epoch-fencing-off" in Broker,
         faults ["partition"],
