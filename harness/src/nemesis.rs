@@ -190,13 +190,15 @@ impl Nemesis {
         mut stop: watch::Receiver<bool>,
     ) {
         let started = tokio::time::Instant::now();
+        // How long `when` steps have waited so far: the rest of the timeline moves with them.
+        let mut shift = Duration::ZERO;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut labels: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut hit: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         let addresses = lock(&self.cluster).broker_addresses();
         for (at, event) in &schedule.events {
             tokio::select! {
-                _ = tokio::time::sleep_until(started + *at) => {}
+                _ = tokio::time::sleep_until(started + *at + shift) => {}
                 _ = stop.wait_for(|stopped| *stopped) => return,
             }
             match *event {
@@ -213,7 +215,10 @@ impl Nemesis {
                             &mut stop,
                         );
                         match wait.await {
-                            Ok(elapsed) => waited = Some((condition, elapsed)),
+                            Ok(elapsed) => {
+                                shift += elapsed;
+                                waited = Some((condition, elapsed));
+                            }
                             Err(why) => {
                                 self.record_unresolved(planned.fault, &planned.target_text, &why);
                                 continue;

@@ -185,8 +185,8 @@ pub struct StepSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// From `at` on, wait until the step's partition shows this in live metadata, then strike
-    /// (a fault aimed at the moment that matters: "right after the ISR shrinks"). The steps
-    /// after it wait with it.
+    /// (a fault aimed at the moment that matters: "right after the ISR shrinks"). The rest of
+    /// the timeline (its own heal and the later steps) moves by the time it waited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<Condition>,
     /// Give up waiting for `when` after this long (the step is then recorded as not done);

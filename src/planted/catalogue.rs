@@ -76,8 +76,8 @@ planted_bugs! {
         workloads ["acks-all-freeze-successor-kill-leader", "acks-all-old-leader-returns"];
     /// A leader that loses its leadership completes its waiting acks=all produces as successes (purgatory completed on the wrong condition).
     DeposedLeaderAcksWaitingProduces = "deposed-leader-acks-waiting-produces" in Broker,
-        faults ["pause"],
-        workloads ["acks-all-freeze-successor-pause-leader", "acks-all-pause-leader"];
+        faults ["kill", "pause"],
+        workloads ["acks-all-freeze-preferred-rebalance", "acks-all-freeze-successor-pause-leader"];
     /// A topic's min.insync.replicas override ignored for the broker's default (1), so a lone leader acknowledges acks=all.
     MinInsyncOverrideIgnored = "min-insync-override-ignored" in Broker,
         faults ["kill", "start"],
