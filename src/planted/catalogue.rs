@@ -106,10 +106,10 @@ planted_bugs! {
     LeaderEpochNotBumped = "leader-epoch-not-bumped" in Broker,
         faults ["pause", "kill", "start"],
         workloads ["acks-all-old-leader-returns"];
-    /// A leader whose ISR-change write to the coordinator failed applies the new ISR anyway (a lost write treated as done).
-    IsrWriteFailureIgnored = "isr-write-failure-ignored" in Broker,
-        faults ["pause"],
-        workloads ["acks-all-freeze-successor-pause-leader"];
+    /// A leader computes its high watermark from a shrunk ISR before the coordinator has taken the shrink (KIP-497's maximal ISR broken: an unwritten change treated as done).
+    IsrShrinkBeforeWritten = "isr-shrink-before-written" in Broker,
+        faults ["kill", "pause", "start"],
+        workloads ["acks-all-coordinator-down-isr-shrink"];
     /// No leader-epoch fencing in Fetch and OffsetsForLeaderEpoch, so a zombie leader keeps serving its followers.
     LeaderEpochFencingOff = "leader-epoch-fencing-off" in Broker,
         faults ["partition"],
