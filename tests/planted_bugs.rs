@@ -74,7 +74,10 @@ fn a_default_build_refuses_the_broker_switch_naming_the_feature() {
     assert!(said.contains("kchaos.planted.bugs"), "{said}");
     assert!(said.contains("--features planted-bugs"), "{said}");
     assert!(said.contains("acks-all-before-replication"), "{said}");
-    assert!(!dir.path().join("logs").exists(), "it refused before starting");
+    assert!(
+        !dir.path().join("logs").exists(),
+        "it refused before starting"
+    );
 }
 
 #[cfg(not(feature = "planted-bugs"))]
@@ -138,7 +141,10 @@ fn a_planted_build_refuses_unknown_names_and_the_other_process_bugs() {
     let output = kchaos(&["broker", "--config", &config]);
     let said = text(&output);
     assert_eq!(output.status.code(), Some(2), "{said}");
-    assert!(said.contains("no planted bug is named `no-such-bug`"), "{said}");
+    assert!(
+        said.contains("no planted bug is named `no-such-bug`"),
+        "{said}"
+    );
     assert!(said.contains("high-watermark-from-leader-alone"), "{said}");
     let data = dir.path().join("data");
     let output = kchaos(&[
@@ -152,5 +158,8 @@ fn a_planted_build_refuses_unknown_names_and_the_other_process_bugs() {
     ]);
     let said = text(&output);
     assert_eq!(output.status.code(), Some(2), "{said}");
-    assert!(said.contains("lives in the broker, not the coordinator"), "{said}");
+    assert!(
+        said.contains("lives in the broker, not the coordinator"),
+        "{said}"
+    );
 }

@@ -49,8 +49,7 @@ fn the_planted_bug_is_caught_by_its_workload() {
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("caught 1/1 planted bugs"), "{said}");
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("selftest.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("selftest.json")).unwrap()).unwrap();
     let bug = json["bugs"]
         .as_array()
         .unwrap()
@@ -98,9 +97,14 @@ fn a_workload_too_weak_to_catch_the_bug_fails_the_selftest_naming_it() {
     assert!(said.contains("caught 0/1 planted bugs"), "{said}");
     let junit = std::fs::read_to_string(dir.join("results.xml")).unwrap();
     assert!(
-        junit.contains(&format!("<failure message=\"planted bug {BUG} was not caught")),
+        junit.contains(&format!(
+            "<failure message=\"planted bug {BUG} was not caught"
+        )),
         "{junit}"
     );
     let matrix = std::fs::read_to_string(dir.join("index.html")).unwrap();
-    assert!(matrix.contains(&format!("FAILED: missed {BUG}")), "{matrix}");
+    assert!(
+        matrix.contains(&format!("FAILED: missed {BUG}")),
+        "{matrix}"
+    );
 }

@@ -114,12 +114,18 @@ fn bug_row(page: &mut String, outcome: &BugOutcome, runs: &[RunRecord]) {
         escape(&bug.faults.join(", "))
     );
     if let Some(awaiting) = &bug.awaiting {
-        let _ = write!(page, "<span class=\"awaiting\">awaiting {}</span>", escape(awaiting));
+        let _ = write!(
+            page,
+            "<span class=\"awaiting\">awaiting {}</span>",
+            escape(awaiting)
+        );
     }
     for workload in &bug.workloads {
         let cell: Vec<&RunRecord> = runs
             .iter()
-            .filter(|run| run.bug.as_deref() == Some(bug.name.as_str()) && &run.workload == workload)
+            .filter(|run| {
+                run.bug.as_deref() == Some(bug.name.as_str()) && &run.workload == workload
+            })
             .collect();
         let _ = write!(page, "<div><code>{}</code> ", escape(workload));
         if cell.is_empty() {
@@ -144,9 +150,10 @@ fn bug_row(page: &mut String, outcome: &BugOutcome, runs: &[RunRecord]) {
         page,
         "</td><td class=\"{class}\">{status}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         first.map_or(String::new(), |run| run.seed.to_string()),
-        first
-            .and_then(|run| run.first_anomaly.as_deref())
-            .map_or(String::new(), |anomaly| format!("<code>{}</code>", escape(anomaly))),
+        first.and_then(|run| run.first_anomaly.as_deref()).map_or(
+            String::new(),
+            |anomaly| format!("<code>{}</code>", escape(anomaly))
+        ),
         optional_ms(first.and_then(|run| run.time_to_detection_ms)),
     );
 }
@@ -177,7 +184,10 @@ fn mark(run: &RunRecord) -> String {
             escape(&title),
             escape(&href(&format!("{}/report.html", dir.display())))
         ),
-        None => format!("<span class=\"{class}\" title=\"{}\">{text}</span>", escape(&title)),
+        None => format!(
+            "<span class=\"{class}\" title=\"{}\">{text}</span>",
+            escape(&title)
+        ),
     }
 }
 
@@ -192,7 +202,10 @@ pub fn junit(selftest: &Selftest) -> String {
     let mut skipped = 0;
     for outcome in &selftest.bugs {
         let name = escape(&outcome.bug.name);
-        let _ = write!(cases, "<testcase classname=\"kchaos.selftest.planted\" name=\"{name}\">");
+        let _ = write!(
+            cases,
+            "<testcase classname=\"kchaos.selftest.planted\" name=\"{name}\">"
+        );
         match outcome.status {
             BugStatus::Caught => {
                 if let Some(run) = &outcome.first_catch {
@@ -264,7 +277,10 @@ mod tests {
         let page = render(&selftest);
         assert!(page.contains("FAILED: missed c"), "{page}");
         assert!(page.contains("caught <b>2/3</b>"), "{page}");
-        assert!(page.contains("median time to detection <b>1.0 s</b>"), "{page}");
+        assert!(
+            page.contains("median time to detection <b>1.0 s</b>"),
+            "{page}"
+        );
         assert!(page.contains("worst <b>2.0 s</b>"), "{page}");
         assert!(page.contains("href=\"runs/w1/2/report.html\""), "{page}");
         assert!(page.contains("awaiting disk faults"), "{page}");
@@ -275,11 +291,17 @@ mod tests {
     #[test]
     fn junit_fails_the_missed_bug_and_skips_the_awaiting_one() {
         let xml = junit(&example());
-        assert!(xml.contains("tests=\"5\" failures=\"1\" skipped=\"1\""), "{xml}");
+        assert!(
+            xml.contains("tests=\"5\" failures=\"1\" skipped=\"1\""),
+            "{xml}"
+        );
         assert!(
             xml.contains("<failure message=\"planted bug c was not caught"),
             "{xml}"
         );
-        assert!(xml.contains("<skipped message=\"awaiting disk faults\"/>"), "{xml}");
+        assert!(
+            xml.contains("<skipped message=\"awaiting disk faults\"/>"),
+            "{xml}"
+        );
     }
 }

@@ -281,7 +281,11 @@ pub(crate) mod tests {
             seed,
             verdict,
             run_dir: Some(PathBuf::from(format!("runs/{workload}/{seed}"))),
-            anomalies: if caught { vec!["lost".into()] } else { Vec::new() },
+            anomalies: if caught {
+                vec!["lost".into()]
+            } else {
+                Vec::new()
+            },
             first_anomaly: caught.then(|| "lost".to_string()),
             time_to_detection_ms: caught.then_some(1_000 * seed),
             reasons: Vec::new(),
@@ -327,7 +331,10 @@ pub(crate) mod tests {
         assert_eq!(selftest.missed(), vec!["c"]);
         assert!(!selftest.passed());
         let figures = &selftest.figures;
-        assert_eq!((figures.caught, figures.testable, figures.awaiting), (2, 3, 1));
+        assert_eq!(
+            (figures.caught, figures.testable, figures.awaiting),
+            (2, 3, 1)
+        );
         // Detection: a at 2 s (seed 2), b at 1 s: the lower middle and the worst.
         assert_eq!(figures.median_time_to_detection_ms, Some(1_000));
         assert_eq!(figures.worst_time_to_detection_ms, Some(2_000));

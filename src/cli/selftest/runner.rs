@@ -162,9 +162,10 @@ fn templates_with(bug: Option<&PlantedBugEntry>) -> anyhow::Result<CommandTempla
                 "--override".to_string(),
                 format!("{}={}", planted::BROKER_PROPERTY, entry.name),
             ]),
-            Component::Coordinator => templates
-                .coordinator
-                .extend([planted::COORDINATOR_FLAG.to_string(), entry.name.to_string()]),
+            Component::Coordinator => templates.coordinator.extend([
+                planted::COORDINATOR_FLAG.to_string(),
+                entry.name.to_string(),
+            ]),
         }
     }
     Ok(templates)
