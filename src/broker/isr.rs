@@ -93,7 +93,13 @@ async fn write_isr(broker: &Arc<Broker>, partition: &Partition, change: IsrChang
                 metadata_sync::apply_topic(broker, &record);
             }
         }
-        Err(error) => tracing::warn!("cannot update the ISR of {topic}-{index}: {error}"),
+        Err(error) => {
+            tracing::warn!("cannot update the ISR of {topic}-{index}: {error}");
+            #[cfg(feature = "planted-bugs")] // planted bug: isr-write-failure-ignored
+            if crate::planted::is_active(crate::planted::PlantedBug::IsrWriteFailureIgnored) {
+                partition.isr_written(&change, change.state.zk_version);
+            }
+        }
     }
 }
 

@@ -110,6 +110,11 @@ planted_bugs! {
     IsrShrinkBeforeWritten = "isr-shrink-before-written" in Broker,
         faults ["kill", "pause", "start"],
         workloads ["acks-all-coordinator-down-isr-shrink"];
+    /// A leader whose ISR-change write failed applies the new ISR anyway (a lost write treated as done).
+    IsrWriteFailureIgnored = "isr-write-failure-ignored" in Broker,
+        faults ["partition"],
+        workloads [],
+        awaiting "network partitions (issue 12): a coordinator write does not fail while the coordinator is down (the client waits), only when the leader's session expires under it; a leader cut off from the coordinator but not from its clients makes that deterministic (today only a race exposes it: acks-all-freeze-successor-pause-leader caught it in 1 of 3 runs)";
     /// No leader-epoch fencing in Fetch and OffsetsForLeaderEpoch, so a zombie leader keeps serving its followers.
     LeaderEpochFencingOff = "leader-epoch-fencing-off" in Broker,
         faults ["partition"],
