@@ -89,7 +89,7 @@ planted_bugs! {
     /// A clean leader election that takes the first live replica in assignment order, in the ISR or not.
     CleanElectionIgnoresIsr = "clean-election-ignores-isr" in Broker,
         faults ["kill", "start"],
-        workloads ["clean-election-unavailable", "random-faults"];
+        workloads ["clean-election-unavailable"];
     /// A new follower truncates its log to its high watermark instead of asking the leader where the logs diverge (KIP-101 undone).
     FollowerTruncatesToHighWatermark = "follower-truncates-to-high-watermark" in Broker,
         faults ["kill", "start"],
