@@ -408,8 +408,8 @@ impl Analysis {
         if let Some(earlier) = earlier {
             let value = self.names.text(id);
             let earlier_value = self.names.text(earlier.max_offset_value);
-            self.anomaly(AnomalyKind::Reordered)
-                .add(Some(info.invoke_ns), || Example {
+            let at = Some(info.invoke_ns);
+            self.anomaly(AnomalyKind::Reordered).add(at, || Example {
                 explanation: format!(
                     "producer {} sent {earlier_value} (acknowledged at offset {}) before invoking \
                      {value}, which was acknowledged at the lower offset {offset} of partition \
@@ -524,8 +524,9 @@ impl Analysis {
         if offset <= previous_offset {
             let value = self.names.text(id);
             let time_ns = self.line_time_ns;
+            let at = Some(time_ns);
             self.anomaly(AnomalyKind::NonmonotonicPoll)
-                .add(Some(time_ns), || Example {
+                .add(at, || Example {
                     explanation: format!(
                         "consumer {consumer} read offset {offset} of partition {partition} after \
                      offset {previous_offset}, without a seek"
@@ -636,23 +637,23 @@ impl Analysis {
             };
             let value = self.names.text(id);
             let time_ns = self.line_time_ns;
-            self.anomaly(AnomalyKind::Duplicated)
-                .add(Some(time_ns), || Example {
-                    explanation: format!(
-                        "{value} was read at partition {} offset {} and at partition {partition} \
+            let at = Some(time_ns);
+            self.anomaly(AnomalyKind::Duplicated).add(at, || Example {
+                explanation: format!(
+                    "{value} was read at partition {} offset {} and at partition {partition} \
                      offset {offset}",
-                        info.first_read_partition, info.first_read_offset
-                    ),
-                    value: Some(value),
-                    partition: Some(partition),
-                    offset: Some(offset),
-                    process: sent_by(&info),
-                    acknowledged_ns: acknowledged_at(&info),
-                    consumer: consumer_of(reader),
-                    index: Some(index),
-                    offsets: vec![info.first_read_offset, offset],
-                    ..Example::default()
-                });
+                    info.first_read_partition, info.first_read_offset
+                ),
+                value: Some(value),
+                partition: Some(partition),
+                offset: Some(offset),
+                process: sent_by(&info),
+                acknowledged_ns: acknowledged_at(&info),
+                consumer: consumer_of(reader),
+                index: Some(index),
+                offsets: vec![info.first_read_offset, offset],
+                ..Example::default()
+            });
         }
         let slot = Slot {
             value: id,
@@ -664,19 +665,19 @@ impl Analysis {
         {
             let values = vec![self.names.text(previous.value), self.names.text(id)];
             let time_ns = self.line_time_ns;
-            self.anomaly(AnomalyKind::Divergent)
-                .add(Some(time_ns), || Example {
-                    explanation: format!(
-                        "partition {partition} offset {offset} was read with two values: {} and {}",
-                        values[0], values[1]
-                    ),
-                    partition: Some(partition),
-                    offset: Some(offset),
-                    consumer: consumer_of(reader),
-                    index: Some(index),
-                    values,
-                    ..Example::default()
-                });
+            let at = Some(time_ns);
+            self.anomaly(AnomalyKind::Divergent).add(at, || Example {
+                explanation: format!(
+                    "partition {partition} offset {offset} was read with two values: {} and {}",
+                    values[0], values[1]
+                ),
+                partition: Some(partition),
+                offset: Some(offset),
+                consumer: consumer_of(reader),
+                index: Some(index),
+                values,
+                ..Example::default()
+            });
         }
     }
 
@@ -789,19 +790,19 @@ impl Analysis {
             return;
         }
         let value = self.names.text(id);
-        self.anomaly(AnomalyKind::AbortedRead)
-            .add(Some(info.invoke_ns), || Example {
-                explanation: format!(
-                    "the send of {value} failed, yet it was read at partition {} offset {}",
-                    info.first_read_partition, info.first_read_offset
-                ),
-                value: Some(value),
-                partition: Some(info.first_read_partition),
-                offset: Some(info.first_read_offset),
-                process: Some(info.producer),
-                index: Some(info.completed_index),
-                ..Example::default()
-            });
+        let at = Some(info.invoke_ns);
+        self.anomaly(AnomalyKind::AbortedRead).add(at, || Example {
+            explanation: format!(
+                "the send of {value} failed, yet it was read at partition {} offset {}",
+                info.first_read_partition, info.first_read_offset
+            ),
+            value: Some(value),
+            partition: Some(info.first_read_partition),
+            offset: Some(info.first_read_offset),
+            process: Some(info.producer),
+            index: Some(info.completed_index),
+            ..Example::default()
+        });
     }
 
     /// `lost` and `divergent` (the acknowledged offset holds another value in the final read).
@@ -809,20 +810,20 @@ impl Analysis {
         let (partition, offset) = (info.send_partition, info.send_offset);
         if info.final_partition != partition {
             let value = self.names.text(id);
-            self.anomaly(AnomalyKind::Lost)
-                .add(Some(info.invoke_ns), || Example {
-                    explanation: format!(
-                        "{value} was acknowledged at partition {partition} offset {offset} but is \
+            let at = Some(info.invoke_ns);
+            self.anomaly(AnomalyKind::Lost).add(at, || Example {
+                explanation: format!(
+                    "{value} was acknowledged at partition {partition} offset {offset} but is \
                      not in the final read of partition {partition}"
-                    ),
-                    value: Some(value),
-                    partition: Some(partition),
-                    offset: Some(offset),
-                    process: Some(info.producer),
-                    acknowledged_ns: Some(info.completed_ns),
-                    index: Some(info.completed_index),
-                    ..Example::default()
-                });
+                ),
+                value: Some(value),
+                partition: Some(partition),
+                offset: Some(offset),
+                process: Some(info.producer),
+                acknowledged_ns: Some(info.completed_ns),
+                index: Some(info.completed_index),
+                ..Example::default()
+            });
         }
         if let Some(slot) = self.offsets.get(partition, offset)
             && slot.from_final_read
@@ -831,21 +832,21 @@ impl Analysis {
         {
             let value = self.names.text(id);
             let found = self.names.text(slot.value);
-            self.anomaly(AnomalyKind::Divergent)
-                .add(Some(info.invoke_ns), || Example {
-                    explanation: format!(
-                        "{value} was acknowledged at partition {partition} offset {offset}, where \
+            let at = Some(info.invoke_ns);
+            self.anomaly(AnomalyKind::Divergent).add(at, || Example {
+                explanation: format!(
+                    "{value} was acknowledged at partition {partition} offset {offset}, where \
                      the final read found {found}"
-                    ),
-                    value: Some(value.clone()),
-                    partition: Some(partition),
-                    offset: Some(offset),
-                    process: Some(info.producer),
-                    acknowledged_ns: Some(info.completed_ns),
-                    index: Some(info.completed_index),
-                    values: vec![value, found],
-                    ..Example::default()
-                });
+                ),
+                value: Some(value.clone()),
+                partition: Some(partition),
+                offset: Some(offset),
+                process: Some(info.producer),
+                acknowledged_ns: Some(info.completed_ns),
+                index: Some(info.completed_index),
+                values: vec![value, found],
+                ..Example::default()
+            });
         }
     }
 
@@ -899,25 +900,25 @@ impl Analysis {
                 continue;
             }
             let value = self.names.text(candidate.value);
-            self.anomaly(AnomalyKind::PollSkip)
-                .add(Some(candidate.time_ns), || Example {
-                    explanation: format!(
-                        "consumer {} jumped from offset {} to {} of partition {}, over {skipped} \
+            let at = Some(candidate.time_ns);
+            self.anomaly(AnomalyKind::PollSkip).add(at, || Example {
+                explanation: format!(
+                    "consumer {} jumped from offset {} to {} of partition {}, over {skipped} \
                      offsets that the final read has",
-                        candidate.consumer,
-                        candidate.previous_offset,
-                        candidate.offset,
-                        candidate.partition
-                    ),
-                    value: Some(value),
-                    partition: Some(candidate.partition),
-                    offset: Some(candidate.offset),
-                    consumer: Some(candidate.consumer),
-                    index: Some(candidate.index),
-                    previous_offset: Some(candidate.previous_offset),
-                    skipped: Some(skipped),
-                    ..Example::default()
-                });
+                    candidate.consumer,
+                    candidate.previous_offset,
+                    candidate.offset,
+                    candidate.partition
+                ),
+                value: Some(value),
+                partition: Some(candidate.partition),
+                offset: Some(candidate.offset),
+                consumer: Some(candidate.consumer),
+                index: Some(candidate.index),
+                previous_offset: Some(candidate.previous_offset),
+                skipped: Some(skipped),
+                ..Example::default()
+            });
         }
     }
 
