@@ -25,7 +25,8 @@ enum Command {
     Check(cli::workload::CheckArgs),
     /// Write the HTML report of a stored run.
     Report(cli::report::ReportArgs),
-    /// Start a coordinator and brokers by hand, as in the seed notes (`cluster up`).
+    /// The 3-broker lab by hand: `cluster up`, and `status`, `down`, `kill N`... from another
+    /// shell (docs/lab.md).
     Cluster(cli::cluster::ClusterArgs),
     /// Run one Kafka-protocol broker (`--config server.properties`).
     Broker(broker::BrokerArgs),
@@ -39,7 +40,7 @@ enum Command {
     Elect(cli::elect::ElectArgs),
     /// A shell for the coordinator (like zookeeper-shell): `kchaos coord 127.0.0.1:2181 ls /`.
     Coord(coordinator::shell::ShellArgs),
-    /// Benchmarks: coordinator, produce, checker.
+    /// Benchmarks: coordinator, produce, checker, fuzz.
     Bench(bench::BenchArgs),
     /// Switch on each planted bug in turn and check that the workloads catch it (needs a build
     /// with `--features planted-bugs`).

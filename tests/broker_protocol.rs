@@ -6,65 +6,19 @@
 mod broker_support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
+use broker_support::raw::{call, closed_by_peer, connect};
 use broker_support::{TestBroker, consumer, produce_all, start_coordinator};
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
     create_topics_request::CreatableTopic,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rdkafka::consumer::Consumer;
-
-/// Sends one request on `stream` and decodes the response.
-fn call<Req, Resp>(stream: &mut TcpStream, api_key: ApiKey, version: i16, request: &Req) -> Resp
-where
-    Req: Encodable + HeaderVersion,
-    Resp: Decodable + HeaderVersion,
-{
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(42)
-        .with_client_id(Some(StrBytes::from_static_str("raw-test")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, Req::header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut frame = BytesMut::new();
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    stream.write_all(&frame).unwrap();
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).unwrap();
-    let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut response).unwrap();
-    let mut response = bytes::Bytes::from(response);
-    let header = ResponseHeader::decode(&mut response, Resp::header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, 42);
-    let decoded = Resp::decode(&mut response, version).unwrap();
-    assert!(!response.has_remaining(), "trailing bytes in the response");
-    decoded
-}
-
-fn connect(broker: &TestBroker) -> TcpStream {
-    let stream = TcpStream::connect(broker.bootstrap()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream
-}
-
-/// True if the broker closed the connection (read returns 0 or a reset).
-fn closed_by_peer(stream: &mut TcpStream) -> bool {
-    let mut buffer = [0u8; 64];
-    matches!(stream.read(&mut buffer), Ok(0) | Err(_))
-}
 
 #[test]
 fn metadata_lists_topics_partitions_and_the_advertised_address() {
@@ -76,7 +30,7 @@ fn metadata_lists_topics_partitions_and_the_advertised_address() {
         7,
         "advertised.listeners=PLAINTEXT://localhost:0\nbroker.rack=rack-a",
     );
-    let mut stream = connect(&broker);
+    let mut stream = connect(&broker.bootstrap());
     let created: CreateTopicsResponse = call(
         &mut stream,
         ApiKey::CreateTopics,
@@ -167,13 +121,13 @@ fn malformed_frames_close_only_their_connection() {
         }),
     ];
     for (what, bytes) in garbage {
-        let mut stream = connect(&broker);
+        let mut stream = connect(&broker.bootstrap());
         stream.write_all(&bytes).unwrap();
         assert!(closed_by_peer(&mut stream), "{what}: connection still open");
     }
 
     // ApiVersions of a version from the future: UNSUPPORTED_VERSION with our ranges.
-    let mut stream = connect(&broker);
+    let mut stream = connect(&broker.bootstrap());
     let header = RequestHeader::default()
         .with_request_api_key(ApiKey::ApiVersions as i16)
         .with_request_api_version(99)
@@ -201,7 +155,7 @@ fn malformed_frames_close_only_their_connection() {
 
     // A well-behaved client on another connection is served, and the data is intact.
     let versions: ApiVersionsResponse = call(
-        &mut connect(&broker),
+        &mut connect(&broker.bootstrap()),
         ApiKey::ApiVersions,
         3,
         &ApiVersionsRequest::default(),

@@ -1,5 +1,7 @@
-//! `kchaos cluster up`: the seed's layout on disk, brokers registered, and nothing left behind
-//! when it is stopped (SIGTERM) or killed (SIGKILL).
+//! `kchaos cluster up`: the lab's layout on disk, brokers registered (by this cluster's own
+//! processes), its console on stdin and from a second shell (`kchaos cluster status|kill|start|
+//! down`), and nothing left behind when it is stopped (SIGTERM, `cluster down`) or killed
+//! (SIGKILL).
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
@@ -43,10 +45,21 @@ fn free_port_run(count: u16) -> u16 {
 
 fn start(brokers: u16) -> ClusterUp {
     let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("cluster");
-    let output = root.path().join("cluster-up.out");
     let base_port = free_port_run(brokers);
     let coordinator_port = harness::ports::free_loopback_port().unwrap();
+    start_in(root, brokers, base_port, coordinator_port, "cluster-up.out")
+}
+
+/// `kchaos cluster up` in `root/cluster`, its output in `root/<output>`.
+fn start_in(
+    root: tempfile::TempDir,
+    brokers: u16,
+    base_port: u16,
+    coordinator_port: u16,
+    output: &str,
+) -> ClusterUp {
+    let dir = root.path().join("cluster");
+    let output = root.path().join(output);
     let args: Vec<String> = [
         "cluster",
         "up",
@@ -96,6 +109,22 @@ fn start(brokers: u16) -> ClusterUp {
     }
 }
 
+/// `kchaos cluster ARGS --dir DIR` from a second shell: exit code, stdout, stderr.
+fn second_shell(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = std::process::Command::new(KCHAOS)
+        .arg("cluster")
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// The pids cluster up started (from the harness's pids.log).
 fn child_pids(dir: &Path) -> Vec<(String, u32)> {
     harness::cluster::read_pid_log(dir).unwrap()
@@ -126,7 +155,7 @@ fn assert_all_gone(children: &[(String, u32)]) {
 }
 
 #[test]
-fn cluster_up_writes_the_seed_layout_registers_brokers_and_sigterm_stops_all() {
+fn cluster_up_writes_the_lab_layout_registers_brokers_and_sigterm_stops_all() {
     let mut cluster = start(2);
     for id in 1..=2u16 {
         let path = cluster.dir.join(format!("server-{id}.properties"));
@@ -221,6 +250,7 @@ struct Steered {
     child: NodeProcess,
     stdin: Option<std::process::ChildStdin>,
     output: PathBuf,
+    dir: PathBuf,
     bootstrap: Vec<String>,
     _root: tempfile::TempDir,
 }
@@ -263,6 +293,7 @@ impl Steered {
             child,
             stdin,
             output,
+            dir: cluster_dir,
             bootstrap: Vec::new(),
             _root: root,
         };
@@ -339,12 +370,118 @@ fn typed_commands_kill_and_start_single_brokers() {
     cluster.wait_for_brokers(&[1, 2]);
 
     cluster.type_line("explode 1");
-    cluster.wait_for_output("unknown command `explode 1`");
+    cluster.wait_for_output("error: unknown command `explode 1`");
 
-    // The end of its input does not stop the cluster.
+    // The end of its input does not stop the cluster; it says once that the console is off,
+    // and how to reach it from another shell.
     drop(cluster.stdin.take());
+    cluster.wait_for_output("The console is off (stdin is closed)");
     cluster.wait_for_brokers(&[1, 2]);
     assert!(cluster.child.is_running().unwrap());
     let text = std::fs::read_to_string(&cluster.output).unwrap();
     assert!(!text.contains("stopping the cluster"), "{text}");
+    assert_eq!(text.matches("The console is off").count(), 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "kchaos cluster status --dir {}",
+            cluster.dir.canonicalize().unwrap().display()
+        )),
+        "{text}"
+    );
+
+    // A second shell: status, a kill, a start, a mistake, then down.
+    let (code, out, err) = second_shell(&cluster.dir, &["status"]);
+    assert_eq!(code, Some(0), "{err}");
+    for id in 1..=2 {
+        let line = out
+            .lines()
+            .find(|line| line.starts_with(&format!("status: broker-{id} running (pid ")))
+            .unwrap_or_else(|| panic!("no running broker-{id} in:\n{out}"));
+        assert!(line.ends_with(" registered"), "{line}");
+    }
+    assert!(out.contains("status: coordinator running (pid "), "{out}");
+    assert!(out.contains("\ncontroller: broker "), "{out}");
+
+    let (code, out, err) = second_shell(&cluster.dir, &["kill", "2"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("broker-2 killed (SIGKILL)\n"), "{out}");
+    assert!(out.contains("status: broker-2 down"), "{out}");
+    cluster.wait_for_brokers(&[1]);
+    let (code, out, _) = second_shell(&cluster.dir, &["start", "broker-2"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("broker-2 started\n"), "{out}");
+    cluster.wait_for_brokers(&[1, 2]);
+    let (code, _, err) = second_shell(&cluster.dir, &["pause", "7"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("error: no node named broker-7"), "{err}");
+
+    let children = child_pids(&cluster.dir);
+    let (code, out, err) = second_shell(&cluster.dir, &["down"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("stopping the cluster\n"), "{out}");
+    assert!(out.ends_with("coordinator stopped\nstopped\n"), "{out}");
+    assert!(
+        cluster
+            .child
+            .wait_for_exit(Duration::from_secs(30))
+            .unwrap(),
+        "cluster up still runs after `cluster down`"
+    );
+    assert_all_gone(&children);
+    let (code, _, err) = second_shell(&cluster.dir, &["down"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("nothing to stop"), "{err}");
+    let (code, _, err) = second_shell(&cluster.dir, &["status"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("no `kchaos cluster up` is running in"),
+        "{err}"
+    );
+}
+
+/// `cluster up` prints its own pid; restarted on the same directory right after a SIGKILL, it
+/// counts a broker only once the broker's own process has registered — not while the
+/// registration of the killed one is still in the coordinator — and a second `cluster up` on a
+/// directory in use is refused.
+#[test]
+fn the_banner_counts_only_this_clusters_registrations() {
+    let root = tempfile::tempdir().unwrap();
+    let base_port = free_port_run(1);
+    let coordinator_port = harness::ports::free_loopback_port().unwrap();
+    let mut first = start_in(root, 1, base_port, coordinator_port, "first.out");
+    let text = std::fs::read_to_string(&first.output).unwrap();
+    assert!(
+        text.starts_with(&format!("kchaos cluster up: pid {}, ", first.process.pid())),
+        "{text}"
+    );
+    let children = child_pids(&first.dir);
+    first.process.kill().unwrap();
+    assert_all_gone(&children);
+
+    // Same directory and ports: the coordinator restores the killed broker's session, whose
+    // registration lives until the session expires.
+    let ClusterUp { _root: root, .. } = first;
+    let mut second = start_in(root, 1, base_port, coordinator_port, "second.out");
+    let text = std::fs::read_to_string(&second.output).unwrap();
+    let (code, out, err) = second_shell(&second.dir, &["status"]);
+    assert_eq!(code, Some(0), "{err}");
+    let broker = out
+        .lines()
+        .find(|line| line.starts_with("status: broker-1 "))
+        .unwrap();
+    assert!(broker.ends_with(" registered"), "{out}\n{text}");
+    assert!(out.contains("controller: broker 1"), "{out}");
+
+    let refused = std::process::Command::new(KCHAOS)
+        .args(["cluster", "up", "--brokers", "1", "--dir"])
+        .arg(&second.dir)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("another `kchaos cluster up` is running in"),
+        "{stderr}"
+    );
+    assert!(second.process.terminate(Duration::from_secs(60)).unwrap());
 }

@@ -164,3 +164,70 @@ fn interactive_shell_reads_commands_from_stdin() {
     let (code, listing, _) = coord(&coordinator.address(), &["ls", "/"]);
     assert_eq!((code, listing.trim()), (0, "[]"));
 }
+
+/// What people type into zookeeper-shell: `ls -R` walks the tree, `get -s` and `ls -s` add the
+/// stat, `deleteall` removes a subtree, and a flag the command does not know is refused (exit 2,
+/// nothing done) instead of being ignored.
+#[test]
+fn shell_flags_as_zookeeper_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(dir.path(), &[]);
+    let address = coordinator.address();
+    for path in [
+        "/brokers",
+        "/brokers/ids",
+        "/brokers/ids/1",
+        "/brokers/topics",
+        "/config",
+    ] {
+        assert_eq!(coord(&address, &["create", path, "x"]).0, 0, "{path}");
+    }
+    let (code, out, _) = coord(&address, &["ls", "-R", "/"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "/",
+            "/brokers",
+            "/brokers/ids",
+            "/brokers/ids/1",
+            "/brokers/topics",
+            "/config"
+        ]
+    );
+    let (code, out, _) = coord(&address, &["ls", "-R", "/brokers/ids"]);
+    assert_eq!((code, out.as_str()), (0, "/brokers/ids\n/brokers/ids/1\n"));
+
+    let (code, out, _) = coord(&address, &["get", "-s", "/brokers/ids/1"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("x\ncZxid = 0x"), "{out}");
+    assert!(out.contains("dataLength = 1\nnumChildren = 0"), "{out}");
+    let (code, out, _) = coord(&address, &["ls", "-s", "/brokers"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("[ids, topics]\ncZxid = 0x"), "{out}");
+    assert!(out.contains("numChildren = 2"), "{out}");
+    let (code, out, _) = coord(&address, &["set", "-s", "/config", "y", "-v", "0"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("dataVersion = 1"), "{out}");
+
+    for (args, wanted) in [
+        (&["ls", "-x", "/"][..], "ls: unknown option -x"),
+        (&["get", "-z", "/config"][..], "get: unknown option -z"),
+        (
+            &["delete", "-R", "/config"][..],
+            "delete: unknown option -R",
+        ),
+    ] {
+        let (code, out, err) = coord(&address, args);
+        assert_eq!((code, out.as_str()), (2, ""), "{args:?}: {err}");
+        assert!(err.contains(wanted), "{args:?}: {err}");
+    }
+    // The refused delete did nothing.
+    assert_eq!(coord(&address, &["stat", "/config"]).0, 0);
+
+    let (code, _, err) = coord(&address, &["ls", "-R", "/nope"]);
+    assert_eq!((code, err.trim()), (1, "Node does not exist: /nope"));
+    assert_eq!(coord(&address, &["deleteall", "/brokers"]).0, 0);
+    let (code, out, _) = coord(&address, &["ls", "/"]);
+    assert_eq!((code, out.trim()), (0, "[config]"));
+}

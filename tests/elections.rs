@@ -73,6 +73,15 @@ impl Cluster {
         }
     }
 
+    /// A broker's log so far.
+    fn broker_output(&self, id: i32) -> String {
+        self.brokers
+            .iter()
+            .find(|b| b.broker_id == id)
+            .map(TestBroker::output)
+            .unwrap_or_default()
+    }
+
     fn broker(&mut self, id: i32) -> &mut TestBroker {
         self.brokers.iter_mut().find(|b| b.broker_id == id).unwrap()
     }
@@ -215,8 +224,30 @@ fn unclean_election_after_the_config_flip_loses_what_only_the_old_leader_had() {
         vec![leader],
         "the ISR keeps its last member"
     );
-    // It stays leaderless: the controller re-checks every 2 s and must not elect.
-    std::thread::sleep(Duration::from_secs(3));
+    // It stays leaderless: the controller checks it again with both followers alive and does
+    // not elect (it says so in its log at every check).
+    // In assignment order, as the controller lists them.
+    let live_followers = followers
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let still_offline = format!(
+        "Partition seed-0 stays offline: no replica in its ISR ({leader}) is alive and \
+         unclean.leader.election.enable is false (live replicas: {live_followers})"
+    );
+    wait_for(
+        "the controller to check seed-0 with both followers alive",
+        ELECTION_TIMEOUT,
+        POLL,
+        || {
+            followers
+                .iter()
+                .any(|id| cluster.broker_output(*id).contains(&still_offline))
+                .then_some(())
+        },
+    )
+    .unwrap();
     assert_eq!(
         cluster.describe("seed", 0).map(|line| line.leader),
         Some("none".to_string())

@@ -127,3 +127,77 @@ fn a_seed_toml_cannot_hold_is_refused_before_anything_starts() {
         "{stderr}"
     );
 }
+
+/// One run in which no send can be acknowledged (RF 1 under `min.insync.replicas=2`: every
+/// acks=all send is refused with NOT_ENOUGH_REPLICAS), judged by every surface: `kchaos
+/// workload`, `kchaos check` on the same run, the report's badge, the JUnit `expectation` case
+/// and the store's index all call it a failure, because one rule decides.
+#[test]
+fn a_run_without_an_acknowledged_send_fails_on_every_surface() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let path = dir.path().join("nothing-acknowledged.toml");
+    let good = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/single-broker-smoke.toml"),
+    )
+    .unwrap();
+    let workload = good
+        .replace(
+            "replication_factor = 1\n",
+            "replication_factor = 1\nconfigs = { \"min.insync.replicas\" = \"2\" }\n",
+        )
+        .replace("kind = \"scripted\"", "kind = \"none\"")
+        .lines()
+        .filter(|line| !line.starts_with("steps") && !line.starts_with("  {") && *line != "]")
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, workload).unwrap();
+    let run = kchaos(&[
+        "workload",
+        path.to_str().unwrap(),
+        "--duration",
+        "2s",
+        "--seed",
+        "3",
+        "--no-progress",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(stdout.contains("sends: 0 ok"), "{stdout}");
+    assert!(stdout.contains("proves nothing"), "{stdout}");
+
+    let run_dir = std::fs::canonicalize(store.join("latest")).unwrap();
+    let check = kchaos(&["check", run_dir.to_str().unwrap()]);
+    assert_eq!(
+        check.status.code(),
+        run.status.code(),
+        "kchaos check must judge the run as kchaos workload did: {check:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("FAIL: proves nothing"),
+        "{check:?}"
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["matches-expectation"], false, "{results:#}");
+
+    let report = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(
+        report.contains("✗ proves nothing: no send was acknowledged"),
+        "the report's badge disagrees"
+    );
+    let junit = std::fs::read_to_string(run_dir.join("results.xml")).unwrap();
+    let expectation = junit
+        .lines()
+        .find(|line| line.contains(r#"name="expectation""#))
+        .unwrap();
+    assert!(
+        expectation.contains("<failure message=\"proves nothing"),
+        "{expectation}"
+    );
+    let index = std::fs::read_to_string(store.join("index.html")).unwrap();
+    assert!(index.contains("proves nothing"), "{index}");
+}

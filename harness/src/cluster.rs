@@ -93,7 +93,7 @@ pub struct ClusterConfig {
 pub struct Layout {
     /// The coordinator's port, then one port per broker.
     pub ports: Option<Vec<u16>>,
-    /// Broker N's config at `DIR/server-N.properties`, as in the seed notes.
+    /// Broker N's config at `DIR/server-N.properties`, as in the lab (docs/lab.md).
     pub flat_broker_configs: bool,
 }
 
@@ -249,6 +249,11 @@ impl Cluster {
     /// Where a node's stdout and stderr go.
     pub fn log_path(&self, name: &str) -> Result<PathBuf, ClusterError> {
         Ok(self.node(name)?.log_path.clone())
+    }
+
+    /// The pid of `name`'s process while it has one (running or frozen).
+    pub fn pid(&self, name: &str) -> Result<Option<u32>, ClusterError> {
+        Ok(self.node(name)?.process.as_ref().map(NodeProcess::pid))
     }
 
     /// Whether `name` runs, is frozen, or is down. Reaps a node that exited by itself.

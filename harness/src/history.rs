@@ -1,7 +1,7 @@
 //! The history: `history.jsonl`, one operation per line, in Jepsen's model (an `invoke` followed
 //! by exactly one completion: `ok`, `fail` or `info`; faults are operations of the `nemesis`).
 //!
-//! This module owns the on-disk format (see DESIGN.md), the [`HistoryWriter`] that every client
+//! This module owns the on-disk format (docs/checker.md), the [`HistoryWriter`] that every client
 //! and the nemesis append to while a run goes on, and [`read_history`] for anyone who wants the
 //! operations back as typed values. The checker has its own faster line parser for the same
 //! format (`checker::parse`), but it accepts exactly what this module writes.

@@ -23,15 +23,13 @@ pub fn summary(results: &Results, dir: &Path) -> String {
     let send = results.operations.get("send");
     let p99_ms = send.map_or(0.0, |figures| figures.latency_us.p99 as f64 / 1000.0);
     let (ok, fail, info) = send.map_or((0, 0, 0), |f| (f.ok, f.fail, f.info));
+    let outcome = results.outcome();
     let mut text = format!(
-        "verdict: {verdict} ({} the expectation)\n\
+        "verdict: {verdict} ({}: {})\n\
          sends: {ok} ok, {fail} fail, {info} info; lost: {lost}\n\
          longest unavailability after a fault: {unavailable_ms} ms; send latency p99: {p99_ms:.1} ms\n",
-        if results.matches_expectation() {
-            "matches"
-        } else {
-            "does NOT match"
-        }
+        if outcome.passed() { "PASS" } else { "FAIL" },
+        outcome.describe()
     );
     let anomalies: Vec<String> = results
         .anomalies

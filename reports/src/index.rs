@@ -5,11 +5,10 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use harness::checker::{AnomalyKind, Results};
+use harness::checker::{AnomalyKind, Outcome, Results};
 
 use crate::error::ReportError;
 use crate::escape::{escape, href};
-use crate::outcome::{Outcome, producers};
 use crate::page::verdict;
 use crate::plot::format_micros;
 use crate::run_dir::{
@@ -27,7 +26,6 @@ struct Run {
     name: String,
     results: Result<Option<Results>, String>,
     seed: Option<i64>,
-    producers: Option<i64>,
     has_report: bool,
 }
 
@@ -82,7 +80,6 @@ fn find_runs(store_dir: &Path) -> Result<Vec<Run>, ReportError> {
                 name: run.file_name().to_string_lossy().into_owned(),
                 results: read_results(&dir.join(RESULTS_FILE)).map_err(|error| error.to_string()),
                 seed,
-                producers: producers(workload.as_ref()),
                 has_report: dir.join(REPORT_FILE).is_file(),
             });
         }
@@ -134,10 +131,7 @@ a{color:#0969da}
         let (verdict_cell, expectation, lost, p99) = match &run.results {
             Ok(results) => {
                 let (class, text) = verdict(results.as_ref());
-                let expectation = match results
-                    .as_ref()
-                    .map(|results| Outcome::of(results, run.producers))
-                {
+                let expectation = match results.as_ref().map(Results::outcome) {
                     Some(Outcome::AsExpected) => {
                         r#"<span class="yes">as expected</span>"#.to_string()
                     }

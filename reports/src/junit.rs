@@ -1,16 +1,16 @@
 //! `results.xml`: the checks of one run as a JUnit test suite, so CI systems show them — one
 //! test case per anomaly kind, one for the final read's completeness and one for the workload's
 //! overall expectation. A case fails when its check contradicts what the workload expects; the
-//! `expectation` case fails exactly when `kchaos workload` exits 1.
+//! `expectation` case fails exactly when `kchaos workload` and `kchaos check` exit 1: both follow
+//! the one pass rule, [`Results::outcome`].
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use harness::checker::{AnomalyKind, LostExpectation, Results};
+use harness::checker::{AnomalyKind, LostExpectation, Outcome, Results};
 
 use crate::error::ReportError;
 use crate::escape::escape;
-use crate::outcome::{Outcome, producers};
 use crate::run_dir::{JUNIT_FILE, RESULTS_FILE, read_results, read_workload, require_dir};
 
 /// One check and, when it fails, why.
@@ -39,7 +39,7 @@ pub fn write_junit(run_dir: &Path) -> Result<PathBuf, ReportError> {
             Some(format!("{workload}/{run}"))
         })
         .unwrap_or_else(|| "run".to_string());
-    let outcome = Outcome::of(&results, producers(workload.as_ref()));
+    let outcome = results.outcome();
     let xml = junit_xml(&name, seed, &results, outcome);
     let path = run_dir.join(JUNIT_FILE);
     std::fs::write(&path, xml).map_err(|source| ReportError::Write {

@@ -10,7 +10,6 @@
 //! - [`leadership`]: `leadership.jsonl` into leader/ISR segments per partition.
 //! - [`plot`]: the shared time axis, scales, formats and colours.
 //! - [`charts`]: the SVG charts.
-//! - [`outcome`]: whether a checked run passes (as `kchaos workload`'s exit code).
 //! - [`page`]: the report page.
 //! - [`index`]: the store's `index.html`.
 //! - [`junit`]: the JUnit checks, `results.xml`.
@@ -24,7 +23,6 @@ pub mod history_scan;
 pub mod index;
 pub mod junit;
 pub mod leadership;
-pub mod outcome;
 pub mod page;
 pub mod plot;
 pub mod run_dir;

@@ -5,7 +5,7 @@
 
 mod support;
 
-use harness::checker::{AnomalyKind, LostExpectation};
+use harness::checker::{AnomalyKind, LostExpectation, Outcome};
 use reports::{ReportError, write_index, write_junit, write_report};
 
 fn fixture_run(store: &std::path::Path) -> std::path::PathBuf {
@@ -233,7 +233,16 @@ fn a_run_without_an_acknowledged_send_proves_nothing() {
     history.write(&dir.join("history.jsonl"));
     std::fs::write(dir.join("workload.toml"), support::WORKLOAD_TOML).unwrap();
     let results = support::check(&dir, LostExpectation::None);
-    assert!(results.matches_expectation, "nothing lost, as expected");
+    assert_eq!(
+        results.valid,
+        harness::checker::Validity::True,
+        "nothing lost"
+    );
+    assert_eq!(results.outcome(), Outcome::ProvesNothing);
+    assert!(
+        !results.matches_expectation,
+        "results.json says what the exit code says"
+    );
 
     let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();
     assert!(html.contains("✗ proves nothing: no send was acknowledged"));

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 pub mod checker;
 pub mod coordinator;
+pub mod fuzz;
 pub mod produce;
 
 /// `kchaos bench <which>`.
@@ -23,6 +24,9 @@ pub enum Bench {
     Produce(produce::ProduceBenchArgs),
     /// Check a generated 10M-operation history: ops/s and peak RSS.
     Checker(checker::CheckerBenchArgs),
+    /// Fuzz the broker's and the coordinator's decoders and handlers in process: execs/s and
+    /// crashes (their inputs saved).
+    Fuzz(fuzz::FuzzBenchArgs),
 }
 
 /// Runs the chosen benchmark.
@@ -31,5 +35,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Bench::Coordinator(args) => coordinator::run(args),
         Bench::Produce(args) => produce::run(args),
         Bench::Checker(args) => checker::run(args),
+        Bench::Fuzz(args) => fuzz::run(args),
     }
 }

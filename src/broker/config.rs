@@ -69,10 +69,30 @@ pub struct BrokerConfig {
     pub leader_imbalance_per_broker_percentage: u32,
     pub broker_rack: Option<String>,
     pub socket_request_max_bytes: usize,
+    /// Connections served at once (Kafka's default, 2147483647, means "as many as the open-file
+    /// limit allows"); further clients wait in the accept queue.
+    pub max_connections: usize,
+    /// A connection that sent nothing and awaits no response for this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// Bytes of requests larger than a connection's small buffer that may be received at once,
+    /// across all connections; `None` is unbounded (Kafka's -1).
+    pub queued_max_request_bytes: Option<u64>,
+    /// The most partitions one CreateTopics request may ask for in total. Kafka's controller
+    /// limit is a constant, [`MAX_PARTITIONS_PER_CREATE_REQUEST`], not a config key, and so is
+    /// it here; code may lower it (the fuzz bench does, so that no fuzzed request makes its
+    /// broker open thousands of files).
+    pub max_partitions_per_create_request: u64,
     /// `kchaos.planted.bugs`: planted bugs to switch on (`kchaos selftest`; refused by a
     /// default build).
     pub planted_bugs: Option<String>,
 }
+
+/// Kafka's `MAX_PARTITIONS_PER_BATCH`: partitions one CreateTopics request may ask for.
+pub const MAX_PARTITIONS_PER_CREATE_REQUEST: u64 = 10_000;
+
+/// `queued.max.request.bytes` when unset: Kafka's default is -1 (unbounded); ours bounds the
+/// memory hostile or slow clients can pin, yet always fits one `socket.request.max.bytes` frame.
+pub const QUEUED_MAX_REQUEST_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
 
 /// A parsed configuration and the warnings (unknown keys) met on the way.
 #[derive(Debug)]
@@ -143,7 +163,7 @@ impl BrokerConfig {
             });
         }
         let zookeeper_session_timeout_ms = reader.number("zookeeper.session.timeout.ms", 18000)?;
-        let config = BrokerConfig {
+        let mut config = BrokerConfig {
             broker_id: reader.number("broker.id", -1)?,
             listeners,
             advertised_listeners,
@@ -179,6 +199,37 @@ impl BrokerConfig {
             broker_rack: reader.optional_string("broker.rack"),
             socket_request_max_bytes: reader.positive("socket.request.max.bytes", 104857600)?,
             planted_bugs: reader.optional_string(crate::planted::BROKER_PROPERTY),
+            max_connections: reader.positive("max.connections", i32::MAX as usize)?,
+            connections_max_idle_ms: reader.positive("connections.max.idle.ms", 600000)?,
+            queued_max_request_bytes: None,
+            max_partitions_per_create_request: MAX_PARTITIONS_PER_CREATE_REQUEST,
+        };
+        config.queued_max_request_bytes = match reader.raw("queued.max.request.bytes") {
+            None => {
+                Some(QUEUED_MAX_REQUEST_BYTES_DEFAULT.max(config.socket_request_max_bytes as u64))
+            }
+            Some("-1") => None,
+            Some(value) => {
+                let value = value.to_string();
+                match value.parse::<u64>() {
+                    Ok(bytes) if bytes >= config.socket_request_max_bytes as u64 => Some(bytes),
+                    Ok(_) => {
+                        return Err(invalid(
+                            "queued.max.request.bytes",
+                            &value,
+                            "expected -1 or at least socket.request.max.bytes (a largest \
+                             request must fit)",
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(invalid(
+                            "queued.max.request.bytes",
+                            &value,
+                            "expected -1 or a number of bytes",
+                        ));
+                    }
+                }
+            }
         };
         if config.broker_id < 0 {
             return Err(match reader.raw("broker.id") {
@@ -380,7 +431,56 @@ mod tests {
         assert!(!config.unclean_leader_election_enable);
         assert!(config.auto_create_topics_enable);
         assert_eq!(config.log_dirs, vec![PathBuf::from("/tmp/kafka-logs")]);
+        assert_eq!(config.socket_request_max_bytes, 104857600);
+        assert_eq!(config.max_connections, 2147483647);
+        assert_eq!(config.connections_max_idle_ms, 600000);
+        assert_eq!(
+            config.queued_max_request_bytes,
+            Some(QUEUED_MAX_REQUEST_BYTES_DEFAULT)
+        );
         assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    }
+
+    #[test]
+    fn request_memory_bound_fits_the_largest_request() {
+        let config = parse(&format!(
+            "{MINIMAL}queued.max.request.bytes=-1
+"
+        ))
+        .expect("valid")
+        .config;
+        assert_eq!(config.queued_max_request_bytes, None);
+        let config = parse(&format!(
+            "{MINIMAL}socket.request.max.bytes=500000000
+"
+        ))
+        .expect("valid")
+        .config;
+        assert_eq!(config.queued_max_request_bytes, Some(500000000));
+        let error = parse(&format!(
+            "{MINIMAL}socket.request.max.bytes=1000
+queued.max.request.bytes=999
+"
+        ))
+        .expect_err("smaller than one request");
+        assert!(
+            error.to_string().contains("queued.max.request.bytes"),
+            "{error}"
+        );
+        assert!(
+            parse(&format!(
+                "{MINIMAL}max.connections=0
+"
+            ))
+            .is_err()
+        );
+        assert!(
+            parse(&format!(
+                "{MINIMAL}connections.max.idle.ms=-1
+"
+            ))
+            .is_err()
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::config::BrokerConfig;
+use super::log::partition_log::LogConfig;
 use super::metadata_cache::MetadataCache;
 use super::replica_fetcher::ReplicaFetchers;
 use super::replica_manager::ReplicaManager;
@@ -22,6 +23,29 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// A broker with its coordinator session and no replicas yet, keeping its partition logs
+    /// in the first of `log.dirs`.
+    pub fn new(config: BrokerConfig, coordinator: Coordinator) -> Self {
+        let log_config = LogConfig {
+            segment_bytes: config.log_segment_bytes,
+            index_interval_bytes: config.log_index_interval_bytes,
+            flush_interval_messages: config.log_flush_interval_messages,
+            message_max_bytes: config.message_max_bytes,
+        };
+        Broker {
+            replicas: ReplicaManager::new(
+                config.broker_id,
+                config.log_dir().to_path_buf(),
+                log_config,
+            ),
+            fetchers: ReplicaFetchers::default(),
+            metadata: MetadataCache::default(),
+            coordinator,
+            topic_admin: tokio::sync::Mutex::new(()),
+            config,
+        }
+    }
+
     pub fn id(&self) -> i32 {
         self.config.broker_id
     }

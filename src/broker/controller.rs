@@ -1,13 +1,25 @@
-//! The controller: every broker races to create the ephemeral `/controller`; the winner bumps
-//! `/controller_epoch` and, while it holds `/controller`, watches `/brokers/ids` and elects a
-//! leader for every partition whose leader is gone (or that has none while an ISR member is
-//! back): the first replica in assignment order that is alive and in the ISR, with the leader
-//! epoch bumped. Each state write is one multi-op fenced by the version of
-//! `/controller_epoch` (a stale controller cannot write). With no live ISR member the leader
-//! is -1 and the ISR keeps its last member, unless `unclean.leader.election.enable` lets the
-//! first live replica lead alone. The controller also watches `/config/topics`, so that a
-//! topic's `unclean.leader.election.enable` turned true at run time is acted on at once, and
-//! (with `auto.leader.rebalance.enable`) runs the preferred-replica rebalance every
+//! The controller: every registered broker races to create the ephemeral `/controller`; the
+//! winner bumps `/controller_epoch` and acts as the controller exactly while `/controller` is
+//! its own session's ephemeral node. A lost connection to the coordinator is not the end of
+//! that: the client reconnects to the same session, whose ephemerals survive, and the
+//! controller carries on (re-checking everything, as watch events may have been missed). Only
+//! the end of the session (expiry) or `/controller` changing hands ends the role; after an
+//! expiry the broker registers again under a new session and then contends again.
+//!
+//! While it holds `/controller` it watches `/brokers/ids` and, for every partition:
+//! - elects a leader when the leader is gone (or there is none while an ISR member is back):
+//!   the first replica in assignment order that is alive and in the ISR, with the leader epoch
+//!   bumped. With no live ISR member the leader is -1 and the ISR keeps its last member, unless
+//!   `unclean.leader.election.enable` lets the first live replica lead alone;
+//! - removes the replicas of dead brokers from the ISR of a partition whose leader lives
+//!   (Kafka's OfflineReplica transition), as soon as the broker's registration goes: its
+//!   session expired, or it began a controlled shutdown. The leader's ISR then no longer waits
+//!   `replica.lag.time.max.ms` for it, and acks=all sends are answered by the live replicas.
+//!
+//! Each state write is one multi-op fenced by the version of `/controller_epoch` (a stale
+//! controller cannot write). The controller also watches `/config/topics`, so that a topic's
+//! `unclean.leader.election.enable` turned true at run time is acted on at once, and (with
+//! `auto.leader.rebalance.enable`) runs the preferred-replica rebalance every
 //! `leader.imbalance.check.interval.seconds` ([`super::elector::rebalance`]).
 //!
 //! Brokers learn the decisions through their own watches ([`super::metadata_sync`]).
@@ -16,17 +28,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use zookeeper_client as zk;
 
 use super::context::Broker;
-use super::zk::{CONTROLLER_PATH, CoordinatorError, PartitionStateJson};
+use super::zk::{
+    BROKER_IDS_PATH, CONTROLLER_PATH, CoordinatorError, PartitionStateJson, PersistentWatches,
+    TOPIC_CONFIGS_PATH, is_reconnection,
+};
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
 
 /// Pause before retrying after a coordinator error.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// The active controller re-checks every partition this often even without events (a safety
-/// net for a write that lost a race).
+/// net for a write that lost a race, or an error on the way).
 const RECHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Takes part in controller elections until the broker stops.
@@ -46,10 +60,12 @@ pub async fn run(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-/// One session's worth of contention: become controller or watch the one there is, until the
-/// session ends (an error) or this broker resigns.
+/// One session's worth of contention: once this session registered the broker, become
+/// controller or watch the one there is, until the session ends (an error).
 async fn contend(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
-    let mut controller_watch = broker.coordinator.watch(CONTROLLER_PATH, false).await?;
+    broker.coordinator.wait_registered().await;
+    let mut controller_watch =
+        PersistentWatches::add(&broker.coordinator, &[(CONTROLLER_PATH, false)]).await?;
     loop {
         if broker
             .coordinator
@@ -65,63 +81,98 @@ async fn contend(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
                 broker.id()
             );
             let served = serve(broker, epoch, epoch_version, &mut controller_watch).await;
-            tracing::info!("[Controller id={}] Resigned as the controller", broker.id());
+            tracing::info!(
+                "[Controller id={}] Resigned as the controller ({})",
+                broker.id(),
+                match &served {
+                    Ok(()) => "/controller is no longer this broker's".to_string(),
+                    Err(error) => error.to_string(),
+                }
+            );
             served?;
             continue;
         }
         if let Some(controller) = broker.coordinator.controller_id().await? {
             broker.metadata.set_controller_id(controller);
-            // Wait for /controller to change (deleted: race again).
-            let event = controller_watch.changed().await;
-            session_alive(&event)?;
+            // Wait for /controller to change (deleted: race again); after a reconnection,
+            // whose events are lost, look again.
+            let event = controller_watch.changed().await?;
+            if is_reconnection(&event) {
+                controller_watch.renew(&broker.coordinator).await?;
+            }
         }
     }
 }
 
-/// Fails when a watch reports the end of the session.
-fn session_alive(event: &zk::WatchedEvent) -> Result<(), CoordinatorError> {
-    if event.event_type == zk::EventType::Session && event.session_state.is_terminated() {
-        return Err(CoordinatorError::Closed);
+/// What a controller does with an error from one of its rounds: the end of its session or
+/// term ends its role; anything else (a lost connection — the session lives on — or bad data)
+/// is logged and the next event or recheck retries.
+fn keep_serving(broker: &Broker, error: CoordinatorError) -> Result<(), CoordinatorError> {
+    if matches!(error, CoordinatorError::ControllerMoved) || broker.coordinator.session_ended() {
+        return Err(error);
     }
+    tracing::info!(
+        "[Controller id={}] {error}; retrying while the session lives",
+        broker.id()
+    );
     Ok(())
 }
 
-/// Acts as the controller until `/controller` is no longer ours or the epoch moves on.
+/// Acts as the controller until `/controller` is no longer this session's, the session ends,
+/// or the epoch moves on.
 async fn serve(
     broker: &Arc<Broker>,
     epoch: i32,
     epoch_version: i32,
-    controller_watch: &mut zk::PersistentWatcher,
+    controller_watch: &mut PersistentWatches,
 ) -> Result<(), CoordinatorError> {
-    let mut brokers_watch = broker
-        .coordinator
-        .watch(super::zk::BROKER_IDS_PATH, true)
-        .await?;
-    // A topic's `unclean.leader.election.enable` turning true calls for an election at once.
-    let mut configs_watch = broker
-        .coordinator
-        .watch(super::zk::TOPIC_CONFIGS_PATH, true)
-        .await?;
+    // Brokers coming and going; a topic's `unclean.leader.election.enable` turning true calls
+    // for an election at once.
+    let mut watches = PersistentWatches::add(
+        &broker.coordinator,
+        &[(BROKER_IDS_PATH, true), (TOPIC_CONFIGS_PATH, true)],
+    )
+    .await?;
     let mut recheck = tokio::time::interval(RECHECK_INTERVAL);
     let mut rebalance_check = tokio::time::interval(Duration::from_secs(
         broker.config.leader_imbalance_check_interval_seconds,
     ));
     rebalance_check.tick().await;
     loop {
-        elect_leaders(broker, epoch, epoch_version).await?;
-        tokio::select! {
+        if let Err(error) = update_partitions(broker, epoch, epoch_version).await {
+            keep_serving(broker, error)?;
+        }
+        let event = tokio::select! {
             _ = rebalance_check.tick(), if broker.config.auto_leader_rebalance_enable => {
-                super::elector::rebalance(broker, (epoch, epoch_version)).await?;
+                if let Err(error) =
+                    super::elector::rebalance(broker, (epoch, epoch_version)).await
+                {
+                    keep_serving(broker, error)?;
+                }
+                continue;
             }
-            event = brokers_watch.changed() => session_alive(&event)?,
-            event = configs_watch.changed() => session_alive(&event)?,
-            event = controller_watch.changed() => {
-                session_alive(&event)?;
-                if broker.coordinator.controller_id().await? != Some(broker.id()) {
-                    return Ok(());
+            event = watches.changed() => event?,
+            event = controller_watch.changed() => event?,
+            _ = recheck.tick() => continue,
+        };
+        let reconnected = is_reconnection(&event);
+        if reconnected {
+            for renewed in [
+                watches.renew(&broker.coordinator).await,
+                controller_watch.renew(&broker.coordinator).await,
+            ] {
+                if let Err(error) = renewed {
+                    keep_serving(broker, error)?;
                 }
             }
-            _ = recheck.tick() => {}
+        }
+        // /controller changed, or may have while the connection was down.
+        if reconnected || event.path == CONTROLLER_PATH {
+            match broker.coordinator.controller_is_ours().await {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(error) => keep_serving(broker, error)?,
+            }
         }
     }
 }
@@ -184,8 +235,46 @@ pub fn elect(
     }
 }
 
-/// Elects a leader for every partition whose leader is not alive.
-async fn elect_leaders(
+/// What the controller changes in one partition's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionChange {
+    /// The leader is gone (or there is none): a new leader (or none), the leader epoch bumped.
+    Elect(Election),
+    /// The leader lives but the brokers of `removed` are gone: the ISR without them, with
+    /// the same leader and leader epoch (Kafka's OfflineReplica transition).
+    RemoveOffline { isr: Vec<i32>, removed: Vec<i32> },
+}
+
+/// The controller's decision for a partition with `leader` and `isr` while `live` brokers are
+/// registered; `None` when nothing is to change.
+pub fn partition_change(
+    replicas: &[i32],
+    leader: i32,
+    isr: &[i32],
+    live: &[i32],
+    unclean_allowed: bool,
+) -> Option<PartitionChange> {
+    if leader >= 0 && live.contains(&leader) {
+        let (kept, removed): (Vec<i32>, Vec<i32>) = isr
+            .iter()
+            .copied()
+            .partition(|replica| live.contains(replica));
+        // The ISR never becomes empty (the leader is normally in it).
+        if removed.is_empty() || kept.is_empty() {
+            return None;
+        }
+        return Some(PartitionChange::RemoveOffline { isr: kept, removed });
+    }
+    let election = elect(replicas, isr, live, leader, unclean_allowed);
+    if election.leader == leader && election.isr == isr {
+        return None;
+    }
+    Some(PartitionChange::Elect(election))
+}
+
+/// Brings every partition in line with the live brokers: elects a leader where the leader is
+/// not alive, and takes dead brokers out of the ISRs of the others.
+async fn update_partitions(
     broker: &Broker,
     epoch: i32,
     epoch_version: i32,
@@ -204,25 +293,37 @@ async fn elect_leaders(
             else {
                 continue;
             };
-            if state.leader >= 0 && live.contains(&state.leader) {
+            let Some(change) =
+                partition_change(&replicas, state.leader, &state.isr, &live, unclean_allowed)
+            else {
+                log_still_offline(broker, &topic, partition, &replicas, &state, &live);
                 continue;
-            }
-            let election = elect(&replicas, &state.isr, &live, state.leader, unclean_allowed);
-            if election.leader == state.leader && election.isr == state.isr {
-                continue;
-            }
-            #[cfg(feature = "planted-bugs")] // planted bug: leader-epoch-not-bumped
-            let state = PartitionStateJson {
-                leader_epoch: state.leader_epoch
-                    - i32::from(planted::is_active(PlantedBug::LeaderEpochNotBumped)),
-                ..state
             };
-            let new_state = PartitionStateJson {
-                controller_epoch: epoch,
-                leader: election.leader,
-                version: 1,
-                leader_epoch: state.leader_epoch + 1,
-                isr: election.isr.clone(),
+            let new_state = match &change {
+                PartitionChange::Elect(election) => PartitionStateJson {
+                    controller_epoch: epoch,
+                    leader: election.leader,
+                    version: 1,
+                    leader_epoch: state.leader_epoch + 1,
+                    isr: election.isr.clone(),
+                },
+                PartitionChange::RemoveOffline { isr, .. } => PartitionStateJson {
+                    controller_epoch: epoch,
+                    isr: isr.clone(),
+                    ..state.clone()
+                },
+            };
+            #[cfg(feature = "planted-bugs")] // planted bug: leader-epoch-not-bumped
+            let new_state = match &change {
+                PartitionChange::Elect(_)
+                    if planted::is_active(PlantedBug::LeaderEpochNotBumped) =>
+                {
+                    PartitionStateJson {
+                        leader_epoch: state.leader_epoch,
+                        ..new_state
+                    }
+                }
+                _ => new_state,
             };
             match broker
                 .coordinator
@@ -235,25 +336,7 @@ async fn elect_leaders(
                 )
                 .await
             {
-                Ok(_) => {
-                    if election.unclean {
-                        tracing::warn!(
-                            "[Controller id={}] Unclean leader election. Copying data from a \
-                             replica not in the ISR: partition {topic}-{partition}, leader {}",
-                            broker.id(),
-                            election.leader
-                        );
-                    }
-                    tracing::info!(
-                        "[Controller id={}] Partition {topic}-{partition} state changed to \
-                         (Leader:{},ISR:{},LeaderEpoch:{},ControllerEpoch:{epoch}) (old leader {})",
-                        broker.id(),
-                        election.leader,
-                        join(&election.isr),
-                        new_state.leader_epoch,
-                        state.leader
-                    );
-                }
+                Ok(_) => log_change(broker, &topic, partition, &change, &state, &new_state),
                 // Someone (a leader changing its ISR) wrote first: the next round re-reads.
                 Err(CoordinatorError::BadVersion { .. }) => {}
                 Err(error) => return Err(error),
@@ -261,6 +344,76 @@ async fn elect_leaders(
         }
     }
     Ok(())
+}
+
+/// Says, on every check, why a partition with live replicas stays without a leader: none of its
+/// ISR is alive and unclean election is off (Kafka logs each failed election attempt likewise).
+/// Nothing for a partition whose leader lives, or none of whose replicas does.
+fn log_still_offline(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    replicas: &[i32],
+    state: &PartitionStateJson,
+    live: &[i32],
+) {
+    if state.leader >= 0 && live.contains(&state.leader) {
+        return;
+    }
+    let live_replicas: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|replica| live.contains(replica))
+        .collect();
+    if live_replicas.is_empty() {
+        return;
+    }
+    tracing::info!(
+        "[Controller id={}] Partition {topic}-{partition} stays offline: no replica in its ISR \
+         ({}) is alive and unclean.leader.election.enable is false (live replicas: {})",
+        broker.id(),
+        join(&state.isr),
+        join(&live_replicas)
+    );
+}
+
+fn log_change(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    change: &PartitionChange,
+    old: &PartitionStateJson,
+    new: &PartitionStateJson,
+) {
+    let controller = broker.id();
+    let state = format!(
+        "(Leader:{},ISR:{},LeaderEpoch:{},ControllerEpoch:{})",
+        new.leader,
+        join(&new.isr),
+        new.leader_epoch,
+        new.controller_epoch
+    );
+    match change {
+        PartitionChange::Elect(election) => {
+            if election.unclean {
+                tracing::warn!(
+                    "[Controller id={controller}] Unclean leader election. Copying data from a \
+                     replica not in the ISR: partition {topic}-{partition}, leader {}",
+                    election.leader
+                );
+            }
+            tracing::info!(
+                "[Controller id={controller}] Partition {topic}-{partition} state changed to \
+                 {state} (old leader {})",
+                old.leader
+            );
+        }
+        PartitionChange::RemoveOffline { removed, .. } => tracing::info!(
+            "[Controller id={controller}] Removed offline replicas {} from the ISR of \
+             {topic}-{partition}: state changed to {state}",
+            join(removed)
+        ),
+    }
 }
 
 /// The topic's `unclean.leader.election.enable`, read from the coordinator (not the metadata
@@ -298,6 +451,33 @@ mod tests {
         // The last ISR member comes back: it leads.
         let back = elect(&[3, 2, 1], &[3], &[1, 2, 3], -1, false);
         assert_eq!(back.leader, 3);
+    }
+
+    #[test]
+    fn dead_brokers_leave_the_isr_of_a_partition_whose_leader_lives() {
+        assert_eq!(
+            partition_change(&[1, 2, 3], 1, &[1, 2, 3], &[1, 2], false),
+            Some(PartitionChange::RemoveOffline {
+                isr: vec![1, 2],
+                removed: vec![3]
+            })
+        );
+        // Nothing dead in the ISR: nothing to do; a dead replica outside the ISR is no matter.
+        assert_eq!(
+            partition_change(&[1, 2, 3], 1, &[1, 2], &[1, 2], false),
+            None
+        );
+        // The leader dead: an election, which drops the dead from the ISR too.
+        assert_eq!(
+            partition_change(&[1, 2, 3], 3, &[1, 2, 3], &[1, 2], false),
+            Some(PartitionChange::Elect(Election {
+                leader: 1,
+                isr: vec![1, 2],
+                unclean: false
+            }))
+        );
+        // Leaderless with its last ISR member dead: stays so.
+        assert_eq!(partition_change(&[1, 2, 3], -1, &[3], &[1, 2], false), None);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! ISR maintenance by the leaders on this broker (Kafka's `maybeShrinkIsr` / `maybeExpandIsr`):
 //! every `replica.lag.time.max.ms / 2`, and whenever a follower may rejoin, each partition
-//! led here compares its ISR with its followers' progress and writes a change to the
-//! partition state by compare-and-set on the znode version. A BadVersion means the controller
-//! (or a newer leader) changed the state: it is re-read and the decision is taken again on
-//! the next round.
+//! led here compares its ISR with its followers' progress (only registered brokers join) and
+//! writes a change to the partition state by compare-and-set on the znode version. A
+//! BadVersion means the controller (or a newer leader) changed the state: it is re-read and
+//! the decision is taken again on the next round. Dead brokers are not waited for: the
+//! controller takes them out of every ISR when their registration goes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +27,9 @@ pub async fn run(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
             _ = wakeup.notified() => {}
             _ = stopped.wait_for(|stop| *stop) => return,
         }
+        let live = broker.metadata.live_broker_ids();
         for partition in broker.replicas.all() {
-            if let Some(change) = partition.isr_change(lag_max) {
+            if let Some(change) = partition.isr_change(lag_max, &live) {
                 write_isr(&broker, &partition, change).await;
             }
         }

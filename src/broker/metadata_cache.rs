@@ -68,6 +68,11 @@ impl MetadataCache {
         self.read().brokers.values().cloned().collect()
     }
 
+    /// The ids of the registered brokers.
+    pub fn live_broker_ids(&self) -> Vec<i32> {
+        self.read().brokers.keys().copied().collect()
+    }
+
     /// The controller's broker id (-1: none known).
     pub fn controller_id(&self) -> i32 {
         self.read().controller_id

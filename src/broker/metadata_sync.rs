@@ -7,7 +7,8 @@
 //! This plays the part of Kafka's LeaderAndIsr and UpdateMetadata requests (which the
 //! `kafka-protocol` crate, following Kafka 4, no longer has): persistent recursive watches on
 //! `/brokers` and `/config/topics` and a persistent watch on `/controller` report every change;
-//! the changed path is re-read. After a reconnect or a new session everything is re-read.
+//! the changed path is re-read. After a reconnection (the watches are added again, see
+//! [`PersistentWatches`]) or a new session everything is re-read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +20,8 @@ use super::context::Broker;
 use super::metadata_cache::BrokerEndpoint;
 use super::partition::{LeaderAndIsr, RoleChange};
 use super::zk::{
-    BROKER_IDS_PATH, CONTROLLER_PATH, CoordinatorError, TOPIC_CONFIGS_PATH, TOPICS_PATH,
-    TopicRecord,
+    BROKER_IDS_PATH, CONTROLLER_PATH, CoordinatorError, PersistentWatches, TOPIC_CONFIGS_PATH,
+    TOPICS_PATH, TopicRecord, is_reconnection,
 };
 
 /// Pause before re-establishing the watches after an error.
@@ -47,29 +48,33 @@ pub async fn run(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
 
 /// Watches and applies changes until the session ends (an error).
 async fn follow(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
-    let mut brokers_watch = broker.coordinator.watch("/brokers", true).await?;
-    let mut configs_watch = broker.coordinator.watch(TOPIC_CONFIGS_PATH, true).await?;
-    let mut controller_watch = broker.coordinator.watch(CONTROLLER_PATH, false).await?;
+    let mut watches = PersistentWatches::add(
+        &broker.coordinator,
+        &[
+            ("/brokers", true),
+            (TOPIC_CONFIGS_PATH, true),
+            (CONTROLLER_PATH, false),
+        ],
+    )
+    .await?;
     resync(broker).await?;
     let mut ticker = tokio::time::interval(RESYNC_INTERVAL);
     ticker.tick().await;
     loop {
         let event = tokio::select! {
-            event = brokers_watch.changed() => event,
-            event = configs_watch.changed() => event,
-            event = controller_watch.changed() => event,
+            event = watches.changed() => event?,
             _ = ticker.tick() => {
                 resync(broker).await?;
                 continue;
             }
         };
+        if is_reconnection(&event) {
+            // Events while the connection was down are lost: watch again, re-read all.
+            watches.renew(&broker.coordinator).await?;
+            resync(broker).await?;
+            continue;
+        }
         if event.event_type == zk::EventType::Session {
-            if event.session_state.is_terminated() {
-                return Err(CoordinatorError::Closed);
-            }
-            if event.session_state == zk::SessionState::SyncConnected {
-                resync(broker).await?;
-            }
             continue;
         }
         on_change(broker, &event.path).await?;

@@ -5,6 +5,7 @@
 //! - [`server`]: start (listener, coordinator session, log recovery, registration), accept
 //!   loop, shutdown on SIGTERM.
 //! - [`connection`]: frames in, pipelined responses out in request order.
+//! - [`connection_limits`]: what connections share: how many, idle time, request memory.
 //! - [`handlers`]: one file per Kafka API, all of the same shape.
 //! - [`log`]: batches, segments, offset index, leader-epoch cache, partition log.
 //! - [`partition`]: one replica's state: leader epoch, ISR, log end, high watermark, waiters.
@@ -25,6 +26,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod connection_limits;
 pub mod context;
 pub mod controller;
 pub mod election;

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
 use super::log::partition_log::{AppendError, AppendInfo, PartitionLog, ReadError};
+use super::log::records::DecompressionBudget;
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
 
@@ -226,6 +227,7 @@ impl Partition {
         records: &[u8],
         acks_all: bool,
         min_insync_replicas: i32,
+        budget: &mut DecompressionBudget,
     ) -> Result<AppendInfo, PartitionError> {
         let mut inner = self.lock();
         if inner.state.leader != self.broker_id {
@@ -242,7 +244,7 @@ impl Partition {
         }
         let epoch = inner.state.leader_epoch;
         let log = inner.log.as_mut().ok_or(PartitionError::Deleted)?;
-        let info = log.append_as_leader(records, epoch)?;
+        let info = log.append_as_leader(records, epoch, budget)?;
         if log.flush_due() {
             blocking(|| log.flush()).map_err(AppendError::Io)?;
         }
@@ -442,8 +444,10 @@ impl Partition {
     }
 
     /// As leader: the ISR this partition should have now (followers that have not caught up
-    /// within `lag_max` leave; replicas that caught up join), if it differs from the current.
-    pub fn isr_change(&self, lag_max: Duration) -> Option<IsrChange> {
+    /// within `lag_max` leave; replicas of `live` brokers that caught up join), if it differs
+    /// from the current. A broker that is not registered (dead, or in a controlled shutdown
+    /// whose fetchers still run) does not join: the controller has just taken it out.
+    pub fn isr_change(&self, lag_max: Duration, live: &[i32]) -> Option<IsrChange> {
         let inner = self.lock();
         if inner.state.leader != self.broker_id || inner.log.is_none() {
             return None;
@@ -463,7 +467,7 @@ impl Partition {
             })
             .collect();
         for replica in &inner.state.replicas {
-            if new_isr.contains(replica) {
+            if new_isr.contains(replica) || !live.contains(replica) {
                 continue;
             }
             let caught_up = inner.followers.get(replica).is_some_and(|f| {
@@ -525,6 +529,19 @@ impl Partition {
         }
         let new_epoch =
             state.leader_epoch != current.leader_epoch || state.leader != current.leader;
+        if !new_epoch {
+            // Replicas that left the ISR (the controller removed a dead broker's, or this
+            // leader's own shrink) rejoin only after a fetch shows them caught up again.
+            let left: Vec<i32> = current
+                .isr
+                .iter()
+                .copied()
+                .filter(|replica| !state.isr.contains(replica))
+                .collect();
+            for replica in left {
+                inner.followers.remove(&replica);
+            }
+        }
         inner.state = state;
         let change = if !new_epoch {
             RoleChange::Unchanged
@@ -572,6 +589,8 @@ impl Partition {
                 );
             }
         }
+        // The high watermark as this leader starts with it (a sole replica's is its log end).
+        self.advance_high_watermark(inner);
         tracing::info!(
             "[Partition {}-{} broker={}] Leader {}-{} with leader epoch {} starts at offset {}, \
              high watermark {}, ISR {:?}",
@@ -802,7 +821,12 @@ mod tests {
             RoleChange::BecameLeader { leader_epoch: 0 }
         );
         leader
-            .append_as_leader(&encoded_batch(10), true, 2)
+            .append_as_leader(
+                &encoded_batch(10),
+                true,
+                2,
+                &mut DecompressionBudget::new(u64::MAX),
+            )
             .expect("append");
         assert_eq!(leader.offsets().high_watermark, 0, "no follower has it yet");
         leader.record_follower_fetch(2, 10);
@@ -854,17 +878,96 @@ mod tests {
         let leader = replica(dir.path(), 1);
         leader.apply_state(state(1, 0, &[1, 2], 1));
         leader
-            .append_as_leader(&encoded_batch(3), false, 1)
+            .append_as_leader(
+                &encoded_batch(3),
+                false,
+                1,
+                &mut DecompressionBudget::new(u64::MAX),
+            )
             .expect("append");
         // Neither follower fetches: past the lag both are out (3 was never in).
-        assert_eq!(leader.isr_change(Duration::from_secs(60)), None);
-        let change = leader.isr_change(Duration::ZERO).expect("shrink");
+        let live = [1, 2, 3];
+        assert_eq!(leader.isr_change(Duration::from_secs(60), &live), None);
+        let change = leader.isr_change(Duration::ZERO, &live).expect("shrink");
         assert_eq!(change.new_isr, vec![1]);
         assert!(leader.isr_written(&change, 1));
         assert_eq!(leader.offsets().high_watermark, 3);
         // Follower 3 catches up: it may join.
         leader.record_follower_fetch(3, 3);
-        let change = leader.isr_change(Duration::from_secs(60)).expect("expand");
+        assert_eq!(
+            leader.isr_change(Duration::from_secs(60), &[1, 2]),
+            None,
+            "a broker that is not registered does not join"
+        );
+        let change = leader
+            .isr_change(Duration::from_secs(60), &live)
+            .expect("expand");
         assert_eq!(change.new_isr, vec![1, 3]);
+    }
+
+    #[test]
+    fn a_replica_the_controller_removed_rejoins_only_after_a_new_fetch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let leader = replica(dir.path(), 1);
+        leader.apply_state(state(1, 0, &[1, 2, 3], 1));
+        leader
+            .append_as_leader(
+                &encoded_batch(3),
+                true,
+                2,
+                &mut DecompressionBudget::new(u64::MAX),
+            )
+            .expect("append");
+        leader.record_follower_fetch(2, 3);
+        leader.record_follower_fetch(3, 3);
+        assert_eq!(leader.offsets().high_watermark, 3);
+        // Broker 3 died; the controller took it out of the ISR (same leader epoch).
+        let mut removed = state(1, 0, &[1, 2], 2);
+        removed.zk_version = 1;
+        assert_eq!(leader.apply_state(removed), RoleChange::Unchanged);
+        // Its last fetch was caught up, but it is gone: it does not come back by itself...
+        let live = [1, 2, 3];
+        assert_eq!(leader.isr_change(Duration::from_secs(60), &live), None);
+        // ...only after fetching again (a restarted broker).
+        leader.record_follower_fetch(3, 3);
+        let change = leader
+            .isr_change(Duration::from_secs(60), &live)
+            .expect("expand");
+        assert_eq!(change.new_isr, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_sole_replica_leads_from_its_log_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            index_interval_bytes: 4096,
+            flush_interval_messages: u64::MAX,
+            message_max_bytes: 1 << 20,
+        };
+        {
+            let (mut log, _) = PartitionLog::open(dir.path(), config).expect("open");
+            log.append_as_leader(
+                &encoded_batch(5),
+                0,
+                &mut DecompressionBudget::new(u64::MAX),
+            )
+            .expect("append");
+        }
+        // Reopened as at start-up: unelected, no checkpointed high watermark.
+        let (log, _) = PartitionLog::open(dir.path(), config).expect("reopen");
+        let partition = Partition::new(
+            "t",
+            0,
+            1,
+            log,
+            LeaderAndIsr::unelected(vec![1]),
+            None,
+            Arc::new(Notify::new()),
+        );
+        let mut sole = state(1, 1, &[1], 1);
+        sole.replicas = vec![1];
+        partition.apply_state(sole);
+        assert_eq!(partition.offsets().high_watermark, 5);
     }
 }

@@ -13,21 +13,17 @@ use tokio::sync::{Semaphore, watch};
 
 use super::config::BrokerConfig;
 use super::connection;
+use super::connection_limits::{self, ConnectionLimits};
 use super::context::Broker;
-use super::log::partition_log::LogConfig;
-use super::metadata_cache::MetadataCache;
-use super::replica_fetcher::ReplicaFetchers;
-use super::replica_manager::ReplicaManager;
-use super::zk::{BrokerRegistration, Coordinator, CoordinatorError};
+use super::zk::{self, BrokerRegistration, Coordinator, CoordinatorError};
 use super::{controller, isr, metadata_sync};
 
-/// Open connections at most; further clients wait in the accept queue.
-const MAX_CONNECTIONS: usize = 1024;
 /// How long shutdown waits for connections to finish their responses.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
 
 /// Runs the broker until SIGTERM or SIGINT.
 pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    let open_files = connection_limits::raise_open_file_limit();
     let listen = config.listener().clone();
     let listener = TcpListener::bind((listen.host.as_str(), listen.port))
         .await
@@ -52,20 +48,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let log_dir = config.log_dir().to_path_buf();
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("cannot create log.dirs {}", log_dir.display()))?;
-    let log_config = LogConfig {
-        segment_bytes: config.log_segment_bytes,
-        index_interval_bytes: config.log_index_interval_bytes,
-        flush_interval_messages: config.log_flush_interval_messages,
-        message_max_bytes: config.message_max_bytes,
-    };
-    let broker = Arc::new(Broker {
-        replicas: ReplicaManager::new(config.broker_id, log_dir, log_config),
-        fetchers: ReplicaFetchers::default(),
-        metadata: MetadataCache::default(),
-        coordinator,
-        topic_admin: tokio::sync::Mutex::new(()),
-        config,
-    });
+    let broker = Arc::new(Broker::new(config, coordinator));
     metadata_sync::refresh_brokers(&broker).await?;
     load_topics(&broker).await?;
     let registration = BrokerRegistration::new(
@@ -86,11 +69,22 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         Arc::clone(&broker),
         stopped.clone(),
     ));
-    let connections = accept(listener, Arc::clone(&broker), stop, stopped).await;
+    let limits = Arc::new(ConnectionLimits::new(&broker.config, open_files));
+    if limits.max_connections < broker.config.max_connections {
+        tracing::info!(
+            "serving at most {} connections at once (max.connections {}, open-file limit {open_files})",
+            limits.max_connections,
+            broker.config.max_connections
+        );
+    }
+    let max_connections = limits.max_connections;
+    let connections = accept(listener, Arc::clone(&broker), limits, stop, stopped).await;
 
     tracing::info!("broker {} shutting down", broker.id());
     let drained = tokio::time::timeout(CONNECTION_DRAIN, async {
-        let _all = connections.acquire_many(MAX_CONNECTIONS as u32).await;
+        let _all = connections
+            .acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX))
+            .await;
     })
     .await;
     if drained.is_err() {
@@ -125,10 +119,11 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
 async fn accept(
     listener: TcpListener,
     broker: Arc<Broker>,
+    limits: Arc<ConnectionLimits>,
     stop: watch::Sender<bool>,
     mut stopped: watch::Receiver<bool>,
 ) -> Arc<Semaphore> {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (mut terminate, mut interrupt) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -156,9 +151,10 @@ async fn accept(
         match accepted {
             Ok((socket, _)) => {
                 let broker = Arc::clone(&broker);
+                let limits = Arc::clone(&limits);
                 let shutdown = stop.subscribe();
                 tokio::spawn(async move {
-                    connection::serve(socket, broker, shutdown).await;
+                    connection::serve(socket, broker, limits, shutdown).await;
                     drop(permit);
                 });
             }
@@ -241,27 +237,52 @@ async fn controlled_shutdown(broker: &Arc<Broker>) {
 }
 
 /// Registers `/brokers/ids/<id>`. After a crash the previous process's ephemeral node lives
-/// until its session expires, so a taken id is retried for up to twice the session timeout.
+/// until its session expires, so a taken id is waited for (saying so once) for as long as
+/// that registration can live ([`zk::ephemeral_lifetime`]); still taken after that, another
+/// broker runs with this id. A lost connection is retried within the same bound.
 async fn register(broker: &Broker, registration: &BrokerRegistration) -> anyhow::Result<()> {
-    let session_timeout = Duration::from_millis(broker.config.zookeeper_session_timeout_ms);
-    let deadline = tokio::time::Instant::now() + session_timeout * 2;
-    let mut warned = false;
+    let requested = Duration::from_millis(broker.config.zookeeper_session_timeout_ms);
+    let negotiated = broker.coordinator.negotiated_session_timeout();
+    let max_wait = zk::ephemeral_lifetime(requested, negotiated);
+    let start = tokio::time::Instant::now();
+    let mut waiting = false;
     loop {
         match broker
             .coordinator
             .register_broker(broker.id(), registration)
             .await
         {
-            Ok(()) => return Ok(()),
-            Err(CoordinatorError::BrokerIdTaken(_)) if tokio::time::Instant::now() < deadline => {
-                if !warned {
-                    tracing::warn!(
-                        "broker id {} is still registered (a previous process's session?): \
-                         waiting for it to expire",
-                        broker.id()
+            Ok(()) => {
+                if waiting {
+                    tracing::info!(
+                        "broker id {} registered after waiting {} ms for the previous \
+                         registration to expire",
+                        broker.id(),
+                        start.elapsed().as_millis()
                     );
-                    warned = true;
                 }
+                return Ok(());
+            }
+            Err(CoordinatorError::BrokerIdTaken(_)) if start.elapsed() < max_wait => {
+                if !waiting {
+                    tracing::warn!(
+                        "broker id {} is still registered by another coordinator session (a \
+                         previous process of this broker that was killed?): waiting up to {} ms \
+                         for it to expire (the negotiated session timeout {} ms, plus a tick)",
+                        broker.id(),
+                        max_wait.as_millis(),
+                        negotiated.as_millis()
+                    );
+                    waiting = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // A lost connection (the session lives on): try again; a create that went through
+            // is found as this session's own node.
+            Err(error @ CoordinatorError::Request { .. })
+                if !broker.coordinator.session_ended() && start.elapsed() < max_wait =>
+            {
+                tracing::info!("registering broker id {} again: {error}", broker.id());
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(error) => return Err(error).context("cannot register in the coordinator"),
@@ -305,30 +326,54 @@ async fn checkpoint_high_watermarks(broker: Arc<Broker>, mut stopped: watch::Rec
     }
 }
 
-/// Keeps the broker registered: when its coordinator session expires (the broker was paused
-/// or cut off longer than `zookeeper.session.timeout.ms`), opens a new session and registers
-/// `/brokers/ids/<id>` again, as Kafka does.
+/// Keeps the broker registered: when its coordinator session ends (it expired because the
+/// broker was paused or cut off longer than the session timeout, or the coordinator refused
+/// it) other than by this broker's own close, opens a new session and registers
+/// `/brokers/ids/<id>` again, as Kafka does; the controller task contends again once that is
+/// done ([`Coordinator::wait_registered`]).
 async fn watch_session(broker: Arc<Broker>, registration: BrokerRegistration) {
     loop {
         let Some(mut watcher) = broker.coordinator.state_watcher() else {
             return;
         };
-        loop {
-            match watcher.changed().await {
-                zookeeper_client::SessionState::Expired => break,
-                zookeeper_client::SessionState::Closed => return,
-                other => tracing::info!("coordinator session state: {other:?}"),
+        let mut state = watcher.peek_state();
+        while !state.is_terminated() {
+            state = watcher.changed().await;
+            if !state.is_terminated() {
+                tracing::info!("coordinator session state: {state:?}");
             }
         }
-        tracing::warn!("coordinator session expired: opening a new session to register again");
-        let deadline = Duration::from_millis(broker.config.zookeeper_connection_timeout_ms);
-        while let Err(error) = broker.coordinator.reconnect(deadline).await {
-            tracing::warn!("cannot reopen the coordinator session: {error}");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        if broker.coordinator.is_closed() {
+            return;
         }
-        match register(&broker, &registration).await {
-            Ok(()) => tracing::info!("broker {} registered again", broker.id()),
-            Err(error) => tracing::error!("cannot register again: {error:#}"),
+        tracing::warn!(
+            "coordinator session ended ({state:?}): opening a new session to register again"
+        );
+        let deadline = Duration::from_millis(broker.config.zookeeper_connection_timeout_ms);
+        loop {
+            match broker.coordinator.reconnect(deadline).await {
+                Ok(()) => break,
+                Err(CoordinatorError::Closed) => return,
+                Err(error) => {
+                    tracing::warn!("cannot reopen the coordinator session: {error}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        // Until registered: this broker takes part in the cluster only then (the controller
+        // task waits for it). A session that ends meanwhile is replaced by the next round.
+        loop {
+            match register(&broker, &registration).await {
+                Ok(()) => {
+                    tracing::info!("broker {} registered again", broker.id());
+                    break;
+                }
+                Err(_) if broker.coordinator.session_ended() => break,
+                Err(error) => {
+                    tracing::error!("cannot register again: {error:#}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
         }
     }
 }

@@ -1,7 +1,14 @@
 //! The coordinator as the broker sees it: Kafka's ZooKeeper paths and JSON, the session
-//! (connect with a bounded deadline, close cleanly), broker registration
-//! (`/brokers/ids/<id>`, ephemeral) and topic metadata (`/brokers/topics/<t>`,
+//! (connect with a bounded deadline, its negotiated timeout, which session owns an ephemeral
+//! node, replace it after expiry, close cleanly), broker registration (`/brokers/ids/<id>`,
+//! ephemeral, and which session registered last) and topic metadata (`/brokers/topics/<t>`,
 //! `.../partitions/<p>/state`, `/config/topics/<t>`).
+//!
+//! Session semantics (the `zookeeper-client` crate): a lost connection is reconnected to the
+//! *same* session (state `Disconnected`, then `SyncConnected`; requests in flight fail with a
+//! connection error, later ones wait for the reconnection) and ephemeral nodes survive it.
+//! Only expiry (or a close) ends the session and its ephemerals; then [`Coordinator::reconnect`]
+//! opens a new one.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -31,6 +38,20 @@ pub fn partition_state_path(topic: &str, partition: i32) -> String {
 
 pub fn topic_config_path(topic: &str) -> String {
     format!("{TOPIC_CONFIGS_PATH}/{topic}")
+}
+
+/// How long an ephemeral node can outlive the process that created it: the negotiated session
+/// timeout (the coordinator clamps the requested one to 2..20 ticks by default), after which
+/// expiry waits for the coordinator's next tick. The tick is not announced, but the clamp
+/// bounds it: a timeout raised to the minimum is 2 ticks, one lowered to the maximum 20, any
+/// other at least 2. A second of slack covers a coordinator whose ticks run late under load.
+pub fn ephemeral_lifetime(requested: Duration, negotiated: Duration) -> Duration {
+    let tick = if negotiated < requested {
+        negotiated / 20
+    } else {
+        negotiated / 2
+    };
+    negotiated + tick + Duration::from_secs(1)
 }
 
 /// What can go wrong talking to the coordinator.
@@ -156,6 +177,8 @@ pub struct Coordinator {
     connect: String,
     session_timeout: Duration,
     client: std::sync::RwLock<Option<zk::Client>>,
+    /// The session that last registered `/brokers/ids/<id>` (0: none yet).
+    registered_session: tokio::sync::watch::Sender<i64>,
 }
 
 /// Connects, retrying until `deadline` passes.
@@ -199,16 +222,65 @@ impl Coordinator {
             connect: connect.to_string(),
             session_timeout,
             client: std::sync::RwLock::new(Some(client)),
+            registered_session: tokio::sync::watch::channel(0).0,
         })
     }
 
+    /// The id of the current session (0 once closed).
+    pub fn session_id(&self) -> i64 {
+        self.client().map_or(0, |client| client.session_id().0)
+    }
+
+    /// The session timeout the coordinator granted (it clamps the requested one to its
+    /// `[minSessionTimeout, maxSessionTimeout]`, by default 2 to 20 ticks).
+    pub fn negotiated_session_timeout(&self) -> Duration {
+        self.client()
+            .map_or(self.session_timeout, |client| client.session_timeout())
+    }
+
+    /// Whether the current session has ended (expired, closed, or refused): only a new
+    /// session ([`Coordinator::reconnect`]) can talk to the coordinator again.
+    pub fn session_ended(&self) -> bool {
+        self.client()
+            .is_ok_and(|client| client.state().is_terminated())
+            || self.is_closed()
+    }
+
+    /// Whether [`Coordinator::close`] was called (the broker is stopping).
+    pub fn is_closed(&self) -> bool {
+        self.client
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none()
+    }
+
+    /// Waits until the current session has registered this broker (`/brokers/ids/<id>`):
+    /// after an expiry the broker takes part in the cluster again only once registered.
+    pub async fn wait_registered(&self) {
+        let mut registered = self.registered_session.subscribe();
+        loop {
+            let current = self.session_id();
+            if current != 0 && *registered.borrow_and_update() == current {
+                return;
+            }
+            // The sender lives as long as `self`.
+            let _ = registered.changed().await;
+        }
+    }
+
     /// Opens a new session in place of an expired one (ephemeral nodes must be re-created).
+    /// Refused once [`Coordinator::close`] was called.
     pub async fn reconnect(&self, deadline: Duration) -> Result<(), CoordinatorError> {
         let client = connect_client(&self.connect, self.session_timeout, deadline).await?;
-        *self
+        let mut current = self
             .client
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(client);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.is_none() {
+            // Closing: dropping the new client closes its session.
+            return Err(CoordinatorError::Closed);
+        }
+        *current = Some(client);
         Ok(())
     }
 
@@ -255,7 +327,8 @@ impl Coordinator {
         }
     }
 
-    /// Creates the ephemeral `/brokers/ids/<id>`.
+    /// Creates the ephemeral `/brokers/ids/<id>`. Already there and owned by this session
+    /// (a create whose answer a lost connection swallowed) counts as registered.
     pub async fn register_broker(
         &self,
         broker_id: i32,
@@ -265,10 +338,28 @@ impl Coordinator {
         let path = broker_path(broker_id);
         let data = to_json(registration);
         let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
-        match self.client()?.create(&path, &data, &options).await {
-            Ok(_) => Ok(()),
-            Err(zk::Error::NodeExists) => Err(CoordinatorError::BrokerIdTaken(broker_id)),
-            Err(source) => Err(request_error(&path)(source)),
+        let client = self.client()?;
+        let session = client.session_id().0;
+        match client.create(&path, &data, &options).await {
+            Ok(_) => {}
+            Err(zk::Error::NodeExists) => {
+                if self.ephemeral_owner(&path).await? != Some(session) {
+                    return Err(CoordinatorError::BrokerIdTaken(broker_id));
+                }
+            }
+            Err(source) => return Err(request_error(&path)(source)),
+        }
+        self.registered_session.send_replace(session);
+        Ok(())
+    }
+
+    /// The session owning the ephemeral node at `path`; `None` if there is no such node (or
+    /// it is persistent).
+    pub async fn ephemeral_owner(&self, path: &str) -> Result<Option<i64>, CoordinatorError> {
+        match self.client()?.check_stat(path).await {
+            Ok(Some(stat)) if stat.ephemeral_owner != 0 => Ok(Some(stat.ephemeral_owner)),
+            Ok(_) => Ok(None),
+            Err(source) => Err(request_error(path)(source)),
         }
     }
 
@@ -624,8 +715,9 @@ impl Coordinator {
         })
     }
 
-    /// Tries to become the controller: creates the ephemeral `/controller`. `false` if another
-    /// broker holds it.
+    /// Tries to become the controller: creates the ephemeral `/controller`. `true` when it is
+    /// this session's (created now, or earlier in this session), `false` if another session
+    /// holds it.
     pub async fn try_create_controller(&self, broker_id: i32) -> Result<bool, CoordinatorError> {
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -636,15 +728,21 @@ impl Coordinator {
             timestamp: timestamp.to_string(),
         };
         let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
-        match self
-            .client()?
+        let client = self.client()?;
+        match client
             .create(CONTROLLER_PATH, &to_json(&json), &options)
             .await
         {
             Ok(_) => Ok(true),
-            Err(zk::Error::NodeExists) => Ok(false),
+            Err(zk::Error::NodeExists) => Ok(self.controller_is_ours().await?),
             Err(source) => Err(request_error(CONTROLLER_PATH)(source)),
         }
+    }
+
+    /// Whether `/controller` is this session's ephemeral node.
+    pub async fn controller_is_ours(&self) -> Result<bool, CoordinatorError> {
+        let session = self.session_id();
+        Ok(session != 0 && self.ephemeral_owner(CONTROLLER_PATH).await? == Some(session))
     }
 
     /// The current controller's broker id, if there is one.
@@ -707,6 +805,72 @@ impl Coordinator {
     }
 }
 
+/// Persistent watches that outlive a lost connection. The coordinator drops a connection's
+/// watches with it and the client is to restore them when it reconnects to the session, but
+/// `zookeeper-client` 0.11.2 restores only the one-shot kinds (its setWatches request never
+/// carries the persistent ones). So after every reconnection ([`is_reconnection`]) the caller
+/// calls [`PersistentWatches::renew`], which adds them again: a new watcher first, then the
+/// old one dropped, so that the coordinator's watch is never removed and none is doubled.
+/// Events between the disconnection and the renewal are lost (even restored watches lose
+/// them, ZOOKEEPER-4698): the caller re-reads what it watches after a reconnection.
+pub struct PersistentWatches {
+    /// (path, recursive) of each watcher.
+    paths: Vec<(String, bool)>,
+    watchers: Vec<zk::PersistentWatcher>,
+}
+
+impl PersistentWatches {
+    /// Adds a persistent watch on each `(path, recursive)`.
+    pub async fn add(
+        coordinator: &Coordinator,
+        paths: &[(&str, bool)],
+    ) -> Result<Self, CoordinatorError> {
+        let mut watchers = Vec::with_capacity(paths.len());
+        for (path, recursive) in paths {
+            watchers.push(coordinator.watch(path, *recursive).await?);
+        }
+        Ok(PersistentWatches {
+            paths: paths
+                .iter()
+                .map(|(path, recursive)| (path.to_string(), *recursive))
+                .collect(),
+            watchers,
+        })
+    }
+
+    /// The next event of any of the watches (cancel-safe). Fails once the session has ended
+    /// (after which the watchers must not be polled again).
+    pub async fn changed(&mut self) -> Result<zk::WatchedEvent, CoordinatorError> {
+        let pending = self
+            .watchers
+            .iter_mut()
+            .map(|watcher| Box::pin(watcher.changed()));
+        let (event, _, _) = futures::future::select_all(pending).await;
+        if event.event_type == zk::EventType::Session && event.session_state.is_terminated() {
+            return Err(CoordinatorError::Closed);
+        }
+        Ok(event)
+    }
+
+    /// Adds the watches again after a reconnection. On an error the old watchers stay (the
+    /// next reconnection renews them).
+    pub async fn renew(&mut self, coordinator: &Coordinator) -> Result<(), CoordinatorError> {
+        let mut renewed = Vec::with_capacity(self.paths.len());
+        for (path, recursive) in &self.paths {
+            renewed.push(coordinator.watch(path, *recursive).await?);
+        }
+        // The old watchers (and the session events still queued in them) go now.
+        self.watchers = renewed;
+        Ok(())
+    }
+}
+
+/// Whether a watch event says the client reconnected to its session.
+pub fn is_reconnection(event: &zk::WatchedEvent) -> bool {
+    event.event_type == zk::EventType::Session
+        && event.session_state == zk::SessionState::SyncConnected
+}
+
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing these plain structs (strings, numbers, maps with string keys) cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
@@ -740,6 +904,26 @@ mod tests {
         assert!(json["timestamp"].is_string());
         let without_rack = to_json(&BrokerRegistration::new("h", 1, None));
         assert!(!String::from_utf8_lossy(&without_rack).contains("rack"));
+    }
+
+    #[test]
+    fn an_ephemeral_node_lives_up_to_the_negotiated_timeout_plus_a_tick() {
+        let ms = Duration::from_millis;
+        // tickTime 2000 (ZooKeeper's default): 2000 requested is raised to 4000 = 2 ticks.
+        assert_eq!(
+            ephemeral_lifetime(ms(2000), ms(4000)),
+            ms(4000 + 2000 + 1000)
+        );
+        // Granted as asked: the tick is at most half of it.
+        assert_eq!(
+            ephemeral_lifetime(ms(18000), ms(18000)),
+            ms(18000 + 9000 + 1000)
+        );
+        // Lowered to the maximum, 20 ticks.
+        assert_eq!(
+            ephemeral_lifetime(ms(60000), ms(40000)),
+            ms(40000 + 2000 + 1000)
+        );
     }
 
     #[test]

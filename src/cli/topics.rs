@@ -6,8 +6,9 @@
 //! <TAB>Topic: t<TAB>Partition: 0<TAB>Leader: 3<TAB>Replicas: 3,2,1<TAB>Isr: 3,2,1
 //! ```
 //!
-//! `Leader: none` for a partition without a leader; `Configs:` lists every config whose value is
-//! not Kafka's built-in default (as kafka-topics does). `--topic` is an exact name (kafka-topics
+//! `Leader: none` for a partition without a leader; `Configs:` lists the topic's own overrides
+//! (config source DYNAMIC_TOPIC_CONFIG), not the values it takes from the broker or Kafka's
+//! defaults, as kafka-topics does (`kchaos configs --describe --all` shows every value). `--topic` is an exact name (kafka-topics
 //! also takes a regular expression).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,8 +31,8 @@ const DELETE_TOPICS_VERSION_MAX: i16 = 6;
 const DESCRIBE_CONFIGS_VERSION_MAX: i16 = 4;
 /// DescribeConfigs resource type of a topic.
 const TOPIC_RESOURCE: i8 = 2;
-/// DescribeConfigs source of a value that is Kafka's built-in default.
-const DEFAULT_CONFIG_SOURCE: i8 = 5;
+/// DescribeConfigs source of a value set on the topic itself (KIP-226).
+const DYNAMIC_TOPIC_CONFIG_SOURCE: i8 = 1;
 /// What kafka-topics prints before a command's error.
 const FAILURE_PREFIX: &str = "Error while executing topic command : ";
 
@@ -251,7 +252,7 @@ async fn describe(client: &mut AdminClient, args: &TopicsArgs) -> Result<ExitCod
         return Ok(ExitCode::SUCCESS);
     }
     let metadata = client.metadata(Some(&names)).await?;
-    let configs = non_default_configs(client, &names).await?;
+    let configs = topic_overrides(client, &names).await?;
     let live: BTreeSet<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
     let filtering = args.under_replicated_partitions || args.unavailable_partitions;
     let mut topics: Vec<_> = metadata.topics.iter().collect();
@@ -303,9 +304,9 @@ async fn describe(client: &mut AdminClient, args: &TopicsArgs) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// Each topic's configs whose source is not Kafka's built-in default, in the broker's order.
-/// Empty when the broker does not serve DescribeConfigs.
-async fn non_default_configs(
+/// Each topic's overrides (source DYNAMIC_TOPIC_CONFIG), in the broker's order. Empty when the
+/// broker does not serve DescribeConfigs.
+async fn topic_overrides(
     client: &mut AdminClient,
     names: &[String],
 ) -> Result<BTreeMap<String, Vec<(String, String)>>, AdminError> {
@@ -339,7 +340,7 @@ async fn non_default_configs(
             let configs = result
                 .configs
                 .iter()
-                .filter(|entry| entry.config_source != DEFAULT_CONFIG_SOURCE)
+                .filter(|entry| entry.config_source == DYNAMIC_TOPIC_CONFIG_SOURCE)
                 .map(|entry| {
                     let value = entry
                         .value

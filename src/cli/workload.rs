@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use harness::checker::Outcome;
 use harness::cluster::CommandTemplates;
 use harness::run::{RunOptions, expectations};
 use harness::summary::summary;
@@ -124,11 +125,11 @@ pub fn run(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("workload {name} (seed {seed})"))?;
     println!("{name} (seed {seed})");
     println!("{}", summary(&outcome.results, &outcome.dir));
-    for caveat in outcome.caveats(&spec) {
+    for caveat in outcome.caveats() {
         println!("note: {caveat}");
     }
     write_reports(&outcome.dir, Some(&store));
-    Ok(exit_code(outcome.passed(&spec)))
+    Ok(exit_code(outcome.outcome()))
 }
 
 /// `kchaos list`: the shipped workloads with their descriptions.
@@ -164,14 +165,14 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{} is not a run directory", dir.display()))?;
     let history = dir.join("history.jsonl");
     anyhow::ensure!(history.is_file(), "{} has no history", dir.display());
-    let results = harness::checker::check_history_file(&history, &expectations(&spec.expect));
+    let results = harness::checker::check_history_file(&history, &expectations(&spec));
     let results_path = dir.join("results.json");
     results
         .write_json(&results_path)
         .with_context(|| format!("writing {}", results_path.display()))?;
     println!("{}", summary(&results, dir));
     write_reports(dir, None);
-    Ok(exit_code(results.matches_expectation()))
+    Ok(exit_code(results.outcome()))
 }
 
 /// Writes the run's report.html and results.xml, and the store's index.html when a store is
@@ -193,12 +194,9 @@ fn write_reports(run_dir: &Path, store: Option<&Path>) {
     }
 }
 
-fn exit_code(matches: bool) -> ExitCode {
-    if matches {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+/// The exit code of a checked run: the one pass rule's ([`Outcome::decide`]).
+fn exit_code(outcome: Outcome) -> ExitCode {
+    ExitCode::from(outcome.exit_code())
 }
 
 /// `--workloads`, else `./workloads`, else the source tree's.

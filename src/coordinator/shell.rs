@@ -1,7 +1,9 @@
 //! `kchaos coord SERVER [command]`: a zookeeper-shell for any ZooKeeper-protocol server, built on
-//! the `zookeeper-client` crate. `ls`, `get`, `stat`, `create [-e] [-s]`, `set [-v]`,
-//! `delete [-v]`; with no command it reads commands from stdin, one per line. Errors print
-//! ZooKeeper's messages (`Node does not exist: /x`) and exit 1.
+//! the `zookeeper-client` crate, with zkCli's commands and flags: `ls [-s] [-R]`, `get [-s]`,
+//! `stat`, `create [-e] [-s]`, `set [-s] [-v VERSION]`, `delete [-v VERSION]`, `deleteall`; with
+//! no command it reads commands from stdin, one per line. A flag a command does not know is a
+//! usage error (exit 2, before connecting), never ignored. Server errors print ZooKeeper's
+//! messages (`Node does not exist: /x`) and exit 1.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -12,6 +14,7 @@ use zookeeper_client as zk;
 
 /// Arguments of `kchaos coord`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = HELP_COMMANDS)]
 pub struct ShellArgs {
     /// host:port of the server, e.g. 127.0.0.1:2181.
     pub server: String,
@@ -23,13 +26,36 @@ pub struct ShellArgs {
     pub command: Vec<String>,
 }
 
-/// A command that failed in a way the user should read (exit 1).
+const HELP_COMMANDS: &str = "Commands (as zookeeper-shell's):
+  ls [-s] [-R] PATH                 children of PATH; -s: and its stat; -R: every path below, depth first
+  get [-s] PATH                     data of PATH; -s: and its stat
+  stat PATH                         the stat of PATH
+  create [-e] [-s] PATH [DATA]      -e: ephemeral (lives as long as this shell), -s: sequential
+  set [-s] [-v VERSION] PATH DATA   -v: only if the version matches; -s: print the new stat
+  delete [-v VERSION] PATH          a node without children
+  deleteall PATH                    PATH and everything below it
+  quit                              leave the interactive shell
+Flags may come before or after the path; `--` ends them. Exit codes: 0 done, 1 the server refused
+(its message is printed), 2 bad usage (an unknown command or flag).";
+
+/// A command that failed in a way the user should read: bad usage (exit 2) or a server's
+/// refusal (exit 1).
 #[derive(Debug, thiserror::Error)]
 pub enum ShellError {
     #[error("{0}")]
     Usage(String),
     #[error("{message}")]
     Server { message: String },
+}
+
+impl ShellError {
+    /// The exit code of a one-shot command that failed this way.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ShellError::Usage(_) => 2,
+            ShellError::Server { .. } => 1,
+        }
+    }
 }
 
 /// ZooKeeper's zkCli wording for an error on `path`.
@@ -51,8 +77,225 @@ fn server_error(path: &str) -> impl Fn(zk::Error) -> ShellError + '_ {
     }
 }
 
-const USAGE: &str = "commands: ls PATH | get PATH | stat PATH | create [-e] [-s] PATH [DATA] | \
-set PATH DATA [-v VERSION] | delete [-v VERSION] PATH | quit";
+const USAGE: &str = "commands: ls [-s] [-R] PATH | get [-s] PATH | stat PATH | \
+create [-e] [-s] PATH [DATA] | set [-s] [-v VERSION] PATH DATA | delete [-v VERSION] PATH | \
+deleteall PATH | quit";
+
+/// At most this many paths are visited by `ls -R` and `deleteall`.
+const SUBTREE_PATHS_MAX: usize = 1_000_000;
+
+/// One parsed shell command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellCommand {
+    Ls {
+        path: String,
+        stat: bool,
+        recursive: bool,
+    },
+    Get {
+        path: String,
+        stat: bool,
+    },
+    Stat {
+        path: String,
+    },
+    Create {
+        path: String,
+        data: String,
+        ephemeral: bool,
+        sequential: bool,
+    },
+    Set {
+        path: String,
+        data: String,
+        version: Option<i32>,
+        stat: bool,
+    },
+    Delete {
+        path: String,
+        version: Option<i32>,
+    },
+    DeleteAll {
+        path: String,
+    },
+    Help,
+}
+
+/// What one command accepts: its flags without a value, its flags with one, how many
+/// positional arguments, and the usage line that says so.
+struct Syntax {
+    usage: &'static str,
+    flags: &'static [char],
+    value_flags: &'static [char],
+    positional_min: usize,
+    positional_max: usize,
+}
+
+/// A command's words, split by its [`Syntax`].
+struct Parsed {
+    flags: Vec<char>,
+    values: Vec<(char, String)>,
+    positional: Vec<String>,
+}
+
+impl Parsed {
+    fn has(&self, flag: char) -> bool {
+        self.flags.contains(&flag)
+    }
+
+    fn version(&self, usage: &str) -> Result<Option<i32>, ShellError> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(flag, _)| *flag == 'v')
+            .map(|(_, value)| {
+                value.parse().map_err(|_| {
+                    ShellError::Usage(format!("version is not a number: {value}; usage: {usage}"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Splits `words` (after the command's name) into flags and positional arguments, as zkCli's
+/// option parser does: flags anywhere, bundled (`-es`), `--` ends them. An unknown flag, a flag
+/// without its value or a wrong number of arguments is a usage error naming the command.
+fn parse_words(name: &str, syntax: &Syntax, words: &[String]) -> Result<Parsed, ShellError> {
+    let usage_error =
+        |message: String| ShellError::Usage(format!("{message}; usage: {}", syntax.usage));
+    let mut parsed = Parsed {
+        flags: Vec::new(),
+        values: Vec::new(),
+        positional: Vec::new(),
+    };
+    let mut words = words.iter();
+    let mut options_ended = false;
+    while let Some(word) = words.next() {
+        if options_ended || word.len() < 2 || !word.starts_with('-') {
+            parsed.positional.push(word.clone());
+            continue;
+        }
+        if word == "--" {
+            options_ended = true;
+            continue;
+        }
+        let letters: Vec<char> = word[1..].chars().collect();
+        for (index, &letter) in letters.iter().enumerate() {
+            if syntax.flags.contains(&letter) {
+                parsed.flags.push(letter);
+            } else if syntax.value_flags.contains(&letter) {
+                let attached: String = letters[index + 1..].iter().collect();
+                let value = if attached.is_empty() {
+                    words
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| usage_error(format!("{name}: -{letter} needs a value")))?
+                } else {
+                    attached
+                };
+                parsed.values.push((letter, value));
+                break;
+            } else if letter == 'w' {
+                return Err(usage_error(format!(
+                    "{name}: -w (watch) is not supported by kchaos coord"
+                )));
+            } else {
+                return Err(usage_error(format!("{name}: unknown option -{letter}")));
+            }
+        }
+    }
+    let count = parsed.positional.len();
+    if count < syntax.positional_min || count > syntax.positional_max {
+        return Err(usage_error(format!(
+            "{name}: {} argument{} given",
+            count,
+            if count == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(parsed)
+}
+
+/// Parses one command line (`ls -R /brokers`), without touching a server.
+pub fn parse_command(words: &[String]) -> Result<ShellCommand, ShellError> {
+    let Some((name, rest)) = words.split_first() else {
+        return Err(ShellError::Usage(USAGE.into()));
+    };
+    let syntax = |usage, flags, value_flags, positional_min, positional_max| Syntax {
+        usage,
+        flags,
+        value_flags,
+        positional_min,
+        positional_max,
+    };
+    let path_only = |usage| syntax(usage, &[], &[], 1, 1);
+    Ok(match name.as_str() {
+        "ls" => {
+            let parsed = parse_words(
+                name,
+                &syntax("ls [-s] [-R] PATH", &['s', 'R'], &[], 1, 1),
+                rest,
+            )?;
+            ShellCommand::Ls {
+                stat: parsed.has('s'),
+                recursive: parsed.has('R'),
+                path: parsed.positional[0].clone(),
+            }
+        }
+        "get" => {
+            let parsed = parse_words(name, &syntax("get [-s] PATH", &['s'], &[], 1, 1), rest)?;
+            ShellCommand::Get {
+                stat: parsed.has('s'),
+                path: parsed.positional[0].clone(),
+            }
+        }
+        "stat" => {
+            let parsed = parse_words(name, &path_only("stat PATH"), rest)?;
+            ShellCommand::Stat {
+                path: parsed.positional[0].clone(),
+            }
+        }
+        "create" => {
+            let usage = "create [-e] [-s] PATH [DATA]";
+            let parsed = parse_words(name, &syntax(usage, &['e', 's'], &[], 1, 2), rest)?;
+            ShellCommand::Create {
+                ephemeral: parsed.has('e'),
+                sequential: parsed.has('s'),
+                path: parsed.positional[0].clone(),
+                data: parsed.positional.get(1).cloned().unwrap_or_default(),
+            }
+        }
+        "set" => {
+            let usage = "set [-s] [-v VERSION] PATH DATA";
+            let parsed = parse_words(name, &syntax(usage, &['s'], &['v'], 2, 2), rest)?;
+            ShellCommand::Set {
+                version: parsed.version(usage)?,
+                stat: parsed.has('s'),
+                path: parsed.positional[0].clone(),
+                data: parsed.positional[1].clone(),
+            }
+        }
+        "delete" => {
+            let usage = "delete [-v VERSION] PATH";
+            let parsed = parse_words(name, &syntax(usage, &[], &['v'], 1, 1), rest)?;
+            ShellCommand::Delete {
+                version: parsed.version(usage)?,
+                path: parsed.positional[0].clone(),
+            }
+        }
+        "deleteall" | "rmr" => {
+            let parsed = parse_words(name, &path_only("deleteall PATH"), rest)?;
+            ShellCommand::DeleteAll {
+                path: parsed.positional[0].clone(),
+            }
+        }
+        "help" => ShellCommand::Help,
+        other => {
+            return Err(ShellError::Usage(format!(
+                "unknown command {other}; {USAGE}"
+            )));
+        }
+    })
+}
 
 /// Runs one command or the interactive prompt.
 pub fn run(args: ShellArgs) -> anyhow::Result<ExitCode> {
@@ -70,19 +313,32 @@ pub fn run(args: ShellArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    // A mistyped command is answered before anything connects.
+    let command = if args.command.is_empty() {
+        None
+    } else {
+        match parse_command(&args.command) {
+            Ok(command) => Some(command),
+            Err(error) => {
+                eprintln!("{error}");
+                return Ok(ExitCode::from(error.exit_code()));
+            }
+        }
+    };
     runtime.block_on(async move {
         let client = connect(&args.server, Duration::from_millis(args.timeout_ms)).await?;
-        let outcome = if args.command.is_empty() {
-            interactive(&client, &args.server).await
-        } else {
-            let mut stdout = std::io::stdout();
-            Ok(match execute(&client, &args.command, &mut stdout).await {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("{error}");
-                    ExitCode::from(1)
-                }
-            })
+        let outcome = match command {
+            None => interactive(&client, &args.server).await,
+            Some(command) => {
+                let mut stdout = std::io::stdout();
+                Ok(match run_command(&client, &command, &mut stdout).await {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("{error}");
+                        ExitCode::from(error.exit_code())
+                    }
+                })
+            }
         };
         close(client).await;
         outcome
@@ -151,89 +407,69 @@ async fn interactive(client: &zk::Client, server: &str) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// Splits `-e`, `-s` and `-v VERSION` flags from positional words.
-struct Words {
-    flags: Vec<String>,
-    version: Option<i32>,
-    positional: Vec<String>,
-}
-
-fn split_words(words: &[String]) -> Result<Words, ShellError> {
-    let mut parsed = Words {
-        flags: Vec::new(),
-        version: None,
-        positional: Vec::new(),
-    };
-    let mut iter = words.iter();
-    while let Some(word) = iter.next() {
-        match word.as_str() {
-            "-v" => {
-                let value = iter
-                    .next()
-                    .ok_or_else(|| ShellError::Usage("-v needs a version".into()))?;
-                let version = value
-                    .parse()
-                    .map_err(|_| ShellError::Usage(format!("version is not a number: {value}")))?;
-                parsed.version = Some(version);
-            }
-            flag if flag.starts_with('-') && flag.len() == 2 && parsed.positional.is_empty() => {
-                parsed.flags.push(flag.to_string())
-            }
-            _ => parsed.positional.push(word.clone()),
-        }
-    }
-    Ok(parsed)
-}
-
-fn path_argument(words: &Words, command: &str) -> Result<String, ShellError> {
-    words
-        .positional
-        .first()
-        .cloned()
-        .ok_or_else(|| ShellError::Usage(format!("{command} needs a path; {USAGE}")))
-}
-
-/// Runs one command, writing its output.
+/// Parses and runs one command, writing its output.
 pub async fn execute(
     client: &zk::Client,
     command: &[String],
     out: &mut impl Write,
 ) -> Result<(), ShellError> {
-    let Some((name, rest)) = command.split_first() else {
-        return Err(ShellError::Usage(USAGE.into()));
-    };
-    let words = split_words(rest)?;
+    run_command(client, &parse_command(command)?, out).await
+}
+
+/// Runs one parsed command, writing its output.
+pub async fn run_command(
+    client: &zk::Client,
+    command: &ShellCommand,
+    out: &mut impl Write,
+) -> Result<(), ShellError> {
     let write_failed =
         |error: std::io::Error| ShellError::Usage(format!("writing output: {error}"));
-    match name.as_str() {
-        "ls" => {
-            let path = path_argument(&words, "ls")?;
-            let mut children = client
-                .list_children(&path)
+    match command {
+        ShellCommand::Ls {
+            path,
+            stat,
+            recursive: true,
+        } => {
+            for visited in subtree(client, path).await? {
+                writeln!(out, "{visited}").map_err(write_failed)?;
+            }
+            if *stat {
+                let node_stat = existing_stat(client, path).await?;
+                write!(out, "{}", format_stat(&node_stat)).map_err(write_failed)?;
+            }
+        }
+        ShellCommand::Ls {
+            path,
+            stat,
+            recursive: false,
+        } => {
+            let (mut children, node_stat) = client
+                .get_children(path)
                 .await
-                .map_err(server_error(&path))?;
+                .map_err(server_error(path))?;
             children.sort();
             writeln!(out, "[{}]", children.join(", ")).map_err(write_failed)?;
+            if *stat {
+                write!(out, "{}", format_stat(&node_stat)).map_err(write_failed)?;
+            }
         }
-        "get" => {
-            let path = path_argument(&words, "get")?;
-            let (data, _) = client.get_data(&path).await.map_err(server_error(&path))?;
+        ShellCommand::Get { path, stat } => {
+            let (data, node_stat) = client.get_data(path).await.map_err(server_error(path))?;
             writeln!(out, "{}", String::from_utf8_lossy(&data)).map_err(write_failed)?;
+            if *stat {
+                write!(out, "{}", format_stat(&node_stat)).map_err(write_failed)?;
+            }
         }
-        "stat" => {
-            let path = path_argument(&words, "stat")?;
-            let stat = client
-                .check_stat(&path)
-                .await
-                .map_err(server_error(&path))?
-                .ok_or_else(|| server_error(&path)(zk::Error::NoNode))?;
-            write!(out, "{}", format_stat(&stat)).map_err(write_failed)?;
+        ShellCommand::Stat { path } => {
+            let node_stat = existing_stat(client, path).await?;
+            write!(out, "{}", format_stat(&node_stat)).map_err(write_failed)?;
         }
-        "create" => {
-            let path = path_argument(&words, "create")?;
-            let data = words.positional.get(1).cloned().unwrap_or_default();
-            let ephemeral = words.flags.iter().any(|flag| flag == "-e");
-            let sequential = words.flags.iter().any(|flag| flag == "-s");
+        ShellCommand::Create {
+            path,
+            data,
+            ephemeral,
+            sequential,
+        } => {
             let mode = match (ephemeral, sequential) {
                 (false, false) => zk::CreateMode::Persistent,
                 (false, true) => zk::CreateMode::PersistentSequential,
@@ -242,42 +478,86 @@ pub async fn execute(
             };
             let options = mode.with_acls(zk::Acls::anyone_all());
             let (_, sequence) = client
-                .create(&path, data.as_bytes(), &options)
+                .create(path, data.as_bytes(), &options)
                 .await
-                .map_err(server_error(&path))?;
-            let created = if sequential {
+                .map_err(server_error(path))?;
+            let created = if *sequential {
                 format!("{path}{sequence}")
             } else {
-                path
+                path.clone()
             };
             writeln!(out, "Created {created}").map_err(write_failed)?;
         }
-        "set" => {
-            let path = path_argument(&words, "set")?;
-            let data = words
-                .positional
-                .get(1)
-                .ok_or_else(|| ShellError::Usage(format!("set needs data; {USAGE}")))?;
-            client
-                .set_data(&path, data.as_bytes(), words.version)
+        ShellCommand::Set {
+            path,
+            data,
+            version,
+            stat,
+        } => {
+            let node_stat = client
+                .set_data(path, data.as_bytes(), *version)
                 .await
-                .map_err(server_error(&path))?;
+                .map_err(server_error(path))?;
+            if *stat {
+                write!(out, "{}", format_stat(&node_stat)).map_err(write_failed)?;
+            }
         }
-        "delete" => {
-            let path = path_argument(&words, "delete")?;
+        ShellCommand::Delete { path, version } => {
             client
-                .delete(&path, words.version)
+                .delete(path, *version)
                 .await
-                .map_err(server_error(&path))?;
+                .map_err(server_error(path))?;
         }
-        "help" => writeln!(out, "{USAGE}").map_err(write_failed)?,
-        other => {
-            return Err(ShellError::Usage(format!(
-                "unknown command {other}; {USAGE}"
-            )));
+        ShellCommand::DeleteAll { path } => {
+            // Deepest first: every node is deleted after its children.
+            for visited in subtree(client, path).await?.iter().rev() {
+                match client.delete(visited, None).await {
+                    Ok(()) | Err(zk::Error::NoNode) => {}
+                    Err(error) => return Err(server_error(visited)(error)),
+                }
+            }
         }
+        ShellCommand::Help => writeln!(out, "{HELP_COMMANDS}").map_err(write_failed)?,
     }
     Ok(())
+}
+
+/// The stat of `path`, or zkCli's "Node does not exist".
+async fn existing_stat(client: &zk::Client, path: &str) -> Result<zk::Stat, ShellError> {
+    client
+        .check_stat(path)
+        .await
+        .map_err(server_error(path))?
+        .ok_or_else(|| server_error(path)(zk::Error::NoNode))
+}
+
+/// `path` and every path below it, depth first, each node before its children, children in
+/// name order (zkCli's `ls -R`). A node deleted meanwhile is skipped; `path` itself must exist.
+async fn subtree(client: &zk::Client, path: &str) -> Result<Vec<String>, ShellError> {
+    let mut visited = Vec::new();
+    let mut pending = vec![path.to_string()];
+    while let Some(node) = pending.pop() {
+        let mut children = match client.list_children(&node).await {
+            Ok(children) => children,
+            Err(zk::Error::NoNode) if node != path => continue,
+            Err(error) => return Err(server_error(&node)(error)),
+        };
+        if visited.len() >= SUBTREE_PATHS_MAX {
+            return Err(ShellError::Usage(format!(
+                "{path} has more than {SUBTREE_PATHS_MAX} paths below it"
+            )));
+        }
+        children.sort();
+        let prefix = if node == "/" { "" } else { node.as_str() };
+        pending.extend(
+            children
+                .iter()
+                .rev()
+                .map(|child| format!("{prefix}/{child}")),
+        );
+        visited.push(node);
+    }
+    Ok(visited)
 }
 
 fn format_time(epoch_ms: i64) -> String {
@@ -302,4 +582,89 @@ dataVersion = {}\naclVersion = {}\nephemeralOwner = {:#x}\ndataLength = {}\nnumC
         stat.data_length,
         stat.num_children
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<ShellCommand, String> {
+        let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+        parse_command(&words).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn flags_are_parsed_as_zkcli_does() {
+        assert_eq!(
+            parse("ls -R /brokers"),
+            Ok(ShellCommand::Ls {
+                path: "/brokers".into(),
+                stat: false,
+                recursive: true
+            })
+        );
+        assert_eq!(
+            parse("ls / -s"),
+            Ok(ShellCommand::Ls {
+                path: "/".into(),
+                stat: true,
+                recursive: false
+            })
+        );
+        assert_eq!(
+            parse("get -s /controller"),
+            Ok(ShellCommand::Get {
+                path: "/controller".into(),
+                stat: true
+            })
+        );
+        assert_eq!(
+            parse("create -es /q/item- x"),
+            Ok(ShellCommand::Create {
+                path: "/q/item-".into(),
+                data: "x".into(),
+                ephemeral: true,
+                sequential: true
+            })
+        );
+        assert_eq!(
+            parse("set /a v2 -v 3"),
+            Ok(ShellCommand::Set {
+                path: "/a".into(),
+                data: "v2".into(),
+                version: Some(3),
+                stat: false
+            })
+        );
+        assert_eq!(
+            parse("set -v3 -- /a -1"),
+            Ok(ShellCommand::Set {
+                path: "/a".into(),
+                data: "-1".into(),
+                version: Some(3),
+                stat: false
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_flags_and_wrong_arguments_are_usage_errors() {
+        for (line, wanted) in [
+            ("ls -x /", "ls: unknown option -x; usage: ls [-s] [-R] PATH"),
+            ("get -R /a", "get: unknown option -R"),
+            ("stat -s /a", "stat: unknown option -s"),
+            ("ls -w /", "-w (watch) is not supported"),
+            ("delete -v", "delete: -v needs a value"),
+            ("delete -v x /a", "version is not a number: x"),
+            ("ls", "ls: 0 arguments given"),
+            ("get /a /b", "get: 2 arguments given"),
+            ("set /a", "set: 1 argument given"),
+            ("frobnicate /", "unknown command frobnicate"),
+        ] {
+            let error = parse(line).expect_err(line);
+            assert!(error.contains(wanted), "{line}: {error}");
+        }
+        let words = vec!["ls".to_string(), "-x".to_string(), "/".to_string()];
+        assert_eq!(parse_command(&words).expect_err("-x").exit_code(), 2);
+    }
 }

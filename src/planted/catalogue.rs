@@ -114,12 +114,12 @@ planted_bugs! {
     IsrWriteFailureIgnored = "isr-write-failure-ignored" in Broker,
         faults ["partition"],
         workloads [],
-        awaiting "network partitions (issue 12): a coordinator write does not fail while the coordinator is down (the client waits), only when the leader's session expires under it; a leader cut off from the coordinator but not from its clients makes that deterministic (today only a race exposes it: acks-all-freeze-successor-pause-leader caught it in 1 of 3 runs)";
+        awaiting "network partitions as a workload fault (netfault's grudges are not yet a fault a workload can name): a coordinator write does not fail while the coordinator is down (the client waits), only when the leader's session expires under it; a leader cut off from the coordinator but not from its clients makes that deterministic (today only a race exposes it: acks-all-freeze-successor-pause-leader caught it in 1 of 3 runs)";
     /// No leader-epoch fencing in Fetch and OffsetsForLeaderEpoch, so a zombie leader keeps serving its followers.
     LeaderEpochFencingOff = "leader-epoch-fencing-off" in Broker,
         faults ["partition"],
         workloads [],
-        awaiting "network partitions (issue 12): a zombie leader needs to be cut off from the coordinator while its followers still reach it";
+        awaiting "network partitions as a workload fault (netfault's grudges are not yet a fault a workload can name): a zombie leader needs to be cut off from the coordinator while its followers still reach it";
     /// The coordinator keeps an expired session's ephemeral nodes, so a dead broker or controller stays registered.
     EphemeralsOutliveSession = "ephemerals-outlive-session" in Coordinator,
         faults ["kill"],
@@ -136,7 +136,7 @@ planted_bugs! {
     AckBeforeWalFsync = "ack-before-wal-fsync" in Coordinator,
         faults ["lose-unfsynced"],
         workloads [],
-        awaiting "disk faults that lose what was not fsync'd (issue 13): a kill -9 keeps the page cache, so no fault today loses an un-fsync'd write";
+        awaiting "losing what was not fsync'd as a workload fault (faultfs can, but no workload can yet put a node's data on it and name the fault): a kill -9 keeps the page cache, so no fault a workload has loses an un-fsync'd write";
 }
 
 /// The entry named `name`.

@@ -3,6 +3,8 @@
 //! brokers as `NodeProcess`es, and build rdkafka clients.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod raw;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +37,13 @@ impl TestCoordinator {
 /// it accepts connections: `kchaos coordinator`, or Apache ZooKeeper when
 /// `KCHAOS_TEST_COORDINATOR=zookeeper` (the differential peer).
 pub fn start_coordinator() -> TestCoordinator {
+    start_coordinator_with_tick(100)
+}
+
+/// [`start_coordinator`] with tickTime `tick_time_ms`: sessions are granted 2 to 20 ticks
+/// (up to 60 s), so a shorter request is raised to 2 ticks, as ZooKeeper's default tick
+/// (2000 ms) raises Kafka's test-sized timeouts.
+pub fn start_coordinator_with_tick(tick_time_ms: u32) -> TestCoordinator {
     let dir = tempfile::tempdir().unwrap();
     let port = free_loopback_port().unwrap();
     let data_dir = dir.path().join("data");
@@ -45,8 +54,9 @@ pub fn start_coordinator() -> TestCoordinator {
         std::fs::write(
             &config,
             format!(
-                "tickTime=100\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-                 maxSessionTimeout=60000\nadmin.enableServer=false\n",
+                "tickTime={tick_time_ms}\ndataDir={}\nclientPort={port}\n\
+                 clientPortAddress=127.0.0.1\nmaxSessionTimeout=60000\n\
+                 admin.enableServer=false\n",
                 data_dir.display()
             ),
         )
@@ -71,7 +81,7 @@ pub fn start_coordinator() -> TestCoordinator {
                 "--data-dir".into(),
                 data_dir.display().to_string(),
                 "--tick-time-ms".into(),
-                "100".into(),
+                tick_time_ms.to_string(),
                 "--max-session-timeout-ms".into(),
                 "60000".into(),
             ],
@@ -151,8 +161,20 @@ impl TestBroker {
 
     /// (Re)starts the process and waits until it logs that it started.
     pub fn restart(&mut self) {
-        let started = format!("broker {} started", self.broker_id);
-        let starts_before = self.output().matches(&started).count();
+        let starts_before = self.starts();
+        self.spawn();
+        self.wait_started(starts_before);
+    }
+
+    /// How many times the log says the broker started.
+    pub fn starts(&self) -> usize {
+        self.output()
+            .matches(&format!("broker {} started", self.broker_id))
+            .count()
+    }
+
+    /// Starts the process without waiting for it.
+    pub fn spawn(&mut self) {
         let process = NodeProcess::spawn(
             &format!("broker-{}", self.broker_id),
             Path::new(env!("CARGO_BIN_EXE_kchaos")),
@@ -166,13 +188,31 @@ impl TestBroker {
         )
         .unwrap();
         self.process = Some(process);
-        wait_for(
+    }
+
+    /// Waits until the log says the broker started once more than `starts_before` times;
+    /// panics at once if the process exits first.
+    pub fn wait_started(&mut self, starts_before: usize) {
+        let started = wait_for(
             "the broker to start",
             STARTUP_TIMEOUT,
             Duration::from_millis(20),
-            || (self.output().matches(&started).count() > starts_before).then_some(()),
-        )
-        .unwrap_or_else(|error| panic!("{error}; log:\n{}", self.output()));
+            || {
+                if self.starts() > starts_before {
+                    return Some(Ok(()));
+                }
+                let running = self
+                    .process
+                    .as_mut()
+                    .is_some_and(|p| p.is_running().unwrap());
+                (!running).then_some(Err("the broker exited"))
+            },
+        );
+        match started {
+            Ok(Ok(())) => {}
+            Ok(Err(exited)) => panic!("{exited}; log:\n{}", self.output()),
+            Err(error) => panic!("{error}; log:\n{}", self.output()),
+        }
     }
 
     /// SIGKILL: a crash.
@@ -194,6 +234,33 @@ impl TestBroker {
     pub fn output(&self) -> String {
         std::fs::read_to_string(self.log_file()).unwrap_or_default()
     }
+}
+
+/// Starts brokers 1..=`count`, each in its own directory under `dir`, with `extra`
+/// server.properties lines.
+pub fn start_brokers(
+    dir: &Path,
+    coordinator: &TestCoordinator,
+    count: i32,
+    extra: &str,
+) -> Vec<TestBroker> {
+    (1..=count)
+        .map(|id| {
+            let broker_dir = dir.join(format!("broker-{id}"));
+            std::fs::create_dir_all(&broker_dir).unwrap();
+            TestBroker::start(&broker_dir, coordinator, id, extra)
+        })
+        .collect()
+}
+
+/// The addresses of the brokers that run, comma-separated.
+pub fn bootstrap_of(brokers: &[TestBroker]) -> String {
+    brokers
+        .iter()
+        .filter(|broker| broker.process.is_some())
+        .map(TestBroker::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A producer with `acks` and fast failure detection.
@@ -231,6 +298,18 @@ pub fn produce_all(
     first: usize,
     count: usize,
 ) -> Vec<(String, i64)> {
+    produce_to(bootstrap, acks, topic, 0, first, count)
+}
+
+/// [`produce_all`] to `partition`.
+pub fn produce_to(
+    bootstrap: &str,
+    acks: &str,
+    topic: &str,
+    partition: i32,
+    first: usize,
+    count: usize,
+) -> Vec<(String, i64)> {
     let producer = producer(bootstrap, acks);
     let mut pending = std::collections::VecDeque::new();
     let mut acked = Vec::with_capacity(count);
@@ -246,7 +325,7 @@ pub fn produce_all(
         loop {
             let record = FutureRecord::<(), _>::to(topic)
                 .payload(&value)
-                .partition(0);
+                .partition(partition);
             match producer.send_result(record) {
                 Ok(delivery) => {
                     pending.push_back((value.clone(), delivery));

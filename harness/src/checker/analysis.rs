@@ -2,7 +2,7 @@
 //! ([`Analysis::feed`]) and keeps only per-value and per-offset state; [`Analysis::finish`]
 //! then walks the values once to find what needs the final read (lost, unexpected,
 //! aborted-read, indeterminate-*, poll-skip, divergent acknowledgements) and builds the
-//! [`Results`]. Definitions: CHECKER.md.
+//! [`Results`]. Definitions: docs/checker.md.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -12,7 +12,7 @@ use super::parse::{Fields, Line, OpName, ValueText};
 use super::pipeline::Item;
 use super::results::{
     Anomaly, AnomalyKind, Detection, EXAMPLES_PER_ANOMALY, Example, Expectations, FinalReadSummary,
-    HEALS, LostExpectation, Malformed, Results, Totals, Validity,
+    HEALS, LostExpectation, Malformed, Outcome, Results, Totals, Validity,
 };
 use super::values::{
     FastMap, FastSet, NO_PARTITION, OffsetTable, SendOutcome, Slot, ValueId, ValueIds, ValueInfo,
@@ -1007,13 +1007,18 @@ impl Analysis {
         let lost = anomalies
             .get(AnomalyKind::Lost.name())
             .map_or(0, |a| a.count);
-        let matches_expectation = match expectations.lost {
+        let loss_expectation_met = match expectations.lost {
             LostExpectation::None => valid == Validity::True,
             LostExpectation::Some => lost > 0 && !invalid_besides_loss && self.malformed.is_none(),
         };
         if expectations.lost == LostExpectation::Some && lost == 0 {
             reasons.push("the workload expects lost writes and none were found".to_string());
         }
+        let outcome = Outcome::decide(&expectations, loss_expectation_met, totals.sends_ok);
+        if outcome == Outcome::ProvesNothing {
+            reasons.push("no send was acknowledged: the run proves nothing about loss".to_string());
+        }
+        let matches_expectation = outcome.passed();
         let faults = self.unavailability.finish();
         let detection = first_invalid.map(|(first_anomaly_ns, kind)| {
             let first_fault_ns = faults

@@ -2,7 +2,7 @@
 //! it judges a history from any Kafka-protocol cluster alike), streaming (one pass over the
 //! file, linear time, memory proportional to the number of distinct values) and total (it never
 //! panics: a history it cannot read gives `valid: "unknown"` naming the line and the reason).
-//! The definitions it implements are in CHECKER.md.
+//! The definitions it implements are in docs/checker.md.
 //!
 //! # Layout
 //! - [`results`]: the verdict, expectations, anomalies and figures (results.json).
@@ -30,9 +30,9 @@ use std::io::Read;
 use std::path::Path;
 
 pub use results::{
-    Anomaly, AnomalyKind, Detection, Example, Expectations, FaultFigures, FinalReadSummary,
-    LatencyMicros, LostExpectation, Malformed, OperationFigures, Results, SecondCounts, Strictness,
-    Totals, Validity,
+    AcknowledgedSendsExpectation, Anomaly, AnomalyKind, Detection, Example, Expectations,
+    FaultFigures, FinalReadSummary, LatencyMicros, LostExpectation, Malformed, OperationFigures,
+    Outcome, Results, SecondCounts, Strictness, Totals, Validity,
 };
 
 use analysis::Analysis;

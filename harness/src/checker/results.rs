@@ -1,13 +1,14 @@
 //! What the checker hands back: the verdict ([`Validity`]), the workload's [`Expectations`], one
 //! [`Anomaly`] report per anomaly with its first examples, and the figures (latency, throughput,
 //! unavailability after each fault, a per-second timeline). Serialized as `results.json` with
-//! stable kebab-case field names (CHECKER.md):
+//! stable kebab-case field names (docs/checker.md):
 //!
 //! ```text
 //! {
 //!   "valid": false,                       // true | false | "unknown"
-//!   "expectations": {"lost": "none", "duplicates": "allowed", "order": "allowed"},
-//!   "matches-expectation": false,         // what the exit code follows
+//!   "expectations": {"lost": "none", "duplicates": "allowed", "order": "allowed",
+//!       "acknowledged-sends": "some"},
+//!   "matches-expectation": false,         // Outcome::decide: what every surface follows
 //!   "reasons": ["lost: 1"],               // why valid is not true
 //!   "malformed": {"line": 7, "reason": "...", "count": 1},   // only if any
 //!   "final-read": {"complete": [0, 1], "missing": [], "incomplete": [], "failed": [], "records": 812},
@@ -128,7 +129,19 @@ pub enum Strictness {
     Allowed,
 }
 
-/// A workload's `expect` table.
+/// Whether a run must acknowledge at least one send to prove anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcknowledgedSendsExpectation {
+    /// The workload has producers: a run in which none of their sends was acknowledged proves
+    /// nothing about loss, so it fails.
+    #[default]
+    Some,
+    /// The workload has no producers (nothing to acknowledge).
+    Any,
+}
+
+/// A workload's `expect` table, and what its clients imply (`acknowledged-sends`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
 pub struct Expectations {
@@ -142,6 +155,61 @@ pub struct Expectations {
     /// (the `unavailable` anomaly); absent: not checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable_max_ms: Option<u64>,
+    /// `some` when the workload has producers (the default), `any` when it has none.
+    pub acknowledged_sends: AcknowledgedSendsExpectation,
+}
+
+/// How a checked run compares with its workload's expectation: the one pass rule. The checker
+/// decides it ([`Outcome::decide`], stored as `matches-expectation`), and every surface reads it
+/// through [`Results::outcome`]: `kchaos workload`'s and `kchaos check`'s exit codes, the
+/// summary, the report's badge, the JUnit `expectation` case and the store's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The result is what the workload expects (exit 0).
+    AsExpected,
+    /// The result contradicts the expectation (exit 1).
+    Contradicted,
+    /// No send was acknowledged although the workload has producers: the run proves nothing
+    /// about loss (exit 1), whatever the verdict.
+    ProvesNothing,
+}
+
+impl Outcome {
+    /// The pass rule. `loss_expectation_met`: with `lost = "none"`, a `true` verdict; with
+    /// `lost = "some"`, loss found, a readable history and no invalid anomaly besides the loss.
+    /// `sends_ok`: acknowledged sends in the history.
+    pub fn decide(
+        expectations: &Expectations,
+        loss_expectation_met: bool,
+        sends_ok: u64,
+    ) -> Outcome {
+        if expectations.acknowledged_sends == AcknowledgedSendsExpectation::Some && sends_ok == 0 {
+            Outcome::ProvesNothing
+        } else if loss_expectation_met {
+            Outcome::AsExpected
+        } else {
+            Outcome::Contradicted
+        }
+    }
+
+    /// Whether the run passes (exit code 0, a green badge, no JUnit failure).
+    pub fn passed(self) -> bool {
+        self == Outcome::AsExpected
+    }
+
+    /// The exit code of `kchaos workload` and `kchaos check`: 0 passed, 1 not.
+    pub fn exit_code(self) -> u8 {
+        if self.passed() { 0 } else { 1 }
+    }
+
+    /// One line for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Outcome::AsExpected => "as the workload expects",
+            Outcome::Contradicted => "contradicts the workload's expectation",
+            Outcome::ProvesNothing => "proves nothing: no send was acknowledged",
+        }
+    }
 }
 
 /// `duplicates` reads as the workloads spell it: `"none"` (not `"strict"`) or `"allowed"`.
@@ -186,7 +254,7 @@ impl AnomalyKind {
         AnomalyKind::IndeterminateLost,
     ];
 
-    /// The name used in results.json and CHECKER.md.
+    /// The name used in results.json and docs/checker.md.
     pub fn name(self) -> &'static str {
         match self {
             AnomalyKind::Lost => "lost",
@@ -415,6 +483,7 @@ pub struct Results {
     pub valid: Validity,
     /// What the workload expected, and whether this run matched it (the exit code).
     pub expectations: Expectations,
+    /// Whether the run passes ([`Outcome::decide`]); read it through [`Results::outcome`].
     pub matches_expectation: bool,
     /// Why `valid` is not true (one line each), empty when it is.
     pub reasons: Vec<String>,
@@ -450,11 +519,19 @@ impl Results {
             .map_or(0, |anomaly| anomaly.count)
     }
 
-    /// Whether the run is what the workload expected (exit code 0): with `lost = "none"`, a
-    /// `true` verdict; with `lost = "some"`, loss found, a readable history and no other
-    /// invalid anomaly.
+    /// Whether the run is what the workload expected: the one pass rule, [`Outcome::decide`].
+    /// Also right for a results.json written before the rule knew of acknowledged sends.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::decide(
+            &self.expectations,
+            self.matches_expectation,
+            self.totals.sends_ok,
+        )
+    }
+
+    /// Whether the run passes: `self.outcome().passed()`.
     pub fn matches_expectation(&self) -> bool {
-        self.matches_expectation
+        self.outcome().passed()
     }
 
     /// Writes results.json (pretty-printed).

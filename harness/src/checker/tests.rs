@@ -179,6 +179,7 @@ fn strict() -> Expectations {
         duplicates: Strictness::Strict,
         order: Strictness::Strict,
         unavailable_max_ms: None,
+        acknowledged_sends: AcknowledgedSendsExpectation::Some,
     }
 }
 
@@ -278,6 +279,60 @@ fn lost_some_is_expected_only_when_loss_is_found() {
     lossy.poll(10, 9, &[(0, 0, "9-9")]);
     let both = check_with(&lossy, &some);
     assert!(!both.matches_expectation(), "{both:#?}");
+}
+
+#[test]
+fn a_run_without_an_acknowledged_send_proves_nothing_whatever_the_verdict() {
+    let mut refused = History::default();
+    refused
+        .failed_send(0, 1, "1-0", "fail")
+        .failed_send(2, 1, "1-1", "info")
+        .final_read(20, 0, &[]);
+    let results = refused.check();
+    assert_eq!(results.valid, Validity::True, "nothing was lost");
+    assert_eq!(results.outcome(), Outcome::ProvesNothing, "{results:#?}");
+    assert!(!results.matches_expectation);
+    assert_eq!(results.outcome().exit_code(), 1);
+    assert!(
+        results
+            .reasons
+            .iter()
+            .any(|reason| reason.contains("no send was acknowledged")),
+        "{:?}",
+        results.reasons
+    );
+
+    // A workload without producers has nothing to acknowledge.
+    let no_producers = Expectations {
+        acknowledged_sends: AcknowledgedSendsExpectation::Any,
+        ..Expectations::default()
+    };
+    let mut quiet = History::default();
+    quiet.final_read(20, 0, &[]);
+    assert_eq!(
+        check_with(&quiet, &no_producers).outcome(),
+        Outcome::AsExpected
+    );
+
+    // With `lost = "some"` it is still nothing proved, not a contradiction.
+    let some = Expectations {
+        lost: LostExpectation::Some,
+        ..Expectations::default()
+    };
+    assert_eq!(
+        check_with(&refused, &some).outcome(),
+        Outcome::ProvesNothing
+    );
+
+    // A results.json written before the rule knew of acknowledged sends reads the same way.
+    let mut old = serde_json::to_value(&results).unwrap();
+    old["matches-expectation"] = serde_json::Value::Bool(true);
+    old["expectations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("acknowledged-sends");
+    let old: Results = serde_json::from_value(old).unwrap();
+    assert_eq!(old.outcome(), Outcome::ProvesNothing);
 }
 
 #[test]
@@ -713,11 +768,12 @@ fn validity_merges_false_over_unknown_over_true() {
             duplicates: Strictness::Strict,
             order: Strictness::Strict,
             unavailable_max_ms: None,
+            acknowledged_sends: AcknowledgedSendsExpectation::Some,
         }
     );
     assert_eq!(
         serde_json::to_string(&parsed).unwrap(),
-        r#"{"lost":"some","duplicates":"none","order":"strict"}"#
+        r#"{"lost":"some","duplicates":"none","order":"strict","acknowledged-sends":"some"}"#
     );
     let from_toml: Expectations =
         toml::from_str("lost = \"none\"\nduplicates = \"allowed\"").unwrap();

@@ -138,7 +138,7 @@ fn optional<T: ToString>(value: Option<T>) -> String {
     value.map_or(String::new(), |value| value.to_string())
 }
 
-/// What each anomaly means, in one line (CHECKER.md).
+/// What each anomaly means, in one line (docs/checker.md).
 fn anomaly_meaning(kind: AnomalyKind) -> &'static str {
     match kind {
         AnomalyKind::Lost => "an acknowledged send missing from the final read of its partition",

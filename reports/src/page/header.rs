@@ -7,7 +7,6 @@ use harness::checker::{AnomalyKind, LostExpectation};
 
 use crate::escape::escape;
 use crate::faults::Faults;
-use crate::outcome::{Outcome, producers};
 use crate::plot::format_micros;
 use crate::run_dir::{RESULTS_FILE, RunData, WORKLOAD_FILE};
 
@@ -28,7 +27,7 @@ pub(super) fn header(
             LostExpectation::None => "lost = none",
             LostExpectation::Some => "lost = some",
         };
-        let outcome = Outcome::of(results, producers(run.workload.as_ref()));
+        let outcome = results.outcome();
         let (class, text) = if outcome.passed() {
             ("expect-yes", format!("✓ {}", outcome.describe()))
         } else {

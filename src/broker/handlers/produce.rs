@@ -10,10 +10,12 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 
 use super::Outcome;
 use crate::broker::context::Broker;
 use crate::broker::log::partition_log::{AppendError, AppendInfo, ReadError};
+use crate::broker::log::records::{DecompressionBudget, RecordError};
 use crate::broker::partition::{Partition, PartitionError};
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
@@ -36,12 +38,14 @@ pub fn handle(
 ) -> Outcome<ProduceResponse> {
     let acks = request.acks;
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+    // Decompressed bytes are bounded per request, whatever number of batches it carries.
+    let mut budget = DecompressionBudget::for_request(broker.config.message_max_bytes);
     let mut topics: Vec<(TopicName, Vec<Pending>)> = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let results = topic
             .partition_data
             .into_iter()
-            .map(|data| append_one(broker, &topic.name, data, acks))
+            .map(|data| append_one(broker, &topic.name, data, acks, version, &mut budget))
             .collect();
         topics.push((topic.name, results));
     }
@@ -98,6 +102,8 @@ fn append_one(
     topic: &TopicName,
     data: PartitionProduceData,
     acks: i16,
+    version: i16,
+    budget: &mut DecompressionBudget,
 ) -> Pending {
     let index = data.index;
     if !matches!(acks, -1..=1) {
@@ -115,7 +121,7 @@ fn append_one(
         return Pending::Done(error_response(index, ResponseError::CorruptMessage));
     };
     let min_insync_replicas = broker.min_insync_replicas(topic);
-    match partition.append_as_leader(&records, acks == -1, min_insync_replicas) {
+    match partition.append_as_leader(&records, acks == -1, min_insync_replicas, budget) {
         Ok(info) => {
             let log_start_offset = partition.offsets().log_start_offset;
             #[cfg(feature = "planted-bugs")] // planted bug: acks-all-before-replication
@@ -133,11 +139,25 @@ fn append_one(
                 Pending::Done(success(index, info.base_offset, log_start_offset))
             }
         }
+        Err(PartitionError::Append(AppendError::InvalidRecords(error))) => {
+            tracing::info!("produce to {}-{index} refused: {error}", topic.0);
+            Pending::Done(invalid_records(index, version, &error))
+        }
         Err(error) => {
             tracing::debug!("produce to {}-{index} refused: {error}", topic.0);
             Pending::Done(failure(index, &error))
         }
     }
+}
+
+/// Records that are not what their batch declares: INVALID_RECORD with the reason (v8+, where
+/// the response carries a message), CORRUPT_MESSAGE before, as Kafka answers.
+fn invalid_records(index: i32, version: i16, error: &RecordError) -> PartitionProduceResponse {
+    if version < 8 {
+        return error_response(index, ResponseError::CorruptMessage);
+    }
+    error_response(index, ResponseError::InvalidRecord)
+        .with_error_message(Some(StrBytes::from_string(error.to_string())))
 }
 
 /// The Kafka error for a partition failure.
@@ -149,9 +169,9 @@ pub fn error_for(error: &PartitionError) -> ResponseError {
         PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         PartitionError::NotEnoughReplicasAfterAppend => ResponseError::NotEnoughReplicasAfterAppend,
         PartitionError::Timeout { .. } => ResponseError::RequestTimedOut,
-        PartitionError::Append(AppendError::Corrupt(_) | AppendError::Empty) => {
-            ResponseError::CorruptMessage
-        }
+        PartitionError::Append(
+            AppendError::Corrupt(_) | AppendError::InvalidRecords(_) | AppendError::Empty,
+        ) => ResponseError::CorruptMessage,
         PartitionError::Append(AppendError::TooLarge { .. }) => ResponseError::MessageTooLarge,
         PartitionError::Append(AppendError::OffsetsOutOfOrder { .. }) => {
             ResponseError::UnknownServerError

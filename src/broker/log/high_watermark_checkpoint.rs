@@ -28,7 +28,8 @@ fn parse(text: &str) -> Option<HighWatermarks> {
         return None;
     }
     let count: usize = lines.next()?.trim().parse().ok()?;
-    let mut entries = HighWatermarks::with_capacity(count);
+    // The count is only believed once that many lines have been read: nothing is sized by it.
+    let mut entries = HighWatermarks::new();
     for line in lines.take(count) {
         let mut fields = line.split_whitespace();
         let topic = fields.next()?.to_string();
@@ -39,7 +40,7 @@ fn parse(text: &str) -> Option<HighWatermarks> {
     (entries.len() == count).then_some(entries)
 }
 
-/// Writes the checkpoint atomically (temporary file, fsync, rename).
+/// Writes the checkpoint atomically (temporary file, fsync, rename, fsync of the directory).
 pub fn write(log_dir: &Path, entries: &HighWatermarks) -> std::io::Result<()> {
     let mut sorted: Vec<_> = entries.iter().collect();
     sorted.sort();
@@ -51,7 +52,8 @@ pub fn write(log_dir: &Path, entries: &HighWatermarks) -> std::io::Result<()> {
     let mut file = std::fs::File::create(&temporary)?;
     file.write_all(text.as_bytes())?;
     file.sync_data()?;
-    std::fs::rename(&temporary, log_dir.join(CHECKPOINT_FILE))
+    std::fs::rename(&temporary, log_dir.join(CHECKPOINT_FILE))?;
+    super::directory::sync_dir(log_dir)
 }
 
 #[cfg(test)]
@@ -69,5 +71,26 @@ mod tests {
         assert_eq!(read(dir.path()), entries);
         std::fs::write(dir.path().join(CHECKPOINT_FILE), "0\n2\nt 0 42\n").expect("write");
         assert!(read(dir.path()).is_empty(), "a short file is not trusted");
+    }
+
+    #[test]
+    fn corrupt_files_read_as_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let huge = format!("0\n{}\nt 0 42\n", usize::MAX);
+        for text in [
+            "",
+            "0\n",
+            "0\n2147483647\nt 0 42\n",
+            huge.as_str(),
+            "1\n1\nt 0 42\n",
+            "0\n-1\n",
+            "0\n1\nt x 42\n",
+            "\u{0}\u{1}garbage\n\n",
+        ] {
+            std::fs::write(dir.path().join(CHECKPOINT_FILE), text).expect("write");
+            assert!(read(dir.path()).is_empty(), "{text:?}");
+        }
+        std::fs::write(dir.path().join(CHECKPOINT_FILE), [0xff, 0xfe, 0x00]).expect("write");
+        assert!(read(dir.path()).is_empty(), "not UTF-8");
     }
 }

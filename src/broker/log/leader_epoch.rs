@@ -83,7 +83,8 @@ impl LeaderEpochCache {
         &self.entries
     }
 
-    /// Writes the checkpoint atomically (temporary file, fsync, rename).
+    /// Writes the checkpoint atomically (temporary file, fsync, rename, fsync of the
+    /// directory).
     fn write(&self) -> std::io::Result<()> {
         use std::io::Write;
         let mut text = format!("0\n{}\n", self.entries.len());
@@ -94,26 +95,37 @@ impl LeaderEpochCache {
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(text.as_bytes())?;
         file.sync_data()?;
-        std::fs::rename(&temporary, &self.path)
+        std::fs::rename(&temporary, &self.path)?;
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => super::directory::sync_dir(dir),
+            _ => Ok(()),
+        }
     }
 }
 
+/// The entries of a checkpoint; `None` if it is malformed: a wrong version, fewer entries than
+/// its count says (the count sizes nothing), or epochs and start offsets that do not increase.
 fn parse(text: &str) -> Option<Vec<EpochEntry>> {
     let mut lines = text.lines();
     if lines.next()?.trim() != "0" {
         return None;
     }
     let count: usize = lines.next()?.trim().parse().ok()?;
-    let entries = lines
-        .take(count)
-        .map(|line| {
-            let (epoch, offset) = line.trim().split_once(' ')?;
-            Some(EpochEntry {
-                epoch: epoch.parse().ok()?,
-                start_offset: offset.trim().parse().ok()?,
-            })
-        })
-        .collect::<Option<Vec<_>>>()?;
+    let mut entries: Vec<EpochEntry> = Vec::new();
+    for line in lines.take(count) {
+        let (epoch, offset) = line.trim().split_once(' ')?;
+        let entry = EpochEntry {
+            epoch: epoch.parse().ok()?,
+            start_offset: offset.trim().parse().ok()?,
+        };
+        let increasing = entries
+            .last()
+            .is_none_or(|last| entry.epoch > last.epoch && entry.start_offset >= last.start_offset);
+        if entry.epoch < 0 || entry.start_offset < 0 || !increasing {
+            return None;
+        }
+        entries.push(entry);
+    }
     (entries.len() == count).then_some(entries)
 }
 
@@ -135,6 +147,26 @@ mod tests {
         assert_eq!(cache.end_offset_for(3, 50), Some((2, 30)));
         assert_eq!(cache.end_offset_for(7, 50), Some((5, 50)));
         assert_eq!(cache.end_offset_for(-1, 50), None);
+    }
+
+    #[test]
+    fn corrupt_checkpoints_load_as_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for text in [
+            "",
+            "0\n",
+            "0\n2147483647\n1 0\n",
+            "0\n18446744073709551615\n1 0\n",
+            "0\n2\n3 10\n2 20\n",
+            "0\n2\n1 10\n2 5\n",
+            "0\n1\n-1 0\n",
+            "7\n1\n1 0\n",
+            "garbage",
+        ] {
+            std::fs::write(dir.path().join(CHECKPOINT_FILE), text).expect("write");
+            let cache = LeaderEpochCache::load(dir.path());
+            assert!(cache.entries().is_empty(), "{text:?}");
+        }
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! cache, and recovery.
 
 pub mod batch;
+pub mod directory;
 pub mod high_watermark_checkpoint;
 pub mod index;
 pub mod leader_epoch;
 pub mod partition_log;
+pub mod records;
 pub mod segment;
 pub mod tail_cache;

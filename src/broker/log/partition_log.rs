@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, BatchError, BatchHeader};
 use super::leader_epoch::LeaderEpochCache;
+use super::records::{self, DecompressionBudget, RecordError};
 use super::segment::{RecoveryOutcome, Segment};
 
 /// The settings a log needs (from the broker config; per topic later).
@@ -28,6 +29,8 @@ pub enum AppendError {
     Corrupt(#[from] BatchError),
     #[error("record batch of {size} bytes exceeds message.max.bytes {max}")]
     TooLarge { size: usize, max: usize },
+    #[error("invalid records: {0}")]
+    InvalidRecords(#[from] RecordError),
     #[error("no record batches in the request")]
     Empty,
     #[error("batch offsets {base_offset}.. do not follow the log end offset {log_end_offset}")]
@@ -71,12 +74,14 @@ pub struct PartitionLog {
     unflushed_messages: u64,
     /// Segments from this base offset on may hold data not yet fsynced.
     unflushed_from_segment: i64,
+    /// A segment was created since the last flush: the directory's entries need an fsync too.
+    directory_unflushed: bool,
 }
 
 impl PartitionLog {
     /// Opens the log in `dir` (creating it if missing) and recovers the active segment.
     pub fn open(dir: &Path, config: LogConfig) -> std::io::Result<(Self, RecoveryOutcome)> {
-        std::fs::create_dir_all(dir)?;
+        super::directory::create_dir_durably(dir)?;
         let mut base_offsets = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -103,6 +108,7 @@ impl PartitionLog {
             }
             segments.insert(base_offset, segment);
         }
+        let directory_unflushed = segments.is_empty();
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, config.index_interval_bytes)?);
         }
@@ -115,6 +121,7 @@ impl PartitionLog {
             leader_epochs: LeaderEpochCache::load(dir),
             unflushed_messages: 0,
             unflushed_from_segment: 0,
+            directory_unflushed,
         };
         // The checkpoint may be ahead of a log whose tail was cut, or missing.
         let log_end_offset = log.log_end_offset();
@@ -181,12 +188,14 @@ impl PartitionLog {
         }
     }
 
-    /// Validates `records` (one or more v2 batches as a producer sent them), assigns offsets
-    /// from the log end, stamps `leader_epoch`, and appends them.
+    /// Validates `records` (one or more v2 batches as a producer sent them: headers, CRCs, size,
+    /// then every record, decompressing within `budget`), assigns offsets from the log end,
+    /// stamps `leader_epoch`, and appends them.
     pub fn append_as_leader(
         &mut self,
         records: &[u8],
         leader_epoch: i32,
+        budget: &mut DecompressionBudget,
     ) -> Result<AppendInfo, AppendError> {
         let headers = batch::validate_all(records)?;
         if headers.is_empty() {
@@ -200,6 +209,11 @@ impl PartitionLog {
                 size: large.size,
                 max: self.config.message_max_bytes,
             });
+        }
+        let mut position = 0;
+        for header in &headers {
+            records::validate(&records[position..position + header.size], budget)?;
+            position += header.size;
         }
         let base_offset = self.log_end_offset();
         let mut bytes = BytesMut::from(records);
@@ -273,6 +287,7 @@ impl PartitionLog {
             self.dir.display()
         );
         self.segments.insert(base_offset, segment);
+        self.directory_unflushed = true;
         Ok(())
     }
 
@@ -282,10 +297,15 @@ impl PartitionLog {
         self.unflushed_messages >= self.config.flush_interval_messages
     }
 
-    /// fsyncs every segment written since the last flush.
+    /// fsyncs every segment written since the last flush, and the directory when a segment
+    /// was created since (as Kafka's `LocalLog.flush` does).
     pub fn flush(&mut self) -> std::io::Result<()> {
         for (_, segment) in self.segments.range(self.unflushed_from_segment..) {
             segment.flush()?;
+        }
+        if self.directory_unflushed {
+            super::directory::sync_dir(&self.dir)?;
+            self.directory_unflushed = false;
         }
         self.unflushed_messages = 0;
         self.unflushed_from_segment = self.active().base_offset();
@@ -364,16 +384,20 @@ impl PartitionLog {
             if header.base_offset >= offset_upper_bound {
                 return Ok(None);
             }
-            let mut bytes = segment.read(position, header.size)?;
-            let records = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
-                .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
-            let found = records
-                .records
-                .iter()
-                .find(|record| {
-                    record.timestamp >= timestamp_ms && record.offset < offset_upper_bound
-                })
-                .map(|record| (record.offset, record.timestamp));
+            let bytes = segment.read(position, header.size)?;
+            // Stored batches passed the same walk when they were appended; the budget bounds
+            // the work should the file say otherwise.
+            let mut budget = DecompressionBudget::for_request(self.config.message_max_bytes);
+            let mut found = None;
+            records::walk(&bytes, &mut budget, |record| {
+                let offset = header.base_offset + i64::from(record.offset_delta);
+                if record.timestamp >= timestamp_ms && offset < offset_upper_bound {
+                    found = Some((offset, record.timestamp));
+                    return std::ops::ControlFlow::Break(());
+                }
+                std::ops::ControlFlow::Continue(())
+            })
+            .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
             return Ok(found);
         }
         Ok(None)
@@ -421,6 +445,10 @@ mod tests {
     use super::*;
     use crate::broker::log::batch::tests::encoded_batch;
 
+    fn unlimited() -> DecompressionBudget {
+        DecompressionBudget::new(u64::MAX)
+    }
+
     fn config(segment_bytes: u64) -> LogConfig {
         LogConfig {
             segment_bytes,
@@ -443,7 +471,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut log, _) = PartitionLog::open(dir.path(), config(1000)).expect("open");
         for i in 0..40 {
-            let info = log.append_as_leader(&encoded_batch(3), 4).expect("append");
+            let info = log
+                .append_as_leader(&encoded_batch(3), 4, &mut unlimited())
+                .expect("append");
             assert_eq!(info.base_offset, i * 3);
             assert_eq!(info.last_offset, i * 3 + 2);
         }
@@ -498,12 +528,12 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] ^= 0x40;
         assert!(matches!(
-            log.append_as_leader(&bad, 0),
+            log.append_as_leader(&bad, 0, &mut unlimited()),
             Err(AppendError::Corrupt(BatchError::Crc { .. }))
         ));
         log.config.message_max_bytes = 10;
         assert!(matches!(
-            log.append_as_leader(&encoded_batch(2), 0),
+            log.append_as_leader(&encoded_batch(2), 0, &mut unlimited()),
             Err(AppendError::TooLarge { .. })
         ));
         assert_eq!(log.log_end_offset(), 0);
@@ -514,7 +544,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut log, _) = PartitionLog::open(dir.path(), config(600)).expect("open");
         for epoch in [1, 1, 2, 2, 3, 3] {
-            log.append_as_leader(&encoded_batch(5), epoch)
+            log.append_as_leader(&encoded_batch(5), epoch, &mut unlimited())
                 .expect("append");
         }
         log.truncate_to(15).expect("truncate");

@@ -185,7 +185,7 @@ async fn run_one(
         spec.seed = Some(seed);
         let options = RunOptions {
             name: format!("{}/{workload}", bug.map_or("control", |entry| entry.name)),
-            spec: spec.clone(),
+            spec,
             store: dir.join("runs"),
             templates: templates_with(bug)?,
             progress: false,
@@ -194,7 +194,7 @@ async fn run_one(
         if let Err(error) = reports::write_run(&outcome.dir) {
             eprintln!("warning: no report for {}: {error}", outcome.dir.display());
         }
-        Ok::<_, anyhow::Error>((outcome, spec))
+        Ok::<_, anyhow::Error>(outcome)
     }
     .await;
     let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -211,7 +211,7 @@ async fn run_one(
         wall_ms,
     };
     match outcome {
-        Ok((outcome, spec)) => judge(&mut record, &outcome, &spec, dir),
+        Ok(outcome) => judge(&mut record, &outcome, dir),
         Err(error) => record.reasons.push(format!("{error:#}")),
     }
     record
@@ -219,7 +219,7 @@ async fn run_one(
 
 /// Fills in what the run found: a bug run is caught when the checker calls it invalid; a
 /// control run passes when its result matches the workload's expectation.
-fn judge(record: &mut RunRecord, outcome: &RunOutcome, spec: &WorkloadSpec, dir: &Path) {
+fn judge(record: &mut RunRecord, outcome: &RunOutcome, dir: &Path) {
     let results: &Results = &outcome.results;
     record.run_dir = Some(
         outcome
@@ -239,12 +239,11 @@ fn judge(record: &mut RunRecord, outcome: &RunOutcome, spec: &WorkloadSpec, dir:
         record.time_to_detection_ms = detection.time_to_detection_us.map(|us| us / 1_000);
     }
     record.reasons = results.reasons.clone();
-    record.reasons.extend(outcome.caveats(spec));
     if outcome.interrupted {
         record.reasons.push(INTERRUPTED.to_string());
     }
     record.verdict = match (&record.bug, results.valid) {
-        (None, _) if outcome.passed(spec) => Verdict::Passed,
+        (None, _) if outcome.outcome().passed() => Verdict::Passed,
         (None, _) => Verdict::FalseAlarm,
         (Some(_), Validity::False) => Verdict::Caught,
         (Some(_), Validity::True) => Verdict::Missed,
