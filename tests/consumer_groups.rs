@@ -374,7 +374,17 @@ fn a_commit_is_acknowledged_only_once_replicated_to_min_insync_replicas() {
         .unwrap()
         .bootstrap();
     let mut client = WireClient::connect(&address);
-    assert_eq!(commit(&mut client, "lonely", "", -1, "positions", 5), 0);
+    // The coordinator may still be loading its partition (COORDINATOR_LOAD_IN_PROGRESS, which
+    // clients retry): the first commit is acknowledged once it serves.
+    wait_for("the first commit", CONVERGE, Duration::from_millis(50), || {
+        let code = commit(&mut client, "lonely", "", -1, "positions", 5);
+        assert!(
+            [0, ResponseError::CoordinatorLoadInProgress.code()].contains(&code),
+            "the first commit was answered {code}"
+        );
+        (code == 0).then_some(())
+    })
+    .unwrap();
 
     // The coordinator is left alone: its commit cannot reach min.insync.replicas.
     for broker in brokers.iter_mut().filter(|b| b.broker_id != coordinator_id) {
