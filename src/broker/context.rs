@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::config::BrokerConfig;
 use super::log::partition_log::LogConfig;
 use super::metadata_cache::MetadataCache;
+use super::producer_state::producer_ids::ProducerIdManager;
 use super::replica_fetcher::ReplicaFetchers;
 use super::replica_manager::ReplicaManager;
 use super::zk::Coordinator;
@@ -20,6 +21,8 @@ pub struct Broker {
     pub coordinator: Coordinator,
     /// Serialises topic creation and deletion on this broker.
     pub topic_admin: tokio::sync::Mutex<()>,
+    /// Hands out producer ids (InitProducerId).
+    pub producer_ids: ProducerIdManager,
 }
 
 impl Broker {
@@ -42,6 +45,7 @@ impl Broker {
             metadata: MetadataCache::default(),
             coordinator,
             topic_admin: tokio::sync::Mutex::new(()),
+            producer_ids: ProducerIdManager::new(config.broker_id),
             config,
         }
     }

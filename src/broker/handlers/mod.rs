@@ -13,6 +13,7 @@ pub mod describe_configs;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
@@ -63,6 +64,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The supported version range of `api_key`, if it is served.
@@ -151,6 +153,10 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> anyhow::Result<
         ApiKey::ElectLeaders => {
             let request = decode::<m::ElectLeadersRequest>(frame, &header)?;
             reply(elect_leaders::handle(broker, request, version), &header)
+        }
+        ApiKey::InitProducerId => {
+            let request = decode::<m::InitProducerIdRequest>(frame, &header)?;
+            reply(init_producer_id::handle(broker, request, version), &header)
         }
         other => bail!("{other:?} is listed as supported but has no handler"),
     }
