@@ -246,8 +246,9 @@ pub fn for_version(api_key: ApiKey, version: i16) -> anyhow::Result<Vec<KafkaSee
             }
         }
         ApiKey::InitProducerId => {
-            let mut idempotent =
-                m::InitProducerIdRequest::default().with_transaction_timeout_ms(-1);
+            let mut idempotent = m::InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(-1);
             if version >= 3 {
                 // KIP-360: the producer's current id and epoch.
                 idempotent = idempotent

@@ -22,14 +22,21 @@ pub fn handle(
     request: InitProducerIdRequest,
     _version: i16,
 ) -> Outcome<InitProducerIdResponse> {
-    if let Some(transactional_id) = request.transactional_id {
-        tracing::warn!(
-            "InitProducerId for transactional.id `{}` refused with INVALID_REQUEST: transactions \
-             are not supported by this broker (idempotent producers without a transactional.id \
-             are)",
-            transactional_id.as_str()
-        );
-        return Outcome::Now(error(ResponseError::InvalidRequest));
+    match request.transactional_id {
+        None => {}
+        Some(id) if id.is_empty() => {
+            tracing::info!("InitProducerId with an empty transactional.id: INVALID_REQUEST");
+            return Outcome::Now(error(ResponseError::InvalidRequest));
+        }
+        Some(id) => {
+            tracing::warn!(
+                "InitProducerId for transactional.id `{}` refused with INVALID_REQUEST: \
+                 transactions are not supported by this broker (idempotent producers without a \
+                 transactional.id are)",
+                id.as_str()
+            );
+            return Outcome::Now(error(ResponseError::InvalidRequest));
+        }
     }
     let broker = Arc::clone(broker);
     Outcome::Later(Box::pin(async move {

@@ -125,8 +125,9 @@ fn append_one(
     match partition.append_as_leader(&records, acks == -1, min_insync_replicas, budget) {
         Ok(info) => {
             if info.duplicate {
-                tracing::debug!(
-                    "produce to {}-{index}: a retry of the batch at offsets {}..={}",
+                tracing::info!(
+                    "produce to {}-{index}: a retry of the batch at offsets {}..={}, answered \
+                     with its offsets (idempotent producer)",
                     topic.0,
                     info.base_offset,
                     info.last_offset

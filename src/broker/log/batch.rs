@@ -203,6 +203,37 @@ pub fn encode_example(
     values: &[&[u8]],
     compression: kafka_protocol::records::Compression,
 ) -> anyhow::Result<bytes::Bytes> {
+    encode_records(values, compression, -1, -1, 0, 1_000)
+}
+
+/// [`encode_example`] as idempotent producer `producer_id` at `epoch` sends it: its records
+/// numbered from `first_sequence`, timestamped `timestamp_ms` (uncompressed).
+pub fn encode_idempotent_example(
+    values: &[&[u8]],
+    producer_id: i64,
+    epoch: i16,
+    first_sequence: i32,
+    timestamp_ms: i64,
+) -> anyhow::Result<bytes::Bytes> {
+    let none = kafka_protocol::records::Compression::None;
+    encode_records(
+        values,
+        none,
+        producer_id,
+        epoch,
+        first_sequence,
+        timestamp_ms,
+    )
+}
+
+fn encode_records(
+    values: &[&[u8]],
+    compression: kafka_protocol::records::Compression,
+    producer_id: i64,
+    producer_epoch: i16,
+    first_sequence: i32,
+    timestamp_ms: i64,
+) -> anyhow::Result<bytes::Bytes> {
     use bytes::Bytes;
     use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -214,12 +245,12 @@ pub fn encode_example(
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: i as i32,
-            timestamp: 1_000 + i as i64,
+            sequence: first_sequence.wrapping_add(i as i32),
+            timestamp: timestamp_ms + i as i64,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::copy_from_slice(value)),
             headers: [(
@@ -293,34 +324,14 @@ pub(crate) mod tests {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis() as i64);
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch: epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: first_sequence.wrapping_add(i as i32),
-                timestamp: now_ms,
-                key: None,
-                value: Some(Bytes::from(format!("p{producer_id}-{first_sequence}-{i}"))),
-                headers: Default::default(),
-            })
+        let values: Vec<Vec<u8>> = (0..count)
+            .map(|i| format!("p{producer_id}-{first_sequence}-{i}").into_bytes())
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .expect("encode");
-        buf
+        let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let encoded =
+            encode_idempotent_example(&values, producer_id, epoch, first_sequence, now_ms)
+                .expect("encode");
+        BytesMut::from(&encoded[..])
     }
 
     #[test]
