@@ -131,7 +131,9 @@ fn idempotent_producer(bootstrap: &str) -> FutureProducer {
         .set("bootstrap.servers", bootstrap)
         .set(
             "enable.idempotence",
-            std::env::var("IDEM").as_deref().unwrap_or("true"),
+            std::env::var("KCHAOS_TEST_ENABLE_IDEMPOTENCE")
+                .as_deref()
+                .unwrap_or("true"),
         )
         .set("linger.ms", "2")
         .set("message.timeout.ms", "120000")

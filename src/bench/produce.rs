@@ -11,7 +11,15 @@
 //! run also measures the baseline (acks=1, replication factor 1, on the same cluster) and
 //! prints the ratio, then the acks latency p50/p99 at a fixed `--latency-rate`.
 //!
+//! With `--idempotence` the run instead compares librdkafka's idempotent producer
+//! (`enable.idempotence=true`) with a plain producer at the same acks=all on the same cluster:
+//! `--rounds` alternating rounds, each on a fresh topic and timed after a first acknowledged
+//! record (so that librdkafka's start-up, which asks for the producer id only after 500 ms
+//! when no broker is up yet, is not counted), and the ratio of the median rates.
+//!
 //! `cargo run --release -- bench produce --records 2000000 --acks all --replication-factor 3`
+//! `cargo run --release -- bench produce --records 1000000 --acks all --replication-factor 3 \
+//!  --idempotence`
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -75,6 +83,12 @@ pub struct ProduceBenchArgs {
     /// Seconds of the latency phase.
     #[arg(long, default_value_t = 5)]
     pub latency_seconds: u64,
+    /// Compare the idempotent producer with a plain one at the same acks (needs --acks all).
+    #[arg(long)]
+    pub idempotence: bool,
+    /// Alternating rounds (plain, then idempotent) of the --idempotence comparison.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
 }
 
 /// Counts acknowledgements from the producer's delivery callbacks.
@@ -132,7 +146,16 @@ pub fn run(args: ProduceBenchArgs) -> anyhow::Result<ExitCode> {
     if args.records == 0 || args.partitions < 1 {
         bail!("--records and --partitions must be at least 1");
     }
+    if args.idempotence && !matches!(args.acks.as_str(), "all" | "-1") {
+        bail!(
+            "--idempotence needs --acks all: an idempotent producer always waits for the \
+             in-sync replicas"
+        );
+    }
     let cluster = start_cluster(&args)?;
+    if args.idempotence {
+        return compare_idempotence(&args, &cluster.bootstrap);
+    }
     let topic = format!("bench-{}", std::process::id());
     create_topic(
         &cluster.bootstrap,
@@ -150,7 +173,12 @@ pub fn run(args: ProduceBenchArgs) -> anyhow::Result<ExitCode> {
         args.partitions,
         cluster.bootstrap
     );
-    let produce_elapsed = produce(&args, &args.acks, &cluster.bootstrap, &topic)?;
+    let produce_elapsed = produce(
+        &args,
+        ProducerSetup::plain(&args.acks),
+        &cluster.bootstrap,
+        &topic,
+    )?;
     let measured = report("produce", args.records, args.record_size, produce_elapsed);
     let consume_elapsed = consume(&args, &cluster.bootstrap, &topic)?;
     report("consume", args.records, args.record_size, consume_elapsed);
@@ -158,7 +186,12 @@ pub fn run(args: ProduceBenchArgs) -> anyhow::Result<ExitCode> {
     if replicated && !args.no_baseline {
         let baseline_topic = format!("{topic}-baseline");
         create_topic(&cluster.bootstrap, &baseline_topic, args.partitions, 1)?;
-        let elapsed = produce(&args, "1", &cluster.bootstrap, &baseline_topic)?;
+        let elapsed = produce(
+            &args,
+            ProducerSetup::plain("1"),
+            &cluster.bootstrap,
+            &baseline_topic,
+        )?;
         let baseline = report(
             "produce baseline (acks=1, replication factor 1)",
             args.records,
@@ -181,6 +214,51 @@ pub fn run(args: ProduceBenchArgs) -> anyhow::Result<ExitCode> {
         latency(&args, &cluster.bootstrap, &latency_topic)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--idempotence`: alternating rounds of a plain and an idempotent producer at the same acks,
+/// each on a fresh topic; prints every round, the median rates and their ratio.
+fn compare_idempotence(args: &ProduceBenchArgs, bootstrap: &str) -> anyhow::Result<ExitCode> {
+    println!(
+        "bench produce --idempotence: {} records of {} bytes per round, acks={}, replication \
+         factor {}, {} partition(s), {} rounds, brokers {bootstrap}",
+        args.records,
+        args.record_size,
+        args.acks,
+        args.replication_factor,
+        args.partitions,
+        args.rounds.max(1)
+    );
+    let mut plain = Vec::new();
+    let mut idempotent = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        for (idempotence, rates) in [(false, &mut plain), (true, &mut idempotent)] {
+            let kind = if idempotence { "idempotent" } else { "plain" };
+            let topic = format!("bench-{}-{kind}-{round}", std::process::id());
+            create_topic(bootstrap, &topic, args.partitions, args.replication_factor)?;
+            let setup = ProducerSetup {
+                acks: &args.acks,
+                idempotence,
+                warm_up: true,
+            };
+            let elapsed = produce(args, setup, bootstrap, &topic)?;
+            let phase = format!("round {round}: produce {kind}");
+            rates.push(report(&phase, args.records, args.record_size, elapsed));
+        }
+    }
+    let (plain, idempotent) = (median(&mut plain), median(&mut idempotent));
+    println!(
+        "median produce: plain {plain:.0} records/s, idempotent {idempotent:.0} records/s; \
+         ratio idempotent / plain acks={}: {:.2}",
+        args.acks,
+        idempotent / plain.max(1e-9)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Counts latencies (send to acknowledgement) from the delivery callbacks.
@@ -438,25 +516,58 @@ fn create_topic(
     Ok(())
 }
 
+/// How one produce phase's producer is set up.
+#[derive(Debug, Clone, Copy)]
+struct ProducerSetup<'a> {
+    acks: &'a str,
+    idempotence: bool,
+    /// Send one record and wait for it before the clock starts (connections, metadata and an
+    /// idempotent producer's id are then in place: librdkafka asks for the id only once a
+    /// broker is up, and otherwise retries after 500 ms).
+    warm_up: bool,
+}
+
+impl<'a> ProducerSetup<'a> {
+    fn plain(acks: &'a str) -> Self {
+        ProducerSetup {
+            acks,
+            idempotence: false,
+            warm_up: false,
+        }
+    }
+}
+
 fn produce(
     args: &ProduceBenchArgs,
-    acks: &str,
+    setup: ProducerSetup<'_>,
     bootstrap: &str,
     topic: &str,
 ) -> anyhow::Result<Duration> {
     let counter = Arc::new(DeliveryCounter::default());
     let producer: ThreadedProducer<CountingContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("acks", acks)
+        .set("acks", setup.acks)
         .set("linger.ms", args.linger_ms.to_string())
         .set("batch.size", args.batch_size.to_string())
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
-        .set("enable.idempotence", "false")
+        .set("enable.idempotence", setup.idempotence.to_string())
         .set("compression.type", "none")
         .create_with_context(CountingContext(Arc::clone(&counter)))
         .context("cannot create the producer")?;
     let value = vec![b'x'; args.record_size];
+    let warm_up_records = u64::from(setup.warm_up);
+    if setup.warm_up {
+        let record = BaseRecord::<(), [u8]>::to(topic)
+            .payload(&value[..])
+            .partition(0);
+        if let Err((error, _)) = producer.send(record) {
+            bail!("cannot send the warm-up record: {error}");
+        }
+        producer
+            .flush(Duration::from_secs(60))
+            .context("the warm-up record was not acknowledged in 60 s")?;
+    }
     let start = Instant::now();
     for i in 0..args.records {
         let partition = (i % args.partitions as u64) as i32;
@@ -480,7 +591,7 @@ fn produce(
     let elapsed = start.elapsed();
     let failed = counter.failed.load(Ordering::Relaxed);
     let acked = counter.acked.load(Ordering::Relaxed);
-    if failed > 0 || acked != args.records {
+    if failed > 0 || acked != args.records + warm_up_records {
         bail!(
             "{acked} records acknowledged, {failed} failed, of {}",
             args.records

@@ -302,8 +302,8 @@ mod tests {
             "plain producers may send several batches"
         );
         let one = validate_client_batches(&[header(9, 1, 4, 0)])
-            .unwrap()
-            .unwrap();
+            .expect("valid")
+            .expect("a producer batch");
         assert_eq!((one.producer_id, one.epoch, one.first_sequence), (9, 1, 4));
         assert_eq!(one.last_sequence(), 6);
         assert_eq!(

@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(wrapping.last_sequence(), 1);
         let mut entry = ProducerEntry::new(0, [], 0);
         entry.add(&wrapping, 100);
-        let cached = entry.batches().next().copied().unwrap();
+        let cached = entry.batches().next().copied().expect("one batch");
         assert_eq!(cached.first_sequence(), i32::MAX - 1);
         assert_eq!((cached.first_offset(), cached.last_offset), (100, 103));
     }
@@ -213,9 +213,15 @@ mod tests {
             entry.add(&batch(0, i * 10, 10), i64::from(i) * 10);
         }
         assert_eq!(entry.batches().len(), BATCHES_TO_RETAIN);
-        assert_eq!(entry.batches().next().unwrap().first_sequence(), 20);
         assert_eq!(
-            entry.find_duplicate(&batch(0, 30, 10)).unwrap().last_offset,
+            entry.batches().next().expect("batches").first_sequence(),
+            20
+        );
+        assert_eq!(
+            entry
+                .find_duplicate(&batch(0, 30, 10))
+                .expect("a duplicate")
+                .last_offset,
             39
         );
         assert_eq!(entry.find_duplicate(&batch(0, 10, 10)), None, "forgotten");

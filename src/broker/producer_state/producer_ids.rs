@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn blocks_follow_the_latest_one_written() {
         assert_eq!(
-            ProducerIdBlock::next_after(b"").unwrap(),
+            ProducerIdBlock::next_after(b"").expect("test value"),
             ProducerIdBlock {
                 first: 0,
                 last: 999
@@ -162,11 +162,11 @@ mod tests {
             last: 999,
         };
         let written = first.to_json(3);
-        let text = String::from_utf8(written.clone()).unwrap();
+        let text = String::from_utf8(written.clone()).expect("test value");
         assert!(text.contains("\"block_start\":\"0\""), "{text}");
         assert!(text.contains("\"broker\":3"), "{text}");
         assert_eq!(
-            ProducerIdBlock::next_after(&written).unwrap(),
+            ProducerIdBlock::next_after(&written).expect("test value"),
             ProducerIdBlock {
                 first: 1000,
                 last: 1999
@@ -176,7 +176,7 @@ mod tests {
             ProducerIdBlock::next_after(
                 br#"{"version":1,"broker":1,"block_start":5000,"block_end":5999}"#
             )
-            .unwrap(),
+            .expect("test value"),
             ProducerIdBlock {
                 first: 6000,
                 last: 6999

@@ -310,7 +310,7 @@ mod tests {
         assert!(decode(&[], 60).is_err());
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
-        assert!(decode(&flipped, 60).unwrap_err().contains("CRC"));
+        assert!(decode(&flipped, 60).expect_err("corrupt").contains("CRC"));
         // A huge count with a valid CRC: refused when the entries run out, allocating nothing.
         let mut body = i32::MAX.to_be_bytes().to_vec();
         body.extend_from_slice(&[0; 30]);
@@ -332,6 +332,10 @@ mod tests {
         let mut file = VERSION.to_be_bytes().to_vec();
         file.extend_from_slice(&crc32c::crc32c(&six).to_be_bytes());
         file.extend_from_slice(&six);
-        assert!(decode(&file, 60).unwrap_err().contains("6 batches"));
+        assert!(
+            decode(&file, 60)
+                .expect_err("corrupt")
+                .contains("6 batches")
+        );
     }
 }
