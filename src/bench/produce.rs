@@ -311,16 +311,12 @@ fn latency(args: &ProduceBenchArgs, bootstrap: &str, topic: &str) -> anyhow::Res
         .context("cannot create the producer")?;
     let value = vec![b'x'; args.record_size];
     // Warm up (metadata, connections) outside the measurement.
-    let warm_up =
-        BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
+    warm_up(
+        &producer,
+        BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
             .payload(&value[..])
-            .partition(0);
-    if let Err((error, _)) = producer.send(warm_up) {
-        bail!("cannot send the warm-up record: {error}");
-    }
-    producer
-        .flush(Duration::from_secs(60))
-        .context("the warm-up record was not acknowledged in 60 s")?;
+            .partition(0),
+    )?;
     context
         .0
         .histogram
@@ -366,6 +362,19 @@ fn latency(args: &ProduceBenchArgs, bootstrap: &str, topic: &str) -> anyhow::Res
         context.0.failed.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// Sends one record and waits for its acknowledgement.
+fn warm_up<C: ProducerContext>(
+    producer: &ThreadedProducer<C>,
+    record: BaseRecord<'_, (), [u8], C::DeliveryOpaque>,
+) -> anyhow::Result<()> {
+    if let Err((error, _)) = producer.send(record) {
+        bail!("cannot send the warm-up record: {error}");
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .context("the warm-up record was not acknowledged in 60 s")
 }
 
 /// Prints a phase's throughput and returns its records/s.
@@ -558,15 +567,10 @@ fn produce(
     let value = vec![b'x'; args.record_size];
     let warm_up_records = u64::from(setup.warm_up);
     if setup.warm_up {
-        let record = BaseRecord::<(), [u8]>::to(topic)
-            .payload(&value[..])
-            .partition(0);
-        if let Err((error, _)) = producer.send(record) {
-            bail!("cannot send the warm-up record: {error}");
-        }
-        producer
-            .flush(Duration::from_secs(60))
-            .context("the warm-up record was not acknowledged in 60 s")?;
+        warm_up(
+            &producer,
+            BaseRecord::to(topic).payload(&value[..]).partition(0),
+        )?;
     }
     let start = Instant::now();
     for i in 0..args.records {
