@@ -12,7 +12,10 @@
 //! - on truncation, [`ProducerStateManager::truncate`] drops the snapshots past the new end and,
 //!   when a producer had batches there, starts over from the latest snapshot before it;
 //! - producers idle for `producer.id.expiration.ms` are forgotten
-//!   ([`ProducerStateManager::remove_expired`]), which bounds the memory.
+//!   ([`ProducerStateManager::remove_expired`]); and since any client may write with any
+//!   producer id, a partition never keeps more than [`PRODUCERS_PER_PARTITION_MAX`]: past that,
+//!   the idlest tenth is forgotten at once (Kafka has no such bound; KIP-936 describes brokers
+//!   run out of memory by producer ids).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,6 +25,9 @@ use super::entry::{ProducerBatch, ProducerEntry};
 use super::snapshot::{self, SnapshotError};
 use crate::broker::log::batch::BatchHeader;
 use crate::broker::log::directory;
+
+/// The most producers one partition remembers (about 150 bytes each).
+pub const PRODUCERS_PER_PARTITION_MAX: usize = 100_000;
 
 /// The producers of one partition and its snapshot files.
 #[derive(Debug)]
@@ -56,6 +62,9 @@ impl ProducerStateManager {
             match snapshot::read(&self.dir, offset) {
                 Ok(entries) => {
                     self.producers = entries.into_iter().collect();
+                    if self.producers.len() > PRODUCERS_PER_PARTITION_MAX {
+                        self.forget_idlest();
+                    }
                     self.last_snapshot_offset = offset;
                     tracing::info!(
                         "loaded producer snapshot {} with {} producer ids",
@@ -97,6 +106,29 @@ impl ProducerStateManager {
             .entry(batch.producer_id)
             .or_insert_with(|| ProducerEntry::new(batch.epoch, [], batch.max_timestamp_ms))
             .add(&batch, header.base_offset);
+        if self.producers.len() > PRODUCERS_PER_PARTITION_MAX {
+            self.forget_idlest();
+        }
+    }
+
+    /// Forgets the tenth of the producers whose latest batch is oldest (one sort per tenth of
+    /// the bound: the cost per batch stays small).
+    fn forget_idlest(&mut self) {
+        let mut by_age: Vec<(i64, i64)> = self
+            .producers
+            .iter()
+            .map(|(id, entry)| (entry.last_timestamp_ms, *id))
+            .collect();
+        by_age.sort_unstable();
+        let forget = self.producers.len() - PRODUCERS_PER_PARTITION_MAX * 9 / 10;
+        for (_, producer_id) in by_age.into_iter().take(forget) {
+            self.producers.remove(&producer_id);
+        }
+        tracing::warn!(
+            "more than {PRODUCERS_PER_PARTITION_MAX} producer ids wrote to {}: forgot the {forget} \
+             idlest (their retries are no longer recognised)",
+            self.dir.display()
+        );
     }
 
     /// Writes a snapshot at `log_end_offset` unless one at or past it was already taken.
@@ -279,6 +311,20 @@ mod tests {
             .take_snapshot(10)
             .expect("a snapshot at the new end is written again");
         assert_eq!(state.snapshot_offsets(), &BTreeSet::from([5, 10]));
+    }
+
+    #[test]
+    fn past_the_bound_the_idlest_producers_are_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut state = ProducerStateManager::open(dir.path()).expect("open");
+        for producer_id in 0..=PRODUCERS_PER_PARTITION_MAX as i64 {
+            let mut batch = header(producer_id, 0, 0, producer_id * 5);
+            batch.max_timestamp = producer_id;
+            state.record(&batch);
+        }
+        assert_eq!(state.len(), PRODUCERS_PER_PARTITION_MAX * 9 / 10);
+        assert!(state.entry(0).is_none(), "the idlest went");
+        assert!(state.entry(PRODUCERS_PER_PARTITION_MAX as i64).is_some());
     }
 
     #[test]
