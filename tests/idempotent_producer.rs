@@ -2,8 +2,9 @@
 //! through a SIGKILL of the partition leader (every message exactly once, in order), Kafka's
 //! answers on the wire (a retry of one of the last five batches gets its original offsets,
 //! OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, an unknown producer id accepted as
-//! since KIP-360), the state across a crash, a clean restart and a corrupt snapshot, producer
-//! ids unique across brokers and restarts, and kafka-python and confluent-kafka producers.
+//! since KIP-360), the state across a crash, a clean restart and a corrupt snapshot, a deposed
+//! leader forgetting the batches it truncated (KIP-101), producer ids unique across brokers and
+//! restarts, and kafka-python and confluent-kafka producers.
 //!
 //! `KCHAOS_TEST_ENABLE_IDEMPOTENCE=false` runs the leader-kill test with a plain producer, to see
 //! what it catches: the retried sends appended twice.
@@ -108,6 +109,12 @@ fn create_topic(
 /// The leader and the replicas (assignment order) of `topic`-`partition` as the cluster's
 /// metadata says; leader -1: none.
 fn partition_of(bootstrap: &str, topic: &str, partition: i32) -> (i32, Vec<i32>) {
+    let (leader, replicas, _) = partition_state(bootstrap, topic, partition);
+    (leader, replicas)
+}
+
+/// Leader, replicas and ISR of `topic`-`partition` in the metadata; leader -1: none.
+fn partition_state(bootstrap: &str, topic: &str, partition: i32) -> (i32, Vec<i32>, Vec<i32>) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -121,9 +128,9 @@ fn partition_of(bootstrap: &str, topic: &str, partition: i32) -> (i32, Vec<i32>)
                 .iter()
                 .find(|t| t.name() == topic)
                 .and_then(|t| t.partitions().iter().find(|p| p.id() == partition))
-                .map(|p| (p.leader(), p.replicas().to_vec()))
+                .map(|p| (p.leader(), p.replicas().to_vec(), p.isr().to_vec()))
         })
-        .unwrap_or((-1, Vec::new()))
+        .unwrap_or((-1, Vec::new(), Vec::new()))
 }
 
 fn idempotent_producer(bootstrap: &str) -> FutureProducer {
@@ -802,4 +809,144 @@ fn kafka_python_and_confluent_kafka_idempotent_producers_work() {
         "{stdout}"
     );
     assert!(broker.output().contains("reserved producer ids"));
+}
+
+/// KIP-101 with an idempotent producer: the leader, alone in the ISR, appends a batch (acks=1)
+/// that no follower has, dies, and a follower elected uncleanly writes other records over those
+/// offsets. Restarted, the old leader truncates that batch — and must forget it: made leader
+/// again (preferred election), it appends the producer's retry of the batch as new, at its log
+/// end. (Answering it as a duplicate at its old offset would acknowledge records that are in no
+/// log.)
+#[test]
+fn a_deposed_leader_forgets_the_idempotent_batches_it_truncated() {
+    let mut cluster = Cluster::start("auto.leader.rebalance.enable=false");
+    let bootstrap = cluster.bootstrap();
+    create_topic(
+        &bootstrap,
+        "trunc",
+        1,
+        3,
+        &[("unclean.leader.election.enable", "true")],
+    );
+    let (leader, replicas) = wait_for("a full ISR", FAILOVER_TIMEOUT, POLL, || {
+        let (leader, replicas, isr) = partition_state(&bootstrap, "trunc", 0);
+        (leader >= 0 && isr.len() == 3).then_some((leader, replicas))
+    })
+    .unwrap();
+    assert_eq!(leader, replicas[0], "the preferred replica leads");
+    let followers: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|id| *id != leader)
+        .collect();
+    let leader_address = cluster.broker(leader).bootstrap();
+    let mut stream = connect(&leader_address);
+    let producer_id = new_producer_id(&mut stream);
+    let first = produce(
+        &mut stream,
+        9,
+        "trunc",
+        idempotent_batch(producer_id, 0, 0, 2),
+    );
+    assert_eq!((first.0, first.1), (NONE, 0));
+
+    // The followers die; alone in the ISR, the leader takes a second batch (acks=1), then dies.
+    for id in &followers {
+        cluster.broker(*id).kill();
+    }
+    wait_for(
+        "the ISR to shrink to the leader",
+        FAILOVER_TIMEOUT,
+        POLL,
+        || {
+            let (_, _, isr) = partition_state(&leader_address, "trunc", 0);
+            (isr == [leader]).then_some(())
+        },
+    )
+    .unwrap();
+    let unreplicated = idempotent_batch(producer_id, 0, 2, 2);
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic_name("trunc"))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(unreplicated.clone())),
+                ]),
+        ]);
+    let answer: ProduceResponse = call(&mut stream, ApiKey::Produce, 9, &request);
+    let answer = &answer.responses[0].partition_responses[0];
+    assert_eq!((answer.error_code, answer.base_offset), (NONE, 2));
+    cluster.broker(leader).kill();
+    for id in &followers {
+        cluster.broker(*id).restart();
+    }
+    let new_leader = wait_for("a new leader", FAILOVER_TIMEOUT, POLL, || {
+        let (new_leader, _) = partition_of(&cluster.bootstrap(), "trunc", 0);
+        (new_leader >= 0 && new_leader != leader).then_some(new_leader)
+    })
+    .unwrap();
+    // Another producer's three records take offsets 2..=4 there.
+    let mut new_stream = connect(&cluster.broker(new_leader).bootstrap());
+    let other = new_producer_id(&mut new_stream);
+    let written = produce(
+        &mut new_stream,
+        9,
+        "trunc",
+        idempotent_batch(other, 0, 0, 3),
+    );
+    assert_eq!((written.0, written.1), (NONE, 2));
+
+    cluster.broker(leader).restart();
+    wait_for(
+        "the old leader back in the ISR",
+        FAILOVER_TIMEOUT,
+        POLL,
+        || {
+            let (_, _, isr) = partition_state(&cluster.bootstrap(), "trunc", 0);
+            isr.contains(&leader).then_some(())
+        },
+    )
+    .unwrap();
+    let elect = std::process::Command::new(env!("CARGO_BIN_EXE_kchaos"))
+        .args([
+            "elect",
+            "--bootstrap-server",
+            &cluster.bootstrap(),
+            "--election-type",
+            "preferred",
+            "--topic",
+            "trunc",
+            "--partition",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(elect.status.success(), "{elect:?}");
+    wait_for(
+        "the old leader leading again",
+        FAILOVER_TIMEOUT,
+        POLL,
+        || (partition_of(&cluster.bootstrap(), "trunc", 0).0 == leader).then_some(()),
+    )
+    .unwrap();
+
+    let mut stream = connect(&cluster.broker(leader).bootstrap());
+    let retry = produce(&mut stream, 9, "trunc", unreplicated);
+    assert_eq!(
+        (retry.0, retry.1),
+        (NONE, 5),
+        "the retry of the truncated batch is appended at the log end; old leader's log:\n{}",
+        cluster.broker(leader).output()
+    );
+    assert_eq!(log_end_offset(&mut stream, "trunc"), 7);
+    assert!(
+        cluster
+            .broker(leader)
+            .output()
+            .contains("Truncating partition trunc-0")
+    );
 }
