@@ -163,18 +163,20 @@ impl PartitionLog {
                 continue;
             };
             segment.visit_headers_from(position, |header| {
-                if header.base_offset >= from {
+                if header.base_offset >= from && header.has_producer_id() {
                     self.producers.record(header);
                     replayed += 1;
                 }
             })?;
         }
-        tracing::info!(
-            "rebuilt the producer state of {} from offset {from}: {replayed} batches replayed, \
-             {} producer ids",
-            self.dir.display(),
-            self.producers.len()
-        );
+        if replayed > 0 {
+            tracing::info!(
+                "rebuilt the producer state of {} from offset {from}: {replayed} idempotent \
+                 batches replayed, {} producer ids",
+                self.dir.display(),
+                self.producers.len()
+            );
+        }
         Ok(())
     }
 
