@@ -16,6 +16,10 @@
 //! `--rounds` alternating rounds, each on a fresh topic and timed after a first acknowledged
 //! record (so that librdkafka's start-up, which asks for the producer id only after 500 ms
 //! when no broker is up yet, is not counted), and the ratio of the median rates.
+//! `--client-stats` adds librdkafka's own view of each phase (requests, round trip, requests in
+//! flight): librdkafka 2.12's idempotent producer keeps one request in flight per partition
+//! once batches hold five messages or more (it counts in-flight messages against its window of
+//! five requests), so its throughput per partition is a batch per round trip.
 //!
 //! `cargo run --release -- bench produce --records 2000000 --acks all --replication-factor 3`
 //! `cargo run --release -- bench produce --records 1000000 --acks all --replication-factor 3 \
@@ -89,19 +93,70 @@ pub struct ProduceBenchArgs {
     /// Alternating rounds (plain, then idempotent) of the --idempotence comparison.
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
+    /// Also print librdkafka's view of each produce phase: requests, round trip, in flight.
+    #[arg(long)]
+    pub client_stats: bool,
 }
 
-/// Counts acknowledgements from the producer's delivery callbacks.
+/// Counts acknowledgements from the producer's delivery callbacks (and, with
+/// `--client-stats`, samples librdkafka's statistics).
 #[derive(Default)]
 struct DeliveryCounter {
     acked: AtomicU64,
     failed: AtomicU64,
+    requests: std::sync::Mutex<RequestSamples>,
+}
+
+/// What librdkafka's statistics say of the produce requests, summed over samples.
+#[derive(Debug, Default, Clone, Copy)]
+struct RequestSamples {
+    samples: u64,
+    /// Requests awaiting a response, over every broker, summed over samples.
+    in_flight: i64,
+    /// The brokers' mean request round trip (µs), summed over samples that had one.
+    rtt_us: i64,
+    rtt_samples: i64,
+    /// Requests sent so far (the latest sample).
+    sent: u64,
+}
+
+impl RequestSamples {
+    fn report(&self) -> String {
+        let samples = self.samples.max(1) as f64;
+        format!(
+            "librdkafka: {} requests, round trip {:.1} ms on average, {:.1} requests in flight on \
+             average ({} samples)",
+            self.sent,
+            self.rtt_us as f64 / self.rtt_samples.max(1) as f64 / 1000.0,
+            self.in_flight as f64 / samples,
+            self.samples
+        )
+    }
 }
 
 #[derive(Clone)]
 struct CountingContext(Arc<DeliveryCounter>);
 
-impl ClientContext for CountingContext {}
+impl ClientContext for CountingContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let brokers = statistics.brokers.values().filter(|b| b.nodeid >= 0);
+        let mut requests = self
+            .0
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        requests.samples += 1;
+        requests.sent = 0;
+        for broker in brokers {
+            requests.in_flight += broker.waitresp_cnt;
+            requests.sent += broker.tx;
+            if let Some(rtt) = broker.rtt.as_ref().filter(|rtt| rtt.cnt > 0) {
+                requests.rtt_us += rtt.avg;
+                requests.rtt_samples += 1;
+            }
+        }
+    }
+}
 
 impl ProducerContext for CountingContext {
     type DeliveryOpaque = ();
@@ -241,9 +296,12 @@ fn compare_idempotence(args: &ProduceBenchArgs, bootstrap: &str) -> anyhow::Resu
                 idempotence,
                 warm_up: true,
             };
-            let elapsed = produce(args, setup, bootstrap, &topic)?;
+            let (elapsed, requests) = produce_sampled(args, setup, bootstrap, &topic)?;
             let phase = format!("round {round}: produce {kind}");
             rates.push(report(&phase, args.records, args.record_size, elapsed));
+            if args.client_stats {
+                println!("  {}", requests.report());
+            }
         }
     }
     let (plain, idempotent) = (median(&mut plain), median(&mut idempotent));
@@ -552,8 +610,22 @@ fn produce(
     bootstrap: &str,
     topic: &str,
 ) -> anyhow::Result<Duration> {
+    produce_sampled(args, setup, bootstrap, topic).map(|(elapsed, _)| elapsed)
+}
+
+/// [`produce`], with librdkafka's statistics sampled during the timed part (`--client-stats`).
+fn produce_sampled(
+    args: &ProduceBenchArgs,
+    setup: ProducerSetup<'_>,
+    bootstrap: &str,
+    topic: &str,
+) -> anyhow::Result<(Duration, RequestSamples)> {
     let counter = Arc::new(DeliveryCounter::default());
-    let producer: ThreadedProducer<CountingContext> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    if args.client_stats {
+        config.set("statistics.interval.ms", "100");
+    }
+    let producer: ThreadedProducer<CountingContext> = config
         .set("bootstrap.servers", bootstrap)
         .set("acks", setup.acks)
         .set("linger.ms", args.linger_ms.to_string())
@@ -572,6 +644,10 @@ fn produce(
             BaseRecord::to(topic).payload(&value[..]).partition(0),
         )?;
     }
+    *counter
+        .requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = RequestSamples::default();
     let start = Instant::now();
     for i in 0..args.records {
         let partition = (i % args.partitions as u64) as i32;
@@ -601,7 +677,11 @@ fn produce(
             args.records
         );
     }
-    Ok(elapsed)
+    let requests = *counter
+        .requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok((elapsed, requests))
 }
 
 fn consume(args: &ProduceBenchArgs, bootstrap: &str, topic: &str) -> anyhow::Result<Duration> {
