@@ -55,12 +55,15 @@ pub fn path(dir: &Path, offset: i64) -> PathBuf {
     dir.join(file_name(offset))
 }
 
-/// The offsets of the snapshot files in `dir`; leftover `.tmp` files of an interrupted write
-/// are removed.
+/// The offsets of the snapshot files (regular files) in `dir`; leftover `.tmp` files of an
+/// interrupted write are removed.
 pub fn list(dir: &Path) -> std::io::Result<BTreeSet<i64>> {
     let mut offsets = BTreeSet::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if let Some(stem) = name.strip_suffix(SUFFIX)
