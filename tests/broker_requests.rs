@@ -286,12 +286,13 @@ fn produce_honours_acks_min_insync_replicas_and_crcs() {
         );
     }
 
-    // Consumer-group APIs are not served: a clear UNSUPPORTED_VERSION, connection kept.
+    // A version the broker does not serve (FindCoordinator v5+): a clear UNSUPPORTED_VERSION,
+    // connection kept.
     let request = kafka_protocol::messages::FindCoordinatorRequest::default()
-        .with_key(StrBytes::from_static_str("group"));
+        .with_coordinator_keys(vec![StrBytes::from_static_str("group")]);
     let response: kafka_protocol::messages::FindCoordinatorResponse =
-        client.call(ApiKey::FindCoordinator, 2, &request);
-    assert_eq!(response.error_code, 35);
+        client.call(ApiKey::FindCoordinator, 5, &request);
+    assert_eq!(response.coordinators[0].error_code, 35);
 
     // DeleteTopics removes it, files included.
     let request = DeleteTopicsRequest::default().with_topic_names(vec![name("strict")]);

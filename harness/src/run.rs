@@ -4,6 +4,7 @@
 //! closed and the cluster stopped; a Ctrl-C ends the fault phase early and the run still heals,
 //! reads, checks and writes its results.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,7 +24,7 @@ use crate::recorder::{CountersSnapshot, Recorder};
 use crate::schedule;
 use crate::setup::{LEADERS_AFTER_HEAL_TIMEOUT, keep_healed, start_cluster, wait_for_metadata};
 use crate::store;
-use crate::workload::{LostExpectation, Strictness, WorkloadSpec};
+use crate::workload::{ClusterSpec, LostExpectation, Strictness, WorkloadSpec};
 
 /// Grace for SIGTERM at teardown.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -109,6 +110,9 @@ pub fn expectations(spec: &WorkloadSpec) -> Expectations {
         },
         duplicates: strictness(expect.duplicates),
         order: strictness(expect.order),
+        unavailable_max_ms: expect
+            .unavailable_max
+            .map(|bound| u64::try_from(bound.as_millis()).unwrap_or(u64::MAX)),
         acknowledged_sends: if spec.clients.producers > 0 {
             checker::AcknowledgedSendsExpectation::Some
         } else {
@@ -137,7 +141,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         dir: dir.clone(),
         brokers: spec.cluster.brokers,
         session_timeout_ms: spec.cluster.session_timeout_ms,
-        broker_configs: spec.cluster.broker_configs.clone(),
+        broker_configs: broker_configs(&spec.cluster),
         templates: options.templates.clone(),
     })?;
     let addresses = cluster.broker_addresses();
@@ -429,4 +433,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// `workload.toml` of a stored run, read back for `kchaos check`.
 pub fn load_run_spec(dir: &std::path::Path) -> Result<WorkloadSpec, RunError> {
     Ok(WorkloadSpec::load(&dir.join("workload.toml"))?)
+}
+
+/// The workload's `server.properties` lines over the harness's defaults for a test cluster: a
+/// small `__consumer_offsets` (librdkafka looks for its group's coordinator even when it only
+/// assigns partitions, and Kafka's 50 partitions at replication factor 3 would be created
+/// mid-run on a few brokers; with one broker Kafka's default factor 3 could never be met).
+fn broker_configs(cluster: &ClusterSpec) -> BTreeMap<String, String> {
+    let mut configs = BTreeMap::from([
+        ("offsets.topic.num.partitions".to_string(), "3".to_string()),
+        (
+            "offsets.topic.replication.factor".to_string(),
+            cluster.brokers.min(3).to_string(),
+        ),
+    ]);
+    configs.extend(cluster.broker_configs.clone());
+    configs
 }

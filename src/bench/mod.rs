@@ -4,6 +4,8 @@
 use std::process::ExitCode;
 
 pub mod checker;
+pub mod cluster;
+pub mod consume;
 pub mod coordinator;
 pub mod fuzz;
 pub mod produce;
@@ -27,6 +29,9 @@ pub enum Bench {
     /// Fuzz the broker's and the coordinator's decoders and handlers in process: execs/s and
     /// crashes (their inputs saved).
     Fuzz(fuzz::FuzzBenchArgs),
+    /// One partition read back by kcat and by confluent-kafka's Python consumer (issue 15's
+    /// finding): where the time goes, optionally against another kchaos build in the same run.
+    Consume(consume::ConsumeBenchArgs),
 }
 
 /// Runs the chosen benchmark.
@@ -36,5 +41,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Bench::Produce(args) => produce::run(args),
         Bench::Checker(args) => checker::run(args),
         Bench::Fuzz(args) => fuzz::run(args),
+        Bench::Consume(args) => consume::run(args),
     }
 }

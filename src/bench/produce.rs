@@ -25,22 +25,20 @@
 //! `cargo run --release -- bench produce --records 1000000 --acks all --replication-factor 3 \
 //!  --idempotence`
 
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use harness::ports::free_loopback_port;
-use harness::process::NodeProcess;
-use harness::wait::wait_for;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use super::cluster::{BenchCluster, ClusterOptions, create_topic};
 
 /// Arguments of `kchaos bench produce`.
 #[derive(Debug, clap::Args)]
@@ -166,33 +164,6 @@ impl ProducerContext for CountingContext {
             Ok(_) => self.0.acked.fetch_add(1, Ordering::Relaxed),
             Err(_) => self.0.failed.fetch_add(1, Ordering::Relaxed),
         };
-    }
-}
-
-/// The processes of a benchmark cluster, stopped on drop.
-struct BenchCluster {
-    // Fields drop in order: the brokers go before their coordinator.
-    _brokers: Vec<NodeProcess>,
-    _coordinator: Option<NodeProcess>,
-    bootstrap: String,
-    _temp: Option<ScratchDir>,
-}
-
-/// A directory under the system temp dir, removed on drop.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new() -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("kchaos-bench-produce-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(ScratchDir(dir))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -448,144 +419,21 @@ fn report(phase: &str, records: u64, record_size: usize, elapsed: Duration) -> f
 
 fn start_cluster(args: &ProduceBenchArgs) -> anyhow::Result<BenchCluster> {
     if let Some(bootstrap) = &args.bootstrap_server {
-        return Ok(BenchCluster {
-            _coordinator: None,
-            _brokers: Vec::new(),
-            bootstrap: bootstrap.clone(),
-            _temp: None,
-        });
+        return Ok(BenchCluster::external(bootstrap));
     }
-    let (temp, dir) = match &args.work_dir {
-        Some(dir) => (None, dir.clone()),
-        None => {
-            let scratch = ScratchDir::new()?;
-            let dir = scratch.0.clone();
-            (Some(scratch), dir)
-        }
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let (coordinator, connect) = match &args.zookeeper_connect {
-        Some(connect) => (None, connect.clone()),
-        None => {
-            let (process, port) = start_coordinator(&dir)?;
-            (Some(process), format!("127.0.0.1:{port}"))
-        }
-    };
-    let count = args.brokers.unwrap_or(args.replication_factor).max(1);
-    let mut brokers = Vec::new();
-    let mut addresses = Vec::new();
-    for id in 1..=count {
-        let (broker, port) = start_broker(&dir, id, &connect)?;
-        brokers.push(broker);
-        addresses.push(format!("127.0.0.1:{port}"));
-    }
-    Ok(BenchCluster {
-        _coordinator: coordinator,
-        _brokers: brokers,
-        bootstrap: addresses.join(","),
-        _temp: temp,
+    BenchCluster::start(&ClusterOptions {
+        binary: std::env::current_exe().context("cannot find our own executable")?,
+        brokers: args.brokers.unwrap_or(args.replication_factor),
+        work_dir: args.work_dir.clone(),
+        zookeeper_connect: args.zookeeper_connect.clone(),
+        broker_config: String::new(),
+        label: "produce".into(),
     })
-}
-
-/// Broker `id` in `dir/broker-<id>`, registered with `connect`.
-fn start_broker(dir: &Path, id: i32, connect: &str) -> anyhow::Result<(NodeProcess, u16)> {
-    let dir = dir.join(format!("broker-{id}"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let port = free_loopback_port().context("no free port")?;
-    let config = dir.join("server.properties");
-    std::fs::write(
-        &config,
-        format!(
-            "broker.id={id}\nlisteners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\n\
-             zookeeper.connect={connect}\nauto.create.topics.enable=false\n",
-            dir.join("kafka-logs").display()
-        ),
-    )
-    .context("cannot write the broker config")?;
-    let log = dir.join("broker.log");
-    let broker = NodeProcess::spawn(
-        &format!("broker-{id}"),
-        &std::env::current_exe().context("cannot find our own executable")?,
-        &[
-            "broker".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-        &[],
-        &log,
-    )?;
-    let started = format!("broker {id} started");
-    wait_for(
-        "the broker to start",
-        Duration::from_secs(60),
-        Duration::from_millis(20),
-        || {
-            std::fs::read_to_string(&log)
-                .ok()
-                .filter(|text| text.contains(&started))
-        },
-    )
-    .with_context(|| format!("see {}", log.display()))?;
-    Ok((broker, port))
-}
-
-/// Our coordinator (`kchaos coordinator`) in `dir`.
-fn start_coordinator(dir: &Path) -> anyhow::Result<(NodeProcess, u16)> {
-    let port = free_loopback_port().context("no free port")?;
-    let data_dir = dir.join("coordinator");
-    std::fs::create_dir_all(&data_dir)?;
-    let process = NodeProcess::spawn(
-        "coordinator",
-        &std::env::current_exe().context("cannot find our own executable")?,
-        &[
-            "coordinator".into(),
-            "--port".into(),
-            port.to_string(),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-        ],
-        &[],
-        &dir.join("coordinator.log"),
-    )?;
-    wait_for(
-        "the coordinator to listen",
-        Duration::from_secs(60),
-        Duration::from_millis(20),
-        || TcpStream::connect(("127.0.0.1", port)).ok(),
-    )?;
-    Ok((process, port))
-}
-
-fn create_topic(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    replication_factor: i32,
-) -> anyhow::Result<()> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("cannot create the admin client")?;
-    let new_topic = NewTopic::new(
-        topic,
-        partitions,
-        TopicReplication::Fixed(replication_factor),
-    );
-    let results =
-        futures::executor::block_on(admin.create_topics([&new_topic], &AdminOptions::new()))
-            .context("CreateTopics failed")?;
-    for result in results {
-        if let Err((name, code)) = result {
-            bail!("cannot create topic {name}: {code}");
-        }
-    }
-    Ok(())
 }
 
 /// How one produce phase's producer is set up.
 #[derive(Debug, Clone, Copy)]
-struct ProducerSetup<'a> {
+pub(crate) struct ProducerSetup<'a> {
     acks: &'a str,
     idempotence: bool,
     /// Send one record and wait for it before the clock starts (connections, metadata and an
@@ -595,7 +443,7 @@ struct ProducerSetup<'a> {
 }
 
 impl<'a> ProducerSetup<'a> {
-    fn plain(acks: &'a str) -> Self {
+    pub(crate) fn plain(acks: &'a str) -> Self {
         ProducerSetup {
             acks,
             idempotence: false,
@@ -604,7 +452,7 @@ impl<'a> ProducerSetup<'a> {
     }
 }
 
-fn produce(
+pub(crate) fn produce(
     args: &ProduceBenchArgs,
     setup: ProducerSetup<'_>,
     bootstrap: &str,

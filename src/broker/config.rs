@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::group::config::GroupCoordinatorConfig;
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -85,6 +87,11 @@ pub struct BrokerConfig {
     /// it here; code may lower it (the fuzz bench does, so that no fuzzed request makes its
     /// broker open thousands of files).
     pub max_partitions_per_create_request: u64,
+    /// `group.*` and `offsets.*`: the group coordinator.
+    pub group_coordinator: GroupCoordinatorConfig,
+    /// `kchaos.planted.bugs`: planted bugs to switch on (`kchaos selftest`; refused by a
+    /// default build).
+    pub planted_bugs: Option<String>,
 }
 
 /// Kafka's `MAX_PARTITIONS_PER_BATCH`: partitions one CreateTopics request may ask for.
@@ -108,13 +115,11 @@ const ACCEPTED_AND_IGNORED: &[&str] = &[
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir",
-    "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "log.retention.hours",
     "log.retention.bytes",
     "log.retention.check.interval.ms",
-    "group.initial.rebalance.delay.ms",
     "listener.security.protocol.map",
     "inter.broker.listener.name",
     "controlled.shutdown.enable",
@@ -202,10 +207,12 @@ impl BrokerConfig {
                 .number("leader.imbalance.per.broker.percentage", 10)?,
             broker_rack: reader.optional_string("broker.rack"),
             socket_request_max_bytes: reader.positive("socket.request.max.bytes", 104857600)?,
+            planted_bugs: reader.optional_string(crate::planted::BROKER_PROPERTY),
             max_connections: reader.positive("max.connections", i32::MAX as usize)?,
             connections_max_idle_ms: reader.positive("connections.max.idle.ms", 600000)?,
             queued_max_request_bytes: None,
             max_partitions_per_create_request: MAX_PARTITIONS_PER_CREATE_REQUEST,
+            group_coordinator: group_coordinator_config(&mut reader)?,
         };
         config.queued_max_request_bytes = match reader.raw("queued.max.request.bytes") {
             None => {
@@ -275,6 +282,69 @@ impl BrokerConfig {
     pub fn log_dir(&self) -> &std::path::Path {
         &self.log_dirs[0]
     }
+}
+
+/// The group coordinator's keys, with Kafka's defaults.
+fn group_coordinator_config(reader: &mut Reader) -> Result<GroupCoordinatorConfig, ConfigError> {
+    let defaults = GroupCoordinatorConfig::default();
+    let config = GroupCoordinatorConfig {
+        offsets_topic_num_partitions: reader.positive(
+            "offsets.topic.num.partitions",
+            defaults.offsets_topic_num_partitions,
+        )?,
+        offsets_topic_replication_factor: reader.positive(
+            "offsets.topic.replication.factor",
+            defaults.offsets_topic_replication_factor,
+        )?,
+        offsets_topic_segment_bytes: reader.positive(
+            "offsets.topic.segment.bytes",
+            defaults.offsets_topic_segment_bytes,
+        )?,
+        offsets_commit_timeout_ms: reader.positive(
+            "offsets.commit.timeout.ms",
+            defaults.offsets_commit_timeout_ms,
+        )?,
+        offsets_retention_minutes: reader.positive(
+            "offsets.retention.minutes",
+            defaults.offsets_retention_minutes,
+        )?,
+        offsets_retention_check_interval_ms: reader.positive(
+            "offsets.retention.check.interval.ms",
+            defaults.offsets_retention_check_interval_ms,
+        )?,
+        offset_metadata_max_bytes: reader.number(
+            "offset.metadata.max.bytes",
+            defaults.offset_metadata_max_bytes,
+        )?,
+        group_min_session_timeout_ms: reader.positive(
+            "group.min.session.timeout.ms",
+            defaults.group_min_session_timeout_ms,
+        )?,
+        group_max_session_timeout_ms: reader.positive(
+            "group.max.session.timeout.ms",
+            defaults.group_max_session_timeout_ms,
+        )?,
+        group_initial_rebalance_delay_ms: reader.number(
+            "group.initial.rebalance.delay.ms",
+            defaults.group_initial_rebalance_delay_ms,
+        )?,
+        group_max_size: reader.positive("group.max.size", defaults.group_max_size)?,
+    };
+    if config.group_initial_rebalance_delay_ms < 0 {
+        return Err(invalid(
+            "group.initial.rebalance.delay.ms",
+            &config.group_initial_rebalance_delay_ms.to_string(),
+            "expected a number >= 0",
+        ));
+    }
+    if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms {
+        return Err(invalid(
+            "group.min.session.timeout.ms",
+            &config.group_min_session_timeout_ms.to_string(),
+            "must not exceed group.max.session.timeout.ms",
+        ));
+    }
+    Ok(config)
 }
 
 /// `key=value` lines of a Java properties file (also `key: value` and `key value`); `#` and `!`
@@ -443,6 +513,14 @@ mod tests {
             config.queued_max_request_bytes,
             Some(QUEUED_MAX_REQUEST_BYTES_DEFAULT)
         );
+        assert_eq!(config.group_coordinator, GroupCoordinatorConfig::default());
+        assert_eq!(config.group_coordinator.offsets_topic_num_partitions, 50);
+        assert_eq!(config.group_coordinator.offsets_topic_replication_factor, 3);
+        assert_eq!(config.group_coordinator.group_min_session_timeout_ms, 6000);
+        assert_eq!(
+            config.group_coordinator.group_initial_rebalance_delay_ms,
+            3000
+        );
         assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
     }
 
@@ -531,6 +609,34 @@ queued.max.request.bytes=999
         assert!(error.to_string().contains("listeners"));
         let error = parse(&format!("{MINIMAL}log.segment.bytes=0\n")).expect_err("bad");
         assert!(error.to_string().contains("log.segment.bytes"));
+    }
+
+    #[test]
+    fn group_coordinator_keys() {
+        let text = format!(
+            "{MINIMAL}offsets.topic.num.partitions=5\noffsets.topic.replication.factor=1\n\
+             group.initial.rebalance.delay.ms=0\ngroup.min.session.timeout.ms=500\n"
+        );
+        let parsed = parse(&text).expect("valid");
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        let group = parsed.config.group_coordinator;
+        assert_eq!(group.offsets_topic_num_partitions, 5);
+        assert_eq!(group.offsets_topic_replication_factor, 1);
+        assert_eq!(group.group_initial_rebalance_delay_ms, 0);
+        assert_eq!(group.group_min_session_timeout_ms, 500);
+        let error = parse(&format!("{MINIMAL}group.initial.rebalance.delay.ms=-1\n"))
+            .expect_err("negative");
+        assert!(
+            error
+                .to_string()
+                .contains("group.initial.rebalance.delay.ms")
+        );
+        let error = parse(&format!(
+            "{MINIMAL}group.min.session.timeout.ms=9000\ngroup.max.session.timeout.ms=8000\n"
+        ))
+        .expect_err("min above max");
+        assert!(error.to_string().contains("group.min.session.timeout.ms"));
+        assert!(parse(&format!("{MINIMAL}offsets.topic.replication.factor=0\n")).is_err());
     }
 
     #[test]

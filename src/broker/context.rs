@@ -1,9 +1,10 @@
 //! The state every request handler shares: the config, the metadata cache, the hosted
-//! replicas, the replica fetchers and the coordinator session.
+//! replicas, the replica fetchers, the group coordinator and the coordinator session.
 
 use std::sync::Arc;
 
 use super::config::BrokerConfig;
+use super::group::coordinator::GroupCoordinator;
 use super::log::partition_log::LogConfig;
 use super::metadata_cache::MetadataCache;
 use super::producer_state::producer_ids::ProducerIdManager;
@@ -21,6 +22,8 @@ pub struct Broker {
     pub coordinator: Coordinator,
     /// Serialises topic creation and deletion on this broker.
     pub topic_admin: tokio::sync::Mutex<()>,
+    /// The consumer groups this broker coordinates.
+    pub groups: GroupCoordinator,
     /// Hands out producer ids (InitProducerId).
     pub producer_ids: ProducerIdManager,
 }
@@ -45,6 +48,7 @@ impl Broker {
             metadata: MetadataCache::default(),
             coordinator,
             topic_admin: tokio::sync::Mutex::new(()),
+            groups: GroupCoordinator::default(),
             producer_ids: ProducerIdManager::new(config.broker_id),
             config,
         }
@@ -56,6 +60,10 @@ impl Broker {
 
     /// `min.insync.replicas` for `topic`: its override, else the broker's.
     pub fn min_insync_replicas(&self, topic: &str) -> i32 {
+        #[cfg(feature = "planted-bugs")] // planted bug: min-insync-override-ignored
+        if crate::planted::is_active(crate::planted::PlantedBug::MinInsyncOverrideIgnored) {
+            return self.config.min_insync_replicas;
+        }
         self.metadata
             .topic_config(topic, "min.insync.replicas")
             .and_then(|value| value.parse().ok())

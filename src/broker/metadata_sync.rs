@@ -2,7 +2,8 @@
 //! topic's assignment, partition states and config go into the metadata cache (so any broker
 //! answers Metadata for the whole cluster), and each partition state this broker replicates
 //! is applied as a role change: become leader (stop fetching) or become follower of the new
-//! leader with the new leader epoch (start a fetcher, which truncates first).
+//! leader with the new leader epoch (start a fetcher, which truncates first). Role changes of
+//! `__consumer_offsets` partitions also start or stop the group coordinator's shards.
 //!
 //! This plays the part of Kafka's LeaderAndIsr and UpdateMetadata requests (which the
 //! `kafka-protocol` crate, following Kafka 4, no longer has): persistent recursive watches on
@@ -17,6 +18,7 @@ use tokio::sync::watch;
 use zookeeper_client as zk;
 
 use super::context::Broker;
+use super::group::GROUP_METADATA_TOPIC;
 use super::metadata_cache::BrokerEndpoint;
 use super::partition::{LeaderAndIsr, RoleChange};
 use super::zk::{
@@ -259,6 +261,9 @@ fn apply_role(broker: &Arc<Broker>, topic: &str, partition: i32, state: LeaderAn
             return;
         }
     };
+    if topic == GROUP_METADATA_TOPIC {
+        broker.groups.on_role_change(broker, &applied.0, applied.1);
+    }
     match applied {
         (_, RoleChange::BecameLeader { .. } | RoleChange::NoLeader) => {
             broker.fetchers.remove(topic, partition);
@@ -270,6 +275,13 @@ fn apply_role(broker: &Arc<Broker>, topic: &str, partition: i32, state: LeaderAn
                 leader_epoch,
             },
         ) => {
+            #[cfg(feature = "planted-bugs")] // planted bug: follower-truncates-to-high-watermark
+            if crate::planted::is_active(
+                crate::planted::PlantedBug::FollowerTruncatesToHighWatermark,
+            ) && let Err(error) = replica.truncate_to(replica.offsets().high_watermark)
+            {
+                tracing::error!("cannot truncate {topic}-{partition}: {error}");
+            }
             tracing::info!(
                 "[Broker id={}] Follower {topic}-{partition} starts at leader epoch \
                  {leader_epoch} from offset {} with high watermark {}, leader {leader}",
@@ -284,6 +296,9 @@ fn apply_role(broker: &Arc<Broker>, topic: &str, partition: i32, state: LeaderAn
 }
 
 fn forget_topic(broker: &Broker, name: &str) {
+    if name == GROUP_METADATA_TOPIC {
+        broker.groups.resign_all(broker.id());
+    }
     let known = broker.metadata.remove_topic(name).is_some();
     for replica in broker.replicas.all() {
         if replica.topic == name {

@@ -18,6 +18,7 @@
 //! - [`controller`]: controller election and leader election for partitions that lost theirs.
 //! - [`election`]: preferred/unclean election and auto-rebalance decisions (pure).
 //! - [`elector`]: carries them out on the controller (ElectLeaders, auto rebalance).
+//! - [`group`]: consumer groups (the group coordinator, on `__consumer_offsets` leaders).
 //! - [`metadata_sync`]: coordinator watches -> metadata cache and role changes.
 //! - [`peer`]: a connection to another broker.
 //! - [`metadata_cache`]: brokers and topics, for Metadata.
@@ -33,6 +34,7 @@ pub mod context;
 pub mod controller;
 pub mod election;
 pub mod elector;
+pub mod group;
 pub mod handlers;
 pub mod isr;
 pub mod log;
@@ -81,6 +83,10 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("invalid config {}", args.config.display()))?;
     for warning in &parsed.warnings {
         tracing::warn!("{warning}");
+    }
+    if let Some(names) = &parsed.config.planted_bugs {
+        crate::planted::switch_on(names, crate::planted::Component::Broker)
+            .with_context(|| format!("invalid config {}", args.config.display()))?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -83,6 +83,8 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let connections = accept(listener, Arc::clone(&broker), limits, stop, stopped).await;
 
     tracing::info!("broker {} shutting down", broker.id());
+    // Parked JoinGroups and SyncGroups are answered NOT_COORDINATOR rather than held open.
+    broker.groups.resign_all(broker.id());
     let drained = tokio::time::timeout(CONNECTION_DRAIN, async {
         let _all = connections
             .acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX))

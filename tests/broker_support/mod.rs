@@ -1,9 +1,10 @@
 //! Shared code of the broker integration tests: start a coordinator (one function, so that
 //! switching from Apache ZooKeeper to `kchaos coordinator` is one change), start and restart
-//! brokers as `NodeProcess`es, and build rdkafka clients.
+//! brokers as `NodeProcess`es, build rdkafka clients, and speak the wire protocol ([`wire`]).
 #![allow(clippy::unwrap_used, dead_code)]
 
 pub mod raw;
+pub mod wire;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,8 @@ use std::time::Duration;
 use harness::ports::free_loopback_port;
 use harness::process::NodeProcess;
 use harness::wait::wait_for;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -261,6 +264,28 @@ pub fn bootstrap_of(brokers: &[TestBroker]) -> String {
         .map(TestBroker::bootstrap)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Creates `name` with `partitions` partitions of `replication_factor` replicas (rdkafka's
+/// admin client) and fails the test if it cannot.
+pub fn create_topic(bootstrap: &str, name: &str, partitions: i32, replication_factor: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let topic = NewTopic::new(
+        name,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
+    let results = futures::executor::block_on(admin.create_topics(
+        [&topic],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .unwrap();
+    for result in results {
+        result.unwrap();
+    }
 }
 
 /// A producer with `acks` and fast failure detection.

@@ -1,6 +1,8 @@
 //! Metadata: live brokers with their advertised endpoints, the controller, and each topic's
-//! partitions (leader, leader epoch, replicas, ISR, offline replicas). Unknown topics are
-//! created when both the request and `auto.create.topics.enable` allow it.
+//! partitions (leader, leader epoch, replicas, ISR, offline replicas); `__consumer_offsets` is
+//! marked internal. Unknown topics are created when both the request and
+//! `auto.create.topics.enable` allow it (`__consumer_offsets` with the group coordinator's
+//! settings).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::context::Broker;
+use crate::broker::group::{GROUP_METADATA_TOPIC, offsets_topic};
 use crate::broker::topic_admin::{self, TopicAdminError};
 use crate::broker::zk::TopicRecord;
 
@@ -99,7 +102,13 @@ async fn lookup_or_create(
     if !allow_auto_create {
         return topic_error(name, ResponseError::UnknownTopicOrPartition);
     }
-    match topic_admin::create_topic(broker, name, -1, -1, BTreeMap::new(), false).await {
+    let created = if name == GROUP_METADATA_TOPIC {
+        // Internal: created with the group coordinator's settings, as Kafka does.
+        offsets_topic::ensure(broker).await
+    } else {
+        topic_admin::create_topic(broker, name, -1, -1, BTreeMap::new(), false).await
+    };
+    match created {
         Ok(record) => describe_topic(broker, &record, version),
         // Another request created it first.
         Err(TopicAdminError::Exists(_)) => match broker.metadata.topic(name) {
@@ -158,5 +167,6 @@ fn describe_topic(broker: &Broker, record: &TopicRecord, version: i16) -> Metada
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(record.name.clone()))))
+        .with_is_internal(version >= 1 && record.name == GROUP_METADATA_TOPIC)
         .with_partitions(partitions)
 }

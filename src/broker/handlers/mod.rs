@@ -10,14 +10,23 @@ pub mod api_versions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod elect_leaders;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 pub mod unsupported;
 
 use std::future::Future;
@@ -64,6 +73,15 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::InitProducerId, 0, 5),
 ];
 
@@ -153,6 +171,46 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> anyhow::Result<
         ApiKey::ElectLeaders => {
             let request = decode::<m::ElectLeadersRequest>(frame, &header)?;
             reply(elect_leaders::handle(broker, request, version), &header)
+        }
+        ApiKey::FindCoordinator => {
+            let request = decode::<m::FindCoordinatorRequest>(frame, &header)?;
+            reply(find_coordinator::handle(broker, request, version), &header)
+        }
+        ApiKey::JoinGroup => {
+            let request = decode::<m::JoinGroupRequest>(frame, &header)?;
+            let client_id = header.client_id.as_deref().unwrap_or_default();
+            reply(
+                join_group::handle(broker, request, version, client_id),
+                &header,
+            )
+        }
+        ApiKey::SyncGroup => {
+            let request = decode::<m::SyncGroupRequest>(frame, &header)?;
+            reply(sync_group::handle(broker, request, version), &header)
+        }
+        ApiKey::Heartbeat => {
+            let request = decode::<m::HeartbeatRequest>(frame, &header)?;
+            reply(heartbeat::handle(broker, request, version), &header)
+        }
+        ApiKey::LeaveGroup => {
+            let request = decode::<m::LeaveGroupRequest>(frame, &header)?;
+            reply(leave_group::handle(broker, request, version), &header)
+        }
+        ApiKey::OffsetCommit => {
+            let request = decode::<m::OffsetCommitRequest>(frame, &header)?;
+            reply(offset_commit::handle(broker, request, version), &header)
+        }
+        ApiKey::OffsetFetch => {
+            let request = decode::<m::OffsetFetchRequest>(frame, &header)?;
+            reply(offset_fetch::handle(broker, request, version), &header)
+        }
+        ApiKey::ListGroups => {
+            let request = decode::<m::ListGroupsRequest>(frame, &header)?;
+            reply(list_groups::handle(broker, request, version), &header)
+        }
+        ApiKey::DescribeGroups => {
+            let request = decode::<m::DescribeGroupsRequest>(frame, &header)?;
+            reply(describe_groups::handle(broker, request, version), &header)
         }
         ApiKey::InitProducerId => {
             let request = decode::<m::InitProducerIdRequest>(frame, &header)?;

@@ -20,6 +20,8 @@ use crate::broker::log::partition_log::{AppendError, AppendInfo, ReadError};
 use crate::broker::log::records::{DecompressionBudget, RecordError};
 use crate::broker::partition::{Partition, PartitionError};
 use crate::broker::producer_state::append::ProducerError;
+#[cfg(feature = "planted-bugs")]
+use crate::planted::{self, PlantedBug};
 
 /// One partition's answer, or what to wait for before answering.
 enum Pending {
@@ -134,6 +136,10 @@ fn append_one(
                 );
             }
             let log_start_offset = partition.offsets().log_start_offset;
+            #[cfg(feature = "planted-bugs")] // planted bug: acks-all-before-replication
+            if acks == -1 && planted::is_active(PlantedBug::AcksAllBeforeReplication) {
+                return Pending::Done(success(index, info.base_offset, log_start_offset));
+            }
             if acks == -1 {
                 Pending::AwaitCommit {
                     partition,

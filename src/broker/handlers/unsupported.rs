@@ -1,6 +1,7 @@
-//! APIs this broker does not serve (consumer groups, transactions, SASL, ...): where the
-//! request decodes and its response has a top-level error, answer UNSUPPORTED_VERSION so the
-//! client gets a clear error instead of a dropped connection; otherwise close the connection.
+//! APIs (and versions) this broker does not serve (transactions, SASL, FindCoordinator v5+,
+//! ...): where the request decodes and its response has a top-level error, answer
+//! UNSUPPORTED_VERSION so the client gets a clear error instead of a dropped connection;
+//! otherwise close the connection.
 
 use std::sync::Arc;
 
