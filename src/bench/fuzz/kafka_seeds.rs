@@ -15,6 +15,8 @@ use crate::broker::log::batch;
 /// The topic every seed names; the fuzz target creates it with [`SEED_PARTITIONS`] partitions.
 pub const SEED_TOPIC: &str = "fuzz";
 pub const SEED_PARTITIONS: i32 = 2;
+/// The consumer group the group API seeds name.
+const SEED_GROUP: &str = "fuzz-group";
 /// The topic CreateTopics seeds create (and DeleteTopics seeds delete).
 const CREATED_TOPIC: &str = "fuzz-created";
 
@@ -43,6 +45,9 @@ pub fn all() -> anyhow::Result<Vec<KafkaSeed>> {
 /// The seeds of one API version.
 pub fn for_version(api_key: ApiKey, version: i16) -> anyhow::Result<Vec<KafkaSeed>> {
     let topic = || TopicName(StrBytes::from_static_str(SEED_TOPIC));
+    let group = || StrBytes::from_static_str(SEED_GROUP);
+    let group_id = || m::GroupId(group());
+    let member = || StrBytes::from_static_str("fuzz-member");
     let mut seeds = Vec::new();
     match api_key {
         ApiKey::ApiVersions => {
@@ -244,6 +249,123 @@ pub fn for_version(api_key: ApiKey, version: i16) -> anyhow::Result<Vec<KafkaSee
                     .with_timeout_ms(1_000);
                 seeds.push(seed(api_key, version, &request)?);
             }
+        }
+        ApiKey::FindCoordinator => {
+            let mut request = m::FindCoordinatorRequest::default();
+            request = if version >= 4 {
+                request.with_coordinator_keys(vec![group()])
+            } else {
+                request.with_key(group())
+            };
+            seeds.push(seed(api_key, version, &request)?);
+        }
+        ApiKey::JoinGroup => {
+            let mut request = m::JoinGroupRequest::default()
+                .with_group_id(group_id())
+                .with_session_timeout_ms(10_000)
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![
+                    m::join_group_request::JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_static_str("range"))
+                        .with_metadata(Bytes::from_static(b"\0\0\0\0\0\x01\0\x04fuzz\0\0\0\0")),
+                ]);
+            if version >= 1 {
+                request = request.with_rebalance_timeout_ms(10_000);
+            }
+            seeds.push(seed(api_key, version, &request)?);
+        }
+        ApiKey::SyncGroup => {
+            let mut request = m::SyncGroupRequest::default()
+                .with_group_id(group_id())
+                .with_generation_id(1)
+                .with_member_id(member())
+                .with_assignments(vec![
+                    m::sync_group_request::SyncGroupRequestAssignment::default()
+                        .with_member_id(member())
+                        .with_assignment(Bytes::from_static(
+                            b"\0\0\0\0\0\x01\0\x04fuzz\0\0\0\x01\0\0\0\0",
+                        )),
+                ]);
+            if version >= 5 {
+                request = request
+                    .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+                    .with_protocol_name(Some(StrBytes::from_static_str("range")));
+            }
+            seeds.push(seed(api_key, version, &request)?);
+        }
+        ApiKey::Heartbeat => {
+            let request = m::HeartbeatRequest::default()
+                .with_group_id(group_id())
+                .with_generation_id(1)
+                .with_member_id(member());
+            seeds.push(seed(api_key, version, &request)?);
+        }
+        ApiKey::LeaveGroup => {
+            let request = if version >= 3 {
+                m::LeaveGroupRequest::default()
+                    .with_group_id(group_id())
+                    .with_members(vec![
+                        m::leave_group_request::MemberIdentity::default().with_member_id(member()),
+                    ])
+            } else {
+                m::LeaveGroupRequest::default()
+                    .with_group_id(group_id())
+                    .with_member_id(member())
+            };
+            seeds.push(seed(api_key, version, &request)?);
+        }
+        ApiKey::OffsetCommit => {
+            // A standalone commit (no generation), then one of a member.
+            for (generation, member_id) in [(-1, StrBytes::default()), (1, member())] {
+                let request = m::OffsetCommitRequest::default()
+                    .with_group_id(group_id())
+                    .with_generation_id_or_member_epoch(generation)
+                    .with_member_id(member_id)
+                    .with_topics(vec![
+                        m::offset_commit_request::OffsetCommitRequestTopic::default()
+                            .with_name(topic())
+                            .with_partitions(
+                                (0..SEED_PARTITIONS)
+                                    .map(|partition| {
+                                        m::offset_commit_request::OffsetCommitRequestPartition::default()
+                                            .with_partition_index(partition)
+                                            .with_committed_offset(1)
+                                            .with_committed_metadata(Some(StrBytes::default()))
+                                    })
+                                    .collect(),
+                            ),
+                    ]);
+                seeds.push(seed(api_key, version, &request)?);
+            }
+        }
+        ApiKey::OffsetFetch => {
+            let request = if version >= 8 {
+                m::OffsetFetchRequest::default().with_groups(vec![
+                    m::offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(group_id())
+                        .with_topics(Some(vec![
+                            m::offset_fetch_request::OffsetFetchRequestTopics::default()
+                                .with_name(topic())
+                                .with_partition_indexes((0..SEED_PARTITIONS).collect()),
+                        ])),
+                ])
+            } else {
+                m::OffsetFetchRequest::default()
+                    .with_group_id(group_id())
+                    .with_topics(Some(vec![
+                        m::offset_fetch_request::OffsetFetchRequestTopic::default()
+                            .with_name(topic())
+                            .with_partition_indexes((0..SEED_PARTITIONS).collect()),
+                    ]))
+            };
+            seeds.push(seed(api_key, version, &request)?);
+        }
+        ApiKey::ListGroups => {
+            seeds.push(seed(api_key, version, &m::ListGroupsRequest::default())?);
+        }
+        ApiKey::DescribeGroups => {
+            let request = m::DescribeGroupsRequest::default().with_groups(vec![group_id()]);
+            seeds.push(seed(api_key, version, &request)?);
         }
         ApiKey::InitProducerId => {
             let mut idempotent = m::InitProducerIdRequest::default()
