@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use super::cluster::{BenchCluster, ClusterOptions, create_topic};
-use super::produce::{ProduceBenchArgs, produce};
+use super::produce::{ProduceBenchArgs, ProducerSetup, produce};
 
 /// The Python side of the benchmark.
 const PYTHON_SCRIPT: &str = include_str!("consume_python.py");
@@ -90,8 +90,16 @@ fn measure(args: &ConsumeBenchArgs, binary: PathBuf) -> anyhow::Result<()> {
         no_baseline: true,
         latency_rate: 1,
         latency_seconds: 1,
+        idempotence: false,
+        rounds: 1,
+        client_stats: false,
     };
-    produce(&produce_args, "1", &cluster.bootstrap, topic)?;
+    produce(
+        &produce_args,
+        ProducerSetup::plain("1"),
+        &cluster.bootstrap,
+        topic,
+    )?;
     kcat(args, &cluster.bootstrap, topic)?;
     python(args, &cluster.bootstrap, topic)
 }

@@ -11,7 +11,19 @@
 //! run also measures the baseline (acks=1, replication factor 1, on the same cluster) and
 //! prints the ratio, then the acks latency p50/p99 at a fixed `--latency-rate`.
 //!
+//! With `--idempotence` the run instead compares librdkafka's idempotent producer
+//! (`enable.idempotence=true`) with a plain producer at the same acks=all on the same cluster:
+//! `--rounds` alternating rounds, each on a fresh topic and timed after a first acknowledged
+//! record (so that librdkafka's start-up, which asks for the producer id only after 500 ms
+//! when no broker is up yet, is not counted), and the ratio of the median rates.
+//! `--client-stats` adds librdkafka's own view of each phase (requests, round trip, requests in
+//! flight): librdkafka 2.12's idempotent producer keeps one request in flight per partition
+//! once batches hold five messages or more (it counts in-flight messages against its window of
+//! five requests), so its throughput per partition is a batch per round trip.
+//!
 //! `cargo run --release -- bench produce --records 2000000 --acks all --replication-factor 3`
+//! `cargo run --release -- bench produce --records 1000000 --acks all --replication-factor 3 \
+//!  --idempotence`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,19 +85,76 @@ pub struct ProduceBenchArgs {
     /// Seconds of the latency phase.
     #[arg(long, default_value_t = 5)]
     pub latency_seconds: u64,
+    /// Compare the idempotent producer with a plain one at the same acks (needs --acks all).
+    #[arg(long)]
+    pub idempotence: bool,
+    /// Alternating rounds (plain, then idempotent) of the --idempotence comparison.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Also print librdkafka's view of each produce phase: requests, round trip, in flight.
+    #[arg(long)]
+    pub client_stats: bool,
 }
 
-/// Counts acknowledgements from the producer's delivery callbacks.
+/// Counts acknowledgements from the producer's delivery callbacks (and, with
+/// `--client-stats`, samples librdkafka's statistics).
 #[derive(Default)]
 struct DeliveryCounter {
     acked: AtomicU64,
     failed: AtomicU64,
+    requests: std::sync::Mutex<RequestSamples>,
+}
+
+/// What librdkafka's statistics say of the produce requests, summed over samples.
+#[derive(Debug, Default, Clone, Copy)]
+struct RequestSamples {
+    samples: u64,
+    /// Requests awaiting a response, over every broker, summed over samples.
+    in_flight: i64,
+    /// The brokers' mean request round trip (µs), summed over samples that had one.
+    rtt_us: i64,
+    rtt_samples: i64,
+    /// Requests sent so far (the latest sample).
+    sent: u64,
+}
+
+impl RequestSamples {
+    fn report(&self) -> String {
+        let samples = self.samples.max(1) as f64;
+        format!(
+            "librdkafka: {} requests, round trip {:.1} ms on average, {:.1} requests in flight on \
+             average ({} samples)",
+            self.sent,
+            self.rtt_us as f64 / self.rtt_samples.max(1) as f64 / 1000.0,
+            self.in_flight as f64 / samples,
+            self.samples
+        )
+    }
 }
 
 #[derive(Clone)]
 struct CountingContext(Arc<DeliveryCounter>);
 
-impl ClientContext for CountingContext {}
+impl ClientContext for CountingContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let brokers = statistics.brokers.values().filter(|b| b.nodeid >= 0);
+        let mut requests = self
+            .0
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        requests.samples += 1;
+        requests.sent = 0;
+        for broker in brokers {
+            requests.in_flight += broker.waitresp_cnt;
+            requests.sent += broker.tx;
+            if let Some(rtt) = broker.rtt.as_ref().filter(|rtt| rtt.cnt > 0) {
+                requests.rtt_us += rtt.avg;
+                requests.rtt_samples += 1;
+            }
+        }
+    }
+}
 
 impl ProducerContext for CountingContext {
     type DeliveryOpaque = ();
@@ -103,7 +172,16 @@ pub fn run(args: ProduceBenchArgs) -> anyhow::Result<ExitCode> {
     if args.records == 0 || args.partitions < 1 {
         bail!("--records and --partitions must be at least 1");
     }
+    if args.idempotence && !matches!(args.acks.as_str(), "all" | "-1") {
+        bail!(
+            "--idempotence needs --acks all: an idempotent producer always waits for the \
+             in-sync replicas"
+        );
+    }
     let cluster = start_cluster(&args)?;
+    if args.idempotence {
+        return compare_idempotence(&args, &cluster.bootstrap);
+    }
     let topic = format!("bench-{}", std::process::id());
     create_topic(
         &cluster.bootstrap,
@@ -121,7 +199,12 @@ pub fn run(args: ProduceBenchArgs) -> anyhow::Result<ExitCode> {
         args.partitions,
         cluster.bootstrap
     );
-    let produce_elapsed = produce(&args, &args.acks, &cluster.bootstrap, &topic)?;
+    let produce_elapsed = produce(
+        &args,
+        ProducerSetup::plain(&args.acks),
+        &cluster.bootstrap,
+        &topic,
+    )?;
     let measured = report("produce", args.records, args.record_size, produce_elapsed);
     let consume_elapsed = consume(&args, &cluster.bootstrap, &topic)?;
     report("consume", args.records, args.record_size, consume_elapsed);
@@ -129,7 +212,12 @@ pub fn run(args: ProduceBenchArgs) -> anyhow::Result<ExitCode> {
     if replicated && !args.no_baseline {
         let baseline_topic = format!("{topic}-baseline");
         create_topic(&cluster.bootstrap, &baseline_topic, args.partitions, 1)?;
-        let elapsed = produce(&args, "1", &cluster.bootstrap, &baseline_topic)?;
+        let elapsed = produce(
+            &args,
+            ProducerSetup::plain("1"),
+            &cluster.bootstrap,
+            &baseline_topic,
+        )?;
         let baseline = report(
             "produce baseline (acks=1, replication factor 1)",
             args.records,
@@ -152,6 +240,54 @@ pub fn run(args: ProduceBenchArgs) -> anyhow::Result<ExitCode> {
         latency(&args, &cluster.bootstrap, &latency_topic)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--idempotence`: alternating rounds of a plain and an idempotent producer at the same acks,
+/// each on a fresh topic; prints every round, the median rates and their ratio.
+fn compare_idempotence(args: &ProduceBenchArgs, bootstrap: &str) -> anyhow::Result<ExitCode> {
+    println!(
+        "bench produce --idempotence: {} records of {} bytes per round, acks={}, replication \
+         factor {}, {} partition(s), {} rounds, brokers {bootstrap}",
+        args.records,
+        args.record_size,
+        args.acks,
+        args.replication_factor,
+        args.partitions,
+        args.rounds.max(1)
+    );
+    let mut plain = Vec::new();
+    let mut idempotent = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        for (idempotence, rates) in [(false, &mut plain), (true, &mut idempotent)] {
+            let kind = if idempotence { "idempotent" } else { "plain" };
+            let topic = format!("bench-{}-{kind}-{round}", std::process::id());
+            create_topic(bootstrap, &topic, args.partitions, args.replication_factor)?;
+            let setup = ProducerSetup {
+                acks: &args.acks,
+                idempotence,
+                warm_up: true,
+            };
+            let (elapsed, requests) = produce_sampled(args, setup, bootstrap, &topic)?;
+            let phase = format!("round {round}: produce {kind}");
+            rates.push(report(&phase, args.records, args.record_size, elapsed));
+            if args.client_stats {
+                println!("  {}", requests.report());
+            }
+        }
+    }
+    let (plain, idempotent) = (median(&mut plain), median(&mut idempotent));
+    println!(
+        "median produce: plain {plain:.0} records/s, idempotent {idempotent:.0} records/s; \
+         ratio idempotent / plain acks={}: {:.2}",
+        args.acks,
+        idempotent / plain.max(1e-9)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Counts latencies (send to acknowledgement) from the delivery callbacks.
@@ -204,16 +340,12 @@ fn latency(args: &ProduceBenchArgs, bootstrap: &str, topic: &str) -> anyhow::Res
         .context("cannot create the producer")?;
     let value = vec![b'x'; args.record_size];
     // Warm up (metadata, connections) outside the measurement.
-    let warm_up =
-        BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
+    warm_up(
+        &producer,
+        BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
             .payload(&value[..])
-            .partition(0);
-    if let Err((error, _)) = producer.send(warm_up) {
-        bail!("cannot send the warm-up record: {error}");
-    }
-    producer
-        .flush(Duration::from_secs(60))
-        .context("the warm-up record was not acknowledged in 60 s")?;
+            .partition(0),
+    )?;
     context
         .0
         .histogram
@@ -261,6 +393,19 @@ fn latency(args: &ProduceBenchArgs, bootstrap: &str, topic: &str) -> anyhow::Res
     Ok(())
 }
 
+/// Sends one record and waits for its acknowledgement.
+fn warm_up<C: ProducerContext>(
+    producer: &ThreadedProducer<C>,
+    record: BaseRecord<'_, (), [u8], C::DeliveryOpaque>,
+) -> anyhow::Result<()> {
+    if let Err((error, _)) = producer.send(record) {
+        bail!("cannot send the warm-up record: {error}");
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .context("the warm-up record was not acknowledged in 60 s")
+}
+
 /// Prints a phase's throughput and returns its records/s.
 fn report(phase: &str, records: u64, record_size: usize, elapsed: Duration) -> f64 {
     let seconds = elapsed.as_secs_f64().max(1e-9);
@@ -286,25 +431,71 @@ fn start_cluster(args: &ProduceBenchArgs) -> anyhow::Result<BenchCluster> {
     })
 }
 
+/// How one produce phase's producer is set up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProducerSetup<'a> {
+    acks: &'a str,
+    idempotence: bool,
+    /// Send one record and wait for it before the clock starts (connections, metadata and an
+    /// idempotent producer's id are then in place: librdkafka asks for the id only once a
+    /// broker is up, and otherwise retries after 500 ms).
+    warm_up: bool,
+}
+
+impl<'a> ProducerSetup<'a> {
+    pub(crate) fn plain(acks: &'a str) -> Self {
+        ProducerSetup {
+            acks,
+            idempotence: false,
+            warm_up: false,
+        }
+    }
+}
+
 pub(crate) fn produce(
     args: &ProduceBenchArgs,
-    acks: &str,
+    setup: ProducerSetup<'_>,
     bootstrap: &str,
     topic: &str,
 ) -> anyhow::Result<Duration> {
+    produce_sampled(args, setup, bootstrap, topic).map(|(elapsed, _)| elapsed)
+}
+
+/// [`produce`], with librdkafka's statistics sampled during the timed part (`--client-stats`).
+fn produce_sampled(
+    args: &ProduceBenchArgs,
+    setup: ProducerSetup<'_>,
+    bootstrap: &str,
+    topic: &str,
+) -> anyhow::Result<(Duration, RequestSamples)> {
     let counter = Arc::new(DeliveryCounter::default());
-    let producer: ThreadedProducer<CountingContext> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    if args.client_stats {
+        config.set("statistics.interval.ms", "100");
+    }
+    let producer: ThreadedProducer<CountingContext> = config
         .set("bootstrap.servers", bootstrap)
-        .set("acks", acks)
+        .set("acks", setup.acks)
         .set("linger.ms", args.linger_ms.to_string())
         .set("batch.size", args.batch_size.to_string())
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
-        .set("enable.idempotence", "false")
+        .set("enable.idempotence", setup.idempotence.to_string())
         .set("compression.type", "none")
         .create_with_context(CountingContext(Arc::clone(&counter)))
         .context("cannot create the producer")?;
     let value = vec![b'x'; args.record_size];
+    let warm_up_records = u64::from(setup.warm_up);
+    if setup.warm_up {
+        warm_up(
+            &producer,
+            BaseRecord::to(topic).payload(&value[..]).partition(0),
+        )?;
+    }
+    *counter
+        .requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = RequestSamples::default();
     let start = Instant::now();
     for i in 0..args.records {
         let partition = (i % args.partitions as u64) as i32;
@@ -328,13 +519,17 @@ pub(crate) fn produce(
     let elapsed = start.elapsed();
     let failed = counter.failed.load(Ordering::Relaxed);
     let acked = counter.acked.load(Ordering::Relaxed);
-    if failed > 0 || acked != args.records {
+    if failed > 0 || acked != args.records + warm_up_records {
         bail!(
             "{acked} records acknowledged, {failed} failed, of {}",
             args.records
         );
     }
-    Ok(elapsed)
+    let requests = *counter
+        .requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok((elapsed, requests))
 }
 
 fn consume(args: &ProduceBenchArgs, bootstrap: &str, topic: &str) -> anyhow::Result<Duration> {

@@ -65,6 +65,9 @@ pub struct BrokerConfig {
     pub replica_fetch_wait_max_ms: u64,
     pub replica_fetch_max_bytes: usize,
     pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// An idempotent producer idle this long is forgotten by the partitions it wrote to.
+    pub producer_id_expiration_ms: u64,
+    pub producer_id_expiration_check_interval_ms: u64,
     pub unclean_leader_election_enable: bool,
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_check_interval_seconds: u64,
@@ -123,6 +126,7 @@ const ACCEPTED_AND_IGNORED: &[&str] = &[
     "log.flush.interval.ms",
     "num.replica.fetchers",
     "log.index.size.max.bytes",
+    "transactional.id.expiration.ms",
 ];
 
 impl BrokerConfig {
@@ -191,6 +195,9 @@ impl BrokerConfig {
             replica_fetch_max_bytes: reader.positive("replica.fetch.max.bytes", 1048576)?,
             replica_high_watermark_checkpoint_interval_ms: reader
                 .positive("replica.high.watermark.checkpoint.interval.ms", 5000)?,
+            producer_id_expiration_ms: reader.positive("producer.id.expiration.ms", 86_400_000)?,
+            producer_id_expiration_check_interval_ms: reader
+                .positive("producer.id.expiration.check.interval.ms", 600_000)?,
             unclean_leader_election_enable: reader
                 .boolean("unclean.leader.election.enable", false)?,
             auto_leader_rebalance_enable: reader.boolean("auto.leader.rebalance.enable", true)?,
@@ -500,6 +507,8 @@ mod tests {
         assert_eq!(config.socket_request_max_bytes, 104857600);
         assert_eq!(config.max_connections, 2147483647);
         assert_eq!(config.connections_max_idle_ms, 600000);
+        assert_eq!(config.producer_id_expiration_ms, 86_400_000);
+        assert_eq!(config.producer_id_expiration_check_interval_ms, 600_000);
         assert_eq!(
             config.queued_max_request_bytes,
             Some(QUEUED_MAX_REQUEST_BYTES_DEFAULT)

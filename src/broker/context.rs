@@ -7,6 +7,7 @@ use super::config::BrokerConfig;
 use super::group::coordinator::GroupCoordinator;
 use super::log::partition_log::LogConfig;
 use super::metadata_cache::MetadataCache;
+use super::producer_state::producer_ids::ProducerIdManager;
 use super::replica_fetcher::ReplicaFetchers;
 use super::replica_manager::ReplicaManager;
 use super::zk::Coordinator;
@@ -23,6 +24,8 @@ pub struct Broker {
     pub topic_admin: tokio::sync::Mutex<()>,
     /// The consumer groups this broker coordinates.
     pub groups: GroupCoordinator,
+    /// Hands out producer ids (InitProducerId).
+    pub producer_ids: ProducerIdManager,
 }
 
 impl Broker {
@@ -46,6 +49,7 @@ impl Broker {
             coordinator,
             topic_admin: tokio::sync::Mutex::new(()),
             groups: GroupCoordinator::default(),
+            producer_ids: ProducerIdManager::new(config.broker_id),
             config,
         }
     }

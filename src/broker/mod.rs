@@ -9,6 +9,8 @@
 //! - [`handlers`]: one file per Kafka API, all of the same shape.
 //! - [`log`]: batches, segments, offset index, leader-epoch cache, partition log.
 //! - [`partition`]: one replica's state: leader epoch, ISR, log end, high watermark, waiters.
+//! - [`producer_state`]: the idempotent producer: producer ids, per-partition producer state,
+//!   snapshots.
 //! - [`replica_manager`]: the replicas hosted here; role changes are applied there.
 //! - [`replica_fetcher`]: follower-pull replication, one fetcher per leader broker, with
 //!   KIP-101 truncation.
@@ -40,6 +42,7 @@ pub mod metadata_cache;
 pub mod metadata_sync;
 pub mod partition;
 pub mod peer;
+pub mod producer_state;
 pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod server;

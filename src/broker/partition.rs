@@ -734,6 +734,22 @@ impl Partition {
         }
     }
 
+    /// Snapshots the idempotent producers' state at the log end (clean shutdown).
+    pub fn take_producer_snapshot(&self) -> std::io::Result<()> {
+        match self.lock().log.as_mut() {
+            Some(log) => log.take_producer_snapshot(),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets producers idle for `expiration_ms` at `now_ms`; returns how many.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.lock()
+            .log
+            .as_mut()
+            .map_or(0, |log| log.remove_expired_producers(now_ms, expiration_ms))
+    }
+
     /// Deletes the log's files; waiters are woken and see [`PartitionError::Deleted`].
     pub fn delete(&self) -> std::io::Result<()> {
         let mut inner = self.lock();

@@ -165,10 +165,11 @@ impl ReplicaManager {
         high_watermark_checkpoint::write(&self.log_dir, &entries)
     }
 
-    /// fsyncs every log (on shutdown).
+    /// fsyncs every log and snapshots its producer state (on shutdown).
     pub fn flush_all(&self) -> std::io::Result<()> {
         for partition in self.all() {
             partition.flush()?;
+            partition.take_producer_snapshot()?;
         }
         Ok(())
     }

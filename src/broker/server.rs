@@ -15,6 +15,7 @@ use super::config::BrokerConfig;
 use super::connection;
 use super::connection_limits::{self, ConnectionLimits};
 use super::context::Broker;
+use super::producer_state::expiration;
 use super::zk::{self, BrokerRegistration, Coordinator, CoordinatorError};
 use super::{controller, isr, metadata_sync};
 
@@ -69,6 +70,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         Arc::clone(&broker),
         stopped.clone(),
     ));
+    let producer_expiration = tokio::spawn(expiration::run(Arc::clone(&broker), stopped.clone()));
     let limits = Arc::new(ConnectionLimits::new(&broker.config, open_files));
     if limits.max_connections < broker.config.max_connections {
         tracing::info!(
@@ -101,6 +103,8 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let _ = isr.await;
     checkpointer.abort();
     let _ = checkpointer.await;
+    producer_expiration.abort();
+    let _ = producer_expiration.await;
     let _ = refresher.await;
     let _ = session.await;
     broker

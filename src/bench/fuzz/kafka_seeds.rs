@@ -367,6 +367,24 @@ pub fn for_version(api_key: ApiKey, version: i16) -> anyhow::Result<Vec<KafkaSee
             let request = m::DescribeGroupsRequest::default().with_groups(vec![group_id()]);
             seeds.push(seed(api_key, version, &request)?);
         }
+        ApiKey::InitProducerId => {
+            let mut idempotent = m::InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(-1);
+            if version >= 3 {
+                // KIP-360: the producer's current id and epoch.
+                idempotent = idempotent
+                    .with_producer_id(m::ProducerId(1000))
+                    .with_producer_epoch(0);
+            }
+            let transactional = m::InitProducerIdRequest::default()
+                .with_transactional_id(Some(m::TransactionalId(StrBytes::from_static_str(
+                    "fuzz-txn",
+                ))))
+                .with_transaction_timeout_ms(60_000);
+            seeds.push(seed(api_key, version, &idempotent)?);
+            seeds.push(seed(api_key, version, &transactional)?);
+        }
         other => anyhow::bail!("no fuzz seed for {other:?}"),
     }
     Ok(seeds)

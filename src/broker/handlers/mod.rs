@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -81,6 +82,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The supported version range of `api_key`, if it is served.
@@ -209,6 +211,10 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> anyhow::Result<
         ApiKey::DescribeGroups => {
             let request = decode::<m::DescribeGroupsRequest>(frame, &header)?;
             reply(describe_groups::handle(broker, request, version), &header)
+        }
+        ApiKey::InitProducerId => {
+            let request = decode::<m::InitProducerIdRequest>(frame, &header)?;
+            reply(init_producer_id::handle(broker, request, version), &header)
         }
         other => bail!("{other:?} is listed as supported but has no handler"),
     }

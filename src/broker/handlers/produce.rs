@@ -1,7 +1,9 @@
 //! Produce: validate and append each partition's batches as leader (in request order, before
 //! the next request on the connection is read), then answer at once (acks=1), not at all
 //! (acks=0), or once the high watermark has passed every appended batch (acks=all), with
-//! REQUEST_TIMED_OUT after the request's timeout.
+//! REQUEST_TIMED_OUT after the request's timeout. An idempotent producer's retry of a batch
+//! already in the log is answered like the original append (its offsets; with acks=all once
+//! the original is committed), as Kafka does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use crate::broker::context::Broker;
 use crate::broker::log::partition_log::{AppendError, AppendInfo, ReadError};
 use crate::broker::log::records::{DecompressionBudget, RecordError};
 use crate::broker::partition::{Partition, PartitionError};
+use crate::broker::producer_state::append::ProducerError;
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
 
@@ -123,6 +126,15 @@ fn append_one(
     let min_insync_replicas = broker.min_insync_replicas(topic);
     match partition.append_as_leader(&records, acks == -1, min_insync_replicas, budget) {
         Ok(info) => {
+            if info.duplicate {
+                tracing::info!(
+                    "produce to {}-{index}: a retry of the batch at offsets {}..={}, answered \
+                     with its offsets (idempotent producer)",
+                    topic.0,
+                    info.base_offset,
+                    info.last_offset
+                );
+            }
             let log_start_offset = partition.offsets().log_start_offset;
             #[cfg(feature = "planted-bugs")] // planted bug: acks-all-before-replication
             if acks == -1 && planted::is_active(PlantedBug::AcksAllBeforeReplication) {
@@ -143,6 +155,10 @@ fn append_one(
             tracing::info!("produce to {}-{index} refused: {error}", topic.0);
             Pending::Done(invalid_records(index, version, &error))
         }
+        Err(PartitionError::Append(AppendError::Producer(error))) => {
+            tracing::info!("produce to {}-{index} refused: {error}", topic.0);
+            Pending::Done(producer_refusal(index, version, &error))
+        }
         Err(error) => {
             tracing::debug!("produce to {}-{index} refused: {error}", topic.0);
             Pending::Done(failure(index, &error))
@@ -158,6 +174,35 @@ fn invalid_records(index: i32, version: i16, error: &RecordError) -> PartitionPr
     }
     error_response(index, ResponseError::InvalidRecord)
         .with_error_message(Some(StrBytes::from_string(error.to_string())))
+}
+
+/// The Kafka error for a batch refused for its producer fields or its producer's state.
+pub fn producer_error(error: &ProducerError) -> ResponseError {
+    match error {
+        ProducerError::OutOfOrderSequence { .. } | ProducerError::NewEpochNotAtZero { .. } => {
+            ResponseError::OutOfOrderSequenceNumber
+        }
+        ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        ProducerError::Transactional { .. } => ResponseError::InvalidTxnState,
+        ProducerError::InvalidSequence { .. }
+        | ProducerError::InvalidEpochField { .. }
+        | ProducerError::ManyBatches { .. }
+        | ProducerError::ControlBatch => ResponseError::InvalidRecord,
+    }
+}
+
+/// [`producer_error`] with its reason (v8+, where the response carries a message);
+/// INVALID_RECORD is CORRUPT_MESSAGE before v8, as Kafka answers.
+fn producer_refusal(index: i32, version: i16, error: &ProducerError) -> PartitionProduceResponse {
+    let code = match producer_error(error) {
+        ResponseError::InvalidRecord if version < 8 => ResponseError::CorruptMessage,
+        code => code,
+    };
+    let response = error_response(index, code);
+    if version < 8 {
+        return response;
+    }
+    response.with_error_message(Some(StrBytes::from_string(error.to_string())))
 }
 
 /// The Kafka error for a partition failure.
@@ -176,6 +221,7 @@ pub fn error_for(error: &PartitionError) -> ResponseError {
         PartitionError::Append(AppendError::OffsetsOutOfOrder { .. }) => {
             ResponseError::UnknownServerError
         }
+        PartitionError::Append(AppendError::Producer(error)) => producer_error(error),
         PartitionError::Append(AppendError::Io(_)) | PartitionError::Read(ReadError::Io(_)) => {
             ResponseError::KafkaStorageError
         }

@@ -58,10 +58,6 @@ pub fn handle(
             };
             reply(Outcome::Now(response), &header)
         }
-        ApiKey::InitProducerId => reply(
-            Outcome::Now(m::InitProducerIdResponse::default().with_error_code(UNSUPPORTED)),
-            &header,
-        ),
         ApiKey::JoinGroup => reply(
             Outcome::Now(m::JoinGroupResponse::default().with_error_code(UNSUPPORTED)),
             &header,

@@ -5,6 +5,7 @@
 //! magic i8 @16, crc u32 @17 (CRC32C of bytes 21..end), attributes i16 @21,
 //! lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43,
 //! producerEpoch i16 @51, baseSequence i32 @53, recordCount i32 @57, records @61.
+//! The producer fields (id, epoch, base sequence) are read for idempotent producers' state.
 
 /// Bytes of the header before `batchLength` counts: baseOffset and batchLength itself.
 pub const LOG_OVERHEAD: usize = 12;
@@ -16,7 +17,14 @@ const ATTRIBUTES_AT: usize = 21;
 const LAST_OFFSET_DELTA_AT: usize = 23;
 const MAX_TIMESTAMP_AT: usize = 35;
 const LEADER_EPOCH_AT: usize = 12;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
 const RECORD_COUNT_AT: usize = 57;
+/// `attributes` bit of a transactional batch.
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// `attributes` bit of a control batch (transaction markers).
+pub const CONTROL_FLAG: i16 = 0x20;
 
 /// Why a batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +52,12 @@ pub struct BatchHeader {
     pub partition_leader_epoch: i32,
     pub last_offset_delta: i32,
     pub max_timestamp: i64,
+    pub attributes: i16,
+    /// -1 unless an idempotent (or transactional) producer wrote the batch.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The sequence number of the batch's first record (-1 without a producer id).
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -60,6 +74,19 @@ impl BatchHeader {
     /// Number of records (offsets) the batch takes.
     pub fn record_count(&self) -> i64 {
         i64::from(self.last_offset_delta) + 1
+    }
+
+    /// Whether an idempotent or transactional producer wrote it (Kafka's `hasProducerId`).
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id >= 0
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
     }
 }
 
@@ -116,6 +143,13 @@ pub fn read_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         partition_leader_epoch: read_i32(bytes, LEADER_EPOCH_AT),
         last_offset_delta,
         max_timestamp: read_i64(bytes, MAX_TIMESTAMP_AT),
+        attributes: i16::from_be_bytes([bytes[ATTRIBUTES_AT], bytes[ATTRIBUTES_AT + 1]]),
+        producer_id: read_i64(bytes, PRODUCER_ID_AT),
+        producer_epoch: i16::from_be_bytes([
+            bytes[PRODUCER_EPOCH_AT],
+            bytes[PRODUCER_EPOCH_AT + 1],
+        ]),
+        base_sequence: read_i32(bytes, BASE_SEQUENCE_AT),
     })
 }
 
@@ -169,6 +203,37 @@ pub fn encode_example(
     values: &[&[u8]],
     compression: kafka_protocol::records::Compression,
 ) -> anyhow::Result<bytes::Bytes> {
+    encode_records(values, compression, -1, -1, 0, 1_000)
+}
+
+/// [`encode_example`] as idempotent producer `producer_id` at `epoch` sends it: its records
+/// numbered from `first_sequence`, timestamped `timestamp_ms` (uncompressed).
+pub fn encode_idempotent_example(
+    values: &[&[u8]],
+    producer_id: i64,
+    epoch: i16,
+    first_sequence: i32,
+    timestamp_ms: i64,
+) -> anyhow::Result<bytes::Bytes> {
+    let none = kafka_protocol::records::Compression::None;
+    encode_records(
+        values,
+        none,
+        producer_id,
+        epoch,
+        first_sequence,
+        timestamp_ms,
+    )
+}
+
+fn encode_records(
+    values: &[&[u8]],
+    compression: kafka_protocol::records::Compression,
+    producer_id: i64,
+    producer_epoch: i16,
+    first_sequence: i32,
+    timestamp_ms: i64,
+) -> anyhow::Result<bytes::Bytes> {
     use bytes::Bytes;
     use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -180,12 +245,12 @@ pub fn encode_example(
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: i as i32,
-            timestamp: 1_000 + i as i64,
+            sequence: first_sequence.wrapping_add(i as i32),
+            timestamp: timestamp_ms + i as i64,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::copy_from_slice(value)),
             headers: [(
@@ -246,6 +311,44 @@ pub(crate) mod tests {
         )
         .expect("encode");
         buf
+    }
+
+    /// An encoded v2 batch of `count` records from idempotent producer `producer_id` at
+    /// `epoch`, numbered from `first_sequence`, timestamped now.
+    pub(crate) fn idempotent_batch(
+        producer_id: i64,
+        epoch: i16,
+        first_sequence: i32,
+        count: usize,
+    ) -> BytesMut {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as i64);
+        let values: Vec<Vec<u8>> = (0..count)
+            .map(|i| format!("p{producer_id}-{first_sequence}-{i}").into_bytes())
+            .collect();
+        let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let encoded =
+            encode_idempotent_example(&values, producer_id, epoch, first_sequence, now_ms)
+                .expect("encode");
+        BytesMut::from(&encoded[..])
+    }
+
+    #[test]
+    fn reads_the_producer_fields() {
+        let plain = validate(&encoded_batch(2)).expect("valid");
+        assert!(!plain.has_producer_id());
+        let header = validate(&idempotent_batch(77, 3, 40, 5)).expect("valid");
+        assert!(header.has_producer_id());
+        assert_eq!(
+            (
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence
+            ),
+            (77, 3, 40)
+        );
+        assert!(!header.is_transactional() && !header.is_control());
     }
 
     #[test]

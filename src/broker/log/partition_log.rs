@@ -1,7 +1,10 @@
 //! The log of one partition replica: a directory (`topic-0/`) of segments, the leader-epoch
 //! cache beside them, offsets assigned on append, reads by offset, rolling by
 //! `log.segment.bytes`, fsync every `log.flush.interval.messages`, and recovery on open
-//! (the active segment is scanned and a torn tail cut).
+//! (the active segment is scanned and a torn tail cut). It also keeps the partition's
+//! idempotent-producer state in step with its batches ([`ProducerStateManager`]): checked on
+//! leader appends, recorded on every append, snapshotted at roll, rebuilt on open and
+//! truncation.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,8 @@ use super::batch::{self, BatchError, BatchHeader};
 use super::leader_epoch::LeaderEpochCache;
 use super::records::{self, DecompressionBudget, RecordError};
 use super::segment::{RecoveryOutcome, Segment};
+use crate::broker::producer_state::append::{LeaderAppend, ProducerError};
+use crate::broker::producer_state::manager::ProducerStateManager;
 
 /// The settings a log needs (from the broker config; per topic later).
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +43,8 @@ pub enum AppendError {
         base_offset: i64,
         log_end_offset: i64,
     },
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
     #[error("log I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -61,6 +68,9 @@ pub struct AppendInfo {
     pub base_offset: i64,
     pub last_offset: i64,
     pub record_count: i64,
+    /// An idempotent producer's retry of a batch already in the log: nothing was written and
+    /// the offsets are the original batch's.
+    pub duplicate: bool,
 }
 
 /// The log of one partition replica.
@@ -71,6 +81,7 @@ pub struct PartitionLog {
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
     leader_epochs: LeaderEpochCache,
+    producers: ProducerStateManager,
     unflushed_messages: u64,
     /// Segments from this base offset on may hold data not yet fsynced.
     unflushed_from_segment: i64,
@@ -119,6 +130,7 @@ impl PartitionLog {
             segments,
             log_start_offset,
             leader_epochs: LeaderEpochCache::load(dir),
+            producers: ProducerStateManager::open(dir)?,
             unflushed_messages: 0,
             unflushed_from_segment: 0,
             directory_unflushed,
@@ -129,7 +141,43 @@ impl PartitionLog {
         if log.leader_epochs.entries().is_empty() && log_end_offset > log.log_start_offset {
             log.rebuild_leader_epochs()?;
         }
+        let replay_from = log.producers.load(log.log_start_offset, log_end_offset)?;
+        log.replay_producers(replay_from)?;
         Ok((log, outcome))
+    }
+
+    /// Records the producer batches from `from` to the log end into the producer state (after
+    /// loading a snapshot taken at `from`): a scan of batch headers only.
+    fn replay_producers(&mut self, from: i64) -> std::io::Result<()> {
+        if from >= self.log_end_offset() {
+            return Ok(());
+        }
+        let first_segment = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(base, _)| *base);
+        let mut replayed = 0u64;
+        for segment in self.segments.range(first_segment..).map(|(_, s)| s) {
+            let Some(position) = segment.position_of(from)? else {
+                continue;
+            };
+            segment.visit_headers_from(position, |header| {
+                if header.base_offset >= from && header.has_producer_id() {
+                    self.producers.record(header);
+                    replayed += 1;
+                }
+            })?;
+        }
+        if replayed > 0 {
+            tracing::info!(
+                "rebuilt the producer state of {} from offset {from}: {replayed} idempotent \
+                 batches replayed, {} producer ids",
+                self.dir.display(),
+                self.producers.len()
+            );
+        }
+        Ok(())
     }
 
     /// Rebuilds the leader-epoch cache from the batches' `partitionLeaderEpoch` (a full scan
@@ -189,8 +237,10 @@ impl PartitionLog {
     }
 
     /// Validates `records` (one or more v2 batches as a producer sent them: headers, CRCs, size,
-    /// then every record, decompressing within `budget`), assigns offsets from the log end,
-    /// stamps `leader_epoch`, and appends them.
+    /// then every record, decompressing within `budget`, then an idempotent producer's epoch and
+    /// sequence), assigns offsets from the log end, stamps `leader_epoch`, and appends them. A
+    /// retry of one of the producer's last five batches appends nothing and answers the
+    /// original offsets ([`AppendInfo::duplicate`]).
     pub fn append_as_leader(
         &mut self,
         records: &[u8],
@@ -215,6 +265,21 @@ impl PartitionLog {
             records::validate(&records[position..position + header.size], budget)?;
             position += header.size;
         }
+        if let Some((
+            _,
+            LeaderAppend::Duplicate {
+                first_offset,
+                last_offset,
+            },
+        )) = self.producers.check_leader_append(&headers)?
+        {
+            return Ok(AppendInfo {
+                base_offset: first_offset,
+                last_offset,
+                record_count: last_offset - first_offset + 1,
+                duplicate: true,
+            });
+        }
         let base_offset = self.log_end_offset();
         let mut bytes = BytesMut::from(records);
         let mut next_offset = base_offset;
@@ -235,6 +300,7 @@ impl PartitionLog {
             base_offset,
             last_offset: next_offset - 1,
             record_count: next_offset - base_offset,
+            duplicate: false,
         })
     }
 
@@ -257,11 +323,12 @@ impl PartitionLog {
             base_offset: first.base_offset,
             last_offset: last.last_offset(),
             record_count: last.next_offset() - first.base_offset,
+            duplicate: false,
         })
     }
 
-    /// Writes validated batches at the log end: rolls if needed, updates the epoch cache, and
-    /// fsyncs every `flush_interval_messages`.
+    /// Writes validated batches at the log end: rolls if needed, updates the epoch cache and
+    /// the producer state, and counts messages towards `flush_interval_messages`.
     fn write(&mut self, bytes: Bytes, headers: &[BatchHeader]) -> Result<(), AppendError> {
         let active = self.active();
         if active.size() > 0 && active.size() + bytes.len() as u64 > self.config.segment_bytes {
@@ -272,14 +339,19 @@ impl PartitionLog {
                 .assign(header.partition_leader_epoch, header.base_offset)?;
         }
         self.active_mut().append(bytes, headers)?;
+        for header in headers {
+            self.producers.record(header);
+        }
         let messages: i64 = headers.iter().map(BatchHeader::record_count).sum();
         self.unflushed_messages += messages as u64;
         Ok(())
     }
 
-    /// Starts a new active segment at the log end.
+    /// Starts a new active segment at the log end, snapshotting the producer state there first
+    /// (so that a restart replays at most the active segment).
     fn roll(&mut self) -> std::io::Result<()> {
         let base_offset = self.log_end_offset();
+        self.producers.take_snapshot(base_offset)?;
         let segment = Segment::create(&self.dir, base_offset, self.config.index_interval_bytes)?;
         self.active_mut().release_tail_cache();
         tracing::info!(
@@ -424,7 +496,28 @@ impl PartitionLog {
             }
         }
         self.active_mut().truncate_to(offset)?;
-        self.leader_epochs.truncate_from_end(offset)
+        self.leader_epochs.truncate_from_end(offset)?;
+        let end = self.log_end_offset();
+        if let Some(replay_from) = self.producers.truncate(self.log_start_offset, end)? {
+            self.replay_producers(replay_from)?;
+        }
+        Ok(())
+    }
+
+    /// The idempotent producers' state.
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+
+    /// Snapshots the producer state at the log end (clean shutdown), unless already done.
+    pub fn take_producer_snapshot(&mut self) -> std::io::Result<()> {
+        let end = self.log_end_offset();
+        self.producers.take_snapshot(end)
+    }
+
+    /// Forgets producers idle for `expiration_ms` at `now_ms`; returns how many.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
     }
 
     /// Deletes the log's directory.
@@ -443,7 +536,7 @@ impl PartitionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::log::batch::tests::encoded_batch;
+    use crate::broker::log::batch::tests::{encoded_batch, idempotent_batch};
 
     fn unlimited() -> DecompressionBudget {
         DecompressionBudget::new(u64::MAX)
@@ -572,5 +665,121 @@ mod tests {
             log.append_as_follower(&gap),
             Err(AppendError::OffsetsOutOfOrder { .. })
         ));
+    }
+
+    #[test]
+    fn idempotent_appends_are_checked_recorded_and_deduplicated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).expect("open");
+        log.append_as_leader(&encoded_batch(2), 0, &mut unlimited())
+            .expect("plain");
+        let first = log
+            .append_as_leader(&idempotent_batch(9, 0, 0, 3), 0, &mut unlimited())
+            .expect("first");
+        assert_eq!((first.base_offset, first.duplicate), (2, false));
+        log.append_as_leader(&idempotent_batch(9, 0, 3, 2), 0, &mut unlimited())
+            .expect("next");
+        // A retry of the first batch: its offsets, nothing written.
+        let retry = log
+            .append_as_leader(&idempotent_batch(9, 0, 0, 3), 0, &mut unlimited())
+            .expect("duplicate");
+        assert_eq!(
+            (retry.base_offset, retry.last_offset, retry.duplicate),
+            (2, 4, true)
+        );
+        assert_eq!(log.log_end_offset(), 7);
+        assert!(matches!(
+            log.append_as_leader(&idempotent_batch(9, 0, 9, 1), 0, &mut unlimited()),
+            Err(AppendError::Producer(
+                ProducerError::OutOfOrderSequence { .. }
+            ))
+        ));
+        // Two batches of an idempotent producer in one request are refused.
+        let two = [
+            &idempotent_batch(9, 0, 5, 1)[..],
+            &idempotent_batch(9, 0, 6, 1)[..],
+        ]
+        .concat();
+        assert!(matches!(
+            log.append_as_leader(&two, 0, &mut unlimited()),
+            Err(AppendError::Producer(ProducerError::ManyBatches {
+                batches: 2
+            }))
+        ));
+        assert_eq!(log.log_end_offset(), 7, "refusals write nothing");
+    }
+
+    #[test]
+    fn producer_state_survives_reopening_with_and_without_a_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Small segments: rolls snapshot the state on the way.
+        let (mut log, _) = PartitionLog::open(dir.path(), config(400)).expect("open");
+        for i in 0..12 {
+            log.append_as_leader(&idempotent_batch(5, 0, i * 2, 2), 0, &mut unlimited())
+                .expect("append");
+        }
+        let snapshots = log.producer_state().snapshot_offsets().clone();
+        assert!(!snapshots.is_empty(), "rolls took snapshots");
+        let before = log.producer_state().entry(5).cloned();
+        drop(log);
+        // Reopened without a clean shutdown: latest snapshot + replay of the active segment.
+        let (mut log, _) = PartitionLog::open(dir.path(), config(400)).expect("reopen");
+        assert_eq!(log.producer_state().entry(5).cloned(), before);
+        let retry = log
+            .append_as_leader(&idempotent_batch(5, 0, 16, 2), 0, &mut unlimited())
+            .expect("a retry of the fourth-last batch");
+        assert!(retry.duplicate);
+        assert_eq!(retry.base_offset, 16);
+        // Clean shutdown: a snapshot at the log end; then every snapshot deleted: full replay.
+        log.take_producer_snapshot().expect("snapshot");
+        assert!(log.producer_state().snapshot_offsets().contains(&24));
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), config(400)).expect("reopen");
+        assert_eq!(log.producer_state().entry(5).cloned(), before);
+        let offsets: Vec<i64> = log
+            .producer_state()
+            .snapshot_offsets()
+            .iter()
+            .copied()
+            .collect();
+        drop(log);
+        for offset in offsets {
+            std::fs::remove_file(crate::broker::producer_state::snapshot::path(
+                dir.path(),
+                offset,
+            ))
+            .expect("remove");
+        }
+        let (log, _) = PartitionLog::open(dir.path(), config(400)).expect("reopen");
+        assert_eq!(log.producer_state().entry(5).cloned(), before);
+    }
+
+    #[test]
+    fn truncation_rolls_the_producer_state_back_with_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).expect("open");
+        for i in 0..4 {
+            log.append_as_leader(&idempotent_batch(3, 0, i * 5, 5), 0, &mut unlimited())
+                .expect("append");
+        }
+        log.truncate_to(10).expect("truncate");
+        // The batches at 10.. are gone: their retries are new appends, not duplicates.
+        let again = log
+            .append_as_leader(&idempotent_batch(3, 0, 10, 5), 0, &mut unlimited())
+            .expect("append");
+        assert_eq!((again.base_offset, again.duplicate), (10, false));
+        assert!(
+            log.append_as_leader(&idempotent_batch(3, 0, 5, 5), 0, &mut unlimited())
+                .expect("retry")
+                .duplicate
+        );
+        // A follower records what it copies, without checking it.
+        let dir2 = tempfile::tempdir().expect("tempdir");
+        let (mut follower, _) = PartitionLog::open(dir2.path(), config(1 << 20)).expect("open");
+        let mut copied = idempotent_batch(3, 2, 77, 4);
+        batch::patch(&mut copied, 0, 1);
+        follower.append_as_follower(&copied).expect("copy");
+        let entry = follower.producer_state().entry(3).expect("recorded");
+        assert_eq!((entry.epoch, entry.last_sequence()), (2, Some(80)));
     }
 }

@@ -270,6 +270,23 @@ impl Segment {
         Ok(None)
     }
 
+    /// Visits the header of every whole batch from `position` (a batch boundary) to the end:
+    /// the producer state replaying the log.
+    pub fn visit_headers_from(
+        &self,
+        mut position: u64,
+        mut visit: impl FnMut(&BatchHeader),
+    ) -> std::io::Result<()> {
+        while let Some(header) = self.read_header_at(position)? {
+            if position + header.size as u64 > self.size {
+                break;
+            }
+            visit(&header);
+            position += header.size as u64;
+        }
+        Ok(())
+    }
+
     /// The size of the batch at `position` (a batch boundary).
     pub fn batch_size_at(&self, position: u64) -> std::io::Result<Option<usize>> {
         Ok(self.read_header_at(position)?.map(|header| header.size))
