@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use history::{OpType, Process};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -16,7 +17,6 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::client_context::QuietContext;
-use crate::history::{OpType, Process};
 use crate::producer::error_name;
 use crate::recorder::Recorder;
 

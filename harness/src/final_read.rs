@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use history::{OpType, Process};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -12,7 +13,6 @@ use serde_json::{Value, json};
 
 use crate::client_context::QuietContext;
 use crate::consumer::create_consumer;
-use crate::history::{OpType, Process};
 use crate::recorder::Recorder;
 
 /// How long one watermark query or poll may take.

@@ -7,7 +7,6 @@
 //! - [`process`]: one child process that can never outlive us (process group, PDEATHSIG).
 //! - [`ports`]: free loopback ports.
 //! - [`wait`]: waiting for a condition with a deadline instead of sleeping.
-//! - [`history`]: `history.jsonl`, its writer and reader.
 //! - [`kafka_connection`]: one raw Kafka-protocol connection, for what rdkafka does not expose.
 //! - [`leadership`]: leader and ISR of each partition sampled during a run (`leadership.jsonl`).
 //! - [`workload`]: workload specs (TOML), parsed strictly and validated.
@@ -32,7 +31,6 @@ pub mod client_context;
 pub mod cluster;
 pub mod consumer;
 pub mod final_read;
-pub mod history;
 pub mod kafka_connection;
 pub mod leadership;
 pub mod metadata;

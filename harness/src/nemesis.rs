@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use history::{OpType, Process};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::cluster::{Cluster, ClusterError, NodeStatus};
-use crate::history::{OpType, Process};
 use crate::metadata;
 use crate::recorder::Recorder;
 use crate::schedule::{Event, Schedule};
@@ -352,7 +352,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use crate::cluster::{ClusterConfig, CommandTemplates};
-    use crate::history::{HistoryWriter, read_history};
+    use history::{HistoryWriter, read_history};
 
     #[tokio::test]
     async fn faults_on_sleepers_are_recorded_as_nemesis_operations() {

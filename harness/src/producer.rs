@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use history::{OpType, Process};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::FromClientConfigAndContext;
@@ -22,7 +23,6 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, oneshot, watch};
 
-use crate::history::{OpType, Process};
 use crate::recorder::Recorder;
 
 /// How a producer is set up.

@@ -9,13 +9,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use history::HistoryWriter;
 use tokio::sync::watch;
 
 use crate::checker::{self, Expectations, Results};
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, CommandTemplates};
 use crate::consumer::run_consumer;
 use crate::final_read::{PartitionRead, final_read};
-use crate::history::HistoryWriter;
 use crate::leadership;
 use crate::nemesis::Nemesis;
 use crate::producer::{ProducerSettings, run_producer};
@@ -44,7 +44,7 @@ pub enum RunError {
     #[error(transparent)]
     Workload(#[from] crate::workload::WorkloadError),
     #[error(transparent)]
-    History(#[from] crate::history::HistoryError),
+    History(#[from] history::HistoryError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error("the cluster did not come up: {0}")]

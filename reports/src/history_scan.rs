@@ -5,16 +5,15 @@
 //! Memory is bounded by the number of distinct acknowledged sends (a 64-bit hash each), not by
 //! the length of the history.
 
+use history::{OpType, Process};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::io::BufRead;
 use std::path::Path;
-
-use harness::history::{OpType, Process};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::error::ReportError;
 

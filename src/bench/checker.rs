@@ -270,7 +270,7 @@ struct InFlight {
     partition: i32,
 }
 
-/// Writes history lines in the exact format of `harness::history::HistoryWriter`.
+/// Writes history lines in the exact format of `history::HistoryWriter`.
 struct LineWriter {
     out: BufWriter<File>,
     index: u64,

@@ -6,10 +6,12 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
+use history::line::{Fields, Line, OpName, ValueText};
+use history::reader::Item;
+use history::{OpType, Process};
+
 use super::availability::Availability;
 use super::figures::{self, OperationFiguresBuilder, Timeline, Unavailability};
-use super::parse::{Fields, Line, OpName, ValueText};
-use super::pipeline::Item;
 use super::results::{
     Anomaly, AnomalyKind, Detection, EXAMPLES_PER_ANOMALY, Example, Expectations, FinalReadSummary,
     HEALS, LostExpectation, Malformed, Outcome, Results, Totals, Validity,
@@ -18,7 +20,6 @@ use super::values::{
     FastMap, FastSet, NO_PARTITION, OffsetTable, SendOutcome, Slot, ValueId, ValueIds, ValueInfo,
     ValueNames, ValueTable,
 };
-use crate::history::{OpType, Process};
 
 /// The process number recorded for operations of the nemesis where a client was expected.
 const NEMESIS_AS_CLIENT: u64 = u64::MAX;
@@ -183,7 +184,7 @@ impl Analysis {
                 self.apply(line, value_error.as_deref());
             }
             Item::Blank => self.line_number += 1,
-            Item::Malformed(reason) => {
+            Item::Malformed(reason) | Item::Cut(reason) => {
                 self.line_number += 1;
                 self.malformed(reason.clone());
             }

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use hdrhistogram::Histogram;
+use history::{OpType, Process};
 
 use super::results::{FaultFigures, LatencyMicros, OperationFigures, SecondCounts};
 use super::values::FastMap;
-use crate::history::{OpType, Process};
 
 /// Latencies are recorded between 1 µs and one hour, 3 significant digits.
 const LATENCY_MAX_US: u64 = 3_600_000_000;

@@ -6,9 +6,8 @@
 //!
 //! # Layout
 //! - [`results`]: the verdict, expectations, anomalies and figures (results.json).
-//! - `parse`: one history line into a borrowed, typed view (no `serde_json::Value`).
-//! - `scan`: the fast path of `parse`, a scanner for the exact layout the writer emits.
-//! - `pipeline`: reading and parsing on one thread, the analysis on another.
+//! - `pipeline`: reading and parsing (the `history` crate's reader) on one thread, the analysis
+//!   on another.
 //! - `values`: compact value ids and the (partition, offset) table.
 //! - `analysis`: the single pass and the final walk over the values.
 //! - `figures`: latency, throughput, unavailability after faults, the per-second timeline.
@@ -17,10 +16,8 @@
 mod analysis;
 mod availability;
 mod figures;
-mod parse;
 mod pipeline;
 pub mod results;
-mod scan;
 mod values;
 
 #[cfg(test)]
@@ -92,10 +89,10 @@ pub fn check_history_with<R: Read + Send>(
         let mut analysis = Analysis::new(expectations);
         match reading {
             Reading::TwoThreads => {
-                pipeline::run(reader, &mut analysis, pipeline::READ_BUFFER_BYTES);
+                pipeline::run(reader, &mut analysis, history::reader::READ_BUFFER_BYTES);
             }
             Reading::OneThread => {
-                pipeline::read_lines(reader, pipeline::READ_BUFFER_BYTES, |item| {
+                history::read_lines(reader, history::reader::READ_BUFFER_BYTES, |item| {
                     analysis.feed(&item);
                     true
                 });

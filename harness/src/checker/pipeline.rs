@@ -1,6 +1,6 @@
-//! Reading and parsing the history on one thread while the analysis runs on another: the two
-//! halves cost about the same, so a run is checked in about half the time on two cores. Lines
-//! travel in batches of owned [`Item`]s through a bounded channel (and the emptied batches come
+//! Reading and parsing the history (the history crate's streaming reader) on one thread while the
+//! analysis runs on another: the two halves cost about the same, so a run is checked in about
+//! half the time on two cores. Lines travel in batches of owned [`Item`]s through a bounded channel (and the emptied batches come
 //! back, so they are allocated once). The reader thread also turns values into ids, which
 //! balances the two halves better. The analysis sees the lines in file order, exactly as if one
 //! thread did both ([`read_lines`] with a sink that feeds the analysis, which then interns).
@@ -8,16 +8,11 @@
 use std::io::Read;
 use std::sync::mpsc;
 
+use history::line::ValueText;
+use history::reader::{Item, READ_BUFFER_BYTES, read_lines};
+
 use super::analysis::Analysis;
-use super::parse::{Line, ValueText, parse_with_serde};
-use super::scan::scan_prefix;
 use super::values::{MAX_VALUES, ValueIds};
-
-/// Size of the read buffer: large reads keep the per-line cost low.
-pub const READ_BUFFER_BYTES: usize = 1 << 20;
-
-/// The longest line the checker reads (a final read of tens of millions of records).
-const LINE_BYTES_MAX: usize = 1 << 31;
 
 /// Lines per batch handed to the analysis.
 const BATCH_LINES: usize = 256;
@@ -28,20 +23,6 @@ const BATCH_RECORDS: usize = 1 << 14;
 
 /// Batches queued between the threads (bounds memory).
 const BATCHES_IN_FLIGHT: usize = 4;
-
-/// One line of the history, parsed. Nearly every item is a `Line`, so boxing it would only add
-/// an allocation per line.
-#[allow(clippy::large_enum_variant)]
-pub enum Item {
-    /// An operation, and the error if its value could not be read.
-    Line(Line<'static>, Option<String>),
-    /// An empty line (still counted, so that line numbers stay right).
-    Blank,
-    /// A line that is not an operation, with the reason.
-    Malformed(String),
-    /// The history could not be read on (line 0 in results).
-    Unreadable(String),
-}
 
 /// Reads `reader` to the end and feeds every line to `analysis`, in order.
 pub fn run<R: Read + Send>(reader: R, analysis: &mut Analysis, buffer_bytes: usize) {
@@ -145,96 +126,5 @@ fn intern_values(ids: &mut ValueIds, item: &mut Item) {
     }
     if !interned {
         *item = Item::Malformed(format!("more than {MAX_VALUES} distinct values"));
-    }
-}
-
-/// Reads lines from `reader` and hands each, parsed, to `sink` (which returns whether to go
-/// on; `read_lines` returns false if the sink asked it to stop): lines in the writer's layout
-/// are scanned in place in the read buffer (the scanner finds their end); any other line is cut
-/// at its line break and parsed with serde. The buffer grows to hold the longest line (a final
-/// read of a large partition is one line), up to [`LINE_BYTES_MAX`].
-pub fn read_lines<R: Read>(
-    mut reader: R,
-    buffer_bytes: usize,
-    mut sink: impl FnMut(Item) -> bool,
-) -> bool {
-    let mut buffer = vec![0u8; buffer_bytes.max(1)];
-    let (mut start, mut end, mut at_end) = (0, 0, false);
-    loop {
-        while start < end {
-            let window = &buffer[start..end];
-            if let Some((item, consumed)) = scan_one(window, at_end) {
-                if !sink(item) {
-                    return false;
-                }
-                start += consumed;
-                continue;
-            }
-            match window.iter().position(|byte| *byte == b'\n') {
-                Some(newline) => {
-                    if !sink(parse_one(&window[..newline])) {
-                        return false;
-                    }
-                    start += newline + 1;
-                }
-                None if at_end => {
-                    if !sink(parse_one(window)) {
-                        return false;
-                    }
-                    start = end;
-                }
-                None => break,
-            }
-        }
-        if at_end {
-            return true;
-        }
-        buffer.copy_within(start..end, 0);
-        end -= start;
-        start = 0;
-        if end == buffer.len() {
-            if buffer.len() >= LINE_BYTES_MAX {
-                return sink(Item::Unreadable(format!(
-                    "a line longer than {LINE_BYTES_MAX} bytes; stopped reading"
-                )));
-            }
-            buffer.resize(buffer.len() * 2, 0);
-        }
-        match reader.read(&mut buffer[end..]) {
-            Ok(0) => at_end = true,
-            Ok(read) => end += read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => {
-                return sink(Item::Unreadable(format!(
-                    "reading the history failed: {error}"
-                )));
-            }
-        }
-    }
-}
-
-/// The fast path: one line in the writer's layout at the start of `window`, and the bytes it
-/// took with its line break; `None` to cut the line and parse it with [`parse_one`].
-fn scan_one(window: &[u8], at_end: bool) -> Option<(Item, usize)> {
-    let mut line = Line::default();
-    let length = scan_prefix(window, &mut line)?;
-    let consumed = match window.get(length) {
-        Some(b'\n') => length + 1,
-        None if at_end => length,
-        _ => return None,
-    };
-    Some((Item::Line(line, None), consumed))
-}
-
-/// One whole line (without its line break), any spelling.
-fn parse_one(text: &[u8]) -> Item {
-    let text = text.strip_suffix(b"\r").unwrap_or(text);
-    if text.iter().all(u8::is_ascii_whitespace) {
-        return Item::Blank;
-    }
-    let mut line = Line::default();
-    match parse_with_serde(text, &mut line) {
-        Ok(value_error) => Item::Line(line.into_owned(), value_error),
-        Err(reason) => Item::Malformed(format!("not an operation: {reason}")),
     }
 }

@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::parse::ValueText;
+use history::line::ValueText;
+pub use history::line::{ValueId, ValueName};
 
 /// A fast, non-cryptographic hasher for the checker's integer-keyed maps (the history is our
 /// own file, so there is no adversary to flood them): FxHash's multiply-rotate.
@@ -63,9 +64,6 @@ pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// A `HashSet` with [`FastHasher`].
 pub type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
-
-/// A dense value id (index into the checker's per-value vector).
-pub type ValueId = u32;
 
 /// The largest number of distinct values the checker accepts (ids use 31 bits).
 pub const MAX_VALUES: usize = OffsetTable::EMPTY as usize;
@@ -127,22 +125,6 @@ impl DenseMap {
             return;
         }
         self.sparse.insert(key, id);
-    }
-}
-
-/// The value string of an id: either parsed numbers or the string itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValueName {
-    Key { process: u64, sequence: u64 },
-    Other(Box<str>),
-}
-
-impl std::fmt::Display for ValueName {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ValueName::Key { process, sequence } => write!(formatter, "{process}-{sequence}"),
-            ValueName::Other(text) => formatter.write_str(text),
-        }
     }
 }
 

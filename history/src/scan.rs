@@ -1,6 +1,6 @@
-//! A hand-written scanner for the exact line layout that `HistoryWriter` emits
+//! A hand-written scanner for the exact line layout that [`HistoryWriter`] emits
 //! (`{"index":..,"time_ns":..,"process":..,"type":..,"f":..,"value":{..}}`, no spaces): the
-//! checker's hot path. It returns `None` for anything else (other key orders, whitespace,
+//! reader's hot path. It returns `None` for anything else (other key orders, whitespace,
 //! escaped strings, a field of an unexpected type), and the caller then parses the line with
 //! serde, which accepts every valid spelling and gives the precise error for invalid ones.
 //! So this scanner only has to be right on what it accepts, never complete. It produces lines
@@ -9,8 +9,10 @@
 
 use std::borrow::Cow;
 
-use super::parse::{Fields, Line, OpName, Text, ValueText};
-use crate::history::{OpType, Process};
+use crate::line::{Fields, Line, OpName, Text, ValueText};
+use crate::op::{OpType, Process};
+#[cfg(doc)]
+use crate::writer::HistoryWriter;
 
 /// Records vectors start this large (polls return a few to a few hundred records).
 const RECORDS_CAPACITY: usize = 64;
@@ -20,8 +22,7 @@ const SKIP_DEPTH_MAX: usize = 64;
 
 /// Scans one line in the writer's layout into `line`, or `None` to let serde decide (then
 /// `line` may be partly written). Filling the caller's `line` in place avoids moving it.
-#[cfg(test)]
-pub fn scan_line(text: &[u8], line: &mut Line<'static>) -> Option<()> {
+pub(crate) fn scan_line(text: &[u8], line: &mut Line<'static>) -> Option<()> {
     (scan_prefix(text, line)? == text.len()).then_some(())
 }
 
@@ -207,6 +208,14 @@ impl<'a> Cursor<'a> {
                 b"positions" => fields.positions = Some(self.positions()?),
                 b"node" => fields.node = Some(Text(Cow::Owned(self.string()?.to_string()))),
                 b"why" => fields.why = Some(Text(Cow::Owned(self.string()?.to_string()))),
+                // Like serde's `text_or_nothing`: a string, or nothing for any other value.
+                b"error" if self.peek()? == b'"' => {
+                    fields.error = Some(Text(Cow::Owned(self.string()?.to_string())));
+                }
+                b"error" => {
+                    self.skip_value(0)?;
+                    fields.error = None;
+                }
                 _ => self.skip_value(0)?,
             }
             if self.byte(b',').is_none() {
@@ -259,7 +268,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Skips a value the checker does not read: strings (escapes allowed), numbers, literals,
+    /// Skips a value no reader uses: strings (escapes allowed), numbers, literals,
     /// arrays and objects (nested at most [`SKIP_DEPTH_MAX`] deep).
     fn skip_value(&mut self, depth: usize) -> Option<()> {
         if depth > SKIP_DEPTH_MAX {
@@ -332,17 +341,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::checker::parse::parse_line;
+    use crate::line::parse_with_serde;
 
     #[test]
     fn scans_what_the_writer_writes_like_serde_does() {
-        let lines: [&[u8]; 6] = [
+        let lines: [&[u8]; 7] = [
             br#"{"index":0,"time_ns":1200311,"process":3,"type":"invoke","f":"send","value":{"key":"k7","value":"3-17"}}"#,
             br#"{"index":1,"time_ns":3400121,"process":3,"type":"ok","f":"send","value":{"key":"k7","value":"3-17","partition":1,"offset":40}}"#,
-            br#"{"index":2,"time_ns":3500000,"process":"nemesis","type":"info","f":"kill","value":{"node":"broker-2","why":"leader of t-1","extra":[1,{"a":null},-2.5e3,"x\"y"]}}"#,
+            br#"{"index":2,"time_ns":3500000,"process":"nemesis","type":"info","f":"kill","value":{"node":"broker-2","why":"leader of t-1","extra":[1,{"a":null},-2.5e3,"x\"y"],"error":"gone"}}"#,
             br#"{"index":3,"time_ns":3900000,"process":9,"type":"ok","f":"poll","value":{"records":[[1,40,"3-17"],[1,41,"4-2"]]}}"#,
             br#"{"index":4,"time_ns":4000000,"process":9,"type":"ok","f":"assign","value":{"positions":[[1,-1],[2,0]]}}"#,
             br#"{"index":5,"time_ns":5000000,"process":12,"type":"ok","f":"final-read","value":{"partition":0,"log_start_offset":0,"high_watermark":0,"records":[],"complete":true}}"#,
+            br#"{"index":6,"time_ns":6000000,"process":3,"type":"info","f":"send","value":{"value":"3-18","error":{"code":7}}}"#,
         ];
         for text in lines {
             let mut scanned = Line::default();
@@ -372,9 +382,9 @@ mod tests {
             );
         }
         // serde still reads the valid ones.
-        assert_eq!(parse_line(lines[0], &mut Line::default()), Ok(None));
-        assert_eq!(parse_line(lines[1], &mut Line::default()), Ok(None));
-        assert_eq!(parse_line(lines[2], &mut Line::default()), Ok(None));
-        assert!(parse_line(lines[3], &mut Line::default()).is_err());
+        assert_eq!(parse_with_serde(lines[0], &mut Line::default()), Ok(None));
+        assert_eq!(parse_with_serde(lines[1], &mut Line::default()), Ok(None));
+        assert_eq!(parse_with_serde(lines[2], &mut Line::default()), Ok(None));
+        assert!(parse_with_serde(lines[3], &mut Line::default()).is_err());
     }
 }

@@ -1,10 +1,6 @@
-//! The history: `history.jsonl`, one operation per line, in Jepsen's model (an `invoke` followed
-//! by exactly one completion: `ok`, `fail` or `info`; faults are operations of the `nemesis`).
-//!
-//! This module owns the on-disk format (docs/checker.md), the [`HistoryWriter`] that every client
-//! and the nemesis append to while a run goes on, and [`read_history`] for anyone who wants the
-//! operations back as typed values. The checker has its own faster line parser for the same
-//! format (`checker::parse`), but it accepts exactly what this module writes.
+//! [`HistoryWriter`]: the one writer of `history.jsonl`, which every client and the nemesis
+//! append to while a run goes on (and the checker's benchmark uses to generate histories). It
+//! writes the documented layout (docs/checker.md) that the reader's scanner expects:
 //!
 //! ```text
 //! {"index":0,"time_ns":1200311,"process":3,"type":"invoke","f":"send","value":{"key":"k7","value":"3-17"}}
@@ -13,124 +9,20 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::Serialize;
+
+use crate::error::HistoryError;
+use crate::op::{Op, OpType, Process};
 
 /// How often the background flusher pushes buffered operations to the file.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Who performed an operation: a client process (a number, fresh after an indeterminate
-/// operation, as in Jepsen) or the nemesis. JSON: a number, or the string `"nemesis"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Process {
-    Client(u64),
-    Nemesis,
-}
-
-impl fmt::Display for Process {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Process::Client(id) => write!(formatter, "{id}"),
-            Process::Nemesis => formatter.write_str("nemesis"),
-        }
-    }
-}
-
-impl Serialize for Process {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Process::Client(id) => serializer.serialize_u64(*id),
-            Process::Nemesis => serializer.serialize_str("nemesis"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Process {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ProcessVisitor;
-        impl serde::de::Visitor<'_> for ProcessVisitor {
-            type Value = Process;
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("a process number or \"nemesis\"")
-            }
-            fn visit_u64<E: serde::de::Error>(self, id: u64) -> Result<Process, E> {
-                Ok(Process::Client(id))
-            }
-            fn visit_i64<E: serde::de::Error>(self, id: i64) -> Result<Process, E> {
-                u64::try_from(id)
-                    .map(Process::Client)
-                    .map_err(|_| E::custom(format!("negative process number {id}")))
-            }
-            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Process, E> {
-                if name == "nemesis" {
-                    Ok(Process::Nemesis)
-                } else {
-                    Err(E::custom(format!(
-                        "unknown process {name:?} (expected a number or \"nemesis\")"
-                    )))
-                }
-            }
-        }
-        deserializer.deserialize_any(ProcessVisitor)
-    }
-}
-
-/// The type of an operation: an invocation or one of its three possible completions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OpType {
-    /// The operation was started.
-    Invoke,
-    /// It happened.
-    Ok,
-    /// It certainly did not happen.
-    Fail,
-    /// Unknown whether it happened (a timeout, a broken connection, a fault).
-    Info,
-}
-
-/// One line of the history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Op {
-    /// Position in the history: 0, 1, 2, ... in the order written.
-    pub index: u64,
-    /// Nanoseconds since the writer was created (monotonic clock).
-    pub time_ns: u64,
-    pub process: Process,
-    #[serde(rename = "type")]
-    pub op_type: OpType,
-    /// The function: `send`, `poll`, `assign`, `final-read`, `kill`, `pause`, ...
-    pub f: String,
-    pub value: serde_json::Value,
-}
-
-/// What can go wrong writing or reading a history.
-#[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
-    #[error("history {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("history {path} line {line}: {reason}")]
-    Malformed {
-        path: PathBuf,
-        /// 1-based line number.
-        line: u64,
-        reason: String,
-    },
-    #[error("history {path} is closed")]
-    Closed { path: PathBuf },
-    #[error("history {path}: an earlier write failed: {reason}")]
-    Poisoned { path: PathBuf, reason: String },
-}
 
 /// Appends operations to `history.jsonl`. Cheap to clone and usable from many tasks and threads:
 /// each [`record`](HistoryWriter::record) takes a short lock, assigns the next `index` and the
@@ -150,6 +42,18 @@ struct Shared {
     /// Dropping the sender (or sending) stops the flusher, which flushes one last time.
     stop_flusher: Mutex<Option<mpsc::Sender<()>>>,
     flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// One line as written: the fields of an [`Op`] in its order, with the value borrowed.
+#[derive(Serialize)]
+struct OpLine<'a, V> {
+    index: u64,
+    time_ns: u64,
+    process: Process,
+    #[serde(rename = "type")]
+    op_type: OpType,
+    f: &'a str,
+    value: &'a V,
 }
 
 struct WriterState {
@@ -224,6 +128,42 @@ impl HistoryWriter {
         f: &str,
         value: serde_json::Value,
     ) -> Result<Op, HistoryError> {
+        let (index, time_ns) = self.append(None, process, op_type, f, &value)?;
+        Ok(Op {
+            index,
+            time_ns,
+            process,
+            op_type,
+            f: f.to_string(),
+            value,
+        })
+    }
+
+    /// Appends one operation at `time_ns` of the caller's clock, with a value of any
+    /// serializable type, and returns its `index`: for histories generated rather than
+    /// recorded (benchmarks, tests), which must keep `time_ns` from going back themselves.
+    pub fn record_at<V: Serialize>(
+        &self,
+        time_ns: u64,
+        process: Process,
+        op_type: OpType,
+        f: &str,
+        value: &V,
+    ) -> Result<u64, HistoryError> {
+        self.append(Some(time_ns), process, op_type, f, value)
+            .map(|(index, _)| index)
+    }
+
+    /// Writes one line (at `time_ns`, or now on the writer's clock) under the lock; returns
+    /// its index and time.
+    fn append<V: Serialize>(
+        &self,
+        time_ns: Option<u64>,
+        process: Process,
+        op_type: OpType,
+        f: &str,
+        value: &V,
+    ) -> Result<(u64, u64), HistoryError> {
         let mut state = self.lock_state();
         if state.closed {
             return Err(HistoryError::Closed {
@@ -233,12 +173,12 @@ impl HistoryWriter {
         if let Some(reason) = &state.failure {
             return Err(self.poisoned(reason.clone()));
         }
-        let op = Op {
+        let op = OpLine {
             index: state.next_index,
-            time_ns: self.elapsed_ns(),
+            time_ns: time_ns.unwrap_or_else(|| self.elapsed_ns()),
             process,
             op_type,
-            f: f.to_string(),
+            f,
             value,
         };
         let WriterState { file, line, .. } = &mut *state;
@@ -253,7 +193,7 @@ impl HistoryWriter {
             return Err(self.poisoned(error.to_string()));
         }
         state.next_index += 1;
-        Ok(op)
+        Ok((op.index, op.time_ns))
     }
 
     /// Flushes everything recorded so far to the file.
@@ -339,47 +279,12 @@ fn run_flusher(state: &Mutex<WriterState>, stop: &mpsc::Receiver<()>) {
     }
 }
 
-/// Reads a history file back, one typed [`Op`] per non-empty line. A line that is not a valid
-/// operation is an `Err` naming its line number; iteration can go on after it.
-pub fn read_history(
-    path: &Path,
-) -> Result<impl Iterator<Item = Result<Op, HistoryError>>, HistoryError> {
-    let file = File::open(path).map_err(|source| HistoryError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let path = path.to_path_buf();
-    let mut line_number = 0u64;
-    let lines = BufReader::with_capacity(256 * 1024, file).lines();
-    Ok(lines.filter_map(move |line| {
-        line_number += 1;
-        let line = match line {
-            Ok(line) => line,
-            Err(source) => {
-                return Some(Err(HistoryError::Io {
-                    path: path.clone(),
-                    source,
-                }));
-            }
-        };
-        if line.trim().is_empty() {
-            return None;
-        }
-        Some(
-            serde_json::from_str::<Op>(&line).map_err(|error| HistoryError::Malformed {
-                path: path.clone(),
-                line: line_number,
-                reason: error.to_string(),
-            }),
-        )
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::reader::read_history;
     use serde_json::json;
 
     #[test]
@@ -439,17 +344,16 @@ mod tests {
         writer
             .record(Process::Client(1), OpType::Invoke, "poll", json!({}))
             .unwrap();
-        let flushed = crate::wait::wait_for(
-            "the flusher to write the line",
-            Duration::from_secs(5),
-            Duration::from_millis(10),
-            || {
-                std::fs::read_to_string(&path)
-                    .ok()
-                    .filter(|text| text.ends_with('\n'))
-            },
-        );
-        assert!(flushed.is_ok());
+        // Awaits the condition (the flusher's line on disk) for at most 5 s.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let flushed = loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.ends_with('\n') || Instant::now() >= deadline {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(flushed.ends_with('\n'), "{flushed:?}");
     }
 
     #[test]
@@ -492,39 +396,28 @@ mod tests {
     }
 
     #[test]
-    fn process_json_is_a_number_or_nemesis() {
-        assert_eq!(serde_json::to_string(&Process::Client(7)).unwrap(), "7");
-        assert_eq!(
-            serde_json::to_string(&Process::Nemesis).unwrap(),
-            "\"nemesis\""
-        );
-        assert_eq!(
-            serde_json::from_str::<Process>("7").unwrap(),
-            Process::Client(7)
-        );
-        assert!(serde_json::from_str::<Process>("-1").is_err());
-        assert!(serde_json::from_str::<Process>("\"client\"").is_err());
-    }
-
-    #[test]
-    fn a_malformed_line_names_its_line_number() {
+    fn generated_lines_are_the_same_layout_at_the_callers_times() {
+        #[derive(Serialize)]
+        struct Send<'a> {
+            key: &'a str,
+            value: &'a str,
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.jsonl");
-        std::fs::write(
-            &path,
-            "{\"index\":0,\"time_ns\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"poll\",\"value\":{}}\n\nnot json\n{\"index\":1,\"time_ns\":1,\"process\":\"nobody\",\"type\":\"ok\",\"f\":\"poll\",\"value\":{}}\n",
-        )
-        .unwrap();
-        let results: Vec<_> = read_history(&path).unwrap().collect();
-        assert_eq!(results.len(), 3);
-        assert!(results[0].is_ok());
-        assert!(matches!(
-            results[1],
-            Err(HistoryError::Malformed { line: 3, .. })
-        ));
-        assert!(matches!(
-            &results[2],
-            Err(HistoryError::Malformed { line: 4, reason, .. }) if reason.contains("nobody")
-        ));
+        let writer = HistoryWriter::create(&path).unwrap();
+        let send = Send {
+            key: "k7",
+            value: "3-17",
+        };
+        let index = writer
+            .record_at(1_200_311, Process::Client(3), OpType::Invoke, "send", &send)
+            .unwrap();
+        writer.close().unwrap();
+        assert_eq!(index, 0);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "{\"index\":0,\"time_ns\":1200311,\"process\":3,\"type\":\"invoke\",\"f\":\"send\",\"value\":{\"key\":\"k7\",\"value\":\"3-17\"}}\n"
+        );
     }
 }

@@ -1,22 +1,41 @@
-//! Parsing one history line for the checker without building a `serde_json::Value`: a typed,
-//! borrowed view ([`Line`]) whose `value` holds only the fields the checker reads (strings
-//! borrowed from the line unless they contain escapes); unknown fields are skipped. The
-//! hand-written `scan` handles the writer's own layout; serde handles any other spelling.
+//! One history line as a typed, borrowed view ([`Line`]), without building a `serde_json::Value`:
+//! its `value` holds only the fields that readers of the documented format use (strings borrowed
+//! from the line unless they contain escapes); unknown fields are skipped. The hand-written
+//! scanner (`scan`) handles the writer's own layout; [`parse_with_serde`] any other spelling.
 //!
-//! Operations the checker does not interpret (nemesis faults, anything new) may carry values of
-//! any shape: if the strict parse fails, [`parse_with_serde`] retries with the value ignored and
+//! Operations that no reader interprets (nemesis faults, anything new) may carry values of any
+//! shape: if the strict parse fails, [`parse_with_serde`] retries with the value ignored and
 //! reports whether the strict parse had failed, so that the caller can decide whether the line
-//! is malformed (it is for `send`, `poll`, `assign` and `final-read`).
+//! is malformed (the checker does for `send`, `poll`, `assign` and `final-read`).
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::values::{ValueId, ValueName};
-use crate::history::{OpType, Process};
+use crate::op::{OpType, Process};
 
-/// An operation's `f`: the four the checker interprets, or any other name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A dense id that a reader which interns values (the checker) gives each distinct value.
+pub type ValueId = u32;
+
+/// A produced value, owned: `<process>-<seq>` as its two numbers, or any other string. What an
+/// interning reader keeps of a value it has seen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ValueName {
+    Key { process: u64, sequence: u64 },
+    Other(Box<str>),
+}
+
+impl std::fmt::Display for ValueName {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueName::Key { process, sequence } => write!(formatter, "{process}-{sequence}"),
+            ValueName::Other(text) => formatter.write_str(text),
+        }
+    }
+}
+
+/// An operation's `f`: the four client operations, or any other name (the nemesis's faults).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum OpName<'a> {
     Send,
     Poll,
@@ -68,14 +87,15 @@ pub type Record<'a> = (i32, i64, ValueText<'a>);
 
 /// A produced value as read from the history: `<process>-<seq>` already split into numbers
 /// (the common case, and all the checker needs), or any other string.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ValueText<'a> {
     Key {
         process: u64,
         sequence: u64,
     },
     Other(Cow<'a, str>),
-    /// Already turned into an id by the reader thread; `name` on the value's first appearance.
+    /// Already turned into an id by a reader that interns values (the checker's reader
+    /// thread); `name` on the value's first appearance.
     Interned {
         id: ValueId,
         name: Option<ValueName>,
@@ -121,7 +141,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ValueText<'a> {
 
 /// A JSON string borrowed from the line when it has no escapes (serde's own `Cow<str>` always
 /// copies when nested in an `Option` or a tuple).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Text<'a>(pub Cow<'a, str>);
 
 impl Text<'_> {
@@ -162,7 +182,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// The fields of an operation's `value` the checker reads.
+/// The fields of an operation's `value` that readers use (docs/checker.md describes each).
 #[derive(Debug, Default, Deserialize)]
 pub struct Fields<'a> {
     /// `send`: the produced value, `<process>-<seq>`.
@@ -188,6 +208,74 @@ pub struct Fields<'a> {
     pub node: Option<Text<'a>>,
     #[serde(borrow, default)]
     pub why: Option<Text<'a>>,
+    /// Why a fault or a send went wrong, when the writer says (a string; any other JSON value
+    /// is skipped, as unknown fields are).
+    #[serde(borrow, default, deserialize_with = "text_or_nothing")]
+    pub error: Option<Text<'a>>,
+}
+
+/// A string as [`Text`], anything else (a number, an object, ...) as `None`.
+fn text_or_nothing<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Text<'a>>, D::Error> {
+    struct TextOrNothing;
+    impl<'de> serde::de::Visitor<'de> for TextOrNothing {
+        type Value = Option<Text<'de>>;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("any JSON value")
+        }
+        fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Text(Cow::Borrowed(text))))
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Some(Text(Cow::Owned(text.to_string()))))
+        }
+        fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(Some(Text(Cow::Owned(text))))
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(TextOrNothing)
 }
 
 /// One history line.
@@ -221,6 +309,7 @@ impl Fields<'_> {
             positions: self.positions,
             node: self.node.map(Text::into_owned),
             why: self.why.map(Text::into_owned),
+            error: self.error.map(Text::into_owned),
         }
     }
 }
@@ -264,19 +353,6 @@ struct LineIgnoringValue<'a> {
     f: OpName<'a>,
     #[allow(dead_code)]
     value: serde::de::IgnoredAny,
-}
-
-/// Parses one line (without its newline) into `line`. `Ok(Some(error))`: the line is an
-/// operation but its value could not be read (it is left empty). `Err`: the reason the line is
-/// not an operation.
-#[cfg(test)]
-pub fn parse_line<'a>(text: &'a [u8], line: &mut Line<'a>) -> Result<Option<String>, String> {
-    let mut scanned = Line::default();
-    if super::scan::scan_line(text, &mut scanned).is_some() {
-        *line = scanned;
-        return Ok(None);
-    }
-    parse_with_serde(text, line)
 }
 
 /// Parses one line with serde (any valid spelling), for lines the scanner turned down.
@@ -327,45 +403,7 @@ fn parse_digits(digits: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
-
-    #[test]
-    fn parses_a_send_ok_with_borrowed_strings() {
-        let text = br#"{"index":1,"time_ns":3400121,"process":3,"type":"ok","f":"send","value":{"key":"k7","value":"3-17","partition":1,"offset":40}}"#;
-        let mut line = Line::default();
-        assert_eq!(parse_line(text, &mut line), Ok(None));
-        assert_eq!(line.process, Process::Client(3));
-        assert_eq!(line.op_type, OpType::Ok);
-        assert_eq!(line.f, OpName::Send);
-        assert_eq!(
-            line.value.value,
-            Some(ValueText::Key {
-                process: 3,
-                sequence: 17
-            })
-        );
-        assert_eq!(line.value.partition, Some(1));
-        assert_eq!(line.value.offset, Some(40));
-        // Through serde (spaces defeat the scanner), strings are still borrowed.
-        let spaced = br#"{"index":1, "time_ns":3,"process":3,"type":"ok","f":"send","value":{"value":"a-b"}}"#;
-        let mut line = Line::default();
-        assert_eq!(parse_line(spaced, &mut line), Ok(None));
-        assert!(matches!(
-            line.value.value,
-            Some(ValueText::Other(Cow::Borrowed("a-b")))
-        ));
-    }
-
-    #[test]
-    fn an_odd_value_of_an_uninterpreted_operation_is_skipped() {
-        let text = br#"{"index":2,"time_ns":5,"process":"nemesis","type":"info","f":"kill","value":{"node":"broker-2","partition":"all"}}"#;
-        let mut line = Line::default();
-        assert!(parse_line(text, &mut line).unwrap().is_some());
-        assert_eq!(line.process, Process::Nemesis);
-        assert_eq!(line.f.as_str(), "kill");
-    }
 
     #[test]
     fn value_keys() {
