@@ -16,7 +16,6 @@
 //! - [`recorder`]: the history writer plus the live counters, shared by clients and nemesis.
 //! - [`schedule`]: the nemesis's seeded timeline of faults.
 //! - [`nemesis`]: faults by signal on named nodes, recorded in the history.
-//! - [`checker`]: the history in, the verdict (results.json) out.
 //! - [`producer`], [`consumer`], [`final_read`]: the rdkafka clients ([`client_context`]:
 //!   their quiet logging).
 //! - [`topic`]: creating the workload's topic through the admin API.
@@ -26,7 +25,6 @@
 //! - [`setup`]: bringing the cluster up, and keeping it whole after the heal.
 //! - [`summary`]: the lines a person reads at the end.
 
-pub mod checker;
 pub mod client_context;
 pub mod cluster;
 pub mod consumer;

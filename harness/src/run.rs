@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use checker::{self, Expectations, Results};
 use history::HistoryWriter;
 use tokio::sync::watch;
 
-use crate::checker::{self, Expectations, Results};
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, CommandTemplates};
 use crate::consumer::run_consumer;
 use crate::final_read::{PartitionRead, final_read};

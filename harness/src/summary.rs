@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::checker::{self, Results};
+use checker::{self, Results};
 
 /// A few lines for people: verdict, loss, unavailability, p99 latency, where the run is.
 pub fn summary(results: &Results, dir: &Path) -> String {

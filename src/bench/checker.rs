@@ -13,7 +13,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use harness::checker::{Expectations, Reading, check_history_file_with, parse_history_file};
+use checker::{Expectations, Reading, check_history_file_with, parse_history_file};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

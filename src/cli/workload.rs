@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use harness::checker::Outcome;
+use checker::Outcome;
 use harness::cluster::CommandTemplates;
 use harness::run::{RunOptions, expectations};
 use harness::summary::summary;
@@ -165,7 +165,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{} is not a run directory", dir.display()))?;
     let history = dir.join("history.jsonl");
     anyhow::ensure!(history.is_file(), "{} has no history", dir.display());
-    let results = harness::checker::check_history_file(&history, &expectations(&spec));
+    let results = checker::check_history_file(&history, &expectations(&spec));
     let results_path = dir.join("results.json");
     results
         .write_json(&results_path)

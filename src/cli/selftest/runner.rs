@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use harness::checker::{Results, Validity};
+use checker::{Results, Validity};
 use harness::cluster::CommandTemplates;
 use harness::run::{RunOptions, RunOutcome};
 use harness::workload::{self, WorkloadSpec};

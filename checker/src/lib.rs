@@ -2,10 +2,12 @@
 //! it judges a history from any Kafka-protocol cluster alike), streaming (one pass over the
 //! file, linear time, memory proportional to the number of distinct values) and total (it never
 //! panics: a history it cannot read gives `valid: "unknown"` naming the line and the reason).
-//! The definitions it implements are in docs/checker.md.
+//! The definitions it implements are in docs/checker.md. It reads through the `history` crate's
+//! streaming reader and depends on nothing else of ours: no cluster, no client, no tokio.
 //!
 //! # Layout
-//! - [`results`]: the verdict, expectations, anomalies and figures (results.json).
+//! - [`results`]: the verdict, expectations, anomalies and figures (results.json), and the one
+//!   pass rule, [`Outcome::decide`].
 //! - `pipeline`: reading and parsing (the `history` crate's reader) on one thread, the analysis
 //!   on another.
 //! - `values`: compact value ids and the (partition, offset) table.
