@@ -11,7 +11,10 @@
 //! - `pipeline`: reading and parsing (the `history` crate's reader) on one thread, the analysis
 //!   on another.
 //! - `values`: compact value ids and the (partition, offset) table.
-//! - `analysis`: the single pass and the final walk over the values.
+//! - `analysis`: the single pass (its state and the dispatch of each line) and the final walk
+//!   over the values; split by what it looks at: `analysis/sends.rs` (sends and
+//!   acknowledgements), `analysis/reads.rs` (polls and final reads), `analysis/verdict.rs`
+//!   (end-of-run checks and the results).
 //! - `figures`: latency, throughput, unavailability after faults, the per-second timeline.
 //! - `availability`: stretches without an acknowledged send, per partition (`unavailable`).
 
