@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use harness::cluster::metadata;
+use harness::cluster::topic::{NewTopic, create_topic};
 use harness::cluster::{Cluster, ClusterConfig, CommandTemplates, NodeStatus};
-use harness::metadata;
 use harness::nemesis::Nemesis;
 use harness::recorder::Recorder;
-use harness::topic::{NewTopic, create_topic};
 use harness::wait::wait_for_async;
 use history::{HistoryWriter, read_history};
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use checker::Outcome;
 use harness::cluster::CommandTemplates;
+use harness::run::summary::summary;
 use harness::run::{RunOptions, expectations};
-use harness::summary::summary;
 use harness::workload::{self, WorkloadSpec};
 
 /// Arguments of `kchaos workload`.

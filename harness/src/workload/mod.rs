@@ -2,6 +2,12 @@
 //! (unknown fields are errors naming the file, line and field) and validated before anything
 //! starts. A spec says what cluster to start, which topic to create, which clients to run, which
 //! faults to inject, for how long, and what the checker is expected to find.
+//!
+//! # Layout
+//! - this file: the spec types, including the fault vocabulary ([`Fault`], [`Condition`]).
+//! - [`target`]: the grammar of fault targets.
+
+pub mod target;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::target::Target;
+use self::target::Target;
 
 /// What can be wrong with a workload file.
 #[derive(Debug, thiserror::Error)]

@@ -10,8 +10,8 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::cluster::metadata;
 use crate::kafka_connection::Connection;
-use crate::metadata;
 
 /// The newest CreateTopics version we speak.
 const CREATE_TOPICS_VERSION_MAX: i16 = 7;

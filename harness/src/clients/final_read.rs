@@ -11,8 +11,8 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
-use crate::client_context::QuietContext;
-use crate::consumer::create_consumer;
+use crate::clients::client_context::QuietContext;
+use crate::clients::consumer::create_consumer;
 use crate::recorder::Recorder;
 
 /// How long one watermark query or poll may take.

@@ -3,6 +3,22 @@
 //! heal, final read, check, teardown. Whatever happens after the history is open, the history is
 //! closed and the cluster stopped; a Ctrl-C ends the fault phase early and the run still heals,
 //! reads, checks and writes its results.
+//!
+//! # Layout
+//! - this file: [`run`] and its phases.
+//! - [`error`]: [`RunError`], why a run could not be carried out.
+//! - [`setup`]: bringing the cluster up, and keeping it whole after the heal.
+//! - [`leadership`]: leader and ISR of each partition sampled during a run (`leadership.jsonl`).
+//! - [`store`]: run directories and the `latest` link.
+//! - [`progress`]: the live progress line.
+//! - [`summary`]: the lines a person reads at the end.
+
+pub mod error;
+pub mod leadership;
+pub mod progress;
+pub mod setup;
+pub mod store;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,45 +29,22 @@ use checker::{self, Expectations, Results};
 use history::HistoryWriter;
 use tokio::sync::watch;
 
-use crate::cluster::{Cluster, ClusterConfig, ClusterError, CommandTemplates};
-use crate::consumer::run_consumer;
-use crate::final_read::{PartitionRead, final_read};
-use crate::leadership;
+pub use self::error::RunError;
+use self::progress::Progress;
+use self::setup::{LEADERS_AFTER_HEAL_TIMEOUT, keep_healed, start_cluster, wait_for_metadata};
+use crate::clients::consumer::run_consumer;
+use crate::clients::final_read::{PartitionRead, final_read};
+use crate::clients::producer::{ProducerSettings, run_producer};
+use crate::cluster::{Cluster, ClusterConfig, CommandTemplates};
 use crate::nemesis::Nemesis;
-use crate::producer::{ProducerSettings, run_producer};
-use crate::progress::Progress;
+use crate::nemesis::schedule;
 use crate::recorder::{CountersSnapshot, Recorder};
-use crate::schedule;
-use crate::setup::{LEADERS_AFTER_HEAL_TIMEOUT, keep_healed, start_cluster, wait_for_metadata};
-use crate::store;
 use crate::workload::{ClusterSpec, LostExpectation, Strictness, WorkloadSpec};
 
 /// Grace for SIGTERM at teardown.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often live metadata is sampled for the leadership timeline (`leadership.jsonl`).
 const LEADERSHIP_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
-
-/// Why a run could not be carried out (exit code 2).
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Workload(#[from] crate::workload::WorkloadError),
-    #[error(transparent)]
-    History(#[from] history::HistoryError),
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    #[error("the cluster did not come up: {0}")]
-    Setup(String),
-    #[error("a task of the run failed: {0}")]
-    Task(String),
-}
 
 /// What to run.
 #[derive(Debug, Clone)]

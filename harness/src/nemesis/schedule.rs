@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::target::Target;
+use crate::workload::target::Target;
 use crate::workload::{Condition, Fault, NemesisSpec};
 
 /// One fault, planned.

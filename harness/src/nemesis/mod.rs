@@ -3,6 +3,14 @@
 //! and an `info` of process `nemesis`; `heal_all` at the end; and the runner that plays a
 //! [`Schedule`], resolving targets (`leader`, `controller`, ...) from live metadata at fault time
 //! and, for a step with `when`, striking the moment live metadata shows the condition.
+//!
+//! # Layout
+//! - this file: [`Nemesis`], which records every fault and hands it to its family.
+//! - [`target`]: resolving a step's target (`leader`, `majority`, ...) to node names.
+//! - [`schedule`]: the seeded timeline of faults a workload asks for.
+
+pub mod schedule;
+pub mod target;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,10 +22,10 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::cluster::metadata;
 use crate::cluster::{Cluster, ClusterError, NodeStatus};
-use crate::metadata;
+use crate::nemesis::schedule::{Event, Schedule};
 use crate::recorder::Recorder;
-use crate::schedule::{Event, Schedule};
 use crate::workload::{Condition, Fault};
 
 /// How long a SIGTERM'd node may take to stop before it is killed.
@@ -173,7 +181,7 @@ impl Nemesis {
             .into_iter()
             .filter(|id| {
                 matches!(
-                    cluster.status(&crate::target::broker_name(*id)),
+                    cluster.status(&crate::cluster::broker_name(*id)),
                     Ok(NodeStatus::Running)
                 )
             })

@@ -72,11 +72,11 @@ struct DeliveryContext;
 
 impl ClientContext for DeliveryContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        crate::client_context::QuietContext.log(level, facility, message);
+        crate::clients::client_context::QuietContext.log(level, facility, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        crate::client_context::QuietContext.error(error, reason);
+        crate::clients::client_context::QuietContext.error(error, reason);
     }
 }
 

@@ -6,11 +6,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::error::RunError;
+use crate::cluster::metadata::{self, ClusterMetadata};
+use crate::cluster::topic::{NewTopic, create_topic};
 use crate::cluster::{COORDINATOR, Cluster, NodeStatus};
-use crate::metadata::{self, ClusterMetadata};
 use crate::nemesis::Nemesis;
-use crate::run::RunError;
-use crate::topic::{NewTopic, create_topic};
 use crate::workload::{Fault, WorkloadSpec};
 
 /// How long the coordinator may take to accept connections (a JVM ZooKeeper is slow).

@@ -9,18 +9,34 @@
 //!
 //! Every node is a [`NodeProcess`] (its own process group, killed if we die), and every pid ever
 //! started is appended to `pids.log` in the run directory, so a test can check that none is left.
+//!
+//! # Layout
+//! - this file: [`Cluster`], the nodes' lifecycle (start, kill, pause, resume, stop, heal).
+//! - [`process`]: one child process that can never outlive us (process group, PDEATHSIG).
+//! - [`ports`]: free loopback ports.
+//! - [`metadata`]: live brokers, controller, leaders and ISRs, from a raw Metadata request.
+//! - [`topic`]: creating the workload's topic through the admin API.
+
+pub mod metadata;
+pub mod ports;
+pub mod process;
+pub mod topic;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::ports::free_loopback_ports;
-use crate::process::{NodeProcess, ProcessError};
-use crate::target::broker_name;
+use self::ports::free_loopback_ports;
+use self::process::{NodeProcess, ProcessError};
 
 /// The name of the coordinator node.
 pub const COORDINATOR: &str = "coordinator";
+
+/// The node name of a broker id.
+pub fn broker_name(id: i32) -> String {
+    format!("broker-{id}")
+}
 
 /// What can go wrong with the cluster's processes and files.
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::metadata::{self, PartitionState};
+use crate::cluster::metadata::{self, PartitionState};
 use crate::recorder::Recorder;
 
 /// How long one metadata request may take before the sample is skipped.

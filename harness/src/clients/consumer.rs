@@ -16,8 +16,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::client_context::QuietContext;
-use crate::producer::error_name;
+use crate::clients::client_context::QuietContext;
+use crate::clients::producer::error_name;
 use crate::recorder::Recorder;
 
 /// Records per `poll` operation at most.
