@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use history::{HistoryWriter, Op, OpType, Process};
 use serde_json::Value;
 
+use crate::lock::lock;
+
 /// Live counts of a run, for the progress line and the summary.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -125,10 +127,4 @@ impl Recorder {
     pub fn close(&self) -> Result<(), history::HistoryError> {
         self.history.close()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::cluster::metadata;
 use crate::cluster::{Cluster, ClusterError, NodeStatus};
+use crate::lock::lock;
 use crate::nemesis::schedule::{Event, Schedule};
 use crate::recorder::Recorder;
 use crate::workload::{Condition, Fault};
@@ -348,12 +349,6 @@ async fn wait_for(
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

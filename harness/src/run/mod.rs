@@ -36,6 +36,7 @@ use crate::clients::consumer::run_consumer;
 use crate::clients::final_read::{PartitionRead, final_read};
 use crate::clients::producer::{ProducerSettings, run_producer};
 use crate::cluster::{Cluster, ClusterConfig, CommandTemplates};
+use crate::lock::lock;
 use crate::nemesis::Nemesis;
 use crate::nemesis::schedule;
 use crate::recorder::{CountersSnapshot, Recorder};
@@ -415,12 +416,6 @@ async fn interrupt() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `workload.toml` of a stored run, read back for `kchaos check`.

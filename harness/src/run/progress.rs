@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::lock::lock;
 use crate::recorder::Recorder;
 
 /// A progress line that refreshes itself until dropped or finished.
@@ -87,10 +88,4 @@ fn line(phase: &str, recorder: &Recorder) -> String {
         "{phase} | sends ok {} fail {} info {} | polls {} ({} records) | fault: {fault}",
         counts.sends_ok, counts.sends_fail, counts.sends_info, counts.polls, counts.records_polled
     )
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -10,6 +10,7 @@ use super::error::RunError;
 use crate::cluster::metadata::{self, ClusterMetadata};
 use crate::cluster::topic::{NewTopic, create_topic};
 use crate::cluster::{COORDINATOR, Cluster, NodeStatus};
+use crate::lock::lock;
 use crate::nemesis::Nemesis;
 use crate::workload::{Fault, WorkloadSpec};
 
@@ -182,10 +183,4 @@ pub async fn keep_healed(nemesis: &Nemesis, cluster: &Arc<Mutex<Cluster>>, spec:
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
