@@ -1,40 +1,32 @@
-//! The nemesis: faults injected into named nodes with signals — `nemesis.kill("broker-2")`,
+//! The nemesis: faults injected into named nodes — `nemesis.kill("broker-2")`,
 //! `pause`, `resume`, `stop`, `start`, `restart` — each recorded in the history as an `invoke`
 //! and an `info` of process `nemesis`; `heal_all` at the end; and the runner that plays a
 //! [`Schedule`], resolving targets (`leader`, `controller`, ...) from live metadata at fault time
 //! and, for a step with `when`, striking the moment live metadata shows the condition.
 //!
 //! # Layout
-//! - this file: [`Nemesis`], which records every fault and hands it to its family.
+//! - this file: [`Nemesis`], which records every fault and hands it to its [`FaultFamily`].
+//! - `signals.rs`: the signal family (kill, pause, resume, stop, start, restart).
 //! - [`target`]: resolving a step's target (`leader`, `majority`, ...) to node names.
 //! - [`schedule`]: the seeded timeline of faults a workload asks for.
+//! - `runner.rs`: [`Nemesis::run_schedule`], playing a schedule against live metadata.
 
+mod runner;
 pub mod schedule;
+mod signals;
 pub mod target;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use history::{OpType, Process};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde_json::json;
-use tokio::sync::watch;
 
-use crate::cluster::metadata;
-use crate::cluster::{Cluster, ClusterError, NodeStatus};
+use crate::cluster::{Cluster, ClusterError};
 use crate::lock::lock;
-use crate::nemesis::schedule::{Event, Schedule};
 use crate::recorder::Recorder;
-use crate::workload::{Condition, Fault};
+use crate::workload::Fault;
 
-/// How long a SIGTERM'd node may take to stop before it is killed.
-pub const STOP_GRACE: Duration = Duration::from_secs(15);
-/// How long one metadata request may take when resolving a target.
-const METADATA_TIMEOUT: Duration = Duration::from_millis(1500);
-/// How often a step with `when` looks at the metadata.
-const CONDITION_POLL_INTERVAL: Duration = Duration::from_millis(20);
+pub use self::signals::STOP_GRACE;
 
 /// Why a fault could not be injected.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +35,29 @@ pub enum NemesisError {
     Cluster(#[from] ClusterError),
     #[error("the nemesis task panicked: {0}")]
     Task(String),
+}
+
+/// The fault families, one file each: how a fault is done. Signals to a node's process today;
+/// network partitions (the `netfault` crate) and disk faults (the `faultfs` crate) come next,
+/// each a variant here, a file beside `signals.rs`, and its part of [`Nemesis::heal_all`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultFamily {
+    /// Kill, pause, resume, stop, start, restart: `signals.rs`.
+    Signals,
+}
+
+impl FaultFamily {
+    /// The family `fault` belongs to.
+    pub fn of(fault: Fault) -> Self {
+        match fault {
+            Fault::Kill
+            | Fault::Pause
+            | Fault::Resume
+            | Fault::Stop
+            | Fault::Start
+            | Fault::Restart => FaultFamily::Signals,
+        }
+    }
 }
 
 /// The fault injector. Cheap to clone.
@@ -104,16 +119,8 @@ impl Nemesis {
         let name = node.to_string();
         let outcome = tokio::task::spawn_blocking(move || {
             let mut cluster = lock(&cluster);
-            match fault {
-                Fault::Kill => cluster.kill(&name),
-                Fault::Pause => cluster.pause(&name),
-                Fault::Resume => cluster.resume(&name),
-                Fault::Stop => cluster.stop(&name, STOP_GRACE).map(|_| ()),
-                Fault::Start => cluster.start(&name).map(|_| ()),
-                Fault::Restart => cluster
-                    .stop(&name, STOP_GRACE)
-                    .and_then(|_| cluster.start(&name))
-                    .map(|_| ()),
+            match FaultFamily::of(fault) {
+                FaultFamily::Signals => signals::inject(&mut cluster, fault, &name),
             }
         })
         .await
@@ -156,7 +163,8 @@ impl Nemesis {
             json!({"node": "all", "why": why}),
         );
         let cluster = Arc::clone(&self.cluster);
-        let outcome = tokio::task::spawn_blocking(move || lock(&cluster).heal_all())
+        // Every family heals what it did (only signals so far).
+        let outcome = tokio::task::spawn_blocking(move || signals::heal(&mut lock(&cluster)))
             .await
             .map_err(|error| NemesisError::Task(error.to_string()))
             .and_then(|result| result.map_err(NemesisError::from));
@@ -173,189 +181,16 @@ impl Nemesis {
         self.recorder.set_current_fault(None);
         outcome.map(|_| ())
     }
-
-    /// Broker ids that are running (not paused, not down) right now.
-    fn running_brokers(&self) -> Vec<i32> {
-        let mut cluster = lock(&self.cluster);
-        cluster
-            .broker_ids()
-            .into_iter()
-            .filter(|id| {
-                matches!(
-                    cluster.status(&crate::cluster::broker_name(*id)),
-                    Ok(NodeStatus::Running)
-                )
-            })
-            .collect()
-    }
-
-    /// Plays `schedule` from now until it ends or `stop` turns true. Target choices draw from
-    /// `seed`. Faults it injected stay injected: the caller heals at the end.
-    pub async fn run_schedule(
-        &self,
-        schedule: &Schedule,
-        topic: &str,
-        seed: u64,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        let started = tokio::time::Instant::now();
-        // How long `when` steps have waited so far: the rest of the timeline moves with them.
-        let mut shift = Duration::ZERO;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut labels: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut hit: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-        let addresses = lock(&self.cluster).broker_addresses();
-        for (at, event) in &schedule.events {
-            tokio::select! {
-                _ = tokio::time::sleep_until(started + *at + shift) => {}
-                _ = stop.wait_for(|stopped| *stopped) => return,
-            }
-            match *event {
-                Event::Inject(index) => {
-                    let planned = &schedule.faults[index];
-                    let mut waited = None;
-                    if let Some(condition) = planned.when {
-                        let wait = wait_for(
-                            &addresses,
-                            topic,
-                            planned.partition,
-                            condition,
-                            planned.within,
-                            &mut stop,
-                        );
-                        match wait.await {
-                            Ok(elapsed) => {
-                                shift += elapsed;
-                                waited = Some((condition, elapsed));
-                            }
-                            Err(why) => {
-                                self.record_unresolved(planned.fault, &planned.target_text, &why);
-                                continue;
-                            }
-                        }
-                    }
-                    let needs_metadata = planned.target.needs_metadata();
-                    let metadata = if needs_metadata {
-                        match metadata::fetch(&addresses, Some(topic), METADATA_TIMEOUT).await {
-                            Ok(metadata) => Some(metadata),
-                            Err(error) => {
-                                self.record_unresolved(
-                                    planned.fault,
-                                    &planned.target_text,
-                                    &format!("no metadata: {error}"),
-                                );
-                                continue;
-                            }
-                        }
-                    } else {
-                        None
-                    };
-                    let brokers = self.running_brokers();
-                    let resolved = match planned.target.resolve(
-                        metadata.as_ref(),
-                        topic,
-                        planned.partition,
-                        &brokers,
-                        &labels,
-                        &mut rng,
-                    ) {
-                        Ok(resolved) => resolved,
-                        Err(error) => {
-                            self.record_unresolved(
-                                planned.fault,
-                                &planned.target_text,
-                                &error.to_string(),
-                            );
-                            continue;
-                        }
-                    };
-                    let why = match waited {
-                        Some((condition, elapsed)) => format!(
-                            "{} ({} {} ms after it began to wait)",
-                            resolved.why,
-                            condition.name(),
-                            elapsed.as_millis()
-                        ),
-                        None => resolved.why.clone(),
-                    };
-                    for node in &resolved.nodes {
-                        // Errors are in the history; the schedule goes on.
-                        let _ = self.inject(planned.fault, node, &why).await;
-                    }
-                    if let Some(label) = &planned.label {
-                        labels.insert(label.clone(), resolved.nodes.clone());
-                    }
-                    hit.insert(index, resolved.nodes);
-                }
-                Event::Heal(index) => {
-                    let planned = &schedule.faults[index];
-                    let (Some(heal), Some(nodes)) = (planned.fault.heal(), hit.get(&index)) else {
-                        continue;
-                    };
-                    for node in nodes {
-                        let why = format!("heal of {} {node}", planned.fault.name());
-                        let _ = self.inject(heal, node, &why).await;
-                    }
-                    self.recorder.set_current_fault(None);
-                }
-            }
-        }
-    }
-}
-
-/// Polls the metadata until `partition` of `topic` shows `condition`; returns how long that
-/// took. Fails (saying why) when `within` passes or the fault phase ends first.
-async fn wait_for(
-    addresses: &[String],
-    topic: &str,
-    partition: i32,
-    condition: Condition,
-    within: Option<Duration>,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<Duration, String> {
-    let started = tokio::time::Instant::now();
-    let mut leader_at_start: Option<Option<i32>> = None;
-    loop {
-        if let Ok(metadata) = metadata::fetch(addresses, Some(topic), METADATA_TIMEOUT).await
-            && let Some(state) = metadata.partition(partition)
-        {
-            let initial_leader = *leader_at_start.get_or_insert(state.leader);
-            let holds = match condition {
-                Condition::IsrShrunk => state.isr.len() < state.replicas.len(),
-                Condition::IsrFull => {
-                    !state.replicas.is_empty()
-                        && state.replicas.iter().all(|id| state.isr.contains(id))
-                }
-                Condition::LeaderChanged => state.leader != initial_leader,
-            };
-            if holds {
-                return Ok(started.elapsed());
-            }
-        }
-        if within.is_some_and(|within| started.elapsed() >= within) {
-            return Err(format!(
-                "{} of {topic}-{partition} not seen within {} ms",
-                condition.name(),
-                started.elapsed().as_millis()
-            ));
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(CONDITION_POLL_INTERVAL) => {}
-            _ = stop.wait_for(|stopped| *stopped) => {
-                return Err(format!(
-                    "the fault phase ended before {} of {topic}-{partition}",
-                    condition.name()
-                ));
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::cluster::{ClusterConfig, CommandTemplates};
+    use std::collections::BTreeMap;
+
     use history::{HistoryWriter, read_history};
+
+    use super::*;
+    use crate::cluster::{ClusterConfig, CommandTemplates, NodeStatus};
 
     #[tokio::test]
     async fn faults_on_sleepers_are_recorded_as_nemesis_operations() {
