@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use harness::cluster::config::{ClusterConfig, CommandTemplates};
 use harness::cluster::metadata;
 use harness::cluster::topic::{NewTopic, create_topic};
-use harness::cluster::{Cluster, ClusterConfig, CommandTemplates, NodeStatus};
+use harness::cluster::{Cluster, NodeStatus};
 use harness::nemesis::Nemesis;
 use harness::recorder::Recorder;
 use harness::wait::wait_for_async;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use checker::Outcome;
-use harness::cluster::CommandTemplates;
+use harness::cluster::config::CommandTemplates;
 use harness::run::summary::summary;
 use harness::run::{RunOptions, expectations};
 use harness::workload::{self, WorkloadSpec};

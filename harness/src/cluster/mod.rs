@@ -12,14 +12,14 @@
 //!
 //! # Layout
 //! - this file: [`Cluster`], the nodes' lifecycle (start, kill, pause, resume, stop, heal).
-//! - `config.rs`: rendering it first ([`Cluster::prepare`]): ports, config files, data
-//!   directories and command lines from [`CommandTemplates`].
+//! - [`config`]: rendering it first ([`Cluster::prepare`]): ports, config files, data
+//!   directories and command lines from [`config::CommandTemplates`].
 //! - [`process`]: one child process that can never outlive us (process group, PDEATHSIG).
 //! - [`ports`]: free loopback ports.
 //! - [`metadata`]: live brokers, controller, leaders and ISRs, from a raw Metadata request.
 //! - [`topic`]: creating the workload's topic through the admin API.
 
-mod config;
+pub mod config;
 pub mod metadata;
 pub mod ports;
 pub mod process;
@@ -30,7 +30,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use self::config::{ClusterConfig, CommandTemplates, Layout};
 use self::process::{NodeProcess, ProcessError};
 
 /// The name of the coordinator node.
@@ -291,6 +290,7 @@ pub fn read_pid_log(dir: &Path) -> std::io::Result<Vec<(String, u32)>> {
 
 #[cfg(test)]
 mod tests {
+    use super::config::{ClusterConfig, CommandTemplates, Layout};
     use super::*;
 
     /// A cluster of `sleep` processes: the nemesis and the lifecycle without a broker.

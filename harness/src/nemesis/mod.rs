@@ -190,7 +190,8 @@ mod tests {
     use history::{HistoryWriter, read_history};
 
     use super::*;
-    use crate::cluster::{ClusterConfig, CommandTemplates, NodeStatus};
+    use crate::cluster::NodeStatus;
+    use crate::cluster::config::{ClusterConfig, CommandTemplates};
 
     #[tokio::test]
     async fn faults_on_sleepers_are_recorded_as_nemesis_operations() {

@@ -35,7 +35,8 @@ use self::setup::{LEADERS_AFTER_HEAL_TIMEOUT, keep_healed, start_cluster, wait_f
 use crate::clients::consumer::run_consumer;
 use crate::clients::final_read::{PartitionRead, final_read};
 use crate::clients::producer::{ProducerSettings, run_producer};
-use crate::cluster::{Cluster, ClusterConfig, CommandTemplates};
+use crate::cluster::Cluster;
+use crate::cluster::config::{ClusterConfig, CommandTemplates};
 use crate::lock::lock;
 use crate::nemesis::Nemesis;
 use crate::nemesis::schedule;

@@ -17,7 +17,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use harness::cluster::{COORDINATOR, Cluster, ClusterConfig, Layout, NodeStatus};
+use harness::cluster::config::{ClusterConfig, Layout};
+use harness::cluster::{COORDINATOR, Cluster, NodeStatus};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use checker::{Results, Validity};
-use harness::cluster::CommandTemplates;
+use harness::cluster::config::CommandTemplates;
 use harness::run::{RunOptions, RunOutcome};
 use harness::workload::{self, WorkloadSpec};
 
