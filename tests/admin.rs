@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use harness::process::NodeProcess;
+use harness::cluster::process::NodeProcess;
 use harness::wait::wait_for;
 
 const KCHAOS: &str = env!("CARGO_BIN_EXE_kchaos");
@@ -68,7 +68,7 @@ impl TestCluster {
     fn start() -> Self {
         let root = tempfile::tempdir().unwrap();
         let output = root.path().join("cluster-up.out");
-        let ports = harness::ports::free_loopback_ports(2).unwrap();
+        let ports = harness::cluster::ports::free_loopback_ports(2).unwrap();
         let args: Vec<String> = [
             "cluster",
             "up",
@@ -313,7 +313,7 @@ fn bad_flags_are_usage_errors() {
 
 #[test]
 fn a_broker_that_is_down_is_named() {
-    let port = harness::ports::free_loopback_port().unwrap();
+    let port = harness::cluster::ports::free_loopback_port().unwrap();
     let address = format!("127.0.0.1:{port}");
     let run = kchaos(&["topics", "--bootstrap-server", &address, "--list"]);
     assert_eq!(run.code, Some(2), "{run:?}");

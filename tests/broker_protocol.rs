@@ -192,7 +192,7 @@ fn a_bad_config_value_exits_2_naming_the_key() {
 fn an_unreachable_coordinator_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("server.properties");
-    let port = harness::ports::free_loopback_port().unwrap();
+    let port = harness::cluster::ports::free_loopback_port().unwrap();
     std::fs::write(
         &config,
         format!(

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::process::NodeProcess;
+use harness::cluster::process::NodeProcess;
 use harness::wait::wait_for;
 
 const KCHAOS: &str = env!("CARGO_BIN_EXE_kchaos");
@@ -31,7 +31,7 @@ fn free_port_run(count: u16) -> u16 {
         Duration::from_secs(5),
         Duration::ZERO,
         || {
-            let base = harness::ports::free_loopback_port().ok()?;
+            let base = harness::cluster::ports::free_loopback_port().ok()?;
             (1..count)
                 .all(|offset| {
                     base.checked_add(offset)
@@ -46,7 +46,7 @@ fn free_port_run(count: u16) -> u16 {
 fn start(brokers: u16) -> ClusterUp {
     let root = tempfile::tempdir().unwrap();
     let base_port = free_port_run(brokers);
-    let coordinator_port = harness::ports::free_loopback_port().unwrap();
+    let coordinator_port = harness::cluster::ports::free_loopback_port().unwrap();
     start_in(root, brokers, base_port, coordinator_port, "cluster-up.out")
 }
 
@@ -188,7 +188,7 @@ fn cluster_up_writes_the_lab_layout_registers_brokers_and_sigterm_stops_all() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let addresses: Vec<String> = cluster.bootstrap.split(',').map(String::from).collect();
     let metadata = runtime
-        .block_on(harness::metadata::fetch(
+        .block_on(harness::cluster::metadata::fetch(
             &addresses,
             None,
             Duration::from_secs(10),
@@ -228,7 +228,7 @@ fn a_taken_port_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = taken.local_addr().unwrap().port();
-    let coordinator_port = harness::ports::free_loopback_port().unwrap();
+    let coordinator_port = harness::cluster::ports::free_loopback_port().unwrap();
     let output = std::process::Command::new(KCHAOS)
         .args(["cluster", "up", "--brokers", "1", "--dir"])
         .arg(dir.path().join("cluster"))
@@ -260,7 +260,7 @@ impl Steered {
         let root = tempfile::tempdir().unwrap();
         let output = root.path().join("cluster-up.out");
         let base_port = free_port_run(2);
-        let coordinator_port = harness::ports::free_loopback_port().unwrap();
+        let coordinator_port = harness::cluster::ports::free_loopback_port().unwrap();
         let cluster_dir = root.path().join("cluster");
         let args: Vec<String> = [
             "cluster",
@@ -344,7 +344,7 @@ impl Steered {
             Duration::from_millis(100),
             || {
                 let metadata = runtime
-                    .block_on(harness::metadata::fetch(
+                    .block_on(harness::cluster::metadata::fetch(
                         &self.bootstrap,
                         None,
                         Duration::from_secs(5),
@@ -447,7 +447,7 @@ fn typed_commands_kill_and_start_single_brokers() {
 fn the_banner_counts_only_this_clusters_registrations() {
     let root = tempfile::tempdir().unwrap();
     let base_port = free_port_run(1);
-    let coordinator_port = harness::ports::free_loopback_port().unwrap();
+    let coordinator_port = harness::cluster::ports::free_loopback_port().unwrap();
     let mut first = start_in(root, 1, base_port, coordinator_port, "first.out");
     let text = std::fs::read_to_string(&first.output).unwrap();
     assert!(

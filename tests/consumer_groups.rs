@@ -19,7 +19,7 @@ use broker_support::{
     TestBroker, bootstrap_of, create_topic, produce_to, start_brokers, start_coordinator,
 };
 use bytes::Bytes;
-use harness::process::NodeProcess;
+use harness::cluster::process::NodeProcess;
 use harness::wait::wait_for;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;

@@ -159,7 +159,7 @@ async fn controller_race_has_one_winner_and_the_loser_takes_over() {
         wait_for_log(racer, "connected", Duration::from_secs(60));
     }
     std::fs::write(&go, b"go").unwrap();
-    let outcome = |racer: &harness::process::NodeProcess| {
+    let outcome = |racer: &harness::cluster::process::NodeProcess| {
         let log = std::fs::read_to_string(racer.log_path()).unwrap_or_default();
         if log.contains("won") {
             Some(true)

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use faultfs::{EntryDurability, FaultFs, MountOptions};
-use harness::ports::free_loopback_port;
-use harness::process::NodeProcess;
+use harness::cluster::ports::free_loopback_port;
+use harness::cluster::process::NodeProcess;
 use harness::wait::wait_for;
 
 const ZNODES: usize = 50;

@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::cluster::{Cluster, ClusterConfig, CommandTemplates, NodeStatus};
-use harness::history::{HistoryWriter, read_history};
-use harness::metadata;
+use harness::cluster::config::{ClusterConfig, CommandTemplates};
+use harness::cluster::metadata;
+use harness::cluster::topic::{NewTopic, create_topic};
+use harness::cluster::{Cluster, NodeStatus};
 use harness::nemesis::Nemesis;
 use harness::recorder::Recorder;
-use harness::topic::{NewTopic, create_topic};
 use harness::wait::wait_for_async;
+use history::{HistoryWriter, read_history};
 
 fn templates() -> CommandTemplates {
     let exe = env!("CARGO_BIN_EXE_kchaos").to_string();

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use harness::process::NodeProcess;
+use harness::cluster::process::NodeProcess;
 use harness::wait::wait_for;
 
 /// Whether `pid` is a live (not zombie) process.
@@ -114,7 +114,7 @@ fn killing_the_orchestrator_kills_every_node_it_started() {
     wait_until_all_dead(&pids);
     // The history exists and is readable (here: empty, the run had not started sending).
     let history_path = run_dir.join("history.jsonl");
-    let history = harness::history::read_history(&history_path).unwrap();
+    let history = history::read_history(&history_path).unwrap();
     assert_eq!(history.filter(|op| op.is_err()).count(), 0);
     assert!(run_dir.join("workload.toml").is_file());
     assert!(run_dir.join("broker-1/server.properties").is_file());
@@ -210,7 +210,7 @@ fn killing_the_orchestrator_mid_run_leaves_no_node_and_a_readable_history() {
 
     wait_until_all_dead(&pids);
     // Every line written is a whole operation (the writer flushes whole lines).
-    let ops: Vec<_> = harness::history::read_history(&run_dir.join("history.jsonl"))
+    let ops: Vec<_> = history::read_history(&run_dir.join("history.jsonl"))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();

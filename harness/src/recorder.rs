@@ -5,9 +5,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use history::{HistoryWriter, Op, OpType, Process};
 use serde_json::Value;
 
-use crate::history::{HistoryWriter, Op, OpType, Process};
+use crate::lock::lock;
 
 /// Live counts of a run, for the progress line and the summary.
 #[derive(Debug, Default)]
@@ -73,7 +74,7 @@ impl Recorder {
             Ok(op) => Some(op),
             // A completion that arrives after the run closed its history is dropped: the
             // history already has its invoke, which the checker reads as indeterminate.
-            Err(crate::history::HistoryError::Closed { .. }) => None,
+            Err(history::HistoryError::Closed { .. }) => None,
             Err(error) => {
                 let mut first = lock(&self.first_error);
                 if first.is_none() {
@@ -123,13 +124,7 @@ impl Recorder {
     }
 
     /// Flushes and closes the history; later records are refused (and ignored).
-    pub fn close(&self) -> Result<(), crate::history::HistoryError> {
+    pub fn close(&self) -> Result<(), history::HistoryError> {
         self.history.close()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -1,20 +1,19 @@
-//! One streaming pass over `history.jsonl` that keeps only what the page draws: send latencies
-//! as points (every `fail` and `info`, and a bounded, evenly spread sample of the `ok` ones),
-//! sends per second, the nemesis operations, and, per partition, the acknowledged sends and
+//! One streaming pass over `history.jsonl` (the `history` crate's reader) that keeps only what
+//! the page draws: send latencies as points (every `fail` and `info`, and a bounded, evenly
+//! spread sample of the `ok` ones), sends per second, the nemesis operations, and, per partition, the acknowledged sends and
 //! those of them missing from a complete final read (lost), with when each was acknowledged.
 //! Memory is bounded by the number of distinct acknowledged sends (a 64-bit hash each), not by
 //! the length of the history.
 
-use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::io::BufRead;
+use std::io::Read;
 use std::path::Path;
 
-use harness::history::{OpType, Process};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use history::line::{Line, OpName, ValueText};
+use history::reader::{HistoryReader, Item};
+use history::{OpType, Process};
 
 use crate::error::ReportError;
 
@@ -135,86 +134,39 @@ pub fn scan_history_file(path: &Path) -> Result<HistoryScan, ReportError> {
             }
         }
     })?;
-    scan_history(std::io::BufReader::with_capacity(1 << 20, file), path)
+    scan_history(file, path)
 }
 
 /// Scans a history read from `reader`; `path` names it in errors. A malformed line is an error
 /// naming its line number, except a last line cut short without its newline, which is skipped.
-pub fn scan_history<R: BufRead>(mut reader: R, path: &Path) -> Result<HistoryScan, ReportError> {
+pub fn scan_history<R: Read>(reader: R, path: &Path) -> Result<HistoryScan, ReportError> {
     let mut scanner = Scanner::default();
-    let mut line = Vec::with_capacity(4096);
-    let mut line_number = 0u64;
-    loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|source| ReportError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        if read == 0 {
-            break;
-        }
-        line_number += 1;
-        let complete_line = line.ends_with(b"\n");
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Line<'_>>(text) {
-            Ok(op) => scanner.feed(op),
-            Err(_) if !complete_line => {
+    for (index, item) in HistoryReader::new(reader).enumerate() {
+        let line_number = index as u64 + 1;
+        match item {
+            // A value the reader could not read leaves its fields empty: nothing to draw.
+            Item::Line(line, _) => scanner.feed(&line),
+            Item::Blank => {}
+            Item::Cut(_) => {
                 scanner.scan.truncated_last_line = true;
                 break;
             }
-            Err(error) => {
+            Item::Malformed(reason) => {
                 return Err(ReportError::MalformedLine {
                     path: path.to_path_buf(),
                     line: line_number,
-                    reason: error.to_string(),
+                    reason,
+                });
+            }
+            Item::Unreadable(reason) => {
+                return Err(ReportError::Read {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other(reason),
                 });
             }
         }
     }
     Ok(scanner.finish())
-}
-
-/// One history line, borrowed: the value is parsed only for the operations the page uses
-/// (sends, final reads, the nemesis), never for polls.
-#[derive(Deserialize)]
-struct Line<'a> {
-    time_ns: u64,
-    process: Process,
-    #[serde(rename = "type")]
-    op_type: OpType,
-    #[serde(borrow)]
-    f: Cow<'a, str>,
-    #[serde(borrow)]
-    value: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-struct SendValue<'a> {
-    #[serde(borrow)]
-    value: Option<Cow<'a, str>>,
-    partition: Option<i32>,
-}
-
-#[derive(Deserialize)]
-struct FinalReadValue<'a> {
-    partition: Option<i32>,
-    #[serde(default)]
-    complete: bool,
-    /// `[partition, offset, value]`; a record without a value (null) is kept as `None`.
-    #[serde(default, borrow)]
-    records: Vec<(i64, i64, Option<Cow<'a, str>>)>,
-}
-
-#[derive(Deserialize, Default)]
-struct NemesisValue {
-    node: Option<String>,
-    why: Option<String>,
-    error: Option<String>,
 }
 
 /// An acknowledged send not yet found in a final read.
@@ -230,7 +182,7 @@ struct Scanner {
     scan: HistoryScan,
     seen_any: bool,
     /// Send invocation times by value.
-    pending_sends: HashMap<String, u64>,
+    pending_sends: HashMap<ValueText<'static>, u64>,
     ok_grid: PointGrid,
     /// Acknowledged sends by value hash.
     acknowledged: HashMap<u64, Acknowledged>,
@@ -238,7 +190,7 @@ struct Scanner {
 }
 
 impl Scanner {
-    fn feed(&mut self, op: Line<'_>) {
+    fn feed(&mut self, op: &Line<'static>) {
         self.scan.operations += 1;
         if !self.seen_any {
             self.scan.first_ns = op.time_ns;
@@ -246,44 +198,43 @@ impl Scanner {
         }
         self.scan.first_ns = self.scan.first_ns.min(op.time_ns);
         self.scan.last_ns = self.scan.last_ns.max(op.time_ns);
-        match (&op.process, op.f.as_ref()) {
-            (Process::Nemesis, _) => self.nemesis(&op),
-            (Process::Client(_), "send") => self.send(&op),
-            (Process::Client(_), "final-read") if op.op_type == OpType::Ok => self.final_read(&op),
+        match (&op.process, &op.f) {
+            (Process::Nemesis, _) => self.nemesis(op),
+            (Process::Client(_), OpName::Send) => self.send(op),
+            (Process::Client(_), OpName::FinalRead) if op.op_type == OpType::Ok => {
+                self.final_read(op)
+            }
             _ => {}
         }
     }
 
-    fn nemesis(&mut self, op: &Line<'_>) {
+    fn nemesis(&mut self, op: &Line<'static>) {
         if self.scan.nemesis.len() >= NEMESIS_OPS_MAX {
             return;
         }
-        let value: NemesisValue = serde_json::from_str(op.value.get()).unwrap_or_default();
+        let text = |field: &Option<history::Text<'_>>| field.as_deref().map(str::to_string);
         self.scan.nemesis.push(NemesisOp {
             time_ns: op.time_ns,
             invoke: op.op_type == OpType::Invoke,
-            f: op.f.to_string(),
-            node: value.node,
-            why: value.why,
-            error: value.error,
+            f: op.f.as_str().to_string(),
+            node: text(&op.value.node),
+            why: text(&op.value.why),
+            error: text(&op.value.error),
         });
     }
 
-    fn send(&mut self, op: &Line<'_>) {
-        let Ok(SendValue {
-            value: Some(value),
-            partition,
-        }) = serde_json::from_str::<SendValue<'_>>(op.value.get())
-        else {
+    fn send(&mut self, op: &Line<'static>) {
+        let Some(value) = &op.value.value else {
             return;
         };
+        let partition = op.value.partition;
         if op.op_type == OpType::Invoke {
             if self.pending_sends.len() < PENDING_SENDS_MAX {
-                self.pending_sends.insert(value.into_owned(), op.time_ns);
+                self.pending_sends.insert(value.clone(), op.time_ns);
             }
             return;
         }
-        let invoke_ns = self.pending_sends.remove(value.as_ref());
+        let invoke_ns = self.pending_sends.remove(value);
         let latency_us =
             invoke_ns.map(|invoke_ns| (op.time_ns.saturating_sub(invoke_ns) / 1_000).max(1));
         let outcome = match op.op_type {
@@ -328,7 +279,7 @@ impl Scanner {
                 .or_default()
                 .acknowledged += 1;
             self.acknowledged.insert(
-                value_hash(&value),
+                value_hash(value),
                 Acknowledged {
                     partition,
                     invoked_ns: invoke_ns.unwrap_or(op.time_ns),
@@ -339,15 +290,12 @@ impl Scanner {
         }
     }
 
-    fn final_read(&mut self, op: &Line<'_>) {
-        let Ok(FinalReadValue {
-            partition: Some(partition),
-            complete,
-            records,
-        }) = serde_json::from_str::<FinalReadValue<'_>>(op.value.get())
-        else {
+    fn final_read(&mut self, op: &Line<'static>) {
+        let Some(partition) = op.value.partition else {
             return;
         };
+        let complete = op.value.complete == Some(true);
+        let records = op.value.records.as_deref().unwrap_or_default();
         let figures = self.scan.partitions.entry(partition).or_default();
         if !complete {
             if figures.final_read == FinalRead::Missing {
@@ -363,10 +311,7 @@ impl Scanner {
             _ => FinalRead::Complete { records: count },
         };
         self.complete_partitions.insert(partition);
-        for (_, _, value) in &records {
-            let Some(value) = value else {
-                continue;
-            };
+        for (_, _, value) in records {
             let hash = value_hash(value);
             if self
                 .acknowledged
@@ -404,7 +349,7 @@ impl Scanner {
 }
 
 /// A stable 64-bit hash of a message value (SipHash with fixed keys).
-fn value_hash(value: &str) -> u64 {
+fn value_hash(value: &ValueText<'_>) -> u64 {
     let mut hasher = DefaultHasher::new();
     value.hash(&mut hasher);
     hasher.finish()
@@ -483,7 +428,7 @@ mod tests {
             "\n",
             r#"{"index":4,"time_ns":6000000,"process":7,"type":"ok","f":"poll","value":{"records":[[0,0,"1-1"]]}}"#,
             "\n",
-            r#"{"index":5,"time_ns":7000000,"process":9,"type":"ok","f":"final-read","value":{"partition":0,"records":[[0,0,"1-1"],[0,1,null]],"complete":true}}"#,
+            r#"{"index":5,"time_ns":7000000,"process":9,"type":"ok","f":"final-read","value":{"partition":0,"records":[[0,0,"1-1"],[0,1,"never sent"]],"complete":true}}"#,
             "\n",
             r#"{"index":6,"time_ns":8000000,"process":9,"type":"ok","f":"final-read","value":{"partition":1,"records":[],"complete":true}}"#,
             "\n",

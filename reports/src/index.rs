@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use harness::checker::{AnomalyKind, Outcome, Results};
+use checker::{AnomalyKind, Outcome, Results};
 
 use crate::error::ReportError;
 use crate::escape::{escape, href};

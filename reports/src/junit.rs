@@ -7,7 +7,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use harness::checker::{AnomalyKind, LostExpectation, Outcome, Results};
+use checker::{AnomalyKind, LostExpectation, Outcome, Results};
 
 use crate::error::ReportError;
 use crate::escape::escape;

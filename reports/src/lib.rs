@@ -1,11 +1,14 @@
 //! Turns a kchaos run directory (history.jsonl, results.json, workload.toml, node logs, and an
 //! optional leadership.jsonl) into one self-contained HTML report; lists a store's runs in an
 //! index; writes a run's checks as JUnit XML. It reads files only; it never talks to a cluster.
+//! It depends on the `history` crate (the history's reader) and the `checker` crate (the types of
+//! `results.json` and the pass rule) and on nothing else of ours: no tokio, no librdkafka.
 //!
 //! # Layout
 //! - [`error`]: [`ReportError`], naming the file that was missing or malformed.
 //! - [`run_dir`]: a run directory, loaded.
-//! - [`history_scan`]: one streaming pass over the history (points, rates, faults, loss).
+//! - [`history_scan`]: one streaming pass over the history (points, rates, faults, loss), through
+//!   the history crate's reader.
 //! - [`faults`]: nemesis operations into fault windows.
 //! - [`leadership`]: `leadership.jsonl` into leader/ISR segments per partition.
 //! - [`plot`]: the shared time axis, scales, formats and colours.

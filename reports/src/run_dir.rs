@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use harness::checker::Results;
+use checker::Results;
 
 use crate::error::ReportError;
 use crate::history_scan::{HistoryScan, scan_history_file};

@@ -6,12 +6,11 @@
 
 mod support;
 
+use checker::{AnomalyKind, LostExpectation};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-use harness::checker::{AnomalyKind, LostExpectation};
 
 const CHROMIUM: &str = "chromium";
 /// Headless Chromium normally takes a few seconds; this only stops a hung one.

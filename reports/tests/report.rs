@@ -5,7 +5,7 @@
 
 mod support;
 
-use harness::checker::{AnomalyKind, LostExpectation, Outcome};
+use checker::{AnomalyKind, LostExpectation, Outcome};
 use reports::{ReportError, write_index, write_junit, write_report};
 
 fn fixture_run(store: &std::path::Path) -> std::path::PathBuf {
@@ -233,11 +233,7 @@ fn a_run_without_an_acknowledged_send_proves_nothing() {
     history.write(&dir.join("history.jsonl"));
     std::fs::write(dir.join("workload.toml"), support::WORKLOAD_TOML).unwrap();
     let results = support::check(&dir, LostExpectation::None);
-    assert_eq!(
-        results.valid,
-        harness::checker::Validity::True,
-        "nothing lost"
-    );
+    assert_eq!(results.valid, checker::Validity::True, "nothing lost");
     assert_eq!(results.outcome(), Outcome::ProvesNothing);
     assert!(
         !results.matches_expectation,

@@ -7,15 +7,17 @@
 //! since on a shared machine wall time mostly measures the neighbours.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use harness::checker::{Expectations, Reading, check_history_file_with, parse_history_file};
+use checker::{Expectations, Reading, check_history_file_with, parse_history_file};
+use history::{HistoryWriter, OpType, Process};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::Serialize;
 
 /// Arguments of `kchaos bench checker`.
 #[derive(Debug, clap::Args)]
@@ -270,31 +272,100 @@ struct InFlight {
     partition: i32,
 }
 
-/// Writes history lines in the exact format of `harness::history::HistoryWriter`.
+/// Writes the generated lines through the history's one writer, at a made-up clock.
 struct LineWriter {
-    out: BufWriter<File>,
+    out: HistoryWriter,
+    /// Lines written so far (the next index).
     index: u64,
     time_ns: u64,
 }
 
 impl LineWriter {
-    fn line(
+    fn line<V: Serialize>(
         &mut self,
         rng: &mut StdRng,
-        process: &str,
-        op_type: &str,
+        process: Process,
+        op_type: OpType,
         f: &str,
-        value: std::fmt::Arguments<'_>,
-    ) -> std::io::Result<()> {
+        value: &V,
+    ) -> anyhow::Result<()> {
         self.time_ns += rng.random_range(1_000..40_000);
-        writeln!(
-            self.out,
-            r#"{{"index":{},"time_ns":{},"process":{process},"type":"{op_type}","f":"{f}","value":{value}}}"#,
-            self.index, self.time_ns
-        )?;
-        self.index += 1;
+        self.index = self
+            .out
+            .record_at(self.time_ns, process, op_type, f, value)?
+            + 1;
         Ok(())
     }
+}
+
+/// A produced value, `<producer>-<sequence>`, written as that string.
+#[derive(Clone, Copy)]
+struct ValueKey(u64, u64);
+
+impl Serialize for ValueKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}-{}", self.0, self.1))
+    }
+}
+
+/// A record key, `k<sequence>`.
+#[derive(Clone, Copy)]
+struct RecordKey(u64);
+
+impl Serialize for RecordKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("k{}", self.0))
+    }
+}
+
+/// The values of the generated operations, field for field as the harness writes them.
+#[derive(Serialize)]
+struct FaultValue {
+    node: String,
+    why: &'static str,
+}
+
+#[derive(Serialize)]
+struct Nothing {}
+
+#[derive(Serialize)]
+struct Records {
+    records: Vec<(usize, usize, ValueKey)>,
+}
+
+#[derive(Serialize)]
+struct SendInvoke {
+    key: RecordKey,
+    value: ValueKey,
+}
+
+#[derive(Serialize)]
+struct SendOk {
+    key: RecordKey,
+    value: ValueKey,
+    partition: i32,
+    offset: usize,
+}
+
+#[derive(Serialize)]
+struct SendError {
+    key: RecordKey,
+    value: ValueKey,
+    error: &'static str,
+}
+
+#[derive(Serialize)]
+struct FinalReadInvoke {
+    partition: usize,
+}
+
+#[derive(Serialize)]
+struct FinalReadOk {
+    partition: usize,
+    log_start_offset: u64,
+    high_watermark: usize,
+    records: Vec<(usize, usize, ValueKey)>,
+    complete: bool,
 }
 
 /// Generates a history of about `args.operations` lines. Sends: 96% ok, 1% fail, 3% info (half
@@ -305,7 +376,7 @@ fn generate(path: &Path, args: &CheckerBenchArgs) -> anyhow::Result<Generated> {
     const POLL_RECORDS_MAX: usize = 10;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut out = LineWriter {
-        out: BufWriter::with_capacity(1 << 20, File::create(path)?),
+        out: HistoryWriter::create(path)?,
         index: 0,
         time_ns: 0,
     };
@@ -323,18 +394,16 @@ fn generate(path: &Path, args: &CheckerBenchArgs) -> anyhow::Result<Generated> {
         if out.index % fault_every == fault_every / 2 && out.index + 4 < body_lines {
             let node = rng.random_range(1..=3);
             for (f, op_type) in [
-                ("kill", "invoke"),
-                ("kill", "info"),
-                ("restart", "invoke"),
-                ("restart", "info"),
+                ("kill", OpType::Invoke),
+                ("kill", OpType::Info),
+                ("restart", OpType::Invoke),
+                ("restart", OpType::Info),
             ] {
-                out.line(
-                    &mut rng,
-                    r#""nemesis""#,
-                    op_type,
-                    f,
-                    format_args!(r#"{{"node":"broker-{node}","why":"bench"}}"#),
-                )?;
+                let value = FaultValue {
+                    node: format!("broker-{node}"),
+                    why: "bench",
+                };
+                out.line(&mut rng, Process::Nemesis, op_type, f, &value)?;
             }
             faults += 2;
             continue;
@@ -346,32 +415,17 @@ fn generate(path: &Path, args: &CheckerBenchArgs) -> anyhow::Result<Generated> {
             let from = consumer_positions[consumer][partition];
             let to = (from + POLL_RECORDS_MAX).min(logs[partition].len());
             consumer_positions[consumer][partition] = to;
-            let mut records = String::with_capacity(24 * (to - from) + 2);
-            records.push('[');
-            for (offset, (producer, sequence)) in logs[partition][from..to].iter().enumerate() {
-                if offset > 0 {
-                    records.push(',');
-                }
-                records.push_str(&format!(
-                    r#"[{partition},{},"{producer}-{sequence}"]"#,
-                    from + offset
-                ));
-            }
-            records.push(']');
-            out.line(
-                &mut rng,
-                &process.to_string(),
-                "invoke",
-                "poll",
-                format_args!("{{}}"),
-            )?;
-            out.line(
-                &mut rng,
-                &process.to_string(),
-                "ok",
-                "poll",
-                format_args!(r#"{{"records":{records}}}"#),
-            )?;
+            let records = logs[partition][from..to]
+                .iter()
+                .enumerate()
+                .map(|(offset, (producer, sequence))| {
+                    let value = ValueKey(u64::from(*producer), u64::from(*sequence));
+                    (partition, from + offset, value)
+                })
+                .collect();
+            let process = Process::Client(process as u64);
+            out.line(&mut rng, process, OpType::Invoke, "poll", &Nothing {})?;
+            out.line(&mut rng, process, OpType::Ok, "poll", &Records { records })?;
             polls += 1;
             continue;
         }
@@ -385,12 +439,16 @@ fn generate(path: &Path, args: &CheckerBenchArgs) -> anyhow::Result<Generated> {
                 sequence,
                 partition,
             });
+            let value = SendInvoke {
+                key: RecordKey(sequence),
+                value: ValueKey(producer as u64, sequence),
+            };
             out.line(
                 &mut rng,
-                &producer.to_string(),
-                "invoke",
+                Process::Client(producer as u64),
+                OpType::Invoke,
                 "send",
-                format_args!(r#"{{"key":"k{sequence}","value":"{producer}-{sequence}"}}"#),
+                &value,
             )?;
             sends += 1;
             continue;
@@ -401,42 +459,60 @@ fn generate(path: &Path, args: &CheckerBenchArgs) -> anyhow::Result<Generated> {
         let log = &mut logs[usize::try_from(partition)?];
         let roll: f64 = rng.random();
         let value = (u32::try_from(producer)?, u32::try_from(sequence)?);
+        let process = Process::Client(producer as u64);
+        let key = RecordKey(sequence);
+        let sent = ValueKey(producer as u64, sequence);
+        let failed = |error| SendError {
+            key,
+            value: sent,
+            error,
+        };
         if roll < 0.96 {
             let offset = log.len();
             log.push(value);
-            out.line(&mut rng, &producer.to_string(), "ok", "send", format_args!(r#"{{"key":"k{sequence}","value":"{producer}-{sequence}","partition":{partition},"offset":{offset}}}"#))?;
+            let value = SendOk {
+                key,
+                value: sent,
+                partition,
+                offset,
+            };
+            out.line(&mut rng, process, OpType::Ok, "send", &value)?;
         } else if roll < 0.97 {
-            out.line(&mut rng, &producer.to_string(), "fail", "send", format_args!(r#"{{"key":"k{sequence}","value":"{producer}-{sequence}","error":"NOT_ENOUGH_REPLICAS"}}"#))?;
+            let value = failed("NOT_ENOUGH_REPLICAS");
+            out.line(&mut rng, process, OpType::Fail, "send", &value)?;
         } else {
             if roll < 0.985 {
                 log.push(value);
             }
-            out.line(&mut rng, &producer.to_string(), "info", "send", format_args!(r#"{{"key":"k{sequence}","value":"{producer}-{sequence}","error":"REQUEST_TIMED_OUT"}}"#))?;
+            let value = failed("REQUEST_TIMED_OUT");
+            out.line(&mut rng, process, OpType::Info, "send", &value)?;
         }
     }
-    let final_reader = 2000;
+    let final_reader = Process::Client(2000);
     for (partition, log) in logs.iter().enumerate() {
-        out.line(
-            &mut rng,
-            &final_reader.to_string(),
-            "invoke",
-            "final-read",
-            format_args!(r#"{{"partition":{partition}}}"#),
-        )?;
-        let mut records = String::with_capacity(24 * log.len() + 2);
-        records.push('[');
-        for (offset, (producer, sequence)) in log.iter().enumerate() {
-            if offset > 0 {
-                records.push(',');
-            }
-            records.push_str(&format!(
-                r#"[{partition},{offset},"{producer}-{sequence}"]"#
-            ));
-        }
-        records.push(']');
-        out.line(&mut rng, &final_reader.to_string(), "ok", "final-read", format_args!(r#"{{"partition":{partition},"log_start_offset":0,"high_watermark":{},"records":{records},"complete":true}}"#, log.len()))?;
+        let value = FinalReadInvoke { partition };
+        out.line(&mut rng, final_reader, OpType::Invoke, "final-read", &value)?;
+        let records = log
+            .iter()
+            .enumerate()
+            .map(|(offset, (producer, sequence))| {
+                (
+                    partition,
+                    offset,
+                    ValueKey(u64::from(*producer), u64::from(*sequence)),
+                )
+            })
+            .collect();
+        let value = FinalReadOk {
+            partition,
+            log_start_offset: 0,
+            high_watermark: log.len(),
+            records,
+            complete: true,
+        };
+        out.line(&mut rng, final_reader, OpType::Ok, "final-read", &value)?;
     }
-    out.out.flush()?;
+    out.out.close()?;
     Ok(Generated {
         lines: out.index,
         sends,

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use harness::ports::free_loopback_port;
-use harness::process::NodeProcess;
+use harness::cluster::ports::free_loopback_port;
+use harness::cluster::process::NodeProcess;
 use harness::wait::wait_for;
 use rdkafka::ClientConfig;
 

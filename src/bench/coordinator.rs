@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use harness::process::NodeProcess;
+use harness::cluster::process::NodeProcess;
 use zookeeper_client as zk;
 
 /// Arguments of `kchaos bench coordinator`.
@@ -45,7 +45,7 @@ pub fn run(args: CoordinatorBenchArgs) -> anyhow::Result<ExitCode> {
     );
     let parent = args.data_parent.clone().unwrap_or_else(std::env::temp_dir);
     let dir = ScratchDir::create(&parent)?;
-    let port = harness::ports::free_loopback_port().context("finding a free port")?;
+    let port = harness::cluster::ports::free_loopback_port().context("finding a free port")?;
     let _coordinator = start_coordinator(dir.path(), port)?;
     let address = format!("127.0.0.1:{port}");
     let runtime = tokio::runtime::Builder::new_multi_thread()

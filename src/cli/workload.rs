@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use harness::checker::Outcome;
-use harness::cluster::CommandTemplates;
+use checker::Outcome;
+use harness::cluster::config::CommandTemplates;
+use harness::run::summary::summary;
 use harness::run::{RunOptions, expectations};
-use harness::summary::summary;
 use harness::workload::{self, WorkloadSpec};
 
 /// Arguments of `kchaos workload`.
@@ -165,7 +165,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{} is not a run directory", dir.display()))?;
     let history = dir.join("history.jsonl");
     anyhow::ensure!(history.is_file(), "{} has no history", dir.display());
-    let results = harness::checker::check_history_file(&history, &expectations(&spec));
+    let results = checker::check_history_file(&history, &expectations(&spec));
     let results_path = dir.join("results.json");
     results
         .write_json(&results_path)

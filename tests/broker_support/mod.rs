@@ -10,8 +10,8 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::ports::free_loopback_port;
-use harness::process::NodeProcess;
+use harness::cluster::ports::free_loopback_port;
+use harness::cluster::process::NodeProcess;
 use harness::wait::wait_for;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::process::NodeProcess;
+use harness::cluster::process::NodeProcess;
 use harness::wait::wait_for;
 use zookeeper_client as zk;
 
@@ -30,7 +30,7 @@ pub struct Coordinator {
 impl Coordinator {
     /// Starts a coordinator with `data` and `logs` under `dir`.
     pub fn start(dir: &Path, extra_args: &[&str]) -> Coordinator {
-        let port = harness::ports::free_loopback_port().unwrap();
+        let port = harness::cluster::ports::free_loopback_port().unwrap();
         let extra_args: Vec<String> = extra_args.iter().map(|arg| arg.to_string()).collect();
         let data_dir = dir.join("data");
         let log_dir = dir.to_path_buf();
@@ -135,7 +135,7 @@ impl ApacheZooKeeper {
             Path::new("/usr/share/java/zookeeper.jar").exists(),
             "Apache ZooKeeper is missing (/usr/share/java/zookeeper.jar); install with `bash .ci/setup`"
         );
-        let port = harness::ports::free_loopback_port().unwrap();
+        let port = harness::cluster::ports::free_loopback_port().unwrap();
         let data_dir = dir.join("apache-zookeeper");
         std::fs::create_dir_all(&data_dir).unwrap();
         let args = vec![

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use harness::checker::{AnomalyKind, Example, Results};
+use checker::{AnomalyKind, Example, Results};
 
 use crate::escape::escape;
 use crate::faults::Faults;

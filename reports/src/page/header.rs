@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use harness::checker::{AnomalyKind, LostExpectation};
+use checker::{AnomalyKind, LostExpectation};
 
 use crate::escape::escape;
 use crate::faults::Faults;

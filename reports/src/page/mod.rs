@@ -14,9 +14,8 @@ mod header;
 mod tables;
 mod timeline;
 
+use checker::{Results, Validity};
 use std::fmt::Write;
-
-use harness::checker::{Results, Validity};
 
 use crate::escape::escape;
 use crate::faults::fault_windows;

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use harness::checker::{Expectations, LostExpectation, Results, check_history_file};
+use checker::{Expectations, LostExpectation, Results, check_history_file};
 use serde_json::{Value, json};
 
 /// Appends history lines with consecutive indexes.

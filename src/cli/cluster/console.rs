@@ -63,7 +63,7 @@ impl Lab {
     pub fn brokers_started_ms(&mut self) -> anyhow::Result<BTreeMap<i32, i64>> {
         let mut started = BTreeMap::new();
         for id in self.cluster.broker_ids() {
-            let name = harness::target::broker_name(id);
+            let name = harness::cluster::broker_name(id);
             if self.cluster.status(&name)? != NodeStatus::Down
                 && let Some(ms) = self.started_ms.get(&name)
             {

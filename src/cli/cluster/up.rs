@@ -17,7 +17,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use harness::cluster::{COORDINATOR, Cluster, ClusterConfig, Layout, NodeStatus};
+use harness::cluster::config::{ClusterConfig, Layout};
+use harness::cluster::{COORDINATOR, Cluster, NodeStatus};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -297,7 +298,7 @@ fn print_nodes(lab: &mut Lab) -> anyhow::Result<()> {
         .into_iter()
         .zip(cluster.broker_addresses())
     {
-        let name = harness::target::broker_name(id);
+        let name = harness::cluster::broker_name(id);
         println!(
             "broker {id:<4}  pid {:<7}  {address}  config {}  log {}  data {}",
             pid(cluster, &name)?,
@@ -349,7 +350,13 @@ async fn brokers_registered(
                     );
                 }
                 if registrations.fresh.len() >= wanted {
-                    match harness::metadata::fetch(&addresses, None, Duration::from_secs(2)).await {
+                    match harness::cluster::metadata::fetch(
+                        &addresses,
+                        None,
+                        Duration::from_secs(2),
+                    )
+                    .await
+                    {
                         Ok(metadata) if metadata.brokers.len() >= wanted => {
                             return Ok(registrations.controller);
                         }

@@ -77,7 +77,7 @@ pub fn run(args: SelftestArgs) -> anyhow::Result<ExitCode> {
     let dir = args
         .store
         .join("selftest")
-        .join(harness::store::timestamp(std::time::SystemTime::now()));
+        .join(harness::run::store::timestamp(std::time::SystemTime::now()));
     let workloads = super::workload::workloads_dir(args.workloads.as_deref());
     let selftest = execute(&args, mode, seeds, controls, &dir, &workloads)?;
     write(&selftest, &dir, &args.store)?;

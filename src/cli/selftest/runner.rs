@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use harness::checker::{Results, Validity};
-use harness::cluster::CommandTemplates;
+use checker::{Results, Validity};
+use harness::cluster::config::CommandTemplates;
 use harness::run::{RunOptions, RunOutcome};
 use harness::workload::{self, WorkloadSpec};
 

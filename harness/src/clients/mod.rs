@@ -1,0 +1,16 @@
+//! The clients, Jepsen's processes: rdkafka workers that perform operations on the cluster and
+//! record each as an `invoke` and one completion (`ok`, `fail`, or `info` when unknown). They
+//! see the cluster only through a `bootstrap.servers` list.
+//!
+//! # Layout
+//! - [`producer`]: `send`, unique values at a rate or as fast as the in-flight bound allows.
+//! - [`consumer`]: `poll` (and `assign`) of every partition, on a thread of its own.
+//! - [`final_read`]: the read after the heal that decides loss, every partition in full.
+//! - [`client_context`]: the quiet rdkafka context they share.
+//!
+//! A client worker of another process (the worker protocol) will live here too.
+
+pub mod client_context;
+pub mod consumer;
+pub mod final_read;
+pub mod producer;

@@ -1,0 +1,171 @@
+//! Workload specs: good files parse with their defaults and survive a round trip; bad ones
+//! are refused naming the file, the line and the field; every shipped workload parses.
+
+use super::*;
+
+const GOOD: &str = r#"
+description = "kill the leader"
+duration = "20s"
+
+[cluster]
+brokers = 3
+session_timeout_ms = 1500
+broker_configs = { "replica.lag.time.max.ms" = "1000" }
+
+[topic]
+name = "t"
+partitions = 3
+replication_factor = 3
+configs = { "min.insync.replicas" = "2" }
+
+[clients]
+producers = 2
+consumers = 1
+rate = 100
+
+[nemesis]
+kind = "scripted"
+steps = [
+  { at = "3s", fault = "kill", target = "leader", partition = 1, heal_after = "2s", label = "old" },
+  { at = "9s", fault = "pause", target = "label:old" },
+]
+
+[expect]
+lost = "none"
+"#;
+
+#[test]
+fn a_good_file_parses_with_defaults() {
+    let spec = WorkloadSpec::parse(GOOD, Path::new("good.toml")).expect("parses");
+    assert_eq!(spec.duration, Duration::from_secs(20));
+    assert_eq!(spec.clients.acks, "all");
+    assert_eq!(spec.expect.duplicates, Strictness::Allowed);
+    let NemesisSpec::Scripted { steps } = &spec.nemesis else {
+        panic!("scripted: {:?}", spec.nemesis)
+    };
+    assert_eq!(steps[0].heal_after, Some(Duration::from_secs(2)));
+    assert_eq!(steps[1].target, "label:old");
+}
+
+#[test]
+fn a_spec_survives_a_round_trip_through_toml() {
+    let spec = WorkloadSpec::parse(GOOD, Path::new("good.toml")).expect("parses");
+    let text = spec.to_toml().expect("serialises");
+    let again = WorkloadSpec::parse(&text, Path::new("again.toml")).expect("re-parses");
+    assert_eq!(spec, again);
+}
+
+#[test]
+fn an_unknown_field_names_the_file_the_line_and_the_field() {
+    let bad = GOOD.replace("rate = 100", "rate = 100\nspeed = 3");
+    let error = WorkloadSpec::parse(&bad, Path::new("workloads/bad.toml"))
+        .expect_err("unknown field")
+        .to_string();
+    assert!(error.contains("workloads/bad.toml"), "{error}");
+    assert!(error.contains("speed"), "{error}");
+    let line = bad
+        .lines()
+        .position(|line| line.starts_with("speed"))
+        .expect("line")
+        + 1;
+    assert!(error.contains(&format!("line {line}")), "{error}");
+}
+
+#[test]
+fn a_bad_duration_is_named() {
+    let bad = GOOD.replace("duration = \"20s\"", "duration = \"soon\"");
+    let error = WorkloadSpec::parse(&bad, Path::new("w.toml"))
+        .expect_err("bad duration")
+        .to_string();
+    assert!(error.contains("soon"), "{error}");
+}
+
+#[test]
+fn a_replication_factor_above_the_broker_count_is_refused() {
+    let bad = GOOD.replace("replication_factor = 3", "replication_factor = 4");
+    let error = WorkloadSpec::parse(&bad, Path::new("w.toml"))
+        .expect_err("rf 4 of 3")
+        .to_string();
+    assert!(error.contains("topic.replication_factor"), "{error}");
+    let line = bad
+        .lines()
+        .position(|line| line.starts_with("replication_factor"))
+        .expect("line")
+        + 1;
+    assert!(error.contains(&format!("line {line}")), "{error}");
+}
+
+#[test]
+fn a_label_must_be_defined_by_an_earlier_step() {
+    let bad = GOOD.replace("label:old", "label:new");
+    let error = WorkloadSpec::parse(&bad, Path::new("w.toml"))
+        .expect_err("unknown label")
+        .to_string();
+    assert!(error.contains("nemesis.steps[1].target"), "{error}");
+    let line = bad
+        .lines()
+        .position(|line| line.contains("label:new"))
+        .expect("line")
+        + 1;
+    assert!(error.contains(&format!("line {line}")), "{error}");
+}
+
+#[test]
+fn aimed_steps_and_an_availability_bound_parse() {
+    let aimed = GOOD
+        .replace(
+            r#"{ at = "9s", fault = "pause", target = "label:old" },"#,
+            r#"{ at = "9s", fault = "kill", target = "coordinator", when = "isr-shrunk", within = "5s" },
+  { at = "10s", fault = "kill", target = "except:old" },"#,
+        )
+        .replace(r#"lost = "none""#, "lost = \"none\"\nunavailable_max = \"8s\"");
+    let spec = WorkloadSpec::parse(&aimed, Path::new("aimed.toml")).expect("parses");
+    let NemesisSpec::Scripted { steps } = &spec.nemesis else {
+        panic!("scripted")
+    };
+    assert_eq!(steps[1].when, Some(Condition::IsrShrunk));
+    assert_eq!(steps[1].within, Some(Duration::from_secs(5)));
+    assert_eq!(spec.expect.unavailable_max, Some(Duration::from_secs(8)));
+    let again = WorkloadSpec::parse(&spec.to_toml().expect("toml"), Path::new("again.toml"))
+        .expect("round trip");
+    assert_eq!(spec, again);
+    let unbounded_wait = aimed.replace(r#"when = "isr-shrunk", "#, "");
+    let error = WorkloadSpec::parse(&unbounded_wait, Path::new("w.toml"))
+        .expect_err("within without when")
+        .to_string();
+    assert!(error.contains("nemesis.steps[1].within"), "{error}");
+    let unknown_label = aimed.replace("except:old", "except:new");
+    let error = WorkloadSpec::parse(&unknown_label, Path::new("w.toml"))
+        .expect_err("unknown label")
+        .to_string();
+    assert!(error.contains("no earlier step has label `new`"), "{error}");
+}
+
+#[test]
+fn a_broker_target_must_exist() {
+    let bad = GOOD.replace("target = \"leader\"", "target = \"broker-7\"");
+    let error = WorkloadSpec::parse(&bad, Path::new("w.toml"))
+        .expect_err("no broker 7")
+        .to_string();
+    assert!(error.contains("broker-7"), "{error}");
+}
+
+#[test]
+fn every_shipped_workload_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads");
+    let workloads = list(&dir).expect("workloads dir");
+    assert!(workloads.len() >= 9, "{} workloads", workloads.len());
+    for (name, spec) in workloads {
+        spec.unwrap_or_else(|error| panic!("{name}: {error}"));
+    }
+}
+
+#[test]
+fn an_unknown_name_lists_the_known_ones() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads");
+    let error = resolve("no-such-workload", &dir)
+        .expect_err("unknown")
+        .to_string();
+    assert!(error.contains("no-such-workload"), "{error}");
+    assert!(error.contains("single-broker-smoke"), "{error}");
+}
