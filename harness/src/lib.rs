@@ -8,11 +8,11 @@
 //! - [`ports`]: free loopback ports.
 //! - [`wait`]: waiting for a condition with a deadline instead of sleeping.
 //! - [`history`]: `history.jsonl`, its writer and reader.
-//! - [`kafka_connection`]: one raw Kafka-protocol connection, for what rdkafka does not expose.
 //! - [`leadership`]: leader and ISR of each partition sampled during a run (`leadership.jsonl`).
 //! - [`workload`]: workload specs (TOML), parsed strictly and validated.
 //! - [`target`]: fault targets (`leader`, `controller`, `broker-2`, ...) and their resolution.
-//! - [`metadata`]: live brokers, controller, leaders and ISRs, from a raw Metadata request.
+//! - [`metadata`]: live brokers, controller, leaders and ISRs, from a Metadata request
+//!   (`kafka_wire`, the workspace's one Kafka wire client).
 //! - [`cluster`]: the coordinator and brokers as child processes, their configs and logs.
 //! - [`recorder`]: the history writer plus the live counters, shared by clients and nemesis.
 //! - [`schedule`]: the nemesis's seeded timeline of faults.
@@ -33,7 +33,6 @@ pub mod cluster;
 pub mod consumer;
 pub mod final_read;
 pub mod history;
-pub mod kafka_connection;
 pub mod leadership;
 pub mod metadata;
 pub mod nemesis;
