@@ -117,45 +117,17 @@ impl Client {
 
     /// Reads one whole frame (without its size prefix).
     pub fn read_frame(&mut self) -> Result<Bytes, WireError> {
-        let mut buffer = BytesMut::new();
-        loop {
-            let frame_error = |source| WireError::Frame {
-                peer: self.address.clone(),
-                source,
-            };
-            if let Some(frame) =
-                frame::split_frame(&mut buffer, self.bounds).map_err(frame_error)?
-            {
-                return Ok(frame);
-            }
-            let missing = frame::missing_bytes(&buffer, self.bounds).map_err(frame_error)?;
-            let start = buffer.len();
-            buffer.resize(start + missing.min(READ_CHUNK_BYTES), 0);
-            match self.stream.read(&mut buffer[start..]) {
-                Ok(0) => {
-                    return Err(WireError::Closed {
-                        peer: self.address.clone(),
-                    });
-                }
-                Ok(read) => buffer.truncate(start + read),
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {
-                    buffer.truncate(start)
-                }
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(WireError::Timeout {
-                        peer: self.address.clone(),
-                        what: "an answer".to_string(),
-                        timeout_ms: self.options.timeout.as_millis(),
-                    });
-                }
-                Err(source) => return Err(self.io_error(source)),
-            }
-        }
+        let peer = self.address.clone();
+        read_frame(&mut self.stream, self.bounds).map_err(|error| match error {
+            ReadError::Frame(source) => WireError::Frame { peer, source },
+            ReadError::Closed => WireError::Closed { peer },
+            ReadError::TimedOut => WireError::Timeout {
+                peer,
+                what: "an answer".to_string(),
+                timeout_ms: self.options.timeout.as_millis(),
+            },
+            ReadError::Io(source) => WireError::Io { peer, source },
+        })
     }
 
     fn codec_error(&self, source: CodecError) -> WireError {
@@ -169,6 +141,47 @@ impl Client {
         WireError::Io {
             peer: self.address.clone(),
             source,
+        }
+    }
+}
+
+/// Why [`read_frame`] returned no frame.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Frame(frame::FrameError),
+    #[error("the peer closed the connection")]
+    Closed,
+    #[error("the read timed out")]
+    TimedOut,
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+/// Reads one whole frame (without its size prefix) from `stream`: for tests that hold a raw
+/// socket. Its buffer grows with the bytes that arrive, never sized by the prefix alone.
+pub fn read_frame(stream: &mut impl Read, bounds: FrameBounds) -> Result<Bytes, ReadError> {
+    let mut buffer = BytesMut::new();
+    loop {
+        if let Some(frame) = frame::split_frame(&mut buffer, bounds).map_err(ReadError::Frame)? {
+            return Ok(frame);
+        }
+        let missing = frame::missing_bytes(&buffer, bounds).map_err(ReadError::Frame)?;
+        let start = buffer.len();
+        buffer.resize(start + missing.min(READ_CHUNK_BYTES), 0);
+        match stream.read(&mut buffer[start..]) {
+            Ok(0) => return Err(ReadError::Closed),
+            Ok(read) => buffer.truncate(start + read),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => buffer.truncate(start),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(ReadError::TimedOut);
+            }
+            Err(error) => return Err(ReadError::Io(error)),
         }
     }
 }
