@@ -146,13 +146,14 @@ fn encode<H: Encodable, B: Encodable>(parts: Parts<'_, H, B>) -> Result<BytesMut
 
 /// A response frame as a broker writes it: size prefix, header, body.
 pub fn encode_response<Resp: Encodable + HeaderVersion>(
-    api: ApiKey,
     version: i16,
     correlation_id: i32,
     response: &Resp,
 ) -> Result<BytesMut, CodecError> {
+    let type_name = std::any::type_name::<Resp>();
+    let name = type_name.rsplit("::").next().unwrap_or(type_name);
     encode(Parts {
-        what: describe(api, version, "response"),
+        what: format!("{name} v{version}"),
         header: ResponseHeader::default().with_correlation_id(correlation_id),
         header_version: Resp::header_version(version),
         body: response,
@@ -238,7 +239,7 @@ mod tests {
     fn a_response_round_trips_and_its_correlation_id_is_checked() {
         let response = MetadataResponse::default().with_throttle_time_ms(5);
         for version in [3, 12] {
-            let frame = encode_response(ApiKey::Metadata, version, 9, &response).expect("encodes");
+            let frame = encode_response(version, 9, &response).expect("encodes");
             let body = unframe(frame);
             assert_eq!(response_correlation_id(&body), Some(9));
             let decoded = decode_response::<MetadataRequest>(version, 9, body.clone(), true)
@@ -256,8 +257,7 @@ mod tests {
 
     #[test]
     fn trailing_bytes_are_refused_only_when_asked() {
-        let mut frame = encode_response(ApiKey::Metadata, 12, 1, &MetadataResponse::default())
-            .expect("encodes");
+        let mut frame = encode_response(12, 1, &MetadataResponse::default()).expect("encodes");
         frame.extend_from_slice(b"xx");
         let size = frame.len() - 4;
         frame[..4].copy_from_slice(&(size as i32).to_be_bytes());

@@ -88,16 +88,14 @@ async fn a_refused_api_versions_is_asked_again_at_the_version_the_broker_names()
             (ApiKey::ApiVersions, 3) => {
                 let refusal = listing(&[(ApiKey::ApiVersions, 0, 2), (ApiKey::Metadata, 0, 9)])
                     .with_error_code(35);
-                encode_response(api, 0, id, &refusal)
+                encode_response(0, id, &refusal)
             }
             (ApiKey::ApiVersions, version) => encode_response(
-                api,
                 version,
                 id,
                 &listing(&[(ApiKey::ApiVersions, 0, 2), (ApiKey::Metadata, 0, 9)]),
             ),
             (ApiKey::Metadata, version) => encode_response(
-                api,
                 version,
                 id,
                 &MetadataResponse::default().with_throttle_time_ms(7),
@@ -157,8 +155,7 @@ async fn an_answer_past_the_cap_is_refused_from_its_size_prefix() {
 async fn an_answer_to_another_request_or_a_cut_frame_is_an_error() {
     let (address, _peer) = scripted(|header| {
         let wrong = header.correlation_id + 100;
-        let mut frame =
-            encode_response(ApiKey::Metadata, 12, wrong, &MetadataResponse::default()).unwrap();
+        let mut frame = encode_response(12, wrong, &MetadataResponse::default()).unwrap();
         if header.correlation_id == 1 {
             // Announce the frame, send half of it, hang up.
             frame.truncate(frame.len() / 2);
@@ -202,8 +199,7 @@ async fn a_silent_peer_times_out() {
 fn the_blocking_client_pipelines_and_checks_trailing_bytes_when_asked() {
     let (address, peer) = scripted(|header| {
         let response = MetadataResponse::default().with_throttle_time_ms(header.correlation_id);
-        let mut frame =
-            encode_response(ApiKey::Metadata, 12, header.correlation_id, &response).unwrap();
+        let mut frame = encode_response(12, header.correlation_id, &response).unwrap();
         if header.correlation_id == 2 {
             let mut longer = BytesMut::from(&frame[4..]);
             longer.extend_from_slice(b"!");

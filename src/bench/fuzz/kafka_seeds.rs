@@ -4,10 +4,11 @@
 //! so that mutated copies reach the handlers' deeper paths. Produce seeds carry record batches
 //! in every compression codec.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{self as m, ApiKey, RequestHeader, TopicName};
-use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+use bytes::Bytes;
+use kafka_protocol::messages::{self as m, ApiKey, TopicName};
+use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::records::Compression;
+use kafka_wire::message::encode_request_body;
 
 use crate::broker::handlers::SUPPORTED;
 use crate::broker::log::batch;
@@ -284,31 +285,17 @@ pub fn record_batch(compression: Compression, count: usize) -> anyhow::Result<By
     batch::encode_example(&values, compression)
 }
 
-/// A request frame: header (with the version's header layout) and body.
-pub fn encode_request<R: Encodable + HeaderVersion>(
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    request: &R,
-) -> anyhow::Result<Vec<u8>> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("kchaos-fuzz")));
-    let mut frame = BytesMut::new();
-    header.encode(&mut frame, R::header_version(version))?;
-    request.encode(&mut frame, version)?;
-    Ok(frame.to_vec())
-}
-
-fn seed<R: Encodable + HeaderVersion>(
-    api_key: ApiKey,
-    version: i16,
-    request: &R,
-) -> anyhow::Result<KafkaSeed> {
-    let frame = encode_request(api_key, version, 1, request)
-        .map_err(|error| anyhow::anyhow!("{api_key:?} v{version}: {error}"))?;
+/// The seed of `request`, encoded by `kafka_wire` as the broker's dispatcher receives it
+/// (header and body, no size prefix: the fuzzer frames its mutants itself).
+fn seed<R: Request>(api_key: ApiKey, version: i16, request: &R) -> anyhow::Result<KafkaSeed> {
+    debug_assert_eq!(
+        api_key as i16,
+        R::KEY,
+        "a seed encoded as another API's request"
+    );
+    let frame = encode_request_body(version, 1, Some("kchaos-fuzz"), request)
+        .map_err(|error| anyhow::anyhow!("{api_key:?} v{version}: {error}"))?
+        .to_vec();
     Ok(KafkaSeed {
         api_key,
         version,
