@@ -9,6 +9,8 @@
 //! - [`cli`]: the user-facing subcommands that are not daemons (workload, list, check, report,
 //!   cluster, topics, configs, elect).
 //! - [`bench`]: `kchaos bench ...`, the benchmarks anyone can rerun.
+//! - [`planted`]: the planted bugs of `kchaos selftest` (only in a `planted-bugs` build; a
+//!   default build keeps the refusal of their switches).
 //!
 //! Every subcommand's entry point returns `anyhow::Result<ExitCode>`: an `Err` means the command
 //! could not be carried out and exits with code 2 after printing the error chain.
@@ -17,3 +19,4 @@ pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod coordinator;
+pub mod planted;

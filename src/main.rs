@@ -1,7 +1,7 @@
 //! The `kchaos` binary: one clap command line for the daemons (`broker`, `coordinator`), the
-//! harness (`workload`, `list`, `check`, `report`, `cluster`), the admin tools (`topics`,
-//! `configs`, `elect`, `coord`) and the benchmarks (`bench`). Each subcommand lives in the module
-//! that owns it; this file only parses and dispatches.
+//! harness (`workload`, `list`, `check`, `report`, `cluster`, `selftest`), the admin tools
+//! (`topics`, `configs`, `elect`, `coord`) and the benchmarks (`bench`). Each subcommand lives
+//! in the module that owns it; this file only parses and dispatches.
 
 use std::process::ExitCode;
 
@@ -42,6 +42,9 @@ enum Command {
     Coord(coordinator::shell::ShellArgs),
     /// Benchmarks: coordinator, produce, checker, fuzz.
     Bench(bench::BenchArgs),
+    /// Switch on each planted bug in turn and check that the workloads catch it (needs a build
+    /// with `--features planted-bugs`).
+    Selftest(cli::selftest::SelftestArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Elect(args) => cli::elect::run(args),
         Command::Coord(args) => coordinator::shell::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Selftest(args) => cli::selftest::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -103,3 +103,52 @@ fn unclean_election_loss_is_found() {
 fn acks1_leader_kill_loss_is_found() {
     assert_loss_found("acks1-kill-leader", "11s");
 }
+
+// The workloads `kchaos selftest` runs its planted bugs against, whole (their scripts end
+// within their durations): on a correct cluster each must pass, or a catch of the selftest
+// could be a false alarm.
+
+#[test]
+fn freezing_the_successor_then_killing_the_leader_loses_nothing() {
+    assert_nothing_lost("acks-all-freeze-successor-kill-leader", "14s");
+}
+
+#[test]
+fn freezing_the_successor_then_the_leader_loses_nothing() {
+    assert_nothing_lost("acks-all-freeze-successor-pause-leader", "14s");
+}
+
+#[test]
+fn a_rebalance_to_a_frozen_preferred_replica_loses_nothing() {
+    assert_nothing_lost("acks-all-freeze-preferred-rebalance", "14s");
+}
+
+#[test]
+fn a_crash_of_every_broker_loses_nothing() {
+    assert_nothing_lost("acks-all-crash-all-brokers", "14s");
+}
+
+#[test]
+fn an_old_leader_that_returns_and_leads_again_loses_nothing() {
+    assert_nothing_lost("acks-all-old-leader-returns", "22s");
+}
+
+#[test]
+fn an_isr_shrink_while_the_coordinator_is_down_loses_nothing() {
+    assert_nothing_lost("acks-all-coordinator-down-isr-shrink", "15s");
+}
+
+#[test]
+fn a_coordinator_killed_right_after_an_isr_shrink_loses_nothing() {
+    assert_nothing_lost("acks-all-kill-coordinator-after-isr-shrink", "14s");
+}
+
+#[test]
+fn unclean_election_with_min_insync_replicas_two_loses_nothing_acknowledged() {
+    assert_nothing_lost("unclean-election-min-isr", "18s");
+}
+
+#[test]
+fn a_dead_controller_is_replaced_in_time() {
+    assert_nothing_lost("kill-controller-keep-down", "22s");
+}

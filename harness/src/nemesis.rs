@@ -1,7 +1,8 @@
 //! The nemesis: faults injected into named nodes with signals — `nemesis.kill("broker-2")`,
 //! `pause`, `resume`, `stop`, `start`, `restart` — each recorded in the history as an `invoke`
 //! and an `info` of process `nemesis`; `heal_all` at the end; and the runner that plays a
-//! [`Schedule`], resolving targets (`leader`, `controller`, ...) from live metadata at fault time.
+//! [`Schedule`], resolving targets (`leader`, `controller`, ...) from live metadata at fault time
+//! and, for a step with `when`, striking the moment live metadata shows the condition.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,13 +18,14 @@ use crate::history::{OpType, Process};
 use crate::metadata;
 use crate::recorder::Recorder;
 use crate::schedule::{Event, Schedule};
-use crate::target::Target;
-use crate::workload::Fault;
+use crate::workload::{Condition, Fault};
 
 /// How long a SIGTERM'd node may take to stop before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(15);
 /// How long one metadata request may take when resolving a target.
 const METADATA_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How often a step with `when` looks at the metadata.
+const CONDITION_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Why a fault could not be injected.
 #[derive(Debug, thiserror::Error)]
@@ -188,22 +190,42 @@ impl Nemesis {
         mut stop: watch::Receiver<bool>,
     ) {
         let started = tokio::time::Instant::now();
+        // How long `when` steps have waited so far: the rest of the timeline moves with them.
+        let mut shift = Duration::ZERO;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut labels: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut hit: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         let addresses = lock(&self.cluster).broker_addresses();
         for (at, event) in &schedule.events {
             tokio::select! {
-                _ = tokio::time::sleep_until(started + *at) => {}
+                _ = tokio::time::sleep_until(started + *at + shift) => {}
                 _ = stop.wait_for(|stopped| *stopped) => return,
             }
             match *event {
                 Event::Inject(index) => {
                     let planned = &schedule.faults[index];
-                    let needs_metadata = matches!(
-                        planned.target,
-                        Target::Leader | Target::Followers | Target::Controller
-                    );
+                    let mut waited = None;
+                    if let Some(condition) = planned.when {
+                        let wait = wait_for(
+                            &addresses,
+                            topic,
+                            planned.partition,
+                            condition,
+                            planned.within,
+                            &mut stop,
+                        );
+                        match wait.await {
+                            Ok(elapsed) => {
+                                shift += elapsed;
+                                waited = Some((condition, elapsed));
+                            }
+                            Err(why) => {
+                                self.record_unresolved(planned.fault, &planned.target_text, &why);
+                                continue;
+                            }
+                        }
+                    }
+                    let needs_metadata = planned.target.needs_metadata();
                     let metadata = if needs_metadata {
                         match metadata::fetch(&addresses, Some(topic), METADATA_TIMEOUT).await {
                             Ok(metadata) => Some(metadata),
@@ -238,9 +260,18 @@ impl Nemesis {
                             continue;
                         }
                     };
+                    let why = match waited {
+                        Some((condition, elapsed)) => format!(
+                            "{} ({} {} ms after it began to wait)",
+                            resolved.why,
+                            condition.name(),
+                            elapsed.as_millis()
+                        ),
+                        None => resolved.why.clone(),
+                    };
                     for node in &resolved.nodes {
                         // Errors are in the history; the schedule goes on.
-                        let _ = self.inject(planned.fault, node, &resolved.why).await;
+                        let _ = self.inject(planned.fault, node, &why).await;
                     }
                     if let Some(label) = &planned.label {
                         labels.insert(label.clone(), resolved.nodes.clone());
@@ -258,6 +289,54 @@ impl Nemesis {
                     }
                     self.recorder.set_current_fault(None);
                 }
+            }
+        }
+    }
+}
+
+/// Polls the metadata until `partition` of `topic` shows `condition`; returns how long that
+/// took. Fails (saying why) when `within` passes or the fault phase ends first.
+async fn wait_for(
+    addresses: &[String],
+    topic: &str,
+    partition: i32,
+    condition: Condition,
+    within: Option<Duration>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Duration, String> {
+    let started = tokio::time::Instant::now();
+    let mut leader_at_start: Option<Option<i32>> = None;
+    loop {
+        if let Ok(metadata) = metadata::fetch(addresses, Some(topic), METADATA_TIMEOUT).await
+            && let Some(state) = metadata.partition(partition)
+        {
+            let initial_leader = *leader_at_start.get_or_insert(state.leader);
+            let holds = match condition {
+                Condition::IsrShrunk => state.isr.len() < state.replicas.len(),
+                Condition::IsrFull => {
+                    !state.replicas.is_empty()
+                        && state.replicas.iter().all(|id| state.isr.contains(id))
+                }
+                Condition::LeaderChanged => state.leader != initial_leader,
+            };
+            if holds {
+                return Ok(started.elapsed());
+            }
+        }
+        if within.is_some_and(|within| started.elapsed() >= within) {
+            return Err(format!(
+                "{} of {topic}-{partition} not seen within {} ms",
+                condition.name(),
+                started.elapsed().as_millis()
+            ));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CONDITION_POLL_INTERVAL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => {
+                return Err(format!(
+                    "the fault phase ended before {} of {topic}-{partition}",
+                    condition.name()
+                ));
             }
         }
     }

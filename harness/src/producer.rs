@@ -2,10 +2,11 @@
 //! (`<process>-<seq>`) at a fixed rate or as fast as a bounded number of in-flight sends allows,
 //! and records each send as an invoke and one completion:
 //! - `ok` with partition and offset when the broker acknowledged it;
-//! - `fail` only when it certainly was not appended: librdkafka says the message was *not
-//!   persisted* (`rd_kafka_message_status`; librdkafka never downgrades that status, so a send
-//!   possibly appended on an earlier try stays indeterminate even if its last try got
-//!   NOT_ENOUGH_REPLICAS), or it never left our queue;
+//! - `fail` (with the partition librdkafka had chosen, if any) only when it certainly was not
+//!   appended: librdkafka says the message was *not persisted* (`rd_kafka_message_status`;
+//!   librdkafka never downgrades that status, so a send possibly appended on an earlier try
+//!   stays indeterminate even if its last try got NOT_ENOUGH_REPLICAS), or it never left our
+//!   queue;
 //! - `info` otherwise (timeouts, NOT_ENOUGH_REPLICAS_AFTER_APPEND, a broken connection, ...).
 
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub enum SendOutcome {
     },
     Fail {
         error: String,
+        /// The partition librdkafka had chosen, if it had.
+        partition: Option<i32>,
     },
     Info {
         error: String,
@@ -107,7 +110,10 @@ fn classify(
     use rdkafka::bindings::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
     let name = error_name(error);
     if status == RD_KAFKA_MSG_STATUS_NOT_PERSISTED && !is_never_definite(error) {
-        SendOutcome::Fail { error: name }
+        SendOutcome::Fail {
+            error: name,
+            partition,
+        }
     } else {
         SendOutcome::Info {
             error: name,
@@ -198,6 +204,7 @@ pub async fn run_producer(
                 invoke,
                 SendOutcome::Fail {
                     error: error_name(&error),
+                    partition: None,
                 },
             );
             drop(permit);
@@ -278,8 +285,11 @@ fn complete(recorder: &Recorder, process: u64, invoke: Value, outcome: SendOutco
             value["offset"] = json!(offset);
             OpType::Ok
         }
-        SendOutcome::Fail { error } => {
+        SendOutcome::Fail { error, partition } => {
             value["error"] = json!(error);
+            if let Some(partition) = partition {
+                value["partition"] = json!(partition);
+            }
             OpType::Fail
         }
         SendOutcome::Info { error, partition } => {
@@ -369,7 +379,8 @@ mod tests {
                 Some(0)
             ),
             SendOutcome::Fail {
-                error: "NOT_ENOUGH_REPLICAS".into()
+                error: "NOT_ENOUGH_REPLICAS".into(),
+                partition: Some(0)
             }
         );
         assert!(matches!(

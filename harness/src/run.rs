@@ -110,6 +110,9 @@ pub fn expectations(spec: &WorkloadSpec) -> Expectations {
         },
         duplicates: strictness(expect.duplicates),
         order: strictness(expect.order),
+        unavailable_max_ms: expect
+            .unavailable_max
+            .map(|bound| u64::try_from(bound.as_millis()).unwrap_or(u64::MAX)),
         acknowledged_sends: if spec.clients.producers > 0 {
             checker::AcknowledgedSendsExpectation::Some
         } else {

@@ -11,7 +11,7 @@ use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::target::Target;
-use crate::workload::{Fault, NemesisSpec};
+use crate::workload::{Condition, Fault, NemesisSpec};
 
 /// One fault, planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub struct PlannedFault {
     pub heal_after: Option<Duration>,
     /// Remember the nodes it hit under this name.
     pub label: Option<String>,
+    /// Strike only once the partition shows this (waiting from `at`, at most `within`).
+    pub when: Option<Condition>,
+    pub within: Option<Duration>,
 }
 
 /// What happens at one point of the timeline.
@@ -67,6 +70,8 @@ pub fn plan(
                     partition: step.partition,
                     heal_after: step.heal_after,
                     label: step.label.clone(),
+                    when: step.when,
+                    within: step.within,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?,
@@ -98,6 +103,8 @@ pub fn plan(
                     partition: rng.random_range(0..partitions.max(1)) as i32,
                     heal_after: fault.heal().map(|_| *fault_duration),
                     label: None,
+                    when: None,
+                    within: None,
                 });
                 at += *interval;
             }
@@ -158,6 +165,8 @@ mod tests {
             partition: 0,
             heal_after: heal_after.map(Duration::from_secs),
             label: None,
+            when: None,
+            within: None,
         };
         let spec = NemesisSpec::Scripted {
             steps: vec![step(1, Some(5)), step(3, None)],

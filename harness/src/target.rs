@@ -1,6 +1,6 @@
 //! Fault targets: the words a workload uses to say *whom* to hit (`leader`, `controller`,
-//! `followers`, `random`, `broker-2`, `coordinator`, `majority`, ...), and their resolution to
-//! node names at fault time, from a snapshot of live metadata.
+//! `followers`, `successor`, `random`, `broker-2`, `coordinator`, `majority`, `except:LABEL`,
+//! ...), and their resolution to node names at fault time, from a snapshot of live metadata.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +16,10 @@ pub enum Target {
     Leader,
     /// Every follower of a partition.
     Followers,
+    /// The follower a clean election would pick if the leader died now: the first replica, in
+    /// the metadata's replica order (the assignment order), that is in the ISR and is not the
+    /// leader — Kafka's rule.
+    Successor,
     /// The controller broker.
     Controller,
     /// One broker chosen at random.
@@ -32,6 +36,8 @@ pub enum Target {
     AllBrokers,
     /// The nodes an earlier step labelled.
     Label(String),
+    /// Every running broker except those an earlier step labelled.
+    Except(String),
 }
 
 /// Why a target could not be resolved right now.
@@ -41,6 +47,8 @@ pub enum ResolveError {
     NoLeader(i32),
     #[error("partition {0} is not in the metadata")]
     UnknownPartition(i32),
+    #[error("partition {0} has no in-sync follower")]
+    NoSuccessor(i32),
     #[error("no controller in the metadata")]
     NoController,
     #[error("no broker to choose from")]
@@ -55,6 +63,7 @@ impl Target {
         let target = match text {
             "leader" => Target::Leader,
             "followers" => Target::Followers,
+            "successor" => Target::Successor,
             "controller" => Target::Controller,
             "random" => Target::Random,
             "coordinator" => Target::Coordinator,
@@ -64,6 +73,8 @@ impl Target {
             other => {
                 if let Some(label) = other.strip_prefix("label:") {
                     Target::Label(label.to_string())
+                } else if let Some(label) = other.strip_prefix("except:") {
+                    Target::Except(label.to_string())
                 } else if let Ok(id) = other
                     .strip_prefix("broker-")
                     .unwrap_or(other)
@@ -72,13 +83,30 @@ impl Target {
                     Target::Broker(id)
                 } else {
                     return Err(format!(
-                        "`{other}` is not a target (leader, followers, controller, random, \
-                         coordinator, majority, minority, all-brokers, broker-N, N, label:NAME)"
+                        "`{other}` is not a target (leader, followers, successor, controller, \
+                         random, coordinator, majority, minority, all-brokers, broker-N, N, \
+                         label:NAME, except:NAME)"
                     ));
                 }
             }
         };
         Ok(target)
+    }
+
+    /// The label an earlier step must have set for this target (`label:NAME`, `except:NAME`).
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Target::Label(label) | Target::Except(label) => Some(label),
+            _ => None,
+        }
+    }
+
+    /// Whether resolving this target needs live metadata.
+    pub fn needs_metadata(&self) -> bool {
+        matches!(
+            self,
+            Target::Leader | Target::Followers | Target::Successor | Target::Controller
+        )
     }
 
     /// Refuses broker ids outside `1..=brokers`.
@@ -127,6 +155,22 @@ impl Target {
                     format!("followers of {topic}-{partition}"),
                 )
             }
+            Target::Successor => {
+                let state = metadata
+                    .and_then(|metadata| metadata.partition(partition))
+                    .ok_or(ResolveError::UnknownPartition(partition))?;
+                let leader = state.leader.ok_or(ResolveError::NoLeader(partition))?;
+                let successor = state
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|id| *id != leader && state.isr.contains(id))
+                    .ok_or(ResolveError::NoSuccessor(partition))?;
+                Resolved::new(
+                    names(&[successor]),
+                    format!("successor of broker {leader} as leader of {topic}-{partition}"),
+                )
+            }
             Target::Controller => {
                 let controller = metadata
                     .and_then(|metadata| metadata.controller_id)
@@ -165,6 +209,17 @@ impl Target {
                     .get(label)
                     .ok_or_else(|| ResolveError::UnknownLabel(label.clone()))?;
                 Resolved::new(nodes.clone(), format!("label {label}"))
+            }
+            Target::Except(label) => {
+                let nodes = labels
+                    .get(label)
+                    .ok_or_else(|| ResolveError::UnknownLabel(label.clone()))?;
+                let others: Vec<i32> = brokers
+                    .iter()
+                    .copied()
+                    .filter(|id| !nodes.contains(&broker_name(*id)))
+                    .collect();
+                Resolved::new(names(&others), format!("every broker but label {label}"))
             }
         };
         Ok(resolved)
@@ -246,6 +301,53 @@ mod tests {
         assert_eq!(
             resolve("controller", 0).expect("controller").nodes,
             vec!["broker-2"]
+        );
+    }
+
+    #[test]
+    fn the_successor_is_the_first_in_sync_replica_in_assignment_order() {
+        // Partition 0: replicas [3, 1, 2], leader 3, ISR [3, 1, 2]: broker 1 is next.
+        assert_eq!(
+            resolve("successor", 0).expect("successor").nodes,
+            vec!["broker-1"]
+        );
+        let mut out_of_sync = metadata();
+        out_of_sync.partitions[0].isr = vec![3, 2];
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let resolved = Target::Successor
+            .resolve(
+                Some(&out_of_sync),
+                "t",
+                0,
+                &[1, 2, 3],
+                &BTreeMap::new(),
+                &mut rng,
+            )
+            .expect("successor");
+        assert_eq!(resolved.nodes, vec!["broker-2"]);
+        out_of_sync.partitions[0].isr = vec![3];
+        assert_eq!(
+            Target::Successor.resolve(
+                Some(&out_of_sync),
+                "t",
+                0,
+                &[1, 2, 3],
+                &BTreeMap::new(),
+                &mut rng
+            ),
+            Err(ResolveError::NoSuccessor(0))
+        );
+    }
+
+    #[test]
+    fn except_a_label_is_every_other_running_broker() {
+        assert_eq!(
+            resolve("except:old", 0).expect("except").nodes,
+            vec!["broker-2", "broker-3"]
+        );
+        assert_eq!(
+            resolve("except:nobody", 0),
+            Err(ResolveError::UnknownLabel("nobody".into()))
         );
     }
 

@@ -184,6 +184,41 @@ pub struct StepSpec {
     /// Remember the nodes this step hit, so that a later step can target `label:NAME`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// From `at` on, wait until the step's partition shows this in live metadata, then strike
+    /// (a fault aimed at the moment that matters: "right after the ISR shrinks"). The rest of
+    /// the timeline (its own heal and the later steps) moves by the time it waited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// Give up waiting for `when` after this long (the step is then recorded as not done);
+    /// absent: wait until the end of the fault phase.
+    #[serde(
+        default,
+        with = "optional_duration_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub within: Option<Duration>,
+}
+
+/// What a scripted step can wait for, as any Kafka-protocol cluster's Metadata shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Condition {
+    /// The partition's ISR is smaller than its replica list.
+    IsrShrunk,
+    /// The partition's ISR holds every replica.
+    IsrFull,
+    /// The partition's leader differs from the one it had when the wait began (or it has none).
+    LeaderChanged,
+}
+
+impl Condition {
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::IsrShrunk => "isr-shrunk",
+            Condition::IsrFull => "isr-full",
+            Condition::LeaderChanged => "leader-changed",
+        }
+    }
 }
 
 /// A fault the nemesis can inject.
@@ -236,6 +271,14 @@ pub struct ExpectSpec {
     pub duplicates: Strictness,
     #[serde(default = "default_order")]
     pub order: Strictness,
+    /// The longest a partition may acknowledge no send while sends to it are made (the
+    /// `unavailable` anomaly), e.g. "10s"; absent: availability is not judged.
+    #[serde(
+        default,
+        with = "optional_duration_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unavailable_max: Option<Duration>,
 }
 
 fn default_duplicates() -> Strictness {
@@ -404,8 +447,8 @@ impl WorkloadSpec {
                     target
                         .check_against(brokers)
                         .map_err(|message| invalid(field("target"), message))?;
-                    if let Target::Label(label) = &target
-                        && !labels.contains(&label.as_str())
+                    if let Some(label) = target.label()
+                        && !labels.contains(&label)
                     {
                         return Err(invalid(
                             field("target"),
@@ -419,6 +462,12 @@ impl WorkloadSpec {
                                 "{} is not a partition of the topic (0..{})",
                                 step.partition, self.topic.partitions
                             ),
+                        ));
+                    }
+                    if step.within.is_some() && step.when.is_none() {
+                        return Err(invalid(
+                            field("within"),
+                            "only bounds the wait of a step with `when`".into(),
                         ));
                     }
                     if step.heal_after.is_some() && step.fault.heal().is_none() {
@@ -463,7 +512,7 @@ impl WorkloadSpec {
                 for (index, text) in targets.iter().enumerate() {
                     let target = Target::parse(text)
                         .map_err(|message| invalid(format!("nemesis.targets[{index}]"), message))?;
-                    if matches!(target, Target::Label(_)) {
+                    if target.label().is_some() {
                         return Err(invalid(
                             format!("nemesis.targets[{index}]"),
                             "labels are for scripted steps".into(),
@@ -723,6 +772,37 @@ lost = "none"
             .expect("line")
             + 1;
         assert!(error.contains(&format!("line {line}")), "{error}");
+    }
+
+    #[test]
+    fn aimed_steps_and_an_availability_bound_parse() {
+        let aimed = GOOD
+            .replace(
+                r#"{ at = "9s", fault = "pause", target = "label:old" },"#,
+                r#"{ at = "9s", fault = "kill", target = "coordinator", when = "isr-shrunk", within = "5s" },
+  { at = "10s", fault = "kill", target = "except:old" },"#,
+            )
+            .replace(r#"lost = "none""#, "lost = \"none\"\nunavailable_max = \"8s\"");
+        let spec = WorkloadSpec::parse(&aimed, Path::new("aimed.toml")).expect("parses");
+        let NemesisSpec::Scripted { steps } = &spec.nemesis else {
+            panic!("scripted")
+        };
+        assert_eq!(steps[1].when, Some(Condition::IsrShrunk));
+        assert_eq!(steps[1].within, Some(Duration::from_secs(5)));
+        assert_eq!(spec.expect.unavailable_max, Some(Duration::from_secs(8)));
+        let again = WorkloadSpec::parse(&spec.to_toml().expect("toml"), Path::new("again.toml"))
+            .expect("round trip");
+        assert_eq!(spec, again);
+        let unbounded_wait = aimed.replace(r#"when = "isr-shrunk", "#, "");
+        let error = WorkloadSpec::parse(&unbounded_wait, Path::new("w.toml"))
+            .expect_err("within without when")
+            .to_string();
+        assert!(error.contains("nemesis.steps[1].within"), "{error}");
+        let unknown_label = aimed.replace("except:old", "except:new");
+        let error = WorkloadSpec::parse(&unknown_label, Path::new("w.toml"))
+            .expect_err("unknown label")
+            .to_string();
+        assert!(error.contains("no earlier step has label `new`"), "{error}");
     }
 
     #[test]

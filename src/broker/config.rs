@@ -86,6 +86,9 @@ pub struct BrokerConfig {
     pub max_partitions_per_create_request: u64,
     /// `group.*` and `offsets.*`: the group coordinator.
     pub group_coordinator: GroupCoordinatorConfig,
+    /// `kchaos.planted.bugs`: planted bugs to switch on (`kchaos selftest`; refused by a
+    /// default build).
+    pub planted_bugs: Option<String>,
 }
 
 /// Kafka's `MAX_PARTITIONS_PER_BATCH`: partitions one CreateTopics request may ask for.
@@ -197,6 +200,7 @@ impl BrokerConfig {
                 .number("leader.imbalance.per.broker.percentage", 10)?,
             broker_rack: reader.optional_string("broker.rack"),
             socket_request_max_bytes: reader.positive("socket.request.max.bytes", 104857600)?,
+            planted_bugs: reader.optional_string(crate::planted::BROKER_PROPERTY),
             max_connections: reader.positive("max.connections", i32::MAX as usize)?,
             connections_max_idle_ms: reader.positive("connections.max.idle.ms", 600000)?,
             queued_max_request_bytes: None,

@@ -56,6 +56,10 @@ impl Broker {
 
     /// `min.insync.replicas` for `topic`: its override, else the broker's.
     pub fn min_insync_replicas(&self, topic: &str) -> i32 {
+        #[cfg(feature = "planted-bugs")] // planted bug: min-insync-override-ignored
+        if crate::planted::is_active(crate::planted::PlantedBug::MinInsyncOverrideIgnored) {
+            return self.config.min_insync_replicas;
+        }
         self.metadata
             .topic_config(topic, "min.insync.replicas")
             .and_then(|value| value.parse().ok())

@@ -34,6 +34,8 @@ use super::zk::{
     BROKER_IDS_PATH, CONTROLLER_PATH, CoordinatorError, PartitionStateJson, PersistentWatches,
     TOPIC_CONFIGS_PATH, is_reconnection,
 };
+#[cfg(feature = "planted-bugs")]
+use crate::planted::{self, PlantedBug};
 
 /// Pause before retrying after a coordinator error.
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
@@ -194,6 +196,19 @@ pub fn elect(
     unclean_allowed: bool,
 ) -> Election {
     let live_isr: Vec<i32> = isr.iter().copied().filter(|r| live.contains(r)).collect();
+    #[cfg(feature = "planted-bugs")] // planted bug: clean-election-ignores-isr
+    if planted::is_active(PlantedBug::CleanElectionIgnoresIsr)
+        && let Some(leader) = replicas.iter().copied().find(|r| live.contains(r))
+    {
+        let isr = std::iter::once(leader)
+            .chain(live_isr.into_iter().filter(|r| *r != leader))
+            .collect();
+        return Election {
+            leader,
+            isr,
+            unclean: false,
+        };
+    }
     if let Some(leader) = replicas.iter().copied().find(|r| live_isr.contains(r)) {
         return Election {
             leader,
@@ -297,6 +312,18 @@ async fn update_partitions(
                     isr: isr.clone(),
                     ..state.clone()
                 },
+            };
+            #[cfg(feature = "planted-bugs")] // planted bug: leader-epoch-not-bumped
+            let new_state = match &change {
+                PartitionChange::Elect(_)
+                    if planted::is_active(PlantedBug::LeaderEpochNotBumped) =>
+                {
+                    PartitionStateJson {
+                        leader_epoch: state.leader_epoch,
+                        ..new_state
+                    }
+                }
+                _ => new_state,
             };
             match broker
                 .coordinator

@@ -37,6 +37,12 @@ pub async fn run(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
 }
 
 async fn write_isr(broker: &Arc<Broker>, partition: &Partition, change: IsrChange) {
+    #[cfg(feature = "planted-bugs")] // planted bug: isr-shrink-before-written
+    if change.new_isr.len() < change.state.isr.len()
+        && crate::planted::is_active(crate::planted::PlantedBug::IsrShrinkBeforeWritten)
+    {
+        partition.isr_written(&change, change.state.zk_version);
+    }
     let json = PartitionStateJson {
         controller_epoch: change.state.controller_epoch,
         leader: broker.id(),
@@ -89,7 +95,13 @@ async fn write_isr(broker: &Arc<Broker>, partition: &Partition, change: IsrChang
                 metadata_sync::apply_topic(broker, &record);
             }
         }
-        Err(error) => tracing::warn!("cannot update the ISR of {topic}-{index}: {error}"),
+        Err(error) => {
+            tracing::warn!("cannot update the ISR of {topic}-{index}: {error}");
+            #[cfg(feature = "planted-bugs")] // planted bug: isr-write-failure-ignored
+            if crate::planted::is_active(crate::planted::PlantedBug::IsrWriteFailureIgnored) {
+                partition.isr_written(&change, change.state.zk_version);
+            }
+        }
     }
 }
 

@@ -275,6 +275,13 @@ fn apply_role(broker: &Arc<Broker>, topic: &str, partition: i32, state: LeaderAn
                 leader_epoch,
             },
         ) => {
+            #[cfg(feature = "planted-bugs")] // planted bug: follower-truncates-to-high-watermark
+            if crate::planted::is_active(
+                crate::planted::PlantedBug::FollowerTruncatesToHighWatermark,
+            ) && let Err(error) = replica.truncate_to(replica.offsets().high_watermark)
+            {
+                tracing::error!("cannot truncate {topic}-{partition}: {error}");
+            }
             tracing::info!(
                 "[Broker id={}] Follower {topic}-{partition} starts at leader epoch \
                  {leader_epoch} from offset {} with high watermark {}, leader {leader}",

@@ -79,6 +79,10 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<ExitCode> {
     for warning in &parsed.warnings {
         tracing::warn!("{warning}");
     }
+    if let Some(names) = &parsed.config.planted_bugs {
+        crate::planted::switch_on(names, crate::planted::Component::Broker)
+            .with_context(|| format!("invalid config {}", args.config.display()))?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("broker")

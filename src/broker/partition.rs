@@ -19,6 +19,8 @@ use tokio::sync::{Notify, watch};
 
 use super::log::partition_log::{AppendError, AppendInfo, PartitionLog, ReadError};
 use super::log::records::DecompressionBudget;
+#[cfg(feature = "planted-bugs")]
+use crate::planted::{self, PlantedBug};
 
 /// The replica assignment and leadership of a partition, as the coordinator stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,6 +269,11 @@ impl Partition {
         match tokio::time::timeout(timeout, committed).await {
             Ok(Ok(current)) if current.high_watermark > last_offset => {}
             Ok(_) => {
+                #[cfg(feature = "planted-bugs")]
+                // planted bug: deposed-leader-acks-waiting-produces
+                if planted::is_active(PlantedBug::DeposedLeaderAcksWaitingProduces) {
+                    return Ok(());
+                }
                 let inner = self.lock();
                 if inner.log.is_none() {
                     return Err(PartitionError::Deleted);
@@ -281,6 +288,10 @@ impl Partition {
                     offset: last_offset,
                 });
             }
+        }
+        #[cfg(feature = "planted-bugs")] // planted bug: min-insync-not-enforced-after-append
+        if planted::is_active(PlantedBug::MinInsyncNotEnforcedAfterAppend) {
+            return Ok(());
         }
         if (self.lock().state.isr.len() as i32) < min_insync_replicas {
             return Err(PartitionError::NotEnoughReplicasAfterAppend);
@@ -312,6 +323,12 @@ impl Partition {
             log.log_end_offset()
         } else {
             inner.high_watermark
+        };
+        #[cfg(feature = "planted-bugs")] // planted bug: consumers-read-past-high-watermark
+        let upper_bound = if planted::is_active(PlantedBug::ConsumersReadPastHighWatermark) {
+            log.log_end_offset()
+        } else {
+            upper_bound
         };
         let records = log.read(offset, max_bytes, upper_bound)?;
         Ok(ReadOutcome {
@@ -413,11 +430,24 @@ impl Partition {
             if *replica == self.broker_id {
                 continue;
             }
+            #[cfg(feature = "planted-bugs")] // planted bug: high-watermark-from-leader-alone
+            if planted::is_active(PlantedBug::HighWatermarkFromLeaderAlone) {
+                continue;
+            }
             let follower_end = inner
                 .followers
                 .get(replica)
                 .map_or(-1, |f| f.log_end_offset);
             candidate = candidate.min(follower_end);
+        }
+        #[cfg(feature = "planted-bugs")] // planted bug: high-watermark-from-one-follower
+        if planted::is_active(PlantedBug::HighWatermarkFromOneFollower) {
+            let most_caught_up = (inner.state.isr.iter())
+                .filter(|replica| **replica != self.broker_id)
+                .filter_map(|replica| inner.followers.get(replica))
+                .map(|follower| follower.log_end_offset)
+                .max();
+            candidate = most_caught_up.map_or(candidate, |end| end.min(log.log_end_offset()));
         }
         if candidate > inner.high_watermark {
             inner.high_watermark = candidate;
@@ -591,6 +621,10 @@ impl Partition {
 
     /// The fencing check of a request carrying `current_leader_epoch` (-1: not checked).
     pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
+        #[cfg(feature = "planted-bugs")] // planted bug: leader-epoch-fencing-off
+        if planted::is_active(PlantedBug::LeaderEpochFencingOff) {
+            return Ok(());
+        }
         let current = self.lock().state.leader_epoch;
         match current_leader_epoch {
             requested if requested < 0 || requested == current => Ok(()),

@@ -31,6 +31,8 @@ use tokio::task::JoinHandle;
 use super::context::Broker;
 use super::log::partition_log::AppendError;
 use super::partition::{Partition, PartitionError};
+#[cfg(feature = "planted-bugs")]
+use crate::planted::{self, PlantedBug};
 
 /// Fetch version used between brokers (the newest without topic ids).
 const FETCH_VERSION: i16 = 12;
@@ -334,6 +336,18 @@ fn apply_truncation(
             }
             _ => (answer.end_offset.min(log_end_offset), true),
         }
+    };
+    #[cfg(feature = "planted-bugs")] // planted bug: deposed-leader-keeps-divergent-tail
+    let (offset, completed) = if planted::is_active(PlantedBug::DeposedLeaderKeepsDivergentTail) {
+        (log_end_offset, true)
+    } else {
+        (offset, completed)
+    };
+    #[cfg(feature = "planted-bugs")] // planted bug: truncation-keeps-one-divergent-record
+    let offset = if planted::is_active(PlantedBug::TruncationKeepsOneDivergentRecord) {
+        (offset + 1).min(log_end_offset)
+    } else {
+        offset
     };
     if offset < log_end_offset {
         tracing::info!(

@@ -5,5 +5,6 @@ pub mod cluster;
 pub mod configs;
 pub mod elect;
 pub mod report;
+pub mod selftest;
 pub mod topics;
 pub mod workload;

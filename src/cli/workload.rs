@@ -200,7 +200,7 @@ fn exit_code(outcome: Outcome) -> ExitCode {
 }
 
 /// `--workloads`, else `./workloads`, else the source tree's.
-fn workloads_dir(given: Option<&Path>) -> PathBuf {
+pub(crate) fn workloads_dir(given: Option<&Path>) -> PathBuf {
     if let Some(dir) = given {
         return dir.to_path_buf();
     }

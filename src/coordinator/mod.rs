@@ -77,10 +77,17 @@ pub struct CoordinatorArgs {
     /// Largest frame accepted (jute.maxbuffer); a bigger one closes its connection.
     #[arg(long, default_value_t = DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
+    /// Planted bugs to switch on, comma-separated (`kchaos selftest`; only a build with the
+    /// `planted-bugs` feature has them, a default build refuses the flag).
+    #[arg(long, value_name = "NAMES", hide = cfg!(not(feature = "planted-bugs")))]
+    pub planted_bugs: Option<String>,
 }
 
 /// Runs the coordinator until SIGINT or SIGTERM.
 pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
+    if let Some(names) = &args.planted_bugs {
+        crate::planted::switch_on(names, crate::planted::Component::Coordinator)?;
+    }
     anyhow::ensure!(args.tick_time_ms > 0, "--tick-time-ms must be positive");
     anyhow::ensure!(args.snapshot_count > 0, "--snapshot-count must be positive");
     let min_session_timeout_ms = args.min_session_timeout_ms.unwrap_or(2 * args.tick_time_ms);

@@ -58,6 +58,8 @@ pub fn recover(dir: &Path) -> Result<(Database, Wal, RecoveryReport), StorageErr
     for (index, (_, path)) in files.iter().enumerate() {
         let bytes = std::fs::read(path).map_err(io(path))?;
         let scan = wal::scan_records(&bytes);
+        #[cfg(feature = "planted-bugs")] // planted bug: recovery-cuts-last-transaction
+        let scan = planted_cut_last_record(scan, &bytes, Some(index) == last_index);
         for payload in &scan.payloads {
             let txn = Txn::decode(payload).map_err(|source| StorageError::BadRecord {
                 path: path.clone(),
@@ -100,6 +102,27 @@ pub fn recover(dir: &Path) -> Result<(Database, Wal, RecoveryReport), StorageErr
     };
     let wal = Wal::open(dir, log_path.clone()).map_err(io(&log_path))?;
     Ok((database, wal, report))
+}
+
+/// The planted bug `recovery-cuts-last-transaction`: in the newest log file, the last whole
+/// record is taken for a torn tail and cut off with it.
+#[cfg(feature = "planted-bugs")]
+fn planted_cut_last_record<'a>(
+    mut scan: wal::Scan<'a>,
+    bytes: &[u8],
+    newest: bool,
+) -> wal::Scan<'a> {
+    if newest
+        && crate::planted::is_active(crate::planted::PlantedBug::RecoveryCutsLastTransaction)
+        && let Some(last) = scan.payloads.pop()
+    {
+        let start = last.as_ptr() as usize - bytes.as_ptr() as usize - wal::RECORD_HEADER_BYTES;
+        scan.valid_bytes = start;
+        scan.torn = Some(format!(
+            "planted bug: the whole last record at offset {start}"
+        ));
+    }
+    scan
 }
 
 #[cfg(test)]

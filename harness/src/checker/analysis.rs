@@ -6,12 +6,13 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
+use super::availability::Availability;
 use super::figures::{self, OperationFiguresBuilder, Timeline, Unavailability};
 use super::parse::{Fields, Line, OpName, ValueText};
 use super::pipeline::Item;
 use super::results::{
-    Anomaly, AnomalyKind, EXAMPLES_PER_ANOMALY, Example, Expectations, FinalReadSummary,
-    LostExpectation, Malformed, Outcome, Results, Totals, Validity,
+    Anomaly, AnomalyKind, Detection, EXAMPLES_PER_ANOMALY, Example, Expectations, FinalReadSummary,
+    HEALS, LostExpectation, Malformed, Outcome, Results, Totals, Validity,
 };
 use super::values::{
     FastMap, FastSet, NO_PARTITION, OffsetTable, SendOutcome, Slot, ValueId, ValueIds, ValueInfo,
@@ -22,17 +23,22 @@ use crate::history::{OpType, Process};
 /// The process number recorded for operations of the nemesis where a client was expected.
 const NEMESIS_AS_CLIENT: u64 = u64::MAX;
 
-/// Counts one anomaly and keeps its first examples.
+/// Counts one anomaly, keeps its first examples and the time of its earliest operation.
 #[derive(Default)]
 struct AnomalyLog {
     count: u64,
+    first_ns: Option<u64>,
     examples: Vec<Example>,
 }
 
 impl AnomalyLog {
-    /// Counts one instance; builds its example only if it will be kept.
-    fn add(&mut self, example: impl FnOnce() -> Example) {
+    /// Counts one instance, shown by an operation at `time_ns` (if known); builds its example
+    /// only if it will be kept.
+    fn add(&mut self, time_ns: Option<u64>, example: impl FnOnce() -> Example) {
         self.count += 1;
+        if let Some(time_ns) = time_ns {
+            self.first_ns = Some(self.first_ns.map_or(time_ns, |first| first.min(time_ns)));
+        }
         if self.examples.len() < EXAMPLES_PER_ANOMALY {
             self.examples.push(example());
         }
@@ -56,6 +62,7 @@ struct SkipCandidate {
     offset: i64,
     value: ValueId,
     index: u64,
+    time_ns: u64,
 }
 
 /// An acknowledged send of one producer to one partition, for `reordered`: the highest offset
@@ -84,6 +91,8 @@ pub struct Analysis {
     offsets: OffsetTable,
     /// 1-based number of the line being fed.
     line_number: u64,
+    /// `time_ns` of the line being applied.
+    line_time_ns: u64,
     operations: u64,
     malformed: Option<Malformed>,
     anomalies: BTreeMap<AnomalyKind, AnomalyLog>,
@@ -103,6 +112,7 @@ pub struct Analysis {
     invokes_by_producer: FastMap<u64, VecDeque<(u64, ValueId)>>,
     figures: OperationFiguresBuilder,
     unavailability: Unavailability,
+    availability: Availability,
     timeline: Timeline,
     records_polled: u64,
 }
@@ -116,6 +126,7 @@ impl Analysis {
             values: ValueTable::default(),
             offsets: OffsetTable::default(),
             line_number: 0,
+            line_time_ns: 0,
             operations: 0,
             malformed: None,
             anomalies: BTreeMap::new(),
@@ -131,6 +142,11 @@ impl Analysis {
             invokes_by_producer: FastMap::default(),
             figures: OperationFiguresBuilder::default(),
             unavailability: Unavailability::default(),
+            availability: Availability::new(
+                expectations
+                    .unavailable_max_ms
+                    .map(|ms| ms.saturating_mul(1_000_000)),
+            ),
             timeline: Timeline::default(),
             records_polled: 0,
         }
@@ -178,6 +194,7 @@ impl Analysis {
     /// Applies one parsed operation; `value_error` says its value could not be read.
     fn apply(&mut self, line: &Line<'_>, value_error: Option<&str>) {
         self.operations += 1;
+        self.line_time_ns = line.time_ns;
         self.figures.observe_time(line.time_ns);
         let interpreted = !matches!(line.f, OpName::Other(_));
         if interpreted && let Some(reason) = value_error {
@@ -256,6 +273,7 @@ impl Analysis {
 
     fn send(&mut self, line: &Line<'_>) {
         self.unavailability.send_seen(line.time_ns);
+        self.availability.send_seen(line.time_ns);
         let Some(value) = &line.value.value else {
             self.malformed(format!(
                 "a send {} without value.value",
@@ -326,6 +344,8 @@ impl Analysis {
                 read.send_partition = partition;
             }
             self.saw_partition(partition);
+            self.availability
+                .send_completed(partition, line.time_ns, line.op_type == OpType::Ok);
         }
         let Some(info) = self.values.send_mut(id) else {
             return;
@@ -388,7 +408,8 @@ impl Analysis {
         if let Some(earlier) = earlier {
             let value = self.names.text(id);
             let earlier_value = self.names.text(earlier.max_offset_value);
-            self.anomaly(AnomalyKind::Reordered).add(|| Example {
+            let at = Some(info.invoke_ns);
+            self.anomaly(AnomalyKind::Reordered).add(at, || Example {
                 explanation: format!(
                     "producer {} sent {earlier_value} (acknowledged at offset {}) before invoking \
                      {value}, which was acknowledged at the lower offset {offset} of partition \
@@ -502,19 +523,22 @@ impl Analysis {
         };
         if offset <= previous_offset {
             let value = self.names.text(id);
-            self.anomaly(AnomalyKind::NonmonotonicPoll).add(|| Example {
-                explanation: format!(
-                    "consumer {consumer} read offset {offset} of partition {partition} after \
+            let time_ns = self.line_time_ns;
+            let at = Some(time_ns);
+            self.anomaly(AnomalyKind::NonmonotonicPoll)
+                .add(at, || Example {
+                    explanation: format!(
+                        "consumer {consumer} read offset {offset} of partition {partition} after \
                      offset {previous_offset}, without a seek"
-                ),
-                value: Some(value),
-                partition: Some(partition),
-                offset: Some(offset),
-                consumer: Some(consumer),
-                index: Some(index),
-                previous_offset: Some(previous_offset),
-                ..Example::default()
-            });
+                    ),
+                    value: Some(value),
+                    partition: Some(partition),
+                    offset: Some(offset),
+                    consumer: Some(consumer),
+                    index: Some(index),
+                    previous_offset: Some(previous_offset),
+                    ..Example::default()
+                });
         } else if offset > previous_offset.saturating_add(1) {
             self.skip_candidates.push(SkipCandidate {
                 consumer,
@@ -523,6 +547,7 @@ impl Analysis {
                 offset,
                 value: id,
                 index,
+                time_ns: self.line_time_ns,
             });
         }
     }
@@ -611,7 +636,9 @@ impl Analysis {
                 return;
             };
             let value = self.names.text(id);
-            self.anomaly(AnomalyKind::Duplicated).add(|| Example {
+            let time_ns = self.line_time_ns;
+            let at = Some(time_ns);
+            self.anomaly(AnomalyKind::Duplicated).add(at, || Example {
                 explanation: format!(
                     "{value} was read at partition {} offset {} and at partition {partition} \
                      offset {offset}",
@@ -637,7 +664,9 @@ impl Analysis {
             && self.divergent_positions.insert((partition, offset))
         {
             let values = vec![self.names.text(previous.value), self.names.text(id)];
-            self.anomaly(AnomalyKind::Divergent).add(|| Example {
+            let time_ns = self.line_time_ns;
+            let at = Some(time_ns);
+            self.anomaly(AnomalyKind::Divergent).add(at, || Example {
                 explanation: format!(
                     "partition {partition} offset {offset} was read with two values: {} and {}",
                     values[0], values[1]
@@ -717,6 +746,7 @@ impl Analysis {
         self.figures
             .add_never_completed(figures::SEND, never_completed);
         self.check_poll_skips();
+        self.check_availability();
         self.results(final_read, totals)
     }
 
@@ -743,7 +773,7 @@ impl Analysis {
             return;
         }
         let value = self.names.text(id);
-        self.anomaly(AnomalyKind::Unexpected).add(|| Example {
+        self.anomaly(AnomalyKind::Unexpected).add(None, || Example {
             explanation: format!(
                 "{value} was read at partition {} offset {} but no send of it was invoked",
                 info.first_read_partition, info.first_read_offset
@@ -760,7 +790,8 @@ impl Analysis {
             return;
         }
         let value = self.names.text(id);
-        self.anomaly(AnomalyKind::AbortedRead).add(|| Example {
+        let at = Some(info.invoke_ns);
+        self.anomaly(AnomalyKind::AbortedRead).add(at, || Example {
             explanation: format!(
                 "the send of {value} failed, yet it was read at partition {} offset {}",
                 info.first_read_partition, info.first_read_offset
@@ -779,7 +810,8 @@ impl Analysis {
         let (partition, offset) = (info.send_partition, info.send_offset);
         if info.final_partition != partition {
             let value = self.names.text(id);
-            self.anomaly(AnomalyKind::Lost).add(|| Example {
+            let at = Some(info.invoke_ns);
+            self.anomaly(AnomalyKind::Lost).add(at, || Example {
                 explanation: format!(
                     "{value} was acknowledged at partition {partition} offset {offset} but is \
                      not in the final read of partition {partition}"
@@ -800,7 +832,8 @@ impl Analysis {
         {
             let value = self.names.text(id);
             let found = self.names.text(slot.value);
-            self.anomaly(AnomalyKind::Divergent).add(|| Example {
+            let at = Some(info.invoke_ns);
+            self.anomaly(AnomalyKind::Divergent).add(at, || Example {
                 explanation: format!(
                     "{value} was acknowledged at partition {partition} offset {offset}, where \
                      the final read found {found}"
@@ -828,7 +861,7 @@ impl Analysis {
             AnomalyKind::IndeterminateLost
         };
         let value = self.names.text(id);
-        self.anomaly(kind).add(|| Example {
+        self.anomaly(kind).add(Some(info.invoke_ns), || Example {
             explanation: if recovered {
                 format!(
                     "the send of {value} was indeterminate; the final read found it in \
@@ -867,7 +900,8 @@ impl Analysis {
                 continue;
             }
             let value = self.names.text(candidate.value);
-            self.anomaly(AnomalyKind::PollSkip).add(|| Example {
+            let at = Some(candidate.time_ns);
+            self.anomaly(AnomalyKind::PollSkip).add(at, || Example {
                 explanation: format!(
                     "consumer {} jumped from offset {} to {} of partition {}, over {skipped} \
                      offsets that the final read has",
@@ -888,6 +922,36 @@ impl Analysis {
         }
     }
 
+    /// `unavailable`: stretches longer than the workload's `unavailable_max`.
+    fn check_availability(&mut self) {
+        let Some(bound_ms) = self.expectations.unavailable_max_ms else {
+            return;
+        };
+        let stretches = std::mem::take(&mut self.availability).finish();
+        let bound_ns = bound_ms.saturating_mul(1_000_000);
+        for stretch in stretches {
+            let seconds = |ns: u64| ns as f64 / 1e9;
+            self.anomaly(AnomalyKind::Unavailable).add(
+                Some(stretch.start_ns.saturating_add(bound_ns)),
+                || Example {
+                    explanation: format!(
+                        "partition {} acknowledged no send for {:.1} s (from {:.1} s to {:.1} s \
+                         into the run) while sends to it were made; the workload allows {:.1} s",
+                        stretch.partition,
+                        seconds(stretch.length_ns()),
+                        seconds(stretch.start_ns),
+                        seconds(stretch.end_ns),
+                        seconds(bound_ns)
+                    ),
+                    partition: Some(stretch.partition),
+                    start_ns: Some(stretch.start_ns),
+                    end_ns: Some(stretch.end_ns),
+                    ..Example::default()
+                },
+            );
+        }
+    }
+
     fn results(mut self, final_read: FinalReadSummary, totals: Totals) -> Results {
         let expectations = self.expectations;
         let mut valid = Validity::True;
@@ -895,6 +959,7 @@ impl Analysis {
         let mut invalid_besides_loss = false;
         let mut anomalies = BTreeMap::new();
         let mut anomaly_types = Vec::new();
+        let mut first_invalid: Option<(u64, AnomalyKind)> = None;
         for kind in AnomalyKind::ALL {
             let log = self.anomalies.remove(&kind).unwrap_or_default();
             let invalid = kind.is_invalid(&expectations);
@@ -904,6 +969,11 @@ impl Analysis {
                     valid = Validity::False;
                     reasons.push(format!("{}: {}", kind.name(), log.count));
                     invalid_besides_loss |= !kind.is_part_of_loss();
+                    if let Some(first_ns) = log.first_ns
+                        && first_invalid.is_none_or(|(earliest, _)| first_ns < earliest)
+                    {
+                        first_invalid = Some((first_ns, kind));
+                    }
                 }
             }
             anomalies.insert(
@@ -911,6 +981,7 @@ impl Analysis {
                 Anomaly {
                     count: log.count,
                     invalid: invalid && log.count > 0,
+                    first_ns: log.first_ns,
                     examples: log.examples,
                 },
             );
@@ -948,6 +1019,21 @@ impl Analysis {
             reasons.push("no send was acknowledged: the run proves nothing about loss".to_string());
         }
         let matches_expectation = outcome.passed();
+        let faults = self.unavailability.finish();
+        let detection = first_invalid.map(|(first_anomaly_ns, kind)| {
+            let first_fault_ns = faults
+                .iter()
+                .filter(|fault| !HEALS.contains(&fault.f.as_str()))
+                .map(|fault| fault.time_ns)
+                .min();
+            Detection {
+                first_fault_ns,
+                first_anomaly: kind.name().to_string(),
+                first_anomaly_ns,
+                time_to_detection_us: first_fault_ns
+                    .map(|fault_ns| first_anomaly_ns.saturating_sub(fault_ns) / 1_000),
+            }
+        });
         Results {
             valid,
             expectations,
@@ -959,8 +1045,9 @@ impl Analysis {
             anomalies,
             totals,
             operations: self.figures.finish(),
-            faults: self.unavailability.finish(),
+            faults,
             timeline: self.timeline.finish(),
+            detection,
         }
     }
 }

@@ -12,8 +12,10 @@
 //! - `values`: compact value ids and the (partition, offset) table.
 //! - `analysis`: the single pass and the final walk over the values.
 //! - `figures`: latency, throughput, unavailability after faults, the per-second timeline.
+//! - `availability`: stretches without an acknowledged send, per partition (`unavailable`).
 
 mod analysis;
+mod availability;
 mod figures;
 mod parse;
 mod pipeline;
@@ -28,9 +30,9 @@ use std::io::Read;
 use std::path::Path;
 
 pub use results::{
-    AcknowledgedSendsExpectation, Anomaly, AnomalyKind, Example, Expectations, FaultFigures,
-    FinalReadSummary, LatencyMicros, LostExpectation, Malformed, OperationFigures, Outcome,
-    Results, SecondCounts, Strictness, Totals, Validity,
+    AcknowledgedSendsExpectation, Anomaly, AnomalyKind, Detection, Example, Expectations,
+    FaultFigures, FinalReadSummary, LatencyMicros, LostExpectation, Malformed, OperationFigures,
+    Outcome, Results, SecondCounts, Strictness, Totals, Validity,
 };
 
 use analysis::Analysis;

@@ -23,8 +23,21 @@
 //!   "faults": [{"index": 400, "time-ns": 1000000000, "f": "kill", "node": "broker-2",
 //!       "why": "leader of t-1", "window-end-ns": 2000000000,
 //!       "time-to-first-ok-send-us": 1200000, "longest-without-ok-send-us": 1200000}],
-//!   "timeline": [{"second": 0, "ok": 250, "fail": 0, "info": 0}, ...]
+//!   "timeline": [{"second": 0, "ok": 250, "fail": 0, "info": 0}, ...],
+//!   "detection": {"first-fault-ns": 1000000000, "first-anomaly": "lost",   // only if invalid
+//!       "first-anomaly-ns": 1100000000, "time-to-detection-us": 100000}
 //! }
+//! ```
+//!
+//! Every anomaly with a count also has `first-ns`: the `time_ns` of the earliest operation that
+//! shows it (the invoke of a lost, reordered or aborted send, or of a send whose acknowledged
+//! offset holds another value; the poll or final read of a divergent, duplicated, skipped or
+//! non-monotonic record; for `unavailable`, the moment the stretch passed the bound), absent
+//! when no operation time is known (`unexpected`). `detection` compares the earliest invalid
+//! anomaly with the first fault (a nemesis operation other than start, resume and heal):
+//! `time-to-detection-us` is 0 when the anomaly's operation began before the fault.
+//!
+//! ```text
 //! ```
 
 use std::collections::BTreeMap;
@@ -78,6 +91,22 @@ impl<'de> Deserialize<'de> for Validity {
     }
 }
 
+/// When the first anomaly that makes the run invalid happened, against the first fault.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Detection {
+    /// The first nemesis operation that is a fault (not a start, resume or heal), if any.
+    pub first_fault_ns: Option<u64>,
+    /// The invalid anomaly whose operation came first.
+    pub first_anomaly: String,
+    pub first_anomaly_ns: u64,
+    /// `first-anomaly-ns - first-fault-ns`, at least 0; absent without a fault.
+    pub time_to_detection_us: Option<u64>,
+}
+
+/// Nemesis operations that undo a fault rather than inject one.
+pub const HEALS: [&str; 3] = ["start", "resume", "heal"];
+
 /// What the workload expects of loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -122,6 +151,10 @@ pub struct Expectations {
     pub duplicates: Strictness,
     /// `strict` (a reordering is invalid) or `allowed`.
     pub order: Strictness,
+    /// The longest a partition may go without an acknowledged send while sends to it are made
+    /// (the `unavailable` anomaly); absent: not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable_max_ms: Option<u64>,
     /// `some` when the workload has producers (the default), `any` when it has none.
     pub acknowledged_sends: AcknowledgedSendsExpectation,
 }
@@ -201,12 +234,13 @@ pub enum AnomalyKind {
     Reordered,
     PollSkip,
     NonmonotonicPoll,
+    Unavailable,
     IndeterminateRecovered,
     IndeterminateLost,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 10] = [
+    pub const ALL: [AnomalyKind; 11] = [
         AnomalyKind::Lost,
         AnomalyKind::Divergent,
         AnomalyKind::Unexpected,
@@ -215,6 +249,7 @@ impl AnomalyKind {
         AnomalyKind::Reordered,
         AnomalyKind::PollSkip,
         AnomalyKind::NonmonotonicPoll,
+        AnomalyKind::Unavailable,
         AnomalyKind::IndeterminateRecovered,
         AnomalyKind::IndeterminateLost,
     ];
@@ -230,6 +265,7 @@ impl AnomalyKind {
             AnomalyKind::Reordered => "reordered",
             AnomalyKind::PollSkip => "poll-skip",
             AnomalyKind::NonmonotonicPoll => "nonmonotonic-poll",
+            AnomalyKind::Unavailable => "unavailable",
             AnomalyKind::IndeterminateRecovered => "indeterminate-recovered",
             AnomalyKind::IndeterminateLost => "indeterminate-lost",
         }
@@ -260,6 +296,7 @@ impl AnomalyKind {
             | AnomalyKind::NonmonotonicPoll => true,
             AnomalyKind::Duplicated => expectations.duplicates == Strictness::Strict,
             AnomalyKind::Reordered => expectations.order == Strictness::Strict,
+            AnomalyKind::Unavailable => expectations.unavailable_max_ms.is_some(),
             AnomalyKind::IndeterminateRecovered | AnomalyKind::IndeterminateLost => false,
         }
     }
@@ -271,6 +308,9 @@ impl AnomalyKind {
 pub struct Anomaly {
     pub count: u64,
     pub invalid: bool,
+    /// The `time_ns` of the earliest operation that shows it (see the module doc).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_ns: Option<u64>,
     pub examples: Vec<Example>,
 }
 
@@ -311,6 +351,11 @@ pub struct Example {
     /// Poll-skip: how many offsets the final read shows in the gap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<u64>,
+    /// Unavailable: when the stretch without an acknowledged send began and ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_ns: Option<u64>,
     /// Reordered: the earlier send, acknowledged at a higher offset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub earlier_value: Option<String>,
@@ -456,6 +501,9 @@ pub struct Results {
     pub faults: Vec<FaultFigures>,
     /// Send completions per second of the run.
     pub timeline: Vec<SecondCounts>,
+    /// When the first invalid anomaly happened, against the first fault (only if invalid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Detection>,
 }
 
 impl Results {

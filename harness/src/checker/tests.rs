@@ -178,6 +178,7 @@ fn strict() -> Expectations {
         lost: LostExpectation::None,
         duplicates: Strictness::Strict,
         order: Strictness::Strict,
+        unavailable_max_ms: None,
         acknowledged_sends: AcknowledgedSendsExpectation::Some,
     }
 }
@@ -766,6 +767,7 @@ fn validity_merges_false_over_unknown_over_true() {
             lost: LostExpectation::Some,
             duplicates: Strictness::Strict,
             order: Strictness::Strict,
+            unavailable_max_ms: None,
             acknowledged_sends: AcknowledgedSendsExpectation::Some,
         }
     );
@@ -1049,4 +1051,80 @@ fn values_of_lines_the_analysis_skips_do_not_shift_the_ids() {
         );
         assert_eq!(results.count(AnomalyKind::Unexpected), 0, "{reading:?}");
     }
+}
+
+#[test]
+fn detection_times_the_first_lost_send_from_the_first_fault() {
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-1", 0, 0)
+        .nemesis(1_000, "pause", "broker-2")
+        .send(1_500, 1, "1-2", 0, 1)
+        .send(2_000, 1, "1-3", 0, 2)
+        .nemesis(2_500, "resume", "broker-2")
+        .final_read(5_000, 0, &[(0, 0, "1-1"), (0, 1, "1-3")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::False);
+    let lost = results.anomaly(AnomalyKind::Lost);
+    assert_eq!(lost.first_ns, Some(1_500_000_000));
+    let detection = results.detection.expect("a detection");
+    assert_eq!(detection.first_anomaly, "lost");
+    assert_eq!(detection.first_fault_ns, Some(1_000_000_000));
+    assert_eq!(detection.time_to_detection_us, Some(500_000));
+    // A clean run has no detection; an anomaly whose send began before the fault counts as 0.
+    assert!(clean_history().check().detection.is_none());
+    let mut early = History::default();
+    early
+        .send(0, 1, "1-1", 0, 0)
+        .nemesis(1_000, "kill", "broker-1")
+        .nemesis(2_000, "start", "broker-1")
+        .final_read(3_000, 0, &[]);
+    let detection = early.check().detection.expect("a detection");
+    assert_eq!(detection.time_to_detection_us, Some(0));
+}
+
+#[test]
+fn a_partition_without_acknowledgements_for_too_long_is_unavailable_when_a_bound_is_set() {
+    let mut history = History::default();
+    history
+        .send(0, 1, "1-1", 0, 0)
+        .send(0, 1, "1-2", 1, 0)
+        .nemesis(1_000, "kill", "broker-1")
+        .send(2_000, 1, "1-3", 0, 1)
+        .send(12_000, 1, "1-4", 0, 2)
+        // Partition 1 was tried (a timeout naming it) and never acknowledged again.
+        .invoke_send(3_000, 1, "1-5")
+        .op(
+            13_000,
+            "1",
+            "info",
+            "send",
+            r#"{"key":"k","value":"1-5","partition":1,"error":"MESSAGE_TIMED_OUT"}"#,
+        )
+        .final_read(15_000, 0, &[(0, 0, "1-1"), (0, 1, "1-3"), (0, 2, "1-4")])
+        .final_read(15_000, 1, &[(1, 0, "1-2")]);
+    assert_eq!(
+        history.check().valid,
+        Validity::True,
+        "no bound, not judged"
+    );
+    let bounded = Expectations {
+        unavailable_max_ms: Some(8_000),
+        ..Expectations::default()
+    };
+    let results = check_with(&history, &bounded);
+    assert_eq!(results.valid, Validity::False, "{:#?}", results.reasons);
+    let unavailable = results.anomaly(AnomalyKind::Unavailable);
+    // Partition 0: 2.001 s -> 12.001 s (10 s); partition 1: 0.001 s -> 13 s, the last send.
+    assert_eq!(unavailable.count, 2, "{:#?}", unavailable.examples);
+    assert_eq!(unavailable.first_ns, Some(8_001_000_000));
+    assert_eq!(unavailable.examples[0].partition, Some(1));
+    let detection = results.detection.expect("a detection");
+    assert_eq!(detection.first_anomaly, "unavailable");
+    assert_eq!(detection.time_to_detection_us, Some(7_001_000));
+    let loose = Expectations {
+        unavailable_max_ms: Some(20_000),
+        ..Expectations::default()
+    };
+    assert_eq!(check_with(&history, &loose).valid, Validity::True);
 }

@@ -277,6 +277,8 @@ pub struct ValueInfo {
     pub producer: u64,
     /// Line number (1-based) of the send's invoke: orders invocations for `reordered`.
     pub invoke_line: u64,
+    /// `time_ns` of the send's invoke.
+    pub invoke_ns: u64,
     /// `time_ns` of the send's completion.
     pub completed_ns: u64,
     /// History index of the completion.
@@ -364,6 +366,7 @@ impl ValueTable {
             first_read_offset: read.first_read_offset,
             producer: send.producer,
             invoke_line: send.invoke_line,
+            invoke_ns: send.invoke_ns,
             completed_ns: send.completed_ns,
             completed_index: send.completed_index,
         })

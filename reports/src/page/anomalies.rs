@@ -153,6 +153,9 @@ fn anomaly_meaning(kind: AnomalyKind) -> &'static str {
         AnomalyKind::NonmonotonicPoll => {
             "a consumer saw an offset at or below one it had already read"
         }
+        AnomalyKind::Unavailable => {
+            "a partition acknowledged no send for longer than the workload allows"
+        }
         AnomalyKind::IndeterminateRecovered => "an indeterminate send found in the final read",
         AnomalyKind::IndeterminateLost => "an indeterminate send not in the final read",
     }

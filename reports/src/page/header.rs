@@ -61,6 +61,22 @@ pub(super) fn header(
         }
         page.push_str("</ul>");
     }
+    if let Some(detection) = run
+        .results
+        .as_ref()
+        .and_then(|results| results.detection.as_ref())
+    {
+        let after = match detection.time_to_detection_us {
+            Some(micros) => format!("{} after the first fault", format_micros(micros)),
+            None => "with no fault injected".to_string(),
+        };
+        let _ = write!(
+            page,
+            r#"<p class="note" id="detection">First anomaly: <code>{}</code>, in an operation at {:.1} s into the run, {after}.</p>"#,
+            escape(&detection.first_anomaly),
+            detection.first_anomaly_ns as f64 / 1e9
+        );
+    }
     if let Some(malformed) = run
         .results
         .as_ref()

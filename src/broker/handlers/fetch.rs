@@ -163,13 +163,8 @@ fn read_one(
     if state.leader != broker.id() {
         return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
     }
-    if target.current_leader_epoch >= 0 && target.current_leader_epoch != state.leader_epoch {
-        let error = if target.current_leader_epoch < state.leader_epoch {
-            ResponseError::FencedLeaderEpoch
-        } else {
-            ResponseError::UnknownLeaderEpoch
-        };
-        return base.with_error_code(error.code());
+    if let Err(error) = replica.check_leader_epoch(target.current_leader_epoch) {
+        return base.with_error_code(error_for(&error).code());
     }
     // KIP-74: the first partition with data gets at least one batch even over the budget.
     let limit = target.partition_max_bytes.min(*budget);

@@ -17,6 +17,8 @@ use crate::broker::context::Broker;
 use crate::broker::log::partition_log::{AppendError, AppendInfo, ReadError};
 use crate::broker::log::records::{DecompressionBudget, RecordError};
 use crate::broker::partition::{Partition, PartitionError};
+#[cfg(feature = "planted-bugs")]
+use crate::planted::{self, PlantedBug};
 
 /// One partition's answer, or what to wait for before answering.
 enum Pending {
@@ -122,6 +124,10 @@ fn append_one(
     match partition.append_as_leader(&records, acks == -1, min_insync_replicas, budget) {
         Ok(info) => {
             let log_start_offset = partition.offsets().log_start_offset;
+            #[cfg(feature = "planted-bugs")] // planted bug: acks-all-before-replication
+            if acks == -1 && planted::is_active(PlantedBug::AcksAllBeforeReplication) {
+                return Pending::Done(success(index, info.base_offset, log_start_offset));
+            }
             if acks == -1 {
                 Pending::AwaitCommit {
                     partition,

@@ -22,6 +22,8 @@ use crate::coordinator::tree::Trigger;
 use crate::coordinator::txn::{Mutation, PASSWORD_BYTES};
 use crate::coordinator::wal::Wal;
 use crate::coordinator::watch::Watches;
+#[cfg(feature = "planted-bugs")]
+use crate::planted::{self, PlantedBug};
 
 mod reads;
 mod writes;
@@ -139,6 +141,10 @@ impl Actor {
                     Command::Shutdown => stopping = true,
                     command => self.handle(command),
                 }
+            }
+            #[cfg(feature = "planted-bugs")] // planted bug: ack-before-wal-fsync
+            if planted::is_active(PlantedBug::AckBeforeWalFsync) {
+                self.dispatch();
             }
             self.wal.sync().map_err(ActorError::Log)?;
             self.dispatch();
@@ -299,6 +305,11 @@ impl Actor {
 
     /// Deletes the session's ephemerals (durably), forgets its watches and closes its connection.
     fn end_session(&mut self, session_id: i64) {
+        #[cfg(feature = "planted-bugs")]
+        // planted bugs: ephemerals-outlive-session, expiry-deletions-not-notified
+        if self.planted_end_session(session_id) {
+            return;
+        }
         if let Err(refused) = self.execute(Mutation::CloseSession { session_id }) {
             error!("cannot close session {session_id:#x}: {refused:?}");
         }
@@ -306,6 +317,27 @@ impl Actor {
             self.outputs.push((connection, Output::Close));
         }
         self.watches.remove_session(session_id);
+    }
+
+    /// The planted bugs of session expiry: the session ends but its ephemerals stay
+    /// (`ephemerals-outlive-session`), or they go without a notification to anyone who watches
+    /// them (`expiry-deletions-not-notified`). Returns whether one of them ended the session.
+    #[cfg(feature = "planted-bugs")]
+    fn planted_end_session(&mut self, session_id: i64) -> bool {
+        if planted::is_active(PlantedBug::ExpiryDeletionsNotNotified) {
+            let close = Mutation::CloseSession { session_id };
+            if let Ok((_, txn)) = self.database.execute(now_ms(), close, &mut Vec::new()) {
+                self.wal.append(&txn.encode());
+                self.since_snapshot += 1;
+            }
+        } else if !planted::is_active(PlantedBug::EphemeralsOutliveSession) {
+            return false;
+        }
+        if let Some(connection) = self.sessions.remove(session_id) {
+            self.outputs.push((connection, Output::Close));
+        }
+        self.watches.remove_session(session_id);
+        true
     }
 
     /// Executes a mutation: on success its transaction is logged (synced at the end of the batch)
