@@ -10,6 +10,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::records::Compression;
 use kafka_wire::message::encode_request_body;
 
+use super::kafka_group_seeds;
 use crate::broker::handlers::SUPPORTED;
 use crate::broker::log::batch;
 
@@ -246,7 +247,10 @@ pub fn for_version(api_key: ApiKey, version: i16) -> anyhow::Result<Vec<KafkaSee
                 seeds.push(seed(api_key, version, &request)?);
             }
         }
-        other => anyhow::bail!("no fuzz seed for {other:?}"),
+        other => match kafka_group_seeds::for_version(other, version) {
+            Some(group_seeds) => seeds.extend(group_seeds?),
+            None => anyhow::bail!("no fuzz seed for {other:?}"),
+        },
     }
     Ok(seeds)
 }
@@ -287,7 +291,11 @@ pub fn record_batch(compression: Compression, count: usize) -> anyhow::Result<By
 
 /// The seed of `request`, encoded by `kafka_wire` as the broker's dispatcher receives it
 /// (header and body, no size prefix: the fuzzer frames its mutants itself).
-fn seed<R: Request>(api_key: ApiKey, version: i16, request: &R) -> anyhow::Result<KafkaSeed> {
+pub(super) fn seed<R: Request>(
+    api_key: ApiKey,
+    version: i16,
+    request: &R,
+) -> anyhow::Result<KafkaSeed> {
     debug_assert_eq!(
         api_key as i16,
         R::KEY,
