@@ -13,14 +13,13 @@
 //!   snapshots.
 //! - [`replica_manager`]: the replicas hosted here; role changes are applied there.
 //! - [`replica_fetcher`]: follower-pull replication, one fetcher per leader broker, with
-//!   KIP-101 truncation.
+//!   KIP-101 truncation (its connections to leaders are `kafka_wire` clients).
 //! - [`isr`]: leaders shrink and expand their ISR (compare-and-set in the coordinator).
 //! - [`controller`]: controller election and leader election for partitions that lost theirs.
 //! - [`election`]: preferred/unclean election and auto-rebalance decisions (pure).
 //! - [`elector`]: carries them out on the controller (ElectLeaders, auto rebalance).
 //! - [`group`]: consumer groups (the group coordinator, on `__consumer_offsets` leaders).
 //! - [`metadata_sync`]: coordinator watches -> metadata cache and role changes.
-//! - [`peer`]: a connection to another broker.
 //! - [`metadata_cache`]: brokers and topics, for Metadata.
 //! - [`topic_admin`]: creating and deleting topics.
 //! - [`topic_config`]: topic config keys, their valid values, alter operations.
@@ -41,7 +40,6 @@ pub mod log;
 pub mod metadata_cache;
 pub mod metadata_sync;
 pub mod partition;
-pub mod peer;
 pub mod producer_state;
 pub mod replica_fetcher;
 pub mod replica_manager;

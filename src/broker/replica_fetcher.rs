@@ -20,17 +20,17 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest,
+    BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest,
     OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use kafka_wire::{Client, Options, WireError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::context::Broker;
 use super::log::partition_log::AppendError;
 use super::partition::{Partition, PartitionError};
-use super::peer::{PeerConnection, PeerError};
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
 
@@ -135,7 +135,7 @@ impl ReplicaFetchers {
 
 /// The loop of one fetcher: connect, truncate what needs it, fetch, repeat.
 async fn run(broker: Arc<Broker>, leader: i32, targets: Targets, wakeup: Arc<Notify>) {
-    let mut connection: Option<PeerConnection> = None;
+    let mut connection: Option<Client> = None;
     let mut last_error: Option<String> = None;
     loop {
         let snapshot: Vec<((String, i32), FetchTarget)> = lock(&targets)
@@ -180,7 +180,7 @@ async fn run(broker: Arc<Broker>, leader: i32, targets: Targets, wakeup: Arc<Not
 }
 
 /// Logs a connection problem once until it changes.
-fn report(last_error: &mut Option<String>, leader: i32, error: &PeerError) {
+fn report(last_error: &mut Option<String>, leader: i32, error: &WireError) {
     let text = error.to_string();
     if last_error.as_deref() != Some(text.as_str()) {
         tracing::warn!("[ReplicaFetcher leaderId={leader}] {text}");
@@ -194,27 +194,23 @@ fn request_timeout(broker: &Broker) -> Duration {
     )
 }
 
-async fn connect(broker: &Broker, leader: i32) -> Result<PeerConnection, PeerError> {
+async fn connect(broker: &Broker, leader: i32) -> Result<Client, WireError> {
     let Some(endpoint) = broker
         .metadata
         .brokers()
         .into_iter()
         .find(|endpoint| endpoint.broker_id == leader)
     else {
-        return Err(PeerError::Connect {
-            broker_id: leader,
-            address: "(not registered)".to_string(),
+        return Err(WireError::Connect {
+            peer: format!("broker {leader} (not registered)"),
             source: std::io::ErrorKind::NotFound.into(),
         });
     };
-    PeerConnection::connect(
-        leader,
-        &endpoint.host,
-        endpoint.port,
+    let options = Options::new(
         format!("broker-{}-fetcher-{leader}", broker.id()),
         request_timeout(broker),
-    )
-    .await
+    );
+    Client::connect(&format!("{}:{}", endpoint.host, endpoint.port), &options).await
 }
 
 /// Drops a partition whose leader refused it (a newer state will re-add it).
@@ -244,11 +240,11 @@ fn set_truncated(targets: &Targets, key: &(String, i32), epoch: i32, truncated: 
 /// made progress.
 async fn truncate(
     broker: &Broker,
-    connection: &mut PeerConnection,
+    connection: &mut Client,
     leader: i32,
     targets: &Targets,
     snapshot: Vec<((String, i32), FetchTarget)>,
-) -> Result<bool, PeerError> {
+) -> Result<bool, WireError> {
     let mut asked: BTreeMap<(String, i32), FetchTarget> = BTreeMap::new();
     let mut progress = false;
     for (key, target) in snapshot.into_iter().filter(|(_, t)| !t.truncated) {
@@ -290,12 +286,7 @@ async fn truncate(
                 .collect(),
         );
     let response: OffsetForLeaderEpochResponse = connection
-        .send(
-            ApiKey::OffsetForLeaderEpoch,
-            OFFSET_FOR_LEADER_EPOCH_VERSION,
-            &request,
-            request_timeout(broker),
-        )
+        .call(OFFSET_FOR_LEADER_EPOCH_VERSION, &request)
         .await?;
     for topic in response.topics {
         for answer in topic.partitions {
@@ -386,11 +377,11 @@ fn apply_truncation(
 /// progress came back.
 async fn fetch(
     broker: &Broker,
-    connection: &mut PeerConnection,
+    connection: &mut Client,
     leader: i32,
     targets: &Targets,
     snapshot: Vec<((String, i32), FetchTarget)>,
-) -> Result<bool, PeerError> {
+) -> Result<bool, WireError> {
     let partition_max_bytes =
         i32::try_from(broker.config.replica_fetch_max_bytes).unwrap_or(i32::MAX);
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
@@ -423,14 +414,7 @@ async fn fetch(
                 })
                 .collect(),
         );
-    let response: FetchResponse = connection
-        .send(
-            ApiKey::Fetch,
-            FETCH_VERSION,
-            &request,
-            request_timeout(broker),
-        )
-        .await?;
+    let response: FetchResponse = connection.call(FETCH_VERSION, &request).await?;
     let by_key: BTreeMap<(String, i32), FetchTarget> = snapshot.into_iter().collect();
     let mut progress = false;
     for topic in response.responses {
