@@ -141,15 +141,7 @@ pub fn error_name(error: &KafkaError) -> String {
 
 fn kafka_code_name(code: RDKafkaErrorCode) -> String {
     // `NotEnoughReplicas` -> `NOT_ENOUGH_REPLICAS`; local errors keep librdkafka's names.
-    let debug = format!("{code:?}");
-    let mut name = String::with_capacity(debug.len() + 8);
-    for (index, c) in debug.chars().enumerate() {
-        if c.is_ascii_uppercase() && index > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
-    }
-    name
+    kafka_wire::names::screaming_snake(&format!("{code:?}"))
 }
 
 /// Runs producer `process` until `stop` turns true, then waits for its in-flight sends (up to
