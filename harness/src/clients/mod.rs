@@ -5,6 +5,10 @@
 //! # Layout
 //! - [`producer`]: `send`, unique values at a rate or as fast as the in-flight bound allows.
 //! - [`consumer`]: `poll` (and `assign`) of every partition, on a thread of its own.
+//! - [`group_consumer`]: a consumer group member: `subscribe`, `poll`, `commit`, and the
+//!   rebalances (`revoke`, `assign`) as they happen.
+//! - [`group_members`]: the group's members in named slots the nemesis can kill and pause, and
+//!   the catch-up at the end of the fault phase.
 //! - [`final_read`]: the read after the heal that decides loss, every partition in full.
 //! - [`client_context`]: the quiet rdkafka context they share.
 //!
@@ -13,4 +17,6 @@
 pub mod client_context;
 pub mod consumer;
 pub mod final_read;
+pub mod group_consumer;
+pub mod group_members;
 pub mod producer;

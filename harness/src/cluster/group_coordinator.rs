@@ -53,11 +53,17 @@ async fn ask(address: &str, group: &str, timeout: Duration) -> Result<i32, Strin
         .await
         .map_err(|error| error.to_string())?;
     let key = StrBytes::from_string(group.to_string());
-    let request = FindCoordinatorRequest::default()
-        .with_key(key.clone())
-        .with_coordinator_keys(vec![key]);
-    let (version, response) = client
-        .request(FIND_COORDINATOR_VERSION_MAX, &request)
+    let version = client
+        .version::<FindCoordinatorRequest>(FIND_COORDINATOR_VERSION_MAX)
+        .map_err(|error| error.to_string())?;
+    // v4 replaced the one `key` with a list of them.
+    let request = if version >= 4 {
+        FindCoordinatorRequest::default().with_coordinator_keys(vec![key])
+    } else {
+        FindCoordinatorRequest::default().with_key(key)
+    };
+    let response = client
+        .call(version, &request)
         .await
         .map_err(|error| error.to_string())?;
     let (error_code, node_id) = if version >= 4 {

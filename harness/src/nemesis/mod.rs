@@ -7,6 +7,8 @@
 //! # Layout
 //! - this file: [`Nemesis`], which records every fault and hands it to its [`FaultFamily`].
 //! - `signals.rs`: the signal family (kill, pause, resume, stop, start, restart).
+//! - consumer group members (`consumer-N`) take the same faults from
+//!   `clients::group_members`, which does them in-process.
 //! - [`target`]: resolving a step's target (`leader`, `majority`, ...) to node names.
 //! - [`schedule`]: the seeded timeline of faults a workload asks for.
 //! - `runner.rs`: [`Nemesis::run_schedule`], playing a schedule against live metadata.
@@ -21,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use history::{OpType, Process};
 use serde_json::json;
 
+use crate::clients::group_members::{GroupMembers, MemberFaultError, is_member};
 use crate::cluster::{Cluster, ClusterError};
 use crate::lock::lock;
 use crate::recorder::Recorder;
@@ -35,6 +38,8 @@ pub enum NemesisError {
     Cluster(#[from] ClusterError),
     #[error("the nemesis task panicked: {0}")]
     Task(String),
+    #[error(transparent)]
+    Member(#[from] MemberFaultError),
 }
 
 /// The fault families, one file each: how a fault is done. Signals to a node's process today;
@@ -65,11 +70,24 @@ impl FaultFamily {
 pub struct Nemesis {
     cluster: Arc<Mutex<Cluster>>,
     recorder: Recorder,
+    /// The workload's consumer group, when it has one: its id (for `group-coordinator`) and
+    /// its members (the `consumer-N` nodes).
+    group: Option<(String, Arc<GroupMembers>)>,
 }
 
 impl Nemesis {
     pub fn new(cluster: Arc<Mutex<Cluster>>, recorder: Recorder) -> Self {
-        Nemesis { cluster, recorder }
+        Nemesis {
+            cluster,
+            recorder,
+            group: None,
+        }
+    }
+
+    /// The same nemesis, also able to hit the consumer group `group`'s coordinator and members.
+    pub fn with_group(mut self, group: &str, members: Arc<GroupMembers>) -> Self {
+        self.group = Some((group.to_string(), members));
+        self
     }
 
     /// SIGKILL `node`.
@@ -115,18 +133,30 @@ impl Nemesis {
             self.recorder
                 .set_current_fault(Some(format!("{} {node}", fault.name())));
         }
-        let cluster = Arc::clone(&self.cluster);
-        let name = node.to_string();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let mut cluster = lock(&cluster);
-            match FaultFamily::of(fault) {
-                FaultFamily::Signals => signals::inject(&mut cluster, fault, &name),
-            }
-        })
-        .await
-        .map_err(|error| NemesisError::Task(error.to_string()))
-        .and_then(|result| result.map_err(NemesisError::from));
         let mut completion = value;
+        let outcome = match self.member_family(node) {
+            Some(members) => {
+                let name = node.to_string();
+                let done = tokio::task::spawn_blocking(move || members.inject(fault, &name))
+                    .await
+                    .map_err(|error| NemesisError::Task(error.to_string()))
+                    .and_then(|result| result.map_err(NemesisError::from));
+                done.map(|process| completion["process"] = json!(process))
+            }
+            None => {
+                let cluster = Arc::clone(&self.cluster);
+                let name = node.to_string();
+                tokio::task::spawn_blocking(move || {
+                    let mut cluster = lock(&cluster);
+                    match FaultFamily::of(fault) {
+                        FaultFamily::Signals => signals::inject(&mut cluster, fault, &name),
+                    }
+                })
+                .await
+                .map_err(|error| NemesisError::Task(error.to_string()))
+                .and_then(|result| result.map_err(NemesisError::from))
+            }
+        };
         if let Err(error) = &outcome {
             completion["error"] = json!(error.to_string());
             tracing::warn!("nemesis {} {node}: {error}", fault.name());
@@ -137,6 +167,25 @@ impl Nemesis {
             self.recorder.set_current_fault(None);
         }
         outcome
+    }
+
+    /// The group's members, if `node` names one of them.
+    fn member_family(&self, node: &str) -> Option<Arc<GroupMembers>> {
+        let (_, members) = self.group.as_ref()?;
+        is_member(node).then(|| Arc::clone(members))
+    }
+
+    /// The consumer group's id, if the workload has one.
+    fn group_id(&self) -> Option<&str> {
+        self.group.as_ref().map(|(id, _)| id.as_str())
+    }
+
+    /// The running members' node names (none without a group).
+    fn running_members(&self) -> Vec<String> {
+        self.group
+            .as_ref()
+            .map(|(_, members)| members.running())
+            .unwrap_or_default()
     }
 
     /// Records a fault whose target could not be resolved (nothing was done).
@@ -163,11 +212,18 @@ impl Nemesis {
             json!({"node": "all", "why": why}),
         );
         let cluster = Arc::clone(&self.cluster);
-        // Every family heals what it did (only signals so far).
-        let outcome = tokio::task::spawn_blocking(move || signals::heal(&mut lock(&cluster)))
-            .await
-            .map_err(|error| NemesisError::Task(error.to_string()))
-            .and_then(|result| result.map_err(NemesisError::from));
+        let members = self.group.as_ref().map(|(_, members)| Arc::clone(members));
+        // Every family heals what it did: signals to nodes, and the group's members.
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut healed = signals::heal(&mut lock(&cluster))?;
+            if let Some(members) = members {
+                healed.extend(members.heal()?);
+            }
+            Ok::<_, NemesisError>(healed)
+        })
+        .await
+        .map_err(|error| NemesisError::Task(error.to_string()))
+        .and_then(|result| result);
         let value = match &outcome {
             Ok(healed) => json!({
                 "node": "all",

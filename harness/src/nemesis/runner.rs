@@ -12,7 +12,10 @@ use tokio::sync::watch;
 
 use super::Nemesis;
 use super::schedule::{Event, Schedule};
+use super::target::Live;
+use crate::cluster::group_coordinator::find_group_coordinator;
 use crate::cluster::{NodeStatus, broker_name, metadata};
+use crate::workload::target::Target;
 use crate::lock::lock;
 use crate::workload::Condition;
 
@@ -30,6 +33,24 @@ impl Nemesis {
             .into_iter()
             .filter(|id| matches!(cluster.status(&broker_name(*id)), Ok(NodeStatus::Running)))
             .collect()
+    }
+
+    /// What is up now, as resolving `target` needs it: running brokers and group members, and
+    /// (for `group-coordinator` only) the group's coordinator, asked with FindCoordinator.
+    async fn live(&self, target: &Target, addresses: &[String]) -> Live {
+        let group_coordinator = match (target, self.group_id()) {
+            (Target::GroupCoordinator, Some(group)) => Some(
+                find_group_coordinator(addresses, group, METADATA_TIMEOUT)
+                    .await
+                    .map_err(|error| error.to_string()),
+            ),
+            _ => None,
+        };
+        Live {
+            brokers: self.running_brokers(),
+            consumers: self.running_members(),
+            group_coordinator,
+        }
     }
 
     /// Plays `schedule` from now until it ends or `stop` turns true. Target choices draw from
@@ -93,12 +114,12 @@ impl Nemesis {
                     } else {
                         None
                     };
-                    let brokers = self.running_brokers();
+                    let live = self.live(&planned.target, &addresses).await;
                     let resolved = match planned.target.resolve(
                         metadata.as_ref(),
                         topic,
                         planned.partition,
-                        &brokers,
+                        &live,
                         &labels,
                         &mut rng,
                     ) {

@@ -8,12 +8,14 @@
 //! - this file: [`run`] and its phases.
 //! - [`error`]: [`RunError`], why a run could not be carried out.
 //! - [`setup`]: bringing the cluster up, and keeping it whole after the heal.
+//! - [`group`]: the consumer group's members, their catch-up at the end and their close.
 //! - [`leadership`]: leader and ISR of each partition sampled during a run (`leadership.jsonl`).
 //! - [`store`]: run directories and the `latest` link.
 //! - [`progress`]: the live progress line.
 //! - [`summary`]: the lines a person reads at the end.
 
 pub mod error;
+pub mod group;
 pub mod leadership;
 pub mod progress;
 pub mod setup;
@@ -289,7 +291,13 @@ async fn fault_phase(
             ))
         })
         .collect();
-    let consumer_threads: Vec<_> = (producers + 1..=producers + consumers)
+    let members = match &spec.clients.group {
+        Some(group) => Some(group::start_members(spec, group, bootstrap, recorder)?),
+        None => None,
+    };
+    // Without a group, each consumer assigns itself every partition.
+    let assigning = if members.is_some() { 0 } else { consumers };
+    let consumer_threads: Vec<_> = (producers + 1..=producers + assigning)
         .map(|process| {
             let bootstrap = bootstrap.to_string();
             let topic = spec.topic.name.clone();
@@ -305,7 +313,10 @@ async fn fault_phase(
         .collect::<Result<_, _>>()
         .map_err(|error| RunError::Task(error.to_string()))?;
 
-    let nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone());
+    let mut nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone());
+    if let (Some(group), Some(members)) = (&spec.clients.group, &members) {
+        nemesis = nemesis.with_group(&group.id, Arc::clone(members));
+    }
     let timeline = schedule::plan(&spec.nemesis, spec.topic.partitions, spec.duration, seed)
         .map_err(RunError::Setup)?;
     let nemesis_task = {
@@ -337,6 +348,9 @@ async fn fault_phase(
             Ok(Err(error)) => return Err(RunError::Setup(error.to_string())),
             Err(error) => return Err(RunError::Task(error.to_string())),
         }
+    }
+    if let (Some(group), Some(members)) = (&spec.clients.group, members) {
+        group::catch_up_and_stop(members, group, spec.topic.partitions).await?;
     }
     let _ = stop_consumers.send(true);
     for thread in consumer_threads {

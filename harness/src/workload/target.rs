@@ -1,7 +1,7 @@
 //! Fault targets, the words a workload uses to say *whom* to hit (`leader`, `controller`,
 //! `followers`, `successor`, `random`, `broker-2`, `coordinator`, `majority`, `except:LABEL`,
-//! ...): their grammar, checked when a workload is loaded. The nemesis resolves them to node
-//! names at fault time (`nemesis::target`).
+//! `group-coordinator`, `consumer`, ...): their grammar, checked when a workload is loaded. The
+//! nemesis resolves them to node names at fault time (`nemesis::target`).
 
 /// Who a fault hits, before resolution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,10 @@ pub enum Target {
     Label(String),
     /// Every running broker except those an earlier step labelled.
     Except(String),
+    /// The broker coordinating the workload's consumer group (FindCoordinator, at fault time).
+    GroupCoordinator,
+    /// One running member of the workload's consumer group, chosen at random.
+    Consumer,
 }
 
 impl Target {
@@ -47,6 +51,8 @@ impl Target {
             "majority" => Target::Majority,
             "minority" => Target::Minority,
             "all-brokers" => Target::AllBrokers,
+            "group-coordinator" => Target::GroupCoordinator,
+            "consumer" => Target::Consumer,
             other => {
                 if let Some(label) = other.strip_prefix("label:") {
                     Target::Label(label.to_string())
@@ -62,7 +68,7 @@ impl Target {
                     return Err(format!(
                         "`{other}` is not a target (leader, followers, successor, controller, \
                          random, coordinator, majority, minority, all-brokers, broker-N, N, \
-                         label:NAME, except:NAME)"
+                         label:NAME, except:NAME, group-coordinator, consumer)"
                     ));
                 }
             }
@@ -86,6 +92,11 @@ impl Target {
         )
     }
 
+    /// Whether this target only means something with a consumer group (`[clients.group]`).
+    pub fn needs_group(&self) -> bool {
+        matches!(self, Target::GroupCoordinator | Target::Consumer)
+    }
+
     /// Refuses broker ids outside `1..=brokers`.
     pub fn check_against(&self, brokers: u32) -> Result<(), String> {
         match self {
@@ -106,5 +117,16 @@ mod tests {
         let error = Target::parse("the-boss").expect_err("nonsense");
         assert!(error.contains("the-boss"), "{error}");
         assert!(Target::Broker(4).check_against(3).is_err());
+    }
+
+    #[test]
+    fn group_targets_need_a_group() {
+        assert_eq!(
+            Target::parse("group-coordinator"),
+            Ok(Target::GroupCoordinator)
+        );
+        assert_eq!(Target::parse("consumer"), Ok(Target::Consumer));
+        assert!(Target::Consumer.needs_group());
+        assert!(!Target::Leader.needs_group());
     }
 }
