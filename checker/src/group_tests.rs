@@ -48,8 +48,14 @@ fn list(partitions: &[i32]) -> String {
 impl GroupHistory for History {
     fn subscribe(&mut self, time_ms: u64, consumer: u64) -> &mut Self {
         let value = format!(r#"{{"group":"{GROUP}","topics":["t"]}}"#);
-        self.op(time_ms, &consumer.to_string(), "invoke", "subscribe", &value)
-            .op(time_ms, &consumer.to_string(), "ok", "subscribe", &value)
+        self.op(
+            time_ms,
+            &consumer.to_string(),
+            "invoke",
+            "subscribe",
+            &value,
+        )
+        .op(time_ms, &consumer.to_string(), "ok", "subscribe", &value)
     }
 
     fn group_assign(
@@ -88,7 +94,13 @@ impl GroupHistory for History {
     ) -> &mut Self {
         let value = format!(r#"{{"group":"{GROUP}","offsets":{}}}"#, pairs(offsets));
         self.op(time_ms, &consumer.to_string(), "invoke", "commit", &value)
-            .op(completed_ms, &consumer.to_string(), op_type, "commit", &value)
+            .op(
+                completed_ms,
+                &consumer.to_string(),
+                op_type,
+                "commit",
+                &value,
+            )
     }
 
     fn commit(&mut self, time_ms: u64, consumer: u64, offsets: &[(i32, i64)]) -> &mut Self {
@@ -208,7 +220,9 @@ fn jumping_to_another_members_commit_after_a_rebalance_is_not_a_skip() {
     // Without the rebalance, 9's jump from 1 to 4 skips 2 and 3 (which no member consumed).
     let mut skipping = History::default();
     sends(&mut skipping);
-    skipping.subscribe(20, 9).group_assign(21, 9, &[0], Some(&[]));
+    skipping
+        .subscribe(20, 9)
+        .group_assign(21, 9, &[0], Some(&[]));
     poll_offsets(&mut skipping, 22, 9, &[0, 1]);
     poll_offsets(&mut skipping, 26, 9, &[4]);
     final_read(&mut skipping);
@@ -247,7 +261,9 @@ fn the_first_read_of_an_assignment_is_judged_against_the_committed_offset() {
     // Reading below where it started is nonmonotonic.
     let mut below = History::default();
     sends(&mut below);
-    below.subscribe(20, 10).group_assign(25, 10, &[0], Some(&[(0, 3)]));
+    below
+        .subscribe(20, 10)
+        .group_assign(25, 10, &[0], Some(&[(0, 3)]));
     poll_offsets(&mut below, 26, 10, &[0, 1, 2, 3, 4]);
     final_read(&mut below);
     let results = below.check();
@@ -258,7 +274,9 @@ fn the_first_read_of_an_assignment_is_judged_against_the_committed_offset() {
 fn nonmonotonic_commit_a_commit_below_one_acknowledged_before_it() {
     let mut history = History::default();
     sends(&mut history);
-    history.subscribe(20, 9).group_assign(21, 9, &[0], Some(&[]));
+    history
+        .subscribe(20, 9)
+        .group_assign(21, 9, &[0], Some(&[]));
     poll_offsets(&mut history, 22, 9, &[0, 1, 2, 3, 4]);
     history.commit(24, 9, &[(0, 5)]).commit(26, 9, &[(0, 3)]);
     final_read(&mut history);
@@ -280,10 +298,34 @@ fn nonmonotonic_commit_a_commit_below_one_acknowledged_before_it() {
         .group_assign(21, 9, &[0], Some(&[]));
     poll_offsets(&mut concurrent, 22, 9, &[0, 1, 2, 3, 4]);
     concurrent
-        .op(24, "9", "invoke", "commit", r#"{"group":"g","offsets":[[0,5]]}"#)
-        .op(24, "10", "invoke", "commit", r#"{"group":"g","offsets":[[0,3]]}"#)
-        .op(25, "9", "ok", "commit", r#"{"group":"g","offsets":[[0,5]]}"#)
-        .op(26, "10", "ok", "commit", r#"{"group":"g","offsets":[[0,3]]}"#)
+        .op(
+            24,
+            "9",
+            "invoke",
+            "commit",
+            r#"{"group":"g","offsets":[[0,5]]}"#,
+        )
+        .op(
+            24,
+            "10",
+            "invoke",
+            "commit",
+            r#"{"group":"g","offsets":[[0,3]]}"#,
+        )
+        .op(
+            25,
+            "9",
+            "ok",
+            "commit",
+            r#"{"group":"g","offsets":[[0,5]]}"#,
+        )
+        .op(
+            26,
+            "10",
+            "ok",
+            "commit",
+            r#"{"group":"g","offsets":[[0,3]]}"#,
+        )
         .commit_at(27, 28, 9, &[(0, 2)], "fail")
         .commit_at(29, 30, 9, &[(0, 1)], "info");
     final_read(&mut concurrent);
@@ -337,7 +379,9 @@ fn nonmonotonic_commit_an_assignment_that_finds_an_older_commit_or_none() {
 fn unconsumed_an_acknowledged_value_no_member_polled() {
     let mut history = History::default();
     sends(&mut history);
-    history.subscribe(20, 9).group_assign(21, 9, &[0], Some(&[]));
+    history
+        .subscribe(20, 9)
+        .group_assign(21, 9, &[0], Some(&[]));
     poll_offsets(&mut history, 22, 9, &[0, 1, 2]);
     // An assign-mode consumer (not a member) reads the rest: that does not count.
     poll_offsets(&mut history, 23, 11, &[3, 4]);

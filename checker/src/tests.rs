@@ -75,7 +75,13 @@ impl History {
         )
     }
 
-    pub(crate) fn failed_send(&mut self, time_ms: u64, process: u64, value: &str, op_type: &str) -> &mut Self {
+    pub(crate) fn failed_send(
+        &mut self,
+        time_ms: u64,
+        process: u64,
+        value: &str,
+        op_type: &str,
+    ) -> &mut Self {
         self.invoke_send(time_ms, process, value).op(
             time_ms + 1,
             &process.to_string(),
@@ -85,7 +91,12 @@ impl History {
         )
     }
 
-    pub(crate) fn poll(&mut self, time_ms: u64, consumer: u64, records: &[(i32, i64, &str)]) -> &mut Self {
+    pub(crate) fn poll(
+        &mut self,
+        time_ms: u64,
+        consumer: u64,
+        records: &[(i32, i64, &str)],
+    ) -> &mut Self {
         self.op(time_ms, &consumer.to_string(), "invoke", "poll", "{}")
             .op(
                 time_ms + 1,
@@ -96,7 +107,13 @@ impl History {
             )
     }
 
-    pub(crate) fn assign(&mut self, time_ms: u64, consumer: u64, partition: i32, offset: i64) -> &mut Self {
+    pub(crate) fn assign(
+        &mut self,
+        time_ms: u64,
+        consumer: u64,
+        partition: i32,
+        offset: i64,
+    ) -> &mut Self {
         let value = format!(r#"{{"positions":[[{partition},{offset}]]}}"#);
         self.op(time_ms, &consumer.to_string(), "invoke", "assign", &value)
             .op(time_ms, &consumer.to_string(), "ok", "assign", &value)

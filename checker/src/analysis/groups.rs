@@ -171,12 +171,7 @@ impl Analysis {
                         .find(|(p, _)| p == partition)
                         .map(|(_, offset)| *offset);
                     self.check_committed_read(
-                        group,
-                        *partition,
-                        offset,
-                        invoked,
-                        consumer,
-                        line.index,
+                        group, *partition, offset, invoked, consumer, line.index,
                     );
                     if let Some(offset) = offset {
                         reads.push(ForwardRead {

@@ -65,7 +65,10 @@ impl Analysis {
         id: ValueId,
         index: u64,
     ) {
-        let previous = match positions.iter_mut().find(|read| read.partition == partition) {
+        let previous = match positions
+            .iter_mut()
+            .find(|read| read.partition == partition)
+        {
             Some(read) => {
                 let previous = (read.last_offset, read.from_commit);
                 read.last_offset = offset;

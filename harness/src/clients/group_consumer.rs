@@ -539,7 +539,7 @@ fn crash(consumer: BaseConsumer<MemberContext>) -> MemberExit {
     unsafe {
         rdkafka::bindings::rd_kafka_destroy_flags(
             client,
-            rdkafka::bindings::RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE as i32,
+            rdkafka::bindings::RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE,
         );
     }
     std::mem::forget(consumer);

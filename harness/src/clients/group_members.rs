@@ -95,7 +95,10 @@ impl GroupMembers {
             slots: Mutex::new(Vec::new()),
         });
         for index in 0..u64::from(count) {
-            let slot = members.spawn(format!("{MEMBER_PREFIX}{}", index + 1), first_process + index)?;
+            let slot = members.spawn(
+                format!("{MEMBER_PREFIX}{}", index + 1),
+                first_process + index,
+            )?;
             lock(&members.slots).push(slot);
         }
         Ok(members)

@@ -15,9 +15,9 @@ use super::schedule::{Event, Schedule};
 use super::target::Live;
 use crate::cluster::group_coordinator::find_group_coordinator;
 use crate::cluster::{NodeStatus, broker_name, metadata};
-use crate::workload::target::Target;
 use crate::lock::lock;
 use crate::workload::Condition;
+use crate::workload::target::Target;
 
 /// How long one metadata request may take when resolving a target.
 const METADATA_TIMEOUT: Duration = Duration::from_millis(1500);

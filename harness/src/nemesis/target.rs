@@ -158,7 +158,10 @@ impl Target {
                 }
             },
             Target::Consumer => {
-                let member = live.consumers.choose(rng).ok_or(ResolveError::NoConsumers)?;
+                let member = live
+                    .consumers
+                    .choose(rng)
+                    .ok_or(ResolveError::NoConsumers)?;
                 Resolved::new(vec![member.clone()], "a member of the group".into())
             }
         };
@@ -358,7 +361,14 @@ mod tests {
             (0..20)
                 .map(|_| {
                     Target::Random
-                        .resolve(None, "t", 0, &brokers(&[1, 2, 3]), &BTreeMap::new(), &mut rng)
+                        .resolve(
+                            None,
+                            "t",
+                            0,
+                            &brokers(&[1, 2, 3]),
+                            &BTreeMap::new(),
+                            &mut rng,
+                        )
                         .expect("random")
                         .nodes
                 })

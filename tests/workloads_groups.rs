@@ -1,0 +1,166 @@
+//! The workloads of the idempotent producer and of consumer groups, in a short form, end to
+//! end through `kchaos workload` against a real coordinator and three real brokers, one seed
+//! each: the result must match the expectation (exit 0), and the history must show that the
+//! faults happened where they were aimed and that the group did what it is judged on.
+//! `idempotent-kill-leader` expects no duplicate; `group-kill-coordinator` kills the broker
+//! that FindCoordinator names for the group and rebalances the group while it is down;
+//! `group-kill-consumers` kills and pauses group members. The runs take turns (one cluster at a
+//! time), as in workloads_replicated.rs.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+use history::{Op, OpType, Process, read_history};
+
+/// One run at a time.
+static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A finished run: its exit code, its output, its directory (kept while `_store` lives).
+struct Run {
+    code: Option<i32>,
+    text: String,
+    dir: PathBuf,
+    _store: tempfile::TempDir,
+}
+
+impl Run {
+    fn results(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.dir.join("results.json")).unwrap())
+            .unwrap()
+    }
+
+    fn history(&self) -> Vec<Op> {
+        read_history(&self.dir.join("history.jsonl"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn count(&self, anomaly: &str) -> u64 {
+        self.results()["anomalies"][anomaly]["count"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+/// `kchaos workload NAME --duration D --seed 1`.
+fn run_workload(name: &str, duration: &str) -> Run {
+    let _turn = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let store = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_kchaos"))
+        .args([
+            "workload",
+            name,
+            "--duration",
+            duration,
+            "--seed",
+            "1",
+            "--no-progress",
+            "--store",
+            store.path().to_str().unwrap(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = std::fs::canonicalize(store.path().join("latest")).unwrap();
+    Run {
+        code: output.status.code(),
+        text,
+        dir,
+        _store: store,
+    }
+}
+
+fn assert_passed(name: &str, run: &Run) {
+    assert_eq!(run.code, Some(0), "{name}:\n{}", run.text);
+    assert!(run.text.contains("lost: 0"), "{name}:\n{}", run.text);
+    assert!(!run.text.contains("sends: 0 ok"), "{name}:\n{}", run.text);
+}
+
+/// The nemesis operations `f` that were done (an `info` without `error`), by node.
+fn faults_done(ops: &[Op], f: &str) -> Vec<String> {
+    ops.iter()
+        .filter(|op| op.process == Process::Nemesis && op.op_type == OpType::Info && op.f == f)
+        .filter(|op| op.value.get("error").is_none())
+        .filter_map(|op| op.value["node"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn completed(ops: &[Op], f: &str, op_type: OpType) -> usize {
+    ops.iter()
+        .filter(|op| op.f == f && op.op_type == op_type)
+        .count()
+}
+
+#[test]
+fn idempotent_producers_through_leader_kills_write_each_message_once() {
+    let run = run_workload("idempotent-kill-leader", "10s");
+    assert_passed("idempotent-kill-leader", &run);
+    let results = run.results();
+    assert_eq!(results["expectations"]["duplicates"], "none", "{results:#}");
+    assert_eq!(run.count("duplicated"), 0);
+    assert_eq!(run.count("reordered"), 0);
+    let ops = run.history();
+    assert!(!faults_done(&ops, "kill").is_empty(), "{}", run.text);
+}
+
+#[test]
+fn a_group_whose_coordinator_is_killed_keeps_its_commits_and_consumes_everything() {
+    let run = run_workload("group-kill-coordinator", "10s");
+    assert_passed("group-kill-coordinator", &run);
+    let ops = run.history();
+    let killed = faults_done(&ops, "kill");
+    assert!(
+        !killed.is_empty() && killed.iter().all(|node| node.starts_with("broker-")),
+        "{killed:?}\n{}",
+        run.text
+    );
+    // The group rebalanced while its coordinator was down (a member left and rejoined), so
+    // members fetched committed offsets from the coordinator that took over.
+    assert!(!faults_done(&ops, "restart").is_empty(), "{}", run.text);
+    let fetched_after_a_kill = ops
+        .iter()
+        .skip_while(|op| !(op.process == Process::Nemesis && op.f == "kill"))
+        .filter(|op| op.f == "assign" && op.op_type == OpType::Ok)
+        .filter(|op| {
+            op.value["committed"]
+                .as_array()
+                .is_some_and(|committed| !committed.is_empty())
+        })
+        .count();
+    assert!(fetched_after_a_kill > 0, "{}", run.text);
+    assert!(completed(&ops, "commit", OpType::Ok) > 0);
+    assert_eq!(run.count("nonmonotonic-commit"), 0);
+    assert_eq!(run.count("unconsumed"), 0);
+}
+
+#[test]
+fn a_group_whose_members_are_killed_and_paused_consumes_every_acknowledged_message() {
+    let run = run_workload("group-kill-consumers", "12s");
+    assert_passed("group-kill-consumers", &run);
+    let ops = run.history();
+    let hit: Vec<String> = ["kill", "pause"]
+        .iter()
+        .flat_map(|f| faults_done(&ops, f))
+        .collect();
+    assert!(
+        !hit.is_empty() && hit.iter().all(|node| node.starts_with("consumer-")),
+        "{hit:?}\n{}",
+        run.text
+    );
+    // Every fault moved partitions: more assignments than the first one per member.
+    assert!(completed(&ops, "assign", OpType::Ok) > 3, "{}", run.text);
+    assert!(completed(&ops, "revoke", OpType::Ok) > 0);
+    assert_eq!(run.count("unconsumed"), 0);
+    assert_eq!(run.count("poll-skip"), 0);
+    assert_eq!(run.count("nonmonotonic-poll"), 0);
+}
