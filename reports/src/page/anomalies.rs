@@ -112,7 +112,7 @@ pub(super) fn loss_section(page: &mut String, run: &RunData, faults: &Faults) {
 
 /// Where `time_ns` falls among the fault windows: `during pause broker-1`, or
 /// `112 ms before kill broker-2` (the next fault), or nothing.
-fn fault_context(faults: &Faults, time_ns: u64) -> String {
+pub(super) fn fault_context(faults: &Faults, time_ns: u64) -> String {
     if let Some(window) = faults
         .windows
         .iter()
