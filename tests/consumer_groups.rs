@@ -110,22 +110,26 @@ fn partitioned(holdings: &[BTreeSet<i32>], count: i32) -> bool {
         && union == (0..count).collect()
 }
 
-fn python_consumer(
+/// A confluent-kafka, kafka-python or aiokafka member of `group` in its own process
+/// (python_group_member.py); its log shows its assignments.
+fn python_member(
     dir: &Path,
+    client: &str,
     bootstrap: &str,
     group: &str,
     topic: &str,
 ) -> (NodeProcess, PathBuf) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/broker_support/group_consumer.py"
+        "/tests/broker_support/python_group_member.py"
     );
-    let log = dir.join("python-consumer.log");
+    let log = dir.join(format!("{client}.log"));
     let process = NodeProcess::spawn(
-        "python-consumer",
+        client,
         Path::new("python3"),
         &[
             script.to_string(),
+            client.to_string(),
             bootstrap.to_string(),
             group.to_string(),
             topic.to_string(),
@@ -155,7 +159,13 @@ fn three_consumers_share_six_partitions_and_rebalance_when_one_leaves_and_one_is
     let second = group_member(&bootstrap, "shares");
     first.subscribe(&["orders"]).unwrap();
     second.subscribe(&["orders"]).unwrap();
-    let (mut python, python_log) = python_consumer(dir.path(), &bootstrap, "shares", "orders");
+    let (mut python, python_log) = python_member(
+        dir.path(),
+        "confluent-kafka",
+        &bootstrap,
+        "shares",
+        "orders",
+    );
 
     let converge = |what: &str, consumers: &[&BaseConsumer], with_python: bool| {
         wait_for(what, CONVERGE, Duration::from_millis(10), || {
@@ -202,37 +212,6 @@ fn three_consumers_share_six_partitions_and_rebalance_when_one_leaves_and_one_is
         "{}",
         broker.output()
     );
-}
-
-/// A kafka-python or aiokafka member of `group` in its own process (python_group_member.py).
-fn python_member(
-    dir: &Path,
-    client: &str,
-    bootstrap: &str,
-    group: &str,
-    topic: &str,
-) -> (NodeProcess, PathBuf) {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/broker_support/python_group_member.py"
-    );
-    let log = dir.join(format!("{client}.log"));
-    let process = NodeProcess::spawn(
-        client,
-        Path::new("python3"),
-        &[
-            script.to_string(),
-            client.to_string(),
-            bootstrap.to_string(),
-            group.to_string(),
-            topic.to_string(),
-            SESSION_TIMEOUT_MS.to_string(),
-        ],
-        &[],
-        &log,
-    )
-    .unwrap();
-    (process, log)
 }
 
 #[test]

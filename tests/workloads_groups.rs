@@ -5,82 +5,15 @@
 //! `idempotent-kill-leader` expects no duplicate; `group-kill-coordinator` kills the broker
 //! that FindCoordinator names for the group and rebalances the group while it is down;
 //! `group-kill-consumers` kills and pauses group members. The runs take turns (one cluster at a
-//! time), as in workloads_replicated.rs.
+//! time).
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Mutex;
+mod workload_support;
 
-use history::{Op, OpType, Process, read_history};
+use history::{Op, OpType, Process};
+use workload_support::{WorkloadRun, run_workload};
 
-/// One run at a time.
-static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// A finished run: its exit code, its output, its directory (kept while `_store` lives).
-struct Run {
-    code: Option<i32>,
-    text: String,
-    dir: PathBuf,
-    _store: tempfile::TempDir,
-}
-
-impl Run {
-    fn results(&self) -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(self.dir.join("results.json")).unwrap())
-            .unwrap()
-    }
-
-    fn history(&self) -> Vec<Op> {
-        read_history(&self.dir.join("history.jsonl"))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    }
-
-    fn count(&self, anomaly: &str) -> u64 {
-        self.results()["anomalies"][anomaly]["count"]
-            .as_u64()
-            .unwrap()
-    }
-}
-
-/// `kchaos workload NAME --duration D --seed 1`.
-fn run_workload(name: &str, duration: &str) -> Run {
-    let _turn = ONE_CLUSTER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let store = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_kchaos"))
-        .args([
-            "workload",
-            name,
-            "--duration",
-            duration,
-            "--seed",
-            "1",
-            "--no-progress",
-            "--store",
-            store.path().to_str().unwrap(),
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let dir = std::fs::canonicalize(store.path().join("latest")).unwrap();
-    Run {
-        code: output.status.code(),
-        text,
-        dir,
-        _store: store,
-    }
-}
-
-fn assert_passed(name: &str, run: &Run) {
+fn assert_passed(name: &str, run: &WorkloadRun) {
     assert_eq!(run.code, Some(0), "{name}:\n{}", run.text);
     assert!(run.text.contains("lost: 0"), "{name}:\n{}", run.text);
     assert!(!run.text.contains("sends: 0 ok"), "{name}:\n{}", run.text);

@@ -5,39 +5,12 @@
 //! 1.5 s sessions and the runs would judge the machine, not the system.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
-use std::sync::Mutex;
-
-/// One run at a time.
-static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+mod workload_support;
 
 /// Runs `kchaos workload NAME --duration D --seed 1` and returns (exit code, stdout + stderr).
 fn run_workload(name: &str, duration: &str) -> (Option<i32>, String) {
-    let _turn = ONE_CLUSTER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let store = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_kchaos"))
-        .args([
-            "workload",
-            name,
-            "--duration",
-            duration,
-            "--seed",
-            "1",
-            "--no-progress",
-            "--store",
-            store.path().to_str().unwrap(),
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
+    let run = workload_support::run_workload(name, duration);
+    (run.code, run.text)
 }
 
 /// The run matched a `lost = "none"` expectation: exit 0, nothing lost, something acknowledged.

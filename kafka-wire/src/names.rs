@@ -37,6 +37,8 @@ mod tests {
     #[test]
     fn names_follow_kafka() {
         assert_eq!(error_name(38), "INVALID_REPLICATION_FACTOR");
+        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_name(35), "UNSUPPORTED_VERSION");
         assert_eq!(error_name(15), "COORDINATOR_NOT_AVAILABLE");
         assert_eq!(error_name(0), "NONE");
         assert_eq!(error_name(-999), "UNKNOWN_ERROR_CODE_-999");

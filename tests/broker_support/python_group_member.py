@@ -1,10 +1,11 @@
-"""A kafka-python or aiokafka consumer in a consumer group, in its own process.
+"""A confluent-kafka, kafka-python or aiokafka consumer in a consumer group, in its own process.
 
 Usage: python_group_member.py CLIENT BOOTSTRAP GROUP TOPIC SESSION_TIMEOUT_MS
-CLIENT is `kafka-python` or `aiokafka`. Subscribes to TOPIC as a member of GROUP (round-robin
-assignment, which every client offers) and prints one line per assignment change, `assigned 0,3`
-(partitions, sorted; empty when it holds none), flushing each, then polls until it is killed.
-On SIGTERM it leaves the group cleanly (LeaveGroup), prints `closed` and exits 0.
+CLIENT is `confluent-kafka` (librdkafka's default assignors, range and round-robin),
+`kafka-python` or `aiokafka` (round-robin, which every client offers). Subscribes to TOPIC as a
+member of GROUP and prints one line per assignment change, `assigned 0,3` (partitions, sorted;
+empty when it holds none), flushing each, then polls until it is killed. On SIGTERM it leaves
+the group cleanly (LeaveGroup), prints `closed` and exits 0; on a fatal consumer error it exits 2.
 """
 import asyncio
 import signal
@@ -27,6 +28,31 @@ def stop(*_):
 
 
 signal.signal(signal.SIGTERM, stop)
+
+
+def with_confluent_kafka():
+    from confluent_kafka import Consumer
+
+    def on_assign(consumer, partitions):
+        held.update(p.partition for p in partitions)
+        report()
+
+    def on_revoke(consumer, partitions):
+        held.difference_update(p.partition for p in partitions)
+        report()
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": group,
+        "session.timeout.ms": session_timeout_ms, "heartbeat.interval.ms": heartbeat_interval_ms,
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+    })
+    consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+    while not stopping:
+        message = consumer.poll(0.1)
+        if message is not None and message.error() and message.error().fatal():
+            print(f"consumer error: {message.error()}", file=sys.stderr, flush=True)
+            sys.exit(2)
+    consumer.close()
 
 
 def with_kafka_python():
@@ -78,7 +104,9 @@ async def with_aiokafka():
     await consumer.stop()
 
 
-if client == "kafka-python":
+if client == "confluent-kafka":
+    with_confluent_kafka()
+elif client == "kafka-python":
     with_kafka_python()
 elif client == "aiokafka":
     asyncio.run(with_aiokafka())

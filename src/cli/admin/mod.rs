@@ -359,14 +359,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn errors_have_kafkas_names() {
-        assert_eq!(error_name(38), "INVALID_REPLICATION_FACTOR");
-        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
-        assert_eq!(error_name(35), "UNSUPPORTED_VERSION");
-        assert_eq!(api_name(ApiKey::ElectLeaders), "ELECT_LEADERS");
-    }
-
-    #[test]
     fn bootstrap_lists_are_host_port() {
         assert_eq!(
             parse_bootstrap("localhost:9092, 127.0.0.1:9093"),
