@@ -10,7 +10,7 @@ use super::metadata_cache::MetadataCache;
 use super::producer_state::producer_ids::ProducerIdManager;
 use super::replica_fetcher::ReplicaFetchers;
 use super::replica_manager::ReplicaManager;
-use super::zk::Coordinator;
+use super::zk::KafkaZkClient;
 
 /// One running broker.
 pub struct Broker {
@@ -19,7 +19,7 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     /// The replica fetchers (one per leader broker this broker follows).
     pub fetchers: ReplicaFetchers,
-    pub coordinator: Coordinator,
+    pub coordinator: KafkaZkClient,
     /// Serialises topic creation and deletion on this broker.
     pub topic_admin: tokio::sync::Mutex<()>,
     /// The consumer groups this broker coordinates.
@@ -31,7 +31,7 @@ pub struct Broker {
 impl Broker {
     /// A broker with its coordinator session and no replicas yet, keeping its partition logs
     /// in the first of `log.dirs`.
-    pub fn new(config: BrokerConfig, coordinator: Coordinator) -> Self {
+    pub fn new(config: BrokerConfig, coordinator: KafkaZkClient) -> Self {
         let log_config = LogConfig {
             segment_bytes: config.log_segment_bytes,
             index_interval_bytes: config.log_index_interval_bytes,
