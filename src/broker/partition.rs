@@ -189,9 +189,7 @@ impl Partition {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves the data as consistent as each step left it.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::lock(&self.inner)
     }
 
     /// Current leadership and ISR.

@@ -167,10 +167,7 @@ impl KafkaZkClient {
 
     /// Whether [`KafkaZkClient::close`] was called (the broker is stopping).
     pub fn is_closed(&self) -> bool {
-        self.client
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_none()
+        crate::lock::read(&self.client).is_none()
     }
 
     /// Waits until the current session has registered this broker (`/brokers/ids/<id>`):
@@ -191,10 +188,7 @@ impl KafkaZkClient {
     /// Refused once [`KafkaZkClient::close`] was called.
     pub async fn reconnect(&self, deadline: Duration) -> Result<(), ZkClientError> {
         let client = connect_client(&self.connect, self.session_timeout, deadline).await?;
-        let mut current = self
-            .client
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = crate::lock::write(&self.client);
         if current.is_none() {
             // Closing: dropping the new client closes its session.
             return Err(ZkClientError::Closed);
@@ -204,9 +198,7 @@ impl KafkaZkClient {
     }
 
     fn client(&self) -> Result<zk::Client, ZkClientError> {
-        self.client
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::read(&self.client)
             .clone()
             .ok_or(ZkClientError::Closed)
     }
@@ -219,11 +211,7 @@ impl KafkaZkClient {
     /// Closes the session (the broker's ephemeral node goes at once) and waits, at most
     /// `timeout`, for the close to be acknowledged.
     pub async fn close(&self, timeout: Duration) {
-        let client = self
-            .client
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let client = crate::lock::write(&self.client).take();
         let Some(client) = client else { return };
         let mut watcher = client.state_watcher();
         drop(client);

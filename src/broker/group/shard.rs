@@ -111,9 +111,7 @@ impl Shard {
     }
 
     fn lock(&self) -> MutexGuard<'_, ShardState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::lock(&self.state)
     }
 
     /// The groups, if the shard is active: COORDINATOR_LOAD_IN_PROGRESS while loading,
