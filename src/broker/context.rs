@@ -8,7 +8,7 @@ use super::group::coordinator::GroupCoordinator;
 use super::log::partition_log::LogConfig;
 use super::metadata_cache::MetadataCache;
 use super::producer_state::producer_ids::ProducerIdManager;
-use super::replica_fetcher::ReplicaFetchers;
+use super::replica_fetcher::{FetcherHost, ReplicaFetchers};
 use super::replica_manager::ReplicaManager;
 use super::zk::KafkaZkClient;
 
@@ -73,3 +73,29 @@ impl Broker {
 
 /// The shared handle.
 pub type SharedBroker = Arc<Broker>;
+
+impl FetcherHost for Broker {
+    fn broker_id(&self) -> i32 {
+        self.id()
+    }
+
+    fn leader_address(&self, leader: i32) -> Option<String> {
+        self.metadata
+            .brokers()
+            .into_iter()
+            .find(|endpoint| endpoint.broker_id == leader)
+            .map(|endpoint| format!("{}:{}", endpoint.host, endpoint.port))
+    }
+
+    fn fetch_wait_max_ms(&self) -> u64 {
+        self.config.replica_fetch_wait_max_ms
+    }
+
+    fn fetch_max_bytes(&self) -> usize {
+        self.config.replica_fetch_max_bytes
+    }
+
+    fn session_timeout_ms(&self) -> u64 {
+        self.config.zookeeper_session_timeout_ms
+    }
+}

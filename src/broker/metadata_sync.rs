@@ -21,6 +21,7 @@ use super::context::Broker;
 use super::group::GROUP_METADATA_TOPIC;
 use super::metadata_cache::BrokerEndpoint;
 use super::partition::{LeaderAndIsr, RoleChange};
+use super::replica_fetcher::FetcherHost;
 use super::zk::{
     BROKER_IDS_PATH, CONTROLLER_PATH, PersistentWatches, TOPIC_CONFIGS_PATH, TOPICS_PATH,
     TopicRecord, ZkClientError, is_reconnection,
@@ -289,7 +290,8 @@ fn apply_role(broker: &Arc<Broker>, topic: &str, partition: i32, state: LeaderAn
                 replica.log_end_offset(),
                 replica.offsets().high_watermark
             );
-            broker.fetchers.add(broker, leader, replica, leader_epoch);
+            let host: Arc<dyn FetcherHost> = Arc::clone(broker) as Arc<dyn FetcherHost>;
+            broker.fetchers.add(&host, leader, replica, leader_epoch);
         }
         (_, RoleChange::Unchanged | RoleChange::Stale) => {}
     }

@@ -8,9 +8,10 @@
 //! - [`connection_limits`]: what connections share: how many, idle time, request memory.
 //! - [`handlers`]: one file per Kafka API, all of the same shape.
 //! - [`log`]: batches, segments, offset index, leader-epoch cache, partition log.
+//! - [`directory`]: durable directory entries (fsync of directories), for logs and snapshots.
 //! - [`partition`]: one replica's state: leader epoch, ISR, log end, high watermark, waiters.
 //! - [`producer_state`]: the idempotent producer: producer ids, per-partition producer state,
-//!   snapshots.
+//!   snapshots; [`producer_expiration`]: the periodic task forgetting idle producers.
 //! - [`replica_manager`]: the replicas hosted here; role changes are applied there.
 //! - [`replica_fetcher`]: follower-pull replication, one fetcher per leader broker, with
 //!   KIP-101 truncation (its connections to leaders are `kafka_wire` clients).
@@ -31,6 +32,7 @@ pub mod connection;
 pub mod connection_limits;
 pub mod context;
 pub mod controller;
+pub mod directory;
 pub mod election;
 pub mod elector;
 pub mod group;
@@ -40,6 +42,7 @@ pub mod log;
 pub mod metadata_cache;
 pub mod metadata_sync;
 pub mod partition;
+pub mod producer_expiration;
 pub mod producer_state;
 pub mod replica_fetcher;
 pub mod replica_manager;

@@ -18,6 +18,8 @@
 //! - [`reads`]: fetches, ListOffsets by time, leader-epoch lookups.
 
 mod followers;
+mod kafka_errors;
+pub use kafka_errors::producer_error;
 mod reads;
 mod writes;
 

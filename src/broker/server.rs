@@ -15,7 +15,7 @@ use super::config::BrokerConfig;
 use super::connection;
 use super::connection_limits::{self, ConnectionLimits};
 use super::context::Broker;
-use super::producer_state::expiration;
+use super::producer_expiration;
 use super::zk::{self, BrokerRegistration, KafkaZkClient, ZkClientError};
 use super::{controller, isr, metadata_sync};
 
@@ -70,7 +70,10 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         Arc::clone(&broker),
         stopped.clone(),
     ));
-    let producer_expiration = tokio::spawn(expiration::run(Arc::clone(&broker), stopped.clone()));
+    let producer_expiration = tokio::spawn(producer_expiration::run(
+        Arc::clone(&broker),
+        stopped.clone(),
+    ));
     let limits = Arc::new(ConnectionLimits::new(&broker.config, open_files));
     if limits.max_connections < broker.config.max_connections {
         tracing::info!(

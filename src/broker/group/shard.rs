@@ -31,7 +31,6 @@ use super::loader::Replay;
 use super::machine::{Group, GroupWrite};
 use super::records::{self, OffsetValue, RecordKey};
 use crate::broker::context::Broker;
-use crate::broker::handlers::produce::error_for;
 use crate::broker::log::partition_log::{AppendError, AppendInfo};
 use crate::broker::log::records::DecompressionBudget;
 use crate::broker::partition::{Partition, PartitionError};
@@ -561,7 +560,7 @@ fn read_partition(replica: &Partition) -> Result<(Replay, i64), String> {
 
 /// Kafka's mapping of a failed offset-commit append (`GroupMetadataManager.storeOffsets`).
 fn commit_error(error: &PartitionError) -> ResponseError {
-    match error_for(error) {
+    match error.kafka_error() {
         ResponseError::UnknownTopicOrPartition
         | ResponseError::NotEnoughReplicas
         | ResponseError::NotEnoughReplicasAfterAppend => ResponseError::CoordinatorNotAvailable,
@@ -578,7 +577,7 @@ fn commit_error(error: &PartitionError) -> ResponseError {
 
 /// Kafka's mapping of a failed group-metadata append (`GroupMetadataManager.storeGroup`).
 fn group_write_error(error: &PartitionError) -> ResponseError {
-    match error_for(error) {
+    match error.kafka_error() {
         ResponseError::UnknownTopicOrPartition
         | ResponseError::NotEnoughReplicas
         | ResponseError::NotEnoughReplicasAfterAppend

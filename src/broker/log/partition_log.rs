@@ -92,7 +92,7 @@ pub struct PartitionLog {
 impl PartitionLog {
     /// Opens the log in `dir` (creating it if missing) and recovers the active segment.
     pub fn open(dir: &Path, config: LogConfig) -> std::io::Result<(Self, RecoveryOutcome)> {
-        super::directory::create_dir_durably(dir)?;
+        crate::broker::directory::create_dir_durably(dir)?;
         let mut base_offsets = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -376,7 +376,7 @@ impl PartitionLog {
             segment.flush()?;
         }
         if self.directory_unflushed {
-            super::directory::sync_dir(&self.dir)?;
+            crate::broker::directory::sync_dir(&self.dir)?;
             self.directory_unflushed = false;
         }
         self.unflushed_messages = 0;
