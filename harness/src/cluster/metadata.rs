@@ -72,6 +72,30 @@ impl ClusterMetadata {
                 .iter()
                 .all(|p| p.isr.len() >= p.replicas.len())
     }
+
+    /// One line for a person: live brokers, controller, and each partition's leader, ISR and
+    /// replicas (what a wait that timed out last saw).
+    pub fn describe(&self) -> String {
+        let partitions: Vec<String> = self
+            .partitions
+            .iter()
+            .map(|p| {
+                let leader = p.leader.map_or("none".to_string(), |id| id.to_string());
+                format!(
+                    "{}: leader {leader}, isr {:?} of replicas {:?}",
+                    p.partition, p.isr, p.replicas
+                )
+            })
+            .collect();
+        let controller = self
+            .controller_id
+            .map_or("none".to_string(), |id| id.to_string());
+        format!(
+            "brokers {:?}, controller {controller}, partitions [{}]",
+            self.brokers,
+            partitions.join("; ")
+        )
+    }
 }
 
 /// Asks each of `addresses` in turn for the metadata of `topic` (or only brokers and controller

@@ -6,18 +6,18 @@ use std::collections::BTreeMap;
 use zookeeper_client as zk;
 
 use super::{
-    BROKER_IDS_PATH, BrokerRegistration, Coordinator, CoordinatorError, broker_path, from_json,
+    BROKER_IDS_PATH, BrokerRegistration, KafkaZkClient, ZkClientError, broker_path, from_json,
     request_error, to_json,
 };
 
-impl Coordinator {
+impl KafkaZkClient {
     /// Creates the ephemeral `/brokers/ids/<id>`. Already there and owned by this session
     /// (a create whose answer a lost connection swallowed) counts as registered.
     pub async fn register_broker(
         &self,
         broker_id: i32,
         registration: &BrokerRegistration,
-    ) -> Result<(), CoordinatorError> {
+    ) -> Result<(), ZkClientError> {
         self.ensure_path(BROKER_IDS_PATH).await?;
         let path = broker_path(broker_id);
         let data = to_json(registration);
@@ -28,7 +28,7 @@ impl Coordinator {
             Ok(_) => {}
             Err(zk::Error::NodeExists) => {
                 if self.ephemeral_owner(&path).await? != Some(session) {
-                    return Err(CoordinatorError::BrokerIdTaken(broker_id));
+                    return Err(ZkClientError::BrokerIdTaken(broker_id));
                 }
             }
             Err(source) => return Err(request_error(&path)(source)),
@@ -39,7 +39,7 @@ impl Coordinator {
 
     /// The session owning the ephemeral node at `path`; `None` if there is no such node (or
     /// it is persistent).
-    pub async fn ephemeral_owner(&self, path: &str) -> Result<Option<i64>, CoordinatorError> {
+    pub async fn ephemeral_owner(&self, path: &str) -> Result<Option<i64>, ZkClientError> {
         match self.client()?.check_stat(path).await {
             Ok(Some(stat)) if stat.ephemeral_owner != 0 => Ok(Some(stat.ephemeral_owner)),
             Ok(_) => Ok(None),
@@ -48,7 +48,7 @@ impl Coordinator {
     }
 
     /// Removes `/brokers/ids/<id>` (controlled shutdown: the controller moves leadership).
-    pub async fn deregister_broker(&self, broker_id: i32) -> Result<(), CoordinatorError> {
+    pub async fn deregister_broker(&self, broker_id: i32) -> Result<(), ZkClientError> {
         let path = broker_path(broker_id);
         match self.client()?.delete(&path, None).await {
             Ok(()) | Err(zk::Error::NoNode) => Ok(()),
@@ -57,9 +57,7 @@ impl Coordinator {
     }
 
     /// The registered (live) brokers.
-    pub async fn live_brokers(
-        &self,
-    ) -> Result<BTreeMap<i32, BrokerRegistration>, CoordinatorError> {
+    pub async fn live_brokers(&self) -> Result<BTreeMap<i32, BrokerRegistration>, ZkClientError> {
         let children = match self.client()?.list_children(BROKER_IDS_PATH).await {
             Ok(children) => children,
             Err(zk::Error::NoNode) => return Ok(BTreeMap::new()),
@@ -83,7 +81,7 @@ impl Coordinator {
     }
 
     /// The ids of the registered (live) brokers.
-    pub async fn live_broker_ids(&self) -> Result<Vec<i32>, CoordinatorError> {
+    pub async fn live_broker_ids(&self) -> Result<Vec<i32>, ZkClientError> {
         match self.client()?.list_children(BROKER_IDS_PATH).await {
             Ok(children) => Ok(children.iter().filter_map(|c| c.parse().ok()).collect()),
             Err(zk::Error::NoNode) => Ok(Vec::new()),
