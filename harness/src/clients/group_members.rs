@@ -1,9 +1,8 @@
 //! The workload's consumer group: one thread per member (`group_consumer`), each in a named
-//! slot (`consumer-1`, `consumer-2`, ...) that the nemesis can hit like a node — `kill` (the
-//! member's client is destroyed without LeaveGroup), `pause` (it stops polling), `resume`,
-//! `start` (a new member in the slot, with a fresh process number, as Jepsen gives a crashed
-//! process), `stop` (a clean close) — and the catch-up at the end of the fault phase: the
-//! members keep reading until the group has committed every partition's high watermark.
+//! slot (`consumer-1`, `consumer-2`, ...) that the nemesis can hit like a node — kill (the
+//! member's client is destroyed without LeaveGroup), pause (it stops polling), resume, start (a
+//! new member in the slot, with a fresh process number, as Jepsen gives a crashed process),
+//! stop (a clean close), restart.
 //!
 //! Kill and pause are in-process stand-ins for SIGKILL and SIGSTOP of a consumer process: a
 //! killed member is dropped by the coordinator when its session times out, as a dead process
@@ -15,34 +14,22 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
-use crate::clients::client_context::QuietContext;
 use crate::clients::group_consumer::{
     GroupMemberError, GroupMemberSettings, MemberCommand, MemberControl, MemberExit,
     run_group_member,
 };
 use crate::lock::lock;
 use crate::recorder::Recorder;
-use crate::workload::Fault;
 
 /// The node name prefix of a member's slot.
 pub const MEMBER_PREFIX: &str = "consumer-";
-/// How long one offsets or watermark query of the catch-up may take.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
-/// How often the catch-up looks at the group's commits.
-const CATCH_UP_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Why the nemesis could not do something to a member.
+/// Why something could not be done to a member.
 #[derive(Debug, thiserror::Error)]
 pub enum MemberFaultError {
     #[error("no group member is named {0}")]
     Unknown(String),
-    #[error("{fault} is not done to group members (kill, pause, resume, stop, start, restart)")]
-    Unsupported { fault: &'static str },
     #[error("cannot start a member thread: {0}")]
     Thread(String),
 }
@@ -81,7 +68,7 @@ pub struct GroupMembers {
 impl GroupMembers {
     /// Starts `count` members with process numbers `first_process..`; members started later
     /// (after a kill) take numbers from `later_processes` on.
-    pub fn start(
+    pub fn launch(
         settings: GroupMemberSettings,
         recorder: Recorder,
         first_process: u64,
@@ -131,20 +118,35 @@ impl GroupMembers {
             .collect()
     }
 
-    /// Does `fault` to the member in slot `name`; returns the member's process number after it
-    /// (a fresh one after a start).
-    pub fn inject(&self, fault: Fault, name: &str) -> Result<u64, MemberFaultError> {
-        match fault {
-            Fault::Kill => self.end(name, MemberCommand::Crash),
-            Fault::Stop => self.end(name, MemberCommand::Stop),
-            Fault::Pause => self.steer(name, MemberCommand::Pause, SlotStatus::Paused),
-            Fault::Resume => self.steer(name, MemberCommand::Run, SlotStatus::Running),
-            Fault::Start => self.start_slot(name),
-            Fault::Restart => {
-                self.end(name, MemberCommand::Stop)?;
-                self.start_slot(name)
-            }
-        }
+    /// Each of these returns the slot's process number after it (a fresh one after a start).
+    /// Destroys the member's client without LeaveGroup or a last commit (a SIGKILL's stand-in).
+    pub fn kill(&self, name: &str) -> Result<u64, MemberFaultError> {
+        self.end(name, MemberCommand::Crash)
+    }
+
+    /// Closes the member cleanly: a last commit and LeaveGroup.
+    pub fn stop(&self, name: &str) -> Result<u64, MemberFaultError> {
+        self.end(name, MemberCommand::Stop)
+    }
+
+    /// Stops the member's polling (a SIGSTOP's stand-in: librdkafka keeps heartbeating).
+    pub fn pause(&self, name: &str) -> Result<u64, MemberFaultError> {
+        self.steer(name, MemberCommand::Pause, SlotStatus::Paused)
+    }
+
+    pub fn resume(&self, name: &str) -> Result<u64, MemberFaultError> {
+        self.steer(name, MemberCommand::Run, SlotStatus::Running)
+    }
+
+    /// Starts a new member, with a fresh process number, in a slot that is down.
+    pub fn start(&self, name: &str) -> Result<u64, MemberFaultError> {
+        self.start_slot(name)
+    }
+
+    /// A clean stop, then a new member in the slot.
+    pub fn restart(&self, name: &str) -> Result<u64, MemberFaultError> {
+        self.stop(name)?;
+        self.start_slot(name)
     }
 
     /// Resumes every paused member and starts a new member in every slot that is down;
@@ -159,11 +161,11 @@ impl GroupMembers {
             match status {
                 SlotStatus::Running => {}
                 SlotStatus::Paused => {
-                    self.inject(Fault::Resume, &name)?;
+                    self.resume(&name)?;
                     healed.push((name, "resume"));
                 }
                 SlotStatus::Down => {
-                    self.inject(Fault::Start, &name)?;
+                    self.start(&name)?;
                     healed.push((name, "start"));
                 }
             }
@@ -237,70 +239,6 @@ impl GroupMembers {
         slots[position] = slot;
         Ok(process)
     }
-
-    /// Waits until the group has committed, for every one of `partitions` of the topic, at
-    /// least the partition's high watermark (the members consumed everything), or `timeout`
-    /// passes. Returns the partitions still behind, as `(partition, committed, high watermark)`.
-    pub fn catch_up(&self, partitions: u32, timeout: Duration) -> Vec<(i32, i64, i64)> {
-        let observer = match observer(&self.settings) {
-            Ok(observer) => observer,
-            Err(error) => {
-                tracing::warn!("cannot watch the group's commits: {error}");
-                return Vec::new();
-            }
-        };
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let behind = behind(&observer, &self.settings.topic, partitions);
-            if behind.is_empty() || std::time::Instant::now() >= deadline {
-                return behind;
-            }
-            std::thread::sleep(CATCH_UP_INTERVAL);
-        }
-    }
-}
-
-/// A client of the group that never joins it: it only reads the group's committed offsets and
-/// the partitions' high watermarks.
-fn observer(settings: &GroupMemberSettings) -> Result<BaseConsumer<QuietContext>, String> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &settings.bootstrap_servers)
-        .set("client.id", "kchaos-group-observer")
-        .set("group.id", &settings.group)
-        .set("enable.auto.commit", "false")
-        .set("log_level", "3")
-        .create_with_context(QuietContext)
-        .map_err(|error| error.to_string())
-}
-
-/// The partitions whose committed offset is below their high watermark (unknown counts as
-/// behind, with -1).
-fn behind(
-    observer: &BaseConsumer<QuietContext>,
-    topic: &str,
-    partitions: u32,
-) -> Vec<(i32, i64, i64)> {
-    let mut list = TopicPartitionList::new();
-    for partition in 0..partitions as i32 {
-        list.add_partition(topic, partition);
-    }
-    let committed = observer.committed_offsets(list, QUERY_TIMEOUT).ok();
-    (0..partitions as i32)
-        .filter_map(|partition| {
-            let high = observer
-                .fetch_watermarks(topic, partition, QUERY_TIMEOUT)
-                .map_or(-1, |(_, high)| high);
-            let offset = committed
-                .as_ref()
-                .and_then(|list| list.find_partition(topic, partition))
-                .map_or(-1, |element| match element.offset() {
-                    Offset::Offset(offset) => offset,
-                    _ => -1,
-                });
-            // An empty partition has nothing to catch up on.
-            (high < 0 || (high > 0 && offset < high)).then_some((partition, offset, high))
-        })
-        .collect()
 }
 
 impl Drop for GroupMembers {

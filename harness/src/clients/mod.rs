@@ -7,8 +7,7 @@
 //! - [`consumer`]: `poll` (and `assign`) of every partition, on a thread of its own.
 //! - [`group_consumer`]: a consumer group member: `subscribe`, `poll`, `commit`, and the
 //!   rebalances (`revoke`, `assign`) as they happen.
-//! - [`group_members`]: the group's members in named slots the nemesis can kill and pause, and
-//!   the catch-up at the end of the fault phase.
+//! - [`group_members`]: the group's members in named slots the nemesis can kill and pause.
 //! - [`final_read`]: the read after the heal that decides loss, every partition in full.
 //! - [`client_context`]: the quiet rdkafka context they share.
 //!

@@ -7,8 +7,8 @@
 //! # Layout
 //! - this file: [`Nemesis`], which records every fault and hands it to its [`FaultFamily`].
 //! - `signals.rs`: the signal family (kill, pause, resume, stop, start, restart).
-//! - consumer group members (`consumer-N`) take the same faults from
-//!   `clients::group_members`, which does them in-process.
+//! - client processes the nemesis can hit like nodes (a consumer group's members,
+//!   `consumer-N`) take the same faults from whoever runs them, through [`ClientFaults`].
 //! - [`target`]: resolving a step's target (`leader`, `majority`, ...) to node names.
 //! - [`schedule`]: the seeded timeline of faults a workload asks for.
 //! - `runner.rs`: [`Nemesis::run_schedule`], playing a schedule against live metadata.
@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex};
 use history::{OpType, Process};
 use serde_json::json;
 
-use crate::clients::group_members::{GroupMembers, MemberFaultError, is_member};
 use crate::cluster::{Cluster, ClusterError};
 use crate::lock::lock;
 use crate::recorder::Recorder;
@@ -38,8 +37,22 @@ pub enum NemesisError {
     Cluster(#[from] ClusterError),
     #[error("the nemesis task panicked: {0}")]
     Task(String),
-    #[error(transparent)]
-    Member(#[from] MemberFaultError),
+    #[error("{0}")]
+    Client(String),
+}
+
+/// Clients the nemesis can hit like nodes — a consumer group's members, named `consumer-N` —
+/// done by whoever runs them (the run, today over in-process members). Every method may block.
+pub trait ClientFaults: Send + Sync {
+    /// Whether `node` names one of these clients.
+    fn owns(&self, node: &str) -> bool;
+    /// Does `fault` to `node`; returns the client's process number after it (fresh after a
+    /// start).
+    fn inject(&self, fault: Fault, node: &str) -> Result<u64, String>;
+    /// Resumes what is paused and starts what is down; returns `(node, "resume" | "start")`.
+    fn heal(&self) -> Result<Vec<(String, &'static str)>, String>;
+    /// The names of those running (neither paused nor down).
+    fn running(&self) -> Vec<String>;
 }
 
 /// The fault families, one file each: how a fault is done. Signals to a node's process today;
@@ -72,7 +85,7 @@ pub struct Nemesis {
     recorder: Recorder,
     /// The workload's consumer group, when it has one: its id (for `group-coordinator`) and
     /// its members (the `consumer-N` nodes).
-    group: Option<(String, Arc<GroupMembers>)>,
+    group: Option<(String, Arc<dyn ClientFaults>)>,
 }
 
 impl Nemesis {
@@ -85,7 +98,7 @@ impl Nemesis {
     }
 
     /// The same nemesis, also able to hit the consumer group `group`'s coordinator and members.
-    pub fn with_group(mut self, group: &str, members: Arc<GroupMembers>) -> Self {
+    pub fn with_group(mut self, group: &str, members: Arc<dyn ClientFaults>) -> Self {
         self.group = Some((group.to_string(), members));
         self
     }
@@ -140,7 +153,7 @@ impl Nemesis {
                 let done = tokio::task::spawn_blocking(move || members.inject(fault, &name))
                     .await
                     .map_err(|error| NemesisError::Task(error.to_string()))
-                    .and_then(|result| result.map_err(NemesisError::from));
+                    .and_then(|result| result.map_err(NemesisError::Client));
                 done.map(|process| completion["process"] = json!(process))
             }
             None => {
@@ -170,9 +183,9 @@ impl Nemesis {
     }
 
     /// The group's members, if `node` names one of them.
-    fn member_family(&self, node: &str) -> Option<Arc<GroupMembers>> {
+    fn member_family(&self, node: &str) -> Option<Arc<dyn ClientFaults>> {
         let (_, members) = self.group.as_ref()?;
-        is_member(node).then(|| Arc::clone(members))
+        members.owns(node).then(|| Arc::clone(members))
     }
 
     /// The consumer group's id, if the workload has one.
@@ -217,7 +230,7 @@ impl Nemesis {
         let outcome = tokio::task::spawn_blocking(move || {
             let mut healed = signals::heal(&mut lock(&cluster))?;
             if let Some(members) = members {
-                healed.extend(members.heal()?);
+                healed.extend(members.heal().map_err(NemesisError::Client)?);
             }
             Ok::<_, NemesisError>(healed)
         })

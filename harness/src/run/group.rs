@@ -1,16 +1,54 @@
 //! The consumer group's part of a run, for a workload with `[clients.group]`: its members start
-//! with the producers; after the heal and the producers' drain they catch up (read and commit
-//! up to every partition's high watermark, within `catch_up_timeout_ms`) and then close
-//! cleanly, so that `unconsumed` judges a group that had the chance to read everything.
+//! with the producers, and the nemesis hits them through [`MemberFaults`]; after the heal and
+//! the producers' drain they catch up (read and commit up to every partition's high watermark,
+//! as the cluster reports them, within `catch_up_timeout_ms`) and then close cleanly, so that
+//! `unconsumed` judges a group that had the chance to read everything.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::RunError;
 use crate::clients::group_consumer::GroupMemberSettings;
-use crate::clients::group_members::GroupMembers;
+use crate::clients::group_members::{GroupMembers, is_member};
+use crate::cluster::group_coordinator::{PartitionLag, group_lag};
+use crate::nemesis::ClientFaults;
 use crate::recorder::Recorder;
-use crate::workload::{GroupSpec, WorkloadSpec};
+use crate::workload::{Fault, GroupSpec, WorkloadSpec};
+
+/// How long one look at the group's commits may take.
+const LAG_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the catch-up looks.
+const CATCH_UP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The nemesis's faults done to the group's members.
+pub struct MemberFaults(pub Arc<GroupMembers>);
+
+impl ClientFaults for MemberFaults {
+    fn owns(&self, node: &str) -> bool {
+        is_member(node)
+    }
+
+    fn inject(&self, fault: Fault, node: &str) -> Result<u64, String> {
+        let members = &self.0;
+        match fault {
+            Fault::Kill => members.kill(node),
+            Fault::Pause => members.pause(node),
+            Fault::Resume => members.resume(node),
+            Fault::Stop => members.stop(node),
+            Fault::Start => members.start(node),
+            Fault::Restart => members.restart(node),
+        }
+        .map_err(|error| error.to_string())
+    }
+
+    fn heal(&self) -> Result<Vec<(String, &'static str)>, String> {
+        self.0.heal().map_err(|error| error.to_string())
+    }
+
+    fn running(&self) -> Vec<String> {
+        self.0.running()
+    }
+}
 
 /// Starts the group's members: processes `producers + 1 ..= producers + consumers`; members
 /// started later (after a kill) number on from `producers + consumers + 2` (the final read is
@@ -31,7 +69,7 @@ pub fn start_members(
         heartbeat_interval_ms: group.heartbeat_interval_ms,
         max_poll_interval_ms: group.max_poll_interval_ms,
     };
-    GroupMembers::start(
+    GroupMembers::launch(
         settings,
         recorder.clone(),
         producers + 1,
@@ -46,21 +84,50 @@ pub fn start_members(
 pub async fn catch_up_and_stop(
     members: Arc<GroupMembers>,
     group: &GroupSpec,
-    partitions: u32,
+    spec: &WorkloadSpec,
+    addresses: &[String],
 ) -> Result<(), RunError> {
     let timeout = Duration::from_millis(group.catch_up_timeout_ms);
-    let id = group.id.clone();
-    tokio::task::spawn_blocking(move || {
-        let behind = members.catch_up(partitions, timeout);
-        for (partition, committed, high_watermark) in behind {
-            tracing::warn!(
-                "group {id}: partition {partition} committed {committed}, high watermark \
-                 {high_watermark} after {} ms of catching up",
-                timeout.as_millis()
-            );
+    let deadline = tokio::time::Instant::now() + timeout;
+    let partitions = spec.topic.partitions;
+    loop {
+        let lag = group_lag(
+            addresses,
+            &group.id,
+            &spec.topic.name,
+            partitions,
+            LAG_TIMEOUT,
+        )
+        .await;
+        let behind: Vec<PartitionLag> = match &lag {
+            Ok(lag) => lag.iter().filter(|p| !p.caught_up()).copied().collect(),
+            Err(_) => Vec::new(),
+        };
+        if lag.is_ok() && behind.is_empty() {
+            break;
         }
-        members.stop_all();
-    })
-    .await
-    .map_err(|error| RunError::Task(error.to_string()))
+        if tokio::time::Instant::now() >= deadline {
+            match lag {
+                Ok(_) => {
+                    for partition in behind {
+                        tracing::warn!(
+                            "group {}: partition {} committed {}, high watermark {} after {} ms \
+                             of catching up",
+                            group.id,
+                            partition.partition,
+                            partition.committed,
+                            partition.high_watermark,
+                            timeout.as_millis()
+                        );
+                    }
+                }
+                Err(error) => tracing::warn!("catching up: {error}"),
+            }
+            break;
+        }
+        tokio::time::sleep(CATCH_UP_INTERVAL).await;
+    }
+    tokio::task::spawn_blocking(move || members.stop_all())
+        .await
+        .map_err(|error| RunError::Task(error.to_string()))
 }

@@ -315,7 +315,10 @@ async fn fault_phase(
 
     let mut nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone());
     if let (Some(group), Some(members)) = (&spec.clients.group, &members) {
-        nemesis = nemesis.with_group(&group.id, Arc::clone(members));
+        nemesis = nemesis.with_group(
+            &group.id,
+            Arc::new(group::MemberFaults(Arc::clone(members))),
+        );
     }
     let timeline = schedule::plan(&spec.nemesis, spec.topic.partitions, spec.duration, seed)
         .map_err(RunError::Setup)?;
@@ -350,7 +353,8 @@ async fn fault_phase(
         }
     }
     if let (Some(group), Some(members)) = (&spec.clients.group, members) {
-        group::catch_up_and_stop(members, group, spec.topic.partitions).await?;
+        let addresses = lock(cluster).broker_addresses();
+        group::catch_up_and_stop(members, group, spec, &addresses).await?;
     }
     let _ = stop_consumers.send(true);
     for thread in consumer_threads {
