@@ -20,6 +20,7 @@ use broker_support::{
     TestBroker, bootstrap_of, create_topic, produce_to, start_brokers, start_coordinator,
 };
 use bytes::Bytes;
+use harness::cluster::group_coordinator::{PartitionLag, find_group_coordinator, group_lag};
 use harness::cluster::process::NodeProcess;
 use harness::wait::wait_for;
 use kafka_protocol::error::ResponseError;
@@ -330,6 +331,25 @@ fn committed_offsets_survive_a_coordinator_failover() {
     // Its coordinator — the leader of the group's __consumer_offsets partition, replicated on
     // all three brokers — is killed.
     let coordinator_id = find_coordinator(&bootstrap, "failover").unwrap();
+    // The harness sees the same coordinator and the group's standing as a client would.
+    let addresses: Vec<String> = bootstrap.split(',').map(str::to_string).collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (found, lag) = runtime.block_on(async {
+        let timeout = Duration::from_secs(5);
+        (
+            find_group_coordinator(&addresses, "failover", timeout).await,
+            group_lag(&addresses, "failover", "events", 1, timeout).await,
+        )
+    });
+    assert_eq!(found, Ok(coordinator_id));
+    assert_eq!(
+        lag.unwrap(),
+        vec![PartitionLag {
+            partition: 0,
+            committed: 40,
+            high_watermark: 100
+        }]
+    );
     brokers
         .iter_mut()
         .find(|b| b.broker_id == coordinator_id)
