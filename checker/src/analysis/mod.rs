@@ -28,6 +28,8 @@ use crate::values::{FastMap, FastSet, OffsetTable, ValueId, ValueIds, ValueNames
 
 /// The process number recorded for operations of the nemesis where a client was expected.
 const NEMESIS_AS_CLIENT: u64 = u64::MAX;
+/// The same for the harness's own events.
+const HARNESS_AS_CLIENT: u64 = u64::MAX - 1;
 
 /// Counts one anomaly, keeps its first examples and the time of its earliest operation.
 #[derive(Default)]
@@ -305,5 +307,6 @@ fn client_number(process: Process) -> u64 {
     match process {
         Process::Client(number) => number,
         Process::Nemesis => NEMESIS_AS_CLIENT,
+        Process::Harness => HARNESS_AS_CLIENT,
     }
 }

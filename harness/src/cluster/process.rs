@@ -8,12 +8,14 @@
 //!   are forked from one spawner thread that lives as long as the process;
 //! - dropping it kills the group and reaps the child.
 //!
-//! Its stdout and stderr are appended to a log file, which is what the run directory keeps.
+//! Its stdout and stderr are appended to a log file, which is what the run directory keeps; a
+//! program steered by typed lines (a client worker) gets pipes to its stdin and stdout instead,
+//! and only its stderr goes to the log.
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -78,7 +80,8 @@ pub struct NodeProcess {
     name: String,
     child: Child,
     log_path: PathBuf,
-    exited: bool,
+    /// How it ended, once reaped.
+    exit_status: Option<ExitStatus>,
 }
 
 impl NodeProcess {
@@ -91,7 +94,7 @@ impl NodeProcess {
         envs: &[(String, String)],
         log_path: &Path,
     ) -> Result<Self, ProcessError> {
-        Self::spawn_with_stdin(name, program, args, envs, log_path, false)
+        Self::spawn_with_pipes(name, program, args, envs, log_path, false, false)
     }
 
     /// [`NodeProcess::spawn`], with a pipe to the child's stdin when `piped_stdin` (take it with
@@ -104,6 +107,30 @@ impl NodeProcess {
         log_path: &Path,
         piped_stdin: bool,
     ) -> Result<Self, ProcessError> {
+        Self::spawn_with_pipes(name, program, args, envs, log_path, piped_stdin, false)
+    }
+
+    /// [`NodeProcess::spawn`] with pipes to the child's stdin and from its stdout (take them with
+    /// [`NodeProcess::take_stdin`] and [`NodeProcess::take_stdout`]); only stderr goes to the log.
+    pub fn spawn_piped(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(String, String)],
+        log_path: &Path,
+    ) -> Result<Self, ProcessError> {
+        Self::spawn_with_pipes(name, program, args, envs, log_path, true, true)
+    }
+
+    fn spawn_with_pipes(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(String, String)],
+        log_path: &Path,
+        piped_stdin: bool,
+        piped_stdout: bool,
+    ) -> Result<Self, ProcessError> {
         let log_file = |path: &Path| {
             OpenOptions::new()
                 .create(true)
@@ -114,7 +141,11 @@ impl NodeProcess {
                     source,
                 })
         };
-        let stdout = log_file(log_path)?;
+        let stdout = if piped_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::from(log_file(log_path)?)
+        };
         let stderr = log_file(log_path)?;
         let mut command = Command::new(program);
         command
@@ -159,7 +190,7 @@ impl NodeProcess {
             name: name.to_string(),
             child,
             log_path: log_path.to_path_buf(),
-            exited: false,
+            exit_status: None,
         })
     }
 
@@ -176,6 +207,17 @@ impl NodeProcess {
     /// The pipe to the child's stdin, once, if it was spawned with one.
     pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
         self.child.stdin.take()
+    }
+
+    /// The pipe from the child's stdout, once, if it was spawned with one.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// How the process ended, if it has (reaping it if it just did).
+    pub fn exit_status(&mut self) -> Result<Option<ExitStatus>, ProcessError> {
+        self.is_running()?;
+        Ok(self.exit_status)
     }
 
     /// Where its stdout and stderr go.
@@ -202,12 +244,12 @@ impl NodeProcess {
 
     /// Whether the process is still alive (a paused process is alive). Reaps it if it exited.
     pub fn is_running(&mut self) -> Result<bool, ProcessError> {
-        if self.exited {
+        if self.exit_status.is_some() {
             return Ok(false);
         }
         match self.child.try_wait() {
-            Ok(Some(_status)) => {
-                self.exited = true;
+            Ok(Some(status)) => {
+                self.exit_status = Some(status);
                 Ok(false)
             }
             Ok(None) => Ok(true),
@@ -232,11 +274,12 @@ impl NodeProcess {
     /// SIGKILL, then reap: a crash.
     pub fn kill(&mut self) -> Result<(), ProcessError> {
         self.signal(Signal::SIGKILL)?;
-        if !self.exited {
-            self.child
+        if self.exit_status.is_none() {
+            let status = self
+                .child
                 .wait()
                 .map_err(|source| self.wait_error(source))?;
-            self.exited = true;
+            self.exit_status = Some(status);
         }
         Ok(())
     }

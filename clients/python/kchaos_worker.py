@@ -1,0 +1,1 @@
+# confluent_kafka worker: to be written
