@@ -360,10 +360,16 @@ impl Shared {
         let clean_close = self.closing.load(Ordering::Relaxed)
             && hint.is_none()
             && status.is_some_and(|status| status.success());
+        // A worker that ended by itself is described by its exit status (a broken pipe on our
+        // side is only a consequence); one we killed, by why we killed it.
+        let killed_by_us = status.is_some_and(|status| status.signal() == Some(libc::SIGKILL))
+            && hint.is_some();
         let cause = if clean_close {
             "closed".to_string()
-        } else {
+        } else if killed_by_us || status.is_none() {
             hint.unwrap_or_else(|| describe_exit(status))
+        } else {
+            describe_exit(status)
         };
         let pending: Vec<(u64, Pending)> = {
             let mut state = lock(&self.state);
@@ -560,4 +566,194 @@ fn log_tail(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n  ")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// A worker in a few lines of Python that speaks the protocol and misbehaves as told:
+    /// `segv` dies of SIGSEGV on the send of value "crash" and never answers "hold";
+    /// `silent` answers no send; `garbage` answers sends with a line that is not JSON; `exit`
+    /// exits with status 3 on a send; `old` says hello in protocol 9; `ok` behaves.
+    const SCRIPT: &str = r#"
+import json, os, signal, sys
+mode = sys.argv[1]
+print(json.dumps({"type": "hello", "protocol": 9 if mode == "old" else 1,
+                  "library": "script", "library_version": "0"}), flush=True)
+for line in sys.stdin:
+    request = json.loads(line)
+    op = request["op"]
+    if op in ("open", "close"):
+        print(json.dumps({"id": request["id"], "type": "ok"}), flush=True)
+        if op == "close":
+            sys.exit(0)
+        continue
+    if mode == "segv" and request["value"] == "crash":
+        signal.signal(signal.SIGSEGV, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if mode == "silent" or (mode == "segv" and request["value"] == "hold"):
+        continue
+    if mode == "garbage":
+        print("not json", flush=True)
+        continue
+    if mode == "exit":
+        sys.exit(3)
+    print(json.dumps({"id": request["id"], "type": "ok", "partition": 0, "offset": 7}), flush=True)
+"#;
+
+    struct Started {
+        worker: Worker,
+        crashes: Arc<Mutex<Vec<Crash>>>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn start(mode: &str) -> Result<Started, WorkerError> {
+        let dir = tempfile::tempdir().unwrap();
+        let command = WorkerCommand {
+            program: "python3".into(),
+            args: vec!["-c".into(), SCRIPT.into(), mode.into()],
+            envs: Vec::new(),
+            log_path: dir.path().join("client-1.log"),
+        };
+        let crashes: Arc<Mutex<Vec<Crash>>> = Arc::default();
+        let heard = Arc::clone(&crashes);
+        let hook: CrashHook = Arc::new(move |crash: &Crash| lock(&heard).push(crash.clone()));
+        let worker = Worker::start(
+            "client-1",
+            &command,
+            1,
+            Role::Producer,
+            BTreeMap::new(),
+            hook,
+            |_pid| {},
+        )
+        .await?;
+        Ok(Started {
+            worker,
+            crashes,
+            _dir: dir,
+        })
+    }
+
+    fn send(value: &str) -> Operation {
+        Operation::Send {
+            topic: "t".into(),
+            key: None,
+            value: value.into(),
+            partition: None,
+        }
+    }
+
+    async fn wait_for_death(worker: &Worker) -> String {
+        let mut death = worker.death();
+        tokio::time::timeout(Duration::from_secs(10), death.wait_for(Option::is_some))
+            .await
+            .expect("the worker died in time")
+            .expect("the death watch is alive")
+            .clone()
+            .expect("a cause")
+    }
+
+    #[tokio::test]
+    async fn a_crash_answers_every_request_in_flight_as_info_with_its_cause() {
+        let started = start("segv").await.unwrap();
+        let worker = &started.worker;
+        let patience = Duration::from_secs(30);
+        let answered = worker.submit(send("fine"), patience).await.await.unwrap();
+        assert_eq!((answered.outcome, answered.offset), (Outcome::Ok, Some(7)));
+        let held = worker.submit(send("hold"), patience).await;
+        let crashing = worker.submit(send("crash"), patience).await;
+        for reply in [held.await.unwrap(), crashing.await.unwrap()] {
+            assert_eq!(reply.outcome, Outcome::Info);
+            assert_eq!(
+                reply.error.as_deref(),
+                Some("client crashed: signal 11 (SIGSEGV)")
+            );
+        }
+        assert_eq!(wait_for_death(worker).await, "signal 11 (SIGSEGV)");
+        let crashes = lock(&started.crashes).clone();
+        assert_eq!(crashes.len(), 1, "{crashes:?}");
+        assert_eq!(crashes[0].in_flight, 2);
+        assert_eq!(crashes[0].process, 1);
+        // A dead worker answers at once.
+        let late = worker.submit(send("late"), patience).await.await.unwrap();
+        assert_eq!(late.outcome, Outcome::Info);
+    }
+
+    #[tokio::test]
+    async fn silence_past_the_patience_kills_the_worker() {
+        let started = start("silent").await.unwrap();
+        let reply = started
+            .worker
+            .submit(send("x"), Duration::from_millis(300))
+            .await
+            .await
+            .unwrap();
+        assert_eq!(reply.outcome, Outcome::Info);
+        let cause = wait_for_death(&started.worker).await;
+        assert!(cause.starts_with("no reply to send"), "{cause}");
+        assert!(cause.contains("within 300 ms"), "{cause}");
+        assert_eq!(lock(&started.crashes).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_line_that_is_not_the_protocol_kills_the_worker() {
+        let started = start("garbage").await.unwrap();
+        let reply = started
+            .worker
+            .submit(send("x"), Duration::from_secs(30))
+            .await
+            .await
+            .unwrap();
+        assert_eq!(reply.outcome, Outcome::Info);
+        let cause = wait_for_death(&started.worker).await;
+        assert!(cause.starts_with("protocol error"), "{cause}");
+        assert!(cause.contains("not json"), "{cause}");
+    }
+
+    #[tokio::test]
+    async fn an_exit_is_a_crash_with_its_status() {
+        let started = start("exit").await.unwrap();
+        let reply = started
+            .worker
+            .submit(send("x"), Duration::from_secs(30))
+            .await
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.error.as_deref(),
+            Some("client crashed: exit status 3")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_clean_close_is_no_crash() {
+        let started = start("ok").await.unwrap();
+        started.worker.close(Duration::from_secs(5)).await;
+        assert_eq!(wait_for_death(&started.worker).await, "closed");
+        assert!(lock(&started.crashes).is_empty());
+    }
+
+    #[tokio::test]
+    async fn another_protocol_version_is_refused_at_start() {
+        let error = start("old").await.err().expect("refused");
+        let text = error.to_string();
+        assert!(text.contains("protocol version 9"), "{text}");
+        assert!(text.contains("client-1"), "{text}");
+    }
+
+    #[test]
+    fn exits_are_described_by_signal_or_status() {
+        assert_eq!(
+            describe_exit(Some(ExitStatus::from_raw(11))),
+            "signal 11 (SIGSEGV)"
+        );
+        assert_eq!(describe_exit(Some(ExitStatus::from_raw(3 << 8))), "exit status 3");
+        assert!(describe_exit(None).contains("no exit status"));
+    }
 }
