@@ -62,8 +62,14 @@ pub struct WorkloadArgs {
 
 fn parse_client_library(name: &str) -> Result<ClientLibrary, String> {
     ClientLibrary::from_name(name).ok_or_else(|| {
-        let known: Vec<&str> = ClientLibrary::ALL.iter().map(|library| library.name()).collect();
-        format!("unknown client library `{name}` (known: {})", known.join(", "))
+        let known: Vec<&str> = ClientLibrary::ALL
+            .iter()
+            .map(|library| library.name())
+            .collect();
+        format!(
+            "unknown client library `{name}` (known: {})",
+            known.join(", ")
+        )
     })
 }
 

@@ -42,7 +42,8 @@ impl ConsumerClient {
     pub fn assign(&self, topic: &str, positions: &[(i32, i64)]) -> Reply {
         let mut list = TopicPartitionList::new();
         for (partition, offset) in positions {
-            if let Err(error) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            if let Err(error) =
+                list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
             {
                 return Reply::error(0, Outcome::Fail, error_name(&error));
             }

@@ -51,7 +51,11 @@ impl ClientContext for QuietContext {
 }
 
 impl ConsumerContext for QuietContext {
-    fn post_rebalance(&self, _base_consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(
+        &self,
+        _base_consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
         let mut news = self.rebalances.lock().unwrap_or_else(|e| e.into_inner());
         match rebalance {
             Rebalance::Assign(list) => news

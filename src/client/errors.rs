@@ -27,10 +27,7 @@ pub fn code_name(code: i32) -> String {
             .map(|description| {
                 // SAFETY: a non-null name is a static NUL-terminated string.
                 let name = unsafe { CStr::from_ptr(description.name) };
-                (
-                    description.code as i32,
-                    name.to_string_lossy().into_owned(),
-                )
+                (description.code as i32, name.to_string_lossy().into_owned())
             })
             .collect()
     });

@@ -28,7 +28,9 @@ impl ConsumerClient {
         };
         let mut records = Vec::new();
         while Instant::now() < deadline {
-            let (low, high) = match self.consumer.fetch_watermarks(topic, partition, STEP_TIMEOUT)
+            let (low, high) = match self
+                .consumer
+                .fetch_watermarks(topic, partition, STEP_TIMEOUT)
             {
                 Ok(watermarks) => watermarks,
                 Err(error) => {

@@ -70,7 +70,11 @@ impl RdkafkaClient {
     /// everything else before this returns (a consumer's calls block).
     pub fn handle(&self, operation: Operation, respond: Responder) {
         let refuse = |role: &str, op: &str| {
-            Reply::error(0, Outcome::Fail, format!("bad request: a {role} cannot {op}"))
+            Reply::error(
+                0,
+                Outcome::Fail,
+                format!("bad request: a {role} cannot {op}"),
+            )
         };
         match (self, operation) {
             (
@@ -275,23 +279,23 @@ impl CrashPlan {
     }
 
     fn parse(text: &str) -> anyhow::Result<Self> {
-        let after = text
-            .split(',')
-            .filter(|part| !part.trim().is_empty())
-            .map(|part| {
-                let (process, requests) = part.trim().split_once(':').with_context(|| {
-                    format!("{SIGSEGV_ENV}: `{part}` is not PROCESS:REQUESTS")
-                })?;
-                Ok((
-                    process
-                        .parse()
-                        .with_context(|| format!("{SIGSEGV_ENV}: bad process in `{part}`"))?,
-                    requests
-                        .parse()
-                        .with_context(|| format!("{SIGSEGV_ENV}: bad count in `{part}`"))?,
-                ))
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let after =
+            text.split(',')
+                .filter(|part| !part.trim().is_empty())
+                .map(|part| {
+                    let (process, requests) = part.trim().split_once(':').with_context(|| {
+                        format!("{SIGSEGV_ENV}: `{part}` is not PROCESS:REQUESTS")
+                    })?;
+                    Ok((
+                        process
+                            .parse()
+                            .with_context(|| format!("{SIGSEGV_ENV}: bad process in `{part}`"))?,
+                        requests
+                            .parse()
+                            .with_context(|| format!("{SIGSEGV_ENV}: bad count in `{part}`"))?,
+                    ))
+                })
+                .collect::<anyhow::Result<_>>()?;
         Ok(CrashPlan { after })
     }
 

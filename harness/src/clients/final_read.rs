@@ -42,7 +42,17 @@ pub async fn final_read(
     let mut session: Option<Arc<dyn Session>> = None;
     let mut reads = Vec::new();
     for partition in 0..settings.partitions as i32 {
-        reads.push(read_partition(&*launcher, settings, partition, deadline, recorder, &mut session).await);
+        reads.push(
+            read_partition(
+                &*launcher,
+                settings,
+                partition,
+                deadline,
+                recorder,
+                &mut session,
+            )
+            .await,
+        );
     }
     if let Some(session) = session {
         session.close(Duration::from_secs(2)).await;
@@ -77,7 +87,12 @@ async fn read_partition(
                     // says unknown for this partition.
                     let process = launcher.next_process();
                     let value = json!({ "partition": partition });
-                    recorder.record(Process::Client(process), OpType::Invoke, "final-read", value);
+                    recorder.record(
+                        Process::Client(process),
+                        OpType::Invoke,
+                        "final-read",
+                        value,
+                    );
                     recorder.record(
                         Process::Client(process),
                         OpType::Info,

@@ -42,7 +42,9 @@ pub struct ClientTemplates {
 pub enum LaunchError {
     #[error("the client worker command is empty")]
     EmptyCommand,
-    #[error("unknown placeholder `{{{0}}}` in the client worker command (known: {{process}}, {{role}})")]
+    #[error(
+        "unknown placeholder `{{{0}}}` in the client worker command (known: {{process}}, {{role}})"
+    )]
     UnknownPlaceholder(String),
     #[error("cannot write {path}: {source}")]
     Write {
@@ -277,7 +279,10 @@ mod tests {
         let script = std::fs::read_to_string(dir.path().join(PYTHON_WORKER_FILE)).unwrap();
         assert!(script.contains("confluent_kafka"));
         let own = worker_template(
-            &clients(ClientLibrary::Rdkafka, Some("java -jar w.jar --id {process}")),
+            &clients(
+                ClientLibrary::Rdkafka,
+                Some("java -jar w.jar --id {process}"),
+            ),
             &templates,
             dir.path(),
         )

@@ -100,12 +100,7 @@ pub async fn run_producer(
     let mut session = first;
     loop {
         let ended = produce(
-            &session,
-            &settings,
-            &recorder,
-            &permits,
-            &mut pacer,
-            &mut stop,
+            &session, &settings, &recorder, &permits, &mut pacer, &mut stop,
         )
         .await;
         match ended {
@@ -127,7 +122,10 @@ pub async fn run_producer(
         .await
         .is_err()
     {
-        tracing::warn!("producer {}: sends still unanswered after close", session.process());
+        tracing::warn!(
+            "producer {}: sends still unanswered after close",
+            session.process()
+        );
     }
 }
 

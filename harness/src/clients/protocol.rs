@@ -223,7 +223,6 @@ impl Reply {
             ..Reply::default()
         }
     }
-
 }
 
 #[cfg(test)]
@@ -276,7 +275,10 @@ mod tests {
     fn hello_names_library_and_protocol() {
         let hello = Hello::new("librdkafka", "2.12.1", "kchaos client");
         let text = serde_json::to_string(&hello).unwrap();
-        assert!(text.starts_with(r#"{"type":"hello","protocol":1,"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"type":"hello","protocol":1,"#),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<Hello>(&text).unwrap(), hello);
         assert_eq!(hello.describe(), "librdkafka 2.12.1");
     }

@@ -317,8 +317,10 @@ impl Worker {
             .await
             .is_err()
         {
-            self.shared
-                .hint(&format!("did not exit within {} ms of close", margin.as_millis()));
+            self.shared.hint(&format!(
+                "did not exit within {} ms of close",
+                margin.as_millis()
+            ));
             self.shared.kill();
         }
     }
@@ -362,8 +364,8 @@ impl Shared {
             && status.is_some_and(|status| status.success());
         // A worker that ended by itself is described by its exit status (a broken pipe on our
         // side is only a consequence); one we killed, by why we killed it.
-        let killed_by_us = status.is_some_and(|status| status.signal() == Some(libc::SIGKILL))
-            && hint.is_some();
+        let killed_by_us =
+            status.is_some_and(|status| status.signal() == Some(libc::SIGKILL)) && hint.is_some();
         let cause = if clean_close {
             "closed".to_string()
         } else if killed_by_us || status.is_none() {
@@ -435,16 +437,11 @@ pub fn describe_exit(status: Option<ExitStatus>) -> String {
 }
 
 /// The first line: a hello in a protocol version we speak.
-async fn read_hello(
-    reader: &mut BufReader<tokio::process::ChildStdout>,
-) -> Result<Hello, String> {
+async fn read_hello(reader: &mut BufReader<tokio::process::ChildStdout>) -> Result<Hello, String> {
     let mut line = Vec::new();
     match tokio::time::timeout(HELLO_TIMEOUT, reader.read_until(b'\n', &mut line)).await {
         Err(_) => {
-            return Err(format!(
-                "no hello within {} ms",
-                HELLO_TIMEOUT.as_millis()
-            ));
+            return Err(format!("no hello within {} ms", HELLO_TIMEOUT.as_millis()));
         }
         Ok(Err(error)) => return Err(format!("cannot read its stdout: {error}")),
         Ok(Ok(0)) => return Err("it exited before saying hello".into()),
@@ -491,10 +488,7 @@ async fn write_requests(
 }
 
 /// Reads replies and hands each to whoever waits for it; at the end of stdout, the death.
-async fn read_replies(
-    shared: Arc<Shared>,
-    mut reader: BufReader<tokio::process::ChildStdout>,
-) {
+async fn read_replies(shared: Arc<Shared>, mut reader: BufReader<tokio::process::ChildStdout>) {
     let mut line = Vec::with_capacity(1024);
     loop {
         line.clear();
@@ -753,7 +747,10 @@ for line in sys.stdin:
             describe_exit(Some(ExitStatus::from_raw(11))),
             "signal 11 (SIGSEGV)"
         );
-        assert_eq!(describe_exit(Some(ExitStatus::from_raw(3 << 8))), "exit status 3");
+        assert_eq!(
+            describe_exit(Some(ExitStatus::from_raw(3 << 8))),
+            "exit status 3"
+        );
         assert!(describe_exit(None).contains("no exit status"));
     }
 }

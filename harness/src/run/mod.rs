@@ -330,7 +330,10 @@ async fn start_clients(
         let (role, config) = if process <= producers {
             (Role::Producer, producer_settings.config(process))
         } else {
-            (Role::Consumer, consumer_settings.config(process, "consumer"))
+            (
+                Role::Consumer,
+                consumer_settings.config(process, "consumer"),
+            )
         };
         launcher.start(process, role, config)
     });
@@ -476,7 +479,13 @@ async fn read_everything(
     }
     let timeout = Duration::from_millis(spec.clients.final_read_timeout_ms);
     let launcher: Arc<dyn Launcher> = Arc::clone(launcher) as Arc<dyn Launcher>;
-    Ok(final_read(launcher, &consumer_settings(spec, bootstrap), timeout, recorder).await)
+    Ok(final_read(
+        launcher,
+        &consumer_settings(spec, bootstrap),
+        timeout,
+        recorder,
+    )
+    .await)
 }
 
 /// Counts Ctrl-C / SIGTERM from the start of the run: the first ends the current phase early

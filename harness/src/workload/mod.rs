@@ -157,7 +157,8 @@ impl ClientLibrary {
     }
 
     /// Every shipped library, for error messages and `--client-library`.
-    pub const ALL: [ClientLibrary; 2] = [ClientLibrary::Rdkafka, ClientLibrary::ConfluentKafkaPython];
+    pub const ALL: [ClientLibrary; 2] =
+        [ClientLibrary::Rdkafka, ClientLibrary::ConfluentKafkaPython];
 
     /// The library named `name`, if one ships.
     pub fn from_name(name: &str) -> Option<Self> {
