@@ -44,7 +44,7 @@ enum Command {
     Elect(cli::elect::ElectArgs),
     /// A shell for the coordinator (like zookeeper-shell): `kchaos coord 127.0.0.1:2181 ls /`.
     Coord(coordinator::shell::ShellArgs),
-    /// Benchmarks: coordinator, produce, checker, fuzz.
+    /// Benchmarks: coordinator, produce, clients, checker, fuzz, consume.
     Bench(bench::BenchArgs),
     /// Switch on each planted bug in turn and check that the workloads catch it (needs a build
     /// with `--features planted-bugs`).
