@@ -257,7 +257,11 @@ async fn phase(
         task.await.context("a producer task failed")?;
     }
     recorder.close()?;
-    figures(&history_path, start_ns + args.warm_up_ms * 1_000_000, stop_ns)
+    figures(
+        &history_path,
+        start_ns + args.warm_up_ms * 1_000_000,
+        stop_ns,
+    )
 }
 
 /// Throughput and latency of the sends invoked in `[from_ns, to_ns)`: acknowledged ones per

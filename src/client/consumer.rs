@@ -125,6 +125,12 @@ impl ConsumerClient {
         }
     }
 
+    /// Leaves the group, if in one, before the worker says it is done.
+    pub fn close(&self) -> Reply {
+        self.consumer.unsubscribe();
+        Reply::ok(0)
+    }
+
     /// The partition's log start offset and high watermark.
     pub fn watermarks(&self, topic: &str, partition: i32, timeout: Duration) -> Reply {
         match self.consumer.fetch_watermarks(topic, partition, timeout) {

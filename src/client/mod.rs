@@ -120,7 +120,7 @@ fn handle_consumer(consumer: &ConsumerClient, operation: Operation) -> Reply {
             partition,
             timeout_ms,
         } => consumer.final_read(&topic, partition, Duration::from_millis(timeout_ms)),
-        Operation::Close { .. } => Reply::ok(0),
+        Operation::Close { .. } => consumer.close(),
         Operation::Open { .. } => {
             Reply::error(0, Outcome::Fail, "bad request: the client is already open")
         }
