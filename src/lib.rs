@@ -22,4 +22,5 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod coordinator;
+pub mod lock;
 pub mod planted;

@@ -9,18 +9,31 @@
 //! leave or join the ISR; as follower the replica appends what its leader sends
 //! ([`Partition::append_as_follower`]), takes the leader's high watermark and truncates where
 //! its log diverges ([`Partition::truncate_to`]).
+//!
+//! # Layout
+//! This file holds the replica's state and its role changes (leader, follower, no leader; the
+//! leader-epoch fence); the rest is split by what it does to that state:
+//! - [`followers`]: the leader's view of its followers, the high watermark and ISR changes.
+//! - [`writes`]: appends as leader (and the `acks=all` wait), appends as follower, truncation.
+//! - [`reads`]: fetches, ListOffsets by time, leader-epoch lookups.
+
+mod followers;
+mod kafka_errors;
+pub use kafka_errors::producer_error;
+mod reads;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
-use super::log::partition_log::{AppendError, AppendInfo, PartitionLog, ReadError};
-use super::log::records::DecompressionBudget;
+use super::log::partition_log::{AppendError, PartitionLog, ReadError};
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
+use followers::FollowerState;
 
 /// The replica assignment and leadership of a partition, as the coordinator stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,28 +108,6 @@ pub enum PartitionError {
     Read(#[from] ReadError),
     #[error("the partition was deleted")]
     Deleted,
-}
-
-/// What the leader knows of one follower (Kafka's `Replica` state on the leader).
-#[derive(Debug, Clone, Copy)]
-struct FollowerState {
-    /// -1 until the follower's first fetch in this leader epoch.
-    log_end_offset: i64,
-    last_caught_up: Instant,
-    /// The leader's log end and the time at the follower's previous fetch.
-    last_fetch_leader_end: i64,
-    last_fetch: Instant,
-}
-
-impl FollowerState {
-    fn unknown(now: Instant) -> Self {
-        FollowerState {
-            log_end_offset: -1,
-            last_caught_up: now,
-            last_fetch_leader_end: -1,
-            last_fetch: now,
-        }
-    }
 }
 
 /// Offsets a waiter can watch: they only grow (until a truncation, which is a new epoch).
@@ -200,9 +191,7 @@ impl Partition {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves the data as consistent as each step left it.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::lock(&self.inner)
     }
 
     /// Current leadership and ISR.
@@ -218,304 +207,6 @@ impl Partition {
     /// A receiver woken whenever the offsets change.
     pub fn subscribe(&self) -> watch::Receiver<Offsets> {
         self.offsets.subscribe()
-    }
-
-    /// Appends a producer's batches as leader. With `acks_all`, refuses (appending nothing)
-    /// when the ISR is smaller than `min_insync_replicas`.
-    pub fn append_as_leader(
-        &self,
-        records: &[u8],
-        acks_all: bool,
-        min_insync_replicas: i32,
-        budget: &mut DecompressionBudget,
-    ) -> Result<AppendInfo, PartitionError> {
-        let mut inner = self.lock();
-        if inner.state.leader != self.broker_id {
-            return Err(PartitionError::NotLeader {
-                broker_id: self.broker_id,
-                leader: inner.state.leader,
-            });
-        }
-        if acks_all && (inner.state.isr.len() as i32) < min_insync_replicas {
-            return Err(PartitionError::NotEnoughReplicas {
-                isr: inner.state.isr.len(),
-                min_insync_replicas,
-            });
-        }
-        let epoch = inner.state.leader_epoch;
-        let log = inner.log.as_mut().ok_or(PartitionError::Deleted)?;
-        let info = log.append_as_leader(records, epoch, budget)?;
-        if log.flush_due() {
-            blocking(|| log.flush()).map_err(AppendError::Io)?;
-        }
-        self.advance_high_watermark(&mut inner);
-        self.publish(&inner);
-        Ok(info)
-    }
-
-    /// Waits until the high watermark passes `last_offset` (an `acks=all` produce), at most
-    /// `timeout`. A leadership change while waiting answers NOT_LEADER_OR_FOLLOWER (the batch
-    /// may or may not survive: the client retries).
-    pub async fn wait_for_commit(
-        &self,
-        last_offset: i64,
-        min_insync_replicas: i32,
-        timeout: Duration,
-    ) -> Result<(), PartitionError> {
-        let mut offsets = self.subscribe();
-        let generation = offsets.borrow().generation;
-        let committed =
-            offsets.wait_for(|o| o.high_watermark > last_offset || o.generation != generation);
-        match tokio::time::timeout(timeout, committed).await {
-            Ok(Ok(current)) if current.high_watermark > last_offset => {}
-            Ok(_) => {
-                #[cfg(feature = "planted-bugs")]
-                // planted bug: deposed-leader-acks-waiting-produces
-                if planted::is_active(PlantedBug::DeposedLeaderAcksWaitingProduces) {
-                    return Ok(());
-                }
-                let inner = self.lock();
-                if inner.log.is_none() {
-                    return Err(PartitionError::Deleted);
-                }
-                return Err(PartitionError::NotLeader {
-                    broker_id: self.broker_id,
-                    leader: inner.state.leader,
-                });
-            }
-            Err(_) => {
-                return Err(PartitionError::Timeout {
-                    offset: last_offset,
-                });
-            }
-        }
-        #[cfg(feature = "planted-bugs")] // planted bug: min-insync-not-enforced-after-append
-        if planted::is_active(PlantedBug::MinInsyncNotEnforcedAfterAppend) {
-            return Ok(());
-        }
-        if (self.lock().state.isr.len() as i32) < min_insync_replicas {
-            return Err(PartitionError::NotEnoughReplicasAfterAppend);
-        }
-        Ok(())
-    }
-
-    /// Reads for a consumer (up to the high watermark) or a follower (`replica_id` >= 0: up to
-    /// the log end, and the follower's fetch offset is its log end offset). Only the leader
-    /// serves reads.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        replica_id: i32,
-    ) -> Result<ReadOutcome, PartitionError> {
-        let mut inner = self.lock();
-        if inner.state.leader != self.broker_id {
-            return Err(PartitionError::NotLeader {
-                broker_id: self.broker_id,
-                leader: inner.state.leader,
-            });
-        }
-        if replica_id >= 0 {
-            self.record_follower_fetch_locked(&mut inner, replica_id, offset);
-        }
-        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
-        let upper_bound = if replica_id >= 0 {
-            log.log_end_offset()
-        } else {
-            inner.high_watermark
-        };
-        #[cfg(feature = "planted-bugs")] // planted bug: consumers-read-past-high-watermark
-        let upper_bound = if planted::is_active(PlantedBug::ConsumersReadPastHighWatermark) {
-            log.log_end_offset()
-        } else {
-            upper_bound
-        };
-        let records = log.read(offset, max_bytes, upper_bound)?;
-        Ok(ReadOutcome {
-            records,
-            offsets: self.current_offsets(&inner),
-        })
-    }
-
-    /// Reads this replica's own log up to its end, committed or not, without counting as a
-    /// fetch: the group coordinator loading `__consumer_offsets` as its new leader (whose log
-    /// is the one that will be committed).
-    pub fn read_local(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, PartitionError> {
-        let inner = self.lock();
-        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
-        let records = log.read(offset, max_bytes, log.log_end_offset())?;
-        Ok(ReadOutcome {
-            records,
-            offsets: self.current_offsets(&inner),
-        })
-    }
-
-    /// The first committed record with a timestamp >= `timestamp_ms` (ListOffsets).
-    pub fn offset_for_timestamp(
-        &self,
-        timestamp_ms: i64,
-    ) -> Result<Option<(i64, i64)>, PartitionError> {
-        let inner = self.lock();
-        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
-        log.offset_for_timestamp(timestamp_ms, inner.high_watermark)
-            .map_err(|error| PartitionError::Read(ReadError::Io(error)))
-    }
-
-    /// A follower fetched at `fetch_offset` (its log end offset): may move the high watermark.
-    pub fn record_follower_fetch(&self, replica_id: i32, fetch_offset: i64) {
-        let mut inner = self.lock();
-        self.record_follower_fetch_locked(&mut inner, replica_id, fetch_offset);
-    }
-
-    /// Kafka's catch-up rule: a fetch at or past the leader's current end means caught up now;
-    /// one at or past the leader's end at the previous fetch means caught up at that fetch.
-    fn record_follower_fetch_locked(&self, inner: &mut Inner, replica_id: i32, fetch_offset: i64) {
-        let Some(log) = inner.log.as_ref() else {
-            return;
-        };
-        if !inner.state.replicas.contains(&replica_id) {
-            return;
-        }
-        let leader_end = log.log_end_offset();
-        let now = Instant::now();
-        let follower = inner
-            .followers
-            .entry(replica_id)
-            .or_insert_with(|| FollowerState::unknown(now));
-        follower.log_end_offset = fetch_offset;
-        if fetch_offset >= leader_end {
-            follower.last_caught_up = now;
-        } else if fetch_offset >= follower.last_fetch_leader_end {
-            follower.last_caught_up = follower.last_caught_up.max(follower.last_fetch);
-        }
-        follower.last_fetch_leader_end = leader_end;
-        follower.last_fetch = now;
-        let rejoin =
-            !inner.state.isr.contains(&replica_id) && self.can_join_isr(inner, fetch_offset);
-        if self.advance_high_watermark(inner) || rejoin {
-            self.publish(inner);
-        }
-        if rejoin {
-            self.isr_wakeup.notify_one();
-        }
-    }
-
-    /// A follower may join the ISR when its log end has reached the high watermark and the
-    /// start of the leader's current epoch.
-    fn can_join_isr(&self, inner: &Inner, follower_end: i64) -> bool {
-        let Some(log) = inner.log.as_ref() else {
-            return false;
-        };
-        let epoch_start = log
-            .leader_epochs()
-            .entries()
-            .iter()
-            .rev()
-            .find(|entry| entry.epoch == inner.state.leader_epoch)
-            .map_or(log.log_end_offset(), |entry| entry.start_offset);
-        follower_end >= inner.high_watermark && follower_end >= epoch_start
-    }
-
-    /// HW = the smallest log end offset among the ISR (the leader's own included). Returns
-    /// whether it moved. It never moves back; only the leader moves it this way.
-    fn advance_high_watermark(&self, inner: &mut Inner) -> bool {
-        let Some(log) = inner.log.as_ref() else {
-            return false;
-        };
-        if inner.state.leader != self.broker_id {
-            return false;
-        }
-        let mut candidate = log.log_end_offset();
-        for replica in &inner.state.isr {
-            if *replica == self.broker_id {
-                continue;
-            }
-            #[cfg(feature = "planted-bugs")] // planted bug: high-watermark-from-leader-alone
-            if planted::is_active(PlantedBug::HighWatermarkFromLeaderAlone) {
-                continue;
-            }
-            let follower_end = inner
-                .followers
-                .get(replica)
-                .map_or(-1, |f| f.log_end_offset);
-            candidate = candidate.min(follower_end);
-        }
-        #[cfg(feature = "planted-bugs")] // planted bug: high-watermark-from-one-follower
-        if planted::is_active(PlantedBug::HighWatermarkFromOneFollower) {
-            let most_caught_up = (inner.state.isr.iter())
-                .filter(|replica| **replica != self.broker_id)
-                .filter_map(|replica| inner.followers.get(replica))
-                .map(|follower| follower.log_end_offset)
-                .max();
-            candidate = most_caught_up.map_or(candidate, |end| end.min(log.log_end_offset()));
-        }
-        if candidate > inner.high_watermark {
-            inner.high_watermark = candidate;
-            return true;
-        }
-        false
-    }
-
-    /// As leader: the ISR this partition should have now (followers that have not caught up
-    /// within `lag_max` leave; replicas of `live` brokers that caught up join), if it differs
-    /// from the current. A broker that is not registered (dead, or in a controlled shutdown
-    /// whose fetchers still run) does not join: the controller has just taken it out.
-    pub fn isr_change(&self, lag_max: Duration, live: &[i32]) -> Option<IsrChange> {
-        let inner = self.lock();
-        if inner.state.leader != self.broker_id || inner.log.is_none() {
-            return None;
-        }
-        let now = Instant::now();
-        let mut new_isr: Vec<i32> = inner
-            .state
-            .isr
-            .iter()
-            .copied()
-            .filter(|replica| {
-                *replica == self.broker_id
-                    || inner
-                        .followers
-                        .get(replica)
-                        .is_some_and(|f| now.duration_since(f.last_caught_up) <= lag_max)
-            })
-            .collect();
-        for replica in &inner.state.replicas {
-            if new_isr.contains(replica) || !live.contains(replica) {
-                continue;
-            }
-            let caught_up = inner.followers.get(replica).is_some_and(|f| {
-                now.duration_since(f.last_caught_up) <= lag_max
-                    && self.can_join_isr(&inner, f.log_end_offset)
-            });
-            if caught_up {
-                new_isr.push(*replica);
-            }
-        }
-        if !new_isr.contains(&self.broker_id) {
-            new_isr.insert(0, self.broker_id);
-        }
-        (new_isr != inner.state.isr).then(|| IsrChange {
-            state: inner.state.clone(),
-            new_isr,
-        })
-    }
-
-    /// The leader's own ISR change was written (znode version `zk_version`): take it, unless
-    /// leadership moved meanwhile.
-    pub fn isr_written(&self, change: &IsrChange, zk_version: i32) -> bool {
-        let mut inner = self.lock();
-        if inner.state.leader_epoch != change.state.leader_epoch
-            || inner.state.zk_version != change.state.zk_version
-        {
-            return false;
-        }
-        inner.state.isr = change.new_isr.clone();
-        inner.state.zk_version = zk_version;
-        self.advance_high_watermark(&mut inner);
-        let offsets = self.current_offsets(&inner);
-        // Waiters re-check the ISR size even when the high watermark did not move.
-        self.offsets.send_replace(offsets);
-        true
     }
 
     /// Takes a partition state from the coordinator (the controller's decision, or a leader's
@@ -635,92 +326,6 @@ impl Partition {
         }
     }
 
-    /// As leader, OffsetsForLeaderEpoch: the largest epoch <= `epoch` in this log and its end
-    /// offset (KIP-279), or `None` (UNDEFINED) when the log knows no such epoch.
-    pub fn end_offset_for_epoch(
-        &self,
-        epoch: i32,
-        current_leader_epoch: i32,
-    ) -> Result<Option<(i32, i64)>, PartitionError> {
-        self.check_leader_epoch(current_leader_epoch)?;
-        let inner = self.lock();
-        if inner.state.leader != self.broker_id {
-            return Err(PartitionError::NotLeader {
-                broker_id: self.broker_id,
-                leader: inner.state.leader,
-            });
-        }
-        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
-        Ok(log
-            .leader_epochs()
-            .end_offset_for(epoch, log.log_end_offset()))
-    }
-
-    /// As follower: this log's latest epoch and its own end offset for `epoch`.
-    pub fn local_epoch_end(&self, epoch: Option<i32>) -> Option<(i32, i64)> {
-        let inner = self.lock();
-        let log = inner.log.as_ref()?;
-        let epoch = epoch.or_else(|| log.leader_epochs().latest_epoch())?;
-        log.leader_epochs()
-            .end_offset_for(epoch, log.log_end_offset())
-    }
-
-    /// As follower: the latest epoch in the local log.
-    pub fn latest_epoch(&self) -> Option<i32> {
-        let inner = self.lock();
-        inner.log.as_ref()?.leader_epochs().latest_epoch()
-    }
-
-    /// As follower: appends batches copied from the leader and takes the leader's high
-    /// watermark (never past the local log end). `expected_epoch` guards against a role
-    /// change between the fetch and the append.
-    pub fn append_as_follower(
-        &self,
-        records: &[u8],
-        leader_high_watermark: i64,
-        expected_epoch: i32,
-    ) -> Result<Option<AppendInfo>, PartitionError> {
-        let mut inner = self.lock();
-        if inner.state.leader_epoch != expected_epoch || inner.state.leader == self.broker_id {
-            return Err(PartitionError::FencedLeaderEpoch {
-                requested: expected_epoch,
-                current: inner.state.leader_epoch,
-            });
-        }
-        let log = inner.log.as_mut().ok_or(PartitionError::Deleted)?;
-        let info = if records.is_empty() {
-            None
-        } else {
-            let info = log.append_as_follower(records)?;
-            if log.flush_due() {
-                blocking(|| log.flush()).map_err(AppendError::Io)?;
-            }
-            Some(info)
-        };
-        let end = log.log_end_offset();
-        let high_watermark = leader_high_watermark.min(end);
-        if high_watermark > inner.high_watermark {
-            inner.high_watermark = high_watermark;
-        }
-        self.publish(&inner);
-        Ok(info)
-    }
-
-    /// As follower: removes every record at or after `offset` (KIP-101 truncation).
-    pub fn truncate_to(&self, offset: i64) -> Result<(), PartitionError> {
-        let mut inner = self.lock();
-        let log = inner.log.as_mut().ok_or(PartitionError::Deleted)?;
-        if offset >= log.log_end_offset() {
-            return Ok(());
-        }
-        log.truncate_to(offset)
-            .map_err(|error| PartitionError::Append(AppendError::Io(error)))?;
-        let end = log.log_end_offset();
-        inner.high_watermark = inner.high_watermark.min(end);
-        self.publish(&inner);
-        Ok(())
-    }
-
     /// The local log end offset.
     pub fn log_end_offset(&self) -> i64 {
         self.offsets().log_end_offset
@@ -779,11 +384,54 @@ impl Partition {
 
     fn publish(&self, inner: &Inner) {
         let offsets = self.current_offsets(inner);
+        self.check_invariants(inner, &offsets);
         self.offsets.send_if_modified(|current| {
             let changed = *current != offsets;
             *current = offsets;
             changed
         });
+    }
+}
+
+impl Partition {
+    /// The replica's invariants, checked (in debug builds, so by every test) each time its
+    /// offsets are published: the high watermark stays within [log start, log end] and moves
+    /// back only when a truncation cut the log below it (then it is the new log end); the
+    /// leader's ISR is a subset of the replicas and holds the leader; the followers this leader
+    /// tracks never claim a log end past its own.
+    fn check_invariants(&self, inner: &Inner, offsets: &Offsets) {
+        if !cfg!(debug_assertions) || inner.log.is_none() {
+            return;
+        }
+        let name = format!("{}-{}", self.topic, self.index);
+        debug_assert!(
+            offsets.log_start_offset <= offsets.high_watermark
+                && offsets.high_watermark <= offsets.log_end_offset,
+            "{name}: high watermark {} outside the log [{}, {}]",
+            offsets.high_watermark,
+            offsets.log_start_offset,
+            offsets.log_end_offset
+        );
+        let previous = *self.offsets.borrow();
+        debug_assert!(
+            offsets.high_watermark >= previous.high_watermark
+                || offsets.high_watermark == offsets.log_end_offset,
+            "{name}: high watermark moved back from {} to {} without a truncation (log end {})",
+            previous.high_watermark,
+            offsets.high_watermark,
+            offsets.log_end_offset
+        );
+        if inner.state.leader == self.broker_id {
+            debug_assert!(
+                inner
+                    .followers
+                    .values()
+                    .all(|follower| follower.log_end_offset <= offsets.log_end_offset
+                        || follower.log_end_offset == -1),
+                "{name}: a follower's fetch offset passed the leader's log end {}",
+                offsets.log_end_offset
+            );
+        }
     }
 }
 
@@ -806,197 +454,4 @@ impl std::fmt::Debug for Partition {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::broker::log::batch::tests::encoded_batch;
-    use crate::broker::log::partition_log::LogConfig;
-
-    fn replica(dir: &std::path::Path, broker_id: i32) -> Partition {
-        let config = LogConfig {
-            segment_bytes: 1 << 20,
-            index_interval_bytes: 4096,
-            flush_interval_messages: u64::MAX,
-            message_max_bytes: 1 << 20,
-        };
-        let (log, _) = PartitionLog::open(dir, config).expect("open");
-        Partition::new(
-            "t",
-            0,
-            broker_id,
-            log,
-            LeaderAndIsr::unelected(vec![1, 2, 3]),
-            None,
-            Arc::new(Notify::new()),
-        )
-    }
-
-    fn state(leader: i32, leader_epoch: i32, isr: &[i32], controller_epoch: i32) -> LeaderAndIsr {
-        LeaderAndIsr {
-            leader,
-            leader_epoch,
-            replicas: vec![1, 2, 3],
-            isr: isr.to_vec(),
-            controller_epoch,
-            zk_version: leader_epoch,
-        }
-    }
-
-    #[test]
-    fn the_high_watermark_is_the_smallest_log_end_in_the_isr() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let leader = replica(dir.path(), 1);
-        assert_eq!(
-            leader.apply_state(state(1, 0, &[1, 2, 3], 1)),
-            RoleChange::BecameLeader { leader_epoch: 0 }
-        );
-        leader
-            .append_as_leader(
-                &encoded_batch(10),
-                true,
-                2,
-                &mut DecompressionBudget::new(u64::MAX),
-            )
-            .expect("append");
-        assert_eq!(leader.offsets().high_watermark, 0, "no follower has it yet");
-        leader.record_follower_fetch(2, 10);
-        assert_eq!(leader.offsets().high_watermark, 0, "follower 3 has not");
-        leader.record_follower_fetch(3, 4);
-        assert_eq!(leader.offsets().high_watermark, 4);
-        leader.record_follower_fetch(3, 10);
-        assert_eq!(leader.offsets().high_watermark, 10);
-        // Only the leader serves reads; followers refuse.
-        let dir2 = tempfile::tempdir().expect("tempdir");
-        let follower = replica(dir2.path(), 2);
-        assert_eq!(
-            follower.apply_state(state(1, 0, &[1, 2, 3], 1)),
-            RoleChange::BecameFollower {
-                leader: 1,
-                leader_epoch: 0
-            }
-        );
-        assert!(matches!(
-            follower.read(0, 100, -1),
-            Err(PartitionError::NotLeader { .. })
-        ));
-    }
-
-    #[test]
-    fn states_from_an_older_controller_or_leader_epoch_are_ignored() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let partition = replica(dir.path(), 2);
-        partition.apply_state(state(1, 5, &[1, 2, 3], 7));
-        assert_eq!(
-            partition.apply_state(state(2, 6, &[2, 3], 6)),
-            RoleChange::Stale,
-            "stale controller epoch"
-        );
-        assert_eq!(
-            partition.apply_state(state(3, 4, &[3], 7)),
-            RoleChange::Stale
-        );
-        assert_eq!(partition.leader_and_isr().leader, 1);
-        assert_eq!(
-            partition.apply_state(state(2, 6, &[2, 3], 8)),
-            RoleChange::BecameLeader { leader_epoch: 6 }
-        );
-    }
-
-    #[test]
-    fn lagging_followers_leave_the_isr_and_caught_up_ones_rejoin() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let leader = replica(dir.path(), 1);
-        leader.apply_state(state(1, 0, &[1, 2], 1));
-        leader
-            .append_as_leader(
-                &encoded_batch(3),
-                false,
-                1,
-                &mut DecompressionBudget::new(u64::MAX),
-            )
-            .expect("append");
-        // Neither follower fetches: past the lag both are out (3 was never in).
-        let live = [1, 2, 3];
-        assert_eq!(leader.isr_change(Duration::from_secs(60), &live), None);
-        let change = leader.isr_change(Duration::ZERO, &live).expect("shrink");
-        assert_eq!(change.new_isr, vec![1]);
-        assert!(leader.isr_written(&change, 1));
-        assert_eq!(leader.offsets().high_watermark, 3);
-        // Follower 3 catches up: it may join.
-        leader.record_follower_fetch(3, 3);
-        assert_eq!(
-            leader.isr_change(Duration::from_secs(60), &[1, 2]),
-            None,
-            "a broker that is not registered does not join"
-        );
-        let change = leader
-            .isr_change(Duration::from_secs(60), &live)
-            .expect("expand");
-        assert_eq!(change.new_isr, vec![1, 3]);
-    }
-
-    #[test]
-    fn a_replica_the_controller_removed_rejoins_only_after_a_new_fetch() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let leader = replica(dir.path(), 1);
-        leader.apply_state(state(1, 0, &[1, 2, 3], 1));
-        leader
-            .append_as_leader(
-                &encoded_batch(3),
-                true,
-                2,
-                &mut DecompressionBudget::new(u64::MAX),
-            )
-            .expect("append");
-        leader.record_follower_fetch(2, 3);
-        leader.record_follower_fetch(3, 3);
-        assert_eq!(leader.offsets().high_watermark, 3);
-        // Broker 3 died; the controller took it out of the ISR (same leader epoch).
-        let mut removed = state(1, 0, &[1, 2], 2);
-        removed.zk_version = 1;
-        assert_eq!(leader.apply_state(removed), RoleChange::Unchanged);
-        // Its last fetch was caught up, but it is gone: it does not come back by itself...
-        let live = [1, 2, 3];
-        assert_eq!(leader.isr_change(Duration::from_secs(60), &live), None);
-        // ...only after fetching again (a restarted broker).
-        leader.record_follower_fetch(3, 3);
-        let change = leader
-            .isr_change(Duration::from_secs(60), &live)
-            .expect("expand");
-        assert_eq!(change.new_isr, vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn a_sole_replica_leads_from_its_log_end() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = LogConfig {
-            segment_bytes: 1 << 20,
-            index_interval_bytes: 4096,
-            flush_interval_messages: u64::MAX,
-            message_max_bytes: 1 << 20,
-        };
-        {
-            let (mut log, _) = PartitionLog::open(dir.path(), config).expect("open");
-            log.append_as_leader(
-                &encoded_batch(5),
-                0,
-                &mut DecompressionBudget::new(u64::MAX),
-            )
-            .expect("append");
-        }
-        // Reopened as at start-up: unelected, no checkpointed high watermark.
-        let (log, _) = PartitionLog::open(dir.path(), config).expect("reopen");
-        let partition = Partition::new(
-            "t",
-            0,
-            1,
-            log,
-            LeaderAndIsr::unelected(vec![1]),
-            None,
-            Arc::new(Notify::new()),
-        );
-        let mut sole = state(1, 1, &[1], 1);
-        sole.replicas = vec![1];
-        partition.apply_state(sole);
-        assert_eq!(partition.offsets().high_watermark, 5);
-    }
-}
+mod tests;
