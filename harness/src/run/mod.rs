@@ -191,7 +191,12 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
             }
         }
         progress.set_phase("clients");
-        let sessions = start_clients(spec, &bootstrap, &*launcher).await?;
+        let sessions = tokio::select! {
+            started = start_clients(spec, &bootstrap, &*launcher) => started?,
+            _ = setup_interrupts.wait_for(|count| *count > 0) => {
+                return Err(RunError::Setup("interrupted while the clients started".into()));
+            }
+        };
         write_run_facts(&dir, &facts, launcher.hello().as_ref())?;
         progress.set_phase("faults");
         let interrupted = fault_phase(
