@@ -91,7 +91,7 @@ impl Session for InProcessSession {
             let client = Arc::clone(&self.client);
             tokio::task::spawn_blocking(move || client.handle(operation, respond));
         }
-        Box::pin(async move { receiver })
+        Box::pin(std::future::ready(receiver))
     }
 
     fn death(&self) -> watch::Receiver<Option<String>> {

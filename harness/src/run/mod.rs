@@ -192,7 +192,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         }
         progress.set_phase("clients");
         let sessions = tokio::select! {
-            started = start_clients(spec, &bootstrap, &*launcher) => started?,
+            started = start_clients(spec, &bootstrap, &launcher) => started?,
             _ = setup_interrupts.wait_for(|count| *count > 0) => {
                 return Err(RunError::Setup("interrupted while the clients started".into()));
             }
