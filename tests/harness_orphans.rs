@@ -205,7 +205,13 @@ fn start_real_run(dir: &Path) -> (NodeProcess, PathBuf, Vec<(String, u32)>) {
     }
     assert_eq!(
         names,
-        ["coordinator", "broker-1", "client-1", "client-2", "client-3"],
+        [
+            "coordinator",
+            "broker-1",
+            "client-1",
+            "client-2",
+            "client-3"
+        ],
         "{pids:?}"
     );
     (orchestrator, run_dir, pids)
