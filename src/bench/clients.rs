@@ -51,7 +51,7 @@ pub struct ClientsBenchArgs {
     #[arg(long, default_value_t = 3)]
     pub partitions: i32,
     /// Alternating rounds of each comparison.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     pub rounds: u32,
     /// Sends invoked in the first milliseconds of a phase (connections, metadata) are left out.
     #[arg(long, default_value_t = 1000)]
@@ -167,8 +167,7 @@ pub fn run(args: ClientsBenchArgs) -> anyhow::Result<ExitCode> {
                 .get(mode.name())
                 .map(|all| all.iter().map(pick).collect())
                 .unwrap_or_default();
-            values.sort_by(f64::total_cmp);
-            values.get(values.len() / 2).copied().unwrap_or(0.0)
+            median(&mut values)
         };
         let rate_in = median(Mode::InProcess, |f| f.sends_per_second);
         let rate_workers = median(Mode::Workers, |f| f.sends_per_second);
@@ -190,6 +189,16 @@ pub fn run(args: ClientsBenchArgs) -> anyhow::Result<ExitCode> {
         println!("  {line}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The middle value (the mean of the middle two for an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        count if count % 2 == 1 => values[count / 2],
+        count => (values[count / 2 - 1] + values[count / 2]) / 2.0,
+    }
 }
 
 /// One phase: `args.producers` producers at `rate` (0: as fast as the in-flight bound allows)
