@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use history::{OpType, Process};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
 
-use super::protocol::{Operation, Outcome, Reply, Role};
+use super::protocol::{Operation, Outcome, Reply, Role, records_json};
 use super::session::{Launcher, Session, replace_session};
 use crate::recorder::Recorder;
 
@@ -120,14 +120,9 @@ async fn consume(
         let reply = answer(session.submit(poll, poll_patience).await).await;
         if reply.outcome != Outcome::Ok {
             let error = reply.error.as_deref().unwrap_or("no reason given");
-            let op_type = if reply.outcome == Outcome::Fail {
-                OpType::Fail
-            } else {
-                OpType::Info
-            };
             recorder.record(
                 Process::Client(process),
-                op_type,
+                reply.outcome.op_type(),
                 "poll",
                 json!({ "error": error }),
             );
@@ -142,10 +137,7 @@ async fn consume(
             }
         }
         recorder.count_poll(records.len());
-        let records: Vec<Value> = records
-            .into_iter()
-            .map(|(partition, offset, value)| json!([partition, offset, value]))
-            .collect();
+        let records = records_json(records);
         recorder.record(
             Process::Client(process),
             OpType::Ok,
@@ -200,21 +192,17 @@ async fn assign(
         positions: listed,
     };
     let reply = answer(session.submit(request, PATIENCE_MARGIN).await).await;
-    let (op_type, value) = match reply.outcome {
-        Outcome::Ok => (OpType::Ok, value),
-        outcome => {
-            let mut value = value;
-            value["error"] = json!(reply.error.as_deref().unwrap_or("no reason given"));
-            let op_type = if outcome == Outcome::Fail {
-                OpType::Fail
-            } else {
-                OpType::Info
-            };
-            (op_type, value)
-        }
-    };
-    recorder.record(Process::Client(process), op_type, "assign", value);
-    op_type == OpType::Ok
+    let mut value = value;
+    if reply.outcome != Outcome::Ok {
+        value["error"] = json!(reply.error.as_deref().unwrap_or("no reason given"));
+    }
+    recorder.record(
+        Process::Client(process),
+        reply.outcome.op_type(),
+        "assign",
+        value,
+    );
+    reply.outcome == Outcome::Ok
 }
 
 /// `(log start offset, high watermark)` of a partition, if the cluster said.

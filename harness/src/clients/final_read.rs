@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use history::{OpType, Process};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::time::Instant;
 
 use super::consumer::ConsumerSettings;
-use super::protocol::{Operation, Outcome, Reply, Role};
+use super::protocol::{Operation, Outcome, Reply, Role, records_json};
 use super::session::{Launcher, RESTART_BACKOFF_MIN, Session};
 use crate::recorder::Recorder;
 
@@ -124,16 +124,11 @@ async fn read_partition(
         if reply.outcome == Outcome::Ok {
             return record_read(recorder, process, partition, reply);
         }
-        let op_type = if reply.outcome == Outcome::Fail {
-            OpType::Fail
-        } else {
-            OpType::Info
-        };
         let error = reply.error.unwrap_or_else(|| "no reason given".into());
         tracing::warn!("final read of partition {partition} by {process}: {error}");
         recorder.record(
             Process::Client(process),
-            op_type,
+            reply.outcome.op_type(),
             "final-read",
             json!({ "partition": partition, "error": error }),
         );
@@ -177,10 +172,7 @@ fn record_read(recorder: &Recorder, process: u64, partition: i32, reply: Reply) 
         records: records.len(),
         complete: reply.complete == Some(true),
     };
-    let records: Vec<Value> = records
-        .into_iter()
-        .map(|(partition, offset, value)| json!([partition, offset, value]))
-        .collect();
+    let records = records_json(records);
     recorder.record(
         Process::Client(process),
         OpType::Ok,

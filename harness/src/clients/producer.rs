@@ -205,11 +205,7 @@ async fn complete(
 /// offset (ok), or with the error and the partition if known (fail, info).
 pub fn completion(invoke: Value, reply: &Reply) -> (OpType, Value) {
     let mut value = invoke;
-    let op_type = match reply.outcome {
-        Outcome::Ok => OpType::Ok,
-        Outcome::Fail => OpType::Fail,
-        Outcome::Info => OpType::Info,
-    };
+    let op_type = reply.outcome.op_type();
     if op_type == OpType::Ok {
         value["partition"] = json!(reply.partition.unwrap_or(-1));
         value["offset"] = json!(reply.offset.unwrap_or(-1));

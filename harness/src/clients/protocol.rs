@@ -205,6 +205,27 @@ pub struct Reply {
     pub complete: Option<bool>,
 }
 
+impl Outcome {
+    /// The history's completion type.
+    pub fn op_type(self) -> history::OpType {
+        match self {
+            Outcome::Ok => history::OpType::Ok,
+            Outcome::Fail => history::OpType::Fail,
+            Outcome::Info => history::OpType::Info,
+        }
+    }
+}
+
+/// Records as the history writes them: `[[partition, offset, "value"], ...]`.
+pub fn records_json(records: Vec<(i32, i64, String)>) -> serde_json::Value {
+    serde_json::Value::Array(
+        records
+            .into_iter()
+            .map(|(partition, offset, value)| serde_json::json!([partition, offset, value]))
+            .collect(),
+    )
+}
+
 impl Reply {
     /// An `ok` with nothing more.
     pub fn ok(id: u64) -> Self {

@@ -643,6 +643,18 @@ for line in sys.stdin:
         }
     }
 
+    /// The reply to one send to a worker started in `mode`, and the worker.
+    async fn reply_to_a_send(mode: &str, patience: Duration) -> (Reply, Started) {
+        let started = start(mode).await.unwrap();
+        let reply = started
+            .worker
+            .submit(send("x"), patience)
+            .await
+            .await
+            .unwrap();
+        (reply, started)
+    }
+
     async fn wait_for_death(worker: &Worker) -> String {
         let mut death = worker.death();
         tokio::time::timeout(Duration::from_secs(10), death.wait_for(Option::is_some))
@@ -681,13 +693,7 @@ for line in sys.stdin:
 
     #[tokio::test]
     async fn silence_past_the_patience_kills_the_worker() {
-        let started = start("silent").await.unwrap();
-        let reply = started
-            .worker
-            .submit(send("x"), Duration::from_millis(300))
-            .await
-            .await
-            .unwrap();
+        let (reply, started) = reply_to_a_send("silent", Duration::from_millis(300)).await;
         assert_eq!(reply.outcome, Outcome::Info);
         let cause = wait_for_death(&started.worker).await;
         assert!(cause.starts_with("no reply to send"), "{cause}");
@@ -697,13 +703,7 @@ for line in sys.stdin:
 
     #[tokio::test]
     async fn a_line_that_is_not_the_protocol_kills_the_worker() {
-        let started = start("garbage").await.unwrap();
-        let reply = started
-            .worker
-            .submit(send("x"), Duration::from_secs(30))
-            .await
-            .await
-            .unwrap();
+        let (reply, started) = reply_to_a_send("garbage", Duration::from_secs(30)).await;
         assert_eq!(reply.outcome, Outcome::Info);
         let cause = wait_for_death(&started.worker).await;
         assert!(cause.starts_with("protocol error"), "{cause}");
@@ -712,13 +712,7 @@ for line in sys.stdin:
 
     #[tokio::test]
     async fn an_exit_is_a_crash_with_its_status() {
-        let started = start("exit").await.unwrap();
-        let reply = started
-            .worker
-            .submit(send("x"), Duration::from_secs(30))
-            .await
-            .await
-            .unwrap();
+        let (reply, _started) = reply_to_a_send("exit", Duration::from_secs(30)).await;
         assert_eq!(
             reply.error.as_deref(),
             Some("client crashed: exit status 3")
