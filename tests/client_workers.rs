@@ -318,3 +318,31 @@ fn the_python_worker_runs_the_leader_kill_workload() {
     );
     assert_nothing_left(&run_dir);
 }
+
+#[test]
+fn a_worker_that_cannot_start_fails_the_run_naming_it() {
+    let store = tempfile::tempdir().unwrap();
+    let (output, run_dir) = workload(
+        store.path(),
+        &[
+            "single-broker-smoke",
+            "--duration",
+            "3s",
+            "--client-command",
+            "python3 -c import_no_such_library",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the client workers could not start"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("exited before saying hello"), "{stderr}");
+    assert!(
+        stderr.contains("NameError"),
+        "the worker's log is quoted: {stderr}"
+    );
+    assert_nothing_left(&run_dir);
+}

@@ -152,7 +152,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         source,
     })?;
     let client_template = worker_template(&spec.clients, &options.clients, &clients_dir)
-        .map_err(|error| RunError::Setup(error.to_string()))?;
+        .map_err(|error| RunError::Clients(error.to_string()))?;
     let launcher = Arc::new(
         WorkerLauncher::new(
             client_template.clone(),
@@ -161,7 +161,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
             recorder.clone(),
             u64::from(spec.clients.producers + spec.clients.consumers) + 1,
         )
-        .map_err(|error| RunError::Setup(error.to_string()))?,
+        .map_err(|error| RunError::Clients(error.to_string()))?,
     );
     let facts = RunFacts {
         options: &options,
@@ -194,7 +194,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         let sessions = tokio::select! {
             started = start_clients(spec, &bootstrap, &launcher) => started?,
             _ = setup_interrupts.wait_for(|count| *count > 0) => {
-                return Err(RunError::Setup("interrupted while the clients started".into()));
+                return Err(RunError::Clients("interrupted while they started".into()));
             }
         };
         write_run_facts(&dir, &facts, launcher.hello().as_ref())?;
@@ -346,9 +346,7 @@ async fn start_clients(
     let mut take = |count: u64| -> Result<Vec<Arc<dyn Session>>, RunError> {
         (&mut started)
             .take(count as usize)
-            .map(|session| {
-                session.map_err(|error| RunError::Setup(format!("a client worker: {error}")))
-            })
+            .map(|session| session.map_err(RunError::Clients))
             .collect()
     };
     Ok(StartedClients {
