@@ -10,7 +10,7 @@
 //! `--warm-up-ms`): acknowledged sends per second and the send latency from invoke to ok
 //! (p50, p99, max). Prints every phase, then per rate the median ratios workers / in-process.
 //!
-//! `cargo run --release -- bench clients`
+//! `cargo run --release -- bench clients [--phases paced,max] [--rounds 3]`
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -56,6 +56,16 @@ pub struct ClientsBenchArgs {
     /// Sends invoked in the first milliseconds of a phase (connections, metadata) are left out.
     #[arg(long, default_value_t = 1000)]
     pub warm_up_ms: u64,
+    /// Which comparisons to run: `paced` (at --rate), `max` (as fast as --max-in-flight allows).
+    #[arg(long, value_delimiter = ',', default_value = "paced,max")]
+    pub phases: Vec<Phase>,
+}
+
+/// The two comparisons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    Paced,
+    Max,
 }
 
 /// Where the clients run.
@@ -116,10 +126,14 @@ pub fn run(args: ClientsBenchArgs) -> anyhow::Result<ExitCode> {
         args.rounds,
         cluster.bootstrap
     );
-    let rates = [
-        (args.rate, format!("{}x{}/s", args.producers, args.rate)),
-        (0, "max rate".to_string()),
-    ];
+    let rates: Vec<(u32, String)> = args
+        .phases
+        .iter()
+        .map(|phase| match phase {
+            Phase::Paced => (args.rate, format!("{}x{}/s", args.producers, args.rate)),
+            Phase::Max => (0, "max rate".to_string()),
+        })
+        .collect();
     let mut summary = Vec::new();
     for (rate, label) in &rates {
         let mut measured: HashMap<&'static str, Vec<Figures>> = HashMap::new();
