@@ -19,4 +19,5 @@ pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod coordinator;
+pub mod lock;
 pub mod planted;

@@ -19,8 +19,8 @@ use broker_support::{TestBroker, consume_all, produce_all, start_coordinator};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest,
-    CreateTopicsResponse, FetchRequest, FetchResponse, TopicName,
+    ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse,
+    FetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -146,23 +146,13 @@ fn announcing_100_mib_and_sending_one_byte_pins_nothing() {
         grown_virtual / MIB
     );
     let mut client = connect(&broker.bootstrap());
-    let versions: ApiVersionsResponse = call(
-        &mut client,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    );
+    let versions: ApiVersionsResponse = call(&mut client, 3, &ApiVersionsRequest::default());
     assert_eq!(versions.error_code, 0);
     drop(streams);
 }
 
 fn api_versions(stream: &mut TcpStream) -> i16 {
-    let response: ApiVersionsResponse = call(
-        stream,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    );
+    let response: ApiVersionsResponse = call(stream, 3, &ApiVersionsRequest::default());
     response.error_code
 }
 
@@ -180,7 +170,6 @@ fn connections_max_idle_ms_closes_silent_connections_only() {
     let mut polling = connect(&broker.bootstrap());
     let created: CreateTopicsResponse = call(
         &mut polling,
-        ApiKey::CreateTopics,
         5,
         &CreateTopicsRequest::default()
             .with_topics(vec![
@@ -208,16 +197,14 @@ fn connections_max_idle_ms_closes_silent_connections_only() {
                         .with_partition_max_bytes(1 << 20),
                 ]),
         ]);
-    polling
-        .write_all(&frame(ApiKey::Fetch, 11, 7, &fetch))
-        .unwrap();
+    polling.write_all(&frame(11, 7, &fetch)).unwrap();
     // Busy for four idle periods.
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {
         assert_eq!(api_versions(&mut busy), 0, "a busy connection was closed");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let fetched: FetchResponse = read_response(&mut polling, 11, 7);
+    let fetched = read_response::<FetchRequest>(&mut polling, 11, 7);
     assert_eq!(fetched.error_code, 0, "the long-poll was cut off");
     assert!(
         closed_by_peer(&mut silent),
@@ -245,12 +232,7 @@ fn max_connections_makes_further_clients_wait_their_turn() {
     }
     let mut waiting = connect(&broker.bootstrap());
     waiting
-        .write_all(&frame(
-            ApiKey::ApiVersions,
-            3,
-            9,
-            &ApiVersionsRequest::default(),
-        ))
+        .write_all(&frame(3, 9, &ApiVersionsRequest::default()))
         .unwrap();
     waiting
         .set_read_timeout(Some(Duration::from_secs(1)))
@@ -265,6 +247,6 @@ fn max_connections_makes_further_clients_wait_their_turn() {
     waiting
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let answer: ApiVersionsResponse = read_response(&mut waiting, 3, 9);
+    let answer = read_response::<ApiVersionsRequest>(&mut waiting, 3, 9);
     assert_eq!(answer.error_code, 0);
 }

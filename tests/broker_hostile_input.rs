@@ -18,9 +18,8 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    TopicName,
+    BrokerId, CreateTopicsRequest, CreateTopicsResponse, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -45,7 +44,7 @@ fn create_topic(
         ])
         .with_timeout_ms(10_000)
         .with_validate_only(validate_only);
-    let response: CreateTopicsResponse = call(stream, ApiKey::CreateTopics, 5, &request);
+    let response: CreateTopicsResponse = call(stream, 5, &request);
     let topic = &response.topics[0];
     (
         topic.error_code,
@@ -55,7 +54,7 @@ fn create_topic(
 
 fn metadata_topics(stream: &mut std::net::TcpStream) -> Vec<String> {
     let all_topics = MetadataRequest::default().with_topics(None);
-    let response: MetadataResponse = call(stream, ApiKey::Metadata, 1, &all_topics);
+    let response: MetadataResponse = call(stream, 1, &all_topics);
     response
         .topics
         .iter()
@@ -106,7 +105,7 @@ fn produce_raw(
                         .with_records(Some(Bytes::from(batch))),
                 ]),
         ]);
-    let response: ProduceResponse = call(stream, ApiKey::Produce, 9, &request);
+    let response: ProduceResponse = call(stream, 9, &request);
     let partition = &response.responses[0].partition_responses[0];
     (
         partition.error_code,
@@ -186,7 +185,7 @@ fn a_stored_batch_claiming_2_pow_31_records_is_an_error_for_list_offsets_not_a_c
                         .with_timestamp(0),
                 ]),
         ]);
-    let response: ListOffsetsResponse = call(&mut client, ApiKey::ListOffsets, 7, &request);
+    let response: ListOffsetsResponse = call(&mut client, 7, &request);
     let partition = &response.topics[0].partitions[0];
     assert!(
         partition.error_code != 0 || (0..2).contains(&partition.offset),
@@ -194,7 +193,7 @@ fn a_stored_batch_claiming_2_pow_31_records_is_an_error_for_list_offsets_not_a_c
     );
     assert_alive(&mut broker);
     // And the broker still answers everything else.
-    let again: ListOffsetsResponse = call(&mut client, ApiKey::ListOffsets, 7, &request);
+    let again: ListOffsetsResponse = call(&mut client, 7, &request);
     assert_eq!(
         again.topics[0].partitions[0].error_code,
         partition.error_code

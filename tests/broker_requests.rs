@@ -5,88 +5,27 @@
 
 mod broker_support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
+use broker_support::wire::{self, WireClient};
 use broker_support::{TestBroker, consume_all, produce_all, start_coordinator};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
     DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest, FetchResponse,
-    ListOffsetsRequest, ListOffsetsResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    ListOffsetsRequest, ListOffsetsResponse, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-struct Client {
-    stream: TcpStream,
-    correlation_id: i32,
-}
-
-impl Client {
-    fn connect(broker: &TestBroker) -> Self {
-        let stream = TcpStream::connect(broker.bootstrap()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        Client {
-            stream,
-            correlation_id: 0,
-        }
-    }
-
-    fn send<Req: Encodable + HeaderVersion>(
-        &mut self,
-        api_key: ApiKey,
-        version: i16,
-        request: &Req,
-    ) {
-        self.correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api_key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("requests-test")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .unwrap();
-        request.encode(&mut body, version).unwrap();
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        self.stream.write_all(&frame).unwrap();
-    }
-
-    fn receive<Resp: Decodable + HeaderVersion>(&mut self, version: i16) -> Resp {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).unwrap();
-        let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut response).unwrap();
-        let mut response = Bytes::from(response);
-        ResponseHeader::decode(&mut response, Resp::header_version(version)).unwrap();
-        let decoded = Resp::decode(&mut response, version).unwrap();
-        assert!(!response.has_remaining());
-        decoded
-    }
-
-    fn call<Req, Resp>(&mut self, api_key: ApiKey, version: i16, request: &Req) -> Resp
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
-        self.send(api_key, version, request);
-        self.receive(version)
-    }
+/// A strict blocking client connected to `broker`.
+fn connect(broker: &TestBroker) -> WireClient {
+    wire::connect(&broker.bootstrap())
 }
 
 fn name(topic: &str) -> TopicName {
@@ -126,7 +65,7 @@ fn batch(values: &[&str]) -> Bytes {
     buf.freeze()
 }
 
-fn produce(client: &mut Client, topic: &str, acks: i16, records: Bytes) -> (i16, i64) {
+fn produce(client: &mut WireClient, topic: &str, acks: i16, records: Bytes) -> (i16, i64) {
     let request = ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(10_000)
@@ -139,12 +78,12 @@ fn produce(client: &mut Client, topic: &str, acks: i16, records: Bytes) -> (i16,
                         .with_records(Some(records)),
                 ]),
         ]);
-    let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
+    let response: ProduceResponse = client.call(9, &request).unwrap();
     let partition = &response.responses[0].partition_responses[0];
     (partition.error_code, partition.base_offset)
 }
 
-fn create_topic(client: &mut Client, topic: &str, configs: &[(&str, &str)]) {
+fn create_topic(client: &mut WireClient, topic: &str, configs: &[(&str, &str)]) {
     let request = CreateTopicsRequest::default().with_topics(vec![
         CreatableTopic::default()
             .with_name(name(topic))
@@ -161,17 +100,17 @@ fn create_topic(client: &mut Client, topic: &str, configs: &[(&str, &str)]) {
                     .collect(),
             ),
     ]);
-    let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &request);
+    let response: CreateTopicsResponse = client.call(7, &request).unwrap();
     assert_eq!(response.topics[0].error_code, 0, "{:?}", response.topics[0]);
 }
 
-fn latest_offset(client: &mut Client, topic: &str) -> i64 {
+fn latest_offset(client: &mut WireClient, topic: &str) -> i64 {
     let request = ListOffsetsRequest::default().with_topics(vec![
         ListOffsetsTopic::default()
             .with_name(name(topic))
             .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-1)]),
     ]);
-    let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &request);
+    let response: ListOffsetsResponse = client.call(7, &request).unwrap();
     let partition = &response.topics[0].partitions[0];
     assert_eq!(partition.error_code, 0);
     partition.offset
@@ -182,7 +121,7 @@ fn produce_honours_acks_min_insync_replicas_and_crcs() {
     let coordinator = start_coordinator();
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start(dir.path(), &coordinator, 1, "");
-    let mut client = Client::connect(&broker);
+    let mut client = connect(&broker);
     create_topic(&mut client, "strict", &[("min.insync.replicas", "2")]);
 
     // acks=all with an ISR of one below min.insync.replicas=2: refused, nothing appended.
@@ -203,23 +142,25 @@ fn produce_honours_acks_min_insync_replicas_and_crcs() {
     assert_eq!(produce(&mut client, "nope", 1, batch(&["x"])).0, 3);
     assert_eq!(latest_offset(&mut client, "strict"), 3);
 
-    // acks=0: no response at all; the next request's answer comes next.
-    client.send(
-        ApiKey::Produce,
-        9,
-        &ProduceRequest::default()
-            .with_acks(0)
-            .with_timeout_ms(1000)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(name("strict"))
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(0)
-                            .with_records(Some(batch(&["e"]))),
-                    ]),
-            ]),
-    );
+    // acks=0: no response at all (the pending answer is dropped); the next request's answer
+    // comes next.
+    let _no_answer = client
+        .send(
+            9,
+            &ProduceRequest::default()
+                .with_acks(0)
+                .with_timeout_ms(1000)
+                .with_topic_data(vec![
+                    TopicProduceData::default()
+                        .with_name(name("strict"))
+                        .with_partition_data(vec![
+                            PartitionProduceData::default()
+                                .with_index(0)
+                                .with_records(Some(batch(&["e"]))),
+                        ]),
+                ]),
+        )
+        .unwrap();
     assert_eq!(latest_offset(&mut client, "strict"), 4);
 
     // DescribeConfigs shows the topic override and the broker default.
@@ -229,7 +170,7 @@ fn produce_honours_acks_min_insync_replicas_and_crcs() {
             .with_resource_name(StrBytes::from_static_str("strict"))
             .with_configuration_keys(None),
     ]);
-    let response: DescribeConfigsResponse = client.call(ApiKey::DescribeConfigs, 4, &request);
+    let response: DescribeConfigsResponse = client.call(4, &request).unwrap();
     let configs = &response.results[0].configs;
     let value = |key: &str| {
         configs
@@ -252,7 +193,7 @@ fn produce_honours_acks_min_insync_replicas_and_crcs() {
                     ListOffsetsPartition::default().with_timestamp(timestamp),
                 ]),
         ]);
-        let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &request);
+        let response: ListOffsetsResponse = client.call(7, &request).unwrap();
         let partition = &response.topics[0].partitions[0];
         assert_eq!(
             (partition.error_code, partition.offset),
@@ -277,7 +218,7 @@ fn produce_honours_acks_min_insync_replicas_and_crcs() {
                     ]),
             ]);
         let response: kafka_protocol::messages::OffsetForLeaderEpochResponse =
-            client.call(ApiKey::OffsetForLeaderEpoch, 4, &request);
+            client.call(4, &request).unwrap();
         let answer = &response.topics[0].partitions[0];
         assert_eq!(
             (answer.error_code, answer.leader_epoch, answer.end_offset),
@@ -291,15 +232,15 @@ fn produce_honours_acks_min_insync_replicas_and_crcs() {
     let request = kafka_protocol::messages::FindCoordinatorRequest::default()
         .with_coordinator_keys(vec![StrBytes::from_static_str("group")]);
     let response: kafka_protocol::messages::FindCoordinatorResponse =
-        client.call(ApiKey::FindCoordinator, 5, &request);
+        client.call(5, &request).unwrap();
     assert_eq!(response.coordinators[0].error_code, 35);
 
     // DeleteTopics removes it, files included.
     let request = DeleteTopicsRequest::default().with_topic_names(vec![name("strict")]);
-    let response: DeleteTopicsResponse = client.call(ApiKey::DeleteTopics, 4, &request);
+    let response: DeleteTopicsResponse = client.call(4, &request).unwrap();
     assert_eq!(response.responses[0].error_code, 0);
     assert!(!broker.log_dir().join("strict-0").exists());
-    let response: DeleteTopicsResponse = client.call(ApiKey::DeleteTopics, 4, &request);
+    let response: DeleteTopicsResponse = client.call(4, &request).unwrap();
     assert_eq!(
         response.responses[0].error_code, 3,
         "UNKNOWN_TOPIC_OR_PARTITION"
@@ -311,10 +252,10 @@ fn a_waiting_fetch_is_woken_by_a_produce() {
     let coordinator = start_coordinator();
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start(dir.path(), &coordinator, 1, "");
-    let mut producer = Client::connect(&broker);
+    let mut producer = connect(&broker);
     create_topic(&mut producer, "wake", &[]);
-    let mut fetcher = Client::connect(&broker);
-    // Far longer than the socket's 20 s read timeout: only a wake-up answers in time.
+    let mut fetcher = connect(&broker);
+    // Far longer than the socket's 30 s read timeout: only a wake-up answers in time.
     let fetch = FetchRequest::default()
         .with_max_wait_ms(120_000)
         .with_min_bytes(1)
@@ -327,12 +268,12 @@ fn a_waiting_fetch_is_woken_by_a_produce() {
                         .with_partition_max_bytes(1 << 20),
                 ]),
         ]);
-    fetcher.send(ApiKey::Fetch, 11, &fetch);
+    let waiting = fetcher.send(11, &fetch).unwrap();
     assert_eq!(
         produce(&mut producer, "wake", 1, batch(&["hello", "world"])),
         (0, 0)
     );
-    let response: FetchResponse = fetcher.receive(11);
+    let response: FetchResponse = fetcher.receive(waiting).unwrap();
     let partition = &response.responses[0].partitions[0];
     assert_eq!(partition.error_code, 0);
     assert_eq!(partition.high_watermark, 2);
@@ -364,7 +305,7 @@ fn a_waiting_fetch_is_woken_by_a_produce() {
                         .with_partition_max_bytes(1 << 20),
                 ]),
         ]);
-    let response: FetchResponse = fetcher.call(ApiKey::Fetch, 11, &past);
+    let response: FetchResponse = fetcher.call(11, &past).unwrap();
     assert_eq!(response.responses[0].partitions[0].error_code, 1);
 }
 

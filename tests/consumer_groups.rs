@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use broker_support::wire::WireClient;
+use broker_support::wire::{self, WireClient};
 use broker_support::{
     TestBroker, bootstrap_of, create_topic, produce_to, start_brokers, start_coordinator,
 };
@@ -32,12 +32,11 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
-    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
-    ListGroupsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
-    SyncGroupResponse, TopicName,
+    DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, MetadataRequest,
+    MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -207,12 +206,13 @@ fn three_consumers_share_six_partitions_and_rebalance_when_one_leaves_and_one_is
 /// The broker coordinating `group` (FindCoordinator v3 on any broker).
 fn find_coordinator(bootstrap: &str, group: &str) -> Result<i32, i16> {
     let address = bootstrap.split(',').next().unwrap();
-    let mut client = WireClient::connect(address);
-    let response: FindCoordinatorResponse = client.call(
-        ApiKey::FindCoordinator,
-        3,
-        &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
-    );
+    let mut client = wire::connect(address);
+    let response: FindCoordinatorResponse = client
+        .call(
+            3,
+            &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
+        )
+        .unwrap();
     if response.error_code == 0 {
         Ok(response.node_id.0)
     } else {
@@ -330,7 +330,7 @@ consumer.close()
         .find(|b| b.broker_id == coordinator_id)
         .unwrap();
     old.restart();
-    let mut client = WireClient::connect(&old.bootstrap());
+    let mut client = wire::connect(&old.bootstrap());
     let fetched = fetch_offsets(&mut client, "failover", "events");
     assert_eq!(
         fetched.groups[0].error_code,
@@ -340,19 +340,20 @@ consumer.close()
 
 /// OffsetFetch v8 of partition 0 of `topic` for `group_id`.
 fn fetch_offsets(client: &mut WireClient, group_id: &str, topic: &str) -> OffsetFetchResponse {
-    client.call(
-        ApiKey::OffsetFetch,
-        8,
-        &OffsetFetchRequest::default().with_groups(vec![
-            OffsetFetchRequestGroup::default()
-                .with_group_id(group(group_id))
-                .with_topics(Some(vec![
-                    OffsetFetchRequestTopics::default()
-                        .with_name(topic_name(topic))
-                        .with_partition_indexes(vec![0]),
-                ])),
-        ]),
-    )
+    client
+        .call(
+            8,
+            &OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(group(group_id))
+                    .with_topics(Some(vec![
+                        OffsetFetchRequestTopics::default()
+                            .with_name(topic_name(topic))
+                            .with_partition_indexes(vec![0]),
+                    ])),
+            ]),
+        )
+        .unwrap()
 }
 
 #[test]
@@ -383,7 +384,7 @@ fn a_commit_is_acknowledged_only_once_replicated_to_min_insync_replicas() {
                 .find(|b| b.broker_id == coordinator_id)
                 .unwrap()
                 .bootstrap();
-            let mut client = WireClient::connect(&address);
+            let mut client = wire::connect(&address);
             let code = commit(&mut client, "lonely", "", -1, "positions", 5);
             assert!(
                 code == 0 || retried.contains(&code),
@@ -452,15 +453,16 @@ fn find_coordinator_waits_for_enough_brokers_for_the_offsets_topic() {
     .unwrap();
     assert!((1..=3).contains(&coordinator_id));
     // The topic is internal, with the configured partitions on three replicas.
-    let mut client = WireClient::connect(&brokers[0].bootstrap());
-    let metadata: MetadataResponse = client.call(
-        ApiKey::Metadata,
-        9,
-        &MetadataRequest::default().with_topics(Some(vec![
-            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
-                .with_name(Some(topic_name("__consumer_offsets"))),
-        ])),
-    );
+    let mut client = wire::connect(&brokers[0].bootstrap());
+    let metadata: MetadataResponse = client
+        .call(
+            9,
+            &MetadataRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(topic_name("__consumer_offsets"))),
+            ])),
+        )
+        .unwrap();
     let topic = &metadata.topics[0];
     assert!(topic.is_internal);
     assert_eq!(topic.partitions.len(), 3);
@@ -527,32 +529,34 @@ fn join(
     member_id: &str,
     session_ms: i32,
 ) -> JoinGroupResponse {
-    client.call(
-        ApiKey::JoinGroup,
-        version,
-        &JoinGroupRequest::default()
-            .with_group_id(group("wire"))
-            .with_session_timeout_ms(session_ms)
-            .with_rebalance_timeout_ms(5000)
-            .with_member_id(StrBytes::from_string(member_id.to_string()))
-            .with_protocol_type(StrBytes::from_static_str("consumer"))
-            .with_protocols(vec![
-                JoinGroupRequestProtocol::default()
-                    .with_name(StrBytes::from_static_str("range"))
-                    .with_metadata(Bytes::from_static(b"subscription")),
-            ]),
-    )
+    client
+        .call(
+            version,
+            &JoinGroupRequest::default()
+                .with_group_id(group("wire"))
+                .with_session_timeout_ms(session_ms)
+                .with_rebalance_timeout_ms(5000)
+                .with_member_id(StrBytes::from_string(member_id.to_string()))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![
+                    JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_static_str("range"))
+                        .with_metadata(Bytes::from_static(b"subscription")),
+                ]),
+        )
+        .unwrap()
 }
 
 fn heartbeat(client: &mut WireClient, member_id: &str, generation: i32) -> i16 {
-    let response: HeartbeatResponse = client.call(
-        ApiKey::Heartbeat,
-        3,
-        &HeartbeatRequest::default()
-            .with_group_id(group("wire"))
-            .with_member_id(StrBytes::from_string(member_id.to_string()))
-            .with_generation_id(generation),
-    );
+    let response: HeartbeatResponse = client
+        .call(
+            3,
+            &HeartbeatRequest::default()
+                .with_group_id(group("wire"))
+                .with_member_id(StrBytes::from_string(member_id.to_string()))
+                .with_generation_id(generation),
+        )
+        .unwrap();
     response.error_code
 }
 
@@ -564,24 +568,25 @@ fn commit(
     topic: &str,
     offset: i64,
 ) -> i16 {
-    let response: OffsetCommitResponse = client.call(
-        ApiKey::OffsetCommit,
-        8,
-        &OffsetCommitRequest::default()
-            .with_group_id(group(group_id))
-            .with_member_id(StrBytes::from_string(member_id.to_string()))
-            .with_generation_id_or_member_epoch(generation)
-            .with_topics(vec![
-                OffsetCommitRequestTopic::default()
-                    .with_name(topic_name(topic))
-                    .with_partitions(vec![
-                        OffsetCommitRequestPartition::default()
-                            .with_partition_index(0)
-                            .with_committed_offset(offset)
-                            .with_committed_metadata(Some(StrBytes::from_static_str("meta"))),
-                    ]),
-            ]),
-    );
+    let response: OffsetCommitResponse = client
+        .call(
+            8,
+            &OffsetCommitRequest::default()
+                .with_group_id(group(group_id))
+                .with_member_id(StrBytes::from_string(member_id.to_string()))
+                .with_generation_id_or_member_epoch(generation)
+                .with_topics(vec![
+                    OffsetCommitRequestTopic::default()
+                        .with_name(topic_name(topic))
+                        .with_partitions(vec![
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(offset)
+                                .with_committed_metadata(Some(StrBytes::from_static_str("meta"))),
+                        ]),
+                ]),
+        )
+        .unwrap();
     response.topics[0].partitions[0].error_code
 }
 
@@ -597,7 +602,7 @@ fn group_apis_keep_kafkas_errors_on_the_wire() {
     );
     create_topic(&broker.bootstrap(), "wire-topic", 2, 1);
     assert_eq!(find_coordinator(&broker.bootstrap(), "wire"), Ok(1));
-    let mut client = WireClient::connect(&broker.bootstrap());
+    let mut client = wire::connect(&broker.bootstrap());
 
     // Session timeouts outside group.min/max.session.timeout.ms are refused.
     let too_short = join(&mut client, 5, "", 100);
@@ -623,19 +628,20 @@ fn group_apis_keep_kafkas_errors_on_the_wire() {
 
     // SyncGroup relays the leader's assignment; a wrong generation is ILLEGAL_GENERATION.
     let sync = |client: &mut WireClient, generation: i32| -> SyncGroupResponse {
-        client.call(
-            ApiKey::SyncGroup,
-            3,
-            &SyncGroupRequest::default()
-                .with_group_id(group("wire"))
-                .with_member_id(StrBytes::from_string(member_id.clone()))
-                .with_generation_id(generation)
-                .with_assignments(vec![
-                    SyncGroupRequestAssignment::default()
-                        .with_member_id(StrBytes::from_string(member_id.clone()))
-                        .with_assignment(Bytes::from_static(b"plan")),
-                ]),
-        )
+        client
+            .call(
+                3,
+                &SyncGroupRequest::default()
+                    .with_group_id(group("wire"))
+                    .with_member_id(StrBytes::from_string(member_id.clone()))
+                    .with_generation_id(generation)
+                    .with_assignments(vec![
+                        SyncGroupRequestAssignment::default()
+                            .with_member_id(StrBytes::from_string(member_id.clone()))
+                            .with_assignment(Bytes::from_static(b"plan")),
+                    ]),
+            )
+            .unwrap()
     };
     assert_eq!(
         sync(&mut client, 7).error_code,
@@ -680,42 +686,43 @@ fn group_apis_keep_kafkas_errors_on_the_wire() {
     );
 
     // OffsetFetch: v8 (groups), -1 where nothing is committed; v1 (old) for the standalone one.
-    let fetched: OffsetFetchResponse = client.call(
-        ApiKey::OffsetFetch,
-        8,
-        &OffsetFetchRequest::default().with_groups(vec![
-            OffsetFetchRequestGroup::default()
-                .with_group_id(group("wire"))
-                .with_topics(Some(vec![
-                    OffsetFetchRequestTopics::default()
-                        .with_name(topic_name("wire-topic"))
-                        .with_partition_indexes(vec![0, 1]),
-                ])),
-            OffsetFetchRequestGroup::default().with_group_id(group("never-seen")),
-        ]),
-    );
+    let fetched: OffsetFetchResponse = client
+        .call(
+            8,
+            &OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(group("wire"))
+                    .with_topics(Some(vec![
+                        OffsetFetchRequestTopics::default()
+                            .with_name(topic_name("wire-topic"))
+                            .with_partition_indexes(vec![0, 1]),
+                    ])),
+                OffsetFetchRequestGroup::default().with_group_id(group("never-seen")),
+            ]),
+        )
+        .unwrap();
     let partitions = &fetched.groups[0].topics[0].partitions;
     assert_eq!(partitions[0].committed_offset, 17);
     assert_eq!(partitions[0].metadata.as_deref(), Some("meta"));
     assert_eq!(partitions[1].committed_offset, -1);
     assert_eq!(fetched.groups[1].error_code, 0);
     assert!(fetched.groups[1].topics.is_empty());
-    let old: OffsetFetchResponse = client.call(
-        ApiKey::OffsetFetch,
-        1,
-        &OffsetFetchRequest::default()
-            .with_group_id(group("standalone"))
-            .with_topics(Some(vec![
-                OffsetFetchRequestTopic::default()
-                    .with_name(topic_name("wire-topic"))
-                    .with_partition_indexes(vec![0]),
-            ])),
-    );
+    let old: OffsetFetchResponse = client
+        .call(
+            1,
+            &OffsetFetchRequest::default()
+                .with_group_id(group("standalone"))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(topic_name("wire-topic"))
+                        .with_partition_indexes(vec![0]),
+                ])),
+        )
+        .unwrap();
     assert_eq!(old.topics[0].partitions[0].committed_offset, 5);
 
     // ListGroups and DescribeGroups, as kafka-consumer-groups uses them.
-    let listed: ListGroupsResponse =
-        client.call(ApiKey::ListGroups, 4, &ListGroupsRequest::default());
+    let listed: ListGroupsResponse = client.call(4, &ListGroupsRequest::default()).unwrap();
     let states: BTreeSet<(String, String)> = listed
         .groups
         .iter()
@@ -730,11 +737,12 @@ fn group_apis_keep_kafkas_errors_on_the_wire() {
         "{states:?}"
     );
     let describe = |client: &mut WireClient| -> DescribeGroupsResponse {
-        client.call(
-            ApiKey::DescribeGroups,
-            5,
-            &DescribeGroupsRequest::default().with_groups(vec![group("wire")]),
-        )
+        client
+            .call(
+                5,
+                &DescribeGroupsRequest::default().with_groups(vec![group("wire")]),
+            )
+            .unwrap()
     };
     let described = describe(&mut client);
     assert_eq!(described.groups[0].group_state.as_str(), "Stable");
@@ -746,15 +754,17 @@ fn group_apis_keep_kafkas_errors_on_the_wire() {
     );
 
     // LeaveGroup empties the group.
-    let left: LeaveGroupResponse = client.call(
-        ApiKey::LeaveGroup,
-        3,
-        &LeaveGroupRequest::default()
-            .with_group_id(group("wire"))
-            .with_members(vec![
-                MemberIdentity::default().with_member_id(StrBytes::from_string(member_id.clone())),
-            ]),
-    );
+    let left: LeaveGroupResponse = client
+        .call(
+            3,
+            &LeaveGroupRequest::default()
+                .with_group_id(group("wire"))
+                .with_members(vec![
+                    MemberIdentity::default()
+                        .with_member_id(StrBytes::from_string(member_id.clone())),
+                ]),
+        )
+        .unwrap();
     assert_eq!(left.error_code, 0);
     assert_eq!(left.members[0].error_code, 0);
     assert_eq!(

@@ -7,22 +7,17 @@
 
 mod broker_support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
 use broker_support::{
-    TestBroker, TestCoordinator, consume_all, produce_all, records_through, start_coordinator,
+    TestBroker, TestCoordinator, consume_all, produce_all, records_through, start_coordinator, wire,
 };
-use bytes::{BufMut, Bytes, BytesMut};
 use harness::wait::wait_for;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::{
-    ApiKey, ElectLeadersRequest, ElectLeadersResponse, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
@@ -403,8 +398,9 @@ fn kchaos_elect_preferred_moves_leadership_back_at_once() {
         .brokers
         .iter()
         .map(|broker| {
-            let response: ElectLeadersResponse =
-                call(&broker.bootstrap(), ApiKey::ElectLeaders, 2, &request);
+            let response: ElectLeadersResponse = wire::connect(&broker.bootstrap())
+                .call(2, &request)
+                .unwrap();
             response.error_code
         })
         .collect();
@@ -419,39 +415,6 @@ fn kchaos_elect_preferred_moves_leadership_back_at_once() {
         2,
         "{codes:?}"
     );
-}
-
-/// One request over a fresh connection (kafka-protocol encoding), its response decoded.
-fn call<Req, Resp>(address: &str, api_key: ApiKey, version: i16, request: &Req) -> Resp
-where
-    Req: Encodable + HeaderVersion,
-    Resp: Decodable + HeaderVersion,
-{
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("elections-test")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, Req::header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut frame = BytesMut::new();
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    stream.write_all(&frame).unwrap();
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).unwrap();
-    let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut response).unwrap();
-    let mut response = Bytes::from(response);
-    ResponseHeader::decode(&mut response, Resp::header_version(version)).unwrap();
-    Resp::decode(&mut response, version).unwrap()
 }
 
 /// The seed's preferred-election notes, with `auto.leader.rebalance.enable` (the default) and

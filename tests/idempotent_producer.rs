@@ -378,7 +378,7 @@ fn init_producer_id(
     version: i16,
     request: InitProducerIdRequest,
 ) -> (i16, i64, i16) {
-    let response: InitProducerIdResponse = call(stream, ApiKey::InitProducerId, version, &request);
+    let response: InitProducerIdResponse = call(stream, version, &request);
     (
         response.error_code,
         response.producer_id.0,
@@ -419,7 +419,7 @@ fn produce(
                         .with_records(Some(records)),
                 ]),
         ]);
-    let response: ProduceResponse = call(stream, ApiKey::Produce, version, &request);
+    let response: ProduceResponse = call(stream, version, &request);
     let partition = &response.responses[0].partition_responses[0];
     (
         partition.error_code,
@@ -441,7 +441,7 @@ fn log_end_offset(stream: &mut TcpStream, topic: &str) -> i64 {
                         .with_timestamp(-1),
                 ]),
         ]);
-    let response: ListOffsetsResponse = call(stream, ApiKey::ListOffsets, 5, &request);
+    let response: ListOffsetsResponse = call(stream, 5, &request);
     response.topics[0].partitions[0].offset
 }
 
@@ -460,12 +460,7 @@ fn the_broker_answers_an_idempotent_producer_as_kafka_does() {
     create_topic(&broker.bootstrap(), "raw", 1, 1, &[]);
     let mut stream = connect(&broker.bootstrap());
 
-    let versions: ApiVersionsResponse = call(
-        &mut stream,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    );
+    let versions: ApiVersionsResponse = call(&mut stream, 3, &ApiVersionsRequest::default());
     let advertised = versions
         .api_keys
         .iter()
@@ -877,7 +872,7 @@ fn a_deposed_leader_forgets_the_idempotent_batches_it_truncated() {
                         .with_records(Some(unreplicated.clone())),
                 ]),
         ]);
-    let answer: ProduceResponse = call(&mut stream, ApiKey::Produce, 9, &request);
+    let answer: ProduceResponse = call(&mut stream, 9, &request);
     let answer = &answer.responses[0].partition_responses[0];
     assert_eq!((answer.error_code, answer.base_offset), (NONE, 2));
     cluster.broker(leader).kill();

@@ -17,18 +17,17 @@
 //! - [`recorder`]: the history writer plus the live counters, shared by clients and nemesis.
 //! - [`run`]: one run, phase by phase (setup, faults, heal, final read, check, teardown), with
 //!   its store directory, progress line, leadership samples and summary.
-//! - [`kafka_connection`]: one raw Kafka-protocol connection, for what rdkafka does not expose.
 //! - [`wait`]: waiting for a condition with a deadline instead of sleeping.
 //! - [`lock`]: the one poison-tolerant mutex lock.
 //!
 //! Dependencies point one way: `run` -> `nemesis`, `clients`, `cluster`, `workload`,
 //! `recorder`; `nemesis` -> `cluster`, `workload`, `recorder`; `clients` -> `recorder`; `cluster`
-//! and `workload` -> nothing of the harness but `wait`, `lock` and `kafka_connection`.
+//! and `workload` -> nothing of the harness but `wait` and `lock`
+//! (they speak Kafka through the workspace's one wire client, the `kafka-wire` crate).
 
 pub mod cleanup;
 pub mod clients;
 pub mod cluster;
-pub mod kafka_connection;
 pub mod lock;
 pub mod nemesis;
 pub mod recorder;

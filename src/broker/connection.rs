@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_wire::frame::{self, FrameBounds, FrameError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -106,22 +107,14 @@ impl FrameReader {
         }
     }
 
-    /// The size the buffered frame announces, once its 4-byte prefix is here.
+    /// The size the buffered frame announces, once its 4-byte prefix is here (`kafka_wire`'s
+    /// check, against `socket.request.max.bytes`).
     fn announced_size(&self) -> Result<Option<usize>, ConnectionError> {
-        let Some(prefix) = self.buffer.first_chunk::<4>() else {
-            return Ok(None);
-        };
-        let size = i64::from(i32::from_be_bytes(*prefix));
-        if size < 8 {
-            return Err(ConnectionError::FrameTooShort(size));
-        }
-        if size as u64 > self.limits.max_frame_bytes as u64 {
-            return Err(ConnectionError::FrameTooLarge {
-                size,
-                max: self.limits.max_frame_bytes,
-            });
-        }
-        Ok(Some(size as usize))
+        let bounds = FrameBounds::request(self.limits.max_frame_bytes);
+        frame::announced_size(&self.buffer, bounds).map_err(|error| match error {
+            FrameError::TooShort { size, .. } => ConnectionError::FrameTooShort(size),
+            FrameError::TooLarge { size, max } => ConnectionError::FrameTooLarge { size, max },
+        })
     }
 
     /// Waits until the pool grants a large frame's size.

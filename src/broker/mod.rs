@@ -8,19 +8,19 @@
 //! - [`connection_limits`]: what connections share: how many, idle time, request memory.
 //! - [`handlers`]: one file per Kafka API, all of the same shape.
 //! - [`log`]: batches, segments, offset index, leader-epoch cache, partition log.
+//! - [`directory`]: durable directory entries (fsync of directories), for logs and snapshots.
 //! - [`partition`]: one replica's state: leader epoch, ISR, log end, high watermark, waiters.
 //! - [`producer_state`]: the idempotent producer: producer ids, per-partition producer state,
-//!   snapshots.
+//!   snapshots; [`producer_expiration`]: the periodic task forgetting idle producers.
 //! - [`replica_manager`]: the replicas hosted here; role changes are applied there.
 //! - [`replica_fetcher`]: follower-pull replication, one fetcher per leader broker, with
-//!   KIP-101 truncation.
+//!   KIP-101 truncation (its connections to leaders are `kafka_wire` clients).
 //! - [`isr`]: leaders shrink and expand their ISR (compare-and-set in the coordinator).
 //! - [`controller`]: controller election and leader election for partitions that lost theirs.
 //! - [`election`]: preferred/unclean election and auto-rebalance decisions (pure).
 //! - [`elector`]: carries them out on the controller (ElectLeaders, auto rebalance).
 //! - [`group`]: consumer groups (the group coordinator, on `__consumer_offsets` leaders).
 //! - [`metadata_sync`]: coordinator watches -> metadata cache and role changes.
-//! - [`peer`]: a connection to another broker.
 //! - [`metadata_cache`]: brokers and topics, for Metadata.
 //! - [`topic_admin`]: creating and deleting topics.
 //! - [`topic_config`]: topic config keys, their valid values, alter operations.
@@ -32,6 +32,7 @@ pub mod connection;
 pub mod connection_limits;
 pub mod context;
 pub mod controller;
+pub mod directory;
 pub mod election;
 pub mod elector;
 pub mod group;
@@ -41,7 +42,7 @@ pub mod log;
 pub mod metadata_cache;
 pub mod metadata_sync;
 pub mod partition;
-pub mod peer;
+pub mod producer_expiration;
 pub mod producer_state;
 pub mod replica_fetcher;
 pub mod replica_manager;

@@ -300,7 +300,7 @@ async fn describe_one(
     kind: EntityType,
     name: &str,
 ) -> Result<Vec<DescribeConfigsResourceResult>, AdminError> {
-    let version = connection.version(ApiKey::DescribeConfigs, DESCRIBE_CONFIGS_VERSION_MAX)?;
+    let version = connection.version::<DescribeConfigsRequest>(DESCRIBE_CONFIGS_VERSION_MAX)?;
     let mut request = DescribeConfigsRequest::default().with_resources(vec![
         DescribeConfigsResource::default()
             .with_resource_type(kind.resource_type())
@@ -310,9 +310,7 @@ async fn describe_one(
     if version >= 1 {
         request = request.with_include_synonyms(true);
     }
-    let response: DescribeConfigsResponse = connection
-        .call(ApiKey::DescribeConfigs, version, &request)
-        .await?;
+    let response: DescribeConfigsResponse = connection.call(version, &request).await?;
     let result = response
         .results
         .into_iter()
@@ -412,11 +410,7 @@ async fn incremental_alter(
             .with_configs(configs),
     ]);
     let (_, response): (i16, IncrementalAlterConfigsResponse) = connection
-        .request(
-            ApiKey::IncrementalAlterConfigs,
-            INCREMENTAL_ALTER_CONFIGS_VERSION_MAX,
-            &request,
-        )
+        .request(INCREMENTAL_ALTER_CONFIGS_VERSION_MAX, &request)
         .await?;
     Ok(response
         .responses
@@ -448,7 +442,7 @@ async fn replace_all(
             .with_configs(configs),
     ]);
     let (_, response): (i16, AlterConfigsResponse) = connection
-        .request(ApiKey::AlterConfigs, ALTER_CONFIGS_VERSION_MAX, &request)
+        .request(ALTER_CONFIGS_VERSION_MAX, &request)
         .await?;
     Ok(response
         .responses

@@ -146,7 +146,7 @@ async fn elect(client: &mut AdminClient, args: &ElectArgs) -> Result<ExitCode, A
         .with_timeout_ms(super::admin::REQUEST_TIMEOUT.as_millis() as i32);
     let version = client
         .broker()
-        .version(ApiKey::ElectLeaders, ELECT_LEADERS_VERSION_MAX)?;
+        .version::<ElectLeadersRequest>(ELECT_LEADERS_VERSION_MAX)?;
     if version >= 1 {
         request = request.with_election_type(args.election_type.code());
     } else if args.election_type == ElectionType::Unclean {
@@ -156,12 +156,9 @@ async fn elect(client: &mut AdminClient, args: &ElectArgs) -> Result<ExitCode, A
         });
     }
     let (_, response): (i16, ElectLeadersResponse) = client
-        .to_controller(
-            ApiKey::ElectLeaders,
-            version,
-            &request,
-            |response: &ElectLeadersResponse| response.error_code == NOT_CONTROLLER,
-        )
+        .to_controller(version, &request, |response: &ElectLeadersResponse| {
+            response.error_code == NOT_CONTROLLER
+        })
         .await?;
     if let Some(error) = KafkaError::from_code(response.error_code, None) {
         return Err(error.into());

@@ -142,7 +142,6 @@ async fn create(client: &mut AdminClient, args: &TopicsArgs) -> Result<ExitCode,
         .with_timeout_ms(super::admin::REQUEST_TIMEOUT.as_millis() as i32);
     let (_, response): (i16, CreateTopicsResponse) = client
         .to_controller(
-            ApiKey::CreateTopics,
             CREATE_TOPICS_VERSION_MAX,
             &request,
             |response: &CreateTopicsResponse| {
@@ -185,7 +184,7 @@ async fn delete(client: &mut AdminClient, args: &TopicsArgs) -> Result<ExitCode,
         .collect();
     let version = client
         .broker()
-        .version(ApiKey::DeleteTopics, DELETE_TOPICS_VERSION_MAX)?;
+        .version::<DeleteTopicsRequest>(DELETE_TOPICS_VERSION_MAX)?;
     let request = if version >= 6 {
         DeleteTopicsRequest::default().with_topics(
             topic_names
@@ -198,17 +197,12 @@ async fn delete(client: &mut AdminClient, args: &TopicsArgs) -> Result<ExitCode,
     }
     .with_timeout_ms(super::admin::REQUEST_TIMEOUT.as_millis() as i32);
     let (_, response): (i16, DeleteTopicsResponse) = client
-        .to_controller(
-            ApiKey::DeleteTopics,
-            version,
-            &request,
-            |response: &DeleteTopicsResponse| {
-                response
-                    .responses
-                    .iter()
-                    .any(|t| t.error_code == NOT_CONTROLLER)
-            },
-        )
+        .to_controller(version, &request, |response: &DeleteTopicsResponse| {
+            response
+                .responses
+                .iter()
+                .any(|t| t.error_code == NOT_CONTROLLER)
+        })
         .await?;
     for result in &response.responses {
         if let Some(error) = KafkaError::from_code(result.error_code, result.error_message.as_ref())
@@ -326,11 +320,7 @@ async fn topic_overrides(
     );
     let (_, response): (i16, DescribeConfigsResponse) = client
         .broker()
-        .request(
-            ApiKey::DescribeConfigs,
-            DESCRIBE_CONFIGS_VERSION_MAX,
-            &request,
-        )
+        .request(DESCRIBE_CONFIGS_VERSION_MAX, &request)
         .await?;
     Ok(response
         .results

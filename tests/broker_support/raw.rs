@@ -1,14 +1,14 @@
 //! Raw Kafka protocol over a plain `TcpStream`, for tests that send what no client library
-//! would: encode a request frame, send bytes, read one response, see whether the broker closed
-//! the connection, read a process's memory use.
+//! would: encode a request frame (`kafka_wire`'s codec), send bytes, read one response, see
+//! whether the broker closed the connection, read a process's memory use.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::Request;
+use kafka_wire::FrameBounds;
+use kafka_wire::message::{decode_response, encode_request};
 
 /// A connection with a read timeout (a test never hangs on a silent broker).
 pub fn connect(bootstrap: &str) -> TcpStream {
@@ -20,56 +20,27 @@ pub fn connect(bootstrap: &str) -> TcpStream {
 }
 
 /// A request frame, size prefix included.
-pub fn frame<Req: Encodable + HeaderVersion>(
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    request: &Req,
-) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("raw-test")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, Req::header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut frame = BytesMut::new();
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    frame.to_vec()
+pub fn frame<Req: Request>(version: i16, correlation_id: i32, request: &Req) -> Vec<u8> {
+    encode_request(version, correlation_id, Some("raw-test"), request)
+        .unwrap()
+        .to_vec()
 }
 
-/// Reads one response frame and decodes it.
-pub fn read_response<Resp: Decodable + HeaderVersion>(
+/// Reads the answer to a `Req` sent at `version` with `correlation_id` (the whole frame must
+/// decode).
+pub fn read_response<Req: Request>(
     stream: &mut TcpStream,
     version: i16,
     correlation_id: i32,
-) -> Resp {
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).unwrap();
-    let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut response).unwrap();
-    let mut response = bytes::Bytes::from(response);
-    let header = ResponseHeader::decode(&mut response, Resp::header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, correlation_id);
-    let decoded = Resp::decode(&mut response, version).unwrap();
-    assert!(!response.has_remaining(), "trailing bytes in the response");
-    decoded
+) -> Req::Response {
+    let frame = kafka_wire::blocking::read_frame(stream, FrameBounds::response(1 << 30)).unwrap();
+    decode_response::<Req>(version, correlation_id, frame, true).unwrap()
 }
 
 /// Sends one request and decodes its response.
-pub fn call<Req, Resp>(stream: &mut TcpStream, api_key: ApiKey, version: i16, request: &Req) -> Resp
-where
-    Req: Encodable + HeaderVersion,
-    Resp: Decodable + HeaderVersion,
-{
-    stream
-        .write_all(&frame(api_key, version, 42, request))
-        .unwrap();
-    read_response(stream, version, 42)
+pub fn call<Req: Request>(stream: &mut TcpStream, version: i16, request: &Req) -> Req::Response {
+    stream.write_all(&frame(version, 42, request)).unwrap();
+    read_response::<Req>(stream, version, 42)
 }
 
 /// True if the peer closed the connection (a read returns 0 or a reset) within the read

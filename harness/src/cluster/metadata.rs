@@ -1,19 +1,20 @@
 //! Live cluster metadata — brokers, controller, and each partition's leader, replicas and ISR —
-//! read with a raw Kafka `Metadata` request (the `kafka-protocol` crate), because rdkafka does
+//! read with a Kafka `Metadata` request (a `kafka_wire` client), because rdkafka does
 //! not expose the controller id. Any Kafka-protocol broker answers it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, MetadataResponse, TopicName, metadata_request::MetadataRequestTopic,
+    MetadataRequest, MetadataResponse, TopicName, metadata_request::MetadataRequestTopic,
 };
 use kafka_protocol::protocol::StrBytes;
-
-use crate::kafka_connection::{Connection, ConnectionError};
+use kafka_wire::{Client, Options, WireError};
 
 /// The newest Metadata version we speak.
 const METADATA_VERSION_MAX: i16 = 12;
+/// How the harness names itself to brokers (the request header's `client_id`).
+pub(crate) const KAFKA_CLIENT_ID: &str = "kchaos";
 /// How long connecting and each request/answer of [`fetch_from`] may take.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -21,7 +22,7 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
     #[error(transparent)]
-    Connection(#[from] ConnectionError),
+    Connection(#[from] WireError),
     #[error("{address} did not answer within {timeout_ms} ms")]
     Timeout { address: String, timeout_ms: u128 },
     #[error("no bootstrap server answered: {0}")]
@@ -71,6 +72,30 @@ impl ClusterMetadata {
                 .iter()
                 .all(|p| p.isr.len() >= p.replicas.len())
     }
+
+    /// One line for a person: live brokers, controller, and each partition's leader, ISR and
+    /// replicas (what a wait that timed out last saw).
+    pub fn describe(&self) -> String {
+        let partitions: Vec<String> = self
+            .partitions
+            .iter()
+            .map(|p| {
+                let leader = p.leader.map_or("none".to_string(), |id| id.to_string());
+                format!(
+                    "{}: leader {leader}, isr {:?} of replicas {:?}",
+                    p.partition, p.isr, p.replicas
+                )
+            })
+            .collect();
+        let controller = self
+            .controller_id
+            .map_or("none".to_string(), |id| id.to_string());
+        format!(
+            "brokers {:?}, controller {controller}, partitions [{}]",
+            self.brokers,
+            partitions.join("; ")
+        )
+    }
 }
 
 /// Asks each of `addresses` in turn for the metadata of `topic` (or only brokers and controller
@@ -102,7 +127,8 @@ pub async fn fetch_from(
     address: &str,
     topic: Option<&str>,
 ) -> Result<ClusterMetadata, MetadataError> {
-    let mut connection = Connection::open(address, CONNECTION_TIMEOUT).await?;
+    let options = Options::new(KAFKA_CLIENT_ID, CONNECTION_TIMEOUT);
+    let mut connection = Client::connect_negotiated(address, &options).await?;
     let topics = topic.map(|name| {
         vec![
             MetadataRequestTopic::default()
@@ -112,9 +138,7 @@ pub async fn fetch_from(
     let request = MetadataRequest::default()
         .with_topics(topics)
         .with_allow_auto_topic_creation(false);
-    let (_version, response): (i16, MetadataResponse) = connection
-        .request(ApiKey::Metadata, METADATA_VERSION_MAX, &request)
-        .await?;
+    let (_version, response) = connection.request(METADATA_VERSION_MAX, &request).await?;
     Ok(convert(&response))
 }
 

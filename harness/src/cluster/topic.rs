@@ -1,17 +1,17 @@
-//! Creating the workload's topic with a raw Kafka `CreateTopics` request (the `kafka-protocol`
-//! crate): sent to the controller when the metadata names one, else to each broker in turn
-//! (Kafka answers NOT_CONTROLLER from the others), retried until the cluster accepts it or a
-//! deadline passes. An existing topic is fine.
+//! Creating the workload's topic with a Kafka `CreateTopics` request (a `kafka_wire` client):
+//! sent to the controller when the metadata names one, else to each broker in turn (Kafka
+//! answers NOT_CONTROLLER from the others), retried until the cluster accepts it or a deadline
+//! passes. An existing topic is fine.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse, TopicName};
+use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kafka_wire::{Client, Options};
 
 use crate::cluster::metadata;
-use crate::kafka_connection::Connection;
 
 /// The newest CreateTopics version we speak.
 const CREATE_TOPICS_VERSION_MAX: i16 = 7;
@@ -77,7 +77,8 @@ pub async fn create_topic(
 }
 
 async fn create_at(address: &str, topic: &NewTopic<'_>) -> Result<(), String> {
-    let mut connection = Connection::open(address, ATTEMPT_TIMEOUT)
+    let options = Options::new(metadata::KAFKA_CLIENT_ID, ATTEMPT_TIMEOUT);
+    let mut connection = Client::connect_negotiated(address, &options)
         .await
         .map_err(|e| e.to_string())?;
     let configs = topic
@@ -98,8 +99,8 @@ async fn create_at(address: &str, topic: &NewTopic<'_>) -> Result<(), String> {
                 .with_configs(configs),
         ])
         .with_timeout_ms(ATTEMPT_TIMEOUT.as_millis() as i32);
-    let (_version, response): (i16, CreateTopicsResponse) = connection
-        .request(ApiKey::CreateTopics, CREATE_TOPICS_VERSION_MAX, &request)
+    let (_version, response) = connection
+        .request(CREATE_TOPICS_VERSION_MAX, &request)
         .await
         .map_err(|e| e.to_string())?;
     let result = response

@@ -4,19 +4,19 @@
 //! so that mutated copies reach the handlers' deeper paths. Produce seeds carry record batches
 //! in every compression codec.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{self as m, ApiKey, RequestHeader, TopicName};
-use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+use bytes::Bytes;
+use kafka_protocol::messages::{self as m, ApiKey, TopicName};
+use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::records::Compression;
+use kafka_wire::message::encode_request_body;
 
+use super::kafka_group_seeds;
 use crate::broker::handlers::SUPPORTED;
 use crate::broker::log::batch;
 
 /// The topic every seed names; the fuzz target creates it with [`SEED_PARTITIONS`] partitions.
 pub const SEED_TOPIC: &str = "fuzz";
 pub const SEED_PARTITIONS: i32 = 2;
-/// The consumer group the group API seeds name.
-const SEED_GROUP: &str = "fuzz-group";
 /// The topic CreateTopics seeds create (and DeleteTopics seeds delete).
 const CREATED_TOPIC: &str = "fuzz-created";
 
@@ -45,9 +45,6 @@ pub fn all() -> anyhow::Result<Vec<KafkaSeed>> {
 /// The seeds of one API version.
 pub fn for_version(api_key: ApiKey, version: i16) -> anyhow::Result<Vec<KafkaSeed>> {
     let topic = || TopicName(StrBytes::from_static_str(SEED_TOPIC));
-    let group = || StrBytes::from_static_str(SEED_GROUP);
-    let group_id = || m::GroupId(group());
-    let member = || StrBytes::from_static_str("fuzz-member");
     let mut seeds = Vec::new();
     match api_key {
         ApiKey::ApiVersions => {
@@ -250,123 +247,6 @@ pub fn for_version(api_key: ApiKey, version: i16) -> anyhow::Result<Vec<KafkaSee
                 seeds.push(seed(api_key, version, &request)?);
             }
         }
-        ApiKey::FindCoordinator => {
-            let mut request = m::FindCoordinatorRequest::default();
-            request = if version >= 4 {
-                request.with_coordinator_keys(vec![group()])
-            } else {
-                request.with_key(group())
-            };
-            seeds.push(seed(api_key, version, &request)?);
-        }
-        ApiKey::JoinGroup => {
-            let mut request = m::JoinGroupRequest::default()
-                .with_group_id(group_id())
-                .with_session_timeout_ms(10_000)
-                .with_protocol_type(StrBytes::from_static_str("consumer"))
-                .with_protocols(vec![
-                    m::join_group_request::JoinGroupRequestProtocol::default()
-                        .with_name(StrBytes::from_static_str("range"))
-                        .with_metadata(Bytes::from_static(b"\0\0\0\0\0\x01\0\x04fuzz\0\0\0\0")),
-                ]);
-            if version >= 1 {
-                request = request.with_rebalance_timeout_ms(10_000);
-            }
-            seeds.push(seed(api_key, version, &request)?);
-        }
-        ApiKey::SyncGroup => {
-            let mut request = m::SyncGroupRequest::default()
-                .with_group_id(group_id())
-                .with_generation_id(1)
-                .with_member_id(member())
-                .with_assignments(vec![
-                    m::sync_group_request::SyncGroupRequestAssignment::default()
-                        .with_member_id(member())
-                        .with_assignment(Bytes::from_static(
-                            b"\0\0\0\0\0\x01\0\x04fuzz\0\0\0\x01\0\0\0\0",
-                        )),
-                ]);
-            if version >= 5 {
-                request = request
-                    .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
-                    .with_protocol_name(Some(StrBytes::from_static_str("range")));
-            }
-            seeds.push(seed(api_key, version, &request)?);
-        }
-        ApiKey::Heartbeat => {
-            let request = m::HeartbeatRequest::default()
-                .with_group_id(group_id())
-                .with_generation_id(1)
-                .with_member_id(member());
-            seeds.push(seed(api_key, version, &request)?);
-        }
-        ApiKey::LeaveGroup => {
-            let request = if version >= 3 {
-                m::LeaveGroupRequest::default()
-                    .with_group_id(group_id())
-                    .with_members(vec![
-                        m::leave_group_request::MemberIdentity::default().with_member_id(member()),
-                    ])
-            } else {
-                m::LeaveGroupRequest::default()
-                    .with_group_id(group_id())
-                    .with_member_id(member())
-            };
-            seeds.push(seed(api_key, version, &request)?);
-        }
-        ApiKey::OffsetCommit => {
-            // A standalone commit (no generation), then one of a member.
-            for (generation, member_id) in [(-1, StrBytes::default()), (1, member())] {
-                let request = m::OffsetCommitRequest::default()
-                    .with_group_id(group_id())
-                    .with_generation_id_or_member_epoch(generation)
-                    .with_member_id(member_id)
-                    .with_topics(vec![
-                        m::offset_commit_request::OffsetCommitRequestTopic::default()
-                            .with_name(topic())
-                            .with_partitions(
-                                (0..SEED_PARTITIONS)
-                                    .map(|partition| {
-                                        m::offset_commit_request::OffsetCommitRequestPartition::default()
-                                            .with_partition_index(partition)
-                                            .with_committed_offset(1)
-                                            .with_committed_metadata(Some(StrBytes::default()))
-                                    })
-                                    .collect(),
-                            ),
-                    ]);
-                seeds.push(seed(api_key, version, &request)?);
-            }
-        }
-        ApiKey::OffsetFetch => {
-            let request = if version >= 8 {
-                m::OffsetFetchRequest::default().with_groups(vec![
-                    m::offset_fetch_request::OffsetFetchRequestGroup::default()
-                        .with_group_id(group_id())
-                        .with_topics(Some(vec![
-                            m::offset_fetch_request::OffsetFetchRequestTopics::default()
-                                .with_name(topic())
-                                .with_partition_indexes((0..SEED_PARTITIONS).collect()),
-                        ])),
-                ])
-            } else {
-                m::OffsetFetchRequest::default()
-                    .with_group_id(group_id())
-                    .with_topics(Some(vec![
-                        m::offset_fetch_request::OffsetFetchRequestTopic::default()
-                            .with_name(topic())
-                            .with_partition_indexes((0..SEED_PARTITIONS).collect()),
-                    ]))
-            };
-            seeds.push(seed(api_key, version, &request)?);
-        }
-        ApiKey::ListGroups => {
-            seeds.push(seed(api_key, version, &m::ListGroupsRequest::default())?);
-        }
-        ApiKey::DescribeGroups => {
-            let request = m::DescribeGroupsRequest::default().with_groups(vec![group_id()]);
-            seeds.push(seed(api_key, version, &request)?);
-        }
         ApiKey::InitProducerId => {
             let mut idempotent = m::InitProducerIdRequest::default()
                 .with_transactional_id(None)
@@ -385,7 +265,10 @@ pub fn for_version(api_key: ApiKey, version: i16) -> anyhow::Result<Vec<KafkaSee
             seeds.push(seed(api_key, version, &idempotent)?);
             seeds.push(seed(api_key, version, &transactional)?);
         }
-        other => anyhow::bail!("no fuzz seed for {other:?}"),
+        other => match kafka_group_seeds::for_version(other, version) {
+            Some(group_seeds) => seeds.extend(group_seeds?),
+            None => anyhow::bail!("no fuzz seed for {other:?}"),
+        },
     }
     Ok(seeds)
 }
@@ -424,31 +307,21 @@ pub fn record_batch(compression: Compression, count: usize) -> anyhow::Result<By
     batch::encode_example(&values, compression)
 }
 
-/// A request frame: header (with the version's header layout) and body.
-pub fn encode_request<R: Encodable + HeaderVersion>(
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    request: &R,
-) -> anyhow::Result<Vec<u8>> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("kchaos-fuzz")));
-    let mut frame = BytesMut::new();
-    header.encode(&mut frame, R::header_version(version))?;
-    request.encode(&mut frame, version)?;
-    Ok(frame.to_vec())
-}
-
-fn seed<R: Encodable + HeaderVersion>(
+/// The seed of `request`, encoded by `kafka_wire` as the broker's dispatcher receives it
+/// (header and body, no size prefix: the fuzzer frames its mutants itself).
+pub(super) fn seed<R: Request>(
     api_key: ApiKey,
     version: i16,
     request: &R,
 ) -> anyhow::Result<KafkaSeed> {
-    let frame = encode_request(api_key, version, 1, request)
-        .map_err(|error| anyhow::anyhow!("{api_key:?} v{version}: {error}"))?;
+    debug_assert_eq!(
+        api_key as i16,
+        R::KEY,
+        "a seed encoded as another API's request"
+    );
+    let frame = encode_request_body(version, 1, Some("kchaos-fuzz"), request)
+        .map_err(|error| anyhow::anyhow!("{api_key:?} v{version}: {error}"))?
+        .to_vec();
     Ok(KafkaSeed {
         api_key,
         version,

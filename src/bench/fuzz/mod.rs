@@ -10,7 +10,8 @@
 //! files in `tests/fuzz-regressions/`, replayed by `tests/broker_fuzz.rs`.
 //!
 //! # Layout
-//! - [`kafka_seeds`], [`jute_seeds`]: the valid requests and frames mutated.
+//! - [`kafka_seeds`], [`jute_seeds`]: the valid requests and frames mutated
+//!   ([`kafka_group_seeds`]: those of the consumer-group APIs).
 //! - [`mutate`]: the mutations and the per-input generator.
 //! - [`kafka_target`]: the in-process coordinator and broker, and one dispatch.
 //! - [`jute_target`]: the in-process coordinator actor fed jute frames.
@@ -19,6 +20,7 @@
 pub mod crash;
 pub mod jute_seeds;
 pub mod jute_target;
+pub mod kafka_group_seeds;
 pub mod kafka_seeds;
 pub mod kafka_target;
 pub mod mutate;

@@ -25,15 +25,11 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<i32, Arc<Shard>>> {
-        self.shards
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::read(&self.shards)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<i32, Arc<Shard>>> {
-        self.shards
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::write(&self.shards)
     }
 
     /// A `__consumer_offsets` partition's role changed on this broker: becoming its leader

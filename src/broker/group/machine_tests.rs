@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::broker::group::messages::JoinRequest;
 
 const SESSION_MS: i32 = 1000;
 const REBALANCE_MS: i32 = 5000;

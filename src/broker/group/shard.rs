@@ -31,7 +31,6 @@ use super::loader::Replay;
 use super::machine::{Group, GroupWrite};
 use super::records::{self, OffsetValue, RecordKey};
 use crate::broker::context::Broker;
-use crate::broker::handlers::produce::error_for;
 use crate::broker::log::partition_log::{AppendError, AppendInfo};
 use crate::broker::log::records::DecompressionBudget;
 use crate::broker::partition::{Partition, PartitionError};
@@ -111,9 +110,7 @@ impl Shard {
     }
 
     fn lock(&self) -> MutexGuard<'_, ShardState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::lock(&self.state)
     }
 
     /// The groups, if the shard is active: COORDINATOR_LOAD_IN_PROGRESS while loading,
@@ -563,7 +560,7 @@ fn read_partition(replica: &Partition) -> Result<(Replay, i64), String> {
 
 /// Kafka's mapping of a failed offset-commit append (`GroupMetadataManager.storeOffsets`).
 fn commit_error(error: &PartitionError) -> ResponseError {
-    match error_for(error) {
+    match error.kafka_error() {
         ResponseError::UnknownTopicOrPartition
         | ResponseError::NotEnoughReplicas
         | ResponseError::NotEnoughReplicasAfterAppend => ResponseError::CoordinatorNotAvailable,
@@ -580,7 +577,7 @@ fn commit_error(error: &PartitionError) -> ResponseError {
 
 /// Kafka's mapping of a failed group-metadata append (`GroupMetadataManager.storeGroup`).
 fn group_write_error(error: &PartitionError) -> ResponseError {
-    match error_for(error) {
+    match error.kafka_error() {
         ResponseError::UnknownTopicOrPartition
         | ResponseError::NotEnoughReplicas
         | ResponseError::NotEnoughReplicasAfterAppend

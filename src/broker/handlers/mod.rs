@@ -34,8 +34,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use super::context::Broker;
@@ -270,18 +270,15 @@ where
     })
 }
 
-/// A response frame: size, header, body.
+/// A response frame: size, header, body (`kafka_wire`'s response codec).
 pub fn encode<R: Encodable + HeaderVersion>(
     correlation_id: i32,
     version: i16,
     response: &R,
 ) -> anyhow::Result<BytesMut> {
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let header_version = R::header_version(version);
-    let size = header.compute_size(header_version)? + response.compute_size(version)?;
-    let mut frame = BytesMut::with_capacity(4 + size);
-    frame.put_i32(i32::try_from(size).context("response larger than 2 GiB")?);
-    header.encode(&mut frame, header_version)?;
-    response.encode(&mut frame, version)?;
-    Ok(frame)
+    Ok(kafka_wire::message::encode_response(
+        version,
+        correlation_id,
+        response,
+    )?)
 }

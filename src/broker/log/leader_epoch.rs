@@ -97,7 +97,7 @@ impl LeaderEpochCache {
         file.sync_data()?;
         std::fs::rename(&temporary, &self.path)?;
         match self.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => super::directory::sync_dir(dir),
+            Some(dir) if !dir.as_os_str().is_empty() => crate::broker::directory::sync_dir(dir),
             _ => Ok(()),
         }
     }

@@ -2,7 +2,6 @@
 //! cache, and recovery.
 
 pub mod batch;
-pub mod directory;
 pub mod high_watermark_checkpoint;
 pub mod index;
 pub mod leader_epoch;

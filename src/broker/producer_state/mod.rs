@@ -10,7 +10,8 @@
 //! state of a partition ([`manager`], owned by its
 //! [`PartitionLog`](crate::broker::log::partition_log::PartitionLog)) survives restarts through
 //! snapshot files ([`snapshot`]) plus a replay of the log after the latest one, follows
-//! truncations, and forgets producers idle for `producer.id.expiration.ms` ([`expiration`]).
+//! truncations, and forgets producers idle for `producer.id.expiration.ms` (the broker's periodic
+//! [`producer_expiration`](crate::broker::producer_expiration) task asks it to).
 //!
 //! # Layout
 //! - [`entry`]: one producer's state, sequence arithmetic (wrapping at `i32::MAX`).
@@ -18,11 +19,9 @@
 //! - [`manager`]: one partition's producers, snapshots, load, truncation, expiration.
 //! - [`snapshot`]: the `<offset>.snapshot` file format, durable writes, bounded reads.
 //! - [`producer_ids`]: producer id blocks in `/latest_producer_id_block`.
-//! - [`expiration`]: the periodic expiration of idle producers.
 
 pub mod append;
 pub mod entry;
-pub mod expiration;
 pub mod manager;
 pub mod producer_ids;
 pub mod snapshot;

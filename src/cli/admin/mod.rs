@@ -16,7 +16,7 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::{Request, StrBytes};
 
 use connection::Connection;
 
@@ -232,7 +232,7 @@ impl AdminClient {
         for address in bootstrap {
             let opened = tokio::time::timeout(
                 BOOTSTRAP_TIMEOUT.min(timeout),
-                Connection::open(address, timeout),
+                connection::open(address, timeout),
             )
             .await
             .map(|opened| opened.map_err(AdminError::from))
@@ -268,7 +268,7 @@ impl AdminClient {
     ) -> Result<MetadataResponse, AdminError> {
         let version = self
             .connection
-            .version(ApiKey::Metadata, METADATA_VERSION_MAX)?;
+            .version::<MetadataRequest>(METADATA_VERSION_MAX)?;
         let topics = topics.map(|names| {
             names
                 .iter()
@@ -282,10 +282,7 @@ impl AdminClient {
         if version >= 4 {
             request = request.with_allow_auto_topic_creation(false);
         }
-        Ok(self
-            .connection
-            .call(ApiKey::Metadata, version, &request)
-            .await?)
+        Ok(self.connection.call(version, &request).await?)
     }
 
     /// The names of every topic, sorted.
@@ -308,7 +305,7 @@ impl AdminClient {
             .iter()
             .find(|b| b.node_id.0 == id)
             .ok_or_else(|| AdminError::Refused(format!("Broker {id} is not a live broker")))?;
-        Ok(Connection::open(&format!("{}:{}", broker.host, broker.port), self.timeout).await?)
+        Ok(connection::open(&format!("{}:{}", broker.host, broker.port), self.timeout).await?)
     }
 
     /// A connection to the controller the metadata names, else to the bootstrap server.
@@ -322,32 +319,27 @@ impl AdminClient {
         if address == self.connection.address() {
             return Ok(None);
         }
-        Ok(Some(Connection::open(&address, self.timeout).await?))
+        Ok(Some(connection::open(&address, self.timeout).await?))
     }
 
     /// Sends `request` to the controller, again (bounded) while `not_controller` says the
     /// answer is NOT_CONTROLLER.
-    pub async fn to_controller<Req, Resp>(
+    pub async fn to_controller<Req: Request>(
         &mut self,
-        key: ApiKey,
         ours_max: i16,
         request: &Req,
-        not_controller: impl Fn(&Resp) -> bool,
-    ) -> Result<(i16, Resp), AdminError>
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
+        not_controller: impl Fn(&Req::Response) -> bool,
+    ) -> Result<(i16, Req::Response), AdminError> {
         let mut attempt = 1;
         loop {
             let outcome = match self.controller().await {
                 Ok(Some(mut controller)) => controller
-                    .request(key, ours_max, request)
+                    .request(ours_max, request)
                     .await
                     .map_err(AdminError::from),
                 Ok(None) => self
                     .connection
-                    .request(key, ours_max, request)
+                    .request(ours_max, request)
                     .await
                     .map_err(AdminError::from),
                 Err(error) => Err(error),
