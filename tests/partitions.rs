@@ -557,3 +557,204 @@ fn without_root_a_workload_with_partitions_exits_2_saying_why() {
         "nothing was started or written"
     );
 }
+
+/// Fetch and OffsetsForLeaderEpoch for `t-0` from `address`, with `current_leader_epoch`, as a
+/// follower (replica id 99) would send them: the two error codes.
+async fn epoch_checks(address: &str, current_leader_epoch: i32) -> (i16, i16) {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::{
+        BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let options = kafka_wire::Options::new("partition-test", Duration::from_secs(5));
+    let mut client = kafka_wire::Client::connect_negotiated(address, &options)
+        .await
+        .unwrap();
+    let topic = || TopicName(StrBytes::from_static_str("t"));
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(99))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1024)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default().with_topic(topic()).with_partitions(vec![
+                FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(current_leader_epoch)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1024),
+            ]),
+        ]);
+    let (_, fetched) = client.request(12, &fetch).await.unwrap();
+    let epochs = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(99))
+        .with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(topic())
+                .with_partitions(vec![
+                    OffsetForLeaderPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(current_leader_epoch)
+                        .with_leader_epoch(0),
+                ]),
+        ]);
+    let (_, ended) = client.request(4, &epochs).await.unwrap();
+    (
+        fetched.responses[0].partitions[0].error_code,
+        ended.topics[0].partitions[0].error_code,
+    )
+}
+
+/// Kafka's error codes the fencing answers with.
+const NONE: i16 = 0;
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const FENCED_LEADER_EPOCH: i16 = 74;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_leader_and_its_successor_are_fenced_by_leader_epoch() {
+    let _turn = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let names = node_names(3);
+    let network = Arc::new(Network::create("test-kip-320-zombie", &names).unwrap());
+    let tag = network.tag().to_string();
+    let mut cluster = Cluster::prepare_with_layout(
+        &ClusterConfig {
+            dir: dir.path().to_path_buf(),
+            brokers: 3,
+            session_timeout_ms: 2000,
+            broker_configs: BTreeMap::from([
+                ("replica.lag.time.max.ms".to_string(), "1000".to_string()),
+                ("auto.leader.rebalance.enable".to_string(), "false".to_string()),
+            ]),
+            templates: templates(),
+        },
+        &Layout {
+            network: Some(Arc::clone(&network)),
+            ..Layout::default()
+        },
+    )
+    .unwrap();
+    cluster.start_all().unwrap();
+    let addresses = cluster.broker_addresses();
+    let configs = BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]);
+    let topic = harness::cluster::topic::NewTopic {
+        name: "t",
+        partitions: 1,
+        replication_factor: 3,
+        configs: &configs,
+    };
+    harness::cluster::topic::create_topic(&addresses, &topic, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let before = wait_for_async(
+        "t-0 led with a full ISR",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || async {
+            let metadata = metadata::fetch(&addresses, Some("t"), Duration::from_secs(1))
+                .await
+                .ok()?;
+            let state = metadata.partition(0)?.clone();
+            (state.leader.is_some() && state.isr.len() == 3).then_some(state)
+        },
+    )
+    .await
+    .unwrap();
+    let zombie = before.leader.unwrap();
+    let zombie_address = addresses[zombie as usize - 1].clone();
+    let old_epoch = before.leader_epoch;
+    let cluster = Arc::new(Mutex::new(cluster));
+    let recorder = Recorder::new(HistoryWriter::create(&dir.path().join("history.jsonl")).unwrap());
+    let nemesis = Nemesis::new(Arc::clone(&cluster), recorder.clone());
+
+    // Cut the leader off from the coordinator only: its followers and clients still reach it.
+    let zombie_name = format!("broker-{zombie}");
+    let grudge = grudge_for(
+        Topology::Isolate,
+        &names,
+        std::slice::from_ref(&zombie_name),
+        Some(&["coordinator".to_string()]),
+        &mut ChaCha8Rng::seed_from_u64(1),
+    )
+    .unwrap();
+    let aim = PartitionAim {
+        node: Some(zombie_name.clone()),
+        why: "leader of t-0, from the coordinator".into(),
+        topic_partition: Some(0),
+    };
+    nemesis
+        .partition(Topology::Isolate, grudge, &aim)
+        .await
+        .unwrap();
+    let others: Vec<String> = addresses
+        .iter()
+        .filter(|address| **address != zombie_address)
+        .cloned()
+        .collect();
+    let after = wait_for_async(
+        "a new leader of t-0, elected once the zombie's session expired",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            let metadata = metadata::fetch(&others, Some("t"), Duration::from_secs(1))
+                .await
+                .ok()?;
+            let state = metadata.partition(0)?.clone();
+            (state.leader.is_some_and(|leader| leader != zombie)).then_some(state)
+        },
+    )
+    .await
+    .unwrap();
+    let successor = after.leader.unwrap();
+    let successor_address = addresses[successor as usize - 1].clone();
+    let new_epoch = after.leader_epoch;
+    assert!(new_epoch > old_epoch, "{before:?} -> {after:?}");
+
+    // The zombie has not heard of the election: a request with the new epoch is from its future.
+    assert_eq!(
+        epoch_checks(&zombie_address, new_epoch).await,
+        (UNKNOWN_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH),
+        "the zombie broker-{zombie} at epoch {old_epoch}, asked at {new_epoch}"
+    );
+    // The successor fences whoever still believes in the old epoch, and serves the new one.
+    assert_eq!(
+        epoch_checks(&successor_address, old_epoch).await,
+        (FENCED_LEADER_EPOCH, FENCED_LEADER_EPOCH),
+        "broker-{successor} at epoch {new_epoch}, asked at {old_epoch}"
+    );
+    assert_eq!(
+        epoch_checks(&successor_address, new_epoch).await,
+        (NONE, NONE)
+    );
+
+    // Once healed, the zombie registers again, learns it was replaced and follows.
+    nemesis.heal_network("test").await.unwrap();
+    let zombie_addresses = [zombie_address.clone()];
+    wait_for_async(
+        "the old leader to follow the new one",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            let metadata = metadata::fetch(&zombie_addresses, Some("t"), Duration::from_secs(1))
+                .await
+                .ok()?;
+            (metadata.partition(0)?.leader == Some(successor)).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let (fetch, _) = epoch_checks(&zombie_address, new_epoch).await;
+    assert_eq!(fetch, NOT_LEADER_OR_FOLLOWER);
+
+    recorder.close().unwrap();
+    lock(&cluster).stop_all(Duration::from_secs(10)).unwrap();
+    let detached = lock(&cluster).detach_network().unwrap();
+    drop((cluster, nemesis, network));
+    Arc::try_unwrap(detached).unwrap().teardown().unwrap();
+    assert_eq!(traces_of(&tag), Vec::<String>::new(), "left behind");
+}
