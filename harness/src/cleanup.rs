@@ -130,8 +130,7 @@ impl Sweeper for NetworkSweeper {
     }
 
     fn find(&self) -> Result<Vec<Leftover>, SweepError> {
-        netfault::check_prerequisites()
-            .map_err(|why| SweepError::Unavailable(why.to_string()))?;
+        netfault::check_prerequisites().map_err(|why| SweepError::Unavailable(why.to_string()))?;
         netfault::find_stale(netfault::TAG_PREFIX)
             .map(Self::leftovers)
             .map_err(Self::error)

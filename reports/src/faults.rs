@@ -54,15 +54,17 @@ impl Faults {
     /// charts shades and labels.
     pub fn distinct_windows(&self) -> impl Iterator<Item = &FaultWindow> {
         let mut seen: Vec<(u64, &str)> = Vec::new();
-        self.windows.iter().filter(move |window| match &window.part_of {
-            Some(partition) => {
-                let key = (window.start_ns, partition.as_str());
-                let first = !seen.contains(&key);
-                seen.push(key);
-                first
-            }
-            None => true,
-        })
+        self.windows
+            .iter()
+            .filter(move |window| match &window.part_of {
+                Some(partition) => {
+                    let key = (window.start_ns, partition.as_str());
+                    let first = !seen.contains(&key);
+                    seen.push(key);
+                    first
+                }
+                None => true,
+            })
     }
 }
 
@@ -209,7 +211,10 @@ fn partition_windows(event: &Event<'_>, run_end_ns: u64) -> BTreeMap<String, Fau
     let part_of = format!(
         "partition {}{}",
         event.topology.unwrap_or("?"),
-        event.node.map(|node| format!(" {node}")).unwrap_or_default()
+        event
+            .node
+            .map(|node| format!(" {node}"))
+            .unwrap_or_default()
     );
     event
         .grudge

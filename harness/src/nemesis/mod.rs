@@ -263,8 +263,12 @@ impl Nemesis {
             completion["error"] = json!(error.to_string());
             tracing::warn!("nemesis heal of the network: {error}");
         }
-        self.recorder
-            .record(Process::Nemesis, OpType::Info, Fault::Heal.name(), completion);
+        self.recorder.record(
+            Process::Nemesis,
+            OpType::Info,
+            Fault::Heal.name(),
+            completion,
+        );
         self.recorder.set_current_fault(None);
         outcome
     }

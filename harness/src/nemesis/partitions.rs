@@ -24,7 +24,10 @@ pub fn grudge_for(
 ) -> Result<Grudge, String> {
     let others = || -> Result<Vec<String>, String> {
         if targets.is_empty() {
-            return Err(format!("a `{}` partition found no node to cut off", topology.name()));
+            return Err(format!(
+                "a `{}` partition found no node to cut off",
+                topology.name()
+            ));
         }
         if let Some(unknown) = targets.iter().find(|target| !nodes.contains(target)) {
             return Err(format!("{unknown} is not a node of this cluster"));
@@ -158,17 +161,22 @@ mod tests {
     #[test]
     fn random_topologies_cover_every_node_and_nothing_else() {
         for topology in [Topology::Halves, Topology::Bridge, Topology::Ring] {
-            let grudge =
-                grudge_for(topology, &nodes(), &[], None, &mut rng()).expect(topology.name());
+            let grudge = grudge_for(topology, &nodes(), &[], None, &mut rng())
+                .unwrap_or_else(|error| panic!("{topology:?}: {error}"));
             assert!(!grudge.is_empty(), "{topology:?}");
-            assert!(grudge.nodes().iter().all(|node| nodes().contains(&node.to_string())));
+            assert!(
+                grudge
+                    .nodes()
+                    .iter()
+                    .all(|node| nodes().contains(&node.to_string()))
+            );
         }
     }
 
     #[test]
     fn nothing_to_cut_is_an_error_that_says_so() {
-        let error = grudge_for(Topology::Isolate, &nodes(), &[], None, &mut rng())
-            .expect_err("no target");
+        let error =
+            grudge_for(Topology::Isolate, &nodes(), &[], None, &mut rng()).expect_err("no target");
         assert!(error.contains("no node to cut off"), "{error}");
         let error = grudge_for(
             Topology::Isolate,

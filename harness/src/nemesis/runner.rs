@@ -79,10 +79,13 @@ impl Nemesis {
                             }
                         }
                     }
-                    let needs_metadata = [planned.target.as_ref(), planned.from.as_ref().map(|(target, _)| target)]
-                        .into_iter()
-                        .flatten()
-                        .any(Target::needs_metadata);
+                    let needs_metadata = [
+                        planned.target.as_ref(),
+                        planned.from.as_ref().map(|(target, _)| target),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .any(Target::needs_metadata);
                     let metadata = if needs_metadata {
                         match metadata::fetch(&addresses, Some(topic), METADATA_TIMEOUT).await {
                             Ok(metadata) => Some(metadata),

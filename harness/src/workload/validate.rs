@@ -138,13 +138,16 @@ impl WorkloadSpec {
                     let field = |name: &str| format!("nemesis.steps[{index}].{name}");
                     self.validate_step_shape(step)
                         .map_err(|(name, message)| invalid(field(name), message))?;
-                    let named = [("target", Some(step.target.as_str())), ("from", step.from.as_deref())];
+                    let named = [
+                        ("target", Some(step.target.as_str())),
+                        ("from", step.from.as_deref()),
+                    ];
                     for (name, text) in named {
                         let Some(text) = text.filter(|text| !text.is_empty()) else {
                             continue;
                         };
-                        let target = Target::parse(text)
-                            .map_err(|message| invalid(field(name), message))?;
+                        let target =
+                            Target::parse(text).map_err(|message| invalid(field(name), message))?;
                         target
                             .check_against(brokers)
                             .map_err(|message| invalid(field(name), message))?;
@@ -250,7 +253,10 @@ impl WorkloadSpec {
         let fault = step.fault.name();
         if step.fault != Fault::Partition {
             if step.topology.is_some() {
-                return Err(("topology", format!("only a `partition` has one, not `{fault}`")));
+                return Err((
+                    "topology",
+                    format!("only a `partition` has one, not `{fault}`"),
+                ));
             }
             if step.from.is_some() {
                 return Err(("from", format!("only a `partition` has one, not `{fault}`")));
