@@ -138,6 +138,63 @@ fn traces_of(tag: &str) -> Vec<String> {
     traces
 }
 
+/// A cluster of three real brokers and our coordinator, each in a network namespace of its own,
+/// started; with its directory and network.
+struct PartitionedCluster {
+    dir: tempfile::TempDir,
+    names: Vec<String>,
+    network: Arc<Network>,
+    tag: String,
+    cluster: Arc<Mutex<Cluster>>,
+}
+
+impl PartitionedCluster {
+    fn start(run_id: &str, session_timeout_ms: u64, broker_configs: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let names = node_names(3);
+        let network = Arc::new(Network::create(run_id, &names).unwrap());
+        let tag = network.tag().to_string();
+        let mut cluster = Cluster::prepare_with_layout(
+            &ClusterConfig {
+                dir: dir.path().to_path_buf(),
+                brokers: 3,
+                session_timeout_ms,
+                broker_configs: broker_configs
+                    .iter()
+                    .map(|(key, value)| (key.to_string(), value.to_string()))
+                    .collect(),
+                templates: templates(),
+            },
+            &Layout {
+                network: Some(Arc::clone(&network)),
+                ..Layout::default()
+            },
+        )
+        .unwrap();
+        cluster.start_all().unwrap();
+        PartitionedCluster {
+            dir,
+            names,
+            network,
+            tag,
+            cluster: Arc::new(Mutex::new(cluster)),
+        }
+    }
+
+    /// Stops every node, removes the network and checks nothing of it is left; returns the
+    /// cluster's directory (history, logs), removed when dropped.
+    fn stop(self, nemesis: Nemesis) -> tempfile::TempDir {
+        lock(&self.cluster)
+            .stop_all(Duration::from_secs(10))
+            .unwrap();
+        let detached = lock(&self.cluster).detach_network().unwrap();
+        drop((self.cluster, nemesis, self.network));
+        Arc::try_unwrap(detached).unwrap().teardown().unwrap();
+        assert_eq!(traces_of(&self.tag), Vec::<String>::new(), "left behind");
+        self.dir
+    }
+}
+
 #[test]
 fn grudges_cut_real_nodes_and_heal_restores_them() {
     let _turn = one_at_a_time();
@@ -145,27 +202,12 @@ fn grudges_cut_real_nodes_and_heal_restores_them() {
 }
 
 async fn grudges_cut_real_nodes_and_heal_restores_them_on_a_cluster() {
-    let dir = tempfile::tempdir().unwrap();
-    let names = node_names(3);
-    let network = Arc::new(Network::create("test-grudges-on-a-cluster", &names).unwrap());
-    let tag = network.tag().to_string();
-    let mut cluster = Cluster::prepare_with_layout(
-        &ClusterConfig {
-            dir: dir.path().to_path_buf(),
-            brokers: 3,
-            session_timeout_ms: 6000,
-            broker_configs: BTreeMap::new(),
-            templates: templates(),
-        },
-        &Layout {
-            network: Some(Arc::clone(&network)),
-            ..Layout::default()
-        },
-    )
-    .unwrap();
-    cluster.start_all().unwrap();
-    let addresses = cluster.broker_addresses();
-    let listeners = listeners(&cluster);
+    let started = PartitionedCluster::start("test-grudges-on-a-cluster", 6000, &[]);
+    let (names, network) = (&started.names, Arc::clone(&started.network));
+    let (addresses, listeners) = {
+        let cluster = lock(&started.cluster);
+        (cluster.broker_addresses(), listeners(&cluster))
+    };
     for (name, address) in &listeners {
         let namespace_address = network.node(name).unwrap().address();
         assert_eq!(address.ip(), std::net::IpAddr::V4(namespace_address));
@@ -183,14 +225,14 @@ async fn grudges_cut_real_nodes_and_heal_restores_them_on_a_cluster() {
     )
     .await
     .unwrap();
-    let cluster = Arc::new(Mutex::new(cluster));
-    let history_path = dir.path().join("history.jsonl");
+    let cluster = Arc::clone(&started.cluster);
+    let history_path = started.dir.path().join("history.jsonl");
     let recorder = Recorder::new(HistoryWriter::create(&history_path).unwrap());
     let nemesis = Nemesis::new(Arc::clone(&cluster), recorder.clone());
     let rng = &mut ChaCha8Rng::seed_from_u64(1);
 
     // Isolate broker-2.
-    let isolate = grudge_for(Topology::Isolate, &names, &["broker-2".into()], None, rng).unwrap();
+    let isolate = grudge_for(Topology::Isolate, names, &["broker-2".into()], None, rng).unwrap();
     let aim = PartitionAim {
         node: Some("broker-2".into()),
         why: "named".into(),
@@ -278,7 +320,7 @@ async fn grudges_cut_real_nodes_and_heal_restores_them_on_a_cluster() {
     assert!(healed, "heal restores broker-2's links");
 
     // One-way: broker-2 hears nothing from the others, but can still open connections.
-    let one_way = grudge_for(Topology::OneWay, &names, &["broker-2".into()], None, rng).unwrap();
+    let one_way = grudge_for(Topology::OneWay, names, &["broker-2".into()], None, rng).unwrap();
     nemesis
         .partition(Topology::OneWay, one_way, &aim)
         .await
@@ -311,11 +353,8 @@ async fn grudges_cut_real_nodes_and_heal_restores_them_on_a_cluster() {
     nemesis.heal_all("the end").await.unwrap();
     assert!(nemesis.current_grudge().is_empty());
     recorder.close().unwrap();
-    lock(&cluster).stop_all(Duration::from_secs(10)).unwrap();
-    let detached = lock(&cluster).detach_network().unwrap();
-    drop((cluster, nemesis, network));
-    Arc::try_unwrap(detached).unwrap().teardown().unwrap();
-    assert_eq!(traces_of(&tag), Vec::<String>::new(), "left behind");
+    drop((cluster, network));
+    let _dir = started.stop(nemesis);
 
     let ops: Vec<_> = read_history(&history_path)
         .unwrap()
@@ -706,32 +745,16 @@ fn a_zombie_leader_and_its_successor_are_fenced_by_leader_epoch() {
 }
 
 async fn a_zombie_leader_and_its_successor_are_fenced_by_leader_epoch_on_a_cluster() {
-    let dir = tempfile::tempdir().unwrap();
-    let names = node_names(3);
-    let network = Arc::new(Network::create("test-kip-320-zombie", &names).unwrap());
-    let tag = network.tag().to_string();
-    let mut cluster = Cluster::prepare_with_layout(
-        &ClusterConfig {
-            dir: dir.path().to_path_buf(),
-            brokers: 3,
-            session_timeout_ms: 2000,
-            broker_configs: BTreeMap::from([
-                ("replica.lag.time.max.ms".to_string(), "1000".to_string()),
-                (
-                    "auto.leader.rebalance.enable".to_string(),
-                    "false".to_string(),
-                ),
-            ]),
-            templates: templates(),
-        },
-        &Layout {
-            network: Some(Arc::clone(&network)),
-            ..Layout::default()
-        },
-    )
-    .unwrap();
-    cluster.start_all().unwrap();
-    let addresses = cluster.broker_addresses();
+    let started = PartitionedCluster::start(
+        "test-kip-320-zombie",
+        2000,
+        &[
+            ("replica.lag.time.max.ms", "1000"),
+            ("auto.leader.rebalance.enable", "false"),
+        ],
+    );
+    let names = &started.names;
+    let addresses = lock(&started.cluster).broker_addresses();
     let configs = BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]);
     let topic = harness::cluster::topic::NewTopic {
         name: "t",
@@ -759,15 +782,15 @@ async fn a_zombie_leader_and_its_successor_are_fenced_by_leader_epoch_on_a_clust
     let zombie = before.leader.unwrap();
     let zombie_address = addresses[zombie as usize - 1].clone();
     let old_epoch = before.leader_epoch;
-    let cluster = Arc::new(Mutex::new(cluster));
-    let recorder = Recorder::new(HistoryWriter::create(&dir.path().join("history.jsonl")).unwrap());
-    let nemesis = Nemesis::new(Arc::clone(&cluster), recorder.clone());
+    let history_path = started.dir.path().join("history.jsonl");
+    let recorder = Recorder::new(HistoryWriter::create(&history_path).unwrap());
+    let nemesis = Nemesis::new(Arc::clone(&started.cluster), recorder.clone());
 
     // Cut the leader off from the coordinator only: its followers and clients still reach it.
     let zombie_name = format!("broker-{zombie}");
     let grudge = grudge_for(
         Topology::Isolate,
-        &names,
+        names,
         std::slice::from_ref(&zombie_name),
         Some(&["coordinator".to_string()]),
         &mut ChaCha8Rng::seed_from_u64(1),
@@ -843,9 +866,5 @@ async fn a_zombie_leader_and_its_successor_are_fenced_by_leader_epoch_on_a_clust
     assert_eq!(fetch, NOT_LEADER_OR_FOLLOWER);
 
     recorder.close().unwrap();
-    lock(&cluster).stop_all(Duration::from_secs(10)).unwrap();
-    let detached = lock(&cluster).detach_network().unwrap();
-    drop((cluster, nemesis, network));
-    Arc::try_unwrap(detached).unwrap().teardown().unwrap();
-    assert_eq!(traces_of(&tag), Vec::<String>::new(), "left behind");
+    started.stop(nemesis);
 }
