@@ -87,7 +87,15 @@ impl Nemesis {
                     .flatten()
                     .any(Target::needs_metadata);
                     let metadata = if needs_metadata {
-                        match metadata::fetch(&addresses, Some(topic), METADATA_TIMEOUT).await {
+                        // With partitions, a zombie leader still claims its partitions: ask
+                        // every broker and believe the newest leader epoch.
+                        let fetched = if lock(&self.cluster).network().is_some() {
+                            metadata::fetch_freshest(&addresses, Some(topic), METADATA_TIMEOUT)
+                                .await
+                        } else {
+                            metadata::fetch(&addresses, Some(topic), METADATA_TIMEOUT).await
+                        };
+                        match fetched {
                             Ok(metadata) => Some(metadata),
                             Err(error) => {
                                 self.record_unresolved(

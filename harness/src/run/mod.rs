@@ -165,6 +165,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         dir.join("leadership.jsonl"),
         LEADERSHIP_SAMPLE_INTERVAL,
         recorder.clone(),
+        spec.needs_network(),
         sampling_stopped,
     ));
 
