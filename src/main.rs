@@ -1,5 +1,5 @@
 //! The `kchaos` binary: one clap command line for the daemons (`broker`, `coordinator`), the
-//! harness (`workload`, `list`, `check`, `report`, `cluster`, `selftest`), the admin tools
+//! harness (`workload`, `list`, `check`, `report`, `cluster`, `selftest`, `cleanup`), the admin tools
 //! (`topics`, `configs`, `elect`, `coord`) and the benchmarks (`bench`). Each subcommand lives
 //! in the module that owns it; this file only parses and dispatches.
 
@@ -42,6 +42,9 @@ enum Command {
     Coord(coordinator::shell::ShellArgs),
     /// Benchmarks: coordinator, produce, checker, fuzz.
     Bench(bench::BenchArgs),
+    /// Remove what killed runs left on this machine (network namespaces, ...); `--dry-run`
+    /// only lists it.
+    Cleanup(cli::cleanup::CleanupArgs),
     /// Switch on each planted bug in turn and check that the workloads catch it (needs a build
     /// with `--features planted-bugs`).
     Selftest(cli::selftest::SelftestArgs),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Coord(args) => coordinator::shell::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Selftest(args) => cli::selftest::run(args),
+        Command::Cleanup(args) => cli::cleanup::run(args),
     };
     match outcome {
         Ok(code) => code,

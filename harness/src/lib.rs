@@ -9,7 +9,8 @@
 //!   never outlive us, on [`cluster::ports`]), their configs, start and stop; and what the
 //!   cluster says about itself ([`cluster::metadata`]) and its topic ([`cluster::topic`]).
 //! - [`nemesis`]: faults: targets resolved at fault time, the seeded schedule, and one file per
-//!   fault family (signals today; network partitions and disk faults next).
+//!   fault family (signals, network partitions; disk faults next).
+//! - [`cleanup`]: what killed runs left on the host (network namespaces, ...), found and removed.
 //! - [`clients`]: the rdkafka workers that make the history: producer, consumer, final read.
 //! - [`workload`]: workload specs (TOML), parsed strictly and validated, and the fault and
 //!   target vocabulary they use.
@@ -24,6 +25,7 @@
 //! and `workload` -> nothing of the harness but `wait` and `lock`
 //! (they speak Kafka through the workspace's one wire client, the `kafka-wire` crate).
 
+pub mod cleanup;
 pub mod clients;
 pub mod cluster;
 pub mod lock;

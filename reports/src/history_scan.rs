@@ -61,6 +61,12 @@ pub struct NemesisOp {
     pub node: Option<String>,
     pub why: Option<String>,
     pub error: Option<String>,
+    /// A `partition`'s grudge: node -> the nodes it hears nothing from.
+    pub grudge: Option<history::Grudge>,
+    /// A `partition`'s topology.
+    pub topology: Option<String>,
+    /// What a `heal` heals (`network`), when not everything.
+    pub what: Option<String>,
 }
 
 /// An acknowledged send that the complete final read of its partition did not contain.
@@ -220,6 +226,9 @@ impl Scanner {
             node: text(&op.value.node),
             why: text(&op.value.why),
             error: text(&op.value.error),
+            grudge: op.value.grudge.clone(),
+            topology: text(&op.value.topology),
+            what: text(&op.value.what),
         });
     }
 

@@ -38,12 +38,12 @@ pub struct WorkloadArgs {
     #[arg(long, value_enum, default_value_t = CoordinatorKind::Kchaos)]
     pub coordinator: CoordinatorKind,
     /// Start brokers with this command instead of `kchaos broker` (words separated by spaces;
-    /// placeholders {config}, {port}, {data_dir}, {id}, {name}, {coordinator}): e.g. Apache
-    /// Kafka's `kafka-server-start.sh {config}`.
+    /// placeholders {config}, {host}, {port}, {data_dir}, {id}, {name}, {coordinator}): e.g.
+    /// Apache Kafka's `kafka-server-start.sh {config}`.
     #[arg(long)]
     pub broker_command: Option<String>,
     /// Start the coordinator with this command instead (placeholders {config} (a zoo.cfg),
-    /// {port}, {data_dir}).
+    /// {host}, {port}, {data_dir}).
     #[arg(long, conflicts_with = "coordinator")]
     pub coordinator_command: Option<String>,
     /// No live progress line.
@@ -240,6 +240,8 @@ pub(crate) fn templates(
         CoordinatorKind::Kchaos => [
             exe.as_str(),
             "coordinator",
+            "--host",
+            "{host}",
             "--port",
             "{port}",
             "--data-dir",

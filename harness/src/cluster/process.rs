@@ -104,6 +104,31 @@ impl NodeProcess {
         log_path: &Path,
         piped_stdin: bool,
     ) -> Result<Self, ProcessError> {
+        Self::spawn_command(name, program, args, envs, log_path, piped_stdin, None)
+    }
+
+    /// [`NodeProcess::spawn`] inside the network namespace `namespace` (when given): the child
+    /// enters it between fork and exec, so it is born there, with everything else as above.
+    pub fn spawn_in(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(String, String)],
+        log_path: &Path,
+        namespace: Option<&netfault::NamespaceFd>,
+    ) -> Result<Self, ProcessError> {
+        Self::spawn_command(name, program, args, envs, log_path, false, namespace)
+    }
+
+    fn spawn_command(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(String, String)],
+        log_path: &Path,
+        piped_stdin: bool,
+        namespace: Option<&netfault::NamespaceFd>,
+    ) -> Result<Self, ProcessError> {
         let log_file = |path: &Path| {
             OpenOptions::new()
                 .create(true)
@@ -142,6 +167,9 @@ impl NodeProcess {
                 }
                 Ok(())
             });
+        }
+        if let Some(namespace) = namespace {
+            netfault::enter_on_spawn(namespace, &mut command);
         }
         let (reply, answer) = mpsc::channel();
         spawner()

@@ -24,4 +24,6 @@ pub enum RunError {
     Setup(String),
     #[error("a task of the run failed: {0}")]
     Task(String),
+    #[error("{0}")]
+    Network(String),
 }
