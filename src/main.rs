@@ -1,6 +1,6 @@
 //! The `kchaos` binary: one clap command line for the daemons (`broker`, `coordinator`,
-//! `client`), the
-//! harness (`workload`, `list`, `check`, `report`, `cluster`, `selftest`), the admin tools
+//! `client`), the harness (`workload`, `list`, `check`, `report`, `cluster`, `selftest`,
+//! `cleanup`), the admin tools
 //! (`topics`, `configs`, `elect`, `coord`) and the benchmarks (`bench`). Each subcommand lives
 //! in the module that owns it; this file only parses and dispatches.
 
@@ -46,6 +46,9 @@ enum Command {
     Coord(coordinator::shell::ShellArgs),
     /// Benchmarks: coordinator, produce, clients, checker, fuzz, consume.
     Bench(bench::BenchArgs),
+    /// Remove what killed runs left on this machine (network namespaces, ...); `--dry-run`
+    /// only lists it.
+    Cleanup(cli::cleanup::CleanupArgs),
     /// Switch on each planted bug in turn and check that the workloads catch it (needs a build
     /// with `--features planted-bugs`).
     Selftest(cli::selftest::SelftestArgs),
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Coord(args) => coordinator::shell::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Selftest(args) => cli::selftest::run(args),
+        Command::Cleanup(args) => cli::cleanup::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -44,6 +44,7 @@ fn help_lists_every_subcommand_by_name() {
             "elect",
             "coord",
             "bench",
+            "cleanup",
             "selftest",
             "help",
         ],

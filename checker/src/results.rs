@@ -403,6 +403,10 @@ pub struct FaultFigures {
     pub node: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// The topic partition the operation was aimed at (a fault at a partition's leader); the
+    /// figures then count only that partition's sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
     /// Where the window ends: the next nemesis operation or the last send of the run.
     pub window_end_ns: u64,
     /// Time from the fault to the first `ok` send completed after it, if any in the window.

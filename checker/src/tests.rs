@@ -659,6 +659,31 @@ fn a_missing_file_gives_unknown() {
 }
 
 #[test]
+fn a_fault_aimed_at_a_partition_counts_that_partitions_sends_only() {
+    // Partition 1 keeps acknowledging; partition 0's leader is isolated at 0.2 s and its first
+    // acknowledged send after that completes at 3.201 s.
+    let mut history = History::default();
+    let isolate = r#"{"node":"broker-1","why":"leader of t-0","partition":0,"topology":"isolate","grudge":{"broker-1":["broker-2"],"broker-2":["broker-1"]}}"#;
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .op(200, r#""nemesis""#, "invoke", "partition", isolate)
+        .op(210, r#""nemesis""#, "info", "partition", isolate)
+        .send(300, 1, "1-1", 1, 0)
+        .send(1300, 1, "1-2", 1, 1)
+        .send(3200, 1, "1-3", 0, 1)
+        .send(3300, 1, "1-4", 1, 2)
+        .final_read(4000, 0, &[(0, 0, "1-0"), (0, 1, "1-3")])
+        .final_read(4000, 1, &[(1, 0, "1-1"), (1, 1, "1-2"), (1, 2, "1-4")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::True, "{results:#?}");
+    let partition = &results.faults[0];
+    assert_eq!(partition.f, "partition");
+    assert_eq!(partition.partition, Some(0));
+    assert_eq!(partition.time_to_first_ok_send_us, Some(3_001_000));
+    assert_eq!(partition.longest_without_ok_send_us, 3_001_000);
+}
+
+#[test]
 fn unavailability_after_each_fault() {
     // ok sends at 0.001 s and 0.101 s; a kill at 0.200 s; ok sends again at 1.201 s and
     // 1.301 s; a restart at 2.000 s; ok sends at 2.051 s, then the last send at 2.500 s.

@@ -2,15 +2,16 @@
 //! processes of the system under test (the cluster, Jepsen's DB), injects faults (the nemesis),
 //! runs producers and consumers as worker processes of any client library (the clients),
 //! records every operation (through the `history` crate's writer) and has the `checker` crate
-//! judge it. It knows nothing of the kchaos
-//! broker or coordinator: it talks to a cluster only through the Kafka protocol and signals.
+//! judge it. It knows nothing of the kchaos broker or coordinator: it talks to a cluster only
+//! through the Kafka protocol and signals.
 //!
 //! # Layout
 //! - [`cluster`]: the system under test — its processes (each a [`cluster::process`] that can
 //!   never outlive us, on [`cluster::ports`]), their configs, start and stop; and what the
 //!   cluster says about itself ([`cluster::metadata`]) and its topic ([`cluster::topic`]).
 //! - [`nemesis`]: faults: targets resolved at fault time, the seeded schedule, and one file per
-//!   fault family (signals today; network partitions and disk faults next).
+//!   fault family (signals, network partitions; disk faults next).
+//! - [`cleanup`]: what killed runs left on the host (network namespaces, ...), found and removed.
 //! - [`clients`]: the clients that make the history, each a worker process speaking the worker
 //!   protocol (docs/client-protocol.md): producer, consumer, final read, and crash handling.
 //! - [`workload`]: workload specs (TOML), parsed strictly and validated, and the fault and
@@ -26,6 +27,7 @@
 //! and `workload` -> nothing of the harness but `wait` and `lock`
 //! (they speak Kafka through the workspace's one wire client, the `kafka-wire` crate).
 
+pub mod cleanup;
 pub mod clients;
 pub mod cluster;
 pub mod lock;

@@ -218,7 +218,20 @@ pub struct Fields<'a> {
     /// is skipped, as unknown fields are).
     #[serde(borrow, default, deserialize_with = "text_or_nothing")]
     pub error: Option<Text<'a>>,
+    /// `partition`: node -> the nodes it drops traffic from (Jepsen's grudge).
+    #[serde(default)]
+    pub grudge: Option<Grudge>,
+    /// `partition`: its topology (`isolate`, `one-way`, `halves`, `bridge`, `ring`).
+    #[serde(borrow, default)]
+    pub topology: Option<Text<'a>>,
+    /// `heal`: what it heals (`network`), when not everything.
+    #[serde(borrow, default)]
+    pub what: Option<Text<'a>>,
 }
+
+/// A network partition as the history records it: each node that drops traffic, with the nodes
+/// it drops traffic from (a node absent hears everyone).
+pub type Grudge = std::collections::BTreeMap<String, Vec<String>>;
 
 /// A string as [`Text`], anything else (a number, an object, ...) as `None`.
 fn text_or_nothing<'de: 'a, 'a, D: serde::Deserializer<'de>>(
@@ -318,6 +331,9 @@ impl Fields<'_> {
             client_process: self.client_process,
             cause: self.cause.map(Text::into_owned),
             error: self.error.map(Text::into_owned),
+            grudge: self.grudge,
+            topology: self.topology.map(Text::into_owned),
+            what: self.what.map(Text::into_owned),
         }
     }
 }

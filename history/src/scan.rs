@@ -222,6 +222,12 @@ impl<'a> Cursor<'a> {
                     self.skip_value(0)?;
                     fields.error = None;
                 }
+                b"topology" => {
+                    fields.topology = Some(Text(Cow::Owned(self.string()?.to_string())));
+                }
+                b"what" => fields.what = Some(Text(Cow::Owned(self.string()?.to_string()))),
+                // A partition's grudge (nemesis lines are few): serde reads it.
+                b"grudge" => return None,
                 _ => self.skip_value(0)?,
             }
             if self.byte(b',').is_none() {
@@ -367,6 +373,22 @@ mod tests {
             let parsed = serde_json::from_slice::<Line<'_>>(text).unwrap();
             assert_eq!(format!("{scanned:?}"), format!("{parsed:?}"));
         }
+    }
+
+    #[test]
+    fn a_partition_goes_to_serde_and_keeps_its_grudge() {
+        let partition: &[u8] = br#"{"index":7,"time_ns":7000000,"process":"nemesis","type":"invoke","f":"partition","value":{"grudge":{"broker-1":["broker-2","coordinator"],"broker-2":["broker-1"]},"node":"broker-1","topology":"isolate","why":"leader of t-0"}}"#;
+        assert!(scan_line(partition, &mut Line::default()).is_none());
+        let parsed = serde_json::from_slice::<Line<'_>>(partition).unwrap();
+        let grudge = parsed.value.grudge.unwrap();
+        assert_eq!(grudge["broker-1"], ["broker-2", "coordinator"]);
+        assert_eq!(parsed.value.topology.as_deref(), Some("isolate"));
+        let heal: &[u8] = br#"{"index":8,"time_ns":8000000,"process":"nemesis","type":"info","f":"heal","value":{"what":"network","why":"heal of partition isolate broker-1"}}"#;
+        let mut scanned = Line::default();
+        scan_line(heal, &mut scanned).unwrap();
+        assert_eq!(scanned.value.what.as_deref(), Some("network"));
+        let parsed = serde_json::from_slice::<Line<'_>>(heal).unwrap();
+        assert_eq!(format!("{scanned:?}"), format!("{parsed:?}"));
     }
 
     #[test]

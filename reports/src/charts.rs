@@ -35,7 +35,7 @@ fn open_svg(svg: &mut String, height: f64, title: &str) {
 /// Shades every fault window between `top_y` and `bottom_y`, and draws the markers as dashed
 /// lines.
 fn shade_faults(svg: &mut String, faults: &Faults, axis: &TimeAxis, top_y: f64, bottom_y: f64) {
-    for window in &faults.windows {
+    for window in faults.distinct_windows() {
         let x = axis.x(window.start_ns);
         let width = (axis.x(window.end_ns) - x).max(1.5);
         let _ = write!(
@@ -114,7 +114,7 @@ fn window_title(window: &crate::faults::FaultWindow) -> String {
 /// overlap another.
 fn label_faults(svg: &mut String, faults: &Faults, axis: &TimeAxis, plot_top_y: f64) {
     let mut lane_ends = [f64::MIN; LABEL_LANES];
-    for window in &faults.windows {
+    for window in faults.distinct_windows() {
         let label = window.label();
         let x = axis.x(window.start_ns);
         let width = label.chars().count() as f64 * LABEL_CHAR_WIDTH;
@@ -353,8 +353,9 @@ fn format_rate(rate: f64) -> String {
     }
 }
 
-/// One lane per node: when it was down (killed, stopped), frozen (paused) or restarting; and,
-/// if any client worker crashed, a lane of client crashes.
+/// One lane per node: when it was down (killed, stopped), frozen (paused) or restarting, and
+/// (in the lower half) whom it could not hear during a network partition; and, if any client
+/// worker crashed, a lane of client crashes.
 pub fn fault_lanes_chart(faults: &Faults, crashes: &[ClientCrashPoint], axis: &TimeAxis) -> String {
     let mut nodes: Vec<&str> = faults
         .windows
@@ -383,25 +384,31 @@ pub fn fault_lanes_chart(faults: &Faults, crashes: &[ClientCrashPoint], axis: &T
         for window in faults.windows.iter().filter(|window| window.node == *node) {
             let x = axis.x(window.start_ns);
             let width = (axis.x(window.end_ns) - x).max(2.0);
+            // A partition takes the lower half of the lane, so that a crash of the same node
+            // during it stays visible above.
+            let (bar_y, bar_height) = if window.part_of.is_some() {
+                (y + lane_height / 2.0, lane_height / 2.0 - 2.0)
+            } else {
+                (y + 3.0, lane_height - 6.0)
+            };
             let _ = write!(
                 svg,
-                r#"<rect x="{x:.1}" y="{:.1}" width="{width:.1}" height="{:.1}" rx="3" fill="{}" fill-opacity="0.75"><title>{}</title></rect>"#,
-                y + 3.0,
-                lane_height - 6.0,
+                r#"<rect x="{x:.1}" y="{bar_y:.1}" width="{width:.1}" height="{bar_height:.1}" rx="3" fill="{}" fill-opacity="0.75" class="fault-{}"><title>{}</title></rect>"#,
                 fault_colour(&window.f),
+                escape(&window.f),
                 escape(&window_title(window)),
             );
             let text = if window.open_at_end {
-                format!("{} (never healed)", window.f)
+                format!("{} (never healed)", window.lane_text())
             } else {
-                window.f.clone()
+                window.lane_text()
             };
             if width > text.chars().count() as f64 * LABEL_CHAR_WIDTH + 6.0 {
                 let _ = write!(
                     svg,
                     r#"<text x="{:.1}" y="{:.1}" class="bar-label">{}</text>"#,
                     x + 4.0,
-                    y + 15.0,
+                    bar_y + bar_height / 2.0 + 4.0,
                     escape(&text)
                 );
             }
@@ -532,7 +539,7 @@ pub fn leadership_chart(rows: &Leadership, faults: &Faults, axis: &TimeAxis) -> 
         }
     }
     // Fault windows as outlines only, so the leaders' colours stay readable.
-    for window in &faults.windows {
+    for window in faults.distinct_windows() {
         let x = axis.x(window.start_ns);
         let width = (axis.x(window.end_ns) - x).max(1.5);
         let _ = write!(

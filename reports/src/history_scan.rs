@@ -63,6 +63,12 @@ pub struct NemesisOp {
     pub node: Option<String>,
     pub why: Option<String>,
     pub error: Option<String>,
+    /// A `partition`'s grudge: node -> the nodes it hears nothing from.
+    pub grudge: Option<history::Grudge>,
+    /// A `partition`'s topology.
+    pub topology: Option<String>,
+    /// What a `heal` heals (`network`), when not everything.
+    pub what: Option<String>,
 }
 
 /// A client worker that crashed (a `client-crash` event of the harness).
@@ -245,6 +251,9 @@ impl Scanner {
             node: text(&op.value.node),
             why: text(&op.value.why),
             error: text(&op.value.error),
+            grudge: op.value.grudge.clone(),
+            topology: text(&op.value.topology),
+            what: text(&op.value.what),
         });
     }
 

@@ -27,6 +27,7 @@ pub fn fault_colour(f: &str) -> &'static str {
         "pause" => "#e6a800",
         "stop" => "#8c8c8c",
         "restart" => "#17becf",
+        "partition" => "#7b61c4",
         _ => "#bbbbbb",
     }
 }

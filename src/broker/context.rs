@@ -4,10 +4,13 @@
 use std::sync::Arc;
 
 use super::config::BrokerConfig;
+use super::group::GROUP_METADATA_TOPIC;
+use super::group::config::GroupCoordinatorConfig;
 use super::group::coordinator::GroupCoordinator;
+use super::group::host::GroupHost;
 use super::log::partition_log::LogConfig;
 use super::metadata_cache::MetadataCache;
-use super::producer_state::producer_ids::ProducerIdManager;
+use super::producer_ids::ProducerIdManager;
 use super::replica_fetcher::{FetcherHost, ReplicaFetchers};
 use super::replica_manager::ReplicaManager;
 use super::zk::KafkaZkClient;
@@ -97,5 +100,40 @@ impl FetcherHost for Broker {
 
     fn session_timeout_ms(&self) -> u64 {
         self.config.zookeeper_session_timeout_ms
+    }
+}
+
+impl Broker {
+    /// This broker as its group coordinator sees it.
+    pub fn group_host(self: &Arc<Self>) -> Arc<dyn GroupHost> {
+        Arc::clone(self) as Arc<dyn GroupHost>
+    }
+}
+
+impl GroupHost for Broker {
+    fn broker_id(&self) -> i32 {
+        self.id()
+    }
+
+    fn group_config(&self) -> GroupCoordinatorConfig {
+        self.config.group_coordinator
+    }
+
+    fn message_max_bytes(&self) -> usize {
+        self.config.message_max_bytes
+    }
+
+    fn min_insync_replicas(&self, topic: &str) -> i32 {
+        Broker::min_insync_replicas(self, topic)
+    }
+
+    /// The topic's partition count, once it exists (as Kafka reads it at start-up), else
+    /// `offsets.topic.num.partitions`.
+    fn offsets_topic_partition_count(&self) -> i32 {
+        self.metadata
+            .topic(GROUP_METADATA_TOPIC)
+            .map(|record| record.partitions.len() as i32)
+            .filter(|count| *count > 0)
+            .unwrap_or(self.config.group_coordinator.offsets_topic_num_partitions)
     }
 }

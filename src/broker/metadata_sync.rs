@@ -263,7 +263,9 @@ fn apply_role(broker: &Arc<Broker>, topic: &str, partition: i32, state: LeaderAn
         }
     };
     if topic == GROUP_METADATA_TOPIC {
-        broker.groups.on_role_change(broker, &applied.0, applied.1);
+        broker
+            .groups
+            .on_role_change(&broker.group_host(), &applied.0, applied.1);
     }
     match applied {
         (_, RoleChange::BecameLeader { .. } | RoleChange::NoLeader) => {

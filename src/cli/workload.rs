@@ -39,12 +39,12 @@ pub struct WorkloadArgs {
     #[arg(long, value_enum, default_value_t = CoordinatorKind::Kchaos)]
     pub coordinator: CoordinatorKind,
     /// Start brokers with this command instead of `kchaos broker` (words separated by spaces;
-    /// placeholders {config}, {port}, {data_dir}, {id}, {name}, {coordinator}): e.g. Apache
-    /// Kafka's `kafka-server-start.sh {config}`.
+    /// placeholders {config}, {host}, {port}, {data_dir}, {id}, {name}, {coordinator}): e.g.
+    /// Apache Kafka's `kafka-server-start.sh {config}`.
     #[arg(long)]
     pub broker_command: Option<String>,
     /// Start the coordinator with this command instead (placeholders {config} (a zoo.cfg),
-    /// {port}, {data_dir}).
+    /// {host}, {port}, {data_dir}).
     #[arg(long, conflicts_with = "coordinator")]
     pub coordinator_command: Option<String>,
     /// The client library of every producer and consumer, overriding the workload's
@@ -284,6 +284,8 @@ pub(crate) fn templates(
         CoordinatorKind::Kchaos => [
             exe.as_str(),
             "coordinator",
+            "--host",
+            "{host}",
             "--port",
             "{port}",
             "--data-dir",

@@ -298,6 +298,7 @@ impl Analysis {
             line.f.as_str(),
             line.value.node.as_deref(),
             line.value.why.as_deref(),
+            line.value.partition,
         );
     }
 }

@@ -74,6 +74,14 @@ fn spawner() -> &'static mpsc::SyncSender<SpawnRequest> {
     })
 }
 
+/// Which of a child's standard streams are pipes to us (the others: stdin from /dev/null, stdout
+/// to the log).
+#[derive(Debug, Clone, Copy, Default)]
+struct Pipes {
+    stdin: bool,
+    stdout: bool,
+}
+
 /// A started child process in its own process group, with its output in a log file.
 #[derive(Debug)]
 pub struct NodeProcess {
@@ -94,7 +102,7 @@ impl NodeProcess {
         envs: &[(String, String)],
         log_path: &Path,
     ) -> Result<Self, ProcessError> {
-        Self::spawn_with_pipes(name, program, args, envs, log_path, false, false)
+        Self::spawn_with_stdin(name, program, args, envs, log_path, false)
     }
 
     /// [`NodeProcess::spawn`], with a pipe to the child's stdin when `piped_stdin` (take it with
@@ -107,7 +115,11 @@ impl NodeProcess {
         log_path: &Path,
         piped_stdin: bool,
     ) -> Result<Self, ProcessError> {
-        Self::spawn_with_pipes(name, program, args, envs, log_path, piped_stdin, false)
+        let pipes = Pipes {
+            stdin: piped_stdin,
+            stdout: false,
+        };
+        Self::spawn_command(name, program, args, envs, log_path, pipes, None)
     }
 
     /// [`NodeProcess::spawn`] with pipes to the child's stdin and from its stdout (take them with
@@ -119,17 +131,35 @@ impl NodeProcess {
         envs: &[(String, String)],
         log_path: &Path,
     ) -> Result<Self, ProcessError> {
-        Self::spawn_with_pipes(name, program, args, envs, log_path, true, true)
+        let pipes = Pipes {
+            stdin: true,
+            stdout: true,
+        };
+        Self::spawn_command(name, program, args, envs, log_path, pipes, None)
     }
 
-    fn spawn_with_pipes(
+    /// [`NodeProcess::spawn`] inside the network namespace `namespace` (when given): the child
+    /// enters it between fork and exec, so it is born there, with everything else as above.
+    pub fn spawn_in(
         name: &str,
         program: &Path,
         args: &[String],
         envs: &[(String, String)],
         log_path: &Path,
-        piped_stdin: bool,
-        piped_stdout: bool,
+        namespace: Option<&netfault::NamespaceFd>,
+    ) -> Result<Self, ProcessError> {
+        let pipes = Pipes::default();
+        Self::spawn_command(name, program, args, envs, log_path, pipes, namespace)
+    }
+
+    fn spawn_command(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(String, String)],
+        log_path: &Path,
+        pipes: Pipes,
+        namespace: Option<&netfault::NamespaceFd>,
     ) -> Result<Self, ProcessError> {
         let log_file = |path: &Path| {
             OpenOptions::new()
@@ -141,7 +171,7 @@ impl NodeProcess {
                     source,
                 })
         };
-        let stdout = if piped_stdout {
+        let stdout = if pipes.stdout {
             Stdio::piped()
         } else {
             Stdio::from(log_file(log_path)?)
@@ -151,7 +181,7 @@ impl NodeProcess {
         command
             .args(args)
             .envs(envs.iter().map(|(key, value)| (key, value)))
-            .stdin(if piped_stdin {
+            .stdin(if pipes.stdin {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -173,6 +203,9 @@ impl NodeProcess {
                 }
                 Ok(())
             });
+        }
+        if let Some(namespace) = namespace {
+            netfault::enter_on_spawn(namespace, &mut command);
         }
         let (reply, answer) = mpsc::channel();
         spawner()

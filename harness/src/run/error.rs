@@ -26,4 +26,6 @@ pub enum RunError {
     Clients(String),
     #[error("a task of the run failed: {0}")]
     Task(String),
+    #[error("{0}")]
+    Network(String),
 }

@@ -8,6 +8,7 @@
 //! - this file: [`run`] and its phases.
 //! - [`error`]: [`RunError`], why a run could not be carried out.
 //! - [`setup`]: bringing the cluster up, and keeping it whole after the heal.
+//! - [`network`]: the nodes' own network namespaces, for a workload with network faults.
 //! - [`leadership`]: leader and ISR of each partition sampled during a run (`leadership.jsonl`).
 //! - [`store`]: run directories and the `latest` link.
 //! - [`progress`]: the live progress line.
@@ -15,6 +16,7 @@
 
 pub mod error;
 pub mod leadership;
+pub mod network;
 pub mod progress;
 pub mod setup;
 pub mod store;
@@ -39,7 +41,7 @@ use crate::clients::producer::{ProducerSettings, run_producer};
 use crate::clients::protocol::{Hello, Role};
 use crate::clients::session::{Launcher, Session};
 use crate::cluster::Cluster;
-use crate::cluster::config::{ClusterConfig, CommandTemplates};
+use crate::cluster::config::{ClusterConfig, CommandTemplates, Layout};
 use crate::lock::lock;
 use crate::nemesis::Nemesis;
 use crate::nemesis::schedule;
@@ -125,7 +127,21 @@ pub fn expectations(spec: &WorkloadSpec) -> Expectations {
 pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     let spec = &options.spec;
     let seed = spec.seed.unwrap_or(0);
+    network::check(spec, &options.name)?;
     let dir = store::create_run_dir(&options.store, &options.name)?;
+    let run_id = format!(
+        "{}/{}",
+        options.name,
+        dir.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let clients_dir = dir.join("clients");
+    std::fs::create_dir_all(&clients_dir).map_err(|source| RunError::Write {
+        path: clients_dir.clone(),
+        source,
+    })?;
+    let client_template = worker_template(&spec.clients, &options.clients, &clients_dir)
+        .map_err(|error| RunError::Clients(error.to_string()))?;
+    let network = network::create(spec, &run_id).await?;
     let workload_path = dir.join("workload.toml");
     std::fs::write(&workload_path, spec.to_toml()?).map_err(|source| RunError::Write {
         path: workload_path,
@@ -137,22 +153,21 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     let progress = Progress::start(recorder.clone(), options.progress);
     progress.println(&format!("kchaos: {} -> {}", options.name, dir.display()));
 
-    let cluster = Cluster::prepare(&ClusterConfig {
-        dir: dir.clone(),
-        brokers: spec.cluster.brokers,
-        session_timeout_ms: spec.cluster.session_timeout_ms,
-        broker_configs: broker_configs(&spec.cluster),
-        templates: options.templates.clone(),
-    })?;
+    let cluster = Cluster::prepare_with_layout(
+        &ClusterConfig {
+            dir: dir.clone(),
+            brokers: spec.cluster.brokers,
+            session_timeout_ms: spec.cluster.session_timeout_ms,
+            broker_configs: broker_configs(&spec.cluster),
+            templates: options.templates.clone(),
+        },
+        &Layout {
+            network,
+            ..Layout::default()
+        },
+    )?;
     let addresses = cluster.broker_addresses();
     let bootstrap = cluster.bootstrap_servers();
-    let clients_dir = dir.join("clients");
-    std::fs::create_dir_all(&clients_dir).map_err(|source| RunError::Write {
-        path: clients_dir.clone(),
-        source,
-    })?;
-    let client_template = worker_template(&spec.clients, &options.clients, &clients_dir)
-        .map_err(|error| RunError::Clients(error.to_string()))?;
     let launcher = Arc::new(
         WorkerLauncher::new(
             client_template.clone(),
@@ -179,6 +194,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         dir.join("leadership.jsonl"),
         LEADERSHIP_SAMPLE_INTERVAL,
         recorder.clone(),
+        spec.needs_network(),
         sampling_stopped,
     ));
 
@@ -226,6 +242,13 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         let cluster = Arc::clone(&cluster);
         tokio::task::spawn_blocking(move || lock(&cluster).stop_all(TEARDOWN_GRACE)).await
     };
+    let detached = lock(&cluster).detach_network();
+    if let Some(network) = detached
+        && let Err(error) = network::teardown(network).await
+    {
+        // The next run with a network, or `kchaos cleanup`, removes what is left.
+        tracing::error!("{error}");
+    }
     let (interrupted, final_read) = outcome?;
     closed?;
     if let Some(error) = recorder.first_error() {
@@ -266,7 +289,8 @@ struct RunFacts<'a> {
     started: String,
 }
 
-/// The coordinator's address, the bootstrap servers and each node's log file.
+/// The coordinator's address, the bootstrap servers, each node's log file and, in a run with
+/// partitions, the network.
 fn node_facts(cluster: &Cluster) -> serde_json::Value {
     let logs: serde_json::Map<String, serde_json::Value> = cluster
         .node_names()
@@ -277,23 +301,46 @@ fn node_facts(cluster: &Cluster) -> serde_json::Value {
             Some((name, serde_json::Value::String(file)))
         })
         .collect();
-    serde_json::json!({
+    let mut facts = serde_json::json!({
         "coordinator": cluster.coordinator_address(),
         "bootstrap_servers": cluster.bootstrap_servers(),
         "logs": logs,
-    })
+    });
+    if let Some(network) = cluster.network() {
+        let nodes: serde_json::Map<String, serde_json::Value> = network
+            .nodes()
+            .iter()
+            .map(|node| {
+                (
+                    node.name().to_string(),
+                    serde_json::json!({
+                        "address": node.address().to_string(),
+                        "namespace": node.namespace_name(),
+                    }),
+                )
+            })
+            .collect();
+        facts["network"] = serde_json::json!({
+            "tag": network.tag().to_string(),
+            "subnet": network.subnet().to_string(),
+            "bridge": network.bridge_name(),
+            "gateway": network.gateway().to_string(),
+            "nodes": nodes,
+        });
+    }
+    facts
 }
 
 /// `run.json`: what is needed to read or repeat the run besides the workload — the seed, the
-/// command templates, the nodes' addresses and log files, the client library (once a worker
-/// said hello), when it started.
+/// command templates, the nodes' addresses and log files, the network of a run with
+/// partitions, the client library (once a worker said hello), when it started.
 fn write_run_facts(
     dir: &std::path::Path,
     facts: &RunFacts<'_>,
     hello: Option<&Hello>,
 ) -> Result<(), RunError> {
     let options = facts.options;
-    let text = serde_json::json!({
+    let mut text = serde_json::json!({
         "workload": options.name,
         "seed": facts.seed,
         "started": facts.started,
@@ -310,6 +357,9 @@ fn write_run_facts(
         "bootstrap_servers": facts.nodes["bootstrap_servers"],
         "logs": facts.nodes["logs"],
     });
+    if let Some(network) = facts.nodes.get("network") {
+        text["network"] = network.clone();
+    }
     let path = dir.join("run.json");
     let text = serde_json::to_string_pretty(&text).unwrap_or_default();
     std::fs::write(&path, text + "\n").map_err(|source| RunError::Write { path, source })
@@ -421,8 +471,14 @@ async fn fault_phase(
         .collect();
 
     let nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone());
-    let timeline = schedule::plan(&spec.nemesis, spec.topic.partitions, spec.duration, seed)
-        .map_err(RunError::Setup)?;
+    let timeline = schedule::plan(
+        &spec.nemesis,
+        spec.topic.partitions,
+        spec.node_count(),
+        spec.duration,
+        seed,
+    )
+    .map_err(RunError::Setup)?;
     let nemesis_task = {
         let nemesis = nemesis.clone();
         let topic = spec.topic.name.clone();

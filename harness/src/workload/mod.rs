@@ -195,7 +195,8 @@ pub enum NemesisSpec {
     /// Scripted steps: at time T do F to target X (and optionally heal after a while).
     Scripted { steps: Vec<StepSpec> },
     /// Every `interval`, one fault from `faults` at one target from `targets`, healed after
-    /// `fault_duration`.
+    /// `fault_duration`. A `partition` drawn takes one of `topologies` (default: every topology
+    /// the cluster has nodes enough for); `isolate` and `one-way` take the drawn target.
     Random {
         #[serde(with = "duration_text")]
         interval: Duration,
@@ -203,6 +204,8 @@ pub enum NemesisSpec {
         fault_duration: Duration,
         faults: Vec<Fault>,
         targets: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        topologies: Vec<Topology>,
     },
 }
 
@@ -215,8 +218,17 @@ pub struct StepSpec {
     pub at: Duration,
     pub fault: Fault,
     /// `leader`, `followers`, `controller`, `random`, `coordinator`, `majority`, `minority`,
-    /// `all-brokers`, a node name (`broker-2`), a broker id (`2`), or `label:NAME`.
+    /// `all-brokers`, a node name (`broker-2`), a broker id (`2`), or `label:NAME`. Absent for
+    /// `heal` and for the `halves`, `bridge` and `ring` partitions, which choose their own sides.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub target: String,
+    /// For `partition`: the grudge's shape, resolved when the step runs (default `isolate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
+    /// For an `isolate` or `one-way` partition: cut the target off from these nodes only (a
+    /// target word, e.g. `coordinator` or `followers`); absent: from every other node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// Partition for `leader` / `followers` (default 0).
     #[serde(default)]
     pub partition: i32,
@@ -283,6 +295,65 @@ pub enum Fault {
     Start,
     /// SIGTERM, then start again.
     Restart,
+    /// A network partition (a grudge of the step's [`Topology`]): nodes drop each other's
+    /// packets. Needs root; the nodes then run in network namespaces of their own.
+    Partition,
+    /// Heal the network: every node hears every node again.
+    Heal,
+}
+
+/// The shape of a network partition, in Jepsen's words. Which nodes end up on which side is
+/// decided when the fault happens (targets from live metadata, random sides from the seed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// The target and the others (or the step's `from`) cannot hear each other.
+    Isolate,
+    /// The target hears nothing from the others (or from `from`), which still hear it.
+    OneWay,
+    /// A random minority and majority of every node, cut apart.
+    Halves,
+    /// Random halves, but one node of the majority keeps hearing and being heard by both.
+    Bridge,
+    /// Majorities ring: every node hears a majority, no two the same one (4 nodes or more).
+    Ring,
+}
+
+impl Topology {
+    /// Every topology, in the order a random schedule lists them.
+    pub const ALL: [Topology; 5] = [
+        Topology::Isolate,
+        Topology::OneWay,
+        Topology::Halves,
+        Topology::Bridge,
+        Topology::Ring,
+    ];
+
+    /// The name in workload files and the history.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topology::Isolate => "isolate",
+            Topology::OneWay => "one-way",
+            Topology::Halves => "halves",
+            Topology::Bridge => "bridge",
+            Topology::Ring => "ring",
+        }
+    }
+
+    /// Whether the topology cuts a target off (`isolate`, `one-way`), rather than choosing
+    /// its sides itself.
+    pub fn takes_target(self) -> bool {
+        matches!(self, Topology::Isolate | Topology::OneWay)
+    }
+
+    /// The fewest nodes (the coordinator included) it can be built on.
+    pub fn nodes_needed(self) -> usize {
+        match self {
+            Topology::Isolate | Topology::OneWay | Topology::Halves => 2,
+            Topology::Bridge => 3,
+            Topology::Ring => 4,
+        }
+    }
 }
 
 impl Fault {
@@ -295,6 +366,8 @@ impl Fault {
             Fault::Stop => "stop",
             Fault::Start => "start",
             Fault::Restart => "restart",
+            Fault::Partition => "partition",
+            Fault::Heal => "heal",
         }
     }
 
@@ -303,8 +376,14 @@ impl Fault {
         match self {
             Fault::Kill | Fault::Stop => Some(Fault::Start),
             Fault::Pause => Some(Fault::Resume),
-            Fault::Resume | Fault::Start | Fault::Restart => None,
+            Fault::Partition => Some(Fault::Heal),
+            Fault::Resume | Fault::Start | Fault::Restart | Fault::Heal => None,
         }
+    }
+
+    /// Whether it is a network fault (the nodes then need namespaces of their own).
+    pub fn is_network(self) -> bool {
+        matches!(self, Fault::Partition | Fault::Heal)
     }
 }
 
@@ -352,6 +431,21 @@ pub enum Strictness {
 }
 
 impl WorkloadSpec {
+    /// Whether any of its faults is a network fault: then every node runs in a network
+    /// namespace of its own (which needs root); otherwise nodes share the host's loopback.
+    pub fn needs_network(&self) -> bool {
+        match &self.nemesis {
+            NemesisSpec::None => false,
+            NemesisSpec::Scripted { steps } => steps.iter().any(|step| step.fault.is_network()),
+            NemesisSpec::Random { faults, .. } => faults.iter().any(|fault| fault.is_network()),
+        }
+    }
+
+    /// The number of nodes: the coordinator and the brokers.
+    pub fn node_count(&self) -> usize {
+        self.cluster.brokers as usize + 1
+    }
+
     /// The TOML text of this spec (what a run saves as `workload.toml`).
     pub fn to_toml(&self) -> Result<String, WorkloadError> {
         toml::to_string(self).map_err(|error| WorkloadError::Write {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::target::Target;
-use super::{NemesisSpec, Strictness, WorkloadError, WorkloadSpec};
+use super::{Fault, NemesisSpec, StepSpec, Strictness, Topology, WorkloadError, WorkloadSpec};
 
 impl WorkloadSpec {
     /// Parses and validates `text`, naming `path` in every error.
@@ -141,18 +141,29 @@ impl WorkloadSpec {
                 let mut labels: Vec<&str> = Vec::new();
                 for (index, step) in steps.iter().enumerate() {
                     let field = |name: &str| format!("nemesis.steps[{index}].{name}");
-                    let target = Target::parse(&step.target)
-                        .map_err(|message| invalid(field("target"), message))?;
-                    target
-                        .check_against(brokers)
-                        .map_err(|message| invalid(field("target"), message))?;
-                    if let Some(label) = target.label()
-                        && !labels.contains(&label)
-                    {
-                        return Err(invalid(
-                            field("target"),
-                            format!("no earlier step has label `{label}`"),
-                        ));
+                    self.validate_step_shape(step)
+                        .map_err(|(name, message)| invalid(field(name), message))?;
+                    let named = [
+                        ("target", Some(step.target.as_str())),
+                        ("from", step.from.as_deref()),
+                    ];
+                    for (name, text) in named {
+                        let Some(text) = text.filter(|text| !text.is_empty()) else {
+                            continue;
+                        };
+                        let target =
+                            Target::parse(text).map_err(|message| invalid(field(name), message))?;
+                        target
+                            .check_against(brokers)
+                            .map_err(|message| invalid(field(name), message))?;
+                        if let Some(label) = target.label()
+                            && !labels.contains(&label)
+                        {
+                            return Err(invalid(
+                                field(name),
+                                format!("no earlier step has label `{label}`"),
+                            ));
+                        }
                     }
                     if step.partition < 0 || step.partition as u32 >= self.topic.partitions {
                         return Err(invalid(
@@ -186,6 +197,7 @@ impl WorkloadSpec {
                 fault_duration,
                 faults,
                 targets,
+                topologies,
             } => {
                 if interval.is_zero() || fault_duration >= interval {
                     return Err(invalid(
@@ -200,10 +212,21 @@ impl WorkloadSpec {
                     return Err(invalid(
                         "nemesis.faults".into(),
                         format!(
-                            "`{}` is not a fault (use kill, pause or stop)",
+                            "`{}` is not a fault (use kill, pause, stop or partition)",
                             fault.name()
                         ),
                     ));
+                }
+                if !topologies.is_empty() && !faults.contains(&Fault::Partition) {
+                    return Err(invalid(
+                        "nemesis.topologies".into(),
+                        "shape `partition` faults, and `faults` has none".into(),
+                    ));
+                }
+                for (index, topology) in topologies.iter().enumerate() {
+                    self.check_topology_fits(*topology).map_err(|message| {
+                        invalid(format!("nemesis.topologies[{index}]"), message)
+                    })?;
                 }
                 if targets.is_empty() {
                     return Err(invalid("nemesis.targets".into(), "is empty".into()));
@@ -224,6 +247,70 @@ impl WorkloadSpec {
                 Ok(())
             }
         }
+    }
+}
+
+impl WorkloadSpec {
+    /// Which fields a step of its fault takes: a target for every fault but `heal` and the
+    /// partitions that choose their own sides; a topology and `from` for partitions only.
+    /// The error names the field.
+    fn validate_step_shape(&self, step: &StepSpec) -> Result<(), (&'static str, String)> {
+        let fault = step.fault.name();
+        if step.fault != Fault::Partition {
+            if step.topology.is_some() {
+                return Err((
+                    "topology",
+                    format!("only a `partition` has one, not `{fault}`"),
+                ));
+            }
+            if step.from.is_some() {
+                return Err(("from", format!("only a `partition` has one, not `{fault}`")));
+            }
+        }
+        let takes_target = match step.fault {
+            Fault::Heal => false,
+            Fault::Partition => {
+                let topology = step.topology.unwrap_or(Topology::Isolate);
+                self.check_topology_fits(topology)
+                    .map_err(|message| ("topology", message))?;
+                if step.from.is_some() && !topology.takes_target() {
+                    return Err((
+                        "from",
+                        format!("a `{}` partition chooses its own sides", topology.name()),
+                    ));
+                }
+                topology.takes_target()
+            }
+            _ => true,
+        };
+        match (takes_target, step.target.is_empty()) {
+            (true, true) => Err(("target", format!("`{fault}` needs a target"))),
+            (false, false) => Err((
+                "target",
+                match step.topology {
+                    Some(topology) if step.fault == Fault::Partition => format!(
+                        "a `{}` partition chooses its own sides: it takes no target",
+                        topology.name()
+                    ),
+                    _ => format!("`{fault}` takes no target"),
+                },
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a topology this cluster has too few nodes for (the coordinator counts).
+    fn check_topology_fits(&self, topology: Topology) -> Result<(), String> {
+        let nodes = self.node_count();
+        if nodes < topology.nodes_needed() {
+            return Err(format!(
+                "a `{}` partition needs at least {} nodes (the coordinator and the brokers); \
+                 this cluster has {nodes}",
+                topology.name(),
+                topology.nodes_needed()
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -69,7 +69,7 @@ pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) 
         page.push_str("<p class=\"muted\">No nemesis operations.</p></section>");
         return;
     }
-    page.push_str(r#"<p class="muted">From each nemesis operation until the next (or the last send): the time to the first acknowledged send, and the longest stretch with none.</p><table id="unavailability"><thead><tr><th class="num">at</th><th>operation</th><th>why</th><th class="num">window</th><th class="num">first ok send after</th><th class="num">longest without ok send</th></tr></thead><tbody>"#);
+    page.push_str(r#"<p class="muted">From each nemesis operation until the next (or the last send): the time to the first acknowledged send, and the longest stretch with none (of the aimed-at partition's sends, for a fault aimed at a partition's leader).</p><table id="unavailability"><thead><tr><th class="num">at</th><th>operation</th><th>why</th><th class="num">window</th><th class="num">first ok send after</th><th class="num">longest without ok send</th></tr></thead><tbody>"#);
     for fault in &results.faults {
         let first_ok = fault
             .time_to_first_ok_send_us
@@ -82,7 +82,13 @@ pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) 
             format_time_ns(fault.time_ns),
             escape(&fault.f),
             escape(fault.node.as_deref().unwrap_or("")),
-            escape(fault.why.as_deref().unwrap_or("")),
+            escape(&match fault.partition {
+                Some(partition) => format!(
+                    "{} (sends to partition {partition} only)",
+                    fault.why.as_deref().unwrap_or("")
+                ),
+                None => fault.why.clone().unwrap_or_default(),
+            }),
             format_micros(fault.window_end_ns.saturating_sub(fault.time_ns) / 1_000),
             format_micros(longest),
         );

@@ -17,9 +17,9 @@ use kafka_protocol::protocol::StrBytes;
 use super::Outcome;
 use crate::broker::context::Broker;
 use crate::broker::log::partition_log::{AppendError, AppendInfo};
+use crate::broker::log::producer_state::append::ProducerError;
 use crate::broker::log::records::{DecompressionBudget, RecordError};
 use crate::broker::partition::{Partition, PartitionError, producer_error};
-use crate::broker::producer_state::append::ProducerError;
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
 

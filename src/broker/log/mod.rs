@@ -1,11 +1,12 @@
 //! Partition logs on disk: v2 batches, segments with sparse offset indexes, the leader-epoch
-//! cache, and recovery.
+//! cache, the idempotent producers' state, and recovery.
 
 pub mod batch;
 pub mod high_watermark_checkpoint;
 pub mod index;
 pub mod leader_epoch;
 pub mod partition_log;
+pub mod producer_state;
 pub mod records;
 pub mod segment;
 pub mod tail_cache;

@@ -15,8 +15,8 @@ use super::batch::{self, BatchError, BatchHeader};
 use super::leader_epoch::LeaderEpochCache;
 use super::records::{self, DecompressionBudget, RecordError};
 use super::segment::{RecoveryOutcome, Segment};
-use crate::broker::producer_state::append::{LeaderAppend, ProducerError};
-use crate::broker::producer_state::manager::ProducerStateManager;
+use crate::broker::log::producer_state::append::{LeaderAppend, ProducerError};
+use crate::broker::log::producer_state::manager::ProducerStateManager;
 
 /// The settings a log needs (from the broker config; per topic later).
 #[derive(Debug, Clone, Copy)]

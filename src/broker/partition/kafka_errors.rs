@@ -5,7 +5,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::PartitionError;
 use crate::broker::log::partition_log::{AppendError, ReadError};
-use crate::broker::producer_state::append::ProducerError;
+use crate::broker::log::producer_state::append::ProducerError;
 
 impl PartitionError {
     /// The Kafka error a client is answered for this failure.

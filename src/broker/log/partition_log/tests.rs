@@ -209,7 +209,7 @@ fn producer_state_survives_reopening_with_and_without_a_snapshot() {
         .collect();
     drop(log);
     for offset in offsets {
-        std::fs::remove_file(crate::broker::producer_state::snapshot::path(
+        std::fs::remove_file(crate::broker::log::producer_state::snapshot::path(
             dir.path(),
             offset,
         ))

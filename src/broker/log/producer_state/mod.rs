@@ -1,6 +1,7 @@
-//! Kafka's idempotent producer, broker side.
+//! Kafka's idempotent producer, broker side: the producer state each partition log keeps
+//! (Kafka's `ProducerStateManager`, which lives with the log too).
 //!
-//! A producer gets a producer id from InitProducerId ([`producer_ids`]: blocks of ids reserved
+//! A producer gets a producer id from InitProducerId ([`producer_ids`](crate::broker::producer_ids): blocks of ids reserved
 //! in the coordinator, unique across the cluster) and numbers its records per partition. Every
 //! partition replica remembers, per producer id, the epoch and the last five batches' sequence
 //! and offset ranges ([`entry`]); the leader checks each produced batch against them
@@ -18,10 +19,8 @@
 //! - [`append`]: the leader's checks of a produced batch (pure).
 //! - [`manager`]: one partition's producers, snapshots, load, truncation, expiration.
 //! - [`snapshot`]: the `<offset>.snapshot` file format, durable writes, bounded reads.
-//! - [`producer_ids`]: producer id blocks in `/latest_producer_id_block`.
 
 pub mod append;
 pub mod entry;
 pub mod manager;
-pub mod producer_ids;
 pub mod snapshot;
