@@ -38,6 +38,7 @@ fn help_lists_every_subcommand_by_name() {
             "cluster",
             "broker",
             "coordinator",
+            "client",
             "topics",
             "configs",
             "elect",

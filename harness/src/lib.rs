@@ -1,8 +1,9 @@
 //! The harness drives any Kafka-protocol cluster, in Jepsen's terms: it starts and signals the
 //! processes of the system under test (the cluster, Jepsen's DB), injects faults (the nemesis),
-//! runs rdkafka producers and consumers (the clients), records every operation (through the
-//! `history` crate's writer) and has the `checker` crate judge it. It knows nothing of the kchaos
-//! broker or coordinator: it talks to a cluster only through the Kafka protocol and signals.
+//! runs producers and consumers as worker processes of any client library (the clients),
+//! records every operation (through the `history` crate's writer) and has the `checker` crate
+//! judge it. It knows nothing of the kchaos broker or coordinator: it talks to a cluster only
+//! through the Kafka protocol and signals.
 //!
 //! # Layout
 //! - [`cluster`]: the system under test — its processes (each a [`cluster::process`] that can
@@ -11,7 +12,8 @@
 //! - [`nemesis`]: faults: targets resolved at fault time, the seeded schedule, and one file per
 //!   fault family (signals, network partitions; disk faults next).
 //! - [`cleanup`]: what killed runs left on the host (network namespaces, ...), found and removed.
-//! - [`clients`]: the rdkafka workers that make the history: producer, consumer, final read.
+//! - [`clients`]: the clients that make the history, each a worker process speaking the worker
+//!   protocol (docs/client-protocol.md): producer, consumer, final read, and crash handling.
 //! - [`workload`]: workload specs (TOML), parsed strictly and validated, and the fault and
 //!   target vocabulary they use.
 //! - [`recorder`]: the history writer plus the live counters, shared by clients and nemesis.

@@ -208,6 +208,12 @@ pub struct Fields<'a> {
     pub node: Option<Text<'a>>,
     #[serde(borrow, default)]
     pub why: Option<Text<'a>>,
+    /// Harness events about a client (`client-crash`): the client's process number.
+    #[serde(default, rename = "process")]
+    pub client_process: Option<u64>,
+    /// `client-crash`: why the client's process ended (`signal 11 (SIGSEGV)`).
+    #[serde(borrow, default)]
+    pub cause: Option<Text<'a>>,
     /// Why a fault or a send went wrong, when the writer says (a string; any other JSON value
     /// is skipped, as unknown fields are).
     #[serde(borrow, default, deserialize_with = "text_or_nothing")]
@@ -322,6 +328,8 @@ impl Fields<'_> {
             positions: self.positions,
             node: self.node.map(Text::into_owned),
             why: self.why.map(Text::into_owned),
+            client_process: self.client_process,
+            cause: self.cause.map(Text::into_owned),
             error: self.error.map(Text::into_owned),
             grudge: self.grudge,
             topology: self.topology.map(Text::into_owned),

@@ -25,6 +25,8 @@ pub const PROBLEM_POINTS_MAX: usize = 50_000;
 pub const LOST_POINTS_MAX: usize = 20_000;
 /// Nemesis operations kept, at most.
 pub const NEMESIS_OPS_MAX: usize = 20_000;
+/// Client crashes kept, at most (all are counted).
+pub const CLIENT_CRASHES_MAX: usize = 10_000;
 /// Seconds of per-second counts kept (about 11 days).
 const SECONDS_MAX: u64 = 1_000_000;
 /// Send invocations waiting for their completion, at most.
@@ -67,6 +69,25 @@ pub struct NemesisOp {
     pub topology: Option<String>,
     /// What a `heal` heals (`network`), when not everything.
     pub what: Option<String>,
+}
+
+/// A client worker that crashed (a `client-crash` event of the harness).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCrashPoint {
+    pub time_ns: u64,
+    /// The crashed client's process number.
+    pub process: Option<u64>,
+    pub cause: String,
+}
+
+impl ClientCrashPoint {
+    /// `client 4`.
+    pub fn client(&self) -> String {
+        match self.process {
+            Some(process) => format!("client {process}"),
+            None => "a client".to_string(),
+        }
+    }
 }
 
 /// An acknowledged send that the complete final read of its partition did not contain.
@@ -118,6 +139,9 @@ pub struct HistoryScan {
     /// Send completions per second of the run: `[ok, fail, info]`.
     pub per_second: Vec<[u64; 3]>,
     pub nemesis: Vec<NemesisOp>,
+    /// Client worker crashes, in history order (up to [`CLIENT_CRASHES_MAX`]).
+    pub client_crashes: Vec<ClientCrashPoint>,
+    pub client_crashes_total: u64,
     /// Lost sends in acknowledgement order (up to [`LOST_POINTS_MAX`]).
     pub lost: Vec<LostSend>,
     pub lost_total: u64,
@@ -206,6 +230,7 @@ impl Scanner {
         self.scan.last_ns = self.scan.last_ns.max(op.time_ns);
         match (&op.process, &op.f) {
             (Process::Nemesis, _) => self.nemesis(op),
+            (Process::Harness, OpName::Other(f)) if f == "client-crash" => self.client_crash(op),
             (Process::Client(_), OpName::Send) => self.send(op),
             (Process::Client(_), OpName::FinalRead) if op.op_type == OpType::Ok => {
                 self.final_read(op)
@@ -230,6 +255,17 @@ impl Scanner {
             topology: text(&op.value.topology),
             what: text(&op.value.what),
         });
+    }
+
+    fn client_crash(&mut self, op: &Line<'static>) {
+        self.scan.client_crashes_total += 1;
+        if self.scan.client_crashes.len() < CLIENT_CRASHES_MAX {
+            self.scan.client_crashes.push(ClientCrashPoint {
+                time_ns: op.time_ns,
+                process: op.value.client_process,
+                cause: op.value.cause.as_deref().unwrap_or("unknown").to_string(),
+            });
+        }
     }
 
     fn send(&mut self, op: &Line<'static>) {

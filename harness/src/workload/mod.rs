@@ -109,17 +109,17 @@ pub struct ClientsSpec {
     /// Sends one producer may have unacknowledged at a time.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u32,
-    /// librdkafka `retries`; absent means librdkafka's default.
+    /// The producer's `retries`; absent means the library's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
     #[serde(default)]
     pub idempotence: bool,
     #[serde(default)]
     pub linger_ms: u64,
-    /// librdkafka `message.timeout.ms` (delivery timeout).
+    /// The producer's delivery timeout (`delivery.timeout.ms`, librdkafka's `message.timeout.ms`).
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u64,
-    /// librdkafka `request.timeout.ms`.
+    /// The producer's `request.timeout.ms`.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
     /// Number of distinct keys (`k0`..); keys pick partitions.
@@ -128,6 +128,42 @@ pub struct ClientsSpec {
     /// How long the final read may take before a partition is reported incomplete.
     #[serde(default = "default_final_read_timeout_ms")]
     pub final_read_timeout_ms: u64,
+    /// The Kafka client library every client worker uses.
+    #[serde(default)]
+    pub library: ClientLibrary,
+    /// The command of a worker for any other library (docs/client-protocol.md): words separated
+    /// by spaces, placeholders `{process}` and `{role}`; it takes the place of `library`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+/// The client libraries whose workers ship with kchaos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientLibrary {
+    /// librdkafka through the `rdkafka` crate: `kchaos client`.
+    #[default]
+    Rdkafka,
+    /// confluent-kafka's Python client (librdkafka underneath): clients/python/kchaos_worker.py.
+    ConfluentKafkaPython,
+}
+
+impl ClientLibrary {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientLibrary::Rdkafka => "rdkafka",
+            ClientLibrary::ConfluentKafkaPython => "confluent-kafka-python",
+        }
+    }
+
+    /// Every shipped library, for error messages and `--client-library`.
+    pub const ALL: [ClientLibrary; 2] =
+        [ClientLibrary::Rdkafka, ClientLibrary::ConfluentKafkaPython];
+
+    /// The library named `name`, if one ships.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|library| library.name() == name)
+    }
 }
 
 fn default_acks() -> String {

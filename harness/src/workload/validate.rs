@@ -98,6 +98,11 @@ impl WorkloadSpec {
                 "must be between 1 and 100000".into(),
             ));
         }
+        if let Some(command) = &self.clients.command
+            && command.split_whitespace().next().is_none()
+        {
+            return Err(invalid("clients.command", "is empty".into()));
+        }
         if self.clients.keys == 0 {
             return Err(invalid("clients.keys", "must be at least 1".into()));
         }
