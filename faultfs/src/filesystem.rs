@@ -819,7 +819,9 @@ impl Filesystem for FaultFilesystem {
         if let Some(fault) = self.write_fault(false) {
             return reply.error(fault);
         }
-        match self.shared.lock().path_of(self.paths(), ino.0) {
+        // The state's lock is released before the submit, which takes it again.
+        let path = self.shared.lock().path_of(self.paths(), ino.0);
+        match path {
             Ok(path) => self
                 .syncer
                 .submit(ino.0, SyncTarget::Directory { path }, reply),

@@ -60,10 +60,12 @@
 //!   ENOSPC on writes, `fallocate`, and calls that create entries. Disk error: EIO on reads
 //!   (the kernel's page cache is dropped when the window opens, so cached pages do not hide
 //!   it) or on every call that changes the disk, `fsync` included (a failed fsync makes nothing
-//!   durable). Slow disk: file and directory fsyncs answer at least `fsync_delay` late.
-//! - **When an fsync takes effect**: when its backing fsync has finished, before it answers;
-//!   writes racing with it may be included (as on a real disk), a loss before it answers may
-//!   or may not keep what it covers.
+//!   durable). Slow disk: file and directory fsyncs take effect and answer `fsync_delay`
+//!   late, at least (a device that slow has not written the data before then).
+//! - **When an fsync takes effect**: when its backing fsync has finished (and, in a slow-disk
+//!   window, its delay has passed), just before it answers; writes racing with it may be
+//!   included (as on a real disk). A loss before that drops what it covers, and an fsync
+//!   called before a loss makes nothing durable after it.
 //!
 //! # Cost
 //!

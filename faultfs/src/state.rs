@@ -93,6 +93,9 @@ pub(crate) struct State {
     pub handles: HashMap<u64, Handle>,
     next_handle: u64,
     pub last_write: Option<LastWrite>,
+    /// How many losses this mount has been through: an fsync that began before a loss must
+    /// not commit anything after it.
+    pub losses: u64,
 }
 
 impl State {
@@ -102,6 +105,7 @@ impl State {
             handles: HashMap::new(),
             next_handle: 1,
             last_write: None,
+            losses: 0,
         }
     }
 

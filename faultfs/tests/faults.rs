@@ -118,6 +118,33 @@ fn a_slow_disk_delays_fsyncs_by_at_least_the_delay() {
     assert_eq!(read(&path).unwrap(), b"x");
 }
 
+/// A slow device has not written what a waiting fsync covers: a loss during the delay drops
+/// it, and that fsync, answering after the loss, makes nothing written since durable.
+#[test]
+fn a_loss_during_a_slow_fsync_drops_what_it_covers() {
+    let disk = TestDisk::mount();
+    let path = disk.path("wal");
+    write_synced(&path, b"durable ");
+    sync_dir(&disk.path(""));
+    let delay = Duration::from_millis(600);
+    disk.disk().inject(Fault::SlowDisk { fsync_delay: delay });
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(b"waiting").unwrap();
+    let waiting = std::thread::spawn(move || file.sync_data());
+    // The fsync is under way (its write is in the file) when the power goes.
+    std::thread::sleep(delay / 3);
+    disk.lose();
+    assert_eq!(read(&path).unwrap(), b"durable ");
+    // Written after the loss, before the old fsync answers: its commit must not cover it.
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(b"after").unwrap();
+    drop(file);
+    waiting.join().unwrap().unwrap();
+    disk.disk().clear_faults();
+    disk.lose();
+    assert_eq!(read(&path).unwrap(), b"durable ");
+}
+
 #[test]
 fn bad_mounts_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
