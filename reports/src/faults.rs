@@ -1,8 +1,10 @@
-//! Fault windows from the nemesis operations of a history: a fault (`kill`, `pause`, `stop`)
-//! opens a window on its node that the node's heal (`resume`, `start`, `restart`, or a `heal`
-//! of everything) closes, or that runs to the end of the run. A `restart` of a running node is
-//! a window of its own, from its invocation to its completion. Operations that failed, or that
-//! heal nothing, become markers.
+//! Fault windows from the nemesis operations of a history: a fault to a node's process
+//! (`kill`, `pause`, `stop`, and `lose-unfsynced` and `power-loss`, which kill it) opens a
+//! window on its node that the node's heal (`resume`, `start`, `restart`, or a `heal` of
+//! everything) closes, or that runs to the end of the run; a fault to its disk (`disk-full`,
+//! `disk-error`, `slow-disk`) opens a window beside it that `heal-disk` or a `heal` closes. A
+//! `restart` of a running node is a window of its own, from its invocation to its completion.
+//! Operations that failed, or that heal nothing, become markers.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,8 @@ pub struct FaultWindow {
     pub end_ns: u64,
     /// Still open when the history ended.
     pub open_at_end: bool,
-    /// The fault: `kill`, `pause`, `stop` or `restart`.
+    /// The fault: `kill`, `pause`, `stop`, `restart`, `lose-unfsynced`, `power-loss`,
+    /// `disk-full`, `disk-error` or `slow-disk`.
     pub f: String,
     pub node: String,
     pub why: Option<String>,
@@ -73,17 +76,27 @@ pub fn fault_windows(ops: &[NemesisOp], run_end_ns: u64) -> Faults {
             }
         };
         match event.f {
-            "kill" | "pause" | "stop" => {
-                open.entry(node.to_string()).or_insert_with(|| FaultWindow {
-                    start_ns: event.start_ns,
-                    end_ns: run_end_ns,
-                    open_at_end: true,
-                    f: event.f.to_string(),
-                    node: node.to_string(),
-                    why: event.why.map(str::to_string),
-                    healed_by: None,
-                });
+            "kill" | "pause" | "stop" | "lose-unfsynced" | "power-loss" | "disk-full"
+            | "disk-error" | "slow-disk" => {
+                open.entry(window_key(event.f, node))
+                    .or_insert_with(|| FaultWindow {
+                        start_ns: event.start_ns,
+                        end_ns: run_end_ns,
+                        open_at_end: true,
+                        f: event.f.to_string(),
+                        node: node.to_string(),
+                        why: event.why.map(str::to_string),
+                        healed_by: None,
+                    });
             }
+            "heal-disk" => match open.remove(&window_key(event.f, node)) {
+                Some(window) => faults.windows.push(close(window, event.end_ns, event.f)),
+                None => faults.markers.push(FaultMarker {
+                    time_ns: event.end_ns,
+                    label: format!("heal-disk {node}"),
+                    detail: "the disk had no fault".to_string(),
+                }),
+            },
             "resume" | "start" | "restart" => match open.remove(node) {
                 Some(window) => faults.windows.push(close(window, event.end_ns, event.f)),
                 None if event.f == "restart" => faults.windows.push(FaultWindow {
@@ -123,6 +136,14 @@ pub fn fault_windows(ops: &[NemesisOp], run_end_ns: u64) -> Faults {
         .windows
         .sort_by_key(|window| (window.start_ns, window.node.clone()));
     faults
+}
+
+/// Where a fault's window is kept while open: a node's process and its disk each have one.
+fn window_key(f: &str, node: &str) -> String {
+    match f {
+        "disk-full" | "disk-error" | "slow-disk" | "heal-disk" => format!("{node} disk"),
+        _ => node.to_string(),
+    }
 }
 
 fn close(mut window: FaultWindow, end_ns: u64, healed_by: &str) -> FaultWindow {
@@ -252,5 +273,45 @@ mod tests {
             .map(|marker| marker.label.as_str())
             .collect();
         assert_eq!(labels, vec!["kill broker-3 failed", "heal"]);
+    }
+
+    #[test]
+    fn disk_windows_sit_beside_process_windows() {
+        let ops = vec![
+            op(1, true, "slow-disk", "broker-1"),
+            op(2, false, "slow-disk", "broker-1"),
+            op(3, true, "power-loss", "broker-1"),
+            op(3, true, "power-loss", "broker-2"),
+            op(4, false, "power-loss", "broker-1"),
+            op(4, false, "power-loss", "broker-2"),
+            op(6, true, "heal-disk", "broker-1"),
+            op(7, false, "heal-disk", "broker-1"),
+            op(8, true, "start", "broker-1"),
+            op(9, false, "start", "broker-1"),
+            op(10, true, "disk-full", "broker-3"),
+            op(11, false, "disk-full", "broker-3"),
+        ];
+        let faults = fault_windows(&ops, 50);
+        let windows: Vec<(String, u64, u64, Option<&str>)> = faults
+            .windows
+            .iter()
+            .map(|window| {
+                (
+                    window.label(),
+                    window.start_ns,
+                    window.end_ns,
+                    window.healed_by.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            windows,
+            vec![
+                ("slow-disk broker-1".to_string(), 1, 7, Some("heal-disk")),
+                ("power-loss broker-1".to_string(), 3, 9, Some("start")),
+                ("power-loss broker-2".to_string(), 3, 50, None),
+                ("disk-full broker-3".to_string(), 10, 50, None),
+            ]
+        );
     }
 }

@@ -183,6 +183,7 @@ impl Node {
             program: PathBuf::from(program),
             args: words.collect(),
             log_path,
+            data_dir: values.data_dir.to_path_buf(),
             process: None,
             paused: false,
         })

@@ -80,6 +80,8 @@ struct Node {
     program: PathBuf,
     args: Vec<String>,
     log_path: PathBuf,
+    /// Its `{data_dir}`.
+    data_dir: PathBuf,
     process: Option<NodeProcess>,
     paused: bool,
 }
@@ -122,6 +124,11 @@ impl Cluster {
     /// Where a node's stdout and stderr go.
     pub fn log_path(&self, name: &str) -> Result<PathBuf, ClusterError> {
         Ok(self.node(name)?.log_path.clone())
+    }
+
+    /// `name`'s data directory (its `{data_dir}`).
+    pub fn data_dir(&self, name: &str) -> Result<PathBuf, ClusterError> {
+        Ok(self.node(name)?.data_dir.clone())
     }
 
     /// The pid of `name`'s process while it has one (running or frozen).

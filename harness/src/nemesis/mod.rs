@@ -7,10 +7,13 @@
 //! # Layout
 //! - this file: [`Nemesis`], which records every fault and hands it to its [`FaultFamily`].
 //! - `signals.rs`: the signal family (kill, pause, resume, stop, start, restart).
+//! - [`disk`]: the disk family (lose-unfsynced, power-loss, disk-full, disk-error, slow-disk,
+//!   heal-disk) on the fault filesystems a run mounts over the nodes' data directories.
 //! - [`target`]: resolving a step's target (`leader`, `majority`, ...) to node names.
 //! - [`schedule`]: the seeded timeline of faults a workload asks for.
 //! - `runner.rs`: [`Nemesis::run_schedule`], playing a schedule against live metadata.
 
+pub mod disk;
 mod runner;
 pub mod schedule;
 mod signals;
@@ -26,6 +29,7 @@ use crate::lock::lock;
 use crate::recorder::Recorder;
 use crate::workload::Fault;
 
+use self::disk::{DiskFaultError, DiskFaultPlan, Disks};
 pub use self::signals::STOP_GRACE;
 
 /// Why a fault could not be injected.
@@ -33,17 +37,21 @@ pub use self::signals::STOP_GRACE;
 pub enum NemesisError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Disk(#[from] DiskFaultError),
     #[error("the nemesis task panicked: {0}")]
     Task(String),
 }
 
-/// The fault families, one file each: how a fault is done. Signals to a node's process today;
-/// network partitions (the `netfault` crate) and disk faults (the `faultfs` crate) come next,
+/// The fault families, one file each: how a fault is done. Signals to a node's process, and
+/// the node's disk (the `faultfs` crate); network partitions (the `netfault` crate) come next,
 /// each a variant here, a file beside `signals.rs`, and its part of [`Nemesis::heal_all`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultFamily {
     /// Kill, pause, resume, stop, start, restart: `signals.rs`.
     Signals,
+    /// Lose-unfsynced, power-loss, disk-full, disk-error, slow-disk, heal-disk: [`disk`].
+    Disk,
 }
 
 impl FaultFamily {
@@ -56,6 +64,12 @@ impl FaultFamily {
             | Fault::Stop
             | Fault::Start
             | Fault::Restart => FaultFamily::Signals,
+            Fault::LoseUnfsynced
+            | Fault::PowerLoss
+            | Fault::DiskFull
+            | Fault::DiskError
+            | Fault::SlowDisk
+            | Fault::HealDisk => FaultFamily::Disk,
         }
     }
 }
@@ -65,11 +79,23 @@ impl FaultFamily {
 pub struct Nemesis {
     cluster: Arc<Mutex<Cluster>>,
     recorder: Recorder,
+    /// The nodes' fault filesystems, when the run mounted them.
+    disks: Option<Arc<Disks>>,
 }
 
 impl Nemesis {
     pub fn new(cluster: Arc<Mutex<Cluster>>, recorder: Recorder) -> Self {
-        Nemesis { cluster, recorder }
+        Nemesis {
+            cluster,
+            recorder,
+            disks: None,
+        }
+    }
+
+    /// The same nemesis, able to do disk faults on `disks`.
+    pub fn with_disks(mut self, disks: Option<Arc<Disks>>) -> Self {
+        self.disks = disks;
+        self
     }
 
     /// SIGKILL `node`.
@@ -104,39 +130,92 @@ impl Nemesis {
 
     /// Injects `fault` into `node`, recording an invoke and an info (with the error, if any).
     pub async fn inject(&self, fault: Fault, node: &str, why: &str) -> Result<(), NemesisError> {
-        let value = json!({"node": node, "why": why});
-        self.recorder.record(
-            Process::Nemesis,
-            OpType::Invoke,
-            fault.name(),
-            value.clone(),
-        );
+        self.inject_with(fault, node, why, &DiskFaultPlan::default())
+            .await
+    }
+
+    /// [`Nemesis::inject`] with the settings of a disk fault.
+    pub async fn inject_with(
+        &self,
+        fault: Fault,
+        node: &str,
+        why: &str,
+        plan: &DiskFaultPlan,
+    ) -> Result<(), NemesisError> {
+        self.inject_together(fault, &[node.to_string()], why, plan)
+            .await
+    }
+
+    /// Injects `fault` into every node of `nodes` as one act (for `power-loss`: all are killed
+    /// before any loses its data; other faults are done node after node), recording an invoke
+    /// per node, then an info per node (with its error, if any). The first error is returned.
+    pub async fn inject_together(
+        &self,
+        fault: Fault,
+        nodes: &[String],
+        why: &str,
+        plan: &DiskFaultPlan,
+    ) -> Result<(), NemesisError> {
+        let mut invocation = json!({"why": why});
+        if let Some(details) = disk::invocation_details(fault, plan).as_object() {
+            for (key, value) in details {
+                invocation[key] = value.clone();
+            }
+        }
+        if nodes.len() > 1 {
+            invocation["nodes"] = json!(nodes);
+        }
+        for node in nodes {
+            let mut value = invocation.clone();
+            value["node"] = json!(node);
+            self.recorder
+                .record(Process::Nemesis, OpType::Invoke, fault.name(), value);
+        }
         if fault.heal().is_some() {
             self.recorder
-                .set_current_fault(Some(format!("{} {node}", fault.name())));
+                .set_current_fault(Some(format!("{} {}", fault.name(), nodes.join(","))));
         }
         let cluster = Arc::clone(&self.cluster);
-        let name = node.to_string();
-        let outcome = tokio::task::spawn_blocking(move || {
+        let disks = self.disks.clone();
+        let names = nodes.to_vec();
+        let plan = *plan;
+        let outcomes = tokio::task::spawn_blocking(move || {
             let mut cluster = lock(&cluster);
-            match FaultFamily::of(fault) {
-                FaultFamily::Signals => signals::inject(&mut cluster, fault, &name),
-            }
+            do_fault(&mut cluster, disks.as_deref(), fault, &names, &plan)
         })
         .await
-        .map_err(|error| NemesisError::Task(error.to_string()))
-        .and_then(|result| result.map_err(NemesisError::from));
-        let mut completion = value;
-        if let Err(error) = &outcome {
-            completion["error"] = json!(error.to_string());
-            tracing::warn!("nemesis {} {node}: {error}", fault.name());
+        .unwrap_or_else(|error| {
+            let error = error.to_string();
+            nodes
+                .iter()
+                .map(|_| Err(NemesisError::Task(error.clone())))
+                .collect()
+        });
+        let mut first_error = None;
+        for (node, outcome) in nodes.iter().zip(outcomes) {
+            let mut completion = invocation.clone();
+            completion["node"] = json!(node);
+            match outcome {
+                Ok(details) => {
+                    if let Some(details) = details.as_object() {
+                        for (key, value) in details {
+                            completion[key] = value.clone();
+                        }
+                    }
+                }
+                Err(error) => {
+                    completion["error"] = json!(error.to_string());
+                    tracing::warn!("nemesis {} {node}: {error}", fault.name());
+                    first_error.get_or_insert(error);
+                }
+            }
+            self.recorder
+                .record(Process::Nemesis, OpType::Info, fault.name(), completion);
         }
-        self.recorder
-            .record(Process::Nemesis, OpType::Info, fault.name(), completion);
         if fault.heal().is_none() {
             self.recorder.set_current_fault(None);
         }
-        outcome
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Records a fault whose target could not be resolved (nothing was done).
@@ -163,11 +242,22 @@ impl Nemesis {
             json!({"node": "all", "why": why}),
         );
         let cluster = Arc::clone(&self.cluster);
-        // Every family heals what it did (only signals so far).
-        let outcome = tokio::task::spawn_blocking(move || signals::heal(&mut lock(&cluster)))
-            .await
-            .map_err(|error| NemesisError::Task(error.to_string()))
-            .and_then(|result| result.map_err(NemesisError::from));
+        let disks = self.disks.clone();
+        // Every family heals what it did: the disks first, so that a node started again finds
+        // a working one.
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut healed: Vec<(String, &'static str)> = disks
+                .map(|disks| disks.heal())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|node| (node, Fault::HealDisk.name()))
+                .collect();
+            healed.extend(signals::heal(&mut lock(&cluster))?);
+            Ok::<_, ClusterError>(healed)
+        })
+        .await
+        .map_err(|error| NemesisError::Task(error.to_string()))
+        .and_then(|result| result.map_err(NemesisError::from));
         let value = match &outcome {
             Ok(healed) => json!({
                 "node": "all",
@@ -180,6 +270,50 @@ impl Nemesis {
             .record(Process::Nemesis, OpType::Info, "heal", value);
         self.recorder.set_current_fault(None);
         outcome.map(|_| ())
+    }
+}
+
+/// Does `fault` to `nodes` by its family; one outcome per node, with what to add to its
+/// completion in the history.
+fn do_fault(
+    cluster: &mut Cluster,
+    disks: Option<&Disks>,
+    fault: Fault,
+    nodes: &[String],
+    plan: &DiskFaultPlan,
+) -> Vec<Result<serde_json::Value, NemesisError>> {
+    match FaultFamily::of(fault) {
+        FaultFamily::Signals => nodes
+            .iter()
+            .map(|node| {
+                signals::inject(cluster, fault, node)
+                    .map(|()| json!({}))
+                    .map_err(NemesisError::from)
+            })
+            .collect(),
+        FaultFamily::Disk => {
+            let Some(disks) = disks else {
+                return nodes
+                    .iter()
+                    .map(|node| Err(DiskFaultError::NoDisk(node.clone()).into()))
+                    .collect();
+            };
+            if fault == Fault::PowerLoss {
+                return disks
+                    .power_loss(cluster, nodes, plan)
+                    .into_iter()
+                    .map(|outcome| outcome.map_err(NemesisError::from))
+                    .collect();
+            }
+            nodes
+                .iter()
+                .map(|node| {
+                    disks
+                        .inject(cluster, fault, node, plan)
+                        .map_err(NemesisError::from)
+                })
+                .collect()
+        }
     }
 }
 

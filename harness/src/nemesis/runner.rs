@@ -6,15 +6,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 
 use super::Nemesis;
+use super::disk::DiskFaultPlan;
 use super::schedule::{Event, Schedule};
 use crate::cluster::{NodeStatus, broker_name, metadata};
 use crate::lock::lock;
-use crate::workload::Condition;
+use crate::workload::{Condition, Fault};
 
 /// How long one metadata request may take when resolving a target.
 const METADATA_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -121,9 +122,20 @@ impl Nemesis {
                         ),
                         None => resolved.why.clone(),
                     };
-                    for node in &resolved.nodes {
-                        // Errors are in the history; the schedule goes on.
-                        let _ = self.inject(planned.fault, node, &why).await;
+                    // Drawn only for a tear, so that other faults' choices stay as they were.
+                    let plan = DiskFaultPlan {
+                        settings: planned.disk,
+                        tear_draw: if planned.disk.tear { rng.random() } else { 0 },
+                    };
+                    // Errors are in the history; the schedule goes on.
+                    if planned.fault == Fault::PowerLoss {
+                        let _ = self
+                            .inject_together(planned.fault, &resolved.nodes, &why, &plan)
+                            .await;
+                    } else {
+                        for node in &resolved.nodes {
+                            let _ = self.inject_with(planned.fault, node, &why, &plan).await;
+                        }
                     }
                     if let Some(label) = &planned.label {
                         labels.insert(label.clone(), resolved.nodes.clone());

@@ -11,7 +11,7 @@ use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::workload::target::Target;
-use crate::workload::{Condition, Fault, NemesisSpec};
+use crate::workload::{Condition, DiskFaultSettings, Fault, NemesisSpec};
 
 /// One fault, planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct PlannedFault {
     /// Strike only once the partition shows this (waiting from `at`, at most `within`).
     pub when: Option<Condition>,
     pub within: Option<Duration>,
+    /// How a disk fault is done (tear, which calls fail, the fsync delay).
+    pub disk: DiskFaultSettings,
 }
 
 /// What happens at one point of the timeline.
@@ -72,6 +74,7 @@ pub fn plan(
                     label: step.label.clone(),
                     when: step.when,
                     within: step.within,
+                    disk: step.disk_settings(),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?,
@@ -80,7 +83,12 @@ pub fn plan(
             fault_duration,
             faults,
             targets,
+            fsync_delay,
         } => {
+            let disk = DiskFaultSettings {
+                fsync_delay: *fsync_delay,
+                ..DiskFaultSettings::default()
+            };
             let targets = targets
                 .iter()
                 .map(|text| Ok((Target::parse(text)?, text.clone())))
@@ -105,6 +113,7 @@ pub fn plan(
                     label: None,
                     when: None,
                     within: None,
+                    disk,
                 });
                 at += *interval;
             }
@@ -134,6 +143,7 @@ mod tests {
             fault_duration: Duration::from_secs(1),
             faults: vec![Fault::Kill, Fault::Pause, Fault::Stop],
             targets: vec!["leader".into(), "random".into(), "controller".into()],
+            fsync_delay: None,
         }
     }
 
@@ -167,6 +177,9 @@ mod tests {
             label: None,
             when: None,
             within: None,
+            tear: false,
+            errors: None,
+            fsync_delay: None,
         };
         let spec = NemesisSpec::Scripted {
             steps: vec![step(1, Some(5)), step(3, None)],

@@ -23,6 +23,13 @@ pub fn inject(cluster: &mut Cluster, fault: Fault, name: &str) -> Result<(), Clu
             .stop(name, STOP_GRACE)
             .and_then(|_| cluster.start(name))
             .map(|_| ()),
+        // The disk family's (`disk.rs`): never dispatched here.
+        Fault::LoseUnfsynced
+        | Fault::PowerLoss
+        | Fault::DiskFull
+        | Fault::DiskError
+        | Fault::SlowDisk
+        | Fault::HealDisk => Ok(()),
     }
 }
 

@@ -39,6 +39,7 @@ use crate::cluster::Cluster;
 use crate::cluster::config::{ClusterConfig, CommandTemplates};
 use crate::lock::lock;
 use crate::nemesis::Nemesis;
+use crate::nemesis::disk::{self, DiskFaultError, Disks};
 use crate::nemesis::schedule;
 use crate::recorder::{CountersSnapshot, Recorder};
 use crate::workload::{ClusterSpec, LostExpectation, Strictness, WorkloadSpec};
@@ -120,6 +121,23 @@ pub fn expectations(spec: &WorkloadSpec) -> Expectations {
 pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     let spec = &options.spec;
     let seed = spec.seed.unwrap_or(0);
+    let with_disks = spec.nemesis.has_disk_faults();
+    if with_disks {
+        disk::check_available().map_err(DiskFaultError::from)?;
+    }
+    // What a killed run left mounted goes first (live runs' mounts are left alone).
+    match disk::remove_stale_disks() {
+        Ok(removed) => {
+            for mount in removed {
+                tracing::info!(
+                    "removed the fault filesystem {} a killed run left at {}",
+                    mount.tag,
+                    mount.mount_point.display()
+                );
+            }
+        }
+        Err(error) => tracing::warn!("looking for stale fault filesystems: {error}"),
+    }
     let dir = store::create_run_dir(&options.store, &options.name)?;
     let workload_path = dir.join("workload.toml");
     std::fs::write(&workload_path, spec.to_toml()?).map_err(|source| RunError::Write {
@@ -142,6 +160,13 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     let addresses = cluster.broker_addresses();
     let bootstrap = cluster.bootstrap_servers();
     write_run_facts(&dir, &options, seed, &cluster)?;
+    // Declared before the cluster's handle, so that on an early return the nodes die (the
+    // cluster is dropped) before their disks are unmounted.
+    let disks = if with_disks {
+        Some(Arc::new(Disks::mount(&cluster)?))
+    } else {
+        None
+    };
     let cluster = Arc::new(Mutex::new(cluster));
     let (stop_sampling, sampling_stopped) = watch::channel(false);
     let sampler = tokio::spawn(leadership::sample_leadership(
@@ -166,6 +191,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
             spec,
             seed,
             &cluster,
+            disks.clone(),
             &recorder,
             &bootstrap,
             interrupts.clone(),
@@ -189,6 +215,12 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         let cluster = Arc::clone(&cluster);
         tokio::task::spawn_blocking(move || lock(&cluster).stop_all(TEARDOWN_GRACE)).await
     };
+    if let Some(disks) = disks
+        && let Ok(disks) = Arc::try_unwrap(disks)
+        && let Err(error) = disks.unmount()
+    {
+        tracing::warn!("unmounting the fault filesystems: {error}");
+    }
     let (interrupted, final_read) = outcome?;
     closed?;
     if let Some(error) = recorder.first_error() {
@@ -257,6 +289,7 @@ async fn fault_phase(
     spec: &WorkloadSpec,
     seed: u64,
     cluster: &Arc<Mutex<Cluster>>,
+    disks: Option<Arc<Disks>>,
     recorder: &Recorder,
     bootstrap: &str,
     mut interrupts: watch::Receiver<u32>,
@@ -305,7 +338,7 @@ async fn fault_phase(
         .collect::<Result<_, _>>()
         .map_err(|error| RunError::Task(error.to_string()))?;
 
-    let nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone());
+    let nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone()).with_disks(disks);
     let timeline = schedule::plan(&spec.nemesis, spec.topic.partitions, spec.duration, seed)
         .map_err(RunError::Setup)?;
     let nemesis_task = {

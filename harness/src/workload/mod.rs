@@ -167,6 +167,13 @@ pub enum NemesisSpec {
         fault_duration: Duration,
         faults: Vec<Fault>,
         targets: Vec<String>,
+        /// For `slow-disk` among `faults`: how late every fsync takes effect and answers.
+        #[serde(
+            default,
+            with = "optional_duration_text",
+            skip_serializing_if = "Option::is_none"
+        )]
+        fsync_delay: Option<Duration>,
     },
 }
 
@@ -207,6 +214,59 @@ pub struct StepSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub within: Option<Duration>,
+    /// `lose-unfsynced` and `power-loss`: also keep a sector-aligned prefix of the last write
+    /// no fsync made durable (its length drawn from the seed), as a write torn by the crash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tear: bool,
+    /// `disk-error`: which calls fail with EIO (default `reads-and-writes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<DiskErrors>,
+    /// `slow-disk`: how late every fsync takes effect and answers (e.g. "1s").
+    #[serde(
+        default,
+        with = "optional_duration_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fsync_delay: Option<Duration>,
+}
+
+impl StepSpec {
+    /// The settings of this step's disk fault (defaults for the ones it does not give).
+    pub fn disk_settings(&self) -> DiskFaultSettings {
+        DiskFaultSettings {
+            tear: self.tear,
+            errors: self.errors.unwrap_or_default(),
+            fsync_delay: self.fsync_delay,
+        }
+    }
+}
+
+/// How a disk fault is done: the `tear`, `errors` and `fsync_delay` of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DiskFaultSettings {
+    pub tear: bool,
+    pub errors: DiskErrors,
+    pub fsync_delay: Option<Duration>,
+}
+
+/// Which calls a `disk-error` window fails with EIO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskErrors {
+    Reads,
+    Writes,
+    #[default]
+    ReadsAndWrites,
+}
+
+impl DiskErrors {
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskErrors::Reads => "reads",
+            DiskErrors::Writes => "writes",
+            DiskErrors::ReadsAndWrites => "reads-and-writes",
+        }
+    }
 }
 
 /// What a scripted step can wait for, as any Kafka-protocol cluster's Metadata shows it.
@@ -247,6 +307,21 @@ pub enum Fault {
     Start,
     /// SIGTERM, then start again.
     Restart,
+    /// SIGKILL, and everything the node never fsync'd is gone from its disk (its page cache
+    /// with it): a power loss of one node. Needs a fault filesystem (the harness mounts one
+    /// over every node's data directory when a workload has disk faults).
+    LoseUnfsynced,
+    /// `lose-unfsynced` of every target at the same instant: all are killed before any
+    /// loses its un-fsync'd data.
+    PowerLoss,
+    /// ENOSPC on writes and creates until healed.
+    DiskFull,
+    /// EIO on reads, writes or both until healed.
+    DiskError,
+    /// fsync delayed (taking effect late) until healed.
+    SlowDisk,
+    /// Closes the node's disk-full, disk-error and slow-disk windows.
+    HealDisk,
 }
 
 impl Fault {
@@ -259,15 +334,49 @@ impl Fault {
             Fault::Stop => "stop",
             Fault::Start => "start",
             Fault::Restart => "restart",
+            Fault::LoseUnfsynced => "lose-unfsynced",
+            Fault::PowerLoss => "power-loss",
+            Fault::DiskFull => "disk-full",
+            Fault::DiskError => "disk-error",
+            Fault::SlowDisk => "slow-disk",
+            Fault::HealDisk => "heal-disk",
         }
+    }
+
+    /// Whether it acts on a node's disk (and so needs the fault filesystem mounted).
+    pub fn is_disk(self) -> bool {
+        matches!(
+            self,
+            Fault::LoseUnfsynced
+                | Fault::PowerLoss
+                | Fault::DiskFull
+                | Fault::DiskError
+                | Fault::SlowDisk
+                | Fault::HealDisk
+        )
     }
 
     /// The fault that undoes this one, if any.
     pub fn heal(self) -> Option<Fault> {
         match self {
-            Fault::Kill | Fault::Stop => Some(Fault::Start),
+            Fault::Kill | Fault::Stop | Fault::LoseUnfsynced | Fault::PowerLoss => {
+                Some(Fault::Start)
+            }
             Fault::Pause => Some(Fault::Resume),
-            Fault::Resume | Fault::Start | Fault::Restart => None,
+            Fault::DiskFull | Fault::DiskError | Fault::SlowDisk => Some(Fault::HealDisk),
+            Fault::Resume | Fault::Start | Fault::Restart | Fault::HealDisk => None,
+        }
+    }
+}
+
+impl NemesisSpec {
+    /// Whether any fault acts on a disk: then every node's data directory is put on a fault
+    /// filesystem.
+    pub fn has_disk_faults(&self) -> bool {
+        match self {
+            NemesisSpec::None => false,
+            NemesisSpec::Scripted { steps } => steps.iter().any(|step| step.fault.is_disk()),
+            NemesisSpec::Random { faults, .. } => faults.iter().any(|fault| fault.is_disk()),
         }
     }
 }

@@ -3,9 +3,10 @@
 //! located in the text so that it names the file, the line and the field.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::target::Target;
-use super::{NemesisSpec, Strictness, WorkloadError, WorkloadSpec};
+use super::{Fault, NemesisSpec, StepSpec, Strictness, WorkloadError, WorkloadSpec};
 
 impl WorkloadSpec {
     /// Parses and validates `text`, naming `path` in every error.
@@ -170,6 +171,8 @@ impl WorkloadSpec {
                             format!("`{}` has nothing to heal", step.fault.name()),
                         ));
                     }
+                    check_disk_settings(step)
+                        .map_err(|(name, message)| invalid(field(name), message))?;
                     if let Some(label) = &step.label {
                         labels.push(label);
                     }
@@ -181,6 +184,7 @@ impl WorkloadSpec {
                 fault_duration,
                 faults,
                 targets,
+                fsync_delay,
             } => {
                 if interval.is_zero() || fault_duration >= interval {
                     return Err(invalid(
@@ -195,10 +199,22 @@ impl WorkloadSpec {
                     return Err(invalid(
                         "nemesis.faults".into(),
                         format!(
-                            "`{}` is not a fault (use kill, pause or stop)",
+                            "`{}` is not a fault (use kill, pause, stop, lose-unfsynced, \
+                             power-loss, disk-full, disk-error or slow-disk)",
                             fault.name()
                         ),
                     ));
+                }
+                let slow_disk = faults.contains(&Fault::SlowDisk);
+                if slow_disk != fsync_delay.is_some() {
+                    return Err(invalid(
+                        "nemesis.fsync_delay".into(),
+                        "is needed exactly when `slow-disk` is among the faults".into(),
+                    ));
+                }
+                if let Some(delay) = fsync_delay {
+                    check_fsync_delay(*delay)
+                        .map_err(|message| invalid("nemesis.fsync_delay".into(), message))?;
                 }
                 if targets.is_empty() {
                     return Err(invalid("nemesis.targets".into(), "is empty".into()));
@@ -220,6 +236,42 @@ impl WorkloadSpec {
             }
         }
     }
+}
+
+/// The longest fsync delay a slow-disk window may have.
+const FSYNC_DELAY_MAX: Duration = Duration::from_secs(60);
+
+/// A step's `tear`, `errors` and `fsync_delay` belong to its fault; the error names the field.
+fn check_disk_settings(step: &StepSpec) -> Result<(), (&'static str, String)> {
+    let name = step.fault.name();
+    if step.tear && !matches!(step.fault, Fault::LoseUnfsynced | Fault::PowerLoss) {
+        return Err((
+            "tear",
+            format!("only tears the last write of lose-unfsynced or power-loss, not `{name}`"),
+        ));
+    }
+    if step.errors.is_some() && step.fault != Fault::DiskError {
+        return Err(("errors", format!("is for disk-error, not `{name}`")));
+    }
+    match (step.fault, step.fsync_delay) {
+        (Fault::SlowDisk, None) => Err((
+            "fsync_delay",
+            "slow-disk needs `fsync_delay` (e.g. \"1s\")".into(),
+        )),
+        (Fault::SlowDisk, Some(delay)) => check_fsync_delay(delay).map_err(|m| ("fsync_delay", m)),
+        (_, Some(_)) => Err(("fsync_delay", format!("is for slow-disk, not `{name}`"))),
+        (_, None) => Ok(()),
+    }
+}
+
+fn check_fsync_delay(delay: Duration) -> Result<(), String> {
+    if delay.is_zero() || delay > FSYNC_DELAY_MAX {
+        return Err(format!(
+            "must be more than 0 and at most {}",
+            humantime::format_duration(FSYNC_DELAY_MAX)
+        ));
+    }
+    Ok(())
 }
 
 /// The 1-based line of `field` (`topic.replication_factor`, `nemesis.steps[1].target`) in a
