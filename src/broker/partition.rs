@@ -28,6 +28,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
+use super::log::dir_failure::LogDirFailures;
 use super::log::partition_log::{AppendError, PartitionLog, ReadError};
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
@@ -106,6 +107,8 @@ pub enum PartitionError {
     Read(#[from] ReadError),
     #[error("the partition was deleted")]
     Deleted,
+    #[error("the log directory {0} is offline")]
+    LogDirOffline(std::path::PathBuf),
 }
 
 /// Offsets a waiter can watch: they only grow (until a truncation, which is a new epoch).
@@ -135,6 +138,8 @@ pub struct Partition {
     offsets: watch::Sender<Offsets>,
     /// Poked when a follower may rejoin the ISR (the ISR task then writes the change).
     isr_wakeup: Arc<Notify>,
+    /// The health of the log directory this replica lives in.
+    log_dir: Arc<LogDirFailures>,
 }
 
 /// The result of a read.
@@ -156,6 +161,7 @@ impl Partition {
         state: LeaderAndIsr,
         checkpointed_high_watermark: Option<i64>,
         isr_wakeup: Arc<Notify>,
+        log_dir: Arc<LogDirFailures>,
     ) -> Self {
         let log_end_offset = log.log_end_offset();
         let high_watermark = if state.isr == [broker_id] {
@@ -184,7 +190,36 @@ impl Partition {
             }),
             offsets: watch::channel(offsets).0,
             isr_wakeup,
+            log_dir,
         }
+    }
+
+    /// Refuses (KAFKA_STORAGE_ERROR) while the log directory is offline: the log's files may
+    /// no longer match what it holds in memory, so it is not touched again.
+    fn check_log_dir(&self) -> Result<(), PartitionError> {
+        if self.log_dir.is_offline() {
+            return Err(PartitionError::LogDirOffline(
+                self.log_dir.dir().to_path_buf(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An I/O error of this replica's log takes its directory offline; the result is passed on.
+    fn io_checked<T>(
+        &self,
+        what: &str,
+        result: Result<T, PartitionError>,
+    ) -> Result<T, PartitionError> {
+        if let Err(
+            PartitionError::Append(AppendError::Io(error))
+            | PartitionError::Read(ReadError::Io(error)),
+        ) = &result
+        {
+            self.log_dir
+                .fail(&format!("{what} {}-{}", self.topic, self.index), error);
+        }
+        result
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -286,10 +321,12 @@ impl Partition {
         if let Some(log) = inner.log.as_mut() {
             let end = log.log_end_offset();
             if let Err(error) = log.assign_epoch_start(epoch, end) {
-                tracing::error!(
-                    "cannot write the leader-epoch checkpoint of {}-{}: {error}",
-                    self.topic,
-                    self.index
+                self.log_dir.fail(
+                    &format!(
+                        "writing the leader-epoch checkpoint of {}-{}",
+                        self.topic, self.index
+                    ),
+                    &error,
                 );
             }
         }

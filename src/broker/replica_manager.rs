@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use super::log::dir_failure::LogDirFailures;
 use super::log::high_watermark_checkpoint::{self, HighWatermarks};
 use super::log::partition_log::{LogConfig, PartitionLog};
 use tokio::sync::Notify;
@@ -23,11 +24,14 @@ pub struct ReplicaManager {
     /// The high watermarks checkpointed by the previous run, used when a replica is opened.
     checkpointed: HighWatermarks,
     isr_wakeup: Arc<Notify>,
+    /// The log directory's health: its first I/O error takes it (and every replica) offline.
+    failures: Arc<LogDirFailures>,
 }
 
 impl ReplicaManager {
     pub fn new(broker_id: i32, log_dir: PathBuf, log_config: LogConfig) -> Self {
         let checkpointed = high_watermark_checkpoint::read(&log_dir);
+        let failures = Arc::new(LogDirFailures::new(&log_dir));
         ReplicaManager {
             broker_id,
             log_dir,
@@ -35,7 +39,13 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             checkpointed,
             isr_wakeup: Arc::new(Notify::new()),
+            failures,
         }
+    }
+
+    /// The health of the log directory (offline after its first I/O error).
+    pub fn log_dir_failures(&self) -> &Arc<LogDirFailures> {
+        &self.failures
     }
 
     /// The directory of a partition's log: `<log.dirs>/<topic>-<partition>`.
@@ -85,9 +95,15 @@ impl ReplicaManager {
         if let Some(existing) = self.get(topic, partition) {
             return Ok(existing);
         }
+        if self.failures.is_offline() {
+            return Err(self.failures.offline_error());
+        }
         let state = LeaderAndIsr::unelected(replicas.to_vec());
         let dir = self.partition_dir(topic, partition);
-        let (log, recovery) = PartitionLog::open(&dir, self.log_config)?;
+        let (log, recovery) = PartitionLog::open(&dir, self.log_config).inspect_err(|error| {
+            self.failures
+                .fail(&format!("loading the log of {topic}-{partition}"), error);
+        })?;
         if recovery.truncated_bytes > 0 {
             tracing::warn!(
                 "recovered log {}: kept {} batches of the active segment, cut a {}-byte torn tail",
@@ -112,6 +128,7 @@ impl ReplicaManager {
             state,
             checkpointed,
             Arc::clone(&self.isr_wakeup),
+            Arc::clone(&self.failures),
         ));
         let mut partitions = self
             .partitions
@@ -157,12 +174,18 @@ impl ReplicaManager {
 
     /// Writes every hosted replica's high watermark to `replication-offset-checkpoint`.
     pub fn checkpoint_high_watermarks(&self) -> std::io::Result<()> {
+        if self.failures.is_offline() {
+            return Err(self.failures.offline_error());
+        }
         let entries: HighWatermarks = self
             .all()
             .iter()
             .map(|p| ((p.topic.clone(), p.index), p.offsets().high_watermark))
             .collect();
-        high_watermark_checkpoint::write(&self.log_dir, &entries)
+        high_watermark_checkpoint::write(&self.log_dir, &entries).inspect_err(|error| {
+            self.failures
+                .fail("writing the high watermark checkpoint", error);
+        })
     }
 
     /// fsyncs every log and snapshots its producer state (on shutdown).

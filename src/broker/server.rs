@@ -1,7 +1,9 @@
 //! Starting and stopping a broker: bind the listener, open the coordinator session, load the
 //! topics and this broker's replicas (recovering their logs), register `/brokers/ids/<id>`,
 //! accept connections until SIGTERM/SIGINT, then stop accepting, flush the logs and close the
-//! coordinator session.
+//! coordinator session. When the log directory fails (`log::dir_failure`) it stops at once
+//! instead: no flush, the session closed so leadership moves, and an error exit naming the
+//! directory and the cause; a start-up on a directory that fails stops before registering.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +54,14 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let broker = Arc::new(Broker::new(config, coordinator));
     metadata_sync::refresh_brokers(&broker).await?;
     load_topics(&broker).await?;
+    let failures = Arc::clone(broker.replicas.log_dir_failures());
+    if let Some(failure) = failures.failure() {
+        broker.coordinator.close(Duration::from_secs(5)).await;
+        anyhow::bail!(
+            "Shutdown broker because all log dirs in {} have failed (at start-up, {failure})",
+            failures.dir().display()
+        );
+    }
     let registration = BrokerRegistration::new(
         &advertised.host,
         advertised.port,
@@ -82,6 +92,23 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let max_connections = limits.max_connections;
     let connections = accept(listener, Arc::clone(&broker), limits, stop, stopped).await;
 
+    if let Some(failure) = failures.failure() {
+        // Nothing more is written to a failed directory (no flush, no checkpoint): leave the
+        // cluster now, so that the controller moves this broker's leaderships at once.
+        tracing::error!(
+            "Shutdown broker because all log dirs in {} have failed",
+            failures.dir().display()
+        );
+        session.abort();
+        controller.abort();
+        isr.abort();
+        broker.fetchers.shutdown();
+        broker.coordinator.close(Duration::from_secs(5)).await;
+        anyhow::bail!(
+            "the log directory {} failed ({failure}): it was this broker's only one",
+            failures.dir().display()
+        );
+    }
     tracing::info!("broker {} shutting down", broker.id());
     // Parked JoinGroups and SyncGroups are answered NOT_COORDINATOR rather than held open.
     broker.groups.resign_all(broker.id());
@@ -130,6 +157,7 @@ async fn accept(
     mut stopped: watch::Receiver<bool>,
 ) -> Arc<Semaphore> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let failures = Arc::clone(broker.replicas.log_dir_failures());
     let (mut terminate, mut interrupt) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -146,6 +174,7 @@ async fn accept(
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = stopped.wait_for(|stop| *stop) => break,
+            _ = failures.failed() => break,
         };
         let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
@@ -153,6 +182,7 @@ async fn accept(
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = stopped.wait_for(|stop| *stop) => break,
+            _ = failures.failed() => break,
         };
         match accepted {
             Ok((socket, _)) => {

@@ -2,6 +2,7 @@
 //! cache, and recovery.
 
 pub mod batch;
+pub mod dir_failure;
 pub mod directory;
 pub mod high_watermark_checkpoint;
 pub mod index;

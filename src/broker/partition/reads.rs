@@ -17,6 +17,17 @@ impl Partition {
         max_bytes: usize,
         replica_id: i32,
     ) -> Result<ReadOutcome, PartitionError> {
+        self.check_log_dir()?;
+        let read = self.read_locked(offset, max_bytes, replica_id);
+        self.io_checked("reading", read)
+    }
+
+    fn read_locked(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        replica_id: i32,
+    ) -> Result<ReadOutcome, PartitionError> {
         let mut inner = self.lock();
         if inner.state.leader != self.broker_id {
             return Err(PartitionError::NotLeader {
@@ -50,13 +61,18 @@ impl Partition {
     /// fetch: the group coordinator loading `__consumer_offsets` as its new leader (whose log
     /// is the one that will be committed).
     pub fn read_local(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, PartitionError> {
-        let inner = self.lock();
-        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
-        let records = log.read(offset, max_bytes, log.log_end_offset())?;
-        Ok(ReadOutcome {
-            records,
-            offsets: self.current_offsets(&inner),
-        })
+        self.check_log_dir()?;
+        let read = {
+            let inner = self.lock();
+            let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+            log.read(offset, max_bytes, log.log_end_offset())
+                .map_err(PartitionError::from)
+                .map(|records| ReadOutcome {
+                    records,
+                    offsets: self.current_offsets(&inner),
+                })
+        };
+        self.io_checked("reading", read)
     }
 
     /// The first committed record with a timestamp >= `timestamp_ms` (ListOffsets).
@@ -64,10 +80,14 @@ impl Partition {
         &self,
         timestamp_ms: i64,
     ) -> Result<Option<(i64, i64)>, PartitionError> {
-        let inner = self.lock();
-        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
-        log.offset_for_timestamp(timestamp_ms, inner.high_watermark)
-            .map_err(|error| PartitionError::Read(ReadError::Io(error)))
+        self.check_log_dir()?;
+        let found = {
+            let inner = self.lock();
+            let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+            log.offset_for_timestamp(timestamp_ms, inner.high_watermark)
+                .map_err(|error| PartitionError::Read(ReadError::Io(error)))
+        };
+        self.io_checked("looking up a timestamp in", found)
     }
 
     /// As leader, OffsetsForLeaderEpoch: the largest epoch <= `epoch` in this log and its end

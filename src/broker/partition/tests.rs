@@ -24,6 +24,7 @@ fn replica(dir: &std::path::Path, broker_id: i32) -> Partition {
         LeaderAndIsr::unelected(vec![1, 2, 3]),
         None,
         Arc::new(Notify::new()),
+        Arc::new(LogDirFailures::new(std::path::Path::new("/test-logs"))),
     )
 }
 
@@ -190,6 +191,7 @@ fn a_sole_replica_leads_from_its_log_end() {
         LeaderAndIsr::unelected(vec![1]),
         None,
         Arc::new(Notify::new()),
+        Arc::new(LogDirFailures::new(std::path::Path::new("/test-logs"))),
     );
     let mut sole = state(1, 1, &[1], 1);
     sole.replicas = vec![1];

@@ -20,6 +20,18 @@ impl Partition {
         min_insync_replicas: i32,
         budget: &mut DecompressionBudget,
     ) -> Result<AppendInfo, PartitionError> {
+        self.check_log_dir()?;
+        let appended = self.append_as_leader_locked(records, acks_all, min_insync_replicas, budget);
+        self.io_checked("appending to", appended)
+    }
+
+    fn append_as_leader_locked(
+        &self,
+        records: &[u8],
+        acks_all: bool,
+        min_insync_replicas: i32,
+        budget: &mut DecompressionBudget,
+    ) -> Result<AppendInfo, PartitionError> {
         let mut inner = self.lock();
         if inner.state.leader != self.broker_id {
             return Err(PartitionError::NotLeader {
@@ -99,6 +111,18 @@ impl Partition {
         leader_high_watermark: i64,
         expected_epoch: i32,
     ) -> Result<Option<AppendInfo>, PartitionError> {
+        self.check_log_dir()?;
+        let appended =
+            self.append_as_follower_locked(records, leader_high_watermark, expected_epoch);
+        self.io_checked("appending a follower's copy to", appended)
+    }
+
+    fn append_as_follower_locked(
+        &self,
+        records: &[u8],
+        leader_high_watermark: i64,
+        expected_epoch: i32,
+    ) -> Result<Option<AppendInfo>, PartitionError> {
         let mut inner = self.lock();
         if inner.state.leader_epoch != expected_epoch || inner.state.leader == self.broker_id {
             return Err(PartitionError::FencedLeaderEpoch {
@@ -127,6 +151,12 @@ impl Partition {
 
     /// As follower: removes every record at or after `offset` (KIP-101 truncation).
     pub fn truncate_to(&self, offset: i64) -> Result<(), PartitionError> {
+        self.check_log_dir()?;
+        let truncated = self.truncate_to_locked(offset);
+        self.io_checked("truncating", truncated)
+    }
+
+    fn truncate_to_locked(&self, offset: i64) -> Result<(), PartitionError> {
         let mut inner = self.lock();
         let log = inner.log.as_mut().ok_or(PartitionError::Deleted)?;
         if offset >= log.log_end_offset() {
