@@ -55,7 +55,7 @@ impl FaultFilesystem {
     /// The errno that an open window imposes on a call that writes (and creates, if `creates`).
     fn write_fault(&self, allocates: bool) -> Option<Errno> {
         let faults = self.shared.faults.current();
-        if faults.write_errors {
+        if faults.write_errors || self.shared.is_powered_off() {
             Some(Errno::EIO)
         } else if allocates && faults.disk_full {
             Some(Errno::ENOSPC)
@@ -65,10 +65,7 @@ impl FaultFilesystem {
     }
 
     fn read_fault(&self) -> Option<Errno> {
-        self.shared
-            .faults
-            .current()
-            .read_errors
+        (self.shared.faults.current().read_errors || self.shared.is_powered_off())
             .then_some(Errno::EIO)
     }
 

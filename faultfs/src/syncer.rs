@@ -17,6 +17,9 @@ use crate::mount::EntryDurability;
 use crate::namespace::Ino;
 use crate::state::Shared;
 
+/// How often a delayed fsync looks whether the power was cut.
+const POWER_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Threads doing backing fsyncs at once.
 const SYNC_THREADS: usize = 2;
 
@@ -58,12 +61,11 @@ impl Syncer {
             .spawn(move || {
                 // Every delay of a window is the same, so arrival order is deadline order.
                 for DelayedSync { deadline, job } in delayed_receiver {
-                    let now = Instant::now();
-                    if deadline > now {
-                        std::thread::sleep(deadline - now);
+                    // A power cut ends the wait at once: the device never finished it.
+                    while Instant::now() < deadline && !delay_shared.is_powered_off() {
+                        std::thread::sleep(POWER_POLL.min(deadline - Instant::now()));
                     }
-                    commit(&delay_shared, &job);
-                    job.reply.ok();
+                    finish(&delay_shared, job);
                 }
             })?;
         let (jobs, receiver) = mpsc::channel::<SyncJob>();
@@ -123,15 +125,20 @@ fn run(shared: &Shared, delayed: &mpsc::Sender<DelayedSync>, job: SyncJob) {
                 job,
             };
             if let Err(mpsc::SendError(DelayedSync { job, .. })) = delayed.send(delayed_sync) {
-                commit(shared, &job);
-                job.reply.ok();
+                finish(shared, job);
             }
         }
-        None => {
-            commit(shared, &job);
-            job.reply.ok();
-        }
+        None => finish(shared, job),
     }
+}
+
+/// Commits and answers; with the power cut, answers EIO and commits nothing.
+fn finish(shared: &Shared, job: SyncJob) {
+    if shared.is_powered_off() {
+        return job.reply.error(Errno::EIO);
+    }
+    commit(shared, &job);
+    job.reply.ok();
 }
 
 /// Marks what the fsync covered durable, unless a loss came first.

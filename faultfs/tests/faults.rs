@@ -118,8 +118,9 @@ fn a_slow_disk_delays_fsyncs_by_at_least_the_delay() {
     assert_eq!(read(&path).unwrap(), b"x");
 }
 
-/// A slow device has not written what a waiting fsync covers: a loss during the delay drops
-/// it, and that fsync, answering after the loss, makes nothing written since durable.
+/// A slow device has not written what a waiting fsync covers: a power cut during the delay
+/// answers it EIO at once and the loss drops what it covered; an fsync begun before a loss
+/// makes nothing written after the loss durable.
 #[test]
 fn a_loss_during_a_slow_fsync_drops_what_it_covers() {
     let disk = TestDisk::mount();
@@ -131,11 +132,32 @@ fn a_loss_during_a_slow_fsync_drops_what_it_covers() {
     let mut file = OpenOptions::new().append(true).open(&path).unwrap();
     file.write_all(b"waiting").unwrap();
     let waiting = std::thread::spawn(move || file.sync_data());
-    // The fsync is under way (its write is in the file) when the power goes.
+    // The fsync is under way (its write is in the file) when the power goes: it answers EIO
+    // at once, without taking effect.
     std::thread::sleep(delay / 3);
+    let cut = Instant::now();
+    disk.disk().power_off();
+    let answer = waiting.join().unwrap();
+    assert_eq!(answer.unwrap_err().raw_os_error(), Some(libc::EIO));
+    assert!(
+        cut.elapsed() < delay / 2,
+        "answered {:?} after the cut",
+        cut.elapsed()
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap_err().raw_os_error(),
+        Some(libc::EIO),
+        "nothing reads from a disk without power"
+    );
     disk.lose();
     assert_eq!(read(&path).unwrap(), b"durable ");
-    // Written after the loss, before the old fsync answers: its commit must not cover it.
+    // After the loss the power is back; an fsync begun before a loss (here one answered when
+    // its delay passed, without a cut) commits nothing written after it.
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(b"waiting again").unwrap();
+    let waiting = std::thread::spawn(move || file.sync_data());
+    std::thread::sleep(delay / 3);
+    disk.lose();
     let mut file = OpenOptions::new().append(true).open(&path).unwrap();
     file.write_all(b"after").unwrap();
     drop(file);

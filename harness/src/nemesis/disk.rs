@@ -1,8 +1,9 @@
 //! The disk fault family: every node's data directory on a fault filesystem of its own (the
 //! `faultfs` crate), mounted before the nodes start when a workload has disk faults, and what
 //! each disk fault does to it:
-//! - `lose-unfsynced`: SIGKILL, then every change the node never made durable with an fsync is
-//!   dropped from its disk (with `tear`, a sector-aligned prefix of its last write is kept, as
+//! - `lose-unfsynced`: the disk's power is cut (calls fail, an fsync under way answers EIO
+//!   without taking effect), the node SIGKILLed, then every change it never made durable with
+//!   an fsync is dropped from its disk (with `tear`, a sector-aligned prefix of its last write is kept, as
 //!   a crash mid-write leaves it); the node stays down until started;
 //! - `power-loss`: the same for several nodes at one instant — all are killed before any loses
 //!   its data, so none of them acts in between;
@@ -149,6 +150,9 @@ impl Disks {
         let disk = self.disk(node)?;
         match fault {
             Fault::LoseUnfsynced | Fault::PowerLoss => {
+                // The power goes first: an fsync the node is in then fails rather than
+                // completing while the node dies.
+                disk.power_off();
                 cluster.kill(node)?;
                 lose(disk, plan)
             }
@@ -185,14 +189,19 @@ impl Disks {
         }
     }
 
-    /// `power-loss`: kills every node of `nodes`, then drops what each never made durable.
-    /// One result per node, in order.
+    /// `power-loss`: cuts the power of every disk of `nodes`, kills every node, then drops what
+    /// each never made durable. One result per node, in order.
     pub fn power_loss(
         &self,
         cluster: &mut Cluster,
         nodes: &[String],
         plan: &DiskFaultPlan,
     ) -> Vec<Result<Value, DiskFaultError>> {
+        for node in nodes {
+            if let Ok(disk) = self.disk(node) {
+                disk.power_off();
+            }
+        }
         let killed: Vec<Result<(), DiskFaultError>> = nodes
             .iter()
             .map(|node| {

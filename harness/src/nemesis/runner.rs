@@ -171,7 +171,17 @@ async fn wait_for(
     let started = tokio::time::Instant::now();
     let mut leader_at_start: Option<Option<i32>> = None;
     loop {
-        if let Ok(metadata) = metadata::fetch(addresses, Some(topic), METADATA_TIMEOUT).await
+        let fetch_started = tokio::time::Instant::now();
+        let fetched = metadata::fetch(addresses, Some(topic), METADATA_TIMEOUT).await;
+        tracing::debug!(
+            "waiting for {} of {topic}-{partition}: metadata in {} ms: {:?}",
+            condition.name(),
+            fetch_started.elapsed().as_millis(),
+            fetched
+                .as_ref()
+                .map(|metadata| metadata.partition(partition).map(|state| state.isr.clone()))
+        );
+        if let Ok(metadata) = fetched
             && let Some(state) = metadata.partition(partition)
         {
             let initial_leader = *leader_at_start.get_or_insert(state.leader);
