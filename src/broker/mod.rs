@@ -33,6 +33,7 @@ pub mod context;
 pub mod controller;
 pub mod election;
 pub mod elector;
+pub mod elr;
 pub mod group;
 pub mod handlers;
 pub mod isr;

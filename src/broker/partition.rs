@@ -41,6 +41,8 @@ pub struct LeaderAndIsr {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// KIP-966's eligible leader replicas (empty unless `eligible.leader.replicas.enable`).
+    pub elr: Vec<i32>,
     /// The controller epoch of the write that produced this state.
     pub controller_epoch: i32,
     /// The version of the partition state znode this was read from (for compare-and-set).
@@ -55,6 +57,7 @@ impl LeaderAndIsr {
             leader_epoch: -1,
             replicas,
             isr: Vec::new(),
+            elr: Vec::new(),
             controller_epoch: -1,
             zk_version: -1,
         }
@@ -127,6 +130,9 @@ struct Inner {
     followers: BTreeMap<i32, FollowerState>,
     high_watermark: i64,
     generation: u64,
+    /// With KIP-966's eligible leader replicas: the high watermark advances only while the
+    /// ISR has at least this many members (Kafka 4's strict min ISR).
+    high_watermark_min_isr: Option<i32>,
 }
 
 /// One partition replica.
@@ -187,6 +193,7 @@ impl Partition {
                 followers: BTreeMap::new(),
                 high_watermark,
                 generation: 0,
+                high_watermark_min_isr: None,
             }),
             offsets: watch::channel(offsets).0,
             isr_wakeup,
@@ -227,6 +234,12 @@ impl Partition {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// With KIP-966's eligible leader replicas on: the high watermark advances only while the
+    /// ISR has `min_isr` members (`None`: whatever its size, as before Kafka 4).
+    pub fn set_high_watermark_min_isr(&self, min_isr: Option<i32>) {
+        self.lock().high_watermark_min_isr = min_isr;
     }
 
     /// Current leadership and ISR.

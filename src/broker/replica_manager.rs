@@ -70,11 +70,13 @@ impl ReplicaManager {
         topic: &str,
         partition: i32,
         state: LeaderAndIsr,
+        high_watermark_min_isr: Option<i32>,
     ) -> std::io::Result<Option<(Arc<Partition>, RoleChange)>> {
         if !state.replicas.contains(&self.broker_id) {
             return Ok(None);
         }
         let replica = self.ensure_partition(topic, partition, &state.replicas)?;
+        replica.set_high_watermark_min_isr(high_watermark_min_isr);
         let change = replica.apply_state(state);
         Ok(Some((replica, change)))
     }

@@ -17,6 +17,7 @@ use super::config::BrokerConfig;
 use super::connection;
 use super::connection_limits::{self, ConnectionLimits};
 use super::context::Broker;
+use super::log::clean_shutdown;
 use super::producer_state::expiration;
 use super::zk::{self, BrokerRegistration, Coordinator, CoordinatorError};
 use super::{controller, isr, metadata_sync};
@@ -51,6 +52,12 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let log_dir = config.log_dir().to_path_buf();
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("cannot create log.dirs {}", log_dir.display()))?;
+    let clean_start = clean_shutdown::take(&log_dir).with_context(|| {
+        format!(
+            "Shutdown broker because none of the log dirs in {} can be used",
+            log_dir.display()
+        )
+    })?;
     let broker = Arc::new(Broker::new(config, coordinator));
     metadata_sync::refresh_brokers(&broker).await?;
     load_topics(&broker).await?;
@@ -67,6 +74,20 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         advertised.port,
         broker.config.broker_rack.clone(),
     );
+    if broker.config.eligible_leader_replicas_enable && !clean_start {
+        tracing::info!(
+            "broker {} is back from an unclean shutdown (no {} in {}): it is not eligible to \
+             lead until it has caught up",
+            broker.id(),
+            clean_shutdown::FILE_NAME,
+            log_dir.display()
+        );
+        broker
+            .coordinator
+            .announce_unclean_shutdown(broker.id())
+            .await
+            .context("cannot announce the unclean shutdown")?;
+    }
     register(&broker, &registration).await?;
     metadata_sync::refresh_brokers(&broker).await?;
     tracing::info!("broker {} started", broker.id());
@@ -142,6 +163,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .replicas
         .checkpoint_high_watermarks()
         .context("cannot checkpoint the high watermarks")?;
+    clean_shutdown::mark(&log_dir).context("cannot mark the clean shutdown")?;
     broker.coordinator.close(Duration::from_secs(5)).await;
     tracing::info!("broker {} stopped", broker.config.broker_id);
     Ok(())

@@ -2,6 +2,7 @@
 //! cache, and recovery.
 
 pub mod batch;
+pub mod clean_shutdown;
 pub mod dir_failure;
 pub mod directory;
 pub mod high_watermark_checkpoint;

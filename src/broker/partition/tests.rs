@@ -34,6 +34,7 @@ fn state(leader: i32, leader_epoch: i32, isr: &[i32], controller_epoch: i32) -> 
         leader_epoch,
         replicas: vec![1, 2, 3],
         isr: isr.to_vec(),
+        elr: Vec::new(),
         controller_epoch,
         zk_version: leader_epoch,
     }
