@@ -146,6 +146,11 @@ pub struct Partition {
     isr_wakeup: Arc<Notify>,
     /// The health of the log directory this replica lives in.
     log_dir: Arc<LogDirFailures>,
+    /// Held by whoever writes the log's files, through its fsync (Kafka's log lock): a write
+    /// waits here, not on `inner`, while an fsync of the same files is under way — on some
+    /// filesystems (FUSE) it would block inside the write syscall until the fsync ends, and
+    /// fetches (followers keeping up, so staying in the ISR) need `inner` meanwhile.
+    disk: Mutex<()>,
 }
 
 /// The result of a read.
@@ -198,7 +203,15 @@ impl Partition {
             offsets: watch::channel(offsets).0,
             isr_wakeup,
             log_dir,
+            disk: Mutex::new(()),
         }
+    }
+
+    /// The right to write the log's files ([`Partition::disk`]).
+    fn disk_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.disk
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Refuses (KAFKA_STORAGE_ERROR) while the log directory is offline: the log's files may
@@ -231,9 +244,18 @@ impl Partition {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves the data as consistent as each step left it.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        match self.inner.try_lock() {
+            Ok(inner) => inner,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            // Its holder may be waiting for the disk (a slow one can take seconds): wait off
+            // the async threads, so that the rest of the broker (its coordinator session, other
+            // partitions' fetches) goes on meanwhile.
+            Err(std::sync::TryLockError::WouldBlock) => blocking(|| {
+                self.inner
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            }),
+        }
     }
 
     /// With KIP-966's eligible leader replicas on: the high watermark advances only while the

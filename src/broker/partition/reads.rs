@@ -2,7 +2,7 @@
 //! end, which records their fetch), the group coordinator's local read, ListOffsets by time,
 //! and the leader-epoch lookups of OffsetsForLeaderEpoch and KIP-101 truncation.
 
-use super::{Partition, PartitionError, ReadOutcome};
+use super::{Partition, PartitionError, ReadOutcome, blocking};
 use crate::broker::log::partition_log::ReadError;
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
@@ -18,7 +18,8 @@ impl Partition {
         replica_id: i32,
     ) -> Result<ReadOutcome, PartitionError> {
         self.check_log_dir()?;
-        let read = self.read_locked(offset, max_bytes, replica_id);
+        // Off the async threads: a read may wait for the disk (or for an append that does).
+        let read = blocking(|| self.read_locked(offset, max_bytes, replica_id));
         self.io_checked("reading", read)
     }
 
