@@ -9,7 +9,7 @@
 //!   never outlive us, on [`cluster::ports`]), their configs, start and stop; and what the
 //!   cluster says about itself ([`cluster::metadata`]) and its topic ([`cluster::topic`]).
 //! - [`nemesis`]: faults: targets resolved at fault time, the seeded schedule, and one file per
-//!   fault family (signals today; network partitions and disk faults next).
+//!   fault family (signals, and disk faults on fault filesystems; network partitions next).
 //! - [`clients`]: the rdkafka workers that make the history: producer, consumer, final read.
 //! - [`workload`]: workload specs (TOML), parsed strictly and validated, and the fault and
 //!   target vocabulary they use.
