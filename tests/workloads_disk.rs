@@ -200,7 +200,8 @@ fn the_last_replica_standing_loses_nothing_with_min_insync_replicas_two() {
 fn a_slow_disk_under_the_leader_keeps_its_followers_in_the_isr() {
     let run = run_workload("slow-disk-leader", "8s");
     assert_nothing_lost(&run, "slow-disk-leader");
-    // The leadership samples (every 250 ms): t-0 keeps its leader and its full ISR.
+    // The leadership samples (every 250 ms, a line when something changed): t-0 keeps its
+    // full ISR all along.
     let samples = std::fs::read_to_string(run.dir.join("leadership.jsonl")).unwrap();
     let mut seen = 0;
     for line in samples.lines() {
@@ -215,5 +216,5 @@ fn a_slow_disk_under_the_leader_keeps_its_followers_in_the_isr() {
             "the ISR shrank under a slow disk: {line}"
         );
     }
-    assert!(seen > 10, "{seen} samples");
+    assert!(seen > 0, "no leadership sample of t-0");
 }
