@@ -3,79 +3,31 @@
 //! filesystems: the result must match the workload's expectation (exit 0), and what the run
 //! left must show the faults — power losses in the history with what each dropped, the errors
 //! clients saw in the report, an ISR that a slow disk did not shrink. The runs take turns (one
-//! cluster at a time), as in workloads_replicated.rs. They need /dev/fuse and root, as the
-//! faultfs tests do (`.ci/setup` installs fuse3).
+//! cluster at a time: `workload_support`). They need /dev/fuse and root, as the faultfs tests
+//! do (`.ci/setup` installs fuse3).
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
+mod workload_support;
+
+use std::path::Path;
 
 use history::{OpType, Process};
+use workload_support::{WorkloadRun, assert_loss_found, assert_nothing_lost};
 
-/// One run at a time.
-static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// What a run printed and left.
-struct Run {
-    code: Option<i32>,
-    text: String,
-    dir: PathBuf,
-    _store: tempfile::TempDir,
+/// Runs the workload (its turn, one seed), and checks that its fault filesystems are gone.
+fn run_workload(name: &str, duration: &str) -> WorkloadRun {
+    let run = workload_support::run_workload(name, duration);
+    assert_no_mount_left(&run.dir);
+    run
 }
 
-impl Run {
-    fn lost(&self) -> Option<u64> {
-        self.text
-            .lines()
-            .find_map(|line| line.split("lost: ").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|count| count.parse().ok())
-    }
-
-    fn nemesis(&self, f: &str) -> Vec<history::Op> {
-        history::read_history(&self.dir.join("history.jsonl"))
-            .unwrap()
-            .map(Result::unwrap)
-            .filter(|op| op.process == Process::Nemesis && op.f == f)
-            .collect()
-    }
-}
-
-/// Runs `kchaos workload NAME --duration D --seed 1`.
-fn run_workload(name: &str, duration: &str) -> Run {
-    let _turn = ONE_CLUSTER_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let store = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_kchaos"))
-        .args([
-            "workload",
-            name,
-            "--duration",
-            duration,
-            "--seed",
-            "1",
-            "--no-progress",
-            "--store",
-            store.path().to_str().unwrap(),
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let dir = std::fs::canonicalize(store.path().join("latest")).unwrap_or_default();
-    assert_no_mount_left(&dir);
-    Run {
-        code: output.status.code(),
-        text,
-        dir,
-        _store: store,
-    }
+/// The nemesis operations `f` of a run.
+fn nemesis(run: &WorkloadRun, f: &str) -> Vec<history::Op> {
+    history::read_history(&run.dir.join("history.jsonl"))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|op| op.process == Process::Nemesis && op.f == f)
+        .collect()
 }
 
 /// Every fault filesystem of the run is gone (unmounted at teardown).
@@ -90,32 +42,12 @@ fn assert_no_mount_left(run_dir: &Path) {
     );
 }
 
-fn assert_nothing_lost(run: &Run, name: &str) {
-    assert_eq!(run.code, Some(0), "{name}:\n{}", run.text);
-    assert_eq!(run.lost(), Some(0), "{name}:\n{}", run.text);
-    assert!(!run.text.contains("sends: 0 ok"), "{name}:\n{}", run.text);
-}
-
-fn assert_loss_found(run: &Run, name: &str) {
-    assert_eq!(
-        run.code,
-        Some(0),
-        "the checker should find the loss in {name}:\n{}",
-        run.text
-    );
-    assert!(
-        run.lost().is_some_and(|lost| lost > 0),
-        "{name}:\n{}",
-        run.text
-    );
-}
-
 #[test]
 fn a_power_loss_of_every_broker_on_kafkas_defaults_loses_acknowledged_messages() {
     let run = run_workload("power-loss-all-brokers", "8s");
     assert_loss_found(&run, "power-loss-all-brokers");
     // One power-loss per broker, all invoked before any completed, each saying what it dropped.
-    let ops = run.nemesis("power-loss");
+    let ops = nemesis(&run, "power-loss");
     let invokes: Vec<&history::Op> = ops
         .iter()
         .filter(|op| op.op_type == OpType::Invoke)
@@ -141,15 +73,15 @@ fn a_power_loss_of_every_broker_with_an_fsync_per_message_loses_nothing() {
 fn a_leader_that_loses_its_page_cache_loses_nothing_acknowledged() {
     let run = run_workload("lose-unfsynced-leader", "8s");
     assert_nothing_lost(&run, "lose-unfsynced-leader");
-    assert_eq!(run.nemesis("lose-unfsynced").len(), 2);
+    assert_eq!(nemesis(&run, "lose-unfsynced").len(), 2);
 }
 
 #[test]
 fn a_full_disk_under_the_leader_loses_nothing_and_the_report_shows_the_errors() {
     let run = run_workload("disk-full-leader", "10s");
     assert_nothing_lost(&run, "disk-full-leader");
-    assert_eq!(run.nemesis("disk-full").len(), 2);
-    assert_eq!(run.nemesis("heal-disk").len(), 2);
+    assert_eq!(nemesis(&run, "disk-full").len(), 2);
+    assert_eq!(nemesis(&run, "heal-disk").len(), 2);
     let report = std::fs::read_to_string(run.dir.join("report.html")).unwrap();
     assert!(
         report.contains(r#"id="client-errors""#),
@@ -175,7 +107,7 @@ fn a_full_disk_under_the_leader_loses_nothing_and_the_report_shows_the_errors() 
 fn a_coordinator_that_loses_power_keeps_every_acknowledged_write() {
     let run = run_workload("coordinator-power-loss", "16s");
     assert_nothing_lost(&run, "coordinator-power-loss");
-    let losses = run.nemesis("power-loss");
+    let losses = nemesis(&run, "power-loss");
     assert!(
         losses
             .iter()
