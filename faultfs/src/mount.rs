@@ -220,7 +220,7 @@ impl FaultFs {
                 return Err(error);
             }
         };
-        tracing::info!(
+        tracing::debug!(
             "mounted faultfs {tag} at {} (backing {})",
             mount.display(),
             backing.display()
@@ -363,7 +363,7 @@ impl FaultFs {
                 );
             }
         }
-        tracing::info!(
+        tracing::debug!(
             "unmounted faultfs {} from {}",
             self.tag,
             self.mount_point.display()

@@ -153,6 +153,15 @@ pub struct Partition {
     disk: Mutex<()>,
 }
 
+/// What every replica of a broker shares with the others.
+#[derive(Debug, Clone)]
+pub struct ReplicaShared {
+    /// Poked when a follower may rejoin an ISR (the ISR task then writes the change).
+    pub isr_wakeup: Arc<Notify>,
+    /// The health of the log directory the replicas live in.
+    pub log_dir: Arc<LogDirFailures>,
+}
+
 /// The result of a read.
 #[derive(Debug, Clone)]
 pub struct ReadOutcome {
@@ -171,9 +180,12 @@ impl Partition {
         log: PartitionLog,
         state: LeaderAndIsr,
         checkpointed_high_watermark: Option<i64>,
-        isr_wakeup: Arc<Notify>,
-        log_dir: Arc<LogDirFailures>,
+        shared: ReplicaShared,
     ) -> Self {
+        let ReplicaShared {
+            isr_wakeup,
+            log_dir,
+        } = shared;
         let log_end_offset = log.log_end_offset();
         let high_watermark = if state.isr == [broker_id] {
             log_end_offset

@@ -12,7 +12,7 @@ use super::log::high_watermark_checkpoint::{self, HighWatermarks};
 use super::log::partition_log::{LogConfig, PartitionLog};
 use tokio::sync::Notify;
 
-use super::partition::{LeaderAndIsr, Partition, RoleChange};
+use super::partition::{LeaderAndIsr, Partition, ReplicaShared, RoleChange};
 
 /// Partition replicas on this broker, keyed by (topic, partition).
 #[derive(Debug)]
@@ -129,8 +129,10 @@ impl ReplicaManager {
             log,
             state,
             checkpointed,
-            Arc::clone(&self.isr_wakeup),
-            Arc::clone(&self.failures),
+            ReplicaShared {
+                isr_wakeup: Arc::clone(&self.isr_wakeup),
+                log_dir: Arc::clone(&self.failures),
+            },
         ));
         let mut partitions = self
             .partitions
