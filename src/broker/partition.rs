@@ -10,6 +10,12 @@
 //! ([`Partition::append_as_follower`]), takes the leader's high watermark and truncates where
 //! its log diverges ([`Partition::truncate_to`]).
 //!
+//! The state is behind one mutex, held briefly; the log's files are written under a second
+//! one, the disk lock, held through an fsync (as Kafka's log lock is), so that a slow disk
+//! holds up the next write but not fetches. Whatever may wait for the disk or for these locks
+//! runs off the async threads (`blocking`). The first I/O error takes the log directory
+//! offline (`log::dir_failure`): from then on the replica answers KAFKA_STORAGE_ERROR.
+//!
 //! # Layout
 //! This file holds the replica's state and its role changes (leader, follower, no leader; the
 //! leader-epoch fence); the rest is split by what it does to that state:
@@ -476,8 +482,9 @@ impl Partition {
     }
 }
 
-/// Runs a blocking call (an fsync) without stalling the other tasks of a multi-threaded
-/// runtime; elsewhere (unit tests) it simply runs it.
+/// Runs a call that may block (a write, an fsync, a lock whose holder waits for one) without
+/// stalling the other tasks of a multi-threaded runtime; elsewhere (unit tests) it simply runs
+/// it.
 fn blocking<T>(call: impl FnOnce() -> T) -> T {
     let multi_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);

@@ -1,5 +1,6 @@
 //! Partition logs on disk: v2 batches, segments with sparse offset indexes, the leader-epoch
-//! cache, and recovery.
+//! cache, and recovery; the log directory's health ([`dir_failure`]) and its clean-shutdown
+//! marker ([`clean_shutdown`]).
 
 pub mod batch;
 pub mod clean_shutdown;
