@@ -28,7 +28,7 @@ use broker_support::{
 };
 use harness::wait::wait_for;
 use kchaos::broker::partition::LeaderAndIsr;
-use kchaos::broker::zk::{Coordinator, CoordinatorError, PartitionStateJson, TopicRecord};
+use kchaos::broker::zk::{KafkaZkClient, PartitionStateJson, TopicRecord, ZkClientError};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
@@ -36,7 +36,7 @@ const POLL: Duration = Duration::from_millis(20);
 /// A session of its own on the coordinator, to read what the brokers act on.
 struct Observer {
     runtime: tokio::runtime::Runtime,
-    coordinator: Coordinator,
+    coordinator: KafkaZkClient,
 }
 
 impl Observer {
@@ -48,7 +48,7 @@ impl Observer {
             .build()
             .unwrap();
         let coordinator = runtime
-            .block_on(Coordinator::connect(
+            .block_on(KafkaZkClient::connect(
                 &coordinator.connect_string(),
                 Duration::from_secs(30),
                 Duration::from_secs(30),
@@ -250,7 +250,7 @@ fn negotiated_session(coordinator: &TestCoordinator, requested: Duration) -> Dur
         .build()
         .unwrap();
     runtime.block_on(async {
-        let session = Coordinator::connect(&coordinator.connect_string(), requested, TIMEOUT)
+        let session = KafkaZkClient::connect(&coordinator.connect_string(), requested, TIMEOUT)
             .await
             .unwrap();
         let negotiated = session.negotiated_session_timeout();
@@ -764,7 +764,7 @@ fn a_stale_controllers_partition_state_write_is_fenced() {
                 )
                 .await;
             assert!(
-                matches!(stale, Err(CoordinatorError::ControllerMoved)),
+                matches!(stale, Err(ZkClientError::ControllerMoved)),
                 "{stale:?}"
             );
             let (unchanged, version) = session.partition_state("fenced", 0).await?.unwrap();
@@ -780,7 +780,7 @@ fn a_stale_controllers_partition_state_write_is_fenced() {
                 .await?;
             let (written, _) = session.partition_state("fenced", 0).await?.unwrap();
             assert_eq!(written.leader, 3);
-            Ok::<(), CoordinatorError>(())
+            Ok::<(), ZkClientError>(())
         })
         .unwrap();
 }

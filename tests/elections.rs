@@ -10,9 +10,8 @@ mod broker_support;
 use std::process::Command;
 use std::time::Duration;
 
-use broker_support::{
-    TestBroker, TestCoordinator, consume_all, produce_all, records_through, start_coordinator, wire,
-};
+use broker_support::cluster::Cluster;
+use broker_support::{consume_all, produce_all, records_through, wire};
 use harness::wait::wait_for;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
@@ -21,13 +20,6 @@ use kafka_protocol::protocol::StrBytes;
 
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
-
-/// A coordinator and three brokers (ids 1, 2, 3).
-struct Cluster {
-    _coordinator: TestCoordinator,
-    brokers: Vec<TestBroker>,
-    _dir: tempfile::TempDir,
-}
 
 /// One `--describe` line of a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,51 +38,12 @@ struct Run {
     stderr: String,
 }
 
+/// The election tests' cluster: topics are only created on purpose.
+fn start_cluster(extra: &str) -> Cluster {
+    Cluster::start(&format!("auto.create.topics.enable=false\n{extra}"))
+}
+
 impl Cluster {
-    fn start(extra: &str) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let coordinator = start_coordinator();
-        let extra = format!(
-            "zookeeper.session.timeout.ms=1000\nreplica.fetch.wait.max.ms=100\n\
-             auto.create.topics.enable=false\n{extra}"
-        );
-        let brokers = (1..=3)
-            .map(|id| {
-                let broker_dir = dir.path().join(format!("broker-{id}"));
-                std::fs::create_dir_all(&broker_dir).unwrap();
-                TestBroker::start(&broker_dir, &coordinator, id, &extra)
-            })
-            .collect();
-        Cluster {
-            _coordinator: coordinator,
-            brokers,
-            _dir: dir,
-        }
-    }
-
-    /// A broker's log so far.
-    fn broker_output(&self, id: i32) -> String {
-        self.brokers
-            .iter()
-            .find(|b| b.broker_id == id)
-            .map(TestBroker::output)
-            .unwrap_or_default()
-    }
-
-    fn broker(&mut self, id: i32) -> &mut TestBroker {
-        self.brokers.iter_mut().find(|b| b.broker_id == id).unwrap()
-    }
-
-    /// Every running broker's address.
-    fn bootstrap(&self) -> String {
-        self.brokers
-            .iter()
-            .filter(|b| b.process.is_some())
-            .map(TestBroker::bootstrap)
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
     /// `kchaos <tool> --bootstrap-server <a running broker> args...`.
     fn tool(&self, tool: &str, args: &[&str]) -> Run {
         let bootstrap = self.bootstrap();
@@ -177,7 +130,7 @@ fn leader_id(line: &PartitionLine) -> Option<i32> {
 /// topic, then a follower leads at once and the writes only the old leader had are gone.
 #[test]
 fn unclean_election_after_the_config_flip_loses_what_only_the_old_leader_had() {
-    let mut cluster = Cluster::start("auto.leader.rebalance.enable=false");
+    let mut cluster = start_cluster("auto.leader.rebalance.enable=false");
     cluster.create("seed", "1", &["min.insync.replicas=1"]);
     let full = cluster.wait_for_partition("a full ISR", "seed", 0, |line| line.isr.len() == 3);
     let leader = leader_id(&full).unwrap();
@@ -308,7 +261,7 @@ fn unclean_election_after_the_config_flip_loses_what_only_the_old_leader_had() {
 /// returns, until `kchaos elect --election-type preferred` moves it back at once.
 #[test]
 fn kchaos_elect_preferred_moves_leadership_back_at_once() {
-    let mut cluster = Cluster::start("auto.leader.rebalance.enable=false");
+    let mut cluster = start_cluster("auto.leader.rebalance.enable=false");
     cluster.create("pref", "3", &[]);
     let full = cluster.wait_for_partition("a full ISR", "pref", 0, |line| line.isr.len() == 3);
     let preferred = full.replicas[0];
@@ -423,7 +376,7 @@ fn kchaos_elect_preferred_moves_leadership_back_at_once() {
 /// the controller moves every partition back to its preferred replica by itself.
 #[test]
 fn auto_rebalance_undoes_the_seeds_leader_skew() {
-    let mut cluster = Cluster::start("leader.imbalance.check.interval.seconds=1");
+    let mut cluster = start_cluster("leader.imbalance.check.interval.seconds=1");
     cluster.create("skew", "3", &[]);
     let mut preferred = Vec::new();
     for partition in 0..3 {
@@ -477,7 +430,7 @@ fn a_dynamic_min_insync_replicas_takes_effect_without_a_restart() {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
     use rdkafka::producer::{FutureProducer, FutureRecord};
 
-    let mut cluster = Cluster::start("auto.leader.rebalance.enable=false");
+    let mut cluster = start_cluster("auto.leader.rebalance.enable=false");
     cluster.create("dyn", "1", &["min.insync.replicas=1"]);
     let full = cluster.wait_for_partition("a full ISR", "dyn", 0, |line| line.isr.len() == 3);
     let leader = leader_id(&full).unwrap();
@@ -536,7 +489,7 @@ fn a_dynamic_min_insync_replicas_takes_effect_without_a_restart() {
 /// even with `unclean.leader.election.enable=false` (the operator's explicit choice).
 #[test]
 fn kchaos_elect_unclean_elects_a_leaderless_partition() {
-    let mut cluster = Cluster::start("auto.leader.rebalance.enable=false");
+    let mut cluster = start_cluster("auto.leader.rebalance.enable=false");
     cluster.create("manual", "1", &["min.insync.replicas=1"]);
     let full = cluster.wait_for_partition("a full ISR", "manual", 0, |line| line.isr.len() == 3);
     let leader = leader_id(&full).unwrap();
@@ -599,7 +552,7 @@ fn sigterm_of_a_leader_fails_no_acks_all_send() {
 
     use rdkafka::producer::FutureRecord;
 
-    let mut cluster = Cluster::start("auto.leader.rebalance.enable=false");
+    let mut cluster = start_cluster("auto.leader.rebalance.enable=false");
     cluster.create("steady", "1", &["min.insync.replicas=2"]);
     let full = cluster.wait_for_partition("a full ISR", "steady", 0, |line| line.isr.len() == 3);
     let leader = leader_id(&full).unwrap();

@@ -11,9 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use broker_support::{
-    TestBroker, TestCoordinator, consume_all, records_through, start_coordinator,
-};
+use broker_support::cluster::Cluster;
+use broker_support::{consume_all, records_through};
 use harness::wait::wait_for;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -25,48 +24,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
 
-/// A coordinator and three brokers (ids 1, 2, 3).
-struct Cluster {
-    coordinator: TestCoordinator,
-    brokers: Vec<TestBroker>,
-    _dir: tempfile::TempDir,
-}
-
 impl Cluster {
-    /// `extra` lines go into every broker's `server.properties` (they win over the defaults).
-    fn start(extra: &str) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let coordinator = start_coordinator();
-        let extra =
-            format!("zookeeper.session.timeout.ms=1000\nreplica.fetch.wait.max.ms=100\n{extra}");
-        let brokers = (1..=3)
-            .map(|id| {
-                let broker_dir = dir.path().join(format!("broker-{id}"));
-                std::fs::create_dir_all(&broker_dir).unwrap();
-                TestBroker::start(&broker_dir, &coordinator, id, &extra)
-            })
-            .collect();
-        Cluster {
-            coordinator,
-            brokers,
-            _dir: dir,
-        }
-    }
-
-    fn broker(&mut self, id: i32) -> &mut TestBroker {
-        self.brokers.iter_mut().find(|b| b.broker_id == id).unwrap()
-    }
-
-    /// Every live broker's address.
-    fn bootstrap(&self) -> String {
-        self.brokers
-            .iter()
-            .filter(|b| b.process.is_some())
-            .map(TestBroker::bootstrap)
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
     /// `kchaos coord <server> get <path>`.
     fn coordinator_get(&self, path: &str) -> Option<String> {
         let output = Command::new(env!("CARGO_BIN_EXE_kchaos"))

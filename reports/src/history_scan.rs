@@ -27,6 +27,8 @@ pub const LOST_POINTS_MAX: usize = 20_000;
 pub const NEMESIS_OPS_MAX: usize = 20_000;
 /// Distinct (completion, error) pairs of failed and indeterminate sends kept, at most.
 pub const SEND_ERRORS_MAX: usize = 200;
+/// Client crashes kept, at most (all are counted).
+pub const CLIENT_CRASHES_MAX: usize = 10_000;
 /// Seconds of per-second counts kept (about 11 days).
 const SECONDS_MAX: u64 = 1_000_000;
 /// Send invocations waiting for their completion, at most.
@@ -63,6 +65,31 @@ pub struct NemesisOp {
     pub node: Option<String>,
     pub why: Option<String>,
     pub error: Option<String>,
+    /// A `partition`'s grudge: node -> the nodes it hears nothing from.
+    pub grudge: Option<history::Grudge>,
+    /// A `partition`'s topology.
+    pub topology: Option<String>,
+    /// What a `heal` heals (`network`), when not everything.
+    pub what: Option<String>,
+}
+
+/// A client worker that crashed (a `client-crash` event of the harness).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCrashPoint {
+    pub time_ns: u64,
+    /// The crashed client's process number.
+    pub process: Option<u64>,
+    pub cause: String,
+}
+
+impl ClientCrashPoint {
+    /// `client 4`.
+    pub fn client(&self) -> String {
+        match self.process {
+            Some(process) => format!("client {process}"),
+            None => "a client".to_string(),
+        }
+    }
 }
 
 /// How often sends completed `fail` or `info` with one error, and when.
@@ -125,6 +152,9 @@ pub struct HistoryScan {
     /// Send completions per second of the run: `[ok, fail, info]`.
     pub per_second: Vec<[u64; 3]>,
     pub nemesis: Vec<NemesisOp>,
+    /// Client worker crashes, in history order (up to [`CLIENT_CRASHES_MAX`]).
+    pub client_crashes: Vec<ClientCrashPoint>,
+    pub client_crashes_total: u64,
     /// Lost sends in acknowledgement order (up to [`LOST_POINTS_MAX`]).
     pub lost: Vec<LostSend>,
     pub lost_total: u64,
@@ -213,6 +243,7 @@ impl Scanner {
         self.scan.last_ns = self.scan.last_ns.max(op.time_ns);
         match (&op.process, &op.f) {
             (Process::Nemesis, _) => self.nemesis(op),
+            (Process::Harness, OpName::Other(f)) if f == "client-crash" => self.client_crash(op),
             (Process::Client(_), OpName::Send) => self.send(op),
             (Process::Client(_), OpName::FinalRead) if op.op_type == OpType::Ok => {
                 self.final_read(op)
@@ -233,7 +264,21 @@ impl Scanner {
             node: text(&op.value.node),
             why: text(&op.value.why),
             error: text(&op.value.error),
+            grudge: op.value.grudge.clone(),
+            topology: text(&op.value.topology),
+            what: text(&op.value.what),
         });
+    }
+
+    fn client_crash(&mut self, op: &Line<'static>) {
+        self.scan.client_crashes_total += 1;
+        if self.scan.client_crashes.len() < CLIENT_CRASHES_MAX {
+            self.scan.client_crashes.push(ClientCrashPoint {
+                time_ns: op.time_ns,
+                process: op.value.client_process,
+                cause: op.value.cause.as_deref().unwrap_or("unknown").to_string(),
+            });
+        }
     }
 
     fn send(&mut self, op: &Line<'static>) {

@@ -138,11 +138,7 @@ struct CountingContext(Arc<DeliveryCounter>);
 impl ClientContext for CountingContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
         let brokers = statistics.brokers.values().filter(|b| b.nodeid >= 0);
-        let mut requests = self
-            .0
-            .requests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut requests = crate::lock::lock(&self.0.requests);
         requests.samples += 1;
         requests.sent = 0;
         for broker in brokers {
@@ -308,11 +304,7 @@ impl ProducerContext for LatencyHandle {
         match result {
             Ok(_) => {
                 let micros = sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
-                let mut histogram = self
-                    .0
-                    .histogram
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut histogram = crate::lock::lock(&self.0.histogram);
                 let _ = histogram.record(micros.max(1));
             }
             Err(_) => {
@@ -346,12 +338,7 @@ fn latency(args: &ProduceBenchArgs, bootstrap: &str, topic: &str) -> anyhow::Res
             .payload(&value[..])
             .partition(0),
     )?;
-    context
-        .0
-        .histogram
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .reset();
+    crate::lock::lock(&context.0.histogram).reset();
     let total = args.latency_rate * args.latency_seconds;
     let interval = Duration::from_secs_f64(1.0 / args.latency_rate.max(1) as f64);
     let start = Instant::now();
@@ -373,11 +360,7 @@ fn latency(args: &ProduceBenchArgs, bootstrap: &str, topic: &str) -> anyhow::Res
     producer
         .flush(Duration::from_secs(60))
         .context("the latency producer did not drain in 60 s")?;
-    let histogram = context
-        .0
-        .histogram
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let histogram = crate::lock::lock(&context.0.histogram);
     println!(
         "latency acks={} RF{} at {} records/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms \
          ({} records, {} failed)",
@@ -492,10 +475,7 @@ fn produce_sampled(
             BaseRecord::to(topic).payload(&value[..]).partition(0),
         )?;
     }
-    *counter
-        .requests
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = RequestSamples::default();
+    *crate::lock::lock(&counter.requests) = RequestSamples::default();
     let start = Instant::now();
     for i in 0..args.records {
         let partition = (i % args.partitions as u64) as i32;
@@ -525,10 +505,7 @@ fn produce_sampled(
             args.records
         );
     }
-    let requests = *counter
-        .requests
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let requests = *crate::lock::lock(&counter.requests);
     Ok((elapsed, requests))
 }
 

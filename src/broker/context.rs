@@ -4,13 +4,16 @@
 use std::sync::Arc;
 
 use super::config::BrokerConfig;
+use super::group::GROUP_METADATA_TOPIC;
+use super::group::config::GroupCoordinatorConfig;
 use super::group::coordinator::GroupCoordinator;
+use super::group::host::GroupHost;
 use super::log::partition_log::LogConfig;
 use super::metadata_cache::MetadataCache;
-use super::producer_state::producer_ids::ProducerIdManager;
-use super::replica_fetcher::ReplicaFetchers;
+use super::producer_ids::ProducerIdManager;
+use super::replica_fetcher::{FetcherHost, ReplicaFetchers};
 use super::replica_manager::ReplicaManager;
-use super::zk::Coordinator;
+use super::zk::KafkaZkClient;
 
 /// One running broker.
 pub struct Broker {
@@ -19,7 +22,7 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     /// The replica fetchers (one per leader broker this broker follows).
     pub fetchers: ReplicaFetchers,
-    pub coordinator: Coordinator,
+    pub coordinator: KafkaZkClient,
     /// Serialises topic creation and deletion on this broker.
     pub topic_admin: tokio::sync::Mutex<()>,
     /// The consumer groups this broker coordinates.
@@ -31,7 +34,7 @@ pub struct Broker {
 impl Broker {
     /// A broker with its coordinator session and no replicas yet, keeping its partition logs
     /// in the first of `log.dirs`.
-    pub fn new(config: BrokerConfig, coordinator: Coordinator) -> Self {
+    pub fn new(config: BrokerConfig, coordinator: KafkaZkClient) -> Self {
         let log_config = LogConfig {
             segment_bytes: config.log_segment_bytes,
             index_interval_bytes: config.log_index_interval_bytes,
@@ -73,3 +76,64 @@ impl Broker {
 
 /// The shared handle.
 pub type SharedBroker = Arc<Broker>;
+
+impl FetcherHost for Broker {
+    fn broker_id(&self) -> i32 {
+        self.id()
+    }
+
+    fn leader_address(&self, leader: i32) -> Option<String> {
+        self.metadata
+            .brokers()
+            .into_iter()
+            .find(|endpoint| endpoint.broker_id == leader)
+            .map(|endpoint| format!("{}:{}", endpoint.host, endpoint.port))
+    }
+
+    fn fetch_wait_max_ms(&self) -> u64 {
+        self.config.replica_fetch_wait_max_ms
+    }
+
+    fn fetch_max_bytes(&self) -> usize {
+        self.config.replica_fetch_max_bytes
+    }
+
+    fn session_timeout_ms(&self) -> u64 {
+        self.config.zookeeper_session_timeout_ms
+    }
+}
+
+impl Broker {
+    /// This broker as its group coordinator sees it.
+    pub fn group_host(self: &Arc<Self>) -> Arc<dyn GroupHost> {
+        Arc::clone(self) as Arc<dyn GroupHost>
+    }
+}
+
+impl GroupHost for Broker {
+    fn broker_id(&self) -> i32 {
+        self.id()
+    }
+
+    fn group_config(&self) -> GroupCoordinatorConfig {
+        self.config.group_coordinator
+    }
+
+    fn message_max_bytes(&self) -> usize {
+        self.config.message_max_bytes
+    }
+
+    fn min_insync_replicas(&self, topic: &str) -> i32 {
+        Broker::min_insync_replicas(self, topic)
+    }
+
+    /// The topic's partition count, once it exists (as Kafka reads it at start-up), else
+    /// `offsets.topic.num.partitions`.
+    fn offsets_topic_partition_count(&self) -> i32 {
+        self.metadata
+            .topic(GROUP_METADATA_TOPIC)
+            .map(|record| record.partitions.len() as i32)
+            .filter(|count| *count > 0)
+            .unwrap_or(self.config.group_coordinator.offsets_topic_num_partitions)
+    }
+}

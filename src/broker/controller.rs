@@ -31,8 +31,8 @@ use tokio::sync::watch;
 
 use super::context::Broker;
 use super::zk::{
-    BROKER_IDS_PATH, CONTROLLER_PATH, CoordinatorError, PartitionStateJson, PersistentWatches,
-    TOPIC_CONFIGS_PATH, is_reconnection,
+    BROKER_IDS_PATH, CONTROLLER_PATH, PartitionStateJson, PersistentWatches, TOPIC_CONFIGS_PATH,
+    ZkClientError, is_reconnection,
 };
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
@@ -62,7 +62,7 @@ pub async fn run(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
 
 /// One session's worth of contention: once this session registered the broker, become
 /// controller or watch the one there is, until the session ends (an error).
-async fn contend(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
+async fn contend(broker: &Arc<Broker>) -> Result<(), ZkClientError> {
     broker.coordinator.wait_registered().await;
     let mut controller_watch =
         PersistentWatches::add(&broker.coordinator, &[(CONTROLLER_PATH, false)]).await?;
@@ -107,8 +107,8 @@ async fn contend(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
 /// What a controller does with an error from one of its rounds: the end of its session or
 /// term ends its role; anything else (a lost connection — the session lives on — or bad data)
 /// is logged and the next event or recheck retries.
-fn keep_serving(broker: &Broker, error: CoordinatorError) -> Result<(), CoordinatorError> {
-    if matches!(error, CoordinatorError::ControllerMoved) || broker.coordinator.session_ended() {
+fn keep_serving(broker: &Broker, error: ZkClientError) -> Result<(), ZkClientError> {
+    if matches!(error, ZkClientError::ControllerMoved) || broker.coordinator.session_ended() {
         return Err(error);
     }
     tracing::info!(
@@ -125,7 +125,7 @@ async fn serve(
     epoch: i32,
     epoch_version: i32,
     controller_watch: &mut PersistentWatches,
-) -> Result<(), CoordinatorError> {
+) -> Result<(), ZkClientError> {
     // Brokers coming and going; a topic's `unclean.leader.election.enable` turning true calls
     // for an election at once.
     let mut watches = PersistentWatches::add(
@@ -324,7 +324,7 @@ async fn update_partitions(
     broker: &Broker,
     epoch: i32,
     epoch_version: i32,
-) -> Result<(), CoordinatorError> {
+) -> Result<(), ZkClientError> {
     let live = broker.coordinator.live_broker_ids().await?;
     // Read after the live brokers: a broker announces before it registers.
     let unclean = if broker.config.eligible_leader_replicas_enable {
@@ -419,7 +419,7 @@ async fn update_partitions(
             {
                 Ok(_) => log_change(broker, &topic, partition, &change, &state, &new_state),
                 // Someone (a leader changing its ISR) wrote first: the next round re-reads.
-                Err(CoordinatorError::BadVersion { .. }) => all_written = false,
+                Err(ZkClientError::BadVersion { .. }) => all_written = false,
                 Err(error) => return Err(error),
             }
         }
@@ -455,7 +455,7 @@ fn without_unclean(state: &PartitionStateJson, unclean: &[i32]) -> PartitionStat
 }
 
 /// The topic's `min.insync.replicas`, read from the coordinator, else the broker's.
-async fn min_insync_replicas(broker: &Broker, topic: &str) -> Result<i32, CoordinatorError> {
+async fn min_insync_replicas(broker: &Broker, topic: &str) -> Result<i32, ZkClientError> {
     Ok(broker
         .coordinator
         .topic_config(topic)
@@ -552,7 +552,7 @@ fn log_change(
 
 /// The topic's `unclean.leader.election.enable`, read from the coordinator (not the metadata
 /// cache, which may not have seen a change that just woke the controller), else the broker's.
-async fn unclean_allowed(broker: &Broker, topic: &str) -> Result<bool, CoordinatorError> {
+async fn unclean_allowed(broker: &Broker, topic: &str) -> Result<bool, ZkClientError> {
     Ok(broker
         .coordinator
         .topic_config(topic)

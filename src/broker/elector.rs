@@ -9,14 +9,14 @@ use kafka_protocol::error::ResponseError;
 
 use super::context::Broker;
 use super::election::{self, ElectionType, NewLeader, NotElected, PartitionView};
-use super::zk::{CoordinatorError, PartitionStateJson};
+use super::zk::{PartitionStateJson, ZkClientError};
 
 /// How many times a write that lost a race with an ISR change is retried.
 const WRITE_ATTEMPTS: usize = 3;
 
 /// The term of the controller this broker is: `(epoch, version of /controller_epoch)`;
 /// `None` when another broker (or none) is the controller.
-pub async fn controller_term(broker: &Broker) -> Result<Option<(i32, i32)>, CoordinatorError> {
+pub async fn controller_term(broker: &Broker) -> Result<Option<(i32, i32)>, ZkClientError> {
     if broker.coordinator.controller_id().await? != Some(broker.id()) {
         return Ok(None);
     }
@@ -42,7 +42,7 @@ pub async fn elect_partition(
     partition: i32,
 ) -> Result<NewLeader, NotElected> {
     let name = format!("{topic}-{partition}");
-    let server_error = |error: CoordinatorError| {
+    let server_error = |error: ZkClientError| {
         failed(
             ResponseError::UnknownServerError,
             format!("cannot elect a leader for {name}: {error}"),
@@ -119,8 +119,8 @@ pub async fn elect_partition(
                 return Ok(elected);
             }
             // An ISR change wrote first: re-read and decide again.
-            Err(CoordinatorError::BadVersion { .. }) => continue,
-            Err(CoordinatorError::ControllerMoved) => {
+            Err(ZkClientError::BadVersion { .. }) => continue,
+            Err(ZkClientError::ControllerMoved) => {
                 return Err(failed(
                     ResponseError::NotController,
                     "This is not the correct controller for this cluster.".to_string(),
@@ -136,7 +136,7 @@ pub async fn elect_partition(
 }
 
 /// Every partition of every topic, as `(topic, partition)`.
-pub async fn all_partitions(broker: &Broker) -> Result<Vec<(String, i32)>, CoordinatorError> {
+pub async fn all_partitions(broker: &Broker) -> Result<Vec<(String, i32)>, ZkClientError> {
     let mut all = Vec::new();
     for topic in broker.coordinator.topic_names().await? {
         if let Some(assignment) = broker.coordinator.topic_assignment(&topic).await? {
@@ -152,7 +152,7 @@ pub async fn all_partitions(broker: &Broker) -> Result<Vec<(String, i32)>, Coord
 
 /// The auto rebalance (`auto.leader.rebalance.enable`): moves leadership back to preferred
 /// replicas for the brokers past `leader.imbalance.per.broker.percentage`.
-pub async fn rebalance(broker: &Broker, term: (i32, i32)) -> Result<(), CoordinatorError> {
+pub async fn rebalance(broker: &Broker, term: (i32, i32)) -> Result<(), ZkClientError> {
     let live = broker.coordinator.live_broker_ids().await?;
     let mut states: BTreeMap<(String, i32), (Vec<i32>, PartitionStateJson)> = BTreeMap::new();
     for topic in broker.coordinator.topic_names().await? {

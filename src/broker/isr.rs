@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::context::Broker;
 use super::metadata_sync;
 use super::partition::{IsrChange, Partition};
-use super::zk::{CoordinatorError, PartitionStateJson};
+use super::zk::{PartitionStateJson, ZkClientError};
 
 /// Runs until the broker stops.
 pub async fn run(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
@@ -97,7 +97,7 @@ async fn write_isr(broker: &Arc<Broker>, partition: &Partition, change: IsrChang
                 metadata_sync::apply_partition(broker, topic, index, state);
             }
         }
-        Err(CoordinatorError::BadVersion { .. }) => {
+        Err(ZkClientError::BadVersion { .. }) => {
             tracing::info!(
                 "[Partition {topic}-{index} broker={}] Cached zkVersion {} not equal to that in \
                  zookeeper, skip updating ISR",

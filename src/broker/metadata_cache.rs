@@ -42,15 +42,11 @@ pub struct MetadataCache {
 
 impl MetadataCache {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
-        self.snapshot
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::read(&self.snapshot)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Snapshot> {
-        self.snapshot
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::write(&self.snapshot)
     }
 
     /// Replaces the set of live brokers.

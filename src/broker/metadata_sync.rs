@@ -21,9 +21,10 @@ use super::context::Broker;
 use super::group::GROUP_METADATA_TOPIC;
 use super::metadata_cache::BrokerEndpoint;
 use super::partition::{LeaderAndIsr, RoleChange};
+use super::replica_fetcher::FetcherHost;
 use super::zk::{
-    BROKER_IDS_PATH, CONTROLLER_PATH, CoordinatorError, PersistentWatches, TOPIC_CONFIGS_PATH,
-    TOPICS_PATH, TopicRecord, is_reconnection,
+    BROKER_IDS_PATH, CONTROLLER_PATH, PersistentWatches, TOPIC_CONFIGS_PATH, TOPICS_PATH,
+    TopicRecord, ZkClientError, is_reconnection,
 };
 
 /// Pause before re-establishing the watches after an error.
@@ -49,7 +50,7 @@ pub async fn run(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
 }
 
 /// Watches and applies changes until the session ends (an error).
-async fn follow(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
+async fn follow(broker: &Arc<Broker>) -> Result<(), ZkClientError> {
     let mut watches = PersistentWatches::add(
         &broker.coordinator,
         &[
@@ -84,7 +85,7 @@ async fn follow(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
 }
 
 /// Re-reads whatever `path` covers.
-async fn on_change(broker: &Arc<Broker>, path: &str) -> Result<(), CoordinatorError> {
+async fn on_change(broker: &Arc<Broker>, path: &str) -> Result<(), ZkClientError> {
     if path == CONTROLLER_PATH {
         return refresh_controller(broker).await;
     }
@@ -112,20 +113,20 @@ async fn on_change(broker: &Arc<Broker>, path: &str) -> Result<(), CoordinatorEr
 }
 
 /// Re-reads everything.
-pub async fn resync(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
+pub async fn resync(broker: &Arc<Broker>) -> Result<(), ZkClientError> {
     refresh_brokers(broker).await?;
     refresh_controller(broker).await?;
     refresh_topics(broker).await
 }
 
-async fn refresh_controller(broker: &Broker) -> Result<(), CoordinatorError> {
+async fn refresh_controller(broker: &Broker) -> Result<(), ZkClientError> {
     let controller = broker.coordinator.controller_id().await?;
     broker.metadata.set_controller_id(controller.unwrap_or(-1));
     Ok(())
 }
 
 /// Reads the live brokers into the metadata cache.
-pub async fn refresh_brokers(broker: &Broker) -> Result<(), CoordinatorError> {
+pub async fn refresh_brokers(broker: &Broker) -> Result<(), ZkClientError> {
     let live = broker.coordinator.live_brokers().await?;
     broker.metadata.set_brokers(
         live.into_iter()
@@ -140,7 +141,7 @@ pub async fn refresh_brokers(broker: &Broker) -> Result<(), CoordinatorError> {
 }
 
 /// Reads every topic; forgets those gone.
-async fn refresh_topics(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
+async fn refresh_topics(broker: &Arc<Broker>) -> Result<(), ZkClientError> {
     let names = broker.coordinator.topic_names().await?;
     for name in &names {
         refresh_topic(broker, name).await?;
@@ -156,12 +157,12 @@ async fn refresh_topics(broker: &Arc<Broker>) -> Result<(), CoordinatorError> {
 /// Reads one topic (assignment, states, config) and applies it; forgets it if it is gone.
 /// Holds the topic-admin lock so that a read cannot interleave with a creation or deletion
 /// on this broker (a stale read applied after a deletion would re-create the logs).
-async fn refresh_topic(broker: &Arc<Broker>, name: &str) -> Result<(), CoordinatorError> {
+async fn refresh_topic(broker: &Arc<Broker>, name: &str) -> Result<(), ZkClientError> {
     let _admin = broker.topic_admin.lock().await;
     refresh_topic_locked(broker, name).await
 }
 
-async fn refresh_topic_locked(broker: &Arc<Broker>, name: &str) -> Result<(), CoordinatorError> {
+async fn refresh_topic_locked(broker: &Arc<Broker>, name: &str) -> Result<(), ZkClientError> {
     match broker.coordinator.topic(name).await? {
         Some(record) => {
             apply_topic(broker, &record);
@@ -178,7 +179,7 @@ async fn refresh_partition(
     broker: &Arc<Broker>,
     topic: &str,
     partition: i32,
-) -> Result<(), CoordinatorError> {
+) -> Result<(), ZkClientError> {
     let _admin = broker.topic_admin.lock().await;
     let Some(replicas) = broker.metadata.topic(topic).and_then(|record| {
         record
@@ -271,7 +272,9 @@ fn apply_role(broker: &Arc<Broker>, topic: &str, partition: i32, state: LeaderAn
         }
     };
     if topic == GROUP_METADATA_TOPIC {
-        broker.groups.on_role_change(broker, &applied.0, applied.1);
+        broker
+            .groups
+            .on_role_change(&broker.group_host(), &applied.0, applied.1);
     }
     match applied {
         (_, RoleChange::BecameLeader { .. } | RoleChange::NoLeader) => {
@@ -298,7 +301,8 @@ fn apply_role(broker: &Arc<Broker>, topic: &str, partition: i32, state: LeaderAn
                 replica.log_end_offset(),
                 replica.offsets().high_watermark
             );
-            broker.fetchers.add(broker, leader, replica, leader_epoch);
+            let host: Arc<dyn FetcherHost> = Arc::clone(broker) as Arc<dyn FetcherHost>;
+            broker.fetchers.add(&host, leader, replica, leader_epoch);
         }
         (_, RoleChange::Unchanged | RoleChange::Stale) => {}
     }

@@ -9,9 +9,11 @@
 //! - [`handlers`]: one file per Kafka API, all of the same shape.
 //! - [`log`]: batches, segments, offset index, leader-epoch cache, partition log; the log
 //!   directory's failure (KIP-112) and its clean-shutdown marker.
+//! - [`directory`]: durable directory entries (fsync of directories), for logs and snapshots.
 //! - [`partition`]: one replica's state: leader epoch, ISR, log end, high watermark, waiters.
-//! - [`producer_state`]: the idempotent producer: producer ids, per-partition producer state,
-//!   snapshots.
+//! - [`producer_ids`]: the idempotent producer's ids (InitProducerId), in blocks reserved in
+//!   the coordinator; [`producer_expiration`]: the periodic task forgetting idle producers
+//!   (the per-partition producer state lives with the log: `log::producer_state`).
 //! - [`replica_manager`]: the replicas hosted here; role changes are applied there.
 //! - [`replica_fetcher`]: follower-pull replication, one fetcher per leader broker, with
 //!   KIP-101 truncation (its connections to leaders are `kafka_wire` clients).
@@ -22,6 +24,7 @@
 //!   election from it, a broker back from an unclean shutdown.
 //! - [`elector`]: carries them out on the controller (ElectLeaders, auto rebalance).
 //! - [`group`]: consumer groups (the group coordinator, on `__consumer_offsets` leaders).
+//! - [`offsets_topic`]: creating `__consumer_offsets`; which broker coordinates a group.
 //! - [`metadata_sync`]: coordinator watches -> metadata cache and role changes.
 //! - [`metadata_cache`]: brokers and topics, for Metadata.
 //! - [`topic_admin`]: creating and deleting topics.
@@ -34,6 +37,7 @@ pub mod connection;
 pub mod connection_limits;
 pub mod context;
 pub mod controller;
+pub mod directory;
 pub mod election;
 pub mod elector;
 pub mod elr;
@@ -43,8 +47,11 @@ pub mod isr;
 pub mod log;
 pub mod metadata_cache;
 pub mod metadata_sync;
+pub mod offsets_topic;
 pub mod partition;
-pub mod producer_state;
+pub mod producer_expiration;
+pub mod producer_ids;
+
 pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod server;

@@ -24,6 +24,8 @@
 //! - [`reads`]: fetches, ListOffsets by time, leader-epoch lookups.
 
 mod followers;
+mod kafka_errors;
+pub use kafka_errors::producer_error;
 mod reads;
 mod writes;
 
@@ -268,11 +270,7 @@ impl Partition {
             // Its holder may be waiting for the disk (a slow one can take seconds): wait off
             // the async threads, so that the rest of the broker (its coordinator session, other
             // partitions' fetches) goes on meanwhile.
-            Err(std::sync::TryLockError::WouldBlock) => blocking(|| {
-                self.inner
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-            }),
+            Err(std::sync::TryLockError::WouldBlock) => blocking(|| crate::lock::lock(&self.inner)),
         }
     }
 
@@ -474,11 +472,54 @@ impl Partition {
 
     fn publish(&self, inner: &Inner) {
         let offsets = self.current_offsets(inner);
+        self.check_invariants(inner, &offsets);
         self.offsets.send_if_modified(|current| {
             let changed = *current != offsets;
             *current = offsets;
             changed
         });
+    }
+}
+
+impl Partition {
+    /// The replica's invariants, checked (in debug builds, so by every test) each time its
+    /// offsets are published: the high watermark stays within [log start, log end] and moves
+    /// back only when a truncation cut the log below it (then it is the new log end); the
+    /// leader's ISR is a subset of the replicas and holds the leader; the followers this leader
+    /// tracks never claim a log end past its own.
+    fn check_invariants(&self, inner: &Inner, offsets: &Offsets) {
+        if !cfg!(debug_assertions) || inner.log.is_none() {
+            return;
+        }
+        let name = format!("{}-{}", self.topic, self.index);
+        debug_assert!(
+            offsets.log_start_offset <= offsets.high_watermark
+                && offsets.high_watermark <= offsets.log_end_offset,
+            "{name}: high watermark {} outside the log [{}, {}]",
+            offsets.high_watermark,
+            offsets.log_start_offset,
+            offsets.log_end_offset
+        );
+        let previous = *self.offsets.borrow();
+        debug_assert!(
+            offsets.high_watermark >= previous.high_watermark
+                || offsets.high_watermark == offsets.log_end_offset,
+            "{name}: high watermark moved back from {} to {} without a truncation (log end {})",
+            previous.high_watermark,
+            offsets.high_watermark,
+            offsets.log_end_offset
+        );
+        if inner.state.leader == self.broker_id {
+            debug_assert!(
+                inner
+                    .followers
+                    .values()
+                    .all(|follower| follower.log_end_offset <= offsets.log_end_offset
+                        || follower.log_end_offset == -1),
+                "{name}: a follower's fetch offset passed the leader's log end {}",
+                offsets.log_end_offset
+            );
+        }
     }
 }
 

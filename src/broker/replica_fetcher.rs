@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::lock::lock;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -28,7 +29,6 @@ use kafka_wire::{Client, Options, WireError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::context::Broker;
 use super::log::partition_log::AppendError;
 use super::partition::{Partition, PartitionError};
 #[cfg(feature = "planted-bugs")]
@@ -61,21 +61,37 @@ struct Fetcher {
     task: JoinHandle<()>,
 }
 
+/// What a fetcher needs of its broker: its id, where a leader listens, and the fetch settings.
+/// The broker ([`Broker`](super::context::Broker)) implements it; the fetchers know nothing else
+/// of the broker, so the broker's shared state and its fetchers do not refer to each other.
+pub trait FetcherHost: Send + Sync + 'static {
+    /// This broker's id (the `replica_id` of its fetches).
+    fn broker_id(&self) -> i32;
+    /// `host:port` of broker `leader`, if it is registered.
+    fn leader_address(&self, leader: i32) -> Option<String>;
+    /// `replica.fetch.wait.max.ms`.
+    fn fetch_wait_max_ms(&self) -> u64;
+    /// `replica.fetch.max.bytes`.
+    fn fetch_max_bytes(&self) -> usize;
+    /// `zookeeper.session.timeout.ms`: with the fetch wait, how long an answer may take.
+    fn session_timeout_ms(&self) -> u64;
+}
+
 /// The fetchers of this broker, by leader broker id.
 #[derive(Default)]
 pub struct ReplicaFetchers {
     fetchers: Mutex<HashMap<i32, Fetcher>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl ReplicaFetchers {
     /// Follows `partition` from `leader` at `leader_epoch` (moving it from any other fetcher).
-    pub fn add(&self, broker: &Arc<Broker>, leader: i32, partition: Arc<Partition>, epoch: i32) {
+    pub fn add(
+        &self,
+        host: &Arc<dyn FetcherHost>,
+        leader: i32,
+        partition: Arc<Partition>,
+        epoch: i32,
+    ) {
         let key = (partition.topic.clone(), partition.index);
         self.remove(&key.0, key.1);
         let mut fetchers = lock(&self.fetchers);
@@ -83,7 +99,7 @@ impl ReplicaFetchers {
             let targets: Targets = Arc::default();
             let wakeup = Arc::new(Notify::new());
             let task = tokio::spawn(run(
-                Arc::clone(broker),
+                Arc::clone(host),
                 leader,
                 Arc::clone(&targets),
                 Arc::clone(&wakeup),
@@ -97,7 +113,7 @@ impl ReplicaFetchers {
         tracing::info!(
             "[ReplicaFetcherManager on broker {}] Added fetcher to broker {leader} for partition \
              {}-{} with leader epoch {epoch}",
-            broker.id(),
+            host.broker_id(),
             key.0,
             key.1
         );
@@ -134,7 +150,7 @@ impl ReplicaFetchers {
 }
 
 /// The loop of one fetcher: connect, truncate what needs it, fetch, repeat.
-async fn run(broker: Arc<Broker>, leader: i32, targets: Targets, wakeup: Arc<Notify>) {
+async fn run(host: Arc<dyn FetcherHost>, leader: i32, targets: Targets, wakeup: Arc<Notify>) {
     let mut connection: Option<Client> = None;
     let mut last_error: Option<String> = None;
     loop {
@@ -149,7 +165,7 @@ async fn run(broker: Arc<Broker>, leader: i32, targets: Targets, wakeup: Arc<Not
         }
         let connected = match connection.as_mut() {
             Some(connected) => connected,
-            None => match connect(&broker, leader).await {
+            None => match connect(host.as_ref(), leader).await {
                 Ok(opened) => connection.insert(opened),
                 Err(error) => {
                     report(&mut last_error, leader, &error);
@@ -159,9 +175,9 @@ async fn run(broker: Arc<Broker>, leader: i32, targets: Targets, wakeup: Arc<Not
             },
         };
         let round = if snapshot.iter().any(|(_, target)| !target.truncated) {
-            truncate(&broker, connected, leader, &targets, snapshot).await
+            truncate(host.as_ref(), connected, leader, &targets, snapshot).await
         } else {
-            fetch(&broker, connected, leader, &targets, snapshot).await
+            fetch(host.as_ref(), connected, leader, &targets, snapshot).await
         };
         match round {
             Ok(progress) => {
@@ -188,29 +204,22 @@ fn report(last_error: &mut Option<String>, leader: i32, error: &WireError) {
     }
 }
 
-fn request_timeout(broker: &Broker) -> Duration {
-    Duration::from_millis(
-        broker.config.replica_fetch_wait_max_ms + broker.config.zookeeper_session_timeout_ms,
-    )
+fn request_timeout(host: &dyn FetcherHost) -> Duration {
+    Duration::from_millis(host.fetch_wait_max_ms() + host.session_timeout_ms())
 }
 
-async fn connect(broker: &Broker, leader: i32) -> Result<Client, WireError> {
-    let Some(endpoint) = broker
-        .metadata
-        .brokers()
-        .into_iter()
-        .find(|endpoint| endpoint.broker_id == leader)
-    else {
+async fn connect(host: &dyn FetcherHost, leader: i32) -> Result<Client, WireError> {
+    let Some(address) = host.leader_address(leader) else {
         return Err(WireError::Connect {
             peer: format!("broker {leader} (not registered)"),
             source: std::io::ErrorKind::NotFound.into(),
         });
     };
     let options = Options::new(
-        format!("broker-{}-fetcher-{leader}", broker.id()),
-        request_timeout(broker),
+        format!("broker-{}-fetcher-{leader}", host.broker_id()),
+        request_timeout(host),
     );
-    Client::connect(&format!("{}:{}", endpoint.host, endpoint.port), &options).await
+    Client::connect(&address, &options).await
 }
 
 /// Drops a partition whose leader refused it (a newer state will re-add it).
@@ -239,7 +248,7 @@ fn set_truncated(targets: &Targets, key: &(String, i32), epoch: i32, truncated: 
 /// One OffsetsForLeaderEpoch round for the partitions not yet truncated. Returns whether any
 /// made progress.
 async fn truncate(
-    broker: &Broker,
+    host: &dyn FetcherHost,
     connection: &mut Client,
     leader: i32,
     targets: &Targets,
@@ -274,7 +283,7 @@ async fn truncate(
         );
     }
     let request = OffsetForLeaderEpochRequest::default()
-        .with_replica_id(BrokerId(broker.id()))
+        .with_replica_id(BrokerId(host.broker_id()))
         .with_topics(
             topics
                 .into_iter()
@@ -296,7 +305,7 @@ async fn truncate(
             };
             match ResponseError::try_from_code(answer.error_code) {
                 None => {
-                    apply_truncation(broker.id(), leader, targets, &key, target, &answer);
+                    apply_truncation(host.broker_id(), leader, targets, &key, target, &answer);
                     progress = true;
                 }
                 Some(error @ ResponseError::FencedLeaderEpoch) => mark_failed(
@@ -376,14 +385,13 @@ fn apply_truncation(
 /// One Fetch from the leader for every truncated partition. Returns whether any data or
 /// progress came back.
 async fn fetch(
-    broker: &Broker,
+    host: &dyn FetcherHost,
     connection: &mut Client,
     leader: i32,
     targets: &Targets,
     snapshot: Vec<((String, i32), FetchTarget)>,
 ) -> Result<bool, WireError> {
-    let partition_max_bytes =
-        i32::try_from(broker.config.replica_fetch_max_bytes).unwrap_or(i32::MAX);
+    let partition_max_bytes = i32::try_from(host.fetch_max_bytes()).unwrap_or(i32::MAX);
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
     for ((topic, index), target) in &snapshot {
         topics.entry(topic.clone()).or_default().push(
@@ -397,8 +405,8 @@ async fn fetch(
         );
     }
     let request = FetchRequest::default()
-        .with_replica_id(BrokerId(broker.id()))
-        .with_max_wait_ms(i32::try_from(broker.config.replica_fetch_wait_max_ms).unwrap_or(500))
+        .with_replica_id(BrokerId(host.broker_id()))
+        .with_max_wait_ms(i32::try_from(host.fetch_wait_max_ms()).unwrap_or(500))
         .with_min_bytes(1)
         .with_max_bytes(FETCH_RESPONSE_MAX_BYTES)
         .with_isolation_level(0)

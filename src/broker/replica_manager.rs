@@ -55,9 +55,7 @@ impl ReplicaManager {
 
     /// The replica of `topic`-`partition`, if this broker hosts it.
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        self.partitions
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::read(&self.partitions)
             .get(&(topic.to_string(), partition))
             .cloned()
     }
@@ -134,10 +132,7 @@ impl ReplicaManager {
                 log_dir: Arc::clone(&self.failures),
             },
         ));
-        let mut partitions = self
-            .partitions
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut partitions = crate::lock::write(&self.partitions);
         Ok(partitions
             .entry((topic.to_string(), partition))
             .or_insert(replica)
@@ -147,10 +142,7 @@ impl ReplicaManager {
     /// Deletes every local replica of `topic` and its files.
     pub fn delete_topic(&self, topic: &str) -> std::io::Result<()> {
         let removed: Vec<Arc<Partition>> = {
-            let mut partitions = self
-                .partitions
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut partitions = crate::lock::write(&self.partitions);
             let keys: Vec<_> = partitions
                 .keys()
                 .filter(|(t, _)| t == topic)
@@ -168,9 +160,7 @@ impl ReplicaManager {
 
     /// All hosted replicas.
     pub fn all(&self) -> Vec<Arc<Partition>> {
-        self.partitions
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::read(&self.partitions)
             .values()
             .cloned()
             .collect()

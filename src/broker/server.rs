@@ -18,8 +18,8 @@ use super::connection;
 use super::connection_limits::{self, ConnectionLimits};
 use super::context::Broker;
 use super::log::clean_shutdown;
-use super::producer_state::expiration;
-use super::zk::{self, BrokerRegistration, Coordinator, CoordinatorError};
+use super::producer_expiration;
+use super::zk::{self, BrokerRegistration, KafkaZkClient, ZkClientError};
 use super::{controller, isr, metadata_sync};
 
 /// How long shutdown waits for connections to finish their responses.
@@ -43,7 +43,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         advertised.to_uri()
     );
 
-    let coordinator = Coordinator::connect(
+    let coordinator = KafkaZkClient::connect(
         &config.zookeeper_connect,
         Duration::from_millis(config.zookeeper_session_timeout_ms),
         Duration::from_millis(config.zookeeper_connection_timeout_ms),
@@ -101,7 +101,10 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         Arc::clone(&broker),
         stopped.clone(),
     ));
-    let producer_expiration = tokio::spawn(expiration::run(Arc::clone(&broker), stopped.clone()));
+    let producer_expiration = tokio::spawn(producer_expiration::run(
+        Arc::clone(&broker),
+        stopped.clone(),
+    ));
     let limits = Arc::new(ConnectionLimits::new(&broker.config, open_files));
     if limits.max_connections < broker.config.max_connections {
         tracing::info!(
@@ -321,7 +324,7 @@ async fn register(broker: &Broker, registration: &BrokerRegistration) -> anyhow:
                 }
                 return Ok(());
             }
-            Err(CoordinatorError::BrokerIdTaken(_)) if start.elapsed() < max_wait => {
+            Err(ZkClientError::BrokerIdTaken(_)) if start.elapsed() < max_wait => {
                 if !waiting {
                     tracing::warn!(
                         "broker id {} is still registered by another coordinator session (a \
@@ -337,7 +340,7 @@ async fn register(broker: &Broker, registration: &BrokerRegistration) -> anyhow:
             }
             // A lost connection (the session lives on): try again; a create that went through
             // is found as this session's own node.
-            Err(error @ CoordinatorError::Request { .. })
+            Err(error @ ZkClientError::Request { .. })
                 if !broker.coordinator.session_ended() && start.elapsed() < max_wait =>
             {
                 tracing::info!("registering broker id {} again: {error}", broker.id());
@@ -388,7 +391,7 @@ async fn checkpoint_high_watermarks(broker: Arc<Broker>, mut stopped: watch::Rec
 /// broker was paused or cut off longer than the session timeout, or the coordinator refused
 /// it) other than by this broker's own close, opens a new session and registers
 /// `/brokers/ids/<id>` again, as Kafka does; the controller task contends again once that is
-/// done ([`Coordinator::wait_registered`]).
+/// done ([`KafkaZkClient::wait_registered`]).
 async fn watch_session(broker: Arc<Broker>, registration: BrokerRegistration) {
     loop {
         let Some(mut watcher) = broker.coordinator.state_watcher() else {
@@ -411,7 +414,7 @@ async fn watch_session(broker: Arc<Broker>, registration: BrokerRegistration) {
         loop {
             match broker.coordinator.reconnect(deadline).await {
                 Ok(()) => break,
-                Err(CoordinatorError::Closed) => return,
+                Err(ZkClientError::Closed) => return,
                 Err(error) => {
                     tracing::warn!("cannot reopen the coordinator session: {error}");
                     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::context::Broker;
 use super::metadata_sync;
 use super::partition::LeaderAndIsr;
-use super::zk::{CoordinatorError, TopicRecord};
+use super::zk::{TopicRecord, ZkClientError};
 
 /// Why a topic could not be created or deleted, with its Kafka error.
 #[derive(Debug, thiserror::Error)]
@@ -31,15 +31,15 @@ pub enum TopicAdminError {
     #[error(transparent)]
     InvalidConfig(#[from] super::topic_config::InvalidConfig),
     #[error(transparent)]
-    Coordinator(CoordinatorError),
+    Coordinator(ZkClientError),
     #[error("cannot open the partition log: {0}")]
     Storage(#[from] std::io::Error),
 }
 
-impl From<CoordinatorError> for TopicAdminError {
-    fn from(error: CoordinatorError) -> Self {
+impl From<ZkClientError> for TopicAdminError {
+    fn from(error: ZkClientError) -> Self {
         match error {
-            CoordinatorError::TopicExists(name) => TopicAdminError::Exists(name),
+            ZkClientError::TopicExists(name) => TopicAdminError::Exists(name),
             other => TopicAdminError::Coordinator(other),
         }
     }

@@ -7,7 +7,7 @@
 //! Session semantics (the `zookeeper-client` crate): a lost connection is reconnected to the
 //! *same* session (state `Disconnected`, then `SyncConnected`; requests in flight fail with a
 //! connection error, later ones wait for the reconnection) and ephemeral nodes survive it.
-//! Only expiry (or a close) ends the session and its ephemerals; then [`Coordinator::reconnect`]
+//! Only expiry (or a close) ends the session and its ephemerals; then [`KafkaZkClient::reconnect`]
 //! opens a new one.
 //!
 //! # Layout
@@ -58,7 +58,7 @@ pub fn ephemeral_lifetime(requested: Duration, negotiated: Duration) -> Duration
 
 /// What can go wrong talking to the coordinator.
 #[derive(Debug, thiserror::Error)]
-pub enum CoordinatorError {
+pub enum ZkClientError {
     #[error("cannot reach the coordinator at {connect} within {waited_ms} ms: {last_error}")]
     Unreachable {
         connect: String,
@@ -83,15 +83,16 @@ pub enum CoordinatorError {
     Request { path: String, source: zk::Error },
 }
 
-fn request_error(path: &str) -> impl FnOnce(zk::Error) -> CoordinatorError + '_ {
-    move |source| CoordinatorError::Request {
+fn request_error(path: &str) -> impl FnOnce(zk::Error) -> ZkClientError + '_ {
+    move |source| ZkClientError::Request {
         path: path.to_string(),
         source,
     }
 }
 
-/// A coordinator session that can be replaced after it expires.
-pub struct Coordinator {
+/// The broker's ZooKeeper-protocol client of the coordinator (Kafka's `KafkaZkClient`): one
+/// session at a time, replaced after it expires, and the operations on Kafka's paths.
+pub struct KafkaZkClient {
     connect: String,
     session_timeout: Duration,
     client: std::sync::RwLock<Option<zk::Client>>,
@@ -104,7 +105,7 @@ async fn connect_client(
     connect: &str,
     session_timeout: Duration,
     deadline: Duration,
-) -> Result<zk::Client, CoordinatorError> {
+) -> Result<zk::Client, ZkClientError> {
     let start = std::time::Instant::now();
     let mut last_error = String::from("no attempt finished");
     while start.elapsed() < deadline {
@@ -121,22 +122,22 @@ async fn connect_client(
         }
         tokio::time::sleep(Duration::from_millis(200).min(remaining)).await;
     }
-    Err(CoordinatorError::Unreachable {
+    Err(ZkClientError::Unreachable {
         connect: connect.to_string(),
         waited_ms: start.elapsed().as_millis(),
         last_error,
     })
 }
 
-impl Coordinator {
+impl KafkaZkClient {
     /// Connects to `connect` (`host:port[,host:port...]`), retrying until `deadline` passes.
     pub async fn connect(
         connect: &str,
         session_timeout: Duration,
         deadline: Duration,
-    ) -> Result<Self, CoordinatorError> {
+    ) -> Result<Self, ZkClientError> {
         let client = connect_client(connect, session_timeout, deadline).await?;
-        Ok(Coordinator {
+        Ok(KafkaZkClient {
             connect: connect.to_string(),
             session_timeout,
             client: std::sync::RwLock::new(Some(client)),
@@ -157,19 +158,16 @@ impl Coordinator {
     }
 
     /// Whether the current session has ended (expired, closed, or refused): only a new
-    /// session ([`Coordinator::reconnect`]) can talk to the coordinator again.
+    /// session ([`KafkaZkClient::reconnect`]) can talk to the coordinator again.
     pub fn session_ended(&self) -> bool {
         self.client()
             .is_ok_and(|client| client.state().is_terminated())
             || self.is_closed()
     }
 
-    /// Whether [`Coordinator::close`] was called (the broker is stopping).
+    /// Whether [`KafkaZkClient::close`] was called (the broker is stopping).
     pub fn is_closed(&self) -> bool {
-        self.client
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_none()
+        crate::lock::read(&self.client).is_none()
     }
 
     /// Waits until the current session has registered this broker (`/brokers/ids/<id>`):
@@ -187,27 +185,22 @@ impl Coordinator {
     }
 
     /// Opens a new session in place of an expired one (ephemeral nodes must be re-created).
-    /// Refused once [`Coordinator::close`] was called.
-    pub async fn reconnect(&self, deadline: Duration) -> Result<(), CoordinatorError> {
+    /// Refused once [`KafkaZkClient::close`] was called.
+    pub async fn reconnect(&self, deadline: Duration) -> Result<(), ZkClientError> {
         let client = connect_client(&self.connect, self.session_timeout, deadline).await?;
-        let mut current = self
-            .client
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = crate::lock::write(&self.client);
         if current.is_none() {
             // Closing: dropping the new client closes its session.
-            return Err(CoordinatorError::Closed);
+            return Err(ZkClientError::Closed);
         }
         *current = Some(client);
         Ok(())
     }
 
-    fn client(&self) -> Result<zk::Client, CoordinatorError> {
-        self.client
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn client(&self) -> Result<zk::Client, ZkClientError> {
+        crate::lock::read(&self.client)
             .clone()
-            .ok_or(CoordinatorError::Closed)
+            .ok_or(ZkClientError::Closed)
     }
 
     /// The session's state changes (expiry, disconnection); `None` once closed.
@@ -218,11 +211,7 @@ impl Coordinator {
     /// Closes the session (the broker's ephemeral node goes at once) and waits, at most
     /// `timeout`, for the close to be acknowledged.
     pub async fn close(&self, timeout: Duration) {
-        let client = self
-            .client
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let client = crate::lock::write(&self.client).take();
         let Some(client) = client else { return };
         let mut watcher = client.state_watcher();
         drop(client);
@@ -237,7 +226,7 @@ impl Coordinator {
         let _ = tokio::time::timeout(timeout, closed).await;
     }
 
-    async fn ensure_path(&self, path: &str) -> Result<(), CoordinatorError> {
+    async fn ensure_path(&self, path: &str) -> Result<(), ZkClientError> {
         let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
         match self.client()?.mkdir(path, &options).await {
             Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
@@ -245,7 +234,7 @@ impl Coordinator {
         }
     }
 
-    async fn delete_recursive(&self, path: &str) -> Result<(), CoordinatorError> {
+    async fn delete_recursive(&self, path: &str) -> Result<(), ZkClientError> {
         // Depth-first, bounded by the tree's size; iterative to keep the future small.
         let mut stack = vec![(path.to_string(), false)];
         while let Some((node, expanded)) = stack.pop() {
@@ -273,7 +262,7 @@ impl Coordinator {
         &self,
         path: &str,
         recursive: bool,
-    ) -> Result<zk::PersistentWatcher, CoordinatorError> {
+    ) -> Result<zk::PersistentWatcher, ZkClientError> {
         let mode = if recursive {
             zk::AddWatchMode::PersistentRecursive
         } else {
@@ -285,7 +274,7 @@ impl Coordinator {
             .map_err(request_error(path))
     }
 
-    async fn exists(&self, path: &str) -> Result<bool, CoordinatorError> {
+    async fn exists(&self, path: &str) -> Result<bool, ZkClientError> {
         self.client()?
             .check_stat(path)
             .await
@@ -293,7 +282,7 @@ impl Coordinator {
             .map_err(request_error(path))
     }
 
-    async fn create_or_set(&self, path: &str, data: &[u8]) -> Result<(), CoordinatorError> {
+    async fn create_or_set(&self, path: &str, data: &[u8]) -> Result<(), ZkClientError> {
         let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
         match self.client()?.create(path, data, &options).await {
             Ok(_) => Ok(()),
@@ -325,9 +314,9 @@ pub struct PersistentWatches {
 impl PersistentWatches {
     /// Adds a persistent watch on each `(path, recursive)`.
     pub async fn add(
-        coordinator: &Coordinator,
+        coordinator: &KafkaZkClient,
         paths: &[(&str, bool)],
-    ) -> Result<Self, CoordinatorError> {
+    ) -> Result<Self, ZkClientError> {
         let mut watchers = Vec::with_capacity(paths.len());
         for (path, recursive) in paths {
             watchers.push(coordinator.watch(path, *recursive).await?);
@@ -343,21 +332,21 @@ impl PersistentWatches {
 
     /// The next event of any of the watches (cancel-safe). Fails once the session has ended
     /// (after which the watchers must not be polled again).
-    pub async fn changed(&mut self) -> Result<zk::WatchedEvent, CoordinatorError> {
+    pub async fn changed(&mut self) -> Result<zk::WatchedEvent, ZkClientError> {
         let pending = self
             .watchers
             .iter_mut()
             .map(|watcher| Box::pin(watcher.changed()));
         let (event, _, _) = futures::future::select_all(pending).await;
         if event.event_type == zk::EventType::Session && event.session_state.is_terminated() {
-            return Err(CoordinatorError::Closed);
+            return Err(ZkClientError::Closed);
         }
         Ok(event)
     }
 
     /// Adds the watches again after a reconnection. On an error the old watchers stay (the
     /// next reconnection renews them).
-    pub async fn renew(&mut self, coordinator: &Coordinator) -> Result<(), CoordinatorError> {
+    pub async fn renew(&mut self, coordinator: &KafkaZkClient) -> Result<(), ZkClientError> {
         let mut renewed = Vec::with_capacity(self.paths.len());
         for (path, recursive) in &self.paths {
             renewed.push(coordinator.watch(path, *recursive).await?);

@@ -125,7 +125,7 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coordinator::tree::TreeOp;
+    use crate::coordinator::tree::{NodeCreate, TreeOp};
 
     #[test]
     fn refused_mutations_take_no_zxid_and_replay_rebuilds_the_state() {
@@ -137,22 +137,22 @@ mod tests {
                 timeout_ms: 1000,
                 password: [1; PASSWORD_BYTES],
             },
-            Mutation::Tree(TreeOp::Create {
+            Mutation::Tree(TreeOp::Create(NodeCreate {
                 path: "/e".into(),
                 data: vec![],
                 ephemeral_owner: 9,
                 sequential: false,
-            }),
+            })),
             Mutation::Tree(TreeOp::Delete {
                 path: "/missing".into(),
                 version: -1,
             }),
-            Mutation::Tree(TreeOp::Create {
+            Mutation::Tree(TreeOp::Create(NodeCreate {
                 path: "/p".into(),
                 data: b"1".to_vec(),
                 ephemeral_owner: 0,
                 sequential: false,
-            }),
+            })),
             Mutation::CloseSession { session_id: 9 },
         ];
         for mutation in mutations {

@@ -7,6 +7,7 @@
 //! - [`jute`]: ZooKeeper's wire encoding and framing (pure).
 //! - [`protocol`]: op codes, error codes, `Stat`, requests and replies (pure).
 //! - [`tree`]: the znode tree; applies a mutation, returns the watch triggers (pure).
+//! - [`write_op`]: one write (create, delete, setData, check), from the wire to the tree.
 //! - [`txn`]: transactions and their log encoding; [`database`]: tree + sessions + zxid.
 //! - [`wal`]: the write-ahead log (CRC per record, group commit, torn-tail cut);
 //!   [`snapshot`]: snapshot files; [`storage`]: recovery of a data directory.
@@ -46,6 +47,7 @@ pub mod tree;
 pub mod txn;
 pub mod wal;
 pub mod watch;
+pub mod write_op;
 
 /// ZooKeeper's default `jute.maxbuffer`.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 0xfffff;

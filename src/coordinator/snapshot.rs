@@ -153,7 +153,7 @@ pub fn load_latest(dir: &Path) -> Result<Option<Database>, SnapshotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coordinator::tree::TreeOp;
+    use crate::coordinator::tree::{NodeCreate, TreeOp};
     use crate::coordinator::txn::Mutation;
 
     fn sample() -> Database {
@@ -164,18 +164,18 @@ mod tests {
                 timeout_ms: 500,
                 password: [2; PASSWORD_BYTES],
             },
-            Mutation::Tree(TreeOp::Create {
+            Mutation::Tree(TreeOp::Create(NodeCreate {
                 path: "/a".into(),
                 data: b"x".to_vec(),
                 ephemeral_owner: 0,
                 sequential: false,
-            }),
-            Mutation::Tree(TreeOp::Create {
+            })),
+            Mutation::Tree(TreeOp::Create(NodeCreate {
                 path: "/a/e".into(),
                 data: vec![],
                 ephemeral_owner: 3,
                 sequential: false,
-            }),
+            })),
         ];
         for mutation in mutations {
             database

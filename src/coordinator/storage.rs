@@ -128,16 +128,16 @@ fn planted_cut_last_record<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coordinator::tree::TreeOp;
+    use crate::coordinator::tree::{NodeCreate, TreeOp};
     use crate::coordinator::txn::Mutation;
 
     fn create(database: &mut Database, wal: &mut Wal, path: &str) {
-        let mutation = Mutation::Tree(TreeOp::Create {
+        let mutation = Mutation::Tree(TreeOp::Create(NodeCreate {
             path: path.into(),
             data: vec![],
             ephemeral_owner: 0,
             sequential: false,
-        });
+        }));
         let (_, txn) = database
             .execute(1, mutation, &mut Vec::new())
             .expect("applies");

@@ -3,7 +3,7 @@
 //! Only mutations that succeeded become transactions, so replaying them cannot fail.
 
 use super::jute::{DecodeError, Reader, Writer};
-use super::tree::TreeOp;
+use super::tree::{NodeCreate, TreeOp};
 
 /// Length of a session password.
 pub const PASSWORD_BYTES: usize = 16;
@@ -137,12 +137,12 @@ impl Txn {
 
 fn encode_op(writer: &mut Writer, op: &TreeOp) {
     match op {
-        TreeOp::Create {
+        TreeOp::Create(NodeCreate {
             path,
             data,
             ephemeral_owner,
             sequential,
-        } => {
+        }) => {
             writer
                 .i32(OP_CREATE)
                 .string(path)
@@ -172,12 +172,12 @@ fn encode_op(writer: &mut Writer, op: &TreeOp) {
 
 fn decode_op(reader: &mut Reader<'_>) -> Result<TreeOp, TxnDecodeError> {
     Ok(match reader.i32()? {
-        OP_CREATE => TreeOp::Create {
+        OP_CREATE => TreeOp::Create(NodeCreate {
             path: reader.string()?.to_string(),
             data: reader.buffer()?.to_vec(),
             ephemeral_owner: reader.i64()?,
             sequential: reader.bool()?,
-        },
+        }),
         OP_DELETE => TreeOp::Delete {
             path: reader.string()?.to_string(),
             version: reader.i32()?,
@@ -218,12 +218,12 @@ mod tests {
                     path: "/c".into(),
                     version: 1,
                 },
-                TreeOp::Create {
+                TreeOp::Create(NodeCreate {
                     path: "/d".into(),
                     data: vec![],
                     ephemeral_owner: 5,
                     sequential: true,
-                },
+                }),
                 TreeOp::Delete {
                     path: "/e".into(),
                     version: -1,

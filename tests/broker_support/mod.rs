@@ -3,6 +3,7 @@
 //! brokers as `NodeProcess`es, build rdkafka clients, and speak the wire protocol ([`wire`]).
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod cluster;
 pub mod raw;
 pub mod wire;
 

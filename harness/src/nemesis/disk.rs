@@ -16,8 +16,9 @@
 //! stay in the run directory (`<node>/data-disk/` beside `<node>/data/`) after the mount is gone.
 //!
 //! Every mount's tag is `kchaos-<pid>-<run>-<node>` (its source in /proc/mounts is
-//! `kchaos-faultfs:<tag>`): [`remove_stale_disks`] removes the mounts of runs whose process is
-//! gone (a killed orchestrator's), which every run does first, as does `kchaos cleanup`.
+//! `kchaos-faultfs:<tag>`): [`MountSweeper`] ([`remove_stale_disks`]) removes the mounts of
+//! runs whose process is gone (a killed orchestrator's), which every run does first, as does
+//! `kchaos cleanup`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use faultfs::{ErrorOn, FaultFs, FaultFsError, FaultMount, LossReport, Tear};
 use serde_json::{Value, json};
 
+use crate::cleanup::{Leftover, SweepError, Sweeper};
 use crate::cluster::{Cluster, ClusterError};
 use crate::workload::{DiskErrors, DiskFaultSettings, Fault};
 
@@ -67,13 +69,19 @@ pub fn check_available() -> Result<(), FaultFsError> {
     faultfs::check_fuse_available().map_err(FaultFsError::from)
 }
 
+/// The fault filesystems of kchaos runs whose process is gone. Mounts of live runs (this
+/// one's, other processes') are not among them.
+pub fn find_stale_disks() -> Result<Vec<FaultMount>, FaultFsError> {
+    Ok(faultfs::find_stale_mounts(TAG_PREFIX)?
+        .into_iter()
+        .filter(|mount| owner_pid(&mount.tag).is_some_and(|pid| !process_alive(pid)))
+        .collect())
+}
+
 /// Removes the fault filesystems of kchaos runs whose process is gone, and returns them.
 /// Mounts of live runs (this one's, other processes') are left alone.
 pub fn remove_stale_disks() -> Result<Vec<FaultMount>, FaultFsError> {
-    let stale: Vec<FaultMount> = faultfs::find_stale_mounts(TAG_PREFIX)?
-        .into_iter()
-        .filter(|mount| owner_pid(&mount.tag).is_some_and(|pid| !process_alive(pid)))
-        .collect();
+    let stale = find_stale_disks()?;
     let mut removed = Vec::with_capacity(stale.len());
     for mount in stale {
         // Each mount on its own tag: a prefix of one tag can match another's.
@@ -84,6 +92,49 @@ pub fn remove_stale_disks() -> Result<Vec<FaultMount>, FaultFsError> {
         );
     }
     Ok(removed)
+}
+
+/// The fault filesystems of killed runs, for `kchaos cleanup` and the start of every run
+/// ([`crate::cleanup`]): mounts tagged `kchaos-<pid>-...` whose process is gone.
+pub struct MountSweeper;
+
+impl MountSweeper {
+    fn leftovers(mounts: Vec<FaultMount>) -> Vec<Leftover> {
+        mounts
+            .into_iter()
+            .map(|mount| Leftover {
+                what: format!("fault filesystem {}", mount.tag),
+                run_id: run_id_of(&mount.mount_point),
+                resources: vec![format!("mount {}", mount.mount_point.display())],
+            })
+            .collect()
+    }
+}
+
+impl Sweeper for MountSweeper {
+    fn name(&self) -> &'static str {
+        "mounts"
+    }
+
+    fn find(&self) -> Result<Vec<Leftover>, SweepError> {
+        find_stale_disks()
+            .map(Self::leftovers)
+            .map_err(|error| SweepError::Failed(error.to_string()))
+    }
+
+    fn remove(&self) -> Result<Vec<Leftover>, SweepError> {
+        remove_stale_disks()
+            .map(Self::leftovers)
+            .map_err(|error| SweepError::Failed(error.to_string()))
+    }
+}
+
+/// `<workload>/<timestamp>` of a mount at `<store>/<workload>/<timestamp>/<node>/data`.
+fn run_id_of(mount_point: &Path) -> Option<String> {
+    let run_dir = mount_point.parent()?.parent()?;
+    let timestamp = run_dir.file_name()?.to_str()?;
+    let workload = run_dir.parent()?.file_name()?.to_str()?;
+    Some(format!("{workload}/{timestamp}"))
 }
 
 /// The pid in `kchaos-<pid>-<run>-<node>`.
@@ -185,7 +236,9 @@ impl Disks {
             | Fault::Resume
             | Fault::Stop
             | Fault::Start
-            | Fault::Restart => Ok(json!({})),
+            | Fault::Restart
+            | Fault::Partition
+            | Fault::Heal => Ok(json!({})),
         }
     }
 
@@ -301,5 +354,18 @@ mod tests {
         assert_eq!(owner_pid("kchaos-x-0-broker-1"), None);
         assert_eq!(owner_pid("test-4242-0"), None);
         assert!(process_alive(std::process::id() as i32));
+    }
+
+    #[test]
+    fn a_leftover_names_its_run() {
+        let leftovers = MountSweeper::leftovers(vec![FaultMount {
+            tag: "kchaos-7-0-broker-1".into(),
+            mount_point: "/store/disk-full-leader/20260101T000000Z/broker-1/data".into(),
+        }]);
+        assert_eq!(
+            leftovers[0].to_string(),
+            "fault filesystem kchaos-7-0-broker-1 (run disk-full-leader/20260101T000000Z): mount \
+             /store/disk-full-leader/20260101T000000Z/broker-1/data"
+        );
     }
 }

@@ -1,19 +1,24 @@
 //! The nemesis: faults injected into named nodes — `nemesis.kill("broker-2")`,
-//! `pause`, `resume`, `stop`, `start`, `restart` — each recorded in the history as an `invoke`
-//! and an `info` of process `nemesis`; `heal_all` at the end; and the runner that plays a
-//! [`Schedule`], resolving targets (`leader`, `controller`, ...) from live metadata at fault time
-//! and, for a step with `when`, striking the moment live metadata shows the condition.
+//! `pause`, `resume`, `stop`, `start`, `restart`, and their disks' `lose-unfsynced`,
+//! `power-loss`, `disk-full`, ... (`inject_with`) — and into the network between them —
+//! `nemesis.partition(grudge, ...)`, `nemesis.heal_network(...)` — each recorded in the history
+//! as an `invoke` and an `info` of process `nemesis` (a partition with its grudge); `heal_all`
+//! at the end; and the runner that plays a [`Schedule`], resolving targets (`leader`,
+//! `controller`, ...) and partition topologies from live metadata at fault time and, for a step
+//! with `when`, striking the moment live metadata shows the condition.
 //!
 //! # Layout
 //! - this file: [`Nemesis`], which records every fault and hands it to its [`FaultFamily`].
 //! - `signals.rs`: the signal family (kill, pause, resume, stop, start, restart).
 //! - [`disk`]: the disk family (lose-unfsynced, power-loss, disk-full, disk-error, slow-disk,
 //!   heal-disk) on the fault filesystems a run mounts over the nodes' data directories.
+//! - [`partitions`]: the partition family (a topology to a grudge, applied and healed).
 //! - [`target`]: resolving a step's target (`leader`, `majority`, ...) to node names.
 //! - [`schedule`]: the seeded timeline of faults a workload asks for.
 //! - `runner.rs`: [`Nemesis::run_schedule`], playing a schedule against live metadata.
 
 pub mod disk;
+pub mod partitions;
 mod runner;
 pub mod schedule;
 mod signals;
@@ -21,13 +26,15 @@ pub mod target;
 
 use std::sync::{Arc, Mutex};
 
+use netfault::Grudge;
+
 use history::{OpType, Process};
 use serde_json::json;
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::lock::lock;
 use crate::recorder::Recorder;
-use crate::workload::Fault;
+use crate::workload::{Fault, Topology};
 
 use self::disk::{DiskFaultError, DiskFaultPlan, Disks};
 pub use self::signals::STOP_GRACE;
@@ -41,17 +48,28 @@ pub enum NemesisError {
     Disk(#[from] DiskFaultError),
     #[error("the nemesis task panicked: {0}")]
     Task(String),
+    #[error(
+        "`{0}` is a network fault, and this cluster's nodes have no network of their own (a run \
+         gives them one only when its workload has network faults)"
+    )]
+    NoNetwork(&'static str),
+    #[error("`{0}` is not a fault of one node (use Nemesis::partition or heal_network)")]
+    NotANodeFault(&'static str),
+    #[error(transparent)]
+    Network(#[from] netfault::NetFaultError),
 }
 
-/// The fault families, one file each: how a fault is done. Signals to a node's process, and
-/// the node's disk (the `faultfs` crate); network partitions (the `netfault` crate) come next,
-/// each a variant here, a file beside `signals.rs`, and its part of [`Nemesis::heal_all`].
+/// The fault families, one file each: how a fault is done. Signals to a node's process, its
+/// disk (the `faultfs` crate) and network partitions (the `netfault` crate), each a variant
+/// here, a file beside `signals.rs`, and its part of [`Nemesis::heal_all`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultFamily {
     /// Kill, pause, resume, stop, start, restart: `signals.rs`.
     Signals,
     /// Lose-unfsynced, power-loss, disk-full, disk-error, slow-disk, heal-disk: [`disk`].
     Disk,
+    /// Partition, heal (the network): [`partitions`].
+    Partitions,
 }
 
 impl FaultFamily {
@@ -70,8 +88,20 @@ impl FaultFamily {
             | Fault::DiskError
             | Fault::SlowDisk
             | Fault::HealDisk => FaultFamily::Disk,
+            Fault::Partition | Fault::Heal => FaultFamily::Partitions,
         }
     }
+}
+
+/// What a partition is recorded with besides its grudge: the nodes it was aimed at, why, and
+/// the partition of the topic whose leader (or followers) it aimed at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionAim {
+    /// The targets of an `isolate` or `one-way`, comma-separated; absent for random sides.
+    pub node: Option<String>,
+    pub why: String,
+    /// The topic partition a `leader`, `followers` or `successor` target was resolved for.
+    pub topic_partition: Option<i32>,
 }
 
 /// The fault injector. Cheap to clone.
@@ -81,6 +111,8 @@ pub struct Nemesis {
     recorder: Recorder,
     /// The nodes' fault filesystems, when the run mounted them.
     disks: Option<Arc<Disks>>,
+    /// The network's current grudge (empty: healed).
+    grudge: Arc<Mutex<Grudge>>,
 }
 
 impl Nemesis {
@@ -89,6 +121,7 @@ impl Nemesis {
             cluster,
             recorder,
             disks: None,
+            grudge: Arc::default(),
         }
     }
 
@@ -233,7 +266,113 @@ impl Nemesis {
             .record(Process::Nemesis, OpType::Info, fault.name(), completion);
     }
 
-    /// Resumes every frozen node and starts every node that is down, as one `heal` operation.
+    /// Partitions the network with `grudge` (replacing the current one), recording it with its
+    /// topology and aim.
+    pub async fn partition(
+        &self,
+        topology: Topology,
+        grudge: Grudge,
+        aim: &PartitionAim,
+    ) -> Result<(), NemesisError> {
+        let mut value = json!({"topology": topology.name(), "grudge": &grudge, "why": aim.why});
+        if let Some(node) = &aim.node {
+            value["node"] = json!(node);
+        }
+        if let Some(partition) = aim.topic_partition {
+            value["partition"] = json!(partition);
+        }
+        self.recorder.record(
+            Process::Nemesis,
+            OpType::Invoke,
+            Fault::Partition.name(),
+            value.clone(),
+        );
+        self.recorder.set_current_fault(Some(format!(
+            "partition {}{}",
+            topology.name(),
+            aim.node
+                .as_deref()
+                .map(|node| format!(" {node}"))
+                .unwrap_or_default()
+        )));
+        let outcome = self
+            .on_network(Fault::Partition, move |network, current| {
+                partitions::apply(network, &grudge)?;
+                *current = grudge;
+                Ok(())
+            })
+            .await;
+        let mut completion = value;
+        if let Err(error) = &outcome {
+            completion["error"] = json!(error.to_string());
+            tracing::warn!("nemesis partition {}: {error}", topology.name());
+        }
+        self.recorder.record(
+            Process::Nemesis,
+            OpType::Info,
+            Fault::Partition.name(),
+            completion,
+        );
+        outcome
+    }
+
+    /// Removes the network's grudge, recorded as a `heal` of `what: network`.
+    pub async fn heal_network(&self, why: &str) -> Result<(), NemesisError> {
+        let value = json!({"what": "network", "why": why});
+        self.recorder.record(
+            Process::Nemesis,
+            OpType::Invoke,
+            Fault::Heal.name(),
+            value.clone(),
+        );
+        let outcome = self
+            .on_network(Fault::Heal, |network, current| {
+                partitions::heal(network)?;
+                *current = Grudge::new();
+                Ok(())
+            })
+            .await;
+        let mut completion = value;
+        if let Err(error) = &outcome {
+            completion["error"] = json!(error.to_string());
+            tracing::warn!("nemesis heal of the network: {error}");
+        }
+        self.recorder.record(
+            Process::Nemesis,
+            OpType::Info,
+            Fault::Heal.name(),
+            completion,
+        );
+        self.recorder.set_current_fault(None);
+        outcome
+    }
+
+    /// The grudge the network has now (empty when healed, or without a network).
+    pub fn current_grudge(&self) -> Grudge {
+        lock(&self.grudge).clone()
+    }
+
+    /// Runs `work` on the cluster's network and the current grudge, on a blocking thread.
+    async fn on_network(
+        &self,
+        fault: Fault,
+        work: impl FnOnce(&netfault::Network, &mut Grudge) -> Result<(), netfault::NetFaultError>
+        + Send
+        + 'static,
+    ) -> Result<(), NemesisError> {
+        let network = lock(&self.cluster)
+            .network()
+            .cloned()
+            .ok_or(NemesisError::NoNetwork(fault.name()))?;
+        let grudge = Arc::clone(&self.grudge);
+        tokio::task::spawn_blocking(move || work(&network, &mut lock(&grudge)))
+            .await
+            .map_err(|error| NemesisError::Task(error.to_string()))?
+            .map_err(NemesisError::from)
+    }
+
+    /// Heals every fault family — resumes every frozen node, starts every node that is down,
+    /// heals the network — as one `heal` operation.
     pub async fn heal_all(&self, why: &str) -> Result<(), NemesisError> {
         self.recorder.record(
             Process::Nemesis,
@@ -242,22 +381,35 @@ impl Nemesis {
             json!({"node": "all", "why": why}),
         );
         let cluster = Arc::clone(&self.cluster);
+        let grudge = Arc::clone(&self.grudge);
         let disks = self.disks.clone();
-        // Every family heals what it did: the disks first, so that a node started again finds
-        // a working one.
+        // Every family heals what it did: the network first, so that restarted nodes find
+        // their peers, then the disks, so that they find working ones.
         let outcome = tokio::task::spawn_blocking(move || {
-            let mut healed: Vec<(String, &'static str)> = disks
-                .map(|disks| disks.heal())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|node| (node, Fault::HealDisk.name()))
-                .collect();
-            healed.extend(signals::heal(&mut lock(&cluster))?);
-            Ok::<_, ClusterError>(healed)
+            let mut cluster = lock(&cluster);
+            let mut healed = Vec::new();
+            let mut grudge = lock(&grudge);
+            if let Some(network) = cluster.network()
+                && !grudge.is_empty()
+            {
+                partitions::heal(network)?;
+                *grudge = Grudge::new();
+                healed.push(("network".to_string(), "heal"));
+            }
+            if let Some(disks) = disks {
+                healed.extend(
+                    disks
+                        .heal()
+                        .into_iter()
+                        .map(|node| (node, Fault::HealDisk.name())),
+                );
+            }
+            healed.extend(signals::heal(&mut cluster)?);
+            Ok::<_, NemesisError>(healed)
         })
         .await
         .map_err(|error| NemesisError::Task(error.to_string()))
-        .and_then(|result| result.map_err(NemesisError::from));
+        .and_then(|result| result);
         let value = match &outcome {
             Ok(healed) => json!({
                 "node": "all",
@@ -290,6 +442,10 @@ fn do_fault(
                     .map(|()| json!({}))
                     .map_err(NemesisError::from)
             })
+            .collect(),
+        FaultFamily::Partitions => nodes
+            .iter()
+            .map(|_| Err(NemesisError::NotANodeFault(fault.name())))
             .collect(),
         FaultFamily::Disk => {
             let Some(disks) = disks else {

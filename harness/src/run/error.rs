@@ -24,6 +24,10 @@ pub enum RunError {
     Disks(#[from] crate::nemesis::disk::DiskFaultError),
     #[error("the cluster did not come up: {0}")]
     Setup(String),
+    #[error("the client workers could not start: {0}")]
+    Clients(String),
     #[error("a task of the run failed: {0}")]
     Task(String),
+    #[error("{0}")]
+    Network(String),
 }

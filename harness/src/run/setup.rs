@@ -107,14 +107,14 @@ pub async fn wait_for_metadata(
         if let Some(cluster) = cluster {
             check_nodes_alive(cluster, None)?;
         }
-        if let Ok(metadata) = metadata::fetch(addresses, topic, METADATA_TIMEOUT).await
-            && condition(&metadata)
-        {
-            return Ok(metadata);
-        }
+        let last_seen = match metadata::fetch(addresses, topic, METADATA_TIMEOUT).await {
+            Ok(metadata) if condition(&metadata) => return Ok(metadata),
+            Ok(metadata) => format!("last metadata: {}", metadata.describe()),
+            Err(error) => format!("last metadata request failed: {error}"),
+        };
         if tokio::time::Instant::now() >= deadline {
             return Err(RunError::Setup(format!(
-                "timed out after {} ms waiting for {what}",
+                "timed out after {} ms waiting for {what} ({last_seen})",
                 timeout.as_millis()
             )));
         }

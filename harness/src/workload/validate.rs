@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::target::Target;
-use super::{Fault, NemesisSpec, StepSpec, Strictness, WorkloadError, WorkloadSpec};
+use super::{Fault, NemesisSpec, StepSpec, Strictness, Topology, WorkloadError, WorkloadSpec};
 
 impl WorkloadSpec {
     /// Parses and validates `text`, naming `path` in every error.
@@ -99,6 +99,11 @@ impl WorkloadSpec {
                 "must be between 1 and 100000".into(),
             ));
         }
+        if let Some(command) = &self.clients.command
+            && command.split_whitespace().next().is_none()
+        {
+            return Err(invalid("clients.command", "is empty".into()));
+        }
         if self.clients.keys == 0 {
             return Err(invalid("clients.keys", "must be at least 1".into()));
         }
@@ -137,18 +142,29 @@ impl WorkloadSpec {
                 let mut labels: Vec<&str> = Vec::new();
                 for (index, step) in steps.iter().enumerate() {
                     let field = |name: &str| format!("nemesis.steps[{index}].{name}");
-                    let target = Target::parse(&step.target)
-                        .map_err(|message| invalid(field("target"), message))?;
-                    target
-                        .check_against(brokers)
-                        .map_err(|message| invalid(field("target"), message))?;
-                    if let Some(label) = target.label()
-                        && !labels.contains(&label)
-                    {
-                        return Err(invalid(
-                            field("target"),
-                            format!("no earlier step has label `{label}`"),
-                        ));
+                    self.validate_step_shape(step)
+                        .map_err(|(name, message)| invalid(field(name), message))?;
+                    let named = [
+                        ("target", Some(step.target.as_str())),
+                        ("from", step.from.as_deref()),
+                    ];
+                    for (name, text) in named {
+                        let Some(text) = text.filter(|text| !text.is_empty()) else {
+                            continue;
+                        };
+                        let target =
+                            Target::parse(text).map_err(|message| invalid(field(name), message))?;
+                        target
+                            .check_against(brokers)
+                            .map_err(|message| invalid(field(name), message))?;
+                        if let Some(label) = target.label()
+                            && !labels.contains(&label)
+                        {
+                            return Err(invalid(
+                                field(name),
+                                format!("no earlier step has label `{label}`"),
+                            ));
+                        }
                     }
                     if step.partition < 0 || step.partition as u32 >= self.topic.partitions {
                         return Err(invalid(
@@ -184,6 +200,7 @@ impl WorkloadSpec {
                 fault_duration,
                 faults,
                 targets,
+                topologies,
                 fsync_delay,
             } => {
                 if interval.is_zero() || fault_duration >= interval {
@@ -199,11 +216,22 @@ impl WorkloadSpec {
                     return Err(invalid(
                         "nemesis.faults".into(),
                         format!(
-                            "`{}` is not a fault (use kill, pause, stop, lose-unfsynced, \
-                             power-loss, disk-full, disk-error or slow-disk)",
+                            "`{}` is not a fault (use kill, pause, stop, partition, \
+                             lose-unfsynced, power-loss, disk-full, disk-error or slow-disk)",
                             fault.name()
                         ),
                     ));
+                }
+                if !topologies.is_empty() && !faults.contains(&Fault::Partition) {
+                    return Err(invalid(
+                        "nemesis.topologies".into(),
+                        "shape `partition` faults, and `faults` has none".into(),
+                    ));
+                }
+                for (index, topology) in topologies.iter().enumerate() {
+                    self.check_topology_fits(*topology).map_err(|message| {
+                        invalid(format!("nemesis.topologies[{index}]"), message)
+                    })?;
                 }
                 let slow_disk = faults.contains(&Fault::SlowDisk);
                 if slow_disk != fsync_delay.is_some() {
@@ -272,6 +300,70 @@ fn check_fsync_delay(delay: Duration) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+impl WorkloadSpec {
+    /// Which fields a step of its fault takes: a target for every fault but `heal` and the
+    /// partitions that choose their own sides; a topology and `from` for partitions only.
+    /// The error names the field.
+    fn validate_step_shape(&self, step: &StepSpec) -> Result<(), (&'static str, String)> {
+        let fault = step.fault.name();
+        if step.fault != Fault::Partition {
+            if step.topology.is_some() {
+                return Err((
+                    "topology",
+                    format!("only a `partition` has one, not `{fault}`"),
+                ));
+            }
+            if step.from.is_some() {
+                return Err(("from", format!("only a `partition` has one, not `{fault}`")));
+            }
+        }
+        let takes_target = match step.fault {
+            Fault::Heal => false,
+            Fault::Partition => {
+                let topology = step.topology.unwrap_or(Topology::Isolate);
+                self.check_topology_fits(topology)
+                    .map_err(|message| ("topology", message))?;
+                if step.from.is_some() && !topology.takes_target() {
+                    return Err((
+                        "from",
+                        format!("a `{}` partition chooses its own sides", topology.name()),
+                    ));
+                }
+                topology.takes_target()
+            }
+            _ => true,
+        };
+        match (takes_target, step.target.is_empty()) {
+            (true, true) => Err(("target", format!("`{fault}` needs a target"))),
+            (false, false) => Err((
+                "target",
+                match step.topology {
+                    Some(topology) if step.fault == Fault::Partition => format!(
+                        "a `{}` partition chooses its own sides: it takes no target",
+                        topology.name()
+                    ),
+                    _ => format!("`{fault}` takes no target"),
+                },
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a topology this cluster has too few nodes for (the coordinator counts).
+    fn check_topology_fits(&self, topology: Topology) -> Result<(), String> {
+        let nodes = self.node_count();
+        if nodes < topology.nodes_needed() {
+            return Err(format!(
+                "a `{}` partition needs at least {} nodes (the coordinator and the brokers); \
+                 this cluster has {nodes}",
+                topology.name(),
+                topology.nodes_needed()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The 1-based line of `field` (`topic.replication_factor`, `nemesis.steps[1].target`) in a

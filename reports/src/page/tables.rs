@@ -10,6 +10,30 @@ use crate::run_dir::{
     HISTORY_FILE, JUNIT_FILE, LEADERSHIP_FILE, RESULTS_FILE, RunData, WORKLOAD_FILE,
 };
 
+/// Every client worker crash: when, which process, why. Its operations in flight are `info`
+/// in the history, and a new process took its place.
+fn client_crashes_table(page: &mut String, run: &RunData) {
+    let scan = &run.history;
+    if scan.client_crashes.is_empty() {
+        return;
+    }
+    let _ = write!(
+        page,
+        r#"<h3>Client crashes</h3><p class="muted">{} client worker(s) crashed; their operations in flight completed as indeterminate (info), and a fresh worker with a new process number took over each time.</p><table id="client-crashes"><thead><tr><th class="num">at</th><th>client</th><th>cause</th></tr></thead><tbody>"#,
+        scan.client_crashes_total
+    );
+    for crash in &scan.client_crashes {
+        let _ = write!(
+            page,
+            r#"<tr><td class="num">{}</td><td>{}</td><td>{}</td></tr>"#,
+            format_time_ns(crash.time_ns),
+            escape(&crash.client()),
+            escape(&crash.cause),
+        );
+    }
+    page.push_str("</tbody></table>");
+}
+
 pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) {
     page.push_str(r#"<section id="faults"><h2>Faults and unavailability</h2>"#);
     if faults.windows.is_empty() {
@@ -35,6 +59,7 @@ pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) 
         }
         page.push_str("</tbody></table>");
     }
+    client_crashes_table(page, run);
     client_errors(page, run);
     page.push_str("<h3>Unavailability after each nemesis operation</h3>");
     let Some(results) = &run.results else {
@@ -45,7 +70,7 @@ pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) 
         page.push_str("<p class=\"muted\">No nemesis operations.</p></section>");
         return;
     }
-    page.push_str(r#"<p class="muted">From each nemesis operation until the next (or the last send): the time to the first acknowledged send, and the longest stretch with none.</p><table id="unavailability"><thead><tr><th class="num">at</th><th>operation</th><th>why</th><th class="num">window</th><th class="num">first ok send after</th><th class="num">longest without ok send</th></tr></thead><tbody>"#);
+    page.push_str(r#"<p class="muted">From each nemesis operation until the next (or the last send): the time to the first acknowledged send, and the longest stretch with none (of the aimed-at partition's sends, for a fault aimed at a partition's leader).</p><table id="unavailability"><thead><tr><th class="num">at</th><th>operation</th><th>why</th><th class="num">window</th><th class="num">first ok send after</th><th class="num">longest without ok send</th></tr></thead><tbody>"#);
     for fault in &results.faults {
         let first_ok = fault
             .time_to_first_ok_send_us
@@ -58,7 +83,13 @@ pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) 
             format_time_ns(fault.time_ns),
             escape(&fault.f),
             escape(fault.node.as_deref().unwrap_or("")),
-            escape(fault.why.as_deref().unwrap_or("")),
+            escape(&match fault.partition {
+                Some(partition) => format!(
+                    "{} (sends to partition {partition} only)",
+                    fault.why.as_deref().unwrap_or("")
+                ),
+                None => fault.why.clone().unwrap_or_default(),
+            }),
             format_micros(fault.window_end_ns.saturating_sub(fault.time_ns) / 1_000),
             format_micros(longest),
         );

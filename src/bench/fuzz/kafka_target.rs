@@ -20,7 +20,7 @@ use super::kafka_seeds::{SEED_PARTITIONS, SEED_TOPIC};
 use crate::broker::config::BrokerConfig;
 use crate::broker::context::Broker;
 use crate::broker::handlers::{self, Reply};
-use crate::broker::zk::{BrokerRegistration, Coordinator};
+use crate::broker::zk::{BrokerRegistration, KafkaZkClient};
 use crate::broker::{controller, metadata_sync, topic_admin};
 use crate::coordinator::{actor, server, storage};
 
@@ -67,7 +67,7 @@ impl KafkaTarget {
         let mut config = config.config;
         config.max_partitions_per_create_request = PARTITIONS_PER_CREATE_REQUEST;
         std::fs::create_dir_all(config.log_dir())?;
-        let session = Coordinator::connect(
+        let session = KafkaZkClient::connect(
             &config.zookeeper_connect,
             Duration::from_millis(config.zookeeper_session_timeout_ms),
             Duration::from_secs(10),

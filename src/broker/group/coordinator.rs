@@ -10,11 +10,10 @@ use std::sync::{Arc, RwLock};
 use kafka_protocol::error::ResponseError;
 
 use super::clock::Now;
+use super::host::GroupHost;
 use super::machine::Group;
-use super::offsets_topic;
 use super::placement::partition_for;
 use super::shard::Shard;
-use crate::broker::context::Broker;
 use crate::broker::partition::{Partition, RoleChange};
 
 /// The group coordinator of one broker.
@@ -25,22 +24,18 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<i32, Arc<Shard>>> {
-        self.shards
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::read(&self.shards)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<i32, Arc<Shard>>> {
-        self.shards
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::write(&self.shards)
     }
 
     /// A `__consumer_offsets` partition's role changed on this broker: becoming its leader
     /// loads its groups; anything else unloads them.
     pub fn on_role_change(
         &self,
-        broker: &Arc<Broker>,
+        host: &Arc<dyn GroupHost>,
         replica: &Arc<Partition>,
         change: RoleChange,
     ) {
@@ -49,23 +44,23 @@ impl GroupCoordinator {
                 tracing::info!(
                     "[GroupCoordinator {}]: Elected as the group coordinator for partition {} in \
                      epoch {leader_epoch}",
-                    broker.id(),
+                    host.broker_id(),
                     replica.index
                 );
                 let shard = Arc::new(Shard::new(
                     replica.index,
                     leader_epoch,
                     Arc::clone(replica),
-                    broker.config.group_coordinator,
+                    host.group_config(),
                 ));
                 if let Some(previous) = self.write().insert(replica.index, Arc::clone(&shard)) {
-                    previous.unload(broker.id());
+                    previous.unload(host.broker_id());
                 }
-                tokio::spawn(Arc::clone(&shard).load(Arc::clone(broker)));
-                tokio::spawn(shard.run_timers(Arc::clone(broker)));
+                tokio::spawn(Arc::clone(&shard).load(Arc::clone(host)));
+                tokio::spawn(shard.run_timers(Arc::clone(host)));
             }
             RoleChange::BecameFollower { .. } | RoleChange::NoLeader => {
-                self.resign(broker.id(), replica.index);
+                self.resign(host.broker_id(), replica.index);
             }
             RoleChange::Unchanged | RoleChange::Stale => {}
         }
@@ -92,8 +87,12 @@ impl GroupCoordinator {
     }
 
     /// The shard holding `group_id`, or why this broker cannot serve it.
-    pub fn shard_for(&self, broker: &Broker, group_id: &str) -> Result<Arc<Shard>, ResponseError> {
-        let partition = partition_for(group_id, offsets_topic::partition_count(broker));
+    pub fn shard_for(
+        &self,
+        host: &dyn GroupHost,
+        group_id: &str,
+    ) -> Result<Arc<Shard>, ResponseError> {
+        let partition = partition_for(group_id, host.offsets_topic_partition_count());
         self.read()
             .get(&partition)
             .cloned()
@@ -105,26 +104,26 @@ impl GroupCoordinator {
     /// and wakes the shard's timers. `Ok(None)`: no such group.
     pub fn with_group<R>(
         &self,
-        broker: &Arc<Broker>,
+        host: &Arc<dyn GroupHost>,
         group_id: &str,
         create: bool,
         decide: impl FnOnce(&mut Group, Now) -> R,
     ) -> Result<Option<R>, ResponseError> {
-        let shard = self.shard_for(broker, group_id)?;
+        let shard = self.shard_for(host.as_ref(), group_id)?;
         let now = Now::current();
         let mut active = shard.lock_active()?;
         let groups = active.groups();
         if create && !groups.contains_key(group_id) {
             groups.insert(
                 group_id.to_string(),
-                Group::new(group_id, broker.config.group_coordinator, now),
+                Group::new(group_id, host.group_config(), now),
             );
         }
         let Some(group) = groups.get_mut(group_id) else {
             return Ok(None);
         };
         let decided = decide(group, now);
-        shard.flush_writes(broker, groups, group_id);
+        shard.flush_writes(host, groups, group_id);
         drop(active);
         shard.poke();
         Ok(Some(decided))

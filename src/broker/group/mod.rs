@@ -9,7 +9,7 @@
 //! # Layout
 //! - [`config`]: the `group.*` and `offsets.*` settings and their Kafka defaults.
 //! - [`placement`]: which partition a group maps to (Java's `String.hashCode`).
-//! - [`offsets_topic`]: creating `__consumer_offsets`; which broker coordinates a group.
+//! - [`host`]: what the groups need of their broker ([`host::GroupHost`]).
 //! - [`state`]: the five group states and their legal transitions.
 //! - [`messages`]: the state machine's inputs and results (JoinGroup, SyncGroup).
 //! - [`member`]: one member, its parked requests and heartbeat deadline.
@@ -25,12 +25,12 @@
 pub mod clock;
 pub mod config;
 pub mod coordinator;
+pub mod host;
 pub mod loader;
 pub mod machine;
 pub mod member;
 pub mod messages;
 pub mod offsets;
-pub mod offsets_topic;
 pub mod placement;
 pub mod records;
 pub mod shard;

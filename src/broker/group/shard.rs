@@ -27,11 +27,10 @@ use tokio::sync::Notify;
 use super::GROUP_METADATA_TOPIC;
 use super::clock::Now;
 use super::config::GroupCoordinatorConfig;
+use super::host::GroupHost;
 use super::loader::Replay;
 use super::machine::{Group, GroupWrite};
 use super::records::{self, OffsetValue, RecordKey};
-use crate::broker::context::Broker;
-use crate::broker::handlers::produce::error_for;
 use crate::broker::log::partition_log::{AppendError, AppendInfo};
 use crate::broker::log::records::DecompressionBudget;
 use crate::broker::partition::{Partition, PartitionError};
@@ -111,9 +110,7 @@ impl Shard {
     }
 
     fn lock(&self) -> MutexGuard<'_, ShardState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::lock(&self.state)
     }
 
     /// The groups, if the shard is active: COORDINATOR_LOAD_IN_PROGRESS while loading,
@@ -140,11 +137,15 @@ impl Shard {
 
     /// Appends records as leader (under the shard's lock, by the caller), `acks=all`-style
     /// checks included.
-    fn append(&self, broker: &Broker, entries: &[Entry]) -> Result<AppendInfo, PartitionError> {
+    fn append(
+        &self,
+        host: &dyn GroupHost,
+        entries: &[Entry],
+    ) -> Result<AppendInfo, PartitionError> {
         let state = self.replica.leader_and_isr();
-        if state.leader != broker.id() || state.leader_epoch != self.leader_epoch {
+        if state.leader != host.broker_id() || state.leader_epoch != self.leader_epoch {
             return Err(PartitionError::NotLeader {
-                broker_id: broker.id(),
+                broker_id: host.broker_id(),
                 leader: state.leader,
             });
         }
@@ -153,16 +154,20 @@ impl Shard {
                 "cannot encode a {GROUP_METADATA_TOPIC} batch: {error:#}"
             ))))
         })?;
-        let min_insync_replicas = broker.min_insync_replicas(GROUP_METADATA_TOPIC);
+        let min_insync_replicas = host.min_insync_replicas(GROUP_METADATA_TOPIC);
         // Our own batch, uncompressed: the budget only bounds what clients send.
-        let mut budget = DecompressionBudget::for_request(broker.config.message_max_bytes);
+        let mut budget = DecompressionBudget::for_request(host.message_max_bytes());
         self.replica
             .append_as_leader(&bytes, true, min_insync_replicas, &mut budget)
     }
 
     /// Waits until an appended write is replicated (the high watermark passed it).
-    async fn replicated(&self, broker: &Broker, info: &AppendInfo) -> Result<(), PartitionError> {
-        let min_insync_replicas = broker.min_insync_replicas(GROUP_METADATA_TOPIC);
+    async fn replicated(
+        &self,
+        host: &dyn GroupHost,
+        info: &AppendInfo,
+    ) -> Result<(), PartitionError> {
+        let min_insync_replicas = host.min_insync_replicas(GROUP_METADATA_TOPIC);
         let timeout = Duration::from_millis(self.config.offsets_commit_timeout_ms);
         self.replica
             .wait_for_commit(info, min_insync_replicas, timeout)
@@ -173,7 +178,7 @@ impl Shard {
     /// one), appends the offsets and, once replicated, makes them visible to OffsetFetch.
     pub async fn commit_offsets(
         self: &Arc<Self>,
-        broker: &Arc<Broker>,
+        host: &Arc<dyn GroupHost>,
         group_id: &str,
         member: (&str, Option<&str>, i32),
         offsets: Vec<(String, i32, OffsetValue)>,
@@ -190,7 +195,7 @@ impl Shard {
                 tracing::info!(
                     "[GroupCoordinator {}] Creating simple consumer group {group_id} via manual \
                      offset commit.",
-                    broker.id()
+                    host.broker_id()
                 );
                 groups.insert(group_id.to_string(), Group::new(group_id, self.config, now));
             }
@@ -212,10 +217,10 @@ impl Shard {
                 })
                 .collect();
             self.poke();
-            self.append(broker, &entries)
+            self.append(host.as_ref(), &entries)
                 .map_err(|error| commit_error(&error))?
         };
-        self.replicated(broker, &info)
+        self.replicated(host.as_ref(), &info)
             .await
             .map_err(|error| commit_error(&error))?;
         let mut active = self.lock_active()?;
@@ -235,7 +240,7 @@ impl Shard {
     /// their replication; their outcome is fed back to the group.
     pub fn flush_writes(
         self: &Arc<Self>,
-        broker: &Arc<Broker>,
+        host: &Arc<dyn GroupHost>,
         groups: &mut Groups,
         group_id: &str,
     ) {
@@ -258,8 +263,8 @@ impl Shard {
                     }),
                     Some(records::encode_group_value(&value)),
                 );
-                match self.append(broker, &[entry]) {
-                    Ok(info) => self.spawn_write_completion(broker, group_id, generation, info),
+                match self.append(host.as_ref(), &[entry]) {
+                    Ok(info) => self.spawn_write_completion(host, group_id, generation, info),
                     Err(error) => {
                         let error = group_write_error(&error);
                         match generation {
@@ -269,7 +274,7 @@ impl Shard {
                             None => tracing::warn!(
                                 "[GroupCoordinator {}] Failed to write metadata for group \
                                  {group_id}: {error:?}",
-                                broker.id()
+                                host.broker_id()
                             ),
                         }
                     }
@@ -280,17 +285,17 @@ impl Shard {
 
     fn spawn_write_completion(
         self: &Arc<Self>,
-        broker: &Arc<Broker>,
+        host: &Arc<dyn GroupHost>,
         group_id: &str,
         generation: Option<i32>,
         info: AppendInfo,
     ) {
         let shard = Arc::clone(self);
-        let broker = Arc::clone(broker);
+        let host = Arc::clone(host);
         let group_id = group_id.to_string();
         tokio::spawn(async move {
             let result = shard
-                .replicated(&broker, &info)
+                .replicated(host.as_ref(), &info)
                 .await
                 .map_err(|error| group_write_error(&error));
             let Some(generation) = generation else {
@@ -298,7 +303,7 @@ impl Shard {
                     tracing::warn!(
                         "[GroupCoordinator {}] Failed to write metadata for group {group_id}: \
                          {error:?}",
-                        broker.id()
+                        host.broker_id()
                     );
                 }
                 return;
@@ -309,7 +314,7 @@ impl Shard {
             let groups = active.groups();
             if let Some(group) = groups.get_mut(&group_id) {
                 group.assignment_stored(generation, result, Now::current());
-                shard.flush_writes(&broker, groups, &group_id);
+                shard.flush_writes(&host, groups, &group_id);
             }
             drop(active);
             shard.poke();
@@ -319,7 +324,7 @@ impl Shard {
     /// Appends tombstones for expired offsets and removed groups (best effort: a failed
     /// append is retried at the next sweep, since the entries are already gone from memory
     /// only when it succeeds).
-    fn write_tombstones(&self, broker: &Broker, keys: &[RecordKey]) -> bool {
+    fn write_tombstones(&self, host: &dyn GroupHost, keys: &[RecordKey]) -> bool {
         if keys.is_empty() {
             return true;
         }
@@ -327,13 +332,13 @@ impl Shard {
             .iter()
             .map(|key| (records::encode_key(key), None))
             .collect();
-        match self.append(broker, &entries) {
+        match self.append(host, &entries) {
             Ok(_) => true,
             Err(error) => {
                 tracing::warn!(
                     "[GroupCoordinator {}] cannot write {} tombstones to {GROUP_METADATA_TOPIC}-{}: \
                      {error}",
-                    broker.id(),
+                    host.broker_id(),
                     keys.len(),
                     self.partition
                 );
@@ -346,7 +351,7 @@ impl Shard {
 
     /// Reads the partition and activates the shard (see the module doc). Ends early if the
     /// shard is unloaded meanwhile.
-    pub async fn load(self: Arc<Self>, broker: Arc<Broker>) {
+    pub async fn load(self: Arc<Self>, host: Arc<dyn GroupHost>) {
         let started = std::time::Instant::now();
         let reader = Arc::clone(&self.replica);
         let read = tokio::task::spawn_blocking(move || read_partition(&reader)).await;
@@ -355,7 +360,7 @@ impl Shard {
             Ok(Err(error)) => {
                 tracing::error!(
                     "[GroupCoordinator {}] cannot load {GROUP_METADATA_TOPIC}-{}: {error}",
-                    broker.id(),
+                    host.broker_id(),
                     self.partition
                 );
                 return;
@@ -390,7 +395,7 @@ impl Shard {
             "[GroupCoordinator {}] Finished loading offsets and group metadata from \
              {GROUP_METADATA_TOPIC}-{} in {} milliseconds: {count} groups, {records} records \
              ({skipped} skipped), up to offset {end}",
-            broker.id(),
+            host.broker_id(),
             self.partition,
             started.elapsed().as_millis()
         );
@@ -418,7 +423,7 @@ impl Shard {
     // ------------------------------------------------------------------ timers
 
     /// Expires group deadlines as they come and sweeps expired offsets, until unloaded.
-    pub async fn run_timers(self: Arc<Self>, broker: Arc<Broker>) {
+    pub async fn run_timers(self: Arc<Self>, host: Arc<dyn GroupHost>) {
         let sweep_every =
             Duration::from_millis(self.config.offsets_retention_check_interval_ms.max(1));
         let mut next_sweep = tokio::time::Instant::now() + sweep_every;
@@ -438,16 +443,16 @@ impl Shard {
                 _ = tokio::time::sleep_until(wake_at) => {}
                 _ = self.wakeup.notified() => {}
             }
-            self.expire_due(&broker);
+            self.expire_due(&host);
             if tokio::time::Instant::now() >= next_sweep {
-                self.sweep_expired_offsets(&broker);
+                self.sweep_expired_offsets(host.as_ref());
                 next_sweep = tokio::time::Instant::now() + sweep_every;
             }
         }
     }
 
     /// Runs every group's due deadlines and forgets groups that hold nothing.
-    fn expire_due(self: &Arc<Self>, broker: &Arc<Broker>) {
+    fn expire_due(self: &Arc<Self>, host: &Arc<dyn GroupHost>) {
         let Ok(mut active) = self.lock_active() else {
             return;
         };
@@ -462,7 +467,7 @@ impl Shard {
             if let Some(group) = groups.get_mut(&group_id) {
                 group.expire(now);
             }
-            self.flush_writes(broker, groups, &group_id);
+            self.flush_writes(host, groups, &group_id);
         }
         // Groups that never stored anything and hold nothing (a JoinGroup that never came
         // back after MEMBER_ID_REQUIRED) are dropped at once.
@@ -473,7 +478,7 @@ impl Shard {
     /// empty for `offsets.retention.minutes`, and those of a group without members (simple
     /// commits) committed that long ago, are deleted (tombstones); an empty group left
     /// without offsets is removed.
-    fn sweep_expired_offsets(&self, broker: &Broker) {
+    fn sweep_expired_offsets(&self, host: &dyn GroupHost) {
         let Ok(mut active) = self.lock_active() else {
             return;
         };
@@ -511,7 +516,7 @@ impl Shard {
                 expired_offsets.push((group_id.clone(), expired));
             }
         }
-        if !self.write_tombstones(broker, &tombstones) {
+        if !self.write_tombstones(host, &tombstones) {
             return;
         }
         let mut removed_offsets = 0;
@@ -529,7 +534,7 @@ impl Shard {
             tracing::info!(
                 "[GroupMetadataManager brokerId={}] Removed {removed_offsets} expired offsets and \
                  {} empty groups of {GROUP_METADATA_TOPIC}-{}",
-                broker.id(),
+                host.broker_id(),
                 before - groups.len(),
                 self.partition
             );
@@ -563,7 +568,7 @@ fn read_partition(replica: &Partition) -> Result<(Replay, i64), String> {
 
 /// Kafka's mapping of a failed offset-commit append (`GroupMetadataManager.storeOffsets`).
 fn commit_error(error: &PartitionError) -> ResponseError {
-    match error_for(error) {
+    match error.kafka_error() {
         ResponseError::UnknownTopicOrPartition
         | ResponseError::NotEnoughReplicas
         | ResponseError::NotEnoughReplicasAfterAppend => ResponseError::CoordinatorNotAvailable,
@@ -580,7 +585,7 @@ fn commit_error(error: &PartitionError) -> ResponseError {
 
 /// Kafka's mapping of a failed group-metadata append (`GroupMetadataManager.storeGroup`).
 fn group_write_error(error: &PartitionError) -> ResponseError {
-    match error_for(error) {
+    match error.kafka_error() {
         ResponseError::UnknownTopicOrPartition
         | ResponseError::NotEnoughReplicas
         | ResponseError::NotEnoughReplicasAfterAppend

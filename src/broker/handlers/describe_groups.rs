@@ -33,7 +33,7 @@ fn describe(broker: &Arc<Broker>, group_id: GroupId, version: i16) -> DescribedG
     let answer = DescribedGroup::default().with_group_id(group_id);
     let summary = broker
         .groups
-        .with_group(broker, &id, false, |group, _| group.summary());
+        .with_group(&broker.group_host(), &id, false, |group, _| group.summary());
     match summary {
         Err(error) => answer.with_error_code(error.code()),
         Ok(None) if version >= 6 => answer

@@ -15,7 +15,6 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use tokio::sync::watch;
 
 use super::Outcome;
-use super::produce::error_for;
 use crate::broker::context::Broker;
 use crate::broker::partition::{Offsets, Partition};
 
@@ -164,7 +163,7 @@ fn read_one(
         return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
     }
     if let Err(error) = replica.check_leader_epoch(target.current_leader_epoch) {
-        return base.with_error_code(error_for(&error).code());
+        return base.with_error_code(error.kafka_error().code());
     }
     // KIP-74: the first partition with data gets at least one batch even over the budget.
     let limit = target.partition_max_bytes.min(*budget);
@@ -180,7 +179,7 @@ fn read_one(
         }
         Err(error) => {
             let offsets = replica.offsets();
-            with_offsets(base, &offsets).with_error_code(error_for(&error).code())
+            with_offsets(base, &offsets).with_error_code(error.kafka_error().code())
         }
     }
 }

@@ -13,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Outcome;
 use crate::broker::context::Broker;
-use crate::broker::group::offsets_topic;
+use crate::broker::offsets_topic;
 
 /// `key_type` of a consumer group.
 const GROUP_KEY_TYPE: i8 = 0;

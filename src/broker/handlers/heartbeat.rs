@@ -24,7 +24,7 @@ pub fn handle(
         let instance = request.group_instance_id.map(|id| id.to_string());
         match broker
             .groups
-            .with_group(broker, &group_id, false, |group, now| {
+            .with_group(&broker.group_host(), &group_id, false, |group, now| {
                 group.heartbeat(&member_id, instance.as_deref(), request.generation_id, now)
             }) {
             Ok(Some(error)) => error,

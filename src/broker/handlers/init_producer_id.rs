@@ -15,7 +15,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use super::Outcome;
 use crate::broker::context::Broker;
-use crate::broker::producer_state::producer_ids::ProducerIdError;
+use crate::broker::producer_ids::ProducerIdError;
 
 pub fn handle(
     broker: &Arc<Broker>,

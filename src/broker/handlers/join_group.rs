@@ -71,11 +71,12 @@ pub fn handle(
     }
     // A group is created by a member without an id; one with an id must know the group.
     let create = member_id.is_empty();
-    let outcome = broker
-        .groups
-        .with_group(broker, &group_id, create, |group, now| {
-            group.join(join, now)
-        });
+    let outcome =
+        broker
+            .groups
+            .with_group(&broker.group_host(), &group_id, create, |group, now| {
+                group.join(join, now)
+            });
     match outcome {
         Err(error) => reply(JoinResult::error(&member_id, error)),
         Ok(None) => reply(JoinResult::error(

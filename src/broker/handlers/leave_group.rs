@@ -40,7 +40,7 @@ pub fn handle(
     } else {
         match broker
             .groups
-            .with_group(broker, &group_id, false, |group, now| {
+            .with_group(&broker.group_host(), &group_id, false, |group, now| {
                 group.leave(&leaving, now)
             }) {
             Ok(Some(results)) => results,

@@ -11,7 +11,6 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::produce::error_for;
 use crate::broker::context::Broker;
 
 const LATEST: i64 = -1;
@@ -58,7 +57,7 @@ pub fn handle(
                                 ),
                                 // No such record: offset -1 and timestamp -1, as in Kafka.
                                 Ok(None) => base,
-                                Err(error) => base.with_error_code(error_for(&error).code()),
+                                Err(error) => base.with_error_code(error.kafka_error().code()),
                             };
                         }
                         _ => return base.with_error_code(ResponseError::InvalidRequest.code()),

@@ -15,7 +15,8 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::context::Broker;
-use crate::broker::group::{GROUP_METADATA_TOPIC, offsets_topic};
+use crate::broker::group::GROUP_METADATA_TOPIC;
+use crate::broker::offsets_topic;
 use crate::broker::topic_admin::{self, TopicAdminError};
 use crate::broker::zk::TopicRecord;
 

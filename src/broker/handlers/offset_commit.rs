@@ -81,11 +81,11 @@ pub fn handle(
             .map(|slot| (slot.topic.0.to_string(), slot.partition, slot.value.clone()))
             .collect();
         if !offsets.is_empty() {
-            let committed = match broker.groups.shard_for(&broker, &group_id) {
+            let committed = match broker.groups.shard_for(broker.as_ref(), &group_id) {
                 Ok(shard) => {
                     shard
                         .commit_offsets(
-                            &broker,
+                            &broker.group_host(),
                             &group_id,
                             (&member_id, instance.as_deref(), generation_id),
                             offsets,

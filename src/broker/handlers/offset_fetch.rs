@@ -71,7 +71,7 @@ pub fn handle(
 
 /// Reads one group's offsets on its shard.
 fn fetch(broker: &Arc<Broker>, group_id: &str, wanted: Wanted) -> Result<Found, ResponseError> {
-    let shard = broker.groups.shard_for(broker, group_id)?;
+    let shard = broker.groups.shard_for(broker.as_ref(), group_id)?;
     let mut active = shard.lock_active()?;
     let group = active.groups().get(group_id);
     Ok(match wanted {

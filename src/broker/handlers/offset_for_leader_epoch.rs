@@ -11,7 +11,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::produce::error_for;
 use crate::broker::context::Broker;
 
 pub fn handle(
@@ -42,7 +41,7 @@ pub fn handle(
                             answer.with_leader_epoch(epoch).with_end_offset(end_offset)
                         }
                         Ok(None) => answer,
-                        Err(error) => answer.with_error_code(error_for(&error).code()),
+                        Err(error) => answer.with_error_code(error.kafka_error().code()),
                     }
                 })
                 .collect();

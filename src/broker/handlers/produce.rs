@@ -16,10 +16,10 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Outcome;
 use crate::broker::context::Broker;
-use crate::broker::log::partition_log::{AppendError, AppendInfo, ReadError};
+use crate::broker::log::partition_log::{AppendError, AppendInfo};
+use crate::broker::log::producer_state::append::ProducerError;
 use crate::broker::log::records::{DecompressionBudget, RecordError};
-use crate::broker::partition::{Partition, PartitionError};
-use crate::broker::producer_state::append::ProducerError;
+use crate::broker::partition::{Partition, PartitionError, producer_error};
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
 
@@ -176,21 +176,6 @@ fn invalid_records(index: i32, version: i16, error: &RecordError) -> PartitionPr
         .with_error_message(Some(StrBytes::from_string(error.to_string())))
 }
 
-/// The Kafka error for a batch refused for its producer fields or its producer's state.
-pub fn producer_error(error: &ProducerError) -> ResponseError {
-    match error {
-        ProducerError::OutOfOrderSequence { .. } | ProducerError::NewEpochNotAtZero { .. } => {
-            ResponseError::OutOfOrderSequenceNumber
-        }
-        ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        ProducerError::Transactional { .. } => ResponseError::InvalidTxnState,
-        ProducerError::InvalidSequence { .. }
-        | ProducerError::InvalidEpochField { .. }
-        | ProducerError::ManyBatches { .. }
-        | ProducerError::ControlBatch => ResponseError::InvalidRecord,
-    }
-}
-
 /// [`producer_error`] with its reason (v8+, where the response carries a message);
 /// INVALID_RECORD is CORRUPT_MESSAGE before v8, as Kafka answers.
 fn producer_refusal(index: i32, version: i16, error: &ProducerError) -> PartitionProduceResponse {
@@ -205,31 +190,6 @@ fn producer_refusal(index: i32, version: i16, error: &ProducerError) -> Partitio
     response.with_error_message(Some(StrBytes::from_string(error.to_string())))
 }
 
-/// The Kafka error for a partition failure.
-pub fn error_for(error: &PartitionError) -> ResponseError {
-    match error {
-        PartitionError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
-        PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
-        PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
-        PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
-        PartitionError::NotEnoughReplicasAfterAppend => ResponseError::NotEnoughReplicasAfterAppend,
-        PartitionError::Timeout { .. } => ResponseError::RequestTimedOut,
-        PartitionError::Append(
-            AppendError::Corrupt(_) | AppendError::InvalidRecords(_) | AppendError::Empty,
-        ) => ResponseError::CorruptMessage,
-        PartitionError::Append(AppendError::TooLarge { .. }) => ResponseError::MessageTooLarge,
-        PartitionError::Append(AppendError::OffsetsOutOfOrder { .. }) => {
-            ResponseError::UnknownServerError
-        }
-        PartitionError::Append(AppendError::Producer(error)) => producer_error(error),
-        PartitionError::Append(AppendError::Io(_))
-        | PartitionError::Read(ReadError::Io(_))
-        | PartitionError::LogDirOffline(_) => ResponseError::KafkaStorageError,
-        PartitionError::Read(ReadError::OffsetOutOfRange { .. }) => ResponseError::OffsetOutOfRange,
-        PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
-    }
-}
-
 fn success(index: i32, base_offset: i64, log_start_offset: i64) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
         .with_index(index)
@@ -239,7 +199,7 @@ fn success(index: i32, base_offset: i64, log_start_offset: i64) -> PartitionProd
 }
 
 fn failure(index: i32, error: &PartitionError) -> PartitionProduceResponse {
-    error_response(index, error_for(error))
+    error_response(index, error.kafka_error())
 }
 
 fn error_response(index: i32, error: ResponseError) -> PartitionProduceResponse {

@@ -37,7 +37,7 @@ pub fn handle(
         .collect();
     let outcome = broker
         .groups
-        .with_group(broker, &group_id, false, |group, now| {
+        .with_group(&broker.group_host(), &group_id, false, |group, now| {
             group.sync(
                 &member_id,
                 instance.as_deref(),

@@ -7,7 +7,7 @@
 use std::io;
 use std::path::Path;
 
-use super::directory::sync_dir;
+use crate::broker::directory::sync_dir;
 
 /// The marker's name in the log directory (Kafka's).
 pub const FILE_NAME: &str = ".kafka_cleanshutdown";

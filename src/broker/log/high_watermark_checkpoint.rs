@@ -53,7 +53,7 @@ pub fn write(log_dir: &Path, entries: &HighWatermarks) -> std::io::Result<()> {
     file.write_all(text.as_bytes())?;
     file.sync_data()?;
     std::fs::rename(&temporary, log_dir.join(CHECKPOINT_FILE))?;
-    super::directory::sync_dir(log_dir)
+    crate::broker::directory::sync_dir(log_dir)
 }
 
 #[cfg(test)]

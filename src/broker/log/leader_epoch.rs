@@ -40,6 +40,15 @@ impl LeaderEpochCache {
         if epoch < 0 || self.latest_epoch().is_some_and(|latest| epoch <= latest) {
             return Ok(false);
         }
+        // Epochs only grow, and a new epoch starts at or after the previous one's start (a log
+        // truncated below an epoch's start has dropped that entry first).
+        debug_assert!(
+            self.entries
+                .last()
+                .is_none_or(|last| start_offset >= last.start_offset),
+            "leader epoch {epoch} starting at {start_offset}, before epoch {:?}'s start",
+            self.entries.last()
+        );
         self.entries.push(EpochEntry {
             epoch,
             start_offset,
@@ -97,7 +106,7 @@ impl LeaderEpochCache {
         file.sync_data()?;
         std::fs::rename(&temporary, &self.path)?;
         match self.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => super::directory::sync_dir(dir),
+            Some(dir) if !dir.as_os_str().is_empty() => crate::broker::directory::sync_dir(dir),
             _ => Ok(()),
         }
     }

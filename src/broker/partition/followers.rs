@@ -13,7 +13,7 @@ use crate::planted::{self, PlantedBug};
 #[derive(Debug, Clone, Copy)]
 pub(super) struct FollowerState {
     /// -1 until the follower's first fetch in this leader epoch.
-    log_end_offset: i64,
+    pub(super) log_end_offset: i64,
     last_caught_up: Instant,
     /// The leader's log end and the time at the follower's previous fetch.
     last_fetch_leader_end: i64,
@@ -53,6 +53,10 @@ impl Partition {
             return;
         }
         let leader_end = log.log_end_offset();
+        if fetch_offset > leader_end {
+            // Not a log end this leader can vouch for (the read path refuses it first).
+            return;
+        }
         let now = Instant::now();
         let follower = inner
             .followers
@@ -131,6 +135,13 @@ impl Partition {
             candidate = most_caught_up.map_or(candidate, |end| end.min(log.log_end_offset()));
         }
         if candidate > inner.high_watermark {
+            debug_assert!(
+                candidate <= log.log_end_offset(),
+                "{}-{}: high watermark {candidate} past the leader's log end {}",
+                self.topic,
+                self.index,
+                log.log_end_offset()
+            );
             inner.high_watermark = candidate;
             return true;
         }
@@ -175,6 +186,15 @@ impl Partition {
         if !new_isr.contains(&self.broker_id) {
             new_isr.insert(0, self.broker_id);
         }
+        debug_assert!(
+            new_isr
+                .iter()
+                .all(|replica| inner.state.replicas.contains(replica)),
+            "{}-{}: proposed ISR {new_isr:?} is not a subset of the replicas {:?}",
+            self.topic,
+            self.index,
+            inner.state.replicas
+        );
         (new_isr != inner.state.isr).then(|| IsrChange {
             state: inner.state.clone(),
             new_isr,

@@ -37,6 +37,18 @@ impl Partition {
             });
         }
         if replica_id >= 0 {
+            // Kafka records a follower's fetch only once the read succeeded: a follower asking
+            // past this log's end (its divergent tail not truncated yet) is answered
+            // OFFSET_OUT_OF_RANGE and is not caught up, whatever its offset says.
+            let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+            let (log_start_offset, log_end_offset) = (log.log_start_offset(), log.log_end_offset());
+            if offset > log_end_offset {
+                return Err(PartitionError::Read(ReadError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset,
+                    log_end_offset,
+                }));
+            }
             self.record_follower_fetch_locked(&mut inner, replica_id, offset);
         }
         let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;

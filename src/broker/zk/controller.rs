@@ -4,11 +4,11 @@
 use zookeeper_client as zk;
 
 use super::{
-    CONTROLLER_EPOCH_PATH, CONTROLLER_PATH, ControllerJson, Coordinator, CoordinatorError,
-    PartitionStateJson, from_json, partition_state_path, request_error, to_json,
+    CONTROLLER_EPOCH_PATH, CONTROLLER_PATH, ControllerJson, KafkaZkClient, PartitionStateJson,
+    ZkClientError, from_json, partition_state_path, request_error, to_json,
 };
 
-impl Coordinator {
+impl KafkaZkClient {
     /// The controller's write of a partition state: one multi-op that checks
     /// `/controller_epoch` is still at `controller_epoch_version` (fencing a stale controller)
     /// and sets the state if its znode is at `expected_version`. Returns the new version.
@@ -19,7 +19,7 @@ impl Coordinator {
         state: &PartitionStateJson,
         expected_version: i32,
         controller_epoch_version: i32,
-    ) -> Result<i32, CoordinatorError> {
+    ) -> Result<i32, ZkClientError> {
         let path = partition_state_path(topic, partition);
         let client = self.client()?;
         let mut writer = client.new_multi_writer();
@@ -35,9 +35,9 @@ impl Coordinator {
                 _ => Ok(expected_version + 1),
             },
             Err(zk::MultiWriteError::OperationFailed { index: 0, .. }) => {
-                Err(CoordinatorError::ControllerMoved)
+                Err(ZkClientError::ControllerMoved)
             }
-            Err(zk::MultiWriteError::OperationFailed { .. }) => Err(CoordinatorError::BadVersion {
+            Err(zk::MultiWriteError::OperationFailed { .. }) => Err(ZkClientError::BadVersion {
                 path,
                 expected_version,
             }),
@@ -46,11 +46,11 @@ impl Coordinator {
     }
 
     /// `/controller_epoch`: (epoch, znode version); `None` before the first controller.
-    pub async fn controller_epoch(&self) -> Result<Option<(i32, i32)>, CoordinatorError> {
+    pub async fn controller_epoch(&self) -> Result<Option<(i32, i32)>, ZkClientError> {
         match self.client()?.get_data(CONTROLLER_EPOCH_PATH).await {
             Ok((data, stat)) => {
                 let text = String::from_utf8_lossy(&data);
-                let epoch = text.trim().parse().map_err(|_| CoordinatorError::BadData {
+                let epoch = text.trim().parse().map_err(|_| ZkClientError::BadData {
                     path: CONTROLLER_EPOCH_PATH.to_string(),
                     reason: format!("`{text}` is not a number"),
                 })?;
@@ -63,7 +63,7 @@ impl Coordinator {
 
     /// Increments `/controller_epoch` by compare-and-set (creating it at 1). Returns the new
     /// (epoch, znode version).
-    pub async fn increment_controller_epoch(&self) -> Result<(i32, i32), CoordinatorError> {
+    pub async fn increment_controller_epoch(&self) -> Result<(i32, i32), ZkClientError> {
         for _ in 0..100 {
             match self.controller_epoch().await? {
                 None => {
@@ -96,7 +96,7 @@ impl Coordinator {
                 }
             }
         }
-        Err(CoordinatorError::BadVersion {
+        Err(ZkClientError::BadVersion {
             path: CONTROLLER_EPOCH_PATH.to_string(),
             expected_version: -1,
         })
@@ -105,7 +105,7 @@ impl Coordinator {
     /// Tries to become the controller: creates the ephemeral `/controller`. `true` when it is
     /// this session's (created now, or earlier in this session), `false` if another session
     /// holds it.
-    pub async fn try_create_controller(&self, broker_id: i32) -> Result<bool, CoordinatorError> {
+    pub async fn try_create_controller(&self, broker_id: i32) -> Result<bool, ZkClientError> {
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis());
@@ -127,13 +127,13 @@ impl Coordinator {
     }
 
     /// Whether `/controller` is this session's ephemeral node.
-    pub async fn controller_is_ours(&self) -> Result<bool, CoordinatorError> {
+    pub async fn controller_is_ours(&self) -> Result<bool, ZkClientError> {
         let session = self.session_id();
         Ok(session != 0 && self.ephemeral_owner(CONTROLLER_PATH).await? == Some(session))
     }
 
     /// The current controller's broker id, if there is one.
-    pub async fn controller_id(&self) -> Result<Option<i32>, CoordinatorError> {
+    pub async fn controller_id(&self) -> Result<Option<i32>, ZkClientError> {
         match self.client()?.get_data(CONTROLLER_PATH).await {
             Ok((data, _)) => Ok(Some(
                 from_json::<ControllerJson>(CONTROLLER_PATH, &data)?.brokerid,

@@ -3,12 +3,12 @@
 
 use zookeeper_client as zk;
 
-use super::{Coordinator, CoordinatorError, PRODUCER_ID_BLOCK_PATH, request_error};
+use super::{KafkaZkClient, PRODUCER_ID_BLOCK_PATH, ZkClientError, request_error};
 
-impl Coordinator {
+impl KafkaZkClient {
     /// `/latest_producer_id_block`'s data and znode version, creating it empty (as Kafka's
     /// brokers do at start) when missing.
-    pub async fn producer_id_block(&self) -> Result<(Vec<u8>, i32), CoordinatorError> {
+    pub async fn producer_id_block(&self) -> Result<(Vec<u8>, i32), ZkClientError> {
         let path = PRODUCER_ID_BLOCK_PATH;
         let client = self.client()?;
         match client.get_data(path).await {
@@ -26,12 +26,12 @@ impl Coordinator {
     }
 
     /// Writes `/latest_producer_id_block` if it is still at `expected_version`; returns the new
-    /// version, or [`CoordinatorError::BadVersion`] when another broker wrote it first.
+    /// version, or [`ZkClientError::BadVersion`] when another broker wrote it first.
     pub async fn set_producer_id_block(
         &self,
         data: &[u8],
         expected_version: i32,
-    ) -> Result<i32, CoordinatorError> {
+    ) -> Result<i32, ZkClientError> {
         let path = PRODUCER_ID_BLOCK_PATH;
         match self
             .client()?
@@ -39,7 +39,7 @@ impl Coordinator {
             .await
         {
             Ok(stat) => Ok(stat.version),
-            Err(zk::Error::BadVersion) => Err(CoordinatorError::BadVersion {
+            Err(zk::Error::BadVersion) => Err(ZkClientError::BadVersion {
                 path: path.to_string(),
                 expected_version,
             }),

@@ -7,18 +7,18 @@ use std::collections::BTreeMap;
 use zookeeper_client as zk;
 
 use super::{
-    BROKER_IDS_PATH, BrokerRegistration, Coordinator, CoordinatorError, UNCLEAN_SHUTDOWNS_PATH,
+    BROKER_IDS_PATH, BrokerRegistration, KafkaZkClient, UNCLEAN_SHUTDOWNS_PATH, ZkClientError,
     broker_path, from_json, request_error, to_json,
 };
 
-impl Coordinator {
+impl KafkaZkClient {
     /// Creates the ephemeral `/brokers/ids/<id>`. Already there and owned by this session
     /// (a create whose answer a lost connection swallowed) counts as registered.
     pub async fn register_broker(
         &self,
         broker_id: i32,
         registration: &BrokerRegistration,
-    ) -> Result<(), CoordinatorError> {
+    ) -> Result<(), ZkClientError> {
         self.ensure_path(BROKER_IDS_PATH).await?;
         let path = broker_path(broker_id);
         let data = to_json(registration);
@@ -29,7 +29,7 @@ impl Coordinator {
             Ok(_) => {}
             Err(zk::Error::NodeExists) => {
                 if self.ephemeral_owner(&path).await? != Some(session) {
-                    return Err(CoordinatorError::BrokerIdTaken(broker_id));
+                    return Err(ZkClientError::BrokerIdTaken(broker_id));
                 }
             }
             Err(source) => return Err(request_error(&path)(source)),
@@ -40,7 +40,7 @@ impl Coordinator {
 
     /// The session owning the ephemeral node at `path`; `None` if there is no such node (or
     /// it is persistent).
-    pub async fn ephemeral_owner(&self, path: &str) -> Result<Option<i64>, CoordinatorError> {
+    pub async fn ephemeral_owner(&self, path: &str) -> Result<Option<i64>, ZkClientError> {
         match self.client()?.check_stat(path).await {
             Ok(Some(stat)) if stat.ephemeral_owner != 0 => Ok(Some(stat.ephemeral_owner)),
             Ok(_) => Ok(None),
@@ -49,7 +49,7 @@ impl Coordinator {
     }
 
     /// Removes `/brokers/ids/<id>` (controlled shutdown: the controller moves leadership).
-    pub async fn deregister_broker(&self, broker_id: i32) -> Result<(), CoordinatorError> {
+    pub async fn deregister_broker(&self, broker_id: i32) -> Result<(), ZkClientError> {
         let path = broker_path(broker_id);
         match self.client()?.delete(&path, None).await {
             Ok(()) | Err(zk::Error::NoNode) => Ok(()),
@@ -58,9 +58,7 @@ impl Coordinator {
     }
 
     /// The registered (live) brokers.
-    pub async fn live_brokers(
-        &self,
-    ) -> Result<BTreeMap<i32, BrokerRegistration>, CoordinatorError> {
+    pub async fn live_brokers(&self) -> Result<BTreeMap<i32, BrokerRegistration>, ZkClientError> {
         let children = match self.client()?.list_children(BROKER_IDS_PATH).await {
             Ok(children) => children,
             Err(zk::Error::NoNode) => return Ok(BTreeMap::new()),
@@ -86,7 +84,7 @@ impl Coordinator {
     /// Announces that this broker comes back from an unclean shutdown (before it registers):
     /// the controller takes it out of every ISR and ELR it may no longer deserve, then
     /// deletes the announcement ([`Coordinator::clear_unclean_shutdown`]).
-    pub async fn announce_unclean_shutdown(&self, broker_id: i32) -> Result<(), CoordinatorError> {
+    pub async fn announce_unclean_shutdown(&self, broker_id: i32) -> Result<(), ZkClientError> {
         self.ensure_path(UNCLEAN_SHUTDOWNS_PATH).await?;
         let path = format!("{UNCLEAN_SHUTDOWNS_PATH}/{broker_id}");
         let data = to_json(&serde_json::json!({"version": 1, "broker": broker_id}));
@@ -94,7 +92,7 @@ impl Coordinator {
     }
 
     /// The brokers whose unclean shutdown the controller has not handled yet.
-    pub async fn unclean_shutdowns(&self) -> Result<Vec<i32>, CoordinatorError> {
+    pub async fn unclean_shutdowns(&self) -> Result<Vec<i32>, ZkClientError> {
         match self.client()?.list_children(UNCLEAN_SHUTDOWNS_PATH).await {
             Ok(children) => Ok(children.iter().filter_map(|c| c.parse().ok()).collect()),
             Err(zk::Error::NoNode) => Ok(Vec::new()),
@@ -103,7 +101,7 @@ impl Coordinator {
     }
 
     /// The controller has handled `broker_id`'s unclean shutdown.
-    pub async fn clear_unclean_shutdown(&self, broker_id: i32) -> Result<(), CoordinatorError> {
+    pub async fn clear_unclean_shutdown(&self, broker_id: i32) -> Result<(), ZkClientError> {
         let path = format!("{UNCLEAN_SHUTDOWNS_PATH}/{broker_id}");
         match self.client()?.delete(&path, None).await {
             Ok(()) | Err(zk::Error::NoNode) => Ok(()),
@@ -112,7 +110,7 @@ impl Coordinator {
     }
 
     /// The ids of the registered (live) brokers.
-    pub async fn live_broker_ids(&self) -> Result<Vec<i32>, CoordinatorError> {
+    pub async fn live_broker_ids(&self) -> Result<Vec<i32>, ZkClientError> {
         match self.client()?.list_children(BROKER_IDS_PATH).await {
             Ok(children) => Ok(children.iter().filter_map(|c| c.parse().ok()).collect()),
             Err(zk::Error::NoNode) => Ok(Vec::new()),

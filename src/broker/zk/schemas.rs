@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::CoordinatorError;
+use super::ZkClientError;
 use crate::broker::partition::LeaderAndIsr;
 
 /// `/brokers/ids/<id>`, Kafka's JSON (version 5).
@@ -109,8 +109,8 @@ pub(super) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
 pub(super) fn from_json<T: for<'de> Deserialize<'de>>(
     path: &str,
     data: &[u8],
-) -> Result<T, CoordinatorError> {
-    serde_json::from_slice(data).map_err(|error| CoordinatorError::BadData {
+) -> Result<T, ZkClientError> {
+    serde_json::from_slice(data).map_err(|error| ZkClientError::BadData {
         path: path.to_string(),
         reason: error.to_string(),
     })

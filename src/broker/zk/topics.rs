@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 use zookeeper_client as zk;
 
 use super::{
-    Coordinator, CoordinatorError, PartitionStateJson, TOPIC_CONFIGS_PATH, TOPICS_PATH,
-    TopicAssignment, TopicConfigJson, TopicRecord, from_json, partition_state_path, request_error,
+    KafkaZkClient, PartitionStateJson, TOPIC_CONFIGS_PATH, TOPICS_PATH, TopicAssignment,
+    TopicConfigJson, TopicRecord, ZkClientError, from_json, partition_state_path, request_error,
     to_json, topic_config_path, topic_path,
 };
 use crate::broker::partition::LeaderAndIsr;
 
-impl Coordinator {
+impl KafkaZkClient {
     /// Names of all topics.
-    pub async fn topic_names(&self) -> Result<Vec<String>, CoordinatorError> {
+    pub async fn topic_names(&self) -> Result<Vec<String>, ZkClientError> {
         match self.client()?.list_children(TOPICS_PATH).await {
             Ok(children) => Ok(children),
             Err(zk::Error::NoNode) => Ok(Vec::new()),
@@ -23,7 +23,7 @@ impl Coordinator {
     }
 
     /// One topic's assignment, partition states and config; `None` if it does not exist.
-    pub async fn topic(&self, name: &str) -> Result<Option<TopicRecord>, CoordinatorError> {
+    pub async fn topic(&self, name: &str) -> Result<Option<TopicRecord>, ZkClientError> {
         let path = topic_path(name);
         let assignment: TopicAssignment = match self.client()?.get_data(&path).await {
             Ok((data, _)) => from_json(&path, &data)?,
@@ -33,7 +33,7 @@ impl Coordinator {
         let mut partitions = BTreeMap::new();
         for (partition, replicas) in assignment.partitions {
             let Ok(partition) = partition.parse::<i32>() else {
-                return Err(CoordinatorError::BadData {
+                return Err(ZkClientError::BadData {
                     path,
                     reason: format!("partition id `{partition}` is not a number"),
                 });
@@ -70,7 +70,7 @@ impl Coordinator {
     pub async fn topic_config(
         &self,
         name: &str,
-    ) -> Result<BTreeMap<String, String>, CoordinatorError> {
+    ) -> Result<BTreeMap<String, String>, ZkClientError> {
         let path = topic_config_path(name);
         match self.client()?.get_data(&path).await {
             Ok((data, _)) => Ok(from_json::<TopicConfigJson>(&path, &data)?.config),
@@ -84,7 +84,7 @@ impl Coordinator {
         &self,
         name: &str,
         config: &BTreeMap<String, String>,
-    ) -> Result<(), CoordinatorError> {
+    ) -> Result<(), ZkClientError> {
         self.ensure_path(TOPIC_CONFIGS_PATH).await?;
         let json = TopicConfigJson {
             version: 1,
@@ -96,12 +96,12 @@ impl Coordinator {
 
     /// Creates a topic: its config, its assignment, and each partition's initial state.
     /// Returns the controller epoch written into the states.
-    pub async fn create_topic(&self, topic: &TopicRecord) -> Result<i32, CoordinatorError> {
+    pub async fn create_topic(&self, topic: &TopicRecord) -> Result<i32, ZkClientError> {
         self.ensure_path(TOPICS_PATH).await?;
         self.ensure_path(TOPIC_CONFIGS_PATH).await?;
         let path = topic_path(&topic.name);
         if self.exists(&path).await? {
-            return Err(CoordinatorError::TopicExists(topic.name.clone()));
+            return Err(ZkClientError::TopicExists(topic.name.clone()));
         }
         let config = TopicConfigJson {
             version: 1,
@@ -125,7 +125,7 @@ impl Coordinator {
         {
             Ok(_) => {}
             Err(zk::Error::NodeExists) => {
-                return Err(CoordinatorError::TopicExists(topic.name.clone()));
+                return Err(ZkClientError::TopicExists(topic.name.clone()));
             }
             Err(source) => return Err(request_error(&path)(source)),
         }
@@ -149,7 +149,7 @@ impl Coordinator {
     }
 
     /// Deletes a topic's znodes (assignment, partition states, config).
-    pub async fn delete_topic(&self, name: &str) -> Result<(), CoordinatorError> {
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ZkClientError> {
         self.delete_recursive(&topic_path(name)).await?;
         self.delete_recursive(&topic_config_path(name)).await
     }
@@ -159,7 +159,7 @@ impl Coordinator {
         &self,
         topic: &str,
         partition: i32,
-    ) -> Result<Option<(PartitionStateJson, i32)>, CoordinatorError> {
+    ) -> Result<Option<(PartitionStateJson, i32)>, ZkClientError> {
         let path = partition_state_path(topic, partition);
         match self.client()?.get_data(&path).await {
             Ok((data, stat)) => Ok(Some((from_json(&path, &data)?, stat.version))),
@@ -172,7 +172,7 @@ impl Coordinator {
     pub async fn topic_assignment(
         &self,
         topic: &str,
-    ) -> Result<Option<BTreeMap<i32, Vec<i32>>>, CoordinatorError> {
+    ) -> Result<Option<BTreeMap<i32, Vec<i32>>>, ZkClientError> {
         let path = topic_path(topic);
         let assignment: TopicAssignment = match self.client()?.get_data(&path).await {
             Ok((data, _)) => from_json(&path, &data)?,
@@ -182,7 +182,7 @@ impl Coordinator {
         let mut partitions = BTreeMap::new();
         for (partition, replicas) in assignment.partitions {
             let Ok(index) = partition.parse::<i32>() else {
-                return Err(CoordinatorError::BadData {
+                return Err(ZkClientError::BadData {
                     path,
                     reason: format!("partition id `{partition}` is not a number"),
                 });
@@ -200,7 +200,7 @@ impl Coordinator {
         partition: i32,
         state: &PartitionStateJson,
         expected_version: i32,
-    ) -> Result<i32, CoordinatorError> {
+    ) -> Result<i32, ZkClientError> {
         let path = partition_state_path(topic, partition);
         match self
             .client()?
@@ -208,7 +208,7 @@ impl Coordinator {
             .await
         {
             Ok(stat) => Ok(stat.version),
-            Err(zk::Error::BadVersion) => Err(CoordinatorError::BadVersion {
+            Err(zk::Error::BadVersion) => Err(ZkClientError::BadVersion {
                 path,
                 expected_version,
             }),

@@ -6,7 +6,7 @@ use crate::coordinator::database::{Applied, Refused};
 use crate::coordinator::jute::Writer;
 use crate::coordinator::protocol::{self, Create, ErrorCode, MultiOp, MultiResult};
 use crate::coordinator::session::ConnectionId;
-use crate::coordinator::tree::{Outcome, TreeOp};
+use crate::coordinator::tree::{NodeCreate, Outcome, TreeOp};
 use crate::coordinator::txn::Mutation;
 
 impl Actor {
@@ -60,12 +60,12 @@ impl Actor {
         }
     }
 
-    fn create_op(session_id: i64, create: &Create) -> Result<TreeOp, ErrorCode> {
+    fn create_op(session_id: i64, create: &Create) -> Result<NodeCreate, ErrorCode> {
         let flags = create.flags.ok_or(ErrorCode::BadArguments)?;
         if !create.has_acl {
             return Err(ErrorCode::InvalidAcl);
         }
-        Ok(TreeOp::Create {
+        Ok(NodeCreate {
             path: create.path.clone(),
             data: create.data.clone(),
             ephemeral_owner: if flags.ephemeral { session_id } else { 0 },
@@ -81,7 +81,7 @@ impl Actor {
         create: Create,
     ) {
         let result = match Self::create_op(session_id, &create) {
-            Ok(op) => self.execute(Mutation::Tree(op)),
+            Ok(create) => self.execute(Mutation::Tree(TreeOp::Create(create))),
             Err(error) => Err(Refused::Single(error)),
         };
         self.reply_single(connection, xid, result, |outcome, writer| {
@@ -104,26 +104,7 @@ impl Actor {
         let mut tree_ops = Vec::with_capacity(ops.len());
         let mut refused = None;
         for (index, op) in ops.iter().enumerate() {
-            let tree_op = match op {
-                MultiOp::Create(create) => Self::create_op(session_id, create),
-                MultiOp::Delete { path, version } => Ok(TreeOp::Delete {
-                    path: path.clone(),
-                    version: *version,
-                }),
-                MultiOp::SetData {
-                    path,
-                    data,
-                    version,
-                } => Ok(TreeOp::SetData {
-                    path: path.clone(),
-                    data: data.clone(),
-                    version: *version,
-                }),
-                MultiOp::Check { path, version } => Ok(TreeOp::Check {
-                    path: path.clone(),
-                    version: *version,
-                }),
-            };
+            let tree_op = op.try_map_create(|create| Self::create_op(session_id, create));
             match tree_op {
                 Ok(tree_op) => tree_ops.push(tree_op),
                 Err(error) => {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kafka_protocol::error::ResponseError;
 
-use super::GROUP_METADATA_TOPIC;
+use super::group::GROUP_METADATA_TOPIC;
 use crate::broker::context::Broker;
 use crate::broker::topic_admin::{self, TopicAdminError};
 use crate::broker::zk::TopicRecord;
@@ -76,17 +76,6 @@ pub async fn ensure(broker: &Arc<Broker>) -> Result<TopicRecord, TopicAdminError
     }
 }
 
-/// The number of partitions groups are spread over: the topic's, once it exists (as Kafka
-/// reads it at start-up), else `offsets.topic.num.partitions`.
-pub fn partition_count(broker: &Broker) -> i32 {
-    broker
-        .metadata
-        .topic(GROUP_METADATA_TOPIC)
-        .map(|record| record.partitions.len() as i32)
-        .filter(|count| *count > 0)
-        .unwrap_or(broker.config.group_coordinator.offsets_topic_num_partitions)
-}
-
 /// The broker leading `group_id`'s partition (its coordinator), creating the topic first if
 /// needed. COORDINATOR_NOT_AVAILABLE when the topic cannot be created or the partition has no
 /// live leader.
@@ -99,7 +88,7 @@ pub async fn coordinator_of(
         ResponseError::CoordinatorNotAvailable
     })?;
     let count = record.partitions.len() as i32;
-    let partition = super::placement::partition_for(group_id, count);
+    let partition = super::group::placement::partition_for(group_id, count);
     let leader = record
         .partitions
         .get(&partition)

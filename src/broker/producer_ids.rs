@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::broker::zk::{Coordinator, CoordinatorError, PRODUCER_ID_BLOCK_PATH};
+use crate::broker::zk::{KafkaZkClient, PRODUCER_ID_BLOCK_PATH, ZkClientError};
 
 /// Ids reserved per block (Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
@@ -18,7 +18,7 @@ const RESERVE_ATTEMPTS_MAX: usize = 20;
 #[derive(Debug, thiserror::Error)]
 pub enum ProducerIdError {
     #[error(transparent)]
-    Coordinator(#[from] CoordinatorError),
+    Coordinator(#[from] ZkClientError),
     #[error("{path} holds an invalid producer id block: {reason}")]
     BadBlock { path: String, reason: String },
     #[error("no producer id block could be reserved in {attempts} attempts (contention)")]
@@ -105,7 +105,7 @@ impl ProducerIdManager {
     }
 
     /// A producer id no broker has given before, reserving a new block when this one is used up.
-    pub async fn generate(&self, coordinator: &Coordinator) -> Result<i64, ProducerIdError> {
+    pub async fn generate(&self, coordinator: &KafkaZkClient) -> Result<i64, ProducerIdError> {
         let mut current = self.current.lock().await;
         let (next, last) = match *current {
             Some((next, last)) if next <= last => (next, last),
@@ -125,7 +125,10 @@ impl ProducerIdManager {
     }
 
     /// Reserves the block after the latest one with a compare-and-set.
-    async fn reserve(&self, coordinator: &Coordinator) -> Result<ProducerIdBlock, ProducerIdError> {
+    async fn reserve(
+        &self,
+        coordinator: &KafkaZkClient,
+    ) -> Result<ProducerIdBlock, ProducerIdError> {
         for _ in 0..RESERVE_ATTEMPTS_MAX {
             let (data, version) = coordinator.producer_id_block().await?;
             let block = ProducerIdBlock::next_after(&data)?;
@@ -134,7 +137,7 @@ impl ProducerIdManager {
                 .await
             {
                 Ok(_) => return Ok(block),
-                Err(CoordinatorError::BadVersion { .. }) => continue,
+                Err(ZkClientError::BadVersion { .. }) => continue,
                 Err(error) => return Err(error.into()),
             }
         }

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use super::append::{self, LeaderAppend, ProducerError};
 use super::entry::{ProducerBatch, ProducerEntry};
 use super::snapshot::{self, SnapshotError};
+use crate::broker::directory;
 use crate::broker::log::batch::BatchHeader;
-use crate::broker::log::directory;
 
 /// The most producers one partition remembers (about 150 bytes each).
 pub const PRODUCERS_PER_PARTITION_MAX: usize = 100_000;

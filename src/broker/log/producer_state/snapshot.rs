@@ -24,7 +24,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::entry::{BATCHES_TO_RETAIN, BatchMetadata, ProducerEntry};
-use crate::broker::log::directory;
+use crate::broker::directory;
 
 /// File name suffix.
 pub const SUFFIX: &str = ".snapshot";
