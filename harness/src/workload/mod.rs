@@ -9,11 +9,16 @@
 //! - `validate.rs`: reading a spec ([`WorkloadSpec::load`], [`WorkloadSpec::parse`]): strict
 //!   TOML, validation, and locating an error's line.
 //! - [`target`]: the grammar of fault targets.
+//! - `disk.rs`: the settings of disk faults ([`DiskFaultSettings`], [`DiskErrors`]), and which
+//!   faults and specs touch disks.
 
+mod disk;
 pub mod target;
 #[cfg(test)]
 mod tests;
 mod validate;
+
+pub use disk::{DiskErrors, DiskFaultSettings};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -278,45 +283,6 @@ pub struct StepSpec {
     pub fsync_delay: Option<Duration>,
 }
 
-impl StepSpec {
-    /// The settings of this step's disk fault (defaults for the ones it does not give).
-    pub fn disk_settings(&self) -> DiskFaultSettings {
-        DiskFaultSettings {
-            tear: self.tear,
-            errors: self.errors.unwrap_or_default(),
-            fsync_delay: self.fsync_delay,
-        }
-    }
-}
-
-/// How a disk fault is done: the `tear`, `errors` and `fsync_delay` of a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DiskFaultSettings {
-    pub tear: bool,
-    pub errors: DiskErrors,
-    pub fsync_delay: Option<Duration>,
-}
-
-/// Which calls a `disk-error` window fails with EIO.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DiskErrors {
-    Reads,
-    Writes,
-    #[default]
-    ReadsAndWrites,
-}
-
-impl DiskErrors {
-    pub fn name(self) -> &'static str {
-        match self {
-            DiskErrors::Reads => "reads",
-            DiskErrors::Writes => "writes",
-            DiskErrors::ReadsAndWrites => "reads-and-writes",
-        }
-    }
-}
-
 /// What a scripted step can wait for, as any Kafka-protocol cluster's Metadata shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -452,19 +418,6 @@ impl Fault {
         }
     }
 
-    /// Whether it acts on a node's disk (and so needs the fault filesystem mounted).
-    pub fn is_disk(self) -> bool {
-        matches!(
-            self,
-            Fault::LoseUnfsynced
-                | Fault::PowerLoss
-                | Fault::DiskFull
-                | Fault::DiskError
-                | Fault::SlowDisk
-                | Fault::HealDisk
-        )
-    }
-
     /// The fault that undoes this one, if any.
     pub fn heal(self) -> Option<Fault> {
         match self {
@@ -481,18 +434,6 @@ impl Fault {
     /// Whether it is a network fault (the nodes then need namespaces of their own).
     pub fn is_network(self) -> bool {
         matches!(self, Fault::Partition | Fault::Heal)
-    }
-}
-
-impl NemesisSpec {
-    /// Whether any fault acts on a disk: then every node's data directory is put on a fault
-    /// filesystem.
-    pub fn has_disk_faults(&self) -> bool {
-        match self {
-            NemesisSpec::None => false,
-            NemesisSpec::Scripted { steps } => steps.iter().any(|step| step.fault.is_disk()),
-            NemesisSpec::Random { faults, .. } => faults.iter().any(|fault| fault.is_disk()),
-        }
     }
 }
 
