@@ -84,10 +84,13 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, one line per event, filtered by `RUST_LOG` (default: `info` for kchaos,
-/// `warn` for the ZooKeeper client library, which logs every session state change at info).
+/// `warn` for the ZooKeeper client library, which logs every session state change at info, and
+/// `error` for `fuser`, which logs every unmount of a fault filesystem and warns of every
+/// FUSE call a fault filesystem leaves to the kernel's default, such as extended attributes).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zookeeper_client=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,zookeeper_client=warn,fuser=error")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -9,8 +9,9 @@
 //! the sweepers of what it sets up ([`sweep`]), so that leftovers never pile up. A sweeper never
 //! touches what a live run (in this process or another) owns.
 //!
-//! To add one (e.g. stale FUSE mounts of the disk faults): implement [`Sweeper`] in the module
-//! that owns the resource and add it to [`sweepers`].
+//! To add one: implement [`Sweeper`] in the module that owns the resource and add it to
+//! [`sweepers`] (the network's is here; the disk faults' FUSE mounts are
+//! [`crate::nemesis::disk::MountSweeper`]).
 
 use std::fmt;
 
@@ -63,7 +64,10 @@ pub trait Sweeper: Send + Sync {
 
 /// Every sweeper, in the order `kchaos cleanup` runs them.
 pub fn sweepers() -> Vec<Box<dyn Sweeper>> {
-    vec![Box::new(NetworkSweeper)]
+    vec![
+        Box::new(NetworkSweeper),
+        Box::new(crate::nemesis::disk::MountSweeper),
+    ]
 }
 
 /// What one sweeper found or removed.
@@ -180,8 +184,9 @@ mod tests {
     }
 
     #[test]
-    fn the_network_sweeper_is_listed() {
+    fn the_network_and_mount_sweepers_are_listed() {
         let names: Vec<&str> = sweepers().iter().map(|sweeper| sweeper.name()).collect();
         assert!(names.contains(&"network"), "{names:?}");
+        assert!(names.contains(&"mounts"), "{names:?}");
     }
 }

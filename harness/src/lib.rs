@@ -10,7 +10,7 @@
 //!   never outlive us, on [`cluster::ports`]), their configs, start and stop; and what the
 //!   cluster says about itself ([`cluster::metadata`]) and its topic ([`cluster::topic`]).
 //! - [`nemesis`]: faults: targets resolved at fault time, the seeded schedule, and one file per
-//!   fault family (signals, network partitions; disk faults next).
+//!   fault family (signals, network partitions, and disk faults on fault filesystems).
 //! - [`cleanup`]: what killed runs left on the host (network namespaces, ...), found and removed.
 //! - [`clients`]: the clients that make the history, each a worker process speaking the worker
 //!   protocol (docs/client-protocol.md): producer, consumer, final read, and crash handling.

@@ -139,6 +139,11 @@ fn label_colour(f: &str) -> &'static str {
         "kill" => "#b0282a",
         "pause" => "#8a6400",
         "restart" => "#0f7c88",
+        "lose-unfsynced" => "#8e0152",
+        "power-loss" => "#40004b",
+        "disk-full" => "#a63603",
+        "disk-error" => "#543005",
+        "slow-disk" => "#2c5f8a",
         _ => "#444",
     }
 }

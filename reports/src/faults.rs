@@ -1,7 +1,9 @@
-//! Fault windows from the nemesis operations of a history: a fault (`kill`, `pause`, `stop`)
-//! opens a window on its node that the node's heal (`resume`, `start`, `restart`, or a `heal`
-//! of everything) closes, or that runs to the end of the run. A `restart` of a running node is
-//! a window of its own, from its invocation to its completion. A `partition` opens a window on
+//! Fault windows from the nemesis operations of a history: a fault to a node's process
+//! (`kill`, `pause`, `stop`, and `lose-unfsynced` and `power-loss`, which kill it) opens a
+//! window on its node that the node's heal (`resume`, `start`, `restart`, or a `heal` of
+//! everything) closes, or that runs to the end of the run; a fault to its disk (`disk-full`,
+//! `disk-error`, `slow-disk`) opens a window beside it that `heal-disk` or a `heal` closes. A
+//! `restart` of a running node is a window of its own, from its invocation to its completion. A `partition` opens a window on
 //! every node its grudge makes deaf to others (who could not hear whom, per node), closed by
 //! the next partition (which replaces the grudge) or a `heal` (of the network, or of
 //! everything). Operations that failed, or that heal nothing, become markers.
@@ -149,19 +151,29 @@ pub fn fault_windows(ops: &[NemesisOp], run_end_ns: u64) -> Faults {
             }
         };
         match event.f {
-            "kill" | "pause" | "stop" => {
-                open.entry(node.to_string()).or_insert_with(|| FaultWindow {
-                    start_ns: event.start_ns,
-                    end_ns: run_end_ns,
-                    open_at_end: true,
-                    f: event.f.to_string(),
-                    node: node.to_string(),
-                    why: event.why.map(str::to_string),
-                    healed_by: None,
-                    part_of: None,
-                    deaf_to: Vec::new(),
-                });
+            "kill" | "pause" | "stop" | "lose-unfsynced" | "power-loss" | "disk-full"
+            | "disk-error" | "slow-disk" => {
+                open.entry(window_key(event.f, node))
+                    .or_insert_with(|| FaultWindow {
+                        start_ns: event.start_ns,
+                        end_ns: run_end_ns,
+                        open_at_end: true,
+                        f: event.f.to_string(),
+                        node: node.to_string(),
+                        why: event.why.map(str::to_string),
+                        healed_by: None,
+                        part_of: None,
+                        deaf_to: Vec::new(),
+                    });
             }
+            "heal-disk" => match open.remove(&window_key(event.f, node)) {
+                Some(window) => faults.windows.push(close(window, event.end_ns, event.f)),
+                None => faults.markers.push(FaultMarker {
+                    time_ns: event.end_ns,
+                    label: format!("heal-disk {node}"),
+                    detail: "the disk had no fault".to_string(),
+                }),
+            },
             "resume" | "start" | "restart" => match open.remove(node) {
                 Some(window) => faults.windows.push(close(window, event.end_ns, event.f)),
                 None if event.f == "restart" => faults.windows.push(FaultWindow {
@@ -204,6 +216,14 @@ pub fn fault_windows(ops: &[NemesisOp], run_end_ns: u64) -> Faults {
         .windows
         .sort_by_key(|window| (window.start_ns, window.node.clone()));
     faults
+}
+
+/// Where a fault's window is kept while open: a node's process and its disk each have one.
+fn window_key(f: &str, node: &str) -> String {
+    match f {
+        "disk-full" | "disk-error" | "slow-disk" | "heal-disk" => format!("{node} disk"),
+        _ => node.to_string(),
+    }
 }
 
 /// One window per node the partition's grudge makes deaf, open until closed.
@@ -496,6 +516,46 @@ mod tests {
         assert_eq!(
             spans,
             vec![("broker-1", 10, 30, false), ("broker-3", 30, 100, true)]
+        );
+    }
+
+    #[test]
+    fn disk_windows_sit_beside_process_windows() {
+        let ops = vec![
+            op(1, true, "slow-disk", "broker-1"),
+            op(2, false, "slow-disk", "broker-1"),
+            op(3, true, "power-loss", "broker-1"),
+            op(3, true, "power-loss", "broker-2"),
+            op(4, false, "power-loss", "broker-1"),
+            op(4, false, "power-loss", "broker-2"),
+            op(6, true, "heal-disk", "broker-1"),
+            op(7, false, "heal-disk", "broker-1"),
+            op(8, true, "start", "broker-1"),
+            op(9, false, "start", "broker-1"),
+            op(10, true, "disk-full", "broker-3"),
+            op(11, false, "disk-full", "broker-3"),
+        ];
+        let faults = fault_windows(&ops, 50);
+        let windows: Vec<(String, u64, u64, Option<&str>)> = faults
+            .windows
+            .iter()
+            .map(|window| {
+                (
+                    window.label(),
+                    window.start_ns,
+                    window.end_ns,
+                    window.healed_by.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            windows,
+            vec![
+                ("slow-disk broker-1".to_string(), 1, 7, Some("heal-disk")),
+                ("power-loss broker-1".to_string(), 3, 9, Some("start")),
+                ("power-loss broker-2".to_string(), 3, 50, None),
+                ("disk-full broker-3".to_string(), 10, 50, None),
+            ]
         );
     }
 }

@@ -28,6 +28,11 @@ pub fn fault_colour(f: &str) -> &'static str {
         "stop" => "#8c8c8c",
         "restart" => "#17becf",
         "partition" => "#7b61c4",
+        "lose-unfsynced" => "#c51b7d",
+        "power-loss" => "#762a83",
+        "disk-full" => "#fd8d3c",
+        "disk-error" => "#a6611a",
+        "slow-disk" => "#74add1",
         _ => "#bbbbbb",
     }
 }

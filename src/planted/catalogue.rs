@@ -133,9 +133,8 @@ planted_bugs! {
         workloads ["acks-all-kill-coordinator-after-isr-shrink"];
     /// The coordinator replies to a write before the write-ahead log's fsync.
     AckBeforeWalFsync = "ack-before-wal-fsync" in Coordinator,
-        faults ["lose-unfsynced"],
-        workloads [],
-        awaiting "losing what was not fsync'd as a workload fault (faultfs can, but no workload can yet put a node's data on it and name the fault): a kill -9 keeps the page cache, so no fault a workload has loses an un-fsync'd write";
+        faults ["slow-disk", "power-loss"],
+        workloads ["coordinator-power-loss"];
 }
 
 /// The entry named `name`.

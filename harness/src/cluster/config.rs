@@ -266,6 +266,7 @@ impl Node {
             program: PathBuf::from(program),
             args: words.collect(),
             log_path,
+            data_dir: values.data_dir.to_path_buf(),
             namespace,
             process: None,
             paused: false,

@@ -86,6 +86,8 @@ struct Node {
     program: PathBuf,
     args: Vec<String>,
     log_path: PathBuf,
+    /// Its `{data_dir}`.
+    data_dir: PathBuf,
     /// The node's own network namespace, when the cluster has a network of its own.
     namespace: Option<netfault::NamespaceFd>,
     process: Option<NodeProcess>,
@@ -142,6 +144,11 @@ impl Cluster {
     /// Where a node's stdout and stderr go.
     pub fn log_path(&self, name: &str) -> Result<PathBuf, ClusterError> {
         Ok(self.node(name)?.log_path.clone())
+    }
+
+    /// `name`'s data directory (its `{data_dir}`).
+    pub fn data_dir(&self, name: &str) -> Result<PathBuf, ClusterError> {
+        Ok(self.node(name)?.data_dir.clone())
     }
 
     /// The pid of `name`'s process while it has one (running or frozen).

@@ -1,5 +1,6 @@
 //! The nemesis: faults injected into named nodes — `nemesis.kill("broker-2")`,
-//! `pause`, `resume`, `stop`, `start`, `restart` — and into the network between them —
+//! `pause`, `resume`, `stop`, `start`, `restart`, and their disks' `lose-unfsynced`,
+//! `power-loss`, `disk-full`, ... (`inject_with`) — and into the network between them —
 //! `nemesis.partition(grudge, ...)`, `nemesis.heal_network(...)` — each recorded in the history
 //! as an `invoke` and an `info` of process `nemesis` (a partition with its grudge); `heal_all`
 //! at the end; and the runner that plays a [`Schedule`], resolving targets (`leader`,
@@ -9,11 +10,14 @@
 //! # Layout
 //! - this file: [`Nemesis`], which records every fault and hands it to its [`FaultFamily`].
 //! - `signals.rs`: the signal family (kill, pause, resume, stop, start, restart).
+//! - [`disk`]: the disk family (lose-unfsynced, power-loss, disk-full, disk-error, slow-disk,
+//!   heal-disk) on the fault filesystems a run mounts over the nodes' data directories.
 //! - [`partitions`]: the partition family (a topology to a grudge, applied and healed).
 //! - [`target`]: resolving a step's target (`leader`, `majority`, ...) to node names.
 //! - [`schedule`]: the seeded timeline of faults a workload asks for.
 //! - `runner.rs`: [`Nemesis::run_schedule`], playing a schedule against live metadata.
 
+pub mod disk;
 pub mod partitions;
 mod runner;
 pub mod schedule;
@@ -32,6 +36,7 @@ use crate::lock::lock;
 use crate::recorder::Recorder;
 use crate::workload::{Fault, Topology};
 
+use self::disk::{DiskFaultError, DiskFaultPlan, Disks};
 pub use self::signals::STOP_GRACE;
 
 /// Why a fault could not be injected.
@@ -39,6 +44,8 @@ pub use self::signals::STOP_GRACE;
 pub enum NemesisError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Disk(#[from] DiskFaultError),
     #[error("the nemesis task panicked: {0}")]
     Task(String),
     #[error(
@@ -52,13 +59,15 @@ pub enum NemesisError {
     Network(#[from] netfault::NetFaultError),
 }
 
-/// The fault families, one file each: how a fault is done. Signals to a node's process and
-/// network partitions (the `netfault` crate); disk faults (the `faultfs` crate) come next, each
-/// a variant here, a file beside `signals.rs`, and its part of [`Nemesis::heal_all`].
+/// The fault families, one file each: how a fault is done. Signals to a node's process, its
+/// disk (the `faultfs` crate) and network partitions (the `netfault` crate), each a variant
+/// here, a file beside `signals.rs`, and its part of [`Nemesis::heal_all`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultFamily {
     /// Kill, pause, resume, stop, start, restart: `signals.rs`.
     Signals,
+    /// Lose-unfsynced, power-loss, disk-full, disk-error, slow-disk, heal-disk: [`disk`].
+    Disk,
     /// Partition, heal (the network): [`partitions`].
     Partitions,
 }
@@ -73,6 +82,12 @@ impl FaultFamily {
             | Fault::Stop
             | Fault::Start
             | Fault::Restart => FaultFamily::Signals,
+            Fault::LoseUnfsynced
+            | Fault::PowerLoss
+            | Fault::DiskFull
+            | Fault::DiskError
+            | Fault::SlowDisk
+            | Fault::HealDisk => FaultFamily::Disk,
             Fault::Partition | Fault::Heal => FaultFamily::Partitions,
         }
     }
@@ -94,6 +109,8 @@ pub struct PartitionAim {
 pub struct Nemesis {
     cluster: Arc<Mutex<Cluster>>,
     recorder: Recorder,
+    /// The nodes' fault filesystems, when the run mounted them.
+    disks: Option<Arc<Disks>>,
     /// The network's current grudge (empty: healed).
     grudge: Arc<Mutex<Grudge>>,
 }
@@ -103,8 +120,15 @@ impl Nemesis {
         Nemesis {
             cluster,
             recorder,
+            disks: None,
             grudge: Arc::default(),
         }
+    }
+
+    /// The same nemesis, able to do disk faults on `disks`.
+    pub fn with_disks(mut self, disks: Option<Arc<Disks>>) -> Self {
+        self.disks = disks;
+        self
     }
 
     /// SIGKILL `node`.
@@ -139,42 +163,92 @@ impl Nemesis {
 
     /// Injects `fault` into `node`, recording an invoke and an info (with the error, if any).
     pub async fn inject(&self, fault: Fault, node: &str, why: &str) -> Result<(), NemesisError> {
-        let value = json!({"node": node, "why": why});
-        self.recorder.record(
-            Process::Nemesis,
-            OpType::Invoke,
-            fault.name(),
-            value.clone(),
-        );
+        self.inject_with(fault, node, why, &DiskFaultPlan::default())
+            .await
+    }
+
+    /// [`Nemesis::inject`] with the settings of a disk fault.
+    pub async fn inject_with(
+        &self,
+        fault: Fault,
+        node: &str,
+        why: &str,
+        plan: &DiskFaultPlan,
+    ) -> Result<(), NemesisError> {
+        self.inject_together(fault, &[node.to_string()], why, plan)
+            .await
+    }
+
+    /// Injects `fault` into every node of `nodes` as one act (for `power-loss`: all are killed
+    /// before any loses its data; other faults are done node after node), recording an invoke
+    /// per node, then an info per node (with its error, if any). The first error is returned.
+    pub async fn inject_together(
+        &self,
+        fault: Fault,
+        nodes: &[String],
+        why: &str,
+        plan: &DiskFaultPlan,
+    ) -> Result<(), NemesisError> {
+        let mut invocation = json!({"why": why});
+        if let Some(details) = disk::invocation_details(fault, plan).as_object() {
+            for (key, value) in details {
+                invocation[key] = value.clone();
+            }
+        }
+        if nodes.len() > 1 {
+            invocation["nodes"] = json!(nodes);
+        }
+        for node in nodes {
+            let mut value = invocation.clone();
+            value["node"] = json!(node);
+            self.recorder
+                .record(Process::Nemesis, OpType::Invoke, fault.name(), value);
+        }
         if fault.heal().is_some() {
             self.recorder
-                .set_current_fault(Some(format!("{} {node}", fault.name())));
+                .set_current_fault(Some(format!("{} {}", fault.name(), nodes.join(","))));
         }
         let cluster = Arc::clone(&self.cluster);
-        let name = node.to_string();
-        let outcome = tokio::task::spawn_blocking(move || {
+        let disks = self.disks.clone();
+        let names = nodes.to_vec();
+        let plan = *plan;
+        let outcomes = tokio::task::spawn_blocking(move || {
             let mut cluster = lock(&cluster);
-            match FaultFamily::of(fault) {
-                FaultFamily::Signals => {
-                    signals::inject(&mut cluster, fault, &name).map_err(NemesisError::from)
-                }
-                FaultFamily::Partitions => Err(NemesisError::NotANodeFault(fault.name())),
-            }
+            do_fault(&mut cluster, disks.as_deref(), fault, &names, &plan)
         })
         .await
-        .map_err(|error| NemesisError::Task(error.to_string()))
-        .and_then(|result| result);
-        let mut completion = value;
-        if let Err(error) = &outcome {
-            completion["error"] = json!(error.to_string());
-            tracing::warn!("nemesis {} {node}: {error}", fault.name());
+        .unwrap_or_else(|error| {
+            let error = error.to_string();
+            nodes
+                .iter()
+                .map(|_| Err(NemesisError::Task(error.clone())))
+                .collect()
+        });
+        let mut first_error = None;
+        for (node, outcome) in nodes.iter().zip(outcomes) {
+            let mut completion = invocation.clone();
+            completion["node"] = json!(node);
+            match outcome {
+                Ok(details) => {
+                    if let Some(details) = details.as_object() {
+                        for (key, value) in details {
+                            completion[key] = value.clone();
+                        }
+                    }
+                }
+                Err(error) => {
+                    completion["error"] = json!(error.to_string());
+                    tracing::warn!("nemesis {} {node}: {error}", fault.name());
+                    first_error.get_or_insert(error);
+                }
+            }
+            self.recorder
+                .record(Process::Nemesis, OpType::Info, fault.name(), completion);
         }
-        self.recorder
-            .record(Process::Nemesis, OpType::Info, fault.name(), completion);
         if fault.heal().is_none() {
             self.recorder.set_current_fault(None);
         }
-        outcome
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Records a fault whose target could not be resolved (nothing was done).
@@ -308,8 +382,9 @@ impl Nemesis {
         );
         let cluster = Arc::clone(&self.cluster);
         let grudge = Arc::clone(&self.grudge);
+        let disks = self.disks.clone();
         // Every family heals what it did: the network first, so that restarted nodes find
-        // their peers.
+        // their peers, then the disks, so that they find working ones.
         let outcome = tokio::task::spawn_blocking(move || {
             let mut cluster = lock(&cluster);
             let mut healed = Vec::new();
@@ -320,6 +395,14 @@ impl Nemesis {
                 partitions::heal(network)?;
                 *grudge = Grudge::new();
                 healed.push(("network".to_string(), "heal"));
+            }
+            if let Some(disks) = disks {
+                healed.extend(
+                    disks
+                        .heal()
+                        .into_iter()
+                        .map(|node| (node, Fault::HealDisk.name())),
+                );
             }
             healed.extend(signals::heal(&mut cluster)?);
             Ok::<_, NemesisError>(healed)
@@ -339,6 +422,54 @@ impl Nemesis {
             .record(Process::Nemesis, OpType::Info, "heal", value);
         self.recorder.set_current_fault(None);
         outcome.map(|_| ())
+    }
+}
+
+/// Does `fault` to `nodes` by its family; one outcome per node, with what to add to its
+/// completion in the history.
+fn do_fault(
+    cluster: &mut Cluster,
+    disks: Option<&Disks>,
+    fault: Fault,
+    nodes: &[String],
+    plan: &DiskFaultPlan,
+) -> Vec<Result<serde_json::Value, NemesisError>> {
+    match FaultFamily::of(fault) {
+        FaultFamily::Signals => nodes
+            .iter()
+            .map(|node| {
+                signals::inject(cluster, fault, node)
+                    .map(|()| json!({}))
+                    .map_err(NemesisError::from)
+            })
+            .collect(),
+        FaultFamily::Partitions => nodes
+            .iter()
+            .map(|_| Err(NemesisError::NotANodeFault(fault.name())))
+            .collect(),
+        FaultFamily::Disk => {
+            let Some(disks) = disks else {
+                return nodes
+                    .iter()
+                    .map(|node| Err(DiskFaultError::NoDisk(node.clone()).into()))
+                    .collect();
+            };
+            if fault == Fault::PowerLoss {
+                return disks
+                    .power_loss(cluster, nodes, plan)
+                    .into_iter()
+                    .map(|outcome| outcome.map_err(NemesisError::from))
+                    .collect();
+            }
+            nodes
+                .iter()
+                .map(|node| {
+                    disks
+                        .inject(cluster, fault, node, plan)
+                        .map_err(NemesisError::from)
+                })
+                .collect()
+        }
     }
 }
 

@@ -2,15 +2,18 @@
 //! ...) from live metadata and inject its fault — for a partition, build its grudge over every
 //! node from the resolved targets (or the seeded generator); for a step with `when`, wait until
 //! live metadata shows the condition and strike then (the rest of the timeline moves with it);
-//! heal what a step hit when its heal is due (a partition's heal heals the network).
+//! heal what a step hit when its heal is due (a partition's heal heals the network). A disk
+//! fault goes with its settings (a tear's length drawn from the seed); a power loss hits all
+//! its nodes at one instant.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 
+use super::disk::DiskFaultPlan;
 use super::schedule::{Event, Schedule};
 use super::{Nemesis, PartitionAim, partitions};
 use crate::cluster::{NodeStatus, broker_name, metadata};
@@ -190,10 +193,18 @@ impl Nemesis {
                         (Fault::Heal, _) => {
                             let _ = self.heal_network(&why).await;
                         }
+                        // Every node at one instant: all cut and killed before any loses data.
+                        (Fault::PowerLoss, _) => {
+                            let plan = disk_plan(planned, &mut rng);
+                            let _ = self
+                                .inject_together(planned.fault, &nodes, &why, &plan)
+                                .await;
+                        }
                         _ => {
+                            let plan = disk_plan(planned, &mut rng);
                             for node in &nodes {
                                 // Errors are in the history; the schedule goes on.
-                                let _ = self.inject(planned.fault, node, &why).await;
+                                let _ = self.inject_with(planned.fault, node, &why, &plan).await;
                             }
                         }
                     }
@@ -227,6 +238,15 @@ impl Nemesis {
     }
 }
 
+/// How a planned disk fault is done. The tear's draw is taken only for a tear, so that other
+/// faults' choices stay what they were.
+fn disk_plan(planned: &super::schedule::PlannedFault, rng: &mut ChaCha8Rng) -> DiskFaultPlan {
+    DiskFaultPlan {
+        settings: planned.disk,
+        tear_draw: if planned.disk.tear { rng.random() } else { 0 },
+    }
+}
+
 /// Polls the metadata until `partition` of `topic` shows `condition`; returns how long that
 /// took. Fails (saying why) when `within` passes or the fault phase ends first.
 async fn wait_for(
@@ -240,7 +260,17 @@ async fn wait_for(
     let started = tokio::time::Instant::now();
     let mut leader_at_start: Option<Option<i32>> = None;
     loop {
-        if let Ok(metadata) = metadata::fetch(addresses, Some(topic), METADATA_TIMEOUT).await
+        let fetch_started = tokio::time::Instant::now();
+        let fetched = metadata::fetch(addresses, Some(topic), METADATA_TIMEOUT).await;
+        tracing::debug!(
+            "waiting for {} of {topic}-{partition}: metadata in {} ms: {:?}",
+            condition.name(),
+            fetch_started.elapsed().as_millis(),
+            fetched
+                .as_ref()
+                .map(|metadata| metadata.partition(partition).map(|state| state.isr.clone()))
+        );
+        if let Ok(metadata) = fetched
             && let Some(state) = metadata.partition(partition)
         {
             let initial_leader = *leader_at_start.get_or_insert(state.leader);

@@ -12,7 +12,7 @@ use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::workload::target::Target;
-use crate::workload::{Condition, Fault, NemesisSpec, Topology};
+use crate::workload::{Condition, DiskFaultSettings, Fault, NemesisSpec, Topology};
 
 /// One fault, planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub struct PlannedFault {
     /// Strike only once the partition shows this (waiting from `at`, at most `within`).
     pub when: Option<Condition>,
     pub within: Option<Duration>,
+    /// How a disk fault is done (tear, which calls fail, the fsync delay).
+    pub disk: DiskFaultSettings,
 }
 
 /// What happens at one point of the timeline.
@@ -95,6 +97,7 @@ pub fn plan(
                     label: step.label.clone(),
                     when: step.when,
                     within: step.within,
+                    disk: step.disk_settings(),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?,
@@ -104,7 +107,12 @@ pub fn plan(
             faults,
             targets,
             topologies,
+            fsync_delay,
         } => {
+            let disk = DiskFaultSettings {
+                fsync_delay: *fsync_delay,
+                ..DiskFaultSettings::default()
+            };
             let topologies: Vec<Topology> = if topologies.is_empty() {
                 Topology::ALL
                     .into_iter()
@@ -152,6 +160,7 @@ pub fn plan(
                     label: None,
                     when: None,
                     within: None,
+                    disk,
                 });
                 at += *interval;
             }
@@ -182,6 +191,7 @@ mod tests {
             faults: vec![Fault::Kill, Fault::Pause, Fault::Stop],
             targets: vec!["leader".into(), "random".into(), "controller".into()],
             topologies: Vec::new(),
+            fsync_delay: None,
         }
     }
 
@@ -217,6 +227,9 @@ mod tests {
             label: None,
             when: None,
             within: None,
+            tear: false,
+            errors: None,
+            fsync_delay: None,
         };
         let spec = NemesisSpec::Scripted {
             steps: vec![step(1, Some(5)), step(3, None)],
@@ -240,6 +253,7 @@ mod tests {
             faults: vec![Fault::Partition, Fault::Kill],
             targets: vec!["leader".into()],
             topologies: Vec::new(),
+            fsync_delay: None,
         };
         let schedule = plan(&spec, 3, 3, Duration::from_secs(200), 9).expect("plan");
         let drawn: Vec<Topology> = schedule

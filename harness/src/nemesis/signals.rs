@@ -11,7 +11,7 @@ use crate::workload::Fault;
 /// How long a SIGTERM'd node may take to stop before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(15);
 
-/// Does `fault` to `node`. Network faults are not this family's: they do nothing here.
+/// Does `fault` to `node`. Network and disk faults are not this family's: they do nothing here.
 pub fn inject(cluster: &mut Cluster, fault: Fault, name: &str) -> Result<(), ClusterError> {
     match fault {
         Fault::Partition | Fault::Heal => Ok(()),
@@ -24,6 +24,12 @@ pub fn inject(cluster: &mut Cluster, fault: Fault, name: &str) -> Result<(), Clu
             .stop(name, STOP_GRACE)
             .and_then(|_| cluster.start(name))
             .map(|_| ()),
+        Fault::LoseUnfsynced
+        | Fault::PowerLoss
+        | Fault::DiskFull
+        | Fault::DiskError
+        | Fault::SlowDisk
+        | Fault::HealDisk => Ok(()),
     }
 }
 

@@ -9,11 +9,13 @@
 //! - [`error`]: [`RunError`], why a run could not be carried out.
 //! - [`setup`]: bringing the cluster up, and keeping it whole after the heal.
 //! - [`network`]: the nodes' own network namespaces, for a workload with network faults.
+//! - [`disks`]: the nodes' fault filesystems, for a workload with disk faults.
 //! - [`leadership`]: leader and ISR of each partition sampled during a run (`leadership.jsonl`).
 //! - [`store`]: run directories and the `latest` link.
 //! - [`progress`]: the live progress line.
 //! - [`summary`]: the lines a person reads at the end.
 
+pub mod disks;
 pub mod error;
 pub mod leadership;
 pub mod network;
@@ -44,6 +46,7 @@ use crate::cluster::Cluster;
 use crate::cluster::config::{ClusterConfig, CommandTemplates, Layout};
 use crate::lock::lock;
 use crate::nemesis::Nemesis;
+use crate::nemesis::disk::Disks;
 use crate::nemesis::schedule;
 use crate::recorder::{CountersSnapshot, Recorder};
 use crate::workload::{ClusterSpec, LostExpectation, Strictness, WorkloadSpec};
@@ -128,6 +131,9 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     let spec = &options.spec;
     let seed = spec.seed.unwrap_or(0);
     network::check(spec, &options.name)?;
+    disks::check(spec)?;
+    // What a killed run left mounted goes first (live runs' mounts are left alone).
+    disks::sweep();
     let dir = store::create_run_dir(&options.store, &options.name)?;
     let run_id = format!(
         "{}/{}",
@@ -186,6 +192,9 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         started: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
     };
     write_run_facts(&dir, &facts, None)?;
+    // Declared before the cluster's handle, so that on an early return the nodes die (the
+    // cluster is dropped) before their disks are unmounted.
+    let disks = disks::mount(spec, &cluster)?;
     let cluster = Arc::new(Mutex::new(cluster));
     let (stop_sampling, sampling_stopped) = watch::channel(false);
     let sampler = tokio::spawn(leadership::sample_leadership(
@@ -219,6 +228,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
             spec,
             seed,
             &cluster,
+            disks.clone(),
             &recorder,
             (&bootstrap, sessions, &launcher),
             interrupts.clone(),
@@ -242,6 +252,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         let cluster = Arc::clone(&cluster);
         tokio::task::spawn_blocking(move || lock(&cluster).stop_all(TEARDOWN_GRACE)).await
     };
+    disks::unmount(disks);
     let detached = lock(&cluster).detach_network();
     if let Some(network) = detached
         && let Err(error) = network::teardown(network).await
@@ -435,6 +446,7 @@ async fn fault_phase(
     spec: &WorkloadSpec,
     seed: u64,
     cluster: &Arc<Mutex<Cluster>>,
+    disks: Option<Arc<Disks>>,
     recorder: &Recorder,
     (bootstrap, sessions, launcher): (&str, StartedClients, &Arc<WorkerLauncher>),
     mut interrupts: watch::Receiver<u32>,
@@ -470,7 +482,7 @@ async fn fault_phase(
         })
         .collect();
 
-    let nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone());
+    let nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone()).with_disks(disks);
     let timeline = schedule::plan(
         &spec.nemesis,
         spec.topic.partitions,

@@ -9,11 +9,16 @@
 //! - `validate.rs`: reading a spec ([`WorkloadSpec::load`], [`WorkloadSpec::parse`]): strict
 //!   TOML, validation, and locating an error's line.
 //! - [`target`]: the grammar of fault targets.
+//! - `disk.rs`: the settings of disk faults ([`DiskFaultSettings`], [`DiskErrors`]), and which
+//!   faults and specs touch disks.
 
+mod disk;
 pub mod target;
 #[cfg(test)]
 mod tests;
 mod validate;
+
+pub use disk::{DiskErrors, DiskFaultSettings};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -204,6 +209,13 @@ pub enum NemesisSpec {
         fault_duration: Duration,
         faults: Vec<Fault>,
         targets: Vec<String>,
+        /// For `slow-disk` among `faults`: how late every fsync takes effect and answers.
+        #[serde(
+            default,
+            with = "optional_duration_text",
+            skip_serializing_if = "Option::is_none"
+        )]
+        fsync_delay: Option<Duration>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         topologies: Vec<Topology>,
     },
@@ -255,6 +267,20 @@ pub struct StepSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub within: Option<Duration>,
+    /// `lose-unfsynced` and `power-loss`: also keep a sector-aligned prefix of the last write
+    /// no fsync made durable (its length drawn from the seed), as a write torn by the crash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tear: bool,
+    /// `disk-error`: which calls fail with EIO (default `reads-and-writes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<DiskErrors>,
+    /// `slow-disk`: how late every fsync takes effect and answers (e.g. "1s").
+    #[serde(
+        default,
+        with = "optional_duration_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fsync_delay: Option<Duration>,
 }
 
 /// What a scripted step can wait for, as any Kafka-protocol cluster's Metadata shows it.
@@ -295,6 +321,21 @@ pub enum Fault {
     Start,
     /// SIGTERM, then start again.
     Restart,
+    /// SIGKILL, and everything the node never fsync'd is gone from its disk (its page cache
+    /// with it): a power loss of one node. Needs a fault filesystem (the harness mounts one
+    /// over every node's data directory when a workload has disk faults).
+    LoseUnfsynced,
+    /// `lose-unfsynced` of every target at the same instant: all are killed before any
+    /// loses its un-fsync'd data.
+    PowerLoss,
+    /// ENOSPC on writes and creates until healed.
+    DiskFull,
+    /// EIO on reads, writes or both until healed.
+    DiskError,
+    /// fsync delayed (taking effect late) until healed.
+    SlowDisk,
+    /// Closes the node's disk-full, disk-error and slow-disk windows.
+    HealDisk,
     /// A network partition (a grudge of the step's [`Topology`]): nodes drop each other's
     /// packets. Needs root; the nodes then run in network namespaces of their own.
     Partition,
@@ -366,6 +407,12 @@ impl Fault {
             Fault::Stop => "stop",
             Fault::Start => "start",
             Fault::Restart => "restart",
+            Fault::LoseUnfsynced => "lose-unfsynced",
+            Fault::PowerLoss => "power-loss",
+            Fault::DiskFull => "disk-full",
+            Fault::DiskError => "disk-error",
+            Fault::SlowDisk => "slow-disk",
+            Fault::HealDisk => "heal-disk",
             Fault::Partition => "partition",
             Fault::Heal => "heal",
         }
@@ -374,10 +421,13 @@ impl Fault {
     /// The fault that undoes this one, if any.
     pub fn heal(self) -> Option<Fault> {
         match self {
-            Fault::Kill | Fault::Stop => Some(Fault::Start),
+            Fault::Kill | Fault::Stop | Fault::LoseUnfsynced | Fault::PowerLoss => {
+                Some(Fault::Start)
+            }
             Fault::Pause => Some(Fault::Resume),
+            Fault::DiskFull | Fault::DiskError | Fault::SlowDisk => Some(Fault::HealDisk),
             Fault::Partition => Some(Fault::Heal),
-            Fault::Resume | Fault::Start | Fault::Restart | Fault::Heal => None,
+            Fault::Resume | Fault::Start | Fault::Restart | Fault::HealDisk | Fault::Heal => None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! located in the text so that it names the file, the line and the field.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::target::Target;
 use super::{Fault, NemesisSpec, StepSpec, Strictness, Topology, WorkloadError, WorkloadSpec};
@@ -186,6 +187,8 @@ impl WorkloadSpec {
                             format!("`{}` has nothing to heal", step.fault.name()),
                         ));
                     }
+                    check_disk_settings(step)
+                        .map_err(|(name, message)| invalid(field(name), message))?;
                     if let Some(label) = &step.label {
                         labels.push(label);
                     }
@@ -198,6 +201,7 @@ impl WorkloadSpec {
                 faults,
                 targets,
                 topologies,
+                fsync_delay,
             } => {
                 if interval.is_zero() || fault_duration >= interval {
                     return Err(invalid(
@@ -212,7 +216,8 @@ impl WorkloadSpec {
                     return Err(invalid(
                         "nemesis.faults".into(),
                         format!(
-                            "`{}` is not a fault (use kill, pause, stop or partition)",
+                            "`{}` is not a fault (use kill, pause, stop, partition, \
+                             lose-unfsynced, power-loss, disk-full, disk-error or slow-disk)",
                             fault.name()
                         ),
                     ));
@@ -227,6 +232,17 @@ impl WorkloadSpec {
                     self.check_topology_fits(*topology).map_err(|message| {
                         invalid(format!("nemesis.topologies[{index}]"), message)
                     })?;
+                }
+                let slow_disk = faults.contains(&Fault::SlowDisk);
+                if slow_disk != fsync_delay.is_some() {
+                    return Err(invalid(
+                        "nemesis.fsync_delay".into(),
+                        "is needed exactly when `slow-disk` is among the faults".into(),
+                    ));
+                }
+                if let Some(delay) = fsync_delay {
+                    check_fsync_delay(*delay)
+                        .map_err(|message| invalid("nemesis.fsync_delay".into(), message))?;
                 }
                 if targets.is_empty() {
                     return Err(invalid("nemesis.targets".into(), "is empty".into()));
@@ -248,6 +264,42 @@ impl WorkloadSpec {
             }
         }
     }
+}
+
+/// The longest fsync delay a slow-disk window may have.
+const FSYNC_DELAY_MAX: Duration = Duration::from_secs(60);
+
+/// A step's `tear`, `errors` and `fsync_delay` belong to its fault; the error names the field.
+fn check_disk_settings(step: &StepSpec) -> Result<(), (&'static str, String)> {
+    let name = step.fault.name();
+    if step.tear && !matches!(step.fault, Fault::LoseUnfsynced | Fault::PowerLoss) {
+        return Err((
+            "tear",
+            format!("only tears the last write of lose-unfsynced or power-loss, not `{name}`"),
+        ));
+    }
+    if step.errors.is_some() && step.fault != Fault::DiskError {
+        return Err(("errors", format!("is for disk-error, not `{name}`")));
+    }
+    match (step.fault, step.fsync_delay) {
+        (Fault::SlowDisk, None) => Err((
+            "fsync_delay",
+            "slow-disk needs `fsync_delay` (e.g. \"1s\")".into(),
+        )),
+        (Fault::SlowDisk, Some(delay)) => check_fsync_delay(delay).map_err(|m| ("fsync_delay", m)),
+        (_, Some(_)) => Err(("fsync_delay", format!("is for slow-disk, not `{name}`"))),
+        (_, None) => Ok(()),
+    }
+}
+
+fn check_fsync_delay(delay: Duration) -> Result<(), String> {
+    if delay.is_zero() || delay > FSYNC_DELAY_MAX {
+        return Err(format!(
+            "must be more than 0 and at most {}",
+            humantime::format_duration(FSYNC_DELAY_MAX)
+        ));
+    }
+    Ok(())
 }
 
 impl WorkloadSpec {

@@ -60,6 +60,7 @@ pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) 
         page.push_str("</tbody></table>");
     }
     client_crashes_table(page, run);
+    client_errors(page, run);
     page.push_str("<h3>Unavailability after each nemesis operation</h3>");
     let Some(results) = &run.results else {
         page.push_str("<p class=\"muted\">Not checked.</p></section>");
@@ -94,6 +95,36 @@ pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) 
         );
     }
     page.push_str("</tbody></table></section>");
+}
+
+/// The errors clients saw: every failed or indeterminate send's error, counted, with when it
+/// was first and last seen.
+fn client_errors(page: &mut String, run: &RunData) {
+    page.push_str("<h3>Errors clients saw</h3>");
+    let errors = &run.history.send_errors;
+    if errors.is_empty() {
+        page.push_str("<p class=\"muted\">Every completed send was acknowledged.</p>");
+        return;
+    }
+    let mut rows: Vec<_> = errors.iter().collect();
+    rows.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
+    page.push_str(r#"<table id="client-errors"><thead><tr><th>send</th><th>error</th><th class="num">sends</th><th class="num">first</th><th class="num">last</th></tr></thead><tbody>"#);
+    for ((completion, error), figures) in rows {
+        let _ = write!(
+            page,
+            r#"<tr><td>{}</td><td><code>{}</code></td><td class="num count">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+            if *completion == "fail" {
+                "failed"
+            } else {
+                "indeterminate"
+            },
+            escape(error),
+            figures.count,
+            format_time_ns(figures.first_ns),
+            format_time_ns(figures.last_ns),
+        );
+    }
+    page.push_str("</tbody></table>");
 }
 
 pub(super) fn latency_section(page: &mut String, run: &RunData) {
