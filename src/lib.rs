@@ -6,6 +6,8 @@
 //!   log and snapshots, and a server speaking ZooKeeper's jute client protocol.
 //! - [`broker`]: the Kafka-protocol broker: listener, one handler per Kafka API, partition logs,
 //!   replica manager (ISR, high watermark), replica fetcher, controller, metadata cache, config.
+//! - [`client`]: `kchaos client`, the rdkafka client worker the harness starts for every
+//!   producer and consumer (docs/client-protocol.md).
 //! - [`cli`]: the user-facing subcommands that are not daemons (workload, list, check, report,
 //!   cluster, topics, configs, elect).
 //! - [`bench`]: `kchaos bench ...`, the benchmarks anyone can rerun.
@@ -18,6 +20,7 @@
 pub mod bench;
 pub mod broker;
 pub mod cli;
+pub mod client;
 pub mod coordinator;
 pub mod lock;
 pub mod planted;

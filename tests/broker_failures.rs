@@ -730,6 +730,7 @@ fn a_stale_controllers_partition_state_write_is_fenced() {
                 leader_epoch: 0,
                 replicas: vec![1, 2, 3],
                 isr: vec![1, 2, 3],
+                elr: vec![],
                 controller_epoch: 0,
                 zk_version: -1,
             },
@@ -751,6 +752,7 @@ fn a_stale_controllers_partition_state_write_is_fenced() {
                 version: 1,
                 leader_epoch: 1,
                 isr: vec![leader],
+                elr: vec![],
             };
             let stale = session
                 .controller_write_partition_state(

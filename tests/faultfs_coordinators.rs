@@ -1,7 +1,8 @@
 //! Coordinators on the fault filesystem: acknowledged znode creates, SIGKILL, restart.
 //!
 //! Our coordinator goes through a power loss (every change no fsync made durable dropped, with
-//! entries durable only by a directory fsync) and keeps every acknowledged znode. Apache
+//! entries durable only by a directory fsync) and keeps every acknowledged znode; with a log
+//! it cannot write (EIO) it acknowledges nothing more and stops, saying why. Apache
 //! ZooKeeper 3.8 (a Java system under test) shows that the filesystem carries another
 //! program's I/O (64 MiB preallocated logs through FileChannel, snapshots): a SIGKILL and
 //! restart on faultfs keeps everything. It does not survive a power loss here: it never fsyncs
@@ -166,4 +167,56 @@ async fn apache_zookeeper_runs_on_faultfs_and_keeps_everything_through_a_sigkill
     )
     .await;
     assert!(lost.is_empty(), "lost {lost:?}");
+}
+
+/// A write-ahead log that cannot be written (EIO on every write and fsync): the create is not
+/// acknowledged, the coordinator stops saying why (acknowledging more would break durability),
+/// and once the disk works again a restart still has everything acknowledged before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_coordinator_acknowledges_nothing_its_log_could_not_write_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let backing = dir.path().join("disk");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&backing).unwrap();
+    std::fs::create_dir(&data_dir).unwrap();
+    let tag = format!("test-{}-failing-coordinator", std::process::id());
+    let disk = FaultFs::mount(&backing, &data_dir, &tag).unwrap();
+    let port = free_loopback_port().unwrap();
+    let mut coordinator = start(Coordinator::Ours, dir.path(), &data_dir, port, 0);
+    let client = connect(port).await;
+    let create =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    client.create("/before", b"kept", &create).await.unwrap();
+
+    disk.inject(faultfs::Fault::DiskError {
+        on: faultfs::ErrorOn::Writes,
+    });
+    let during = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.create("/during", b"refused", &create),
+    )
+    .await;
+    assert!(
+        !matches!(during, Ok(Ok(_))),
+        "a create acknowledged although the log could not be written"
+    );
+    drop(client);
+    wait_for(
+        "the coordinator to stop",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || (!coordinator.is_running().unwrap()).then_some(()),
+    )
+    .unwrap();
+    let log = std::fs::read_to_string(dir.path().join("coordinator-0.log")).unwrap();
+    assert!(log.contains("write-ahead log"), "{log}");
+
+    disk.clear_faults();
+    let mut coordinator = start(Coordinator::Ours, dir.path(), &data_dir, port, 1);
+    let client = connect(port).await;
+    let (data, _) = client.get_data("/before").await.unwrap();
+    assert_eq!(data, b"kept");
+    drop(client);
+    coordinator.kill().unwrap();
+    drop(disk);
 }

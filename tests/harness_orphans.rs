@@ -1,6 +1,6 @@
 //! Killing the orchestrator itself (SIGKILL of `kchaos workload`) leaves no node of its cluster
-//! running: every node is in its own process group with PR_SET_PDEATHSIG, and every pid it ever
-//! started is in the run's `pids.log`.
+//! and no client worker running: every one is in its own process group with PR_SET_PDEATHSIG,
+//! and every pid it ever started is in the run's `pids.log`.
 //!
 //! Here the "brokers" are `sleep` processes (via `--broker-command`), so the orchestrator is
 //! stuck waiting for them to show up in the metadata when it is killed: this tests the process
@@ -196,8 +196,24 @@ fn start_real_run(dir: &Path) -> (NodeProcess, PathBuf, Vec<(String, u32)>) {
         let log = std::fs::read_to_string(dir.join("orchestrator.log")).unwrap_or_default();
         panic!("{error}\norchestrator log:\n{log}")
     });
+    // The coordinator, the broker and the client workers (two producers, a consumer).
     let pids = pids(&run_dir);
-    assert_eq!(pids.len(), 2, "{pids:?}");
+    let mut names: Vec<&str> = pids.iter().map(|(name, _)| name.as_str()).collect();
+    // The workers start together, in any order.
+    if let Some(workers) = names.get_mut(2..) {
+        workers.sort_unstable();
+    }
+    assert_eq!(
+        names,
+        [
+            "coordinator",
+            "broker-1",
+            "client-1",
+            "client-2",
+            "client-3"
+        ],
+        "{pids:?}"
+    );
     (orchestrator, run_dir, pids)
 }
 

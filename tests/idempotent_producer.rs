@@ -202,7 +202,11 @@ fn read_partition(bootstrap: &str, topic: &str, partition: i32) -> Vec<(String, 
 fn an_idempotent_producer_through_a_leader_kill_writes_each_message_once_in_order() {
     const MESSAGES: usize = 3000;
     const PARTITIONS: i32 = 3;
-    let mut cluster = Cluster::start("");
+    // Kafka's default replica lag and a session the paused replica outlives while it stalls the
+    // high watermark: with test-sized ones (1 s) a slow machine let the controller drop it from
+    // the ISR before the kill, the producer was acknowledged, and nothing was left to retry.
+    let mut cluster =
+        Cluster::start("zookeeper.session.timeout.ms=6000\nreplica.lag.time.max.ms=30000");
     let bootstrap = cluster.bootstrap();
     create_topic(
         &bootstrap,
@@ -262,8 +266,13 @@ fn an_idempotent_producer_through_a_leader_kill_writes_each_message_once_in_orde
         .unwrap()
         .pause()
         .unwrap();
-    // Less than replica.lag.time.max.ms: the paused replica stays in the ISR meanwhile.
-    sent_at_least(MESSAGES / 3 + 300);
+    // The paused replica stays in every ISR, so nothing sent from now on is acknowledged: wait
+    // until the producer holds a few hundred such messages (its in-flight requests appended by
+    // the leader and fetched by the successor), then kill the leader.
+    wait_for("unacknowledged messages", FAILOVER_TIMEOUT, POLL, || {
+        (producer.in_flight_count() >= 300 || sender.is_finished()).then_some(())
+    })
+    .unwrap();
     cluster.broker(leader).kill();
     wait_for("a new leader", FAILOVER_TIMEOUT, POLL, || {
         let (new_leader, _) = partition_of(&cluster.bootstrap(), "idem", 0);

@@ -1,40 +1,21 @@
 //! Every shipped replicated workload, in a short form, end to end through `kchaos workload`
 //! against a real coordinator and three real brokers: its result must match its expectation
-//! (exit 0). The single-broker workloads are in workloads_smoke.rs. The runs take turns (one
-//! cluster at a time): on two cores, several three-broker clusters at once would miss their
-//! 1.5 s sessions and the runs would judge the machine, not the system.
+//! (exit 0). The single-broker workloads are in workloads_smoke.rs, the disk-fault ones in
+//! workloads_disk.rs. The runs take turns (one cluster at a time: `workload_support`).
 #![allow(clippy::unwrap_used)]
 
 mod workload_support;
 
-/// Runs `kchaos workload NAME --duration D --seed 1` and returns (exit code, stdout + stderr).
-fn run_workload(name: &str, duration: &str) -> (Option<i32>, String) {
-    let run = workload_support::run_workload(name, duration);
-    (run.code, run.text)
-}
+use workload_support::run_workload;
 
 /// The run matched a `lost = "none"` expectation: exit 0, nothing lost, something acknowledged.
 fn assert_nothing_lost(name: &str, duration: &str) {
-    let (code, text) = run_workload(name, duration);
-    assert_eq!(code, Some(0), "{name}:\n{text}");
-    assert!(text.contains("lost: 0"), "{name}:\n{text}");
-    assert!(!text.contains("sends: 0 ok"), "{name}:\n{text}");
+    workload_support::assert_nothing_lost(&run_workload(name, duration), name);
 }
 
 /// The run matched a `lost = "some"` expectation: exit 0 and a lost count above zero.
 fn assert_loss_found(name: &str, duration: &str) {
-    let (code, text) = run_workload(name, duration);
-    assert_eq!(
-        code,
-        Some(0),
-        "the checker should find the loss in {name}:\n{text}"
-    );
-    let lost = text
-        .lines()
-        .find_map(|line| line.split("lost: ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|count| count.parse::<u64>().ok());
-    assert!(matches!(lost, Some(count) if count > 0), "{name}:\n{text}");
+    workload_support::assert_loss_found(&run_workload(name, duration), name);
 }
 
 #[test]

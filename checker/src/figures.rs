@@ -229,7 +229,8 @@ pub struct Unavailability {
 
 impl Unavailability {
     /// A nemesis operation. Its invocation opens a window; its completion only does when no
-    /// invocation was seen.
+    /// invocation was seen. One aimed at a topic `partition` counts that partition's sends only.
+    #[allow(clippy::too_many_arguments)]
     pub fn nemesis(
         &mut self,
         index: u64,
@@ -238,6 +239,7 @@ impl Unavailability {
         f: &str,
         node: Option<&str>,
         why: Option<&str>,
+        partition: Option<i32>,
     ) {
         if op_type != OpType::Invoke {
             if let Some(position) = self.pending_nemesis.iter().position(|pending| pending == f) {
@@ -255,6 +257,7 @@ impl Unavailability {
                 f: f.to_string(),
                 node: node.map(str::to_string),
                 why: why.map(str::to_string),
+                partition,
                 window_end_ns: time_ns,
                 time_to_first_ok_send_us: None,
                 longest_without_ok_send_us: 0,
@@ -268,12 +271,19 @@ impl Unavailability {
         self.last_send_ns = self.last_send_ns.max(time_ns);
     }
 
-    /// An `ok` send completion.
-    pub fn send_ok(&mut self, time_ns: u64) {
+    /// An `ok` send completion to `partition`.
+    pub fn send_ok(&mut self, time_ns: u64, partition: i32) {
         self.send_seen(time_ns);
         let Some(window) = &mut self.open else {
             return;
         };
+        if window
+            .figures
+            .partition
+            .is_some_and(|aimed_at| aimed_at != partition)
+        {
+            return;
+        }
         let figures = &mut window.figures;
         if figures.time_to_first_ok_send_us.is_none() {
             figures.time_to_first_ok_send_us =

@@ -414,6 +414,10 @@ pub struct FaultFigures {
     pub node: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// The topic partition the operation was aimed at (a fault at a partition's leader); the
+    /// figures then count only that partition's sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
     /// Where the window ends: the next nemesis operation or the last send of the run.
     pub window_end_ns: u64,
     /// Time from the fault to the first `ok` send completed after it, if any in the window.
@@ -485,7 +489,27 @@ pub struct Totals {
     pub sends_ok_unchecked: u64,
     /// Run duration: the last operation's time_ns minus the first's.
     pub duration_ns: u64,
+    /// Client worker crashes (`client-crash` events of the harness).
+    #[serde(default)]
+    pub client_crashes: u64,
 }
+
+/// A client worker that crashed: its operations in flight completed `info` in the history, and
+/// a fresh process took its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ClientCrash {
+    /// History index of the `client-crash` event.
+    pub index: u64,
+    pub time_ns: u64,
+    /// The crashed client's process number.
+    pub process: Option<u64>,
+    /// Why it ended (`signal 11 (SIGSEGV)`, `exit status 3`, ...).
+    pub cause: String,
+}
+
+/// Client crashes listed in results.json, at most (all are counted).
+pub const CLIENT_CRASHES_LISTED_MAX: usize = 1_000;
 
 /// The checker's verdict and everything behind it: results.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -515,6 +539,9 @@ pub struct Results {
     /// When the first invalid anomaly happened, against the first fault (only if invalid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<Detection>,
+    /// Client worker crashes, in history order (the first [`CLIENT_CRASHES_LISTED_MAX`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_crashes: Vec<ClientCrash>,
 }
 
 impl Results {

@@ -676,6 +676,31 @@ fn a_missing_file_gives_unknown() {
 }
 
 #[test]
+fn a_fault_aimed_at_a_partition_counts_that_partitions_sends_only() {
+    // Partition 1 keeps acknowledging; partition 0's leader is isolated at 0.2 s and its first
+    // acknowledged send after that completes at 3.201 s.
+    let mut history = History::default();
+    let isolate = r#"{"node":"broker-1","why":"leader of t-0","partition":0,"topology":"isolate","grudge":{"broker-1":["broker-2"],"broker-2":["broker-1"]}}"#;
+    history
+        .send(0, 1, "1-0", 0, 0)
+        .op(200, r#""nemesis""#, "invoke", "partition", isolate)
+        .op(210, r#""nemesis""#, "info", "partition", isolate)
+        .send(300, 1, "1-1", 1, 0)
+        .send(1300, 1, "1-2", 1, 1)
+        .send(3200, 1, "1-3", 0, 1)
+        .send(3300, 1, "1-4", 1, 2)
+        .final_read(4000, 0, &[(0, 0, "1-0"), (0, 1, "1-3")])
+        .final_read(4000, 1, &[(1, 0, "1-1"), (1, 1, "1-2"), (1, 2, "1-4")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::True, "{results:#?}");
+    let partition = &results.faults[0];
+    assert_eq!(partition.f, "partition");
+    assert_eq!(partition.partition, Some(0));
+    assert_eq!(partition.time_to_first_ok_send_us, Some(3_001_000));
+    assert_eq!(partition.longest_without_ok_send_us, 3_001_000);
+}
+
+#[test]
 fn unavailability_after_each_fault() {
     // ok sends at 0.001 s and 0.101 s; a kill at 0.200 s; ok sends again at 1.201 s and
     // 1.301 s; a restart at 2.000 s; ok sends at 2.051 s, then the last send at 2.500 s.
@@ -1132,4 +1157,74 @@ fn a_partition_without_acknowledgements_for_too_long_is_unavailable_when_a_bound
         ..Expectations::default()
     };
     assert_eq!(check_with(&history, &loose).valid, Validity::True);
+}
+
+/// A client worker crash, as the harness records it: the event, then the crashed process's
+/// in-flight operations completed `info`; its successor is a fresh process.
+#[test]
+fn a_client_crash_leaves_its_operations_indeterminate_and_nothing_lost() {
+    let mut history = History::default();
+    history
+        .send(1, 1, "1-1", 0, 0)
+        .invoke_send(2, 1, "1-2")
+        .invoke_send(3, 1, "1-3")
+        .poll(4, 2, &[(0, 0, "1-1")])
+        .op(5, "2", "invoke", "poll", "{}")
+        .op(
+            6,
+            r#""harness""#,
+            "info",
+            "client-crash",
+            r#"{"process":1,"pid":812,"cause":"signal 11 (SIGSEGV)","in_flight":2}"#,
+        )
+        .op(
+            6,
+            "1",
+            "info",
+            "send",
+            r#"{"key":"k","value":"1-2","error":"client crashed: signal 11 (SIGSEGV)"}"#,
+        )
+        .op(
+            6,
+            "1",
+            "info",
+            "send",
+            r#"{"key":"k","value":"1-3","error":"client crashed: signal 11 (SIGSEGV)"}"#,
+        )
+        .op(
+            7,
+            r#""harness""#,
+            "info",
+            "client-crash",
+            r#"{"process":2,"pid":813,"cause":"exit status 3","in_flight":1}"#,
+        )
+        .op(
+            7,
+            "2",
+            "info",
+            "poll",
+            r#"{"error":"client crashed: exit status 3"}"#,
+        )
+        // The successors: a fresh producer and a fresh consumer that reads from where the
+        // crashed one had got to (it saw offset 0 already: no nonmonotonic poll across
+        // processes).
+        .send(10, 5, "5-1", 0, 2)
+        .assign(11, 6, 0, 0)
+        .poll(12, 6, &[(0, 0, "1-1"), (0, 1, "1-2"), (0, 2, "5-1")])
+        .final_read(20, 0, &[(0, 0, "1-1"), (0, 1, "1-2"), (0, 2, "5-1")]);
+    let results = history.check();
+    assert_eq!(results.valid, Validity::True, "{:?}", results.reasons);
+    assert_eq!(results.count(AnomalyKind::Lost), 0);
+    assert_eq!(results.count(AnomalyKind::NonmonotonicPoll), 0);
+    assert_eq!(results.count(AnomalyKind::IndeterminateRecovered), 1);
+    assert_eq!(results.count(AnomalyKind::IndeterminateLost), 1);
+    assert_eq!(results.totals.sends_info, 2);
+    assert_eq!(results.totals.client_crashes, 2);
+    assert_eq!(results.client_crashes.len(), 2);
+    assert_eq!(results.client_crashes[0].process, Some(1));
+    assert_eq!(results.client_crashes[0].cause, "signal 11 (SIGSEGV)");
+    assert_eq!(results.client_crashes[1].cause, "exit status 3");
+    // A client crash is not a fault of the system under test: no unavailability window.
+    assert!(results.faults.is_empty(), "{:?}", results.faults);
+    assert!(!results.operations.contains_key("client-crash"));
 }

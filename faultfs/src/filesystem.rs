@@ -55,7 +55,7 @@ impl FaultFilesystem {
     /// The errno that an open window imposes on a call that writes (and creates, if `creates`).
     fn write_fault(&self, allocates: bool) -> Option<Errno> {
         let faults = self.shared.faults.current();
-        if faults.write_errors {
+        if faults.write_errors || self.shared.is_powered_off() {
             Some(Errno::EIO)
         } else if allocates && faults.disk_full {
             Some(Errno::ENOSPC)
@@ -65,10 +65,7 @@ impl FaultFilesystem {
     }
 
     fn read_fault(&self) -> Option<Errno> {
-        self.shared
-            .faults
-            .current()
-            .read_errors
+        (self.shared.faults.current().read_errors || self.shared.is_powered_off())
             .then_some(Errno::EIO)
     }
 
@@ -819,7 +816,9 @@ impl Filesystem for FaultFilesystem {
         if let Some(fault) = self.write_fault(false) {
             return reply.error(fault);
         }
-        match self.shared.lock().path_of(self.paths(), ino.0) {
+        // The state's lock is released before the submit, which takes it again.
+        let path = self.shared.lock().path_of(self.paths(), ino.0);
+        match path {
             Ok(path) => self
                 .syncer
                 .submit(ino.0, SyncTarget::Directory { path }, reply),

@@ -10,6 +10,7 @@
 //! # fn main() -> Result<(), faultfs::FaultFsError> {
 //! let disk = FaultFs::mount("run/disks/broker-1".as_ref(), "run/broker-1/data".as_ref(), "run-42-broker-1")?;
 //! // ... start the node on run/broker-1/data, SIGKILL it ...
+//! disk.power_off(); // then SIGKILL the node, then:
 //! let report = disk.lose_unsynced(Some(Tear { keep_sectors: 1 }))?;
 //! disk.inject(Fault::DiskError { on: ErrorOn::Writes });
 //! disk.clear_faults();
@@ -60,10 +61,17 @@
 //!   ENOSPC on writes, `fallocate`, and calls that create entries. Disk error: EIO on reads
 //!   (the kernel's page cache is dropped when the window opens, so cached pages do not hide
 //!   it) or on every call that changes the disk, `fsync` included (a failed fsync makes nothing
-//!   durable). Slow disk: file and directory fsyncs answer at least `fsync_delay` late.
-//! - **When an fsync takes effect**: when its backing fsync has finished, before it answers;
-//!   writes racing with it may be included (as on a real disk), a loss before it answers may
-//!   or may not keep what it covers.
+//!   durable). Slow disk: file and directory fsyncs take effect and answer `fsync_delay`
+//!   late, at least (a device that slow has not written the data before then).
+//! - **When an fsync takes effect**: when its backing fsync has finished (and, in a slow-disk
+//!   window, its delay has passed), just before it answers; writes racing with it may be
+//!   included (as on a real disk). A loss before that drops what it covers, and an fsync
+//!   called before a loss makes nothing durable after it.
+//! - **A power loss** is [`FaultFs::power_off`], killing the processes, then
+//!   [`FaultFs::lose_unsynced`]: from the cut on, every call that touches the disk fails with
+//!   EIO and fsyncs still under way (a slow disk's) answer EIO at once, taking no effect. The
+//!   cut comes first because the kernel lets a killed process exit only once the filesystem
+//!   has answered the request it is in, and an fsync answered is an fsync done.
 //!
 //! # Cost
 //!

@@ -176,6 +176,7 @@ pub(crate) fn lose_unsynced(
     std::fs::remove_dir_all(&paths.limbo)?;
     std::fs::create_dir_all(&paths.limbo)?;
     state.last_write = None;
+    state.losses += 1;
     invalidations.inodes = state.nodes.inos();
     state.nodes.settle_after_loss(&survivors);
     Ok((report, invalidations))

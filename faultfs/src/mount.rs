@@ -220,7 +220,7 @@ impl FaultFs {
                 return Err(error);
             }
         };
-        tracing::info!(
+        tracing::debug!(
             "mounted faultfs {tag} at {} (backing {})",
             mount.display(),
             backing.display()
@@ -272,8 +272,24 @@ impl FaultFs {
         for ino in &invalidations.inodes {
             self.invalidate_inode(*ino);
         }
+        self.shared
+            .powered_off
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         tracing::info!("faultfs {}: lost un-durable changes: {report:?}", self.tag);
         Ok(report)
+    }
+
+    /// Cuts the power: from now until [`FaultFs::lose_unsynced`] every call that touches the
+    /// disk fails with EIO and nothing becomes durable — an fsync still waiting (a slow disk's)
+    /// is answered EIO at once without taking effect. Call it before killing the processes of
+    /// a power loss: a process killed while the filesystem serves its fsync cannot exit before
+    /// that fsync is answered (the kernel waits for a request it has handed over), so without
+    /// the cut its last fsync would always complete before the loss.
+    pub fn power_off(&self) {
+        self.shared
+            .powered_off
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!("faultfs {}: power off", self.tag);
     }
 
     /// The last write no fsync has made durable yet, if any.
@@ -347,7 +363,7 @@ impl FaultFs {
                 );
             }
         }
-        tracing::info!(
+        tracing::debug!(
             "unmounted faultfs {} from {}",
             self.tag,
             self.mount_point.display()
@@ -355,11 +371,15 @@ impl FaultFs {
         Ok(())
     }
 
-    /// Makes the kernel write dirty pages of shared mappings to the filesystem.
+    /// Makes the kernel write dirty pages of shared mappings to the filesystem (with the power
+    /// off they fail, and the kernel drops them: they were never durable either way).
     fn flush_kernel_pages(&self) {
+        let powered_off = self.shared.is_powered_off();
         match std::fs::File::open(&self.mount_point) {
             Ok(root) => {
-                if let Err(error) = nix::unistd::syncfs(&root) {
+                if let Err(error) = nix::unistd::syncfs(&root)
+                    && !powered_off
+                {
                     tracing::warn!("faultfs {}: syncfs: {error}", self.tag);
                 }
             }

@@ -93,6 +93,9 @@ pub(crate) struct State {
     pub handles: HashMap<u64, Handle>,
     next_handle: u64,
     pub last_write: Option<LastWrite>,
+    /// How many losses this mount has been through: an fsync that began before a loss must
+    /// not commit anything after it.
+    pub losses: u64,
 }
 
 impl State {
@@ -102,6 +105,7 @@ impl State {
             handles: HashMap::new(),
             next_handle: 1,
             last_write: None,
+            losses: 0,
         }
     }
 
@@ -208,6 +212,9 @@ pub(crate) struct Shared {
     pub faults: FaultWindows,
     pub fsync_backing: bool,
     pub entry_durability: crate::mount::EntryDurability,
+    /// The power is off (between [`crate::FaultFs::power_off`] and the loss): every call that
+    /// touches the disk fails with EIO and nothing becomes durable.
+    pub powered_off: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
 }
 
@@ -222,8 +229,13 @@ impl Shared {
             faults: FaultWindows::default(),
             fsync_backing,
             entry_durability,
+            powered_off: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State::new()),
         }
+    }
+
+    pub fn is_powered_off(&self) -> bool {
+        self.powered_off.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {

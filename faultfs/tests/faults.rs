@@ -118,6 +118,55 @@ fn a_slow_disk_delays_fsyncs_by_at_least_the_delay() {
     assert_eq!(read(&path).unwrap(), b"x");
 }
 
+/// A slow device has not written what a waiting fsync covers: a power cut during the delay
+/// answers it EIO at once and the loss drops what it covered; an fsync begun before a loss
+/// makes nothing written after the loss durable.
+#[test]
+fn a_loss_during_a_slow_fsync_drops_what_it_covers() {
+    let disk = TestDisk::mount();
+    let path = disk.path("wal");
+    write_synced(&path, b"durable ");
+    sync_dir(&disk.path(""));
+    let delay = Duration::from_millis(600);
+    disk.disk().inject(Fault::SlowDisk { fsync_delay: delay });
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(b"waiting").unwrap();
+    let waiting = std::thread::spawn(move || file.sync_data());
+    // The fsync is under way (its write is in the file) when the power goes: it answers EIO
+    // at once, without taking effect.
+    std::thread::sleep(delay / 3);
+    let cut = Instant::now();
+    disk.disk().power_off();
+    let answer = waiting.join().unwrap();
+    assert_eq!(answer.unwrap_err().raw_os_error(), Some(libc::EIO));
+    assert!(
+        cut.elapsed() < delay / 2,
+        "answered {:?} after the cut",
+        cut.elapsed()
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap_err().raw_os_error(),
+        Some(libc::EIO),
+        "nothing reads from a disk without power"
+    );
+    disk.lose();
+    assert_eq!(read(&path).unwrap(), b"durable ");
+    // After the loss the power is back; an fsync begun before a loss (here one answered when
+    // its delay passed, without a cut) commits nothing written after it.
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(b"waiting again").unwrap();
+    let waiting = std::thread::spawn(move || file.sync_data());
+    std::thread::sleep(delay / 3);
+    disk.lose();
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(b"after").unwrap();
+    drop(file);
+    waiting.join().unwrap().unwrap();
+    disk.disk().clear_faults();
+    disk.lose();
+    assert_eq!(read(&path).unwrap(), b"durable ");
+}
+
 #[test]
 fn bad_mounts_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();

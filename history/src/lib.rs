@@ -27,7 +27,7 @@ mod scan;
 pub mod writer;
 
 pub use error::HistoryError;
-pub use line::{Fields, Line, OpName, Record, Text, ValueId, ValueName, ValueText};
+pub use line::{Fields, Grudge, Line, OpName, Record, Text, ValueId, ValueName, ValueText};
 pub use op::{Op, OpType, Process};
 pub use reader::{HistoryReader, Item, read_history, read_lines};
 pub use writer::{FLUSH_INTERVAL, HistoryWriter};

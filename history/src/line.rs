@@ -241,11 +241,30 @@ pub struct Fields<'a> {
     pub node: Option<Text<'a>>,
     #[serde(borrow, default)]
     pub why: Option<Text<'a>>,
+    /// Harness events about a client (`client-crash`): the client's process number.
+    #[serde(default, rename = "process")]
+    pub client_process: Option<u64>,
+    /// `client-crash`: why the client's process ended (`signal 11 (SIGSEGV)`).
+    #[serde(borrow, default)]
+    pub cause: Option<Text<'a>>,
     /// Why a fault or a send went wrong, when the writer says (a string; any other JSON value
     /// is skipped, as unknown fields are).
     #[serde(borrow, default, deserialize_with = "text_or_nothing")]
     pub error: Option<Text<'a>>,
+    /// `partition`: node -> the nodes it drops traffic from (Jepsen's grudge).
+    #[serde(default)]
+    pub grudge: Option<Grudge>,
+    /// `partition`: its topology (`isolate`, `one-way`, `halves`, `bridge`, `ring`).
+    #[serde(borrow, default)]
+    pub topology: Option<Text<'a>>,
+    /// `heal`: what it heals (`network`), when not everything.
+    #[serde(borrow, default)]
+    pub what: Option<Text<'a>>,
 }
+
+/// A network partition as the history records it: each node that drops traffic, with the nodes
+/// it drops traffic from (a node absent hears everyone).
+pub type Grudge = std::collections::BTreeMap<String, Vec<String>>;
 
 /// A string as [`Text`], anything else (a number, an object, ...) as `None`.
 fn text_or_nothing<'de: 'a, 'a, D: serde::Deserializer<'de>>(
@@ -346,7 +365,12 @@ impl Fields<'_> {
             offsets: self.offsets,
             node: self.node.map(Text::into_owned),
             why: self.why.map(Text::into_owned),
+            client_process: self.client_process,
+            cause: self.cause.map(Text::into_owned),
             error: self.error.map(Text::into_owned),
+            grudge: self.grudge,
+            topology: self.topology.map(Text::into_owned),
+            what: self.what.map(Text::into_owned),
         }
     }
 }

@@ -8,11 +8,13 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Who performed an operation: a client process (a number, fresh after an indeterminate
-/// operation, as in Jepsen) or the nemesis. JSON: a number, or the string `"nemesis"`.
+/// operation, as in Jepsen), the nemesis, or the harness itself (events such as a client
+/// worker's crash). JSON: a number, or the string `"nemesis"` or `"harness"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Process {
     Client(u64),
     Nemesis,
+    Harness,
 }
 
 impl fmt::Display for Process {
@@ -20,6 +22,7 @@ impl fmt::Display for Process {
         match self {
             Process::Client(id) => write!(formatter, "{id}"),
             Process::Nemesis => formatter.write_str("nemesis"),
+            Process::Harness => formatter.write_str("harness"),
         }
     }
 }
@@ -29,6 +32,7 @@ impl Serialize for Process {
         match self {
             Process::Client(id) => serializer.serialize_u64(*id),
             Process::Nemesis => serializer.serialize_str("nemesis"),
+            Process::Harness => serializer.serialize_str("harness"),
         }
     }
 }
@@ -39,7 +43,7 @@ impl<'de> Deserialize<'de> for Process {
         impl serde::de::Visitor<'_> for ProcessVisitor {
             type Value = Process;
             fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("a process number or \"nemesis\"")
+                formatter.write_str("a process number, \"nemesis\" or \"harness\"")
             }
             fn visit_u64<E: serde::de::Error>(self, id: u64) -> Result<Process, E> {
                 Ok(Process::Client(id))
@@ -50,12 +54,12 @@ impl<'de> Deserialize<'de> for Process {
                     .map_err(|_| E::custom(format!("negative process number {id}")))
             }
             fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Process, E> {
-                if name == "nemesis" {
-                    Ok(Process::Nemesis)
-                } else {
-                    Err(E::custom(format!(
-                        "unknown process {name:?} (expected a number or \"nemesis\")"
-                    )))
+                match name {
+                    "nemesis" => Ok(Process::Nemesis),
+                    "harness" => Ok(Process::Harness),
+                    _ => Err(E::custom(format!(
+                        "unknown process {name:?} (expected a number, \"nemesis\" or \"harness\")"
+                    ))),
                 }
             }
         }
@@ -109,6 +113,11 @@ mod tests {
             serde_json::from_str::<Process>("7").unwrap(),
             Process::Client(7)
         );
+        assert_eq!(
+            serde_json::from_str::<Process>("\"harness\"").unwrap(),
+            Process::Harness
+        );
+        assert_eq!(Process::Harness.to_string(), "harness");
         assert!(serde_json::from_str::<Process>("-1").is_err());
         assert!(serde_json::from_str::<Process>("\"client\"").is_err());
     }

@@ -39,8 +39,12 @@ pub fn scan_prefix(text: &[u8], line: &mut Line<'static>) -> Option<usize> {
     line.time_ns = cursor.unsigned()?;
     cursor.literal(b",\"process\":")?;
     line.process = if cursor.peek()? == b'"' {
-        cursor.literal(b"\"nemesis\"")?;
-        Process::Nemesis
+        if cursor.literal(b"\"nemesis\"").is_some() {
+            Process::Nemesis
+        } else {
+            cursor.literal(b"\"harness\"")?;
+            Process::Harness
+        }
     } else {
         Process::Client(cursor.unsigned()?)
     };
@@ -212,6 +216,8 @@ impl<'a> Cursor<'a> {
                 b"offsets" => fields.offsets = Some(self.positions()?),
                 b"node" => fields.node = Some(Text(Cow::Owned(self.string()?.to_string()))),
                 b"why" => fields.why = Some(Text(Cow::Owned(self.string()?.to_string()))),
+                b"process" => fields.client_process = Some(self.unsigned()?),
+                b"cause" => fields.cause = Some(Text(Cow::Owned(self.string()?.to_string()))),
                 // Like serde's `text_or_nothing`: a string, or nothing for any other value.
                 b"error" if self.peek()? == b'"' => {
                     fields.error = Some(Text(Cow::Owned(self.string()?.to_string())));
@@ -220,6 +226,12 @@ impl<'a> Cursor<'a> {
                     self.skip_value(0)?;
                     fields.error = None;
                 }
+                b"topology" => {
+                    fields.topology = Some(Text(Cow::Owned(self.string()?.to_string())));
+                }
+                b"what" => fields.what = Some(Text(Cow::Owned(self.string()?.to_string()))),
+                // A partition's grudge (nemesis lines are few): serde reads it.
+                b"grudge" => return None,
                 _ => self.skip_value(0)?,
             }
             if self.byte(b',').is_none() {
@@ -365,7 +377,7 @@ mod tests {
 
     #[test]
     fn scans_what_the_writer_writes_like_serde_does() {
-        let lines: [&[u8]; 11] = [
+        let lines: [&[u8]; 12] = [
             br#"{"index":0,"time_ns":1200311,"process":3,"type":"invoke","f":"send","value":{"key":"k7","value":"3-17"}}"#,
             br#"{"index":1,"time_ns":3400121,"process":3,"type":"ok","f":"send","value":{"key":"k7","value":"3-17","partition":1,"offset":40}}"#,
             br#"{"index":2,"time_ns":3500000,"process":"nemesis","type":"info","f":"kill","value":{"node":"broker-2","why":"leader of t-1","extra":[1,{"a":null},-2.5e3,"x\"y"],"error":"gone"}}"#,
@@ -377,6 +389,7 @@ mod tests {
             br#"{"index":8,"time_ns":8000000,"process":9,"type":"ok","f":"assign","value":{"group":"g","partitions":[0,2],"committed":[[0,41]]}}"#,
             br#"{"index":9,"time_ns":9000000,"process":9,"type":"ok","f":"commit","value":{"group":"g","offsets":[[0,45],[2,3]]}}"#,
             br#"{"index":10,"time_ns":10000000,"process":9,"type":"ok","f":"revoke","value":{"group":"g","partitions":[]}}"#,
+            br#"{"index":7,"time_ns":7000000,"process":"harness","type":"info","f":"client-crash","value":{"process":4,"pid":77,"cause":"signal 11 (SIGSEGV)","in_flight":2}}"#,
         ];
         for text in lines {
             let mut scanned = Line::default();
@@ -384,6 +397,22 @@ mod tests {
             let parsed = serde_json::from_slice::<Line<'_>>(text).unwrap();
             assert_eq!(format!("{scanned:?}"), format!("{parsed:?}"));
         }
+    }
+
+    #[test]
+    fn a_partition_goes_to_serde_and_keeps_its_grudge() {
+        let partition: &[u8] = br#"{"index":7,"time_ns":7000000,"process":"nemesis","type":"invoke","f":"partition","value":{"grudge":{"broker-1":["broker-2","coordinator"],"broker-2":["broker-1"]},"node":"broker-1","topology":"isolate","why":"leader of t-0"}}"#;
+        assert!(scan_line(partition, &mut Line::default()).is_none());
+        let parsed = serde_json::from_slice::<Line<'_>>(partition).unwrap();
+        let grudge = parsed.value.grudge.unwrap();
+        assert_eq!(grudge["broker-1"], ["broker-2", "coordinator"]);
+        assert_eq!(parsed.value.topology.as_deref(), Some("isolate"));
+        let heal: &[u8] = br#"{"index":8,"time_ns":8000000,"process":"nemesis","type":"info","f":"heal","value":{"what":"network","why":"heal of partition isolate broker-1"}}"#;
+        let mut scanned = Line::default();
+        scan_line(heal, &mut scanned).unwrap();
+        assert_eq!(scanned.value.what.as_deref(), Some("network"));
+        let parsed = serde_json::from_slice::<Line<'_>>(heal).unwrap();
+        assert_eq!(format!("{scanned:?}"), format!("{parsed:?}"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Lists, and with `--remove` removes, the networks killed runs left behind (what `kchaos
-//! cleanup` will do): `cargo run -p netfault --example cleanup -- [--remove] [TAG_PREFIX]`.
+//! Lists, and with `--remove` removes, the networks killed runs left behind (as `kchaos
+//! cleanup` does): `cargo run -p netfault --example cleanup -- [--remove] [TAG_PREFIX]`.
 
 use std::process::ExitCode;
 

@@ -8,12 +8,12 @@ use std::fmt::Write;
 
 use crate::escape::escape;
 use crate::faults::Faults;
-use crate::history_scan::{HistoryScan, Outcome, SendPoint};
+use crate::history_scan::{ClientCrashPoint, HistoryScan, Outcome, SendPoint};
 use crate::leadership::Leadership;
 use crate::plot::{
-    CHART_WIDTH, COLOUR_AXIS, COLOUR_FAIL, COLOUR_GRID, COLOUR_INFO, COLOUR_LOST, COLOUR_OK,
-    LogScale, MARGIN_LEFT, MARGIN_RIGHT, TimeAxis, broker_colour, fault_colour, format_seconds,
-    format_time_ns,
+    CHART_WIDTH, COLOUR_AXIS, COLOUR_CLIENT_CRASH, COLOUR_FAIL, COLOUR_GRID, COLOUR_INFO,
+    COLOUR_LOST, COLOUR_OK, LogScale, MARGIN_LEFT, MARGIN_RIGHT, TimeAxis, broker_colour,
+    fault_colour, format_seconds, format_time_ns,
 };
 
 /// Label lanes above the latency plot.
@@ -35,7 +35,7 @@ fn open_svg(svg: &mut String, height: f64, title: &str) {
 /// Shades every fault window between `top_y` and `bottom_y`, and draws the markers as dashed
 /// lines.
 fn shade_faults(svg: &mut String, faults: &Faults, axis: &TimeAxis, top_y: f64, bottom_y: f64) {
-    for window in &faults.windows {
+    for window in faults.distinct_windows() {
         let x = axis.x(window.start_ns);
         let width = (axis.x(window.end_ns) - x).max(1.5);
         let _ = write!(
@@ -56,6 +56,36 @@ fn shade_faults(svg: &mut String, faults: &Faults, axis: &TimeAxis, top_y: f64, 
             escape(&marker.detail),
         );
     }
+}
+
+/// Every client crash as a dotted line from `top_y` to `bottom_y`, with a cross at the top.
+fn mark_client_crashes(
+    svg: &mut String,
+    crashes: &[ClientCrashPoint],
+    axis: &TimeAxis,
+    top_y: f64,
+    bottom_y: f64,
+) {
+    for crash in crashes {
+        let x = axis.x(crash.time_ns);
+        let _ = write!(
+            svg,
+            r#"<g class="client-crash"><title>{}</title><line x1="{x:.1}" y1="{top_y:.1}" x2="{x:.1}" y2="{bottom_y:.1}" stroke="{COLOUR_CLIENT_CRASH}" stroke-dasharray="1 3"/><path d="M{:.1} {:.1}l7 7m0 -7l-7 7" stroke="{COLOUR_CLIENT_CRASH}" stroke-width="2"/></g>"#,
+            escape(&crash_title(crash)),
+            x - 3.5,
+            top_y - 3.5,
+        );
+    }
+}
+
+/// `client 4 crashed at 12.3 s: signal 11 (SIGSEGV)`.
+pub fn crash_title(crash: &ClientCrashPoint) -> String {
+    format!(
+        "{} crashed at {}: {}",
+        crash.client(),
+        format_time_ns(crash.time_ns),
+        crash.cause
+    )
 }
 
 fn window_title(window: &crate::faults::FaultWindow) -> String {
@@ -84,7 +114,7 @@ fn window_title(window: &crate::faults::FaultWindow) -> String {
 /// overlap another.
 fn label_faults(svg: &mut String, faults: &Faults, axis: &TimeAxis, plot_top_y: f64) {
     let mut lane_ends = [f64::MIN; LABEL_LANES];
-    for window in &faults.windows {
+    for window in faults.distinct_windows() {
         let label = window.label();
         let x = axis.x(window.start_ns);
         let width = label.chars().count() as f64 * LABEL_CHAR_WIDTH;
@@ -109,6 +139,11 @@ fn label_colour(f: &str) -> &'static str {
         "kill" => "#b0282a",
         "pause" => "#8a6400",
         "restart" => "#0f7c88",
+        "lose-unfsynced" => "#8e0152",
+        "power-loss" => "#40004b",
+        "disk-full" => "#a63603",
+        "disk-error" => "#543005",
+        "slow-disk" => "#2c5f8a",
         _ => "#444",
     }
 }
@@ -163,6 +198,7 @@ pub fn latency_chart(scan: &HistoryScan, faults: &Faults, axis: &TimeAxis) -> St
         .partition(|point| point.outcome == Outcome::Fail);
     draw_points(&mut svg, &infos, axis, &scale, COLOUR_INFO, 4.2, 0.85);
     draw_points(&mut svg, &fails, axis, &scale, COLOUR_FAIL, 4.2, 0.85);
+    mark_client_crashes(&mut svg, &scan.client_crashes, axis, top_y, bottom_y);
     if !scan.lost.is_empty() {
         let _ = write!(
             svg,
@@ -295,6 +331,7 @@ pub fn throughput_chart(scan: &HistoryScan, faults: &Faults, axis: &TimeAxis) ->
     }
     // Over the bars, so a window shows even where the cluster kept up.
     shade_faults(&mut svg, faults, axis, top_y, bottom_y);
+    mark_client_crashes(&mut svg, &scan.client_crashes, axis, top_y, bottom_y);
     svg.push_str("</svg>");
     svg
 }
@@ -321,8 +358,10 @@ fn format_rate(rate: f64) -> String {
     }
 }
 
-/// One lane per node: when it was down (killed, stopped), frozen (paused) or restarting.
-pub fn fault_lanes_chart(faults: &Faults, axis: &TimeAxis) -> String {
+/// One lane per node: when it was down (killed, stopped), frozen (paused) or restarting, and
+/// (in the lower half) whom it could not hear during a network partition; and, if any client
+/// worker crashed, a lane of client crashes.
+pub fn fault_lanes_chart(faults: &Faults, crashes: &[ClientCrashPoint], axis: &TimeAxis) -> String {
     let mut nodes: Vec<&str> = faults
         .windows
         .iter()
@@ -332,7 +371,8 @@ pub fn fault_lanes_chart(faults: &Faults, axis: &TimeAxis) -> String {
     nodes.dedup();
     let lane_height = 22.0;
     let top_y = 4.0;
-    let bottom_y = top_y + lane_height * nodes.len().max(1) as f64;
+    let lanes = nodes.len() + usize::from(!crashes.is_empty());
+    let bottom_y = top_y + lane_height * lanes.max(1) as f64;
     let height = bottom_y + 22.0;
     let mut svg = String::new();
     open_svg(&mut svg, height, "fault windows per node");
@@ -349,28 +389,53 @@ pub fn fault_lanes_chart(faults: &Faults, axis: &TimeAxis) -> String {
         for window in faults.windows.iter().filter(|window| window.node == *node) {
             let x = axis.x(window.start_ns);
             let width = (axis.x(window.end_ns) - x).max(2.0);
+            // A partition takes the lower half of the lane, so that a crash of the same node
+            // during it stays visible above.
+            let (bar_y, bar_height) = if window.part_of.is_some() {
+                (y + lane_height / 2.0, lane_height / 2.0 - 2.0)
+            } else {
+                (y + 3.0, lane_height - 6.0)
+            };
             let _ = write!(
                 svg,
-                r#"<rect x="{x:.1}" y="{:.1}" width="{width:.1}" height="{:.1}" rx="3" fill="{}" fill-opacity="0.75"><title>{}</title></rect>"#,
-                y + 3.0,
-                lane_height - 6.0,
+                r#"<rect x="{x:.1}" y="{bar_y:.1}" width="{width:.1}" height="{bar_height:.1}" rx="3" fill="{}" fill-opacity="0.75" class="fault-{}"><title>{}</title></rect>"#,
                 fault_colour(&window.f),
+                escape(&window.f),
                 escape(&window_title(window)),
             );
             let text = if window.open_at_end {
-                format!("{} (never healed)", window.f)
+                format!("{} (never healed)", window.lane_text())
             } else {
-                window.f.clone()
+                window.lane_text()
             };
             if width > text.chars().count() as f64 * LABEL_CHAR_WIDTH + 6.0 {
                 let _ = write!(
                     svg,
                     r#"<text x="{:.1}" y="{:.1}" class="bar-label">{}</text>"#,
                     x + 4.0,
-                    y + 15.0,
+                    bar_y + bar_height / 2.0 + 4.0,
                     escape(&text)
                 );
             }
+        }
+    }
+    if !crashes.is_empty() {
+        let y = top_y + nodes.len() as f64 * lane_height;
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" class="lane-label">client crashes</text>"#,
+            MARGIN_LEFT - 6.0,
+            y + 15.0,
+        );
+        for crash in crashes {
+            let x = axis.x(crash.time_ns);
+            let _ = write!(
+                svg,
+                r#"<path class="client-crash" d="M{:.1} {:.1}l10 10m0 -10l-10 10" stroke="{COLOUR_CLIENT_CRASH}" stroke-width="2.5"><title>{}</title></path>"#,
+                x - 5.0,
+                y + 6.0,
+                escape(&crash_title(crash)),
+            );
         }
     }
     shade_faults(
@@ -479,7 +544,7 @@ pub fn leadership_chart(rows: &Leadership, faults: &Faults, axis: &TimeAxis) -> 
         }
     }
     // Fault windows as outlines only, so the leaders' colours stay readable.
-    for window in &faults.windows {
+    for window in faults.distinct_windows() {
         let x = axis.x(window.start_ns);
         let width = (axis.x(window.end_ns) - x).max(1.5);
         let _ = write!(

@@ -1,8 +1,12 @@
-//! Fault windows from the nemesis operations of a history: a fault (`kill`, `pause`, `stop`)
-//! opens a window on its node that the node's heal (`resume`, `start`, `restart`, or a `heal`
-//! of everything) closes, or that runs to the end of the run. A `restart` of a running node is
-//! a window of its own, from its invocation to its completion. Operations that failed, or that
-//! heal nothing, become markers.
+//! Fault windows from the nemesis operations of a history: a fault to a node's process
+//! (`kill`, `pause`, `stop`, and `lose-unfsynced` and `power-loss`, which kill it) opens a
+//! window on its node that the node's heal (`resume`, `start`, `restart`, or a `heal` of
+//! everything) closes, or that runs to the end of the run; a fault to its disk (`disk-full`,
+//! `disk-error`, `slow-disk`) opens a window beside it that `heal-disk` or a `heal` closes. A
+//! `restart` of a running node is a window of its own, from its invocation to its completion. A `partition` opens a window on
+//! every node its grudge makes deaf to others (who could not hear whom, per node), closed by
+//! the next partition (which replaces the grudge) or a `heal` (of the network, or of
+//! everything). Operations that failed, or that heal nothing, become markers.
 
 use std::collections::BTreeMap;
 
@@ -19,14 +23,50 @@ pub struct FaultWindow {
     pub f: String,
     pub node: String,
     pub why: Option<String>,
-    /// What closed it: `resume`, `start`, `restart`, `heal`.
+    /// What closed it: `resume`, `start`, `restart`, `heal`, `partition` (a new grudge).
     pub healed_by: Option<String>,
+    /// For a `partition`: the whole partition it is one node's share of (`partition isolate
+    /// broker-1`); the windows of one partition share it and their start.
+    pub part_of: Option<String>,
+    /// For a `partition`: the nodes this one heard nothing from.
+    pub deaf_to: Vec<String>,
 }
 
 impl FaultWindow {
-    /// `kill broker-2`.
+    /// `kill broker-2`, or the whole partition (`partition isolate broker-1`).
     pub fn label(&self) -> String {
-        format!("{} {}", self.f, self.node)
+        match &self.part_of {
+            Some(partition) => partition.clone(),
+            None => format!("{} {}", self.f, self.node),
+        }
+    }
+
+    /// What its node's lane says: the fault, or for a partition whom it could not hear.
+    pub fn lane_text(&self) -> String {
+        if self.deaf_to.is_empty() {
+            self.f.clone()
+        } else {
+            format!("hears nothing from {}", self.deaf_to.join(", "))
+        }
+    }
+}
+
+impl Faults {
+    /// The windows with one per partition (its first node's): what the time axis of the other
+    /// charts shades and labels.
+    pub fn distinct_windows(&self) -> impl Iterator<Item = &FaultWindow> {
+        let mut seen: Vec<(u64, &str)> = Vec::new();
+        self.windows
+            .iter()
+            .filter(move |window| match &window.part_of {
+                Some(partition) => {
+                    let key = (window.start_ns, partition.as_str());
+                    let first = !seen.contains(&key);
+                    seen.push(key);
+                    first
+                }
+                None => true,
+            })
     }
 }
 
@@ -52,6 +92,9 @@ struct Event<'a> {
     node: Option<&'a str>,
     why: Option<&'a str>,
     error: Option<&'a str>,
+    grudge: Option<&'a history::Grudge>,
+    topology: Option<&'a str>,
+    what: Option<&'a str>,
     start_ns: u64,
     end_ns: u64,
 }
@@ -60,7 +103,42 @@ struct Event<'a> {
 pub fn fault_windows(ops: &[NemesisOp], run_end_ns: u64) -> Faults {
     let mut faults = Faults::default();
     let mut open: BTreeMap<String, FaultWindow> = BTreeMap::new();
+    // The current partition's windows, by deaf node.
+    let mut partitioned: BTreeMap<String, FaultWindow> = BTreeMap::new();
     for event in pair(ops, run_end_ns) {
+        match (event.f, event.error) {
+            ("partition", None) => {
+                for (_, window) in std::mem::take(&mut partitioned) {
+                    faults
+                        .windows
+                        .push(close(window, event.start_ns, "partition"));
+                }
+                partitioned = partition_windows(&event, run_end_ns);
+                continue;
+            }
+            ("heal", None) if event.what == Some("network") || event.node == Some("all") => {
+                for (_, window) in std::mem::take(&mut partitioned) {
+                    faults.windows.push(close(window, event.end_ns, "heal"));
+                }
+                if event.what == Some("network") {
+                    faults.markers.push(FaultMarker {
+                        time_ns: event.end_ns,
+                        label: "heal network".to_string(),
+                        detail: event.why.unwrap_or("heal the network").to_string(),
+                    });
+                    continue;
+                }
+            }
+            ("partition" | "heal", Some(error)) => {
+                faults.markers.push(FaultMarker {
+                    time_ns: event.start_ns,
+                    label: format!("{} failed", event.f),
+                    detail: error.to_string(),
+                });
+                continue;
+            }
+            _ => {}
+        }
         let node = match (event.node, event.error) {
             (Some(node), None) => node,
             (node, error) => {
@@ -73,17 +151,29 @@ pub fn fault_windows(ops: &[NemesisOp], run_end_ns: u64) -> Faults {
             }
         };
         match event.f {
-            "kill" | "pause" | "stop" => {
-                open.entry(node.to_string()).or_insert_with(|| FaultWindow {
-                    start_ns: event.start_ns,
-                    end_ns: run_end_ns,
-                    open_at_end: true,
-                    f: event.f.to_string(),
-                    node: node.to_string(),
-                    why: event.why.map(str::to_string),
-                    healed_by: None,
-                });
+            "kill" | "pause" | "stop" | "lose-unfsynced" | "power-loss" | "disk-full"
+            | "disk-error" | "slow-disk" => {
+                open.entry(window_key(event.f, node))
+                    .or_insert_with(|| FaultWindow {
+                        start_ns: event.start_ns,
+                        end_ns: run_end_ns,
+                        open_at_end: true,
+                        f: event.f.to_string(),
+                        node: node.to_string(),
+                        why: event.why.map(str::to_string),
+                        healed_by: None,
+                        part_of: None,
+                        deaf_to: Vec::new(),
+                    });
             }
+            "heal-disk" => match open.remove(&window_key(event.f, node)) {
+                Some(window) => faults.windows.push(close(window, event.end_ns, event.f)),
+                None => faults.markers.push(FaultMarker {
+                    time_ns: event.end_ns,
+                    label: format!("heal-disk {node}"),
+                    detail: "the disk had no fault".to_string(),
+                }),
+            },
             "resume" | "start" | "restart" => match open.remove(node) {
                 Some(window) => faults.windows.push(close(window, event.end_ns, event.f)),
                 None if event.f == "restart" => faults.windows.push(FaultWindow {
@@ -94,6 +184,8 @@ pub fn fault_windows(ops: &[NemesisOp], run_end_ns: u64) -> Faults {
                     node: node.to_string(),
                     why: event.why.map(str::to_string),
                     healed_by: None,
+                    part_of: None,
+                    deaf_to: Vec::new(),
                 }),
                 None => faults.markers.push(FaultMarker {
                     time_ns: event.end_ns,
@@ -119,10 +211,60 @@ pub fn fault_windows(ops: &[NemesisOp], run_end_ns: u64) -> Faults {
         }
     }
     faults.windows.extend(open.into_values());
+    faults.windows.extend(partitioned.into_values());
     faults
         .windows
         .sort_by_key(|window| (window.start_ns, window.node.clone()));
     faults
+}
+
+/// Where a fault's window is kept while open: a node's process and its disk each have one.
+fn window_key(f: &str, node: &str) -> String {
+    match f {
+        "disk-full" | "disk-error" | "slow-disk" | "heal-disk" => format!("{node} disk"),
+        _ => node.to_string(),
+    }
+}
+
+/// One window per node the partition's grudge makes deaf, open until closed.
+fn partition_windows(event: &Event<'_>, run_end_ns: u64) -> BTreeMap<String, FaultWindow> {
+    let part_of = format!(
+        "partition {}{}",
+        event.topology.unwrap_or("?"),
+        event
+            .node
+            .map(|node| format!(" {node}"))
+            .unwrap_or_default()
+    );
+    event
+        .grudge
+        .into_iter()
+        .flatten()
+        .filter(|(_, senders)| !senders.is_empty())
+        .map(|(receiver, senders)| {
+            let window = FaultWindow {
+                start_ns: event.start_ns,
+                end_ns: run_end_ns,
+                open_at_end: true,
+                f: "partition".to_string(),
+                node: receiver.clone(),
+                why: Some(match event.why {
+                    Some(why) => format!(
+                        "{receiver} hears nothing from {} ({part_of}: {why})",
+                        senders.join(", ")
+                    ),
+                    None => format!(
+                        "{receiver} hears nothing from {} ({part_of})",
+                        senders.join(", ")
+                    ),
+                }),
+                healed_by: None,
+                part_of: Some(part_of.clone()),
+                deaf_to: senders.clone(),
+            };
+            (receiver.clone(), window)
+        })
+        .collect()
 }
 
 fn close(mut window: FaultWindow, end_ns: u64, healed_by: &str) -> FaultWindow {
@@ -157,6 +299,9 @@ fn pair(ops: &[NemesisOp], run_end_ns: u64) -> Vec<Event<'_>> {
                 node: op.node.as_deref(),
                 why: op.why.as_deref(),
                 error: op.error.as_deref(),
+                grudge: op.grudge.as_ref(),
+                topology: op.topology.as_deref(),
+                what: op.what.as_deref(),
                 start_ns,
                 end_ns: op.time_ns,
             },
@@ -170,6 +315,9 @@ fn pair(ops: &[NemesisOp], run_end_ns: u64) -> Vec<Event<'_>> {
                 node: invoke.node.as_deref(),
                 why: invoke.why.as_deref(),
                 error: None,
+                grudge: invoke.grudge.as_ref(),
+                topology: invoke.topology.as_deref(),
+                what: invoke.what.as_deref(),
                 start_ns: invoke.time_ns,
                 end_ns: run_end_ns,
             },
@@ -191,6 +339,9 @@ mod tests {
             node: Some(node.to_string()),
             why: None,
             error: None,
+            grudge: None,
+            topology: None,
+            what: None,
         }
     }
 
@@ -252,5 +403,159 @@ mod tests {
             .map(|marker| marker.label.as_str())
             .collect();
         assert_eq!(labels, vec!["kill broker-3 failed", "heal"]);
+    }
+
+    fn partition(time_ns: u64, invoke: bool, grudge: &[(&str, &[&str])]) -> NemesisOp {
+        let mut op = op(time_ns, invoke, "partition", "broker-1");
+        op.topology = Some("isolate".to_string());
+        op.why = Some("leader of t-0".to_string());
+        op.grudge = Some(
+            grudge
+                .iter()
+                .map(|(node, senders)| {
+                    (
+                        node.to_string(),
+                        senders.iter().map(|sender| sender.to_string()).collect(),
+                    )
+                })
+                .collect(),
+        );
+        op
+    }
+
+    #[test]
+    fn a_partition_is_a_window_per_deaf_node_until_the_network_heals() {
+        let isolate: &[(&str, &[&str])] = &[
+            ("broker-1", &["broker-2", "coordinator"]),
+            ("broker-2", &["broker-1"]),
+            ("coordinator", &["broker-1"]),
+        ];
+        let mut heal_network = op(40, true, "heal", "");
+        heal_network.node = None;
+        heal_network.what = Some("network".to_string());
+        let mut healed = heal_network.clone();
+        healed.invoke = false;
+        healed.time_ns = 42;
+        let ops = vec![
+            partition(10, true, isolate),
+            partition(11, false, isolate),
+            op(20, true, "kill", "broker-2"),
+            op(21, false, "kill", "broker-2"),
+            heal_network,
+            healed,
+        ];
+        let faults = fault_windows(&ops, 100);
+        let lanes: Vec<(String, String, u64, u64)> = faults
+            .windows
+            .iter()
+            .map(|window| {
+                (
+                    window.node.clone(),
+                    window.lane_text(),
+                    window.start_ns,
+                    window.end_ns,
+                )
+            })
+            .collect();
+        assert_eq!(
+            lanes,
+            vec![
+                (
+                    "broker-1".to_string(),
+                    "hears nothing from broker-2, coordinator".to_string(),
+                    10,
+                    42
+                ),
+                (
+                    "broker-2".to_string(),
+                    "hears nothing from broker-1".to_string(),
+                    10,
+                    42
+                ),
+                (
+                    "coordinator".to_string(),
+                    "hears nothing from broker-1".to_string(),
+                    10,
+                    42
+                ),
+                ("broker-2".to_string(), "kill".to_string(), 20, 100),
+            ]
+        );
+        assert_eq!(
+            faults.windows[0].label(),
+            "partition isolate broker-1",
+            "the whole partition's name"
+        );
+        assert_eq!(faults.distinct_windows().count(), 2, "one per partition");
+        assert_eq!(faults.markers[0].label, "heal network");
+    }
+
+    #[test]
+    fn a_new_partition_replaces_the_grudge() {
+        let first: &[(&str, &[&str])] = &[("broker-1", &["broker-2"])];
+        let second: &[(&str, &[&str])] = &[("broker-3", &["broker-2"])];
+        let ops = vec![
+            partition(10, true, first),
+            partition(11, false, first),
+            partition(30, true, second),
+            partition(31, false, second),
+        ];
+        let faults = fault_windows(&ops, 100);
+        let spans: Vec<(&str, u64, u64, bool)> = faults
+            .windows
+            .iter()
+            .map(|window| {
+                (
+                    window.node.as_str(),
+                    window.start_ns,
+                    window.end_ns,
+                    window.open_at_end,
+                )
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            vec![("broker-1", 10, 30, false), ("broker-3", 30, 100, true)]
+        );
+    }
+
+    #[test]
+    fn disk_windows_sit_beside_process_windows() {
+        let ops = vec![
+            op(1, true, "slow-disk", "broker-1"),
+            op(2, false, "slow-disk", "broker-1"),
+            op(3, true, "power-loss", "broker-1"),
+            op(3, true, "power-loss", "broker-2"),
+            op(4, false, "power-loss", "broker-1"),
+            op(4, false, "power-loss", "broker-2"),
+            op(6, true, "heal-disk", "broker-1"),
+            op(7, false, "heal-disk", "broker-1"),
+            op(8, true, "start", "broker-1"),
+            op(9, false, "start", "broker-1"),
+            op(10, true, "disk-full", "broker-3"),
+            op(11, false, "disk-full", "broker-3"),
+        ];
+        let faults = fault_windows(&ops, 50);
+        let windows: Vec<(String, u64, u64, Option<&str>)> = faults
+            .windows
+            .iter()
+            .map(|window| {
+                (
+                    window.label(),
+                    window.start_ns,
+                    window.end_ns,
+                    window.healed_by.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            windows,
+            vec![
+                ("slow-disk broker-1".to_string(), 1, 7, Some("heal-disk")),
+                ("power-loss broker-1".to_string(), 3, 9, Some("start")),
+                ("power-loss broker-2".to_string(), 3, 50, None),
+                ("disk-full broker-3".to_string(), 10, 50, None),
+            ]
+        );
     }
 }

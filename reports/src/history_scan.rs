@@ -27,6 +27,10 @@ pub const LOST_POINTS_MAX: usize = 20_000;
 pub const NEMESIS_OPS_MAX: usize = 20_000;
 /// Consumer group assignments kept, at most (all are counted).
 pub const GROUP_ASSIGNS_MAX: usize = 2_000;
+/// Distinct (completion, error) pairs of failed and indeterminate sends kept, at most.
+pub const SEND_ERRORS_MAX: usize = 200;
+/// Client crashes kept, at most (all are counted).
+pub const CLIENT_CRASHES_MAX: usize = 10_000;
 /// Seconds of per-second counts kept (about 11 days).
 const SECONDS_MAX: u64 = 1_000_000;
 /// Send invocations waiting for their completion, at most.
@@ -63,6 +67,39 @@ pub struct NemesisOp {
     pub node: Option<String>,
     pub why: Option<String>,
     pub error: Option<String>,
+    /// A `partition`'s grudge: node -> the nodes it hears nothing from.
+    pub grudge: Option<history::Grudge>,
+    /// A `partition`'s topology.
+    pub topology: Option<String>,
+    /// What a `heal` heals (`network`), when not everything.
+    pub what: Option<String>,
+}
+
+/// A client worker that crashed (a `client-crash` event of the harness).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCrashPoint {
+    pub time_ns: u64,
+    /// The crashed client's process number.
+    pub process: Option<u64>,
+    pub cause: String,
+}
+
+impl ClientCrashPoint {
+    /// `client 4`.
+    pub fn client(&self) -> String {
+        match self.process {
+            Some(process) => format!("client {process}"),
+            None => "a client".to_string(),
+        }
+    }
+}
+
+/// How often sends completed `fail` or `info` with one error, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendErrorFigures {
+    pub count: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
 }
 
 /// A consumer group member given partitions by a rebalance (a group `assign` ok).
@@ -136,9 +173,15 @@ pub struct HistoryScan {
     pub sends_info: u64,
     /// Send invocations that never completed.
     pub sends_never_completed: u64,
+    /// The errors clients saw: failed (`fail`) and indeterminate (`info`) sends by
+    /// (`"fail"` | `"info"`, error), up to [`SEND_ERRORS_MAX`] pairs.
+    pub send_errors: BTreeMap<(&'static str, String), SendErrorFigures>,
     /// Send completions per second of the run: `[ok, fail, info]`.
     pub per_second: Vec<[u64; 3]>,
     pub nemesis: Vec<NemesisOp>,
+    /// Client worker crashes, in history order (up to [`CLIENT_CRASHES_MAX`]).
+    pub client_crashes: Vec<ClientCrashPoint>,
+    pub client_crashes_total: u64,
     /// Lost sends in acknowledgement order (up to [`LOST_POINTS_MAX`]).
     pub lost: Vec<LostSend>,
     pub lost_total: u64,
@@ -229,11 +272,13 @@ impl Scanner {
         self.scan.last_ns = self.scan.last_ns.max(op.time_ns);
         match (&op.process, &op.f) {
             (Process::Nemesis, _) => self.nemesis(op),
+            (Process::Harness, OpName::Other(f)) if f == "client-crash" => self.client_crash(op),
             (Process::Client(_), OpName::Send) => self.send(op),
             (Process::Client(_), OpName::FinalRead) if op.op_type == OpType::Ok => {
                 self.final_read(op)
             }
             (Process::Client(process), _) => self.group(*process, op),
+            (Process::Harness, _) => {}
         }
     }
 
@@ -278,7 +323,21 @@ impl Scanner {
             node: text(&op.value.node),
             why: text(&op.value.why),
             error: text(&op.value.error),
+            grudge: op.value.grudge.clone(),
+            topology: text(&op.value.topology),
+            what: text(&op.value.what),
         });
+    }
+
+    fn client_crash(&mut self, op: &Line<'static>) {
+        self.scan.client_crashes_total += 1;
+        if self.scan.client_crashes.len() < CLIENT_CRASHES_MAX {
+            self.scan.client_crashes.push(ClientCrashPoint {
+                time_ns: op.time_ns,
+                process: op.value.client_process,
+                cause: op.value.cause.as_deref().unwrap_or("unknown").to_string(),
+            });
+        }
     }
 
     fn send(&mut self, op: &Line<'static>) {
@@ -309,6 +368,9 @@ impl Scanner {
             Outcome::Ok => self.scan.sends_ok += 1,
             Outcome::Fail => self.scan.sends_fail += 1,
             Outcome::Info => self.scan.sends_info += 1,
+        }
+        if outcome != Outcome::Ok {
+            self.send_error(outcome, op);
         }
         let second = op.time_ns / 1_000_000_000;
         if second < SECONDS_MAX {
@@ -343,6 +405,36 @@ impl Scanner {
                     invoked_ns: invoke_ns.unwrap_or(op.time_ns),
                     acknowledged_ns: op.time_ns,
                     latency_us: latency_us.unwrap_or(0),
+                },
+            );
+        }
+    }
+
+    fn send_error(&mut self, outcome: Outcome, op: &Line<'static>) {
+        let completion = if outcome == Outcome::Fail {
+            "fail"
+        } else {
+            "info"
+        };
+        let error = op
+            .value
+            .error
+            .as_deref()
+            .unwrap_or("(no error given)")
+            .to_string();
+        let errors = &mut self.scan.send_errors;
+        let key = (completion, error);
+        if let Some(figures) = errors.get_mut(&key) {
+            figures.count += 1;
+            figures.first_ns = figures.first_ns.min(op.time_ns);
+            figures.last_ns = figures.last_ns.max(op.time_ns);
+        } else if errors.len() < SEND_ERRORS_MAX {
+            errors.insert(
+                key,
+                SendErrorFigures {
+                    count: 1,
+                    first_ns: op.time_ns,
+                    last_ns: op.time_ns,
                 },
             );
         }
@@ -471,6 +563,39 @@ mod tests {
 
     fn scan(text: &str) -> Result<HistoryScan, ReportError> {
         scan_history(text.as_bytes(), Path::new("history.jsonl"))
+    }
+
+    #[test]
+    fn the_errors_clients_saw_are_counted_by_completion_and_error() {
+        let line = |index: u64, time_ms: u64, kind: &str, value: &str, error: Option<&str>| {
+            let error = error.map_or(String::new(), |e| format!(r#","error":"{e}""#));
+            format!(
+                r#"{{"index":{index},"time_ns":{},"process":1,"type":"{kind}","f":"send","value":{{"key":"k","value":"{value}"{error}}}}}"#,
+                time_ms * 1_000_000
+            ) + "\n"
+        };
+        let history = [
+            line(0, 1, "invoke", "1-1", None),
+            line(1, 2, "fail", "1-1", Some("KAFKA_STORAGE_ERROR")),
+            line(2, 3, "invoke", "1-2", None),
+            line(3, 9, "fail", "1-2", Some("KAFKA_STORAGE_ERROR")),
+            line(4, 10, "invoke", "1-3", None),
+            line(5, 12, "info", "1-3", Some("MSG_TIMED_OUT")),
+            line(6, 13, "invoke", "1-4", None),
+            line(7, 14, "ok", "1-4", None),
+        ]
+        .concat();
+        let scan = scan(&history).unwrap();
+        let storage = scan.send_errors[&("fail", "KAFKA_STORAGE_ERROR".to_string())];
+        assert_eq!(
+            (storage.count, storage.first_ns, storage.last_ns),
+            (2, 2_000_000, 9_000_000)
+        );
+        assert_eq!(
+            scan.send_errors[&("info", "MSG_TIMED_OUT".to_string())].count,
+            1
+        );
+        assert_eq!(scan.send_errors.len(), 2);
     }
 
     #[test]

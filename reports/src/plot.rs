@@ -15,6 +15,8 @@ pub const COLOUR_OK: &str = "#4c78a8";
 pub const COLOUR_FAIL: &str = "#f58518";
 pub const COLOUR_INFO: &str = "#9467bd";
 pub const COLOUR_LOST: &str = "#d62728";
+/// Client worker crashes.
+pub const COLOUR_CLIENT_CRASH: &str = "#111";
 pub const COLOUR_AXIS: &str = "#666";
 pub const COLOUR_GRID: &str = "#e4e4e4";
 
@@ -25,6 +27,12 @@ pub fn fault_colour(f: &str) -> &'static str {
         "pause" => "#e6a800",
         "stop" => "#8c8c8c",
         "restart" => "#17becf",
+        "partition" => "#7b61c4",
+        "lose-unfsynced" => "#c51b7d",
+        "power-loss" => "#762a83",
+        "disk-full" => "#fd8d3c",
+        "disk-error" => "#a6611a",
+        "slow-disk" => "#74add1",
         _ => "#bbbbbb",
     }
 }

@@ -507,3 +507,45 @@ fn a_consumer_group_run_shows_its_rebalances_and_its_unconsumed_values() {
     let html = std::fs::read_to_string(write_report(&plain).unwrap()).unwrap();
     assert!(!html.contains(r#"id="group""#));
 }
+
+#[test]
+fn client_crashes_are_on_the_time_axis_and_in_a_table() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = support::run_dir(store.path(), "acks-all-kill-leader", "20261129T150000.000Z");
+    let ms = 1_000_000;
+    let mut history = support::History::default();
+    history.invoke_send(ms, 1, "1-1");
+    history.ok_send(2 * ms, 1, "1-1", 0, 0);
+    history.invoke_send(3 * ms, 1, "1-2");
+    history.op(
+        4_000 * ms,
+        serde_json::json!("harness"),
+        "info",
+        "client-crash",
+        serde_json::json!({"process": 1, "pid": 4242, "cause": "signal 11 (SIGSEGV)", "in_flight": 1}),
+    );
+    history.failed_send(
+        4_000 * ms,
+        1,
+        "1-2",
+        "info",
+        "client crashed: signal 11 (SIGSEGV)",
+    );
+    history.invoke_send(5_000 * ms, 5, "5-1");
+    history.ok_send(5_001 * ms, 5, "5-1", 0, 1);
+    history.final_read(10_000 * ms, 9, 0, &[(0, "1-1".into()), (1, "5-1".into())]);
+    history.write(&dir.join("history.jsonl"));
+    std::fs::write(dir.join("workload.toml"), support::WORKLOAD_TOML).unwrap();
+    let results = support::check(&dir, LostExpectation::None);
+    assert_eq!(results.totals.client_crashes, 1);
+    let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();
+    assert!(html.contains(r#"<table id="client-crashes">"#), "no table");
+    assert!(
+        html.contains("<td>client 1</td><td>signal 11 (SIGSEGV)</td>"),
+        "the crash's row"
+    );
+    // On the latency and throughput charts and in its own lane of the fault chart.
+    assert_eq!(html.matches(r#"class="client-crash""#).count(), 3);
+    assert!(html.contains("client 1 crashed at 4.000 s: signal 11 (SIGSEGV)"));
+    assert!(html.contains("client crash (1)"), "the legend");
+}

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 pub mod checker;
+pub mod clients;
 pub mod cluster;
 pub mod consume;
 pub mod coordinator;
@@ -24,6 +25,9 @@ pub enum Bench {
     Coordinator(coordinator::CoordinatorBenchArgs),
     /// rdkafka producer and consumer throughput against our broker.
     Produce(produce::ProduceBenchArgs),
+    /// acks=all sends through client worker processes vs the same client in process: throughput
+    /// and latency, paced and at the maximum rate, ratios measured in one run.
+    Clients(clients::ClientsBenchArgs),
     /// Check a generated 10M-operation history: ops/s and peak RSS.
     Checker(checker::CheckerBenchArgs),
     /// Fuzz the broker's and the coordinator's decoders and handlers in process: execs/s and
@@ -39,6 +43,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.which {
         Bench::Coordinator(args) => coordinator::run(args),
         Bench::Produce(args) => produce::run(args),
+        Bench::Clients(args) => clients::run(args),
         Bench::Checker(args) => checker::run(args),
         Bench::Fuzz(args) => fuzz::run(args),
         Bench::Consume(args) => consume::run(args),

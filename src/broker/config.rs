@@ -69,6 +69,12 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: u64,
     pub producer_id_expiration_check_interval_ms: u64,
     pub unclean_leader_election_enable: bool,
+    /// KIP-966's eligible leader replicas (Kafka 4's `eligible.leader.replicas.version=1`; off
+    /// by default, as in Kafka 4.0): replicas that left the ISR while it was below
+    /// `min.insync.replicas` stay eligible for leadership, the high watermark advances only
+    /// while the ISR has `min.insync.replicas` members, and a broker that comes back from an
+    /// unclean shutdown is eligible again only once it has caught up (`broker::elr`).
+    pub eligible_leader_replicas_enable: bool,
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_check_interval_seconds: u64,
     pub leader_imbalance_per_broker_percentage: u32,
@@ -200,6 +206,8 @@ impl BrokerConfig {
                 .positive("producer.id.expiration.check.interval.ms", 600_000)?,
             unclean_leader_election_enable: reader
                 .boolean("unclean.leader.election.enable", false)?,
+            eligible_leader_replicas_enable: reader
+                .boolean("eligible.leader.replicas.enable", false)?,
             auto_leader_rebalance_enable: reader.boolean("auto.leader.rebalance.enable", true)?,
             leader_imbalance_check_interval_seconds: reader
                 .positive("leader.imbalance.check.interval.seconds", 300)?,

@@ -182,20 +182,33 @@ async fn serve(
 pub struct Election {
     pub leader: i32,
     pub isr: Vec<i32>,
+    /// KIP-966's eligible leader replicas after the election (empty without the feature).
+    pub elr: Vec<i32>,
     pub unclean: bool,
 }
 
+/// A partition's eligible leader replicas and its `min.insync.replicas`, when KIP-966's ELR
+/// is on (`super::elr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Eligible<'a> {
+    pub elr: &'a [i32],
+    pub min_isr: i32,
+}
+
 /// Kafka's offline-partition election: the first replica in assignment order that is alive
-/// and in the ISR; else (unclean allowed) the first alive replica, alone in the ISR; else no
-/// leader, and the ISR keeps its last member so that it can come back as leader.
+/// and in the ISR; else (with KIP-966's ELR) the first alive ELR member, alone in the ISR;
+/// else (unclean allowed) the first alive replica, alone in the ISR; else no leader, and the
+/// ISR keeps its last member so that it can come back as leader.
 pub fn elect(
     replicas: &[i32],
     isr: &[i32],
     live: &[i32],
     old_leader: i32,
     unclean_allowed: bool,
+    eligible: Option<Eligible<'_>>,
 ) -> Election {
     let live_isr: Vec<i32> = isr.iter().copied().filter(|r| live.contains(r)).collect();
+    let kept_elr = eligible.map_or(Vec::new(), |e| e.elr.to_vec());
     #[cfg(feature = "planted-bugs")] // planted bug: clean-election-ignores-isr
     if planted::is_active(PlantedBug::CleanElectionIgnoresIsr)
         && let Some(leader) = replicas.iter().copied().find(|r| live.contains(r))
@@ -206,6 +219,18 @@ pub fn elect(
         return Election {
             leader,
             isr,
+            elr: kept_elr,
+            unclean: false,
+        };
+    }
+    if let Some(eligible) = eligible
+        && let Some((leader, isr, elr)) =
+            super::elr::elect(replicas, isr, eligible.elr, live, eligible.min_isr)
+    {
+        return Election {
+            leader,
+            isr,
+            elr,
             unclean: false,
         };
     }
@@ -213,6 +238,7 @@ pub fn elect(
         return Election {
             leader,
             isr: live_isr,
+            elr: kept_elr,
             unclean: false,
         };
     }
@@ -220,6 +246,7 @@ pub fn elect(
         return Election {
             leader,
             isr: vec![leader],
+            elr: Vec::new(),
             unclean: true,
         };
     }
@@ -231,6 +258,7 @@ pub fn elect(
     Election {
         leader: -1,
         isr: last,
+        elr: kept_elr,
         unclean: false,
     }
 }
@@ -241,8 +269,15 @@ pub enum PartitionChange {
     /// The leader is gone (or there is none): a new leader (or none), the leader epoch bumped.
     Elect(Election),
     /// The leader lives but the brokers of `removed` are gone: the ISR without them, with
-    /// the same leader and leader epoch (Kafka's OfflineReplica transition).
-    RemoveOffline { isr: Vec<i32>, removed: Vec<i32> },
+    /// the same leader and leader epoch (Kafka's OfflineReplica transition), and the ELR
+    /// that makes (with KIP-966's ELR on).
+    RemoveOffline {
+        isr: Vec<i32>,
+        elr: Vec<i32>,
+        removed: Vec<i32>,
+    },
+    /// Only the ISR and ELR changed: `brokers` came back from an unclean shutdown (KIP-966).
+    UncleanShutdown { brokers: Vec<i32> },
 }
 
 /// The controller's decision for a partition with `leader` and `isr` while `live` brokers are
@@ -253,6 +288,7 @@ pub fn partition_change(
     isr: &[i32],
     live: &[i32],
     unclean_allowed: bool,
+    eligible: Option<Eligible<'_>>,
 ) -> Option<PartitionChange> {
     if leader >= 0 && live.contains(&leader) {
         let (kept, removed): (Vec<i32>, Vec<i32>) = isr
@@ -263,28 +299,50 @@ pub fn partition_change(
         if removed.is_empty() || kept.is_empty() {
             return None;
         }
-        return Some(PartitionChange::RemoveOffline { isr: kept, removed });
+        let elr = eligible.map_or(Vec::new(), |e| {
+            super::elr::after_isr_change(isr, &kept, e.elr, e.min_isr)
+        });
+        return Some(PartitionChange::RemoveOffline {
+            isr: kept,
+            elr,
+            removed,
+        });
     }
-    let election = elect(replicas, isr, live, leader, unclean_allowed);
-    if election.leader == leader && election.isr == isr {
+    let election = elect(replicas, isr, live, leader, unclean_allowed, eligible);
+    let elr_before = eligible.map_or(&[][..], |e| e.elr);
+    if election.leader == leader && election.isr == isr && election.elr == elr_before {
         return None;
     }
     Some(PartitionChange::Elect(election))
 }
 
 /// Brings every partition in line with the live brokers: elects a leader where the leader is
-/// not alive, and takes dead brokers out of the ISRs of the others.
+/// not alive, and takes dead brokers out of the ISRs of the others. With KIP-966's ELR on, it
+/// first takes brokers back from an unclean shutdown out of the ISRs and ELRs they may no
+/// longer deserve (`super::elr`), and forgets their announcements once every partition took it.
 async fn update_partitions(
     broker: &Broker,
     epoch: i32,
     epoch_version: i32,
 ) -> Result<(), ZkClientError> {
     let live = broker.coordinator.live_broker_ids().await?;
+    // Read after the live brokers: a broker announces before it registers.
+    let unclean = if broker.config.eligible_leader_replicas_enable {
+        broker.coordinator.unclean_shutdowns().await?
+    } else {
+        Vec::new()
+    };
+    let mut all_written = true;
     for topic in broker.coordinator.topic_names().await? {
         let Some(assignment) = broker.coordinator.topic_assignment(&topic).await? else {
             continue;
         };
         let unclean_allowed = unclean_allowed(broker, &topic).await?;
+        let min_isr = if broker.config.eligible_leader_replicas_enable {
+            Some(min_insync_replicas(broker, &topic).await?)
+        } else {
+            None
+        };
         for (partition, replicas) in assignment {
             let Some((state, version)) = broker
                 .coordinator
@@ -293,9 +351,25 @@ async fn update_partitions(
             else {
                 continue;
             };
-            let Some(change) =
-                partition_change(&replicas, state.leader, &state.isr, &live, unclean_allowed)
-            else {
+            let base = without_unclean(&state, &unclean);
+            let eligible = min_isr.map(|min_isr| Eligible {
+                elr: &base.elr,
+                min_isr,
+            });
+            let change = partition_change(
+                &replicas,
+                base.leader,
+                &base.isr,
+                &live,
+                unclean_allowed,
+                eligible,
+            )
+            .or_else(|| {
+                (base != state).then(|| PartitionChange::UncleanShutdown {
+                    brokers: unclean.clone(),
+                })
+            });
+            let Some(change) = change else {
                 log_still_offline(broker, &topic, partition, &replicas, &state, &live);
                 continue;
             };
@@ -306,11 +380,18 @@ async fn update_partitions(
                     version: 1,
                     leader_epoch: state.leader_epoch + 1,
                     isr: election.isr.clone(),
+                    elr: election.elr.clone(),
                 },
-                PartitionChange::RemoveOffline { isr, .. } => PartitionStateJson {
+                PartitionChange::RemoveOffline { isr, elr, .. } => PartitionStateJson {
                     controller_epoch: epoch,
                     isr: isr.clone(),
-                    ..state.clone()
+                    elr: elr.clone(),
+                    ..base.clone()
+                },
+                PartitionChange::UncleanShutdown { .. } => PartitionStateJson {
+                    controller_epoch: epoch,
+                    leader_epoch: state.leader_epoch + i32::from(base.leader != state.leader),
+                    ..base.clone()
                 },
             };
             #[cfg(feature = "planted-bugs")] // planted bug: leader-epoch-not-bumped
@@ -338,12 +419,50 @@ async fn update_partitions(
             {
                 Ok(_) => log_change(broker, &topic, partition, &change, &state, &new_state),
                 // Someone (a leader changing its ISR) wrote first: the next round re-reads.
-                Err(ZkClientError::BadVersion { .. }) => {}
+                Err(ZkClientError::BadVersion { .. }) => all_written = false,
                 Err(error) => return Err(error),
             }
         }
     }
+    if all_written {
+        for broker_id in unclean {
+            broker.coordinator.clear_unclean_shutdown(broker_id).await?;
+            tracing::info!(
+                "[Controller id={}] Broker {broker_id} is back from an unclean shutdown: it left \
+                 every ELR, and every ISR in which another replica is eligible",
+                broker.id()
+            );
+        }
+    }
     Ok(())
+}
+
+/// A partition's state once the brokers of `unclean` (back from an unclean shutdown) are out
+/// of its ELR and, while another replica is eligible, its ISR; a leader among them is no
+/// longer the leader (its log may have lost what it had acknowledged).
+fn without_unclean(state: &PartitionStateJson, unclean: &[i32]) -> PartitionStateJson {
+    let mut base = state.clone();
+    for broker in unclean {
+        if let Some((isr, elr)) = super::elr::without_unclean(&base.isr, &base.elr, *broker) {
+            base.isr = isr;
+            base.elr = elr;
+        }
+        if base.leader == *broker {
+            base.leader = -1;
+        }
+    }
+    base
+}
+
+/// The topic's `min.insync.replicas`, read from the coordinator, else the broker's.
+async fn min_insync_replicas(broker: &Broker, topic: &str) -> Result<i32, ZkClientError> {
+    Ok(broker
+        .coordinator
+        .topic_config(topic)
+        .await?
+        .get("min.insync.replicas")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(broker.config.min_insync_replicas))
 }
 
 /// Says, on every check, why a partition with live replicas stays without a leader: none of its
@@ -368,9 +487,14 @@ fn log_still_offline(
     if live_replicas.is_empty() {
         return;
     }
+    let elr = if state.elr.is_empty() {
+        String::new()
+    } else {
+        format!(" or its eligible leader replicas ({})", join(&state.elr))
+    };
     tracing::info!(
         "[Controller id={}] Partition {topic}-{partition} stays offline: no replica in its ISR \
-         ({}) is alive and unclean.leader.election.enable is false (live replicas: {})",
+         ({}){elr} is alive and unclean.leader.election.enable is false (live replicas: {})",
         broker.id(),
         join(&state.isr),
         join(&live_replicas)
@@ -386,8 +510,13 @@ fn log_change(
     new: &PartitionStateJson,
 ) {
     let controller = broker.id();
+    let elr = if new.elr.is_empty() && old.elr.is_empty() {
+        String::new()
+    } else {
+        format!(",ELR:{}", join(&new.elr))
+    };
     let state = format!(
-        "(Leader:{},ISR:{},LeaderEpoch:{},ControllerEpoch:{})",
+        "(Leader:{},ISR:{}{elr},LeaderEpoch:{},ControllerEpoch:{})",
         new.leader,
         join(&new.isr),
         new.leader_epoch,
@@ -412,6 +541,11 @@ fn log_change(
             "[Controller id={controller}] Removed offline replicas {} from the ISR of \
              {topic}-{partition}: state changed to {state}",
             join(removed)
+        ),
+        PartitionChange::UncleanShutdown { brokers } => tracing::info!(
+            "[Controller id={controller}] Brokers {} back from an unclean shutdown are no \
+             longer eligible to lead {topic}-{partition}: state changed to {state}",
+            join(brokers)
         ),
     }
 }
@@ -438,51 +572,107 @@ mod tests {
 
     #[test]
     fn elects_the_first_live_isr_member_in_assignment_order() {
-        let election = elect(&[3, 2, 1], &[1, 2, 3], &[1, 2], 3, false);
+        let election = elect(&[3, 2, 1], &[1, 2, 3], &[1, 2], 3, false, None);
         assert_eq!(election.leader, 2);
         assert_eq!(election.isr, vec![1, 2]);
     }
 
     #[test]
     fn without_a_live_isr_member_there_is_no_leader_and_the_isr_keeps_the_last() {
-        let election = elect(&[3, 2, 1], &[3], &[1, 2], 3, false);
+        let election = elect(&[3, 2, 1], &[3], &[1, 2], 3, false, None);
         assert_eq!(election.leader, -1);
         assert_eq!(election.isr, vec![3]);
         // The last ISR member comes back: it leads.
-        let back = elect(&[3, 2, 1], &[3], &[1, 2, 3], -1, false);
+        let back = elect(&[3, 2, 1], &[3], &[1, 2, 3], -1, false, None);
         assert_eq!(back.leader, 3);
     }
 
     #[test]
     fn dead_brokers_leave_the_isr_of_a_partition_whose_leader_lives() {
         assert_eq!(
-            partition_change(&[1, 2, 3], 1, &[1, 2, 3], &[1, 2], false),
+            partition_change(&[1, 2, 3], 1, &[1, 2, 3], &[1, 2], false, None),
             Some(PartitionChange::RemoveOffline {
                 isr: vec![1, 2],
+                elr: vec![],
                 removed: vec![3]
             })
         );
         // Nothing dead in the ISR: nothing to do; a dead replica outside the ISR is no matter.
         assert_eq!(
-            partition_change(&[1, 2, 3], 1, &[1, 2], &[1, 2], false),
+            partition_change(&[1, 2, 3], 1, &[1, 2], &[1, 2], false, None),
             None
         );
         // The leader dead: an election, which drops the dead from the ISR too.
         assert_eq!(
-            partition_change(&[1, 2, 3], 3, &[1, 2, 3], &[1, 2], false),
+            partition_change(&[1, 2, 3], 3, &[1, 2, 3], &[1, 2], false, None),
             Some(PartitionChange::Elect(Election {
                 leader: 1,
                 isr: vec![1, 2],
+                elr: vec![],
                 unclean: false
             }))
         );
         // Leaderless with its last ISR member dead: stays so.
-        assert_eq!(partition_change(&[1, 2, 3], -1, &[3], &[1, 2], false), None);
+        assert_eq!(
+            partition_change(&[1, 2, 3], -1, &[3], &[1, 2], false, None),
+            None
+        );
+    }
+
+    #[test]
+    fn with_eligible_leader_replicas_the_last_replica_standing_does_not_lead_after_an_unclean_shutdown()
+     {
+        // min ISR 2, ISR shrunk to {1} while 2 and 3 were frozen: they are in the ELR.
+        let state = PartitionStateJson {
+            controller_epoch: 1,
+            leader: -1,
+            version: 1,
+            leader_epoch: 4,
+            isr: vec![1],
+            elr: vec![2, 3],
+        };
+        // Broker 1 comes back from an unclean shutdown: it leaves the ISR (others are eligible).
+        let base = without_unclean(&state, &[1]);
+        assert_eq!((base.isr.clone(), base.elr.clone()), (vec![], vec![2, 3]));
+        let eligible = Some(Eligible {
+            elr: &base.elr,
+            min_isr: 2,
+        });
+        // Only broker 1 is alive: nobody to elect (it is not the last known leader any more).
+        assert_eq!(
+            partition_change(&[1, 2, 3], base.leader, &base.isr, &[1], false, eligible),
+            None
+        );
+        // Broker 2 is back: it leads from the ELR.
+        assert_eq!(
+            partition_change(&[1, 2, 3], base.leader, &base.isr, &[1, 2], false, eligible),
+            Some(PartitionChange::Elect(Election {
+                leader: 2,
+                isr: vec![2],
+                elr: vec![3],
+                unclean: false
+            }))
+        );
+        // With nobody else eligible, the last replica standing stays and leads, as before.
+        let alone = PartitionStateJson {
+            elr: vec![],
+            ..state.clone()
+        };
+        assert_eq!(without_unclean(&alone, &[1]), alone);
+        // A leader that comes back from an unclean shutdown is no longer the leader.
+        let led = PartitionStateJson {
+            leader: 1,
+            isr: vec![1, 2],
+            elr: vec![],
+            ..state
+        };
+        let base = without_unclean(&led, &[1]);
+        assert_eq!((base.leader, base.isr), (-1, vec![2]));
     }
 
     #[test]
     fn unclean_election_takes_the_first_live_replica_alone() {
-        let election = elect(&[3, 2, 1], &[3], &[1, 2], 3, true);
+        let election = elect(&[3, 2, 1], &[3], &[1, 2], 3, true, None);
         assert_eq!(election.leader, 2);
         assert_eq!(election.isr, vec![2]);
         assert!(election.unclean);

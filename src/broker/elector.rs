@@ -86,6 +86,12 @@ pub async fn elect_partition(
             version: 1,
             leader_epoch: state.leader_epoch + 1,
             isr: elected.isr.clone(),
+            // A preferred election keeps the ISR; an unclean one ends every guarantee.
+            elr: if elected.unclean {
+                Vec::new()
+            } else {
+                state.elr.clone()
+            },
         };
         match broker
             .coordinator

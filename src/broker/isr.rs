@@ -4,7 +4,8 @@
 //! writes a change to the partition state by compare-and-set on the znode version. A
 //! BadVersion means the controller (or a newer leader) changed the state: it is re-read and
 //! the decision is taken again on the next round. Dead brokers are not waited for: the
-//! controller takes them out of every ISR when their registration goes.
+//! controller takes them out of every ISR when their registration goes. With KIP-966's
+//! eligible leader replicas on, each write carries the ELR the change makes (`super::elr`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,12 +44,23 @@ async fn write_isr(broker: &Arc<Broker>, partition: &Partition, change: IsrChang
     {
         partition.isr_written(&change, change.state.zk_version);
     }
+    let elr = if broker.config.eligible_leader_replicas_enable {
+        super::elr::after_isr_change(
+            &change.state.isr,
+            &change.new_isr,
+            &change.state.elr,
+            broker.min_insync_replicas(&partition.topic),
+        )
+    } else {
+        change.state.elr.clone()
+    };
     let json = PartitionStateJson {
         controller_epoch: change.state.controller_epoch,
         leader: broker.id(),
         version: 1,
         leader_epoch: change.state.leader_epoch,
         isr: change.new_isr.clone(),
+        elr: elr.clone(),
     };
     let written = broker
         .coordinator
@@ -80,6 +92,7 @@ async fn write_isr(broker: &Arc<Broker>, partition: &Partition, change: IsrChang
             if partition.isr_written(&change, version) {
                 let mut state = change.state.clone();
                 state.isr = change.new_isr;
+                state.elr = elr;
                 state.zk_version = version;
                 metadata_sync::apply_partition(broker, topic, index, state);
             }

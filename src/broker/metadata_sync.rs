@@ -202,6 +202,7 @@ async fn refresh_partition(
             leader_epoch: state.leader_epoch,
             replicas,
             isr: state.isr,
+            elr: state.elr,
             controller_epoch: state.controller_epoch,
             zk_version,
         },
@@ -254,7 +255,15 @@ fn is_newer(a: &LeaderAndIsr, b: &LeaderAndIsr) -> bool {
 }
 
 fn apply_role(broker: &Arc<Broker>, topic: &str, partition: i32, state: LeaderAndIsr) {
-    let applied = match broker.replicas.apply(topic, partition, state) {
+    // KIP-966's strict min ISR, with eligible leader replicas on.
+    let high_watermark_min_isr = broker
+        .config
+        .eligible_leader_replicas_enable
+        .then(|| broker.min_insync_replicas(topic));
+    let applied = match broker
+        .replicas
+        .apply(topic, partition, state, high_watermark_min_isr)
+    {
         Ok(Some(applied)) => applied,
         Ok(None) => return,
         Err(error) => {

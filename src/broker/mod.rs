@@ -3,11 +3,12 @@
 //! # Layout
 //! - [`config`]: `server.properties` parsing, Kafka's keys and defaults.
 //! - [`server`]: start (listener, coordinator session, log recovery, registration), accept
-//!   loop, shutdown on SIGTERM.
+//!   loop, shutdown on SIGTERM or when the log directory fails.
 //! - [`connection`]: frames in, pipelined responses out in request order.
 //! - [`connection_limits`]: what connections share: how many, idle time, request memory.
 //! - [`handlers`]: one file per Kafka API, all of the same shape.
-//! - [`log`]: batches, segments, offset index, leader-epoch cache, partition log.
+//! - [`log`]: batches, segments, offset index, leader-epoch cache, partition log; the log
+//!   directory's failure (KIP-112) and its clean-shutdown marker.
 //! - [`directory`]: durable directory entries (fsync of directories), for logs and snapshots.
 //! - [`partition`]: one replica's state: leader epoch, ISR, log end, high watermark, waiters.
 //! - [`producer_ids`]: the idempotent producer's ids (InitProducerId), in blocks reserved in
@@ -19,6 +20,8 @@
 //! - [`isr`]: leaders shrink and expand their ISR (compare-and-set in the coordinator).
 //! - [`controller`]: controller election and leader election for partitions that lost theirs.
 //! - [`election`]: preferred/unclean election and auto-rebalance decisions (pure).
+//! - [`elr`]: KIP-966's eligible leader replicas (pure): the ELR an ISR change leaves, the
+//!   election from it, a broker back from an unclean shutdown.
 //! - [`elector`]: carries them out on the controller (ElectLeaders, auto rebalance).
 //! - [`group`]: consumer groups (the group coordinator, on `__consumer_offsets` leaders).
 //! - [`offsets_topic`]: creating `__consumer_offsets`; which broker coordinates a group.
@@ -37,6 +40,7 @@ pub mod controller;
 pub mod directory;
 pub mod election;
 pub mod elector;
+pub mod elr;
 pub mod group;
 pub mod handlers;
 pub mod isr;

@@ -10,6 +10,12 @@
 //! ([`Partition::append_as_follower`]), takes the leader's high watermark and truncates where
 //! its log diverges ([`Partition::truncate_to`]).
 //!
+//! The state is behind one mutex, held briefly; the log's files are written under a second
+//! one, the disk lock, held through an fsync (as Kafka's log lock is), so that a slow disk
+//! holds up the next write but not fetches. Whatever may wait for the disk or for these locks
+//! runs off the async threads (`blocking`). The first I/O error takes the log directory
+//! offline (`log::dir_failure`): from then on the replica answers KAFKA_STORAGE_ERROR.
+//!
 //! # Layout
 //! This file holds the replica's state and its role changes (leader, follower, no leader; the
 //! leader-epoch fence); the rest is split by what it does to that state:
@@ -30,6 +36,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
+use super::log::dir_failure::LogDirFailures;
 use super::log::partition_log::{AppendError, PartitionLog, ReadError};
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
@@ -42,6 +49,8 @@ pub struct LeaderAndIsr {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// KIP-966's eligible leader replicas (empty unless `eligible.leader.replicas.enable`).
+    pub elr: Vec<i32>,
     /// The controller epoch of the write that produced this state.
     pub controller_epoch: i32,
     /// The version of the partition state znode this was read from (for compare-and-set).
@@ -56,6 +65,7 @@ impl LeaderAndIsr {
             leader_epoch: -1,
             replicas,
             isr: Vec::new(),
+            elr: Vec::new(),
             controller_epoch: -1,
             zk_version: -1,
         }
@@ -108,6 +118,8 @@ pub enum PartitionError {
     Read(#[from] ReadError),
     #[error("the partition was deleted")]
     Deleted,
+    #[error("the log directory {0} is offline")]
+    LogDirOffline(std::path::PathBuf),
 }
 
 /// Offsets a waiter can watch: they only grow (until a truncation, which is a new epoch).
@@ -126,6 +138,9 @@ struct Inner {
     followers: BTreeMap<i32, FollowerState>,
     high_watermark: i64,
     generation: u64,
+    /// With KIP-966's eligible leader replicas: the high watermark advances only while the
+    /// ISR has at least this many members (Kafka 4's strict min ISR).
+    high_watermark_min_isr: Option<i32>,
 }
 
 /// One partition replica.
@@ -137,6 +152,22 @@ pub struct Partition {
     offsets: watch::Sender<Offsets>,
     /// Poked when a follower may rejoin the ISR (the ISR task then writes the change).
     isr_wakeup: Arc<Notify>,
+    /// The health of the log directory this replica lives in.
+    log_dir: Arc<LogDirFailures>,
+    /// Held by whoever writes the log's files, through its fsync (Kafka's log lock): a write
+    /// waits here, not on `inner`, while an fsync of the same files is under way — on some
+    /// filesystems (FUSE) it would block inside the write syscall until the fsync ends, and
+    /// fetches (followers keeping up, so staying in the ISR) need `inner` meanwhile.
+    disk: Mutex<()>,
+}
+
+/// What every replica of a broker shares with the others.
+#[derive(Debug, Clone)]
+pub struct ReplicaShared {
+    /// Poked when a follower may rejoin an ISR (the ISR task then writes the change).
+    pub isr_wakeup: Arc<Notify>,
+    /// The health of the log directory the replicas live in.
+    pub log_dir: Arc<LogDirFailures>,
 }
 
 /// The result of a read.
@@ -157,8 +188,12 @@ impl Partition {
         log: PartitionLog,
         state: LeaderAndIsr,
         checkpointed_high_watermark: Option<i64>,
-        isr_wakeup: Arc<Notify>,
+        shared: ReplicaShared,
     ) -> Self {
+        let ReplicaShared {
+            isr_wakeup,
+            log_dir,
+        } = shared;
         let log_end_offset = log.log_end_offset();
         let high_watermark = if state.isr == [broker_id] {
             log_end_offset
@@ -183,15 +218,66 @@ impl Partition {
                 followers: BTreeMap::new(),
                 high_watermark,
                 generation: 0,
+                high_watermark_min_isr: None,
             }),
             offsets: watch::channel(offsets).0,
             isr_wakeup,
+            log_dir,
+            disk: Mutex::new(()),
         }
+    }
+
+    /// The right to write the log's files ([`Partition::disk`]).
+    fn disk_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.disk
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Refuses (KAFKA_STORAGE_ERROR) while the log directory is offline: the log's files may
+    /// no longer match what it holds in memory, so it is not touched again.
+    fn check_log_dir(&self) -> Result<(), PartitionError> {
+        if self.log_dir.is_offline() {
+            return Err(PartitionError::LogDirOffline(
+                self.log_dir.dir().to_path_buf(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An I/O error of this replica's log takes its directory offline; the result is passed on.
+    fn io_checked<T>(
+        &self,
+        what: &str,
+        result: Result<T, PartitionError>,
+    ) -> Result<T, PartitionError> {
+        if let Err(
+            PartitionError::Append(AppendError::Io(error))
+            | PartitionError::Read(ReadError::Io(error)),
+        ) = &result
+        {
+            self.log_dir
+                .fail(&format!("{what} {}-{}", self.topic, self.index), error);
+        }
+        result
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves the data as consistent as each step left it.
-        crate::lock::lock(&self.inner)
+        match self.inner.try_lock() {
+            Ok(inner) => inner,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            // Its holder may be waiting for the disk (a slow one can take seconds): wait off
+            // the async threads, so that the rest of the broker (its coordinator session, other
+            // partitions' fetches) goes on meanwhile.
+            Err(std::sync::TryLockError::WouldBlock) => blocking(|| crate::lock::lock(&self.inner)),
+        }
+    }
+
+    /// With KIP-966's eligible leader replicas on: the high watermark advances only while the
+    /// ISR has `min_isr` members (`None`: whatever its size, as before Kafka 4).
+    pub fn set_high_watermark_min_isr(&self, min_isr: Option<i32>) {
+        self.lock().high_watermark_min_isr = min_isr;
     }
 
     /// Current leadership and ISR.
@@ -286,10 +372,12 @@ impl Partition {
         if let Some(log) = inner.log.as_mut() {
             let end = log.log_end_offset();
             if let Err(error) = log.assign_epoch_start(epoch, end) {
-                tracing::error!(
-                    "cannot write the leader-epoch checkpoint of {}-{}: {error}",
-                    self.topic,
-                    self.index
+                self.log_dir.fail(
+                    &format!(
+                        "writing the leader-epoch checkpoint of {}-{}",
+                        self.topic, self.index
+                    ),
+                    &error,
                 );
             }
         }
@@ -435,8 +523,9 @@ impl Partition {
     }
 }
 
-/// Runs a blocking call (an fsync) without stalling the other tasks of a multi-threaded
-/// runtime; elsewhere (unit tests) it simply runs it.
+/// Runs a call that may block (a write, an fsync, a lock whose holder waits for one) without
+/// stalling the other tasks of a multi-threaded runtime; elsewhere (unit tests) it simply runs
+/// it.
 fn blocking<T>(call: impl FnOnce() -> T) -> T {
     let multi_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);

@@ -450,6 +450,8 @@ async fn fetch(
                             set_truncated(targets, &key, target.leader_epoch, false);
                         }
                         Err(PartitionError::FencedLeaderEpoch { .. }) => {}
+                        // Said once when the directory failed; the broker is stopping.
+                        Err(PartitionError::LogDirOffline(_)) => {}
                         Err(error) => tracing::error!(
                             "[ReplicaFetcher leaderId={leader}] cannot append to {}-{}: {error}",
                             key.0,

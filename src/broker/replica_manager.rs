@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use super::log::dir_failure::LogDirFailures;
 use super::log::high_watermark_checkpoint::{self, HighWatermarks};
 use super::log::partition_log::{LogConfig, PartitionLog};
 use tokio::sync::Notify;
 
-use super::partition::{LeaderAndIsr, Partition, RoleChange};
+use super::partition::{LeaderAndIsr, Partition, ReplicaShared, RoleChange};
 
 /// Partition replicas on this broker, keyed by (topic, partition).
 #[derive(Debug)]
@@ -23,11 +24,14 @@ pub struct ReplicaManager {
     /// The high watermarks checkpointed by the previous run, used when a replica is opened.
     checkpointed: HighWatermarks,
     isr_wakeup: Arc<Notify>,
+    /// The log directory's health: its first I/O error takes it (and every replica) offline.
+    failures: Arc<LogDirFailures>,
 }
 
 impl ReplicaManager {
     pub fn new(broker_id: i32, log_dir: PathBuf, log_config: LogConfig) -> Self {
         let checkpointed = high_watermark_checkpoint::read(&log_dir);
+        let failures = Arc::new(LogDirFailures::new(&log_dir));
         ReplicaManager {
             broker_id,
             log_dir,
@@ -35,7 +39,13 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             checkpointed,
             isr_wakeup: Arc::new(Notify::new()),
+            failures,
         }
+    }
+
+    /// The health of the log directory (offline after its first I/O error).
+    pub fn log_dir_failures(&self) -> &Arc<LogDirFailures> {
+        &self.failures
     }
 
     /// The directory of a partition's log: `<log.dirs>/<topic>-<partition>`.
@@ -58,11 +68,13 @@ impl ReplicaManager {
         topic: &str,
         partition: i32,
         state: LeaderAndIsr,
+        high_watermark_min_isr: Option<i32>,
     ) -> std::io::Result<Option<(Arc<Partition>, RoleChange)>> {
         if !state.replicas.contains(&self.broker_id) {
             return Ok(None);
         }
         let replica = self.ensure_partition(topic, partition, &state.replicas)?;
+        replica.set_high_watermark_min_isr(high_watermark_min_isr);
         let change = replica.apply_state(state);
         Ok(Some((replica, change)))
     }
@@ -83,9 +95,15 @@ impl ReplicaManager {
         if let Some(existing) = self.get(topic, partition) {
             return Ok(existing);
         }
+        if self.failures.is_offline() {
+            return Err(self.failures.offline_error());
+        }
         let state = LeaderAndIsr::unelected(replicas.to_vec());
         let dir = self.partition_dir(topic, partition);
-        let (log, recovery) = PartitionLog::open(&dir, self.log_config)?;
+        let (log, recovery) = PartitionLog::open(&dir, self.log_config).inspect_err(|error| {
+            self.failures
+                .fail(&format!("loading the log of {topic}-{partition}"), error);
+        })?;
         if recovery.truncated_bytes > 0 {
             tracing::warn!(
                 "recovered log {}: kept {} batches of the active segment, cut a {}-byte torn tail",
@@ -109,7 +127,10 @@ impl ReplicaManager {
             log,
             state,
             checkpointed,
-            Arc::clone(&self.isr_wakeup),
+            ReplicaShared {
+                isr_wakeup: Arc::clone(&self.isr_wakeup),
+                log_dir: Arc::clone(&self.failures),
+            },
         ));
         let mut partitions = crate::lock::write(&self.partitions);
         Ok(partitions
@@ -147,12 +168,18 @@ impl ReplicaManager {
 
     /// Writes every hosted replica's high watermark to `replication-offset-checkpoint`.
     pub fn checkpoint_high_watermarks(&self) -> std::io::Result<()> {
+        if self.failures.is_offline() {
+            return Err(self.failures.offline_error());
+        }
         let entries: HighWatermarks = self
             .all()
             .iter()
             .map(|p| ((p.topic.clone(), p.index), p.offsets().high_watermark))
             .collect();
-        high_watermark_checkpoint::write(&self.log_dir, &entries)
+        high_watermark_checkpoint::write(&self.log_dir, &entries).inspect_err(|error| {
+            self.failures
+                .fail("writing the high watermark checkpoint", error);
+        })
     }
 
     /// fsyncs every log and snapshots its producer state (on shutdown).

@@ -1,7 +1,9 @@
 //! Starting and stopping a broker: bind the listener, open the coordinator session, load the
 //! topics and this broker's replicas (recovering their logs), register `/brokers/ids/<id>`,
 //! accept connections until SIGTERM/SIGINT, then stop accepting, flush the logs and close the
-//! coordinator session.
+//! coordinator session. When the log directory fails (`log::dir_failure`) it stops at once
+//! instead: no flush, the session closed so leadership moves, and an error exit naming the
+//! directory and the cause; a start-up on a directory that fails stops before registering.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use super::config::BrokerConfig;
 use super::connection;
 use super::connection_limits::{self, ConnectionLimits};
 use super::context::Broker;
+use super::log::clean_shutdown;
 use super::producer_expiration;
 use super::zk::{self, BrokerRegistration, KafkaZkClient, ZkClientError};
 use super::{controller, isr, metadata_sync};
@@ -49,14 +52,42 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let log_dir = config.log_dir().to_path_buf();
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("cannot create log.dirs {}", log_dir.display()))?;
+    let clean_start = clean_shutdown::take(&log_dir).with_context(|| {
+        format!(
+            "Shutdown broker because none of the log dirs in {} can be used",
+            log_dir.display()
+        )
+    })?;
     let broker = Arc::new(Broker::new(config, coordinator));
     metadata_sync::refresh_brokers(&broker).await?;
     load_topics(&broker).await?;
+    let failures = Arc::clone(broker.replicas.log_dir_failures());
+    if let Some(failure) = failures.failure() {
+        broker.coordinator.close(Duration::from_secs(5)).await;
+        anyhow::bail!(
+            "Shutdown broker because all log dirs in {} have failed (at start-up, {failure})",
+            failures.dir().display()
+        );
+    }
     let registration = BrokerRegistration::new(
         &advertised.host,
         advertised.port,
         broker.config.broker_rack.clone(),
     );
+    if broker.config.eligible_leader_replicas_enable && !clean_start {
+        tracing::info!(
+            "broker {} is back from an unclean shutdown (no {} in {}): it is not eligible to \
+             lead until it has caught up",
+            broker.id(),
+            clean_shutdown::FILE_NAME,
+            log_dir.display()
+        );
+        broker
+            .coordinator
+            .announce_unclean_shutdown(broker.id())
+            .await
+            .context("cannot announce the unclean shutdown")?;
+    }
     register(&broker, &registration).await?;
     metadata_sync::refresh_brokers(&broker).await?;
     tracing::info!("broker {} started", broker.id());
@@ -85,6 +116,23 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let max_connections = limits.max_connections;
     let connections = accept(listener, Arc::clone(&broker), limits, stop, stopped).await;
 
+    if let Some(failure) = failures.failure() {
+        // Nothing more is written to a failed directory (no flush, no checkpoint): leave the
+        // cluster now, so that the controller moves this broker's leaderships at once.
+        tracing::error!(
+            "Shutdown broker because all log dirs in {} have failed",
+            failures.dir().display()
+        );
+        session.abort();
+        controller.abort();
+        isr.abort();
+        broker.fetchers.shutdown();
+        broker.coordinator.close(Duration::from_secs(5)).await;
+        anyhow::bail!(
+            "the log directory {} failed ({failure}): it was this broker's only one",
+            failures.dir().display()
+        );
+    }
     tracing::info!("broker {} shutting down", broker.id());
     // Parked JoinGroups and SyncGroups are answered NOT_COORDINATOR rather than held open.
     broker.groups.resign_all(broker.id());
@@ -118,6 +166,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .replicas
         .checkpoint_high_watermarks()
         .context("cannot checkpoint the high watermarks")?;
+    clean_shutdown::mark(&log_dir).context("cannot mark the clean shutdown")?;
     broker.coordinator.close(Duration::from_secs(5)).await;
     tracing::info!("broker {} stopped", broker.config.broker_id);
     Ok(())
@@ -133,6 +182,7 @@ async fn accept(
     mut stopped: watch::Receiver<bool>,
 ) -> Arc<Semaphore> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let failures = Arc::clone(broker.replicas.log_dir_failures());
     let (mut terminate, mut interrupt) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -149,6 +199,7 @@ async fn accept(
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = stopped.wait_for(|stop| *stop) => break,
+            _ = failures.failed() => break,
         };
         let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
@@ -156,6 +207,7 @@ async fn accept(
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = stopped.wait_for(|stop| *stop) => break,
+            _ = failures.failed() => break,
         };
         match accepted {
             Ok((socket, _)) => {

@@ -169,6 +169,7 @@ pub async fn create_topic(
                     leader_epoch: 0,
                     isr: replicas.clone(),
                     replicas,
+                    elr: Vec::new(),
                     controller_epoch: -1,
                     zk_version: 0,
                 };

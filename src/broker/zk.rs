@@ -33,8 +33,8 @@ use zookeeper_client as zk;
 
 pub use paths::{
     BROKER_IDS_PATH, CONTROLLER_EPOCH_PATH, CONTROLLER_PATH, PRODUCER_ID_BLOCK_PATH,
-    TOPIC_CONFIGS_PATH, TOPICS_PATH, broker_path, partition_state_path, topic_config_path,
-    topic_path,
+    TOPIC_CONFIGS_PATH, TOPICS_PATH, UNCLEAN_SHUTDOWNS_PATH, broker_path, partition_state_path,
+    topic_config_path, topic_path,
 };
 pub use schemas::{
     BrokerRegistration, ControllerJson, PartitionStateJson, TopicAssignment, TopicConfigJson,

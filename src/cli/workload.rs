@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use checker::Outcome;
+use harness::clients::launch::ClientTemplates;
 use harness::cluster::config::CommandTemplates;
 use harness::run::summary::summary;
 use harness::run::{RunOptions, expectations};
-use harness::workload::{self, WorkloadSpec};
+use harness::workload::{self, ClientLibrary, WorkloadSpec};
 
 /// Arguments of `kchaos workload`.
 #[derive(Debug, clap::Args)]
@@ -38,17 +39,38 @@ pub struct WorkloadArgs {
     #[arg(long, value_enum, default_value_t = CoordinatorKind::Kchaos)]
     pub coordinator: CoordinatorKind,
     /// Start brokers with this command instead of `kchaos broker` (words separated by spaces;
-    /// placeholders {config}, {port}, {data_dir}, {id}, {name}, {coordinator}): e.g. Apache
-    /// Kafka's `kafka-server-start.sh {config}`.
+    /// placeholders {config}, {host}, {port}, {data_dir}, {id}, {name}, {coordinator}): e.g.
+    /// Apache Kafka's `kafka-server-start.sh {config}`.
     #[arg(long)]
     pub broker_command: Option<String>,
     /// Start the coordinator with this command instead (placeholders {config} (a zoo.cfg),
-    /// {port}, {data_dir}).
+    /// {host}, {port}, {data_dir}).
     #[arg(long, conflicts_with = "coordinator")]
     pub coordinator_command: Option<String>,
+    /// The client library of every producer and consumer, overriding the workload's
+    /// `[clients] library`: rdkafka or confluent-kafka-python.
+    #[arg(long, value_parser = parse_client_library)]
+    pub client_library: Option<ClientLibrary>,
+    /// Start client workers with this command instead (words separated by spaces; placeholders
+    /// {process} and {role}): a worker of any library that speaks docs/client-protocol.md.
+    #[arg(long)]
+    pub client_command: Option<String>,
     /// No live progress line.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+fn parse_client_library(name: &str) -> Result<ClientLibrary, String> {
+    ClientLibrary::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = ClientLibrary::ALL
+            .iter()
+            .map(|library| library.name())
+            .collect();
+        format!(
+            "unknown client library `{name}` (known: {})",
+            known.join(", ")
+        )
+    })
 }
 
 /// Which coordinator a run starts.
@@ -88,6 +110,10 @@ pub fn run(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
     if let Some(rate) = args.rate {
         spec.clients.rate = rate;
     }
+    if let Some(library) = args.client_library {
+        spec.clients.library = library;
+        spec.clients.command = None;
+    }
     // Seeds stay below 2^63: the run saves its seed in workload.toml, and TOML integers are i64.
     let seed = args
         .seed
@@ -114,6 +140,7 @@ pub fn run(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
             args.coordinator_command.as_deref(),
             args.broker_command.as_deref(),
         )?,
+        clients: client_templates(args.client_command.as_deref())?,
         progress: !args.no_progress && std::io::stderr().is_terminal(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -211,6 +238,23 @@ pub(crate) fn workloads_dir(given: Option<&Path>) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/workloads"))
 }
 
+/// This binary as the rdkafka worker (`kchaos client`), and `--client-command` if given.
+pub(crate) fn client_templates(client_command: Option<&str>) -> anyhow::Result<ClientTemplates> {
+    let exe = std::env::current_exe().context("finding the kchaos binary")?;
+    let command = match client_command {
+        Some(command) => {
+            let words: Vec<String> = command.split_whitespace().map(String::from).collect();
+            anyhow::ensure!(!words.is_empty(), "--client-command is empty");
+            Some(words)
+        }
+        None => None,
+    };
+    Ok(ClientTemplates {
+        rdkafka: vec![exe.display().to_string(), "client".into()],
+        command,
+    })
+}
+
 /// This binary as the broker, and the chosen coordinator, unless commands are given.
 pub(crate) fn templates(
     coordinator: CoordinatorKind,
@@ -240,6 +284,8 @@ pub(crate) fn templates(
         CoordinatorKind::Kchaos => [
             exe.as_str(),
             "coordinator",
+            "--host",
+            "{host}",
             "--port",
             "{port}",
             "--data-dir",

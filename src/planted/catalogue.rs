@@ -113,13 +113,12 @@ planted_bugs! {
     /// A leader whose ISR-change write failed applies the new ISR anyway (a lost write treated as done).
     IsrWriteFailureIgnored = "isr-write-failure-ignored" in Broker,
         faults ["partition"],
-        workloads [],
-        awaiting "network partitions as a workload fault (netfault's grudges are not yet a fault a workload can name): a coordinator write does not fail while the coordinator is down (the client waits), only when the leader's session expires under it; a leader cut off from the coordinator but not from its clients makes that deterministic (today only a race exposes it: acks-all-freeze-successor-pause-leader caught it in 1 of 3 runs)";
+        workloads ["partition-leader-acks-all-min-isr1"];
     /// No leader-epoch fencing in Fetch and OffsetsForLeaderEpoch, so a zombie leader keeps serving its followers.
     LeaderEpochFencingOff = "leader-epoch-fencing-off" in Broker,
         faults ["partition"],
         workloads [],
-        awaiting "network partitions as a workload fault (netfault's grudges are not yet a fault a workload can name): a zombie leader needs to be cut off from the coordinator while its followers still reach it";
+        awaiting "a fault sequence no workload has yet (partitions alone do not reach it): our brokers learn every leader and epoch from the coordinator and truncate on every change, so a leader meets an older or newer current_leader_epoch only from a follower cut off from the coordinator while that same leader is deposed and elected again (ZooKeeper-mode Kafka also bumps the epoch when its controller drops an offline replica from the ISR; ours does not), and a zombie's followers at its own epoch are rightly served; tests/partitions.rs checks the fencing itself on a real zombie (UNKNOWN_LEADER_EPOCH from it, FENCED_LEADER_EPOCH from its successor)";
     /// The coordinator keeps an expired session's ephemeral nodes, so a dead broker or controller stays registered.
     EphemeralsOutliveSession = "ephemerals-outlive-session" in Coordinator,
         faults ["kill"],
@@ -134,9 +133,8 @@ planted_bugs! {
         workloads ["acks-all-kill-coordinator-after-isr-shrink"];
     /// The coordinator replies to a write before the write-ahead log's fsync.
     AckBeforeWalFsync = "ack-before-wal-fsync" in Coordinator,
-        faults ["lose-unfsynced"],
-        workloads [],
-        awaiting "losing what was not fsync'd as a workload fault (faultfs can, but no workload can yet put a node's data on it and name the fault): a kill -9 keeps the page cache, so no fault a workload has loses an un-fsync'd write";
+        faults ["slow-disk", "power-loss"],
+        workloads ["coordinator-power-loss"];
 }
 
 /// The entry named `name`.

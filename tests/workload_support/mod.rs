@@ -1,9 +1,7 @@
-//! Running a shipped workload end to end for the workload tests: `kchaos workload NAME
-//! --duration D --seed 1` in a temporary store, one run at a time in a test binary (on two
-//! cores, several three-broker clusters at once would miss their 1.5 s sessions and the runs
-//! would judge the machine, not the system), and what a run left: its exit code, its output,
-//! its results and its history.
-
+//! Shared code of the workload tests: one whole `kchaos workload NAME --duration D --seed 1`
+//! run at a time, in a store of its own, and what it printed and left. On two cores, several
+//! three-broker clusters at once would miss their 1.5 s sessions and the runs would judge the
+//! machine, not the system. It also reads a run's results and history.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::PathBuf;
@@ -12,13 +10,15 @@ use std::sync::Mutex;
 
 use history::{Op, read_history};
 
-/// One run at a time.
+/// One run at a time (per test binary; cargo runs the binaries one after another).
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// A finished run: its exit code, its output, its directory (kept while `_store` lives).
+/// What a run printed and left.
 pub struct WorkloadRun {
     pub code: Option<i32>,
+    /// stdout, then stderr.
     pub text: String,
+    /// The run directory (store/latest resolved).
     pub dir: PathBuf,
     _store: tempfile::TempDir,
 }
@@ -42,9 +42,18 @@ impl WorkloadRun {
             .as_u64()
             .unwrap()
     }
+
+    /// The summary's `lost: N`.
+    pub fn lost(&self) -> Option<u64> {
+        self.text
+            .lines()
+            .find_map(|line| line.split("lost: ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|count| count.parse().ok())
+    }
 }
 
-/// Runs `kchaos workload NAME --duration D --seed 1`, waiting for its turn.
+/// Runs `kchaos workload NAME --duration D --seed 1` in the repository, waiting its turn.
 pub fn run_workload(name: &str, duration: &str) -> WorkloadRun {
     let _turn = ONE_CLUSTER_AT_A_TIME
         .lock()
@@ -77,4 +86,26 @@ pub fn run_workload(name: &str, duration: &str) -> WorkloadRun {
         dir,
         _store: store,
     }
+}
+
+/// The run matched a `lost = "none"` expectation: exit 0, nothing lost, something acknowledged.
+pub fn assert_nothing_lost(run: &WorkloadRun, name: &str) {
+    assert_eq!(run.code, Some(0), "{name}:\n{}", run.text);
+    assert!(run.text.contains("lost: 0"), "{name}:\n{}", run.text);
+    assert!(!run.text.contains("sends: 0 ok"), "{name}:\n{}", run.text);
+}
+
+/// The run matched a `lost = "some"` expectation: exit 0 and a lost count above zero.
+pub fn assert_loss_found(run: &WorkloadRun, name: &str) {
+    assert_eq!(
+        run.code,
+        Some(0),
+        "the checker should find the loss in {name}:\n{}",
+        run.text
+    );
+    assert!(
+        run.lost().is_some_and(|lost| lost > 0),
+        "{name}:\n{}",
+        run.text
+    );
 }

@@ -26,11 +26,16 @@ use history::{OpType, Process};
 
 use crate::availability::Availability;
 use crate::figures::{OperationFiguresBuilder, Timeline, Unavailability};
-use crate::results::{AnomalyKind, EXAMPLES_PER_ANOMALY, Example, Expectations, Malformed};
+use crate::results::{
+    AnomalyKind, CLIENT_CRASHES_LISTED_MAX, ClientCrash, EXAMPLES_PER_ANOMALY, Example,
+    Expectations, Malformed,
+};
 use crate::values::{FastMap, FastSet, OffsetTable, ValueId, ValueIds, ValueNames, ValueTable};
 
 /// The process number recorded for operations of the nemesis where a client was expected.
 const NEMESIS_AS_CLIENT: u64 = u64::MAX;
+/// The same for the harness's own events.
+const HARNESS_AS_CLIENT: u64 = u64::MAX - 1;
 
 /// Counts one anomaly, keeps its first examples and the time of its earliest operation.
 #[derive(Default)]
@@ -137,6 +142,8 @@ pub struct Analysis {
     availability: Availability,
     timeline: Timeline,
     records_polled: u64,
+    client_crashes: Vec<ClientCrash>,
+    client_crash_count: u64,
 }
 
 impl Analysis {
@@ -172,6 +179,8 @@ impl Analysis {
             ),
             timeline: Timeline::default(),
             records_polled: 0,
+            client_crashes: Vec::new(),
+            client_crash_count: 0,
         }
     }
 
@@ -237,6 +246,7 @@ impl Analysis {
             OpName::Revoke => self.revoke(line),
             OpName::Commit => self.commit(line),
             OpName::Other(_) if line.process == Process::Nemesis => self.nemesis(line),
+            OpName::Other(_) if line.process == Process::Harness => self.harness_event(line),
             OpName::Other(f) => {
                 let index = self.figures.type_index(f);
                 self.figures
@@ -308,7 +318,28 @@ impl Analysis {
             line.f.as_str(),
             line.value.node.as_deref(),
             line.value.why.as_deref(),
+            line.value.partition,
         );
+    }
+}
+
+impl Analysis {
+    /// An event of the harness itself. A client crash is listed; its in-flight operations are
+    /// ordinary `info` completions of the crashed process (indeterminate, never lost), and its
+    /// successor is a new process, so nothing else changes. Other events are only counted.
+    fn harness_event(&mut self, line: &Line<'_>) {
+        if line.f.as_str() != "client-crash" {
+            return;
+        }
+        self.client_crash_count += 1;
+        if self.client_crashes.len() < CLIENT_CRASHES_LISTED_MAX {
+            self.client_crashes.push(ClientCrash {
+                index: line.index,
+                time_ns: line.time_ns,
+                process: line.value.client_process,
+                cause: line.value.cause.as_deref().unwrap_or("unknown").to_string(),
+            });
+        }
     }
 }
 
@@ -325,5 +356,6 @@ fn client_number(process: Process) -> u64 {
     match process {
         Process::Client(number) => number,
         Process::Nemesis => NEMESIS_AS_CLIENT,
+        Process::Harness => HARNESS_AS_CLIENT,
     }
 }

@@ -113,7 +113,7 @@ impl Analysis {
         if let (OpType::Ok, Some(partition), Some(offset)) =
             (line.op_type, fields.partition, fields.offset)
         {
-            self.unavailability.send_ok(line.time_ns);
+            self.unavailability.send_ok(line.time_ns, partition);
             self.check_order(id, partition, offset);
         }
     }

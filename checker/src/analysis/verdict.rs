@@ -24,6 +24,7 @@ impl Analysis {
             values: self.values.len() as u64,
             records_polled: self.records_polled,
             duration_ns: self.figures.duration_ns(),
+            client_crashes: self.client_crash_count,
             ..Totals::default()
         };
         let mut never_completed = 0;
@@ -380,6 +381,7 @@ impl Analysis {
             faults,
             timeline: self.timeline.finish(),
             detection,
+            client_crashes: self.client_crashes,
         }
     }
 }

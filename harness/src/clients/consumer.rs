@@ -1,150 +1,184 @@
-//! Consumer workers (Jepsen's client for `poll`): an rdkafka consumer that `assign`s every
-//! partition of the topic at its log start offset and polls until told to stop, recording each
-//! poll as an invoke and an ok with `[partition, offset, value]` records. When the consumer
-//! loses its place (an offset out of range after a truncation), it seeks to where the log now is
-//! and records that as a new `assign`, which resets the checker's forward-reading state.
+//! Consumers (Jepsen's client for `poll`): each drives one session (a worker process) that
+//! `assign`s every partition of the topic at its log start offset and polls until told to
+//! stop, recording each poll as an invoke and its completion, an ok with `[partition, offset,
+//! value]` records. When the worker's library loses its place (an offset out of range after a
+//! truncation), the consumer asks where the log now is and assigns again, recorded as a new
+//! `assign`, which resets the checker's forward-reading state.
 //!
-//! The consumer's loop is blocking (librdkafka's poll), so it runs on its own thread.
+//! When the worker dies, its poll in flight completes as `info` and a fresh worker, a new
+//! process, assigns every partition where the dead one had got to.
 
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use history::{OpType, Process};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
 
-use crate::clients::client_context::QuietContext;
-use crate::clients::producer::error_name;
+use super::protocol::{Operation, Outcome, Reply, Role, records_json};
+use super::session::{Launcher, Session, replace_session};
 use crate::recorder::Recorder;
 
 /// Records per `poll` operation at most.
-const RECORDS_PER_POLL_MAX: usize = 500;
+const RECORDS_PER_POLL_MAX: u32 = 500;
 /// How long one `poll` operation gathers records.
 const POLL_WINDOW: Duration = Duration::from_millis(100);
 /// How long a watermark query may take.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Beyond a request's own timeout, how long it may go unanswered.
+const PATIENCE_MARGIN: Duration = Duration::from_secs(10);
+/// How long a consumer may take to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why a consumer could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ConsumerError {
-    #[error("cannot create consumer {process}: {source}")]
-    Create { process: u64, source: KafkaError },
-    #[error("consumer {process} cannot assign partitions: {source}")]
-    Assign { process: u64, source: KafkaError },
+/// How a consumer is set up.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub bootstrap_servers: String,
+    pub topic: String,
+    pub partitions: u32,
 }
 
-/// A consumer that reads assigned partitions: no subscription, no commits, no rebalances.
-/// (librdkafka wants a `group.id` even for `assign`; it is never joined.)
-pub fn create_consumer(
-    bootstrap_servers: &str,
-    client_id: &str,
-) -> Result<BaseConsumer<QuietContext>, KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers)
-        .set("client.id", client_id)
-        .set("group.id", client_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "error")
-        .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", "100")
-        .set("topic.metadata.refresh.interval.ms", "1000")
-        .set("reconnect.backoff.ms", "50")
-        .set("reconnect.backoff.max.ms", "500")
-        .set("socket.connection.setup.timeout.ms", "3000")
-        .set("log_level", "3")
-        .create_with_context(QuietContext)
+impl ConsumerSettings {
+    /// A consumer that reads assigned partitions: no commits, no rebalances (a `group.id` of
+    /// its own, which librdkafka wants even for `assign`; it is never joined).
+    pub fn config(&self, process: u64, what: &str) -> BTreeMap<String, String> {
+        let client_id = format!("kchaos-{what}-{process}");
+        [
+            ("bootstrap.servers", self.bootstrap_servers.clone()),
+            ("client.id", client_id.clone()),
+            ("group.id", client_id),
+            ("enable.auto.commit", "false".to_string()),
+            ("auto.offset.reset", "none".to_string()),
+            ("fetch.max.wait.ms", "100".to_string()),
+            ("reconnect.backoff.ms", "50".to_string()),
+            ("reconnect.backoff.max.ms", "500".to_string()),
+            ("socket.connection.setup.timeout.ms", "3000".to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect()
+    }
 }
 
-/// Runs consumer `process` over partitions `0..partitions` of `topic` until `stop` turns true.
-/// Blocking: call it on its own thread.
-pub fn run_consumer(
-    process: u64,
-    bootstrap_servers: &str,
-    topic: &str,
-    partitions: u32,
+/// Runs a consumer from `first` (already started) until `stop` turns true, replacing it
+/// through `launcher` whenever it dies; then closes it.
+pub async fn run_consumer(
+    first: Arc<dyn Session>,
+    settings: ConsumerSettings,
+    launcher: Arc<dyn Launcher>,
+    recorder: Recorder,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut positions: Option<Vec<i64>> = None;
+    let mut session = first;
+    loop {
+        consume(&*session, &settings, &recorder, &mut positions, &mut stop).await;
+        if *stop.borrow() || stop.has_changed().is_err() {
+            break;
+        }
+        let config = |process| settings.config(process, "consumer");
+        match replace_session(&*launcher, Role::Consumer, config, &mut stop).await {
+            Some(fresh) => session = fresh,
+            None => break,
+        }
+    }
+    session.close(CLOSE_TIMEOUT).await;
+}
+
+/// Assigns and polls through `session` until `stop` or its death.
+async fn consume(
+    session: &dyn Session,
+    settings: &ConsumerSettings,
     recorder: &Recorder,
-    stop: &watch::Receiver<bool>,
-) -> Result<(), ConsumerError> {
-    let consumer = create_consumer(bootstrap_servers, &format!("kchaos-consumer-{process}"))
-        .map_err(|source| ConsumerError::Create { process, source })?;
-    let mut positions: Vec<i64> = (0..partitions)
-        .map(|partition| log_start_offset(&consumer, topic, partition as i32))
-        .collect();
-    assign(&consumer, process, topic, &positions, recorder)?;
-    // Stop when told, or when whoever could tell us is gone.
-    while !*stop.borrow() && stop.has_changed().is_ok() {
-        recorder.record(Process::Client(process), OpType::Invoke, "poll", json!({}));
-        let mut records: Vec<Value> = Vec::new();
-        let mut trouble: Option<KafkaError> = None;
-        let window_end = Instant::now() + POLL_WINDOW;
-        while records.len() < RECORDS_PER_POLL_MAX {
-            let left = window_end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
+    positions: &mut Option<Vec<i64>>,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let process = session.process();
+    let death = session.death();
+    let positions = match positions {
+        Some(positions) => positions,
+        None => {
+            let mut starts = Vec::new();
+            for partition in 0..settings.partitions as i32 {
+                starts.push(log_start_offset(session, &settings.topic, partition).await);
             }
-            match consumer.poll(left) {
-                None => break,
-                Some(Ok(message)) => {
-                    let value = message
-                        .payload()
-                        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
-                        .unwrap_or_default();
-                    let partition = message.partition();
-                    if let Some(position) = positions.get_mut(partition as usize) {
-                        *position = message.offset() + 1;
-                    }
-                    records.push(json!([partition, message.offset(), value]));
-                }
-                Some(Err(error)) => {
-                    trouble = Some(error);
-                    break;
-                }
+            positions.insert(starts)
+        }
+    };
+    if !assign(session, &settings.topic, positions, recorder).await {
+        return;
+    }
+    let poll_patience = POLL_WINDOW + PATIENCE_MARGIN;
+    // Stop when told, or when whoever could tell us is gone.
+    while !*stop.borrow() && stop.has_changed().is_ok() && death.borrow().is_none() {
+        recorder.record(Process::Client(process), OpType::Invoke, "poll", json!({}));
+        let poll = Operation::Poll {
+            max_records: RECORDS_PER_POLL_MAX,
+            timeout_ms: POLL_WINDOW.as_millis() as u64,
+        };
+        let reply = answer(session.submit(poll, poll_patience).await).await;
+        if reply.outcome != Outcome::Ok {
+            let error = reply.error.as_deref().unwrap_or("no reason given");
+            recorder.record(
+                Process::Client(process),
+                reply.outcome.op_type(),
+                "poll",
+                json!({ "error": error }),
+            );
+            // No busy loop on a worker that refuses every poll.
+            tokio::time::sleep(POLL_WINDOW).await;
+            continue;
+        }
+        let records = reply.records.unwrap_or_default();
+        for (partition, offset, _) in &records {
+            if let Some(position) = positions.get_mut(*partition as usize) {
+                *position = offset + 1;
             }
         }
         recorder.count_poll(records.len());
+        let records = records_json(records);
         recorder.record(
             Process::Client(process),
             OpType::Ok,
             "poll",
             json!({ "records": records }),
         );
-        if let Some(error) = trouble {
+        if let Some(error) = &reply.error {
             tracing::debug!("consumer {process}: {error}");
-            if needs_reposition(&error) {
-                for (partition, position) in positions.iter_mut().enumerate() {
-                    *position = clamp_to_log(&consumer, topic, partition as i32, *position);
-                }
-                assign(&consumer, process, topic, &positions, recorder)?;
+        }
+        if reply.position_lost == Some(true) {
+            for (partition, position) in positions.iter_mut().enumerate() {
+                *position =
+                    clamp_to_log(session, &settings.topic, partition as i32, *position).await;
+            }
+            if !assign(session, &settings.topic, positions, recorder).await {
+                return;
             }
         }
     }
-    Ok(())
 }
 
-/// Whether the consumer stopped fetching a partition and must be told where to go.
-fn needs_reposition(error: &KafkaError) -> bool {
-    let name = error_name(error);
-    name.contains("OFFSET_OUT_OF_RANGE")
-        || name.contains("AUTO_OFFSET_RESET")
-        || error.to_string().contains("offset reset")
+/// A reply, or `info` if the session dropped the request.
+async fn answer(reply: tokio::sync::oneshot::Receiver<Reply>) -> Reply {
+    reply
+        .await
+        .unwrap_or_else(|_| Reply::error(0, Outcome::Info, "no reply"))
 }
 
-/// Assigns every partition at `positions`, recorded as an `assign` invoke and ok.
-fn assign(
-    consumer: &BaseConsumer<QuietContext>,
-    process: u64,
+/// Assigns every partition at `positions`, recorded as an `assign` invoke and its completion.
+/// Returns whether it was assigned.
+async fn assign(
+    session: &dyn Session,
     topic: &str,
     positions: &[i64],
     recorder: &Recorder,
-) -> Result<(), ConsumerError> {
-    let listed: Vec<Value> = positions
+) -> bool {
+    let process = session.process();
+    let listed: Vec<(i32, i64)> = positions
         .iter()
         .enumerate()
-        .map(|(partition, offset)| json!([partition, offset]))
+        .map(|(partition, offset)| (partition as i32, *offset))
         .collect();
     let value = json!({ "positions": listed });
     recorder.record(
@@ -153,38 +187,66 @@ fn assign(
         "assign",
         value.clone(),
     );
-    let mut list = TopicPartitionList::new();
-    for (partition, offset) in positions.iter().enumerate() {
-        list.add_partition_offset(topic, partition as i32, Offset::Offset(*offset))
-            .map_err(|source| ConsumerError::Assign { process, source })?;
+    let request = Operation::Assign {
+        topic: topic.to_string(),
+        positions: listed,
+    };
+    let reply = answer(session.submit(request, PATIENCE_MARGIN).await).await;
+    let mut value = value;
+    if reply.outcome != Outcome::Ok {
+        value["error"] = json!(reply.error.as_deref().unwrap_or("no reason given"));
     }
-    consumer
-        .assign(&list)
-        .map_err(|source| ConsumerError::Assign { process, source })?;
-    recorder.record(Process::Client(process), OpType::Ok, "assign", value);
-    Ok(())
+    recorder.record(
+        Process::Client(process),
+        reply.outcome.op_type(),
+        "assign",
+        value,
+    );
+    reply.outcome == Outcome::Ok
+}
+
+/// `(log start offset, high watermark)` of a partition, if the cluster said.
+pub async fn watermarks(session: &dyn Session, topic: &str, partition: i32) -> Option<(i64, i64)> {
+    let request = Operation::Watermarks {
+        topic: topic.to_string(),
+        partition,
+        timeout_ms: WATERMARK_TIMEOUT.as_millis() as u64,
+    };
+    let reply = answer(
+        session
+            .submit(request, WATERMARK_TIMEOUT + PATIENCE_MARGIN)
+            .await,
+    )
+    .await;
+    match (reply.outcome, reply.log_start_offset, reply.high_watermark) {
+        (Outcome::Ok, Some(low), Some(high)) => Some((low, high)),
+        _ => {
+            tracing::debug!(
+                "watermarks of {topic}-{partition}: {}",
+                reply.error.as_deref().unwrap_or("no answer")
+            );
+            None
+        }
+    }
 }
 
 /// The partition's log start offset, asked a few times; 0 if no broker answers.
-fn log_start_offset(consumer: &BaseConsumer<QuietContext>, topic: &str, partition: i32) -> i64 {
+async fn log_start_offset(session: &dyn Session, topic: &str, partition: i32) -> i64 {
     for _ in 0..5 {
-        match consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) {
-            Ok((low, _high)) => return low,
-            Err(error) => tracing::debug!("watermarks of {topic}-{partition}: {error}"),
+        if let Some((low, _high)) = watermarks(session, topic, partition).await {
+            return low;
+        }
+        if session.death().borrow().is_some() {
+            break;
         }
     }
     0
 }
 
 /// `position` moved into the partition's current log range [low, high].
-fn clamp_to_log(
-    consumer: &BaseConsumer<QuietContext>,
-    topic: &str,
-    partition: i32,
-    position: i64,
-) -> i64 {
-    match consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) {
-        Ok((low, high)) => position.clamp(low, high.max(low)),
-        Err(_) => position,
+async fn clamp_to_log(session: &dyn Session, topic: &str, partition: i32, position: i64) -> i64 {
+    match watermarks(session, topic, partition).await {
+        Some((low, high)) => position.clamp(low, high.max(low)),
+        None => position,
     }
 }

@@ -1,24 +1,24 @@
-//! The final read, the read that decides loss: after the heal, a fresh consumer reads every
-//! partition from its log start offset to its high watermark, retrying until the whole range
-//! is read or the deadline passes. One `final-read` invoke and ok per partition; a partition not
-//! fully read is `complete: false`, which makes the checker's verdict for it unknown.
+//! The final read, the read that decides loss: after the heal, a fresh worker reads every
+//! partition from its log start offset to its high watermark (the worker retries on trouble
+//! until the deadline it is given). One `final-read` invoke and completion per partition and
+//! attempt; a partition not fully read is `complete: false`, which makes the checker's verdict
+//! for it unknown. A worker that dies mid-read leaves that attempt `info`; a fresh worker, a
+//! new process, reads the partition again while time is left.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use history::{OpType, Process};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
-use serde_json::{Value, json};
+use serde_json::json;
+use tokio::time::Instant;
 
-use crate::clients::client_context::QuietContext;
-use crate::clients::consumer::create_consumer;
+use super::consumer::ConsumerSettings;
+use super::protocol::{Operation, Outcome, Reply, Role, records_json};
+use super::session::{Launcher, RESTART_BACKOFF_MIN, Session};
 use crate::recorder::Recorder;
 
-/// How long one watermark query or poll may take.
-const STEP_TIMEOUT: Duration = Duration::from_secs(1);
-/// Records of one partition at most (the read is bounded like everything else).
-const RECORDS_PER_PARTITION_MAX: usize = 10_000_000;
+/// Beyond the read's own deadline, how long a worker may take to answer it.
+const PATIENCE_MARGIN: Duration = Duration::from_secs(10);
 
 /// What the final read of one partition found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,146 +30,160 @@ pub struct PartitionRead {
     pub complete: bool,
 }
 
-/// Reads partitions `0..partitions` of `topic` as process `process`, all within `timeout`.
-/// Blocking: run it off the async threads.
-pub fn final_read(
-    process: u64,
-    bootstrap_servers: &str,
-    topic: &str,
-    partitions: u32,
+/// Reads every partition of `settings.topic`, all within `timeout`, through workers from
+/// `launcher` (each a fresh process).
+pub async fn final_read(
+    launcher: Arc<dyn Launcher>,
+    settings: &ConsumerSettings,
     timeout: Duration,
     recorder: &Recorder,
 ) -> Vec<PartitionRead> {
     let deadline = Instant::now() + timeout;
-    (0..partitions as i32)
-        .map(|partition| {
-            recorder.record(
-                Process::Client(process),
-                OpType::Invoke,
-                "final-read",
-                json!({ "partition": partition }),
-            );
-            let (read, records) =
-                read_partition(process, bootstrap_servers, topic, partition, deadline);
-            recorder.record(
-                Process::Client(process),
-                OpType::Ok,
-                "final-read",
-                json!({
-                    "partition": partition,
-                    "log_start_offset": read.log_start_offset,
-                    "high_watermark": read.high_watermark,
-                    "records": records,
-                    "complete": read.complete,
-                }),
-            );
-            read
-        })
-        .collect()
+    let mut session: Option<Arc<dyn Session>> = None;
+    let mut reads = Vec::new();
+    for partition in 0..settings.partitions as i32 {
+        reads.push(
+            read_partition(
+                &*launcher,
+                settings,
+                partition,
+                deadline,
+                recorder,
+                &mut session,
+            )
+            .await,
+        );
+    }
+    if let Some(session) = session {
+        session.close(Duration::from_secs(2)).await;
+    }
+    reads
 }
 
-/// One partition: watermarks, then poll from the start to the high watermark; on trouble, ask
-/// again and start over, until the deadline.
-fn read_partition(
-    process: u64,
-    bootstrap_servers: &str,
-    topic: &str,
+/// One partition, through the current session or fresh ones, until it is read or the deadline
+/// passes.
+async fn read_partition(
+    launcher: &dyn Launcher,
+    settings: &ConsumerSettings,
     partition: i32,
     deadline: Instant,
-) -> (PartitionRead, Vec<Value>) {
-    let mut read = PartitionRead {
+    recorder: &Recorder,
+    session: &mut Option<Arc<dyn Session>>,
+) -> PartitionRead {
+    let unread = PartitionRead {
         partition,
         log_start_offset: -1,
         high_watermark: -1,
         records: 0,
         complete: false,
     };
-    let client_id = format!("kchaos-final-read-{process}-{partition}");
-    let consumer = match create_consumer(bootstrap_servers, &client_id) {
-        Ok(consumer) => consumer,
-        Err(error) => {
-            tracing::error!("final read of {topic}-{partition}: {error}");
-            return (read, Vec::new());
-        }
-    };
-    let mut records = Vec::new();
-    while Instant::now() < deadline {
-        let (low, high) = match consumer.fetch_watermarks(topic, partition, STEP_TIMEOUT) {
-            Ok(watermarks) => watermarks,
-            Err(error) => {
-                tracing::debug!("final read watermarks of {topic}-{partition}: {error}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
+    loop {
+        let current = match session {
+            Some(current) if current.death().borrow().is_none() => Arc::clone(current),
+            _ => match start(launcher, settings, deadline).await {
+                Ok(fresh) => session.insert(fresh).clone(),
+                Err(error) => {
+                    // Nobody could read it: the attempt is recorded as such, so the checker
+                    // says unknown for this partition.
+                    let process = launcher.next_process();
+                    let value = json!({ "partition": partition });
+                    recorder.record(
+                        Process::Client(process),
+                        OpType::Invoke,
+                        "final-read",
+                        value,
+                    );
+                    recorder.record(
+                        Process::Client(process),
+                        OpType::Info,
+                        "final-read",
+                        json!({ "partition": partition, "error": error }),
+                    );
+                    return unread;
+                }
+            },
         };
-        read.log_start_offset = low;
-        read.high_watermark = high;
-        records.clear();
-        match read_range(
-            &consumer,
-            topic,
+        let process = current.process();
+        recorder.record(
+            Process::Client(process),
+            OpType::Invoke,
+            "final-read",
+            json!({ "partition": partition }),
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        let request = Operation::FinalRead {
+            topic: settings.topic.clone(),
             partition,
-            low,
-            high,
-            deadline,
-            &mut records,
-        ) {
-            Ok(()) => {
-                read.complete = true;
-                break;
-            }
-            Err(reason) => {
-                tracing::debug!("final read of {topic}-{partition}: {reason}; again");
-            }
+            timeout_ms: left.as_millis() as u64,
+        };
+        let reply = current
+            .submit(request, left + PATIENCE_MARGIN)
+            .await
+            .await
+            .unwrap_or_else(|_| Reply::error(0, Outcome::Info, "no reply"));
+        if reply.outcome == Outcome::Ok {
+            return record_read(recorder, process, partition, reply);
+        }
+        let error = reply.error.unwrap_or_else(|| "no reason given".into());
+        tracing::warn!("final read of partition {partition} by {process}: {error}");
+        recorder.record(
+            Process::Client(process),
+            reply.outcome.op_type(),
+            "final-read",
+            json!({ "partition": partition, "error": error }),
+        );
+        if Instant::now() >= deadline {
+            return unread;
         }
     }
-    read.records = records.len();
-    (read, records)
 }
 
-/// Polls `[low, high)` into `records`.
-fn read_range(
-    consumer: &BaseConsumer<QuietContext>,
-    topic: &str,
-    partition: i32,
-    low: i64,
-    high: i64,
+/// A fresh reader, trying again (each failure recorded) until the deadline.
+async fn start(
+    launcher: &dyn Launcher,
+    settings: &ConsumerSettings,
     deadline: Instant,
-    records: &mut Vec<Value>,
-) -> Result<(), String> {
-    if high <= low {
-        return Ok(());
-    }
-    let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, partition, Offset::Offset(low))
-        .map_err(|error| error.to_string())?;
-    consumer.assign(&list).map_err(|error| error.to_string())?;
-    let mut next = low;
-    while next < high {
-        if Instant::now() >= deadline {
-            return Err(format!("deadline passed at offset {next} of {high}"));
-        }
-        if records.len() >= RECORDS_PER_PARTITION_MAX {
-            return Err("too many records".into());
-        }
-        match consumer.poll(STEP_TIMEOUT) {
-            None => {}
-            Some(Ok(message)) => {
-                if message.partition() != partition || message.offset() < next {
-                    continue;
+) -> Result<Arc<dyn Session>, String> {
+    let mut backoff = RESTART_BACKOFF_MIN;
+    loop {
+        let process = launcher.next_process();
+        let config = settings.config(process, "final-read");
+        match launcher.start(process, Role::Consumer, config).await {
+            Ok(session) => return Ok(session),
+            Err(error) => {
+                launcher.start_failed(process, &error);
+                if Instant::now() + backoff >= deadline {
+                    return Err(format!("no worker could start: {error}"));
                 }
-                if message.offset() >= high {
-                    break;
-                }
-                let value = message
-                    .payload()
-                    .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
-                    .unwrap_or_default();
-                records.push(json!([partition, message.offset(), value]));
-                next = message.offset() + 1;
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
             }
-            Some(Err(error)) => return Err(error.to_string()),
         }
     }
-    Ok(())
+}
+
+/// Records a final read's ok and sums it up.
+fn record_read(recorder: &Recorder, process: u64, partition: i32, reply: Reply) -> PartitionRead {
+    let records = reply.records.unwrap_or_default();
+    let read = PartitionRead {
+        partition,
+        log_start_offset: reply.log_start_offset.unwrap_or(-1),
+        high_watermark: reply.high_watermark.unwrap_or(-1),
+        records: records.len(),
+        complete: reply.complete == Some(true),
+    };
+    let records = records_json(records);
+    recorder.record(
+        Process::Client(process),
+        OpType::Ok,
+        "final-read",
+        json!({
+            "partition": partition,
+            "log_start_offset": read.log_start_offset,
+            "high_watermark": read.high_watermark,
+            "records": records,
+            "complete": read.complete,
+        }),
+    );
+    read
 }

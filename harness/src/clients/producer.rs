@@ -1,29 +1,33 @@
-//! Producer workers (Jepsen's client for `send`): an rdkafka producer that sends unique values
-//! (`<process>-<seq>`) at a fixed rate or as fast as a bounded number of in-flight sends allows,
-//! and records each send as an invoke and one completion:
+//! Producers (Jepsen's client for `send`): each drives one session (a worker process) that
+//! sends unique values (`<process>-<seq>`) at a fixed rate or as fast as a bounded number of
+//! in-flight sends allows, and records each send as an invoke and the one completion the worker
+//! answered:
 //! - `ok` with partition and offset when the broker acknowledged it;
-//! - `fail` (with the partition librdkafka had chosen, if any) only when it certainly was not
-//!   appended: librdkafka says the message was *not persisted* (`rd_kafka_message_status`;
-//!   librdkafka never downgrades that status, so a send possibly appended on an earlier try
-//!   stays indeterminate even if its last try got NOT_ENOUGH_REPLICAS), or it never left our
-//!   queue;
-//! - `info` otherwise (timeouts, NOT_ENOUGH_REPLICAS_AFTER_APPEND, a broken connection, ...).
+//! - `fail` (with the partition, if known) only when it certainly was not appended (the worker
+//!   decides, with its library's knowledge: the rdkafka worker's rule is in src/client/producer.rs);
+//! - `info` otherwise (timeouts, NOT_ENOUGH_REPLICAS_AFTER_APPEND, a broken connection, and
+//!   every send in flight when the worker crashed).
+//!
+//! When the worker dies, a fresh one takes over as a new process after a short backoff, and
+//! sending goes on with the new process's values.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use history::{OpType, Process};
-use rdkafka::ClientConfig;
-use rdkafka::client::ClientContext;
-use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::error::KafkaError;
-use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use super::protocol::{Operation, Outcome, Reply, Role};
+use super::session::{Launcher, Session, replace_session};
 use crate::recorder::Recorder;
+
+/// Beyond the delivery and request timeouts, how long a send may go unanswered before its
+/// worker counts as silent (a library always reports a delivery by then).
+const SEND_PATIENCE_MARGIN: Duration = Duration::from_secs(10);
+/// After the in-flight sends' patience at the end, how long the worker may take to close.
+const CLOSE_MARGIN: Duration = Duration::from_secs(2);
 
 /// How a producer is set up.
 #[derive(Debug, Clone)]
@@ -42,137 +46,123 @@ pub struct ProducerSettings {
     pub keys: u32,
 }
 
-/// Why a producer could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ProducerError {
-    #[error("cannot create the producer of process {process}: {source}")]
-    Create { process: u64, source: KafkaError },
-}
-
-/// The completion of one send, as the delivery report told it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendOutcome {
-    Ok {
-        partition: i32,
-        offset: i64,
-    },
-    Fail {
-        error: String,
-        /// The partition librdkafka had chosen, if it had.
-        partition: Option<i32>,
-    },
-    Info {
-        error: String,
-        partition: Option<i32>,
-    },
-}
-
-/// Delivers each delivery report to the task waiting for it.
-struct DeliveryContext;
-
-impl ClientContext for DeliveryContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        crate::clients::client_context::QuietContext.log(level, facility, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        crate::clients::client_context::QuietContext.error(error, reason);
-    }
-}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Box<oneshot::Sender<SendOutcome>>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, reply: Self::DeliveryOpaque) {
-        let outcome = match result {
-            Ok(message) => SendOutcome::Ok {
-                partition: message.partition(),
-                offset: message.offset(),
-            },
-            Err((error, message)) => {
-                // SAFETY: the message pointer is valid for the duration of the callback.
-                let status = unsafe { rdkafka::bindings::rd_kafka_message_status(message.ptr()) };
-                let partition = (message.partition() >= 0).then_some(message.partition());
-                classify(error, status, partition)
-            }
-        };
-        // The waiting task may have gone (shutdown); nothing to do then.
-        let _ = reply.send(outcome);
-    }
-}
-
-/// Sorts a failed delivery into fail (certainly not appended) or info (unknown).
-fn classify(
-    error: &KafkaError,
-    status: rdkafka::bindings::rd_kafka_msg_status_t,
-    partition: Option<i32>,
-) -> SendOutcome {
-    use rdkafka::bindings::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
-    let name = error_name(error);
-    if status == RD_KAFKA_MSG_STATUS_NOT_PERSISTED && !is_never_definite(error) {
-        SendOutcome::Fail {
-            error: name,
-            partition,
+impl ProducerSettings {
+    /// The producer's config, in Kafka's names (docs/client-protocol.md).
+    pub fn config(&self, process: u64) -> BTreeMap<String, String> {
+        let mut config: BTreeMap<String, String> = [
+            ("bootstrap.servers", self.bootstrap_servers.clone()),
+            ("client.id", format!("kchaos-producer-{process}")),
+            ("acks", self.acks.clone()),
+            ("enable.idempotence", self.idempotence.to_string()),
+            ("linger.ms", self.linger_ms.to_string()),
+            ("delivery.timeout.ms", self.message_timeout_ms.to_string()),
+            ("request.timeout.ms", self.request_timeout_ms.to_string()),
+            ("retry.backoff.ms", "100".to_string()),
+            ("retry.backoff.max.ms", "500".to_string()),
+            ("reconnect.backoff.ms", "50".to_string()),
+            ("reconnect.backoff.max.ms", "500".to_string()),
+            ("socket.connection.setup.timeout.ms", "3000".to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect();
+        if let Some(retries) = self.retries {
+            config.insert("retries".into(), retries.to_string());
         }
-    } else {
-        SendOutcome::Info {
-            error: name,
-            partition,
-        }
+        config
+    }
+
+    /// How long one send may go unanswered.
+    fn send_patience(&self) -> Duration {
+        Duration::from_millis(self.message_timeout_ms + self.request_timeout_ms)
+            + SEND_PATIENCE_MARGIN
     }
 }
 
-/// Errors that leave the outcome unknown whatever librdkafka's status says.
-fn is_never_definite(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::NotEnoughReplicasAfterAppend)
-            | Some(RDKafkaErrorCode::RequestTimedOut)
-    )
+/// How one session's sending ended.
+enum Ended {
+    Stopped,
+    Died,
 }
 
-/// The error's code name in Kafka's spelling where there is one (`NOT_ENOUGH_REPLICAS`).
-pub fn error_name(error: &KafkaError) -> String {
-    match error.rdkafka_error_code() {
-        Some(code) => kafka_code_name(code),
-        None => error.to_string(),
-    }
-}
-
-fn kafka_code_name(code: RDKafkaErrorCode) -> String {
-    // `NotEnoughReplicas` -> `NOT_ENOUGH_REPLICAS`; local errors keep librdkafka's names.
-    kafka_wire::names::screaming_snake(&format!("{code:?}"))
-}
-
-/// Runs producer `process` until `stop` turns true, then waits for its in-flight sends (up to
-/// the message timeout and a margin) and purges what is left (recorded as indeterminate or
-/// failed, as librdkafka reports them).
+/// Runs a producer from `first` (already started) until `stop` turns true, replacing it through
+/// `launcher` whenever it dies; then waits for its in-flight sends (up to the delivery timeout
+/// and a margin) and closes it.
 pub async fn run_producer(
-    process: u64,
+    first: Arc<dyn Session>,
     settings: ProducerSettings,
+    launcher: Arc<dyn Launcher>,
     recorder: Recorder,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), ProducerError> {
-    let producer = Arc::new(create_producer(process, &settings)?);
+) {
     let permits = Arc::new(Semaphore::new(settings.max_in_flight as usize));
     let mut pacer = Pacer::new(settings.rate);
+    let mut session = first;
+    loop {
+        let ended = produce(
+            &session, &settings, &recorder, &permits, &mut pacer, &mut stop,
+        )
+        .await;
+        match ended {
+            Ended::Stopped => break,
+            Ended::Died => {
+                let config = |process| settings.config(process);
+                match replace_session(&*launcher, Role::Producer, config, &mut stop).await {
+                    Some(fresh) => session = fresh,
+                    None => break,
+                }
+            }
+        }
+    }
+    let patience = Duration::from_millis(settings.message_timeout_ms) + CLOSE_MARGIN;
+    session.close(patience).await;
+    // Every reply has come (or the worker died, which answers them all): the permits are back.
+    let all = settings.max_in_flight;
+    if tokio::time::timeout(CLOSE_MARGIN, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "producer {}: sends still unanswered after close",
+            session.process()
+        );
+    }
+}
+
+/// Sends through `session` until `stop` or its death.
+async fn produce(
+    session: &Arc<dyn Session>,
+    settings: &ProducerSettings,
+    recorder: &Recorder,
+    permits: &Arc<Semaphore>,
+    pacer: &mut Option<Pacer>,
+    stop: &mut watch::Receiver<bool>,
+) -> Ended {
+    let process = session.process();
+    let mut death = session.death();
+    let patience = settings.send_patience();
     let mut sequence: u64 = 0;
     loop {
         if *stop.borrow() {
-            break;
+            return Ended::Stopped;
+        }
+        if death.borrow().is_some() {
+            return Ended::Died;
         }
         if let Some(pacer) = pacer.as_mut() {
             tokio::select! {
                 _ = pacer.next() => {}
-                _ = stop.wait_for(|stopped| *stopped) => break,
+                _ = stop.wait_for(|stopped| *stopped) => return Ended::Stopped,
+                _ = death.wait_for(Option::is_some) => return Ended::Died,
             }
         }
         let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
+            permit = Arc::clone(permits).acquire_owned() => match permit {
                 Ok(permit) => permit,
-                Err(_) => break,
+                Err(_) => return Ended::Stopped,
             },
-            _ = stop.wait_for(|stopped| *stopped) => break,
+            _ = stop.wait_for(|stopped| *stopped) => return Ended::Stopped,
+            _ = death.wait_for(Option::is_some) => return Ended::Died,
         };
         sequence += 1;
         let key = format!("k{}", sequence % u64::from(settings.keys));
@@ -184,41 +174,53 @@ pub async fn run_producer(
             "send",
             invoke.clone(),
         );
-        let (reply, outcome) = oneshot::channel();
-        let record = BaseRecord::with_opaque_to(&settings.topic, Box::new(reply))
-            .key(&key)
-            .payload(&value);
-        if let Err((error, _record)) = producer.send(record) {
-            // Never enqueued (queue full, unknown partition, ...): certainly not appended.
-            complete(
-                &recorder,
-                process,
-                invoke,
-                SendOutcome::Fail {
-                    error: error_name(&error),
-                    partition: None,
-                },
-            );
-            drop(permit);
-            continue;
-        }
-        let recorder = recorder.clone();
-        tokio::spawn(async move {
-            let outcome = outcome.await.unwrap_or(SendOutcome::Info {
-                error: "no delivery report".into(),
-                partition: None,
-            });
-            complete(&recorder, process, invoke, outcome);
-            drop(permit);
-        });
+        let send = Operation::Send {
+            topic: settings.topic.clone(),
+            key: Some(key),
+            value,
+            partition: None,
+        };
+        let reply = session.submit(send, patience).await;
+        tokio::spawn(complete(reply, recorder.clone(), process, invoke, permit));
     }
-    drain(&producer, &permits, &settings).await;
-    Ok(())
+}
+
+/// Records the completion of one send when its reply comes.
+async fn complete(
+    reply: tokio::sync::oneshot::Receiver<Reply>,
+    recorder: Recorder,
+    process: u64,
+    invoke: Value,
+    permit: OwnedSemaphorePermit,
+) {
+    let reply = reply
+        .await
+        .unwrap_or_else(|_| Reply::error(0, Outcome::Info, "no reply"));
+    let (op_type, value) = completion(invoke, &reply);
+    recorder.record(Process::Client(process), op_type, "send", value);
+    drop(permit);
+}
+
+/// The history's completion of a send from its reply: the invoke's value with partition and
+/// offset (ok), or with the error and the partition if known (fail, info).
+pub fn completion(invoke: Value, reply: &Reply) -> (OpType, Value) {
+    let mut value = invoke;
+    let op_type = reply.outcome.op_type();
+    if op_type == OpType::Ok {
+        value["partition"] = json!(reply.partition.unwrap_or(-1));
+        value["offset"] = json!(reply.offset.unwrap_or(-1));
+    } else {
+        value["error"] = json!(reply.error.as_deref().unwrap_or("no reason given"));
+        if let Some(partition) = reply.partition {
+            value["partition"] = json!(partition);
+        }
+    }
+    (op_type, value)
 }
 
 /// Spaces sends to a rate: one timer tick per send up to 200 per second, and above that a few
 /// sends per tick (tokio's timer has millisecond resolution). A stall is not made up for later.
-struct Pacer {
+pub struct Pacer {
     ticker: tokio::time::Interval,
     sends_per_tick: u32,
     left_in_tick: u32,
@@ -226,7 +228,7 @@ struct Pacer {
 
 impl Pacer {
     /// `None` for rate 0 (as fast as the in-flight bound allows).
-    fn new(rate: u32) -> Option<Self> {
+    pub fn new(rate: u32) -> Option<Self> {
         if rate == 0 {
             return None;
         }
@@ -242,7 +244,7 @@ impl Pacer {
     }
 
     /// Waits until the next send is due.
-    async fn next(&mut self) {
+    pub async fn next(&mut self) {
         if self.left_in_tick == 0 {
             self.ticker.tick().await;
             self.left_in_tick = self.sends_per_tick;
@@ -251,88 +253,9 @@ impl Pacer {
     }
 }
 
-/// Waits for in-flight sends, then purges and waits a little for the purge reports.
-async fn drain(
-    producer: &Arc<ThreadedProducer<DeliveryContext>>,
-    permits: &Arc<Semaphore>,
-    settings: &ProducerSettings,
-) {
-    let all = settings.max_in_flight;
-    let patience = Duration::from_millis(settings.message_timeout_ms + 2_000);
-    if tokio::time::timeout(patience, permits.acquire_many(all))
-        .await
-        .is_ok()
-    {
-        return;
-    }
-    producer.purge(PurgeConfig::default().queue().inflight());
-    let _ = tokio::time::timeout(Duration::from_secs(2), permits.acquire_many(all)).await;
-}
-
-fn complete(recorder: &Recorder, process: u64, invoke: Value, outcome: SendOutcome) {
-    let mut value = invoke;
-    let op_type = match outcome {
-        SendOutcome::Ok { partition, offset } => {
-            value["partition"] = json!(partition);
-            value["offset"] = json!(offset);
-            OpType::Ok
-        }
-        SendOutcome::Fail { error, partition } => {
-            value["error"] = json!(error);
-            if let Some(partition) = partition {
-                value["partition"] = json!(partition);
-            }
-            OpType::Fail
-        }
-        SendOutcome::Info { error, partition } => {
-            value["error"] = json!(error);
-            if let Some(partition) = partition {
-                value["partition"] = json!(partition);
-            }
-            OpType::Info
-        }
-    };
-    recorder.record(Process::Client(process), op_type, "send", value);
-}
-
-fn create_producer(
-    process: u64,
-    settings: &ProducerSettings,
-) -> Result<ThreadedProducer<DeliveryContext>, ProducerError> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &settings.bootstrap_servers)
-        .set("client.id", format!("kchaos-producer-{process}"))
-        .set("acks", &settings.acks)
-        .set("enable.idempotence", settings.idempotence.to_string())
-        .set("linger.ms", settings.linger_ms.to_string())
-        .set(
-            "message.timeout.ms",
-            settings.message_timeout_ms.to_string(),
-        )
-        .set(
-            "request.timeout.ms",
-            settings.request_timeout_ms.to_string(),
-        )
-        .set("queue.buffering.max.messages", "100000")
-        .set("topic.metadata.refresh.interval.ms", "1000")
-        .set("retry.backoff.ms", "100")
-        .set("retry.backoff.max.ms", "500")
-        .set("reconnect.backoff.ms", "50")
-        .set("reconnect.backoff.max.ms", "500")
-        .set("socket.connection.setup.timeout.ms", "3000")
-        .set("log_level", "3");
-    if let Some(retries) = settings.retries {
-        config.set("retries", retries.to_string());
-    }
-    ThreadedProducer::from_config_and_context(&config, DeliveryContext)
-        .map_err(|source| ProducerError::Create { process, source })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::bindings::rd_kafka_msg_status_t::*;
 
     #[tokio::test(start_paused = true)]
     async fn the_pacer_keeps_high_rates() {
@@ -350,49 +273,25 @@ mod tests {
     }
 
     #[test]
-    fn code_names_follow_kafka() {
+    fn completions_carry_what_the_reply_says() {
+        let invoke = json!({"key": "k1", "value": "3-1"});
+        let ok = Reply {
+            partition: Some(2),
+            offset: Some(40),
+            ..Reply::ok(7)
+        };
+        let (op_type, value) = completion(invoke.clone(), &ok);
+        assert_eq!(op_type, OpType::Ok);
         assert_eq!(
-            kafka_code_name(RDKafkaErrorCode::NotEnoughReplicas),
-            "NOT_ENOUGH_REPLICAS"
+            value,
+            json!({"key": "k1", "value": "3-1", "partition": 2, "offset": 40})
         );
+        let crashed = Reply::error(8, Outcome::Info, "client crashed: signal 11 (SIGSEGV)");
+        let (op_type, value) = completion(invoke, &crashed);
+        assert_eq!(op_type, OpType::Info);
         assert_eq!(
-            kafka_code_name(RDKafkaErrorCode::MessageTimedOut),
-            "MESSAGE_TIMED_OUT"
+            value,
+            json!({"key": "k1", "value": "3-1", "error": "client crashed: signal 11 (SIGSEGV)"})
         );
-    }
-
-    #[test]
-    fn only_not_persisted_definite_errors_fail() {
-        let error = |code| KafkaError::MessageProduction(code);
-        assert_eq!(
-            classify(
-                &error(RDKafkaErrorCode::NotEnoughReplicas),
-                RD_KAFKA_MSG_STATUS_NOT_PERSISTED,
-                Some(0)
-            ),
-            SendOutcome::Fail {
-                error: "NOT_ENOUGH_REPLICAS".into(),
-                partition: Some(0)
-            }
-        );
-        assert!(matches!(
-            classify(
-                &error(RDKafkaErrorCode::MessageTimedOut),
-                RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED,
-                Some(1)
-            ),
-            SendOutcome::Info {
-                partition: Some(1),
-                ..
-            }
-        ));
-        assert!(matches!(
-            classify(
-                &error(RDKafkaErrorCode::NotEnoughReplicasAfterAppend),
-                RD_KAFKA_MSG_STATUS_NOT_PERSISTED,
-                None
-            ),
-            SendOutcome::Info { .. }
-        ));
     }
 }

@@ -122,6 +122,57 @@ pub async fn fetch(
     Err(MetadataError::NoneAnswered(errors.join("; ")))
 }
 
+/// Asks every one of `addresses` at once and merges their answers: each partition as the
+/// broker that knows the newest leader epoch sees it. A deposed leader that has not heard of its
+/// deposition (a zombie cut off from the coordinator) still names itself leader; the brokers
+/// that know better win. Brokers, controller and addresses are the first answer's.
+pub async fn fetch_freshest(
+    addresses: &[String],
+    topic: Option<&str>,
+    timeout: Duration,
+) -> Result<ClusterMetadata, MetadataError> {
+    let answers = futures::future::join_all(addresses.iter().map(|address| async move {
+        match tokio::time::timeout(timeout, fetch_from(address, topic)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(MetadataError::Timeout {
+                address: address.clone(),
+                timeout_ms: timeout.as_millis(),
+            }),
+        }
+    }))
+    .await;
+    let mut errors = Vec::new();
+    let mut merged: Option<ClusterMetadata> = None;
+    for answer in answers {
+        match answer {
+            Ok(metadata) => match merged.as_mut() {
+                None => merged = Some(metadata),
+                Some(merged) => merged.take_fresher(metadata),
+            },
+            Err(error) => errors.push(error.to_string()),
+        }
+    }
+    merged.ok_or_else(|| MetadataError::NoneAnswered(errors.join("; ")))
+}
+
+impl ClusterMetadata {
+    /// Takes from `other` every partition it knows at a newer leader epoch.
+    fn take_fresher(&mut self, other: ClusterMetadata) {
+        for state in other.partitions {
+            match self
+                .partitions
+                .iter_mut()
+                .find(|known| known.partition == state.partition)
+            {
+                Some(known) if known.leader_epoch < state.leader_epoch => *known = state,
+                Some(_) => {}
+                None => self.partitions.push(state),
+            }
+        }
+        self.partitions.sort_by_key(|state| state.partition);
+    }
+}
+
 /// One broker's answer.
 pub async fn fetch_from(
     address: &str,
@@ -175,6 +226,30 @@ fn convert(response: &MetadataResponse) -> ClusterMetadata {
 #[cfg(test)]
 mod tests {
     use kafka_protocol::messages::BrokerId;
+
+    #[test]
+    fn the_newest_leader_epoch_wins_a_merge() {
+        let state = |partition: i32, leader: i32, leader_epoch: i32| PartitionState {
+            partition,
+            leader: Some(leader),
+            leader_epoch,
+            replicas: vec![1, 2, 3],
+            isr: vec![leader],
+        };
+        let mut zombie = ClusterMetadata {
+            partitions: vec![state(0, 1, 4), state(1, 2, 7)],
+            ..ClusterMetadata::default()
+        };
+        let informed = ClusterMetadata {
+            partitions: vec![state(0, 2, 5), state(1, 3, 6), state(2, 3, 1)],
+            ..ClusterMetadata::default()
+        };
+        zombie.take_fresher(informed);
+        assert_eq!(
+            zombie.partitions,
+            vec![state(0, 2, 5), state(1, 2, 7), state(2, 3, 1)]
+        );
+    }
     use kafka_protocol::messages::metadata_response::{
         MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
     };

@@ -9,6 +9,9 @@
 //!
 //! Every node is a [`NodeProcess`] (its own process group, killed if we die), and every pid ever
 //! started is appended to `pids.log` in the run directory, so a test can check that none is left.
+//! For network partitions every node can run in a network namespace of its own (the `netfault`
+//! crate; [`config::Layout::network`]): it is spawned into it, the same way, and listens on its
+//! namespace's address.
 //!
 //! # Layout
 //! - this file: [`Cluster`], the nodes' lifecycle (start, kill, pause, resume, stop, heal).
@@ -30,6 +33,7 @@ pub mod topic;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use self::process::{NodeProcess, ProcessError};
@@ -64,6 +68,8 @@ pub enum ClusterError {
     PortCount { expected: usize, given: usize },
     #[error("no node named `{0}`")]
     UnknownNode(String),
+    #[error("the nodes' network: {0}")]
+    Network(String),
     #[error(transparent)]
     Process(#[from] ProcessError),
 }
@@ -82,6 +88,10 @@ struct Node {
     program: PathBuf,
     args: Vec<String>,
     log_path: PathBuf,
+    /// Its `{data_dir}`.
+    data_dir: PathBuf,
+    /// The node's own network namespace, when the cluster has a network of its own.
+    namespace: Option<netfault::NamespaceFd>,
     process: Option<NodeProcess>,
     paused: bool,
 }
@@ -93,9 +103,21 @@ pub struct Cluster {
     nodes: BTreeMap<String, Node>,
     coordinator_address: String,
     broker_addresses: BTreeMap<i32, String>,
+    /// A namespace per node, for network partitions ([`config::Layout::network`]).
+    network: Option<Arc<netfault::Network>>,
 }
 
 impl Cluster {
+    /// The nodes' own network, when they run in network namespaces (for partitions).
+    pub fn network(&self) -> Option<&Arc<netfault::Network>> {
+        self.network.as_ref()
+    }
+
+    /// Hands over the cluster's network (to tear it down once the nodes are stopped).
+    pub fn detach_network(&mut self) -> Option<Arc<netfault::Network>> {
+        self.network.take()
+    }
+
     /// `host:port` of the coordinator.
     pub fn coordinator_address(&self) -> &str {
         &self.coordinator_address
@@ -124,6 +146,11 @@ impl Cluster {
     /// Where a node's stdout and stderr go.
     pub fn log_path(&self, name: &str) -> Result<PathBuf, ClusterError> {
         Ok(self.node(name)?.log_path.clone())
+    }
+
+    /// `name`'s data directory (its `{data_dir}`).
+    pub fn data_dir(&self, name: &str) -> Result<PathBuf, ClusterError> {
+        Ok(self.node(name)?.data_dir.clone())
     }
 
     /// The pid of `name`'s process while it has one (running or frozen).
@@ -167,7 +194,14 @@ impl Cluster {
         let node = self.node_mut(name)?;
         // Plain log files: most loggers leave out colour codes with NO_COLOR set.
         let envs = [("NO_COLOR".to_string(), "1".to_string())];
-        let process = NodeProcess::spawn(name, &node.program, &node.args, &envs, &node.log_path)?;
+        let process = NodeProcess::spawn_in(
+            name,
+            &node.program,
+            &node.args,
+            &envs,
+            &node.log_path,
+            node.namespace.as_ref(),
+        )?;
         let pid = process.pid();
         node.process = Some(process);
         node.paused = false;
@@ -399,6 +433,7 @@ mod tests {
         let layout = Layout {
             ports: Some(vec![2181, 9092, 9093]),
             flat_broker_configs: true,
+            network: None,
         };
         let cluster = Cluster::prepare_with_layout(&config, &layout).expect("prepare");
         assert_eq!(cluster.coordinator_address(), "127.0.0.1:2181");
@@ -413,6 +448,7 @@ mod tests {
         let too_few = Layout {
             ports: Some(vec![2181]),
             flat_broker_configs: false,
+            network: None,
         };
         let error = Cluster::prepare_with_layout(&config, &too_few).expect_err("too few ports");
         assert!(

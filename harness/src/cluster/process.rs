@@ -8,12 +8,14 @@
 //!   are forked from one spawner thread that lives as long as the process;
 //! - dropping it kills the group and reaps the child.
 //!
-//! Its stdout and stderr are appended to a log file, which is what the run directory keeps.
+//! Its stdout and stderr are appended to a log file, which is what the run directory keeps; a
+//! program steered by typed lines (a client worker) gets pipes to its stdin and stdout instead,
+//! and only its stderr goes to the log.
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -72,13 +74,22 @@ fn spawner() -> &'static mpsc::SyncSender<SpawnRequest> {
     })
 }
 
+/// Which of a child's standard streams are pipes to us (the others: stdin from /dev/null, stdout
+/// to the log).
+#[derive(Debug, Clone, Copy, Default)]
+struct Pipes {
+    stdin: bool,
+    stdout: bool,
+}
+
 /// A started child process in its own process group, with its output in a log file.
 #[derive(Debug)]
 pub struct NodeProcess {
     name: String,
     child: Child,
     log_path: PathBuf,
-    exited: bool,
+    /// How it ended, once reaped.
+    exit_status: Option<ExitStatus>,
 }
 
 impl NodeProcess {
@@ -104,6 +115,52 @@ impl NodeProcess {
         log_path: &Path,
         piped_stdin: bool,
     ) -> Result<Self, ProcessError> {
+        let pipes = Pipes {
+            stdin: piped_stdin,
+            stdout: false,
+        };
+        Self::spawn_command(name, program, args, envs, log_path, pipes, None)
+    }
+
+    /// [`NodeProcess::spawn`] with pipes to the child's stdin and from its stdout (take them with
+    /// [`NodeProcess::take_stdin`] and [`NodeProcess::take_stdout`]); only stderr goes to the log.
+    pub fn spawn_piped(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(String, String)],
+        log_path: &Path,
+    ) -> Result<Self, ProcessError> {
+        let pipes = Pipes {
+            stdin: true,
+            stdout: true,
+        };
+        Self::spawn_command(name, program, args, envs, log_path, pipes, None)
+    }
+
+    /// [`NodeProcess::spawn`] inside the network namespace `namespace` (when given): the child
+    /// enters it between fork and exec, so it is born there, with everything else as above.
+    pub fn spawn_in(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(String, String)],
+        log_path: &Path,
+        namespace: Option<&netfault::NamespaceFd>,
+    ) -> Result<Self, ProcessError> {
+        let pipes = Pipes::default();
+        Self::spawn_command(name, program, args, envs, log_path, pipes, namespace)
+    }
+
+    fn spawn_command(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(String, String)],
+        log_path: &Path,
+        pipes: Pipes,
+        namespace: Option<&netfault::NamespaceFd>,
+    ) -> Result<Self, ProcessError> {
         let log_file = |path: &Path| {
             OpenOptions::new()
                 .create(true)
@@ -114,13 +171,17 @@ impl NodeProcess {
                     source,
                 })
         };
-        let stdout = log_file(log_path)?;
+        let stdout = if pipes.stdout {
+            Stdio::piped()
+        } else {
+            Stdio::from(log_file(log_path)?)
+        };
         let stderr = log_file(log_path)?;
         let mut command = Command::new(program);
         command
             .args(args)
             .envs(envs.iter().map(|(key, value)| (key, value)))
-            .stdin(if piped_stdin {
+            .stdin(if pipes.stdin {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -143,6 +204,9 @@ impl NodeProcess {
                 Ok(())
             });
         }
+        if let Some(namespace) = namespace {
+            netfault::enter_on_spawn(namespace, &mut command);
+        }
         let (reply, answer) = mpsc::channel();
         spawner()
             .send((command, reply))
@@ -159,7 +223,7 @@ impl NodeProcess {
             name: name.to_string(),
             child,
             log_path: log_path.to_path_buf(),
-            exited: false,
+            exit_status: None,
         })
     }
 
@@ -176,6 +240,17 @@ impl NodeProcess {
     /// The pipe to the child's stdin, once, if it was spawned with one.
     pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
         self.child.stdin.take()
+    }
+
+    /// The pipe from the child's stdout, once, if it was spawned with one.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// How the process ended, if it has (reaping it if it just did).
+    pub fn exit_status(&mut self) -> Result<Option<ExitStatus>, ProcessError> {
+        self.is_running()?;
+        Ok(self.exit_status)
     }
 
     /// Where its stdout and stderr go.
@@ -202,12 +277,12 @@ impl NodeProcess {
 
     /// Whether the process is still alive (a paused process is alive). Reaps it if it exited.
     pub fn is_running(&mut self) -> Result<bool, ProcessError> {
-        if self.exited {
+        if self.exit_status.is_some() {
             return Ok(false);
         }
         match self.child.try_wait() {
-            Ok(Some(_status)) => {
-                self.exited = true;
+            Ok(Some(status)) => {
+                self.exit_status = Some(status);
                 Ok(false)
             }
             Ok(None) => Ok(true),
@@ -232,11 +307,12 @@ impl NodeProcess {
     /// SIGKILL, then reap: a crash.
     pub fn kill(&mut self) -> Result<(), ProcessError> {
         self.signal(Signal::SIGKILL)?;
-        if !self.exited {
-            self.child
+        if self.exit_status.is_none() {
+            let status = self
+                .child
                 .wait()
                 .map_err(|source| self.wait_error(source))?;
-            self.exited = true;
+            self.exit_status = Some(status);
         }
         Ok(())
     }

@@ -1,18 +1,26 @@
 //! The nemesis: faults injected into named nodes — `nemesis.kill("broker-2")`,
-//! `pause`, `resume`, `stop`, `start`, `restart` — each recorded in the history as an `invoke`
-//! and an `info` of process `nemesis`; `heal_all` at the end; and the runner that plays a
-//! [`Schedule`], resolving targets (`leader`, `controller`, ...) from live metadata at fault time
-//! and, for a step with `when`, striking the moment live metadata shows the condition.
+//! `pause`, `resume`, `stop`, `start`, `restart`, and their disks' `lose-unfsynced`,
+//! `power-loss`, `disk-full`, ... (`inject_with`) — and into the network between them —
+//! `nemesis.partition(grudge, ...)`, `nemesis.heal_network(...)` — each recorded in the history
+//! as an `invoke` and an `info` of process `nemesis` (a partition with its grudge); `heal_all`
+//! at the end; and the runner that plays a [`Schedule`], resolving targets (`leader`,
+//! `controller`, ...) and partition topologies from live metadata at fault time and, for a step
+//! with `when`, striking the moment live metadata shows the condition.
 //!
 //! # Layout
 //! - this file: [`Nemesis`], which records every fault and hands it to its [`FaultFamily`].
 //! - `signals.rs`: the signal family (kill, pause, resume, stop, start, restart).
 //! - client processes the nemesis can hit like nodes (a consumer group's members,
 //!   `consumer-N`) take the same faults from whoever runs them, through [`ClientFaults`].
+//! - [`disk`]: the disk family (lose-unfsynced, power-loss, disk-full, disk-error, slow-disk,
+//!   heal-disk) on the fault filesystems a run mounts over the nodes' data directories.
+//! - [`partitions`]: the partition family (a topology to a grudge, applied and healed).
 //! - [`target`]: resolving a step's target (`leader`, `majority`, ...) to node names.
 //! - [`schedule`]: the seeded timeline of faults a workload asks for.
 //! - `runner.rs`: [`Nemesis::run_schedule`], playing a schedule against live metadata.
 
+pub mod disk;
+pub mod partitions;
 mod runner;
 pub mod schedule;
 mod signals;
@@ -20,14 +28,17 @@ pub mod target;
 
 use std::sync::{Arc, Mutex};
 
+use netfault::Grudge;
+
 use history::{OpType, Process};
 use serde_json::json;
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::lock::lock;
 use crate::recorder::Recorder;
-use crate::workload::Fault;
+use crate::workload::{Fault, Topology};
 
+use self::disk::{DiskFaultError, DiskFaultPlan, Disks};
 pub use self::signals::STOP_GRACE;
 
 /// Why a fault could not be injected.
@@ -35,14 +46,25 @@ pub use self::signals::STOP_GRACE;
 pub enum NemesisError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Disk(#[from] DiskFaultError),
     #[error("the nemesis task panicked: {0}")]
     Task(String),
     #[error("{0}")]
     Client(String),
+    #[error(
+        "`{0}` is a network fault, and this cluster's nodes have no network of their own (a run \
+         gives them one only when its workload has network faults)"
+    )]
+    NoNetwork(&'static str),
+    #[error("`{0}` is not a fault of one node (use Nemesis::partition or heal_network)")]
+    NotANodeFault(&'static str),
+    #[error(transparent)]
+    Network(#[from] netfault::NetFaultError),
 }
 
-/// Clients the nemesis can hit like nodes — a consumer group's members, named `consumer-N` —
-/// done by whoever runs them (the run, today over in-process members). Every method may block.
+/// Clients the nemesis can hit like nodes — a consumer group's members, named `consumer-N`,
+/// each a worker process — done by whoever runs them (the run). Every method may block.
 pub trait ClientFaults: Send + Sync {
     /// Whether `node` names one of these clients.
     fn owns(&self, node: &str) -> bool;
@@ -55,13 +77,17 @@ pub trait ClientFaults: Send + Sync {
     fn running(&self) -> Vec<String>;
 }
 
-/// The fault families, one file each: how a fault is done. Signals to a node's process today;
-/// network partitions (the `netfault` crate) and disk faults (the `faultfs` crate) come next,
-/// each a variant here, a file beside `signals.rs`, and its part of [`Nemesis::heal_all`].
+/// The fault families, one file each: how a fault is done. Signals to a node's process, its
+/// disk (the `faultfs` crate) and network partitions (the `netfault` crate), each a variant
+/// here, a file beside `signals.rs`, and its part of [`Nemesis::heal_all`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultFamily {
     /// Kill, pause, resume, stop, start, restart: `signals.rs`.
     Signals,
+    /// Lose-unfsynced, power-loss, disk-full, disk-error, slow-disk, heal-disk: [`disk`].
+    Disk,
+    /// Partition, heal (the network): [`partitions`].
+    Partitions,
 }
 
 impl FaultFamily {
@@ -74,8 +100,26 @@ impl FaultFamily {
             | Fault::Stop
             | Fault::Start
             | Fault::Restart => FaultFamily::Signals,
+            Fault::LoseUnfsynced
+            | Fault::PowerLoss
+            | Fault::DiskFull
+            | Fault::DiskError
+            | Fault::SlowDisk
+            | Fault::HealDisk => FaultFamily::Disk,
+            Fault::Partition | Fault::Heal => FaultFamily::Partitions,
         }
     }
+}
+
+/// What a partition is recorded with besides its grudge: the nodes it was aimed at, why, and
+/// the partition of the topic whose leader (or followers) it aimed at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionAim {
+    /// The targets of an `isolate` or `one-way`, comma-separated; absent for random sides.
+    pub node: Option<String>,
+    pub why: String,
+    /// The topic partition a `leader`, `followers` or `successor` target was resolved for.
+    pub topic_partition: Option<i32>,
 }
 
 /// The fault injector. Cheap to clone.
@@ -86,6 +130,10 @@ pub struct Nemesis {
     /// The workload's consumer group, when it has one: its id (for `group-coordinator`) and
     /// its members (the `consumer-N` nodes).
     group: Option<(String, Arc<dyn ClientFaults>)>,
+    /// The nodes' fault filesystems, when the run mounted them.
+    disks: Option<Arc<Disks>>,
+    /// The network's current grudge (empty: healed).
+    grudge: Arc<Mutex<Grudge>>,
 }
 
 impl Nemesis {
@@ -94,12 +142,20 @@ impl Nemesis {
             cluster,
             recorder,
             group: None,
+            disks: None,
+            grudge: Arc::default(),
         }
     }
 
     /// The same nemesis, also able to hit the consumer group `group`'s coordinator and members.
     pub fn with_group(mut self, group: &str, members: Arc<dyn ClientFaults>) -> Self {
         self.group = Some((group.to_string(), members));
+        self
+    }
+
+    /// The same nemesis, able to do disk faults on `disks`.
+    pub fn with_disks(mut self, disks: Option<Arc<Disks>>) -> Self {
+        self.disks = disks;
         self
     }
 
@@ -135,51 +191,104 @@ impl Nemesis {
 
     /// Injects `fault` into `node`, recording an invoke and an info (with the error, if any).
     pub async fn inject(&self, fault: Fault, node: &str, why: &str) -> Result<(), NemesisError> {
-        let value = json!({"node": node, "why": why});
-        self.recorder.record(
-            Process::Nemesis,
-            OpType::Invoke,
-            fault.name(),
-            value.clone(),
-        );
+        self.inject_with(fault, node, why, &DiskFaultPlan::default())
+            .await
+    }
+
+    /// [`Nemesis::inject`] with the settings of a disk fault.
+    pub async fn inject_with(
+        &self,
+        fault: Fault,
+        node: &str,
+        why: &str,
+        plan: &DiskFaultPlan,
+    ) -> Result<(), NemesisError> {
+        self.inject_together(fault, &[node.to_string()], why, plan)
+            .await
+    }
+
+    /// Injects `fault` into every node of `nodes` as one act (for `power-loss`: all are killed
+    /// before any loses its data; other faults are done node after node), recording an invoke
+    /// per node, then an info per node (with its error, if any). The first error is returned.
+    pub async fn inject_together(
+        &self,
+        fault: Fault,
+        nodes: &[String],
+        why: &str,
+        plan: &DiskFaultPlan,
+    ) -> Result<(), NemesisError> {
+        let mut invocation = json!({"why": why});
+        if let Some(details) = disk::invocation_details(fault, plan).as_object() {
+            for (key, value) in details {
+                invocation[key] = value.clone();
+            }
+        }
+        if nodes.len() > 1 {
+            invocation["nodes"] = json!(nodes);
+        }
+        for node in nodes {
+            let mut value = invocation.clone();
+            value["node"] = json!(node);
+            self.recorder
+                .record(Process::Nemesis, OpType::Invoke, fault.name(), value);
+        }
         if fault.heal().is_some() {
             self.recorder
-                .set_current_fault(Some(format!("{} {node}", fault.name())));
+                .set_current_fault(Some(format!("{} {}", fault.name(), nodes.join(","))));
         }
-        let mut completion = value;
-        let outcome = match self.member_family(node) {
-            Some(members) => {
-                let name = node.to_string();
-                let done = tokio::task::spawn_blocking(move || members.inject(fault, &name))
-                    .await
-                    .map_err(|error| NemesisError::Task(error.to_string()))
-                    .and_then(|result| result.map_err(NemesisError::Client));
-                done.map(|process| completion["process"] = json!(process))
-            }
-            None => {
-                let cluster = Arc::clone(&self.cluster);
-                let name = node.to_string();
-                tokio::task::spawn_blocking(move || {
-                    let mut cluster = lock(&cluster);
-                    match FaultFamily::of(fault) {
-                        FaultFamily::Signals => signals::inject(&mut cluster, fault, &name),
-                    }
+        let cluster = Arc::clone(&self.cluster);
+        let disks = self.disks.clone();
+        let names = nodes.to_vec();
+        let plan = *plan;
+        let members = nodes
+            .iter()
+            .find_map(|node| self.member_family(node));
+        let outcomes = tokio::task::spawn_blocking(move || match members {
+            // A group member's worker process: signals only, each member on its own.
+            Some(members) => names
+                .iter()
+                .map(|name| {
+                    members
+                        .inject(fault, name)
+                        .map(|process| json!({ "process": process }))
+                        .map_err(NemesisError::Client)
                 })
-                .await
-                .map_err(|error| NemesisError::Task(error.to_string()))
-                .and_then(|result| result.map_err(NemesisError::from))
+                .collect(),
+            None => do_fault(&mut lock(&cluster), disks.as_deref(), fault, &names, &plan),
+        })
+        .await
+        .unwrap_or_else(|error| {
+            let error = error.to_string();
+            nodes
+                .iter()
+                .map(|_| Err(NemesisError::Task(error.clone())))
+                .collect()
+        });
+        let mut first_error = None;
+        for (node, outcome) in nodes.iter().zip(outcomes) {
+            let mut completion = invocation.clone();
+            completion["node"] = json!(node);
+            match outcome {
+                Ok(details) => {
+                    if let Some(details) = details.as_object() {
+                        for (key, value) in details {
+                            completion[key] = value.clone();
+                        }
+                    }
+                }
+                Err(error) => {
+                    completion["error"] = json!(error.to_string());
+                    tracing::warn!("nemesis {} {node}: {error}", fault.name());
+                    first_error.get_or_insert(error);
+                }
             }
-        };
-        if let Err(error) = &outcome {
-            completion["error"] = json!(error.to_string());
-            tracing::warn!("nemesis {} {node}: {error}", fault.name());
+            self.recorder
+                .record(Process::Nemesis, OpType::Info, fault.name(), completion);
         }
-        self.recorder
-            .record(Process::Nemesis, OpType::Info, fault.name(), completion);
         if fault.heal().is_none() {
             self.recorder.set_current_fault(None);
         }
-        outcome
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The group's members, if `node` names one of them.
@@ -216,7 +325,113 @@ impl Nemesis {
             .record(Process::Nemesis, OpType::Info, fault.name(), completion);
     }
 
-    /// Resumes every frozen node and starts every node that is down, as one `heal` operation.
+    /// Partitions the network with `grudge` (replacing the current one), recording it with its
+    /// topology and aim.
+    pub async fn partition(
+        &self,
+        topology: Topology,
+        grudge: Grudge,
+        aim: &PartitionAim,
+    ) -> Result<(), NemesisError> {
+        let mut value = json!({"topology": topology.name(), "grudge": &grudge, "why": aim.why});
+        if let Some(node) = &aim.node {
+            value["node"] = json!(node);
+        }
+        if let Some(partition) = aim.topic_partition {
+            value["partition"] = json!(partition);
+        }
+        self.recorder.record(
+            Process::Nemesis,
+            OpType::Invoke,
+            Fault::Partition.name(),
+            value.clone(),
+        );
+        self.recorder.set_current_fault(Some(format!(
+            "partition {}{}",
+            topology.name(),
+            aim.node
+                .as_deref()
+                .map(|node| format!(" {node}"))
+                .unwrap_or_default()
+        )));
+        let outcome = self
+            .on_network(Fault::Partition, move |network, current| {
+                partitions::apply(network, &grudge)?;
+                *current = grudge;
+                Ok(())
+            })
+            .await;
+        let mut completion = value;
+        if let Err(error) = &outcome {
+            completion["error"] = json!(error.to_string());
+            tracing::warn!("nemesis partition {}: {error}", topology.name());
+        }
+        self.recorder.record(
+            Process::Nemesis,
+            OpType::Info,
+            Fault::Partition.name(),
+            completion,
+        );
+        outcome
+    }
+
+    /// Removes the network's grudge, recorded as a `heal` of `what: network`.
+    pub async fn heal_network(&self, why: &str) -> Result<(), NemesisError> {
+        let value = json!({"what": "network", "why": why});
+        self.recorder.record(
+            Process::Nemesis,
+            OpType::Invoke,
+            Fault::Heal.name(),
+            value.clone(),
+        );
+        let outcome = self
+            .on_network(Fault::Heal, |network, current| {
+                partitions::heal(network)?;
+                *current = Grudge::new();
+                Ok(())
+            })
+            .await;
+        let mut completion = value;
+        if let Err(error) = &outcome {
+            completion["error"] = json!(error.to_string());
+            tracing::warn!("nemesis heal of the network: {error}");
+        }
+        self.recorder.record(
+            Process::Nemesis,
+            OpType::Info,
+            Fault::Heal.name(),
+            completion,
+        );
+        self.recorder.set_current_fault(None);
+        outcome
+    }
+
+    /// The grudge the network has now (empty when healed, or without a network).
+    pub fn current_grudge(&self) -> Grudge {
+        lock(&self.grudge).clone()
+    }
+
+    /// Runs `work` on the cluster's network and the current grudge, on a blocking thread.
+    async fn on_network(
+        &self,
+        fault: Fault,
+        work: impl FnOnce(&netfault::Network, &mut Grudge) -> Result<(), netfault::NetFaultError>
+        + Send
+        + 'static,
+    ) -> Result<(), NemesisError> {
+        let network = lock(&self.cluster)
+            .network()
+            .cloned()
+            .ok_or(NemesisError::NoNetwork(fault.name()))?;
+        let grudge = Arc::clone(&self.grudge);
+        tokio::task::spawn_blocking(move || work(&network, &mut lock(&grudge)))
+            .await
+            .map_err(|error| NemesisError::Task(error.to_string()))?
+            .map_err(NemesisError::from)
+    }
+
+    /// Heals every fault family — resumes every frozen node, starts every node that is down,
+    /// heals the network — as one `heal` operation.
     pub async fn heal_all(&self, why: &str) -> Result<(), NemesisError> {
         self.recorder.record(
             Process::Nemesis,
@@ -226,9 +441,32 @@ impl Nemesis {
         );
         let cluster = Arc::clone(&self.cluster);
         let members = self.group.as_ref().map(|(_, members)| Arc::clone(members));
-        // Every family heals what it did: signals to nodes, and the group's members.
+        let grudge = Arc::clone(&self.grudge);
+        let disks = self.disks.clone();
+        // Every family heals what it did: the network first, so that restarted nodes find
+        // their peers, then the disks, so that they find working ones; then the nodes, and the
+        // group's members.
         let outcome = tokio::task::spawn_blocking(move || {
-            let mut healed = signals::heal(&mut lock(&cluster))?;
+            let mut cluster = lock(&cluster);
+            let mut healed = Vec::new();
+            let mut grudge = lock(&grudge);
+            if let Some(network) = cluster.network()
+                && !grudge.is_empty()
+            {
+                partitions::heal(network)?;
+                *grudge = Grudge::new();
+                healed.push(("network".to_string(), "heal"));
+            }
+            if let Some(disks) = disks {
+                healed.extend(
+                    disks
+                        .heal()
+                        .into_iter()
+                        .map(|node| (node, Fault::HealDisk.name())),
+                );
+            }
+            healed.extend(signals::heal(&mut cluster)?);
+            drop(cluster);
             if let Some(members) = members {
                 healed.extend(members.heal().map_err(NemesisError::Client)?);
             }
@@ -249,6 +487,54 @@ impl Nemesis {
             .record(Process::Nemesis, OpType::Info, "heal", value);
         self.recorder.set_current_fault(None);
         outcome.map(|_| ())
+    }
+}
+
+/// Does `fault` to `nodes` by its family; one outcome per node, with what to add to its
+/// completion in the history.
+fn do_fault(
+    cluster: &mut Cluster,
+    disks: Option<&Disks>,
+    fault: Fault,
+    nodes: &[String],
+    plan: &DiskFaultPlan,
+) -> Vec<Result<serde_json::Value, NemesisError>> {
+    match FaultFamily::of(fault) {
+        FaultFamily::Signals => nodes
+            .iter()
+            .map(|node| {
+                signals::inject(cluster, fault, node)
+                    .map(|()| json!({}))
+                    .map_err(NemesisError::from)
+            })
+            .collect(),
+        FaultFamily::Partitions => nodes
+            .iter()
+            .map(|_| Err(NemesisError::NotANodeFault(fault.name())))
+            .collect(),
+        FaultFamily::Disk => {
+            let Some(disks) = disks else {
+                return nodes
+                    .iter()
+                    .map(|node| Err(DiskFaultError::NoDisk(node.clone()).into()))
+                    .collect();
+            };
+            if fault == Fault::PowerLoss {
+                return disks
+                    .power_loss(cluster, nodes, plan)
+                    .into_iter()
+                    .map(|outcome| outcome.map_err(NemesisError::from))
+                    .collect();
+            }
+            nodes
+                .iter()
+                .map(|node| {
+                    disks
+                        .inject(cluster, fault, node, plan)
+                        .map_err(NemesisError::from)
+                })
+                .collect()
+        }
     }
 }
 

@@ -1,23 +1,27 @@
 //! Playing a [`Schedule`]: at each step's time, resolve its target (`leader`, `controller`,
-//! ...) from live metadata and inject its fault; for a step with `when`, wait until live
-//! metadata shows the condition and strike then (the rest of the timeline moves with it); heal
-//! what a step hit when its heal is due.
+//! ...) from live metadata and inject its fault — for a partition, build its grudge over every
+//! node from the resolved targets (or the seeded generator); for a step with `when`, wait until
+//! live metadata shows the condition and strike then (the rest of the timeline moves with it);
+//! heal what a step hit when its heal is due (a partition's heal heals the network). A disk
+//! fault goes with its settings (a tear's length drawn from the seed); a power loss hits all
+//! its nodes at one instant.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 
-use super::Nemesis;
+use super::disk::DiskFaultPlan;
 use super::schedule::{Event, Schedule};
 use super::target::Live;
 use crate::cluster::group_coordinator::find_group_coordinator;
+use super::{Nemesis, PartitionAim, partitions};
 use crate::cluster::{NodeStatus, broker_name, metadata};
 use crate::lock::lock;
-use crate::workload::Condition;
 use crate::workload::target::Target;
+use crate::workload::{Condition, Fault};
 
 /// How long one metadata request may take when resolving a target.
 const METADATA_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -35,11 +39,14 @@ impl Nemesis {
             .collect()
     }
 
-    /// What is up now, as resolving `target` needs it: running brokers and group members, and
+    /// What is up now, as resolving `targets` needs it: running brokers and group members, and
     /// (for `group-coordinator` only) the group's coordinator, asked with FindCoordinator.
-    async fn live(&self, target: &Target, addresses: &[String]) -> Live {
-        let group_coordinator = match (target, self.group_id()) {
-            (Target::GroupCoordinator, Some(group)) => Some(
+    async fn live(&self, targets: &[Option<&Target>], addresses: &[String]) -> Live {
+        let wants_coordinator = targets
+            .iter()
+            .any(|target| matches!(target, Some(Target::GroupCoordinator)));
+        let group_coordinator = match (wants_coordinator, self.group_id()) {
+            (true, Some(group)) => Some(
                 find_group_coordinator(addresses, group, METADATA_TIMEOUT)
                     .await
                     .map_err(|error| error.to_string()),
@@ -98,9 +105,23 @@ impl Nemesis {
                             }
                         }
                     }
-                    let needs_metadata = planned.target.needs_metadata();
+                    let needs_metadata = [
+                        planned.target.as_ref(),
+                        planned.from.as_ref().map(|(target, _)| target),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .any(Target::needs_metadata);
                     let metadata = if needs_metadata {
-                        match metadata::fetch(&addresses, Some(topic), METADATA_TIMEOUT).await {
+                        // With partitions, a zombie leader still claims its partitions: ask
+                        // every broker and believe the newest leader epoch.
+                        let fetched = if lock(&self.cluster).network().is_some() {
+                            metadata::fetch_freshest(&addresses, Some(topic), METADATA_TIMEOUT)
+                                .await
+                        } else {
+                            metadata::fetch(&addresses, Some(topic), METADATA_TIMEOUT).await
+                        };
+                        match fetched {
                             Ok(metadata) => Some(metadata),
                             Err(error) => {
                                 self.record_unresolved(
@@ -114,17 +135,30 @@ impl Nemesis {
                     } else {
                         None
                     };
-                    let live = self.live(&planned.target, &addresses).await;
-                    let resolved = match planned.target.resolve(
-                        metadata.as_ref(),
-                        topic,
-                        planned.partition,
-                        &live,
-                        &labels,
-                        &mut rng,
-                    ) {
-                        Ok(resolved) => resolved,
-                        Err(error) => {
+                    let targets = [
+                        planned.target.as_ref(),
+                        planned.from.as_ref().map(|(target, _)| target),
+                    ];
+                    let live = self.live(&targets, &addresses).await;
+                    let mut resolve = |target: &Target| {
+                        target.resolve(
+                            metadata.as_ref(),
+                            topic,
+                            planned.partition,
+                            &live,
+                            &labels,
+                            &mut rng,
+                        )
+                    };
+                    let resolved = planned.target.as_ref().map(&mut resolve).transpose();
+                    let from = planned
+                        .from
+                        .as_ref()
+                        .map(|(target, _)| resolve(target))
+                        .transpose();
+                    let (resolved, from) = match (resolved, from) {
+                        (Ok(resolved), Ok(from)) => (resolved, from),
+                        (Err(error), _) | (_, Err(error)) => {
                             self.record_unresolved(
                                 planned.fault,
                                 &planned.target_text,
@@ -133,29 +167,93 @@ impl Nemesis {
                             continue;
                         }
                     };
-                    let why = match waited {
-                        Some((condition, elapsed)) => format!(
-                            "{} ({} {} ms after it began to wait)",
-                            resolved.why,
+                    let mut why = match (&resolved, &from, planned.topology) {
+                        (Some(resolved), Some(from), _) => {
+                            format!("{}, cut off from {}", resolved.why, from.nodes.join(","))
+                        }
+                        (Some(resolved), None, _) => resolved.why.clone(),
+                        (None, _, Some(topology)) => format!("random {}", topology.name()),
+                        (None, _, None) => "named".to_string(),
+                    };
+                    if let Some((condition, elapsed)) = waited {
+                        why = format!(
+                            "{why} ({} {} ms after it began to wait)",
                             condition.name(),
                             elapsed.as_millis()
-                        ),
-                        None => resolved.why.clone(),
-                    };
-                    for node in &resolved.nodes {
-                        // Errors are in the history; the schedule goes on.
-                        let _ = self.inject(planned.fault, node, &why).await;
+                        );
+                    }
+                    let nodes = resolved.map(|resolved| resolved.nodes).unwrap_or_default();
+                    match (planned.fault, planned.topology) {
+                        (Fault::Partition, Some(topology)) => {
+                            let aim = PartitionAim {
+                                node: (!nodes.is_empty()).then(|| nodes.join(",")),
+                                why,
+                                topic_partition: planned
+                                    .target
+                                    .as_ref()
+                                    .is_some_and(Target::is_per_partition)
+                                    .then_some(planned.partition),
+                            };
+                            let everyone = lock(&self.cluster).node_names();
+                            let from = from.map(|from| from.nodes);
+                            match partitions::grudge_for(
+                                topology,
+                                &everyone,
+                                &nodes,
+                                from.as_deref(),
+                                &mut rng,
+                            ) {
+                                // Errors are in the history; the schedule goes on.
+                                Ok(grudge) => {
+                                    let _ = self.partition(topology, grudge, &aim).await;
+                                }
+                                Err(error) => {
+                                    self.record_unresolved(
+                                        planned.fault,
+                                        &planned.target_text,
+                                        &error,
+                                    );
+                                    continue;
+                                }
+                            }
+                        }
+                        (Fault::Heal, _) => {
+                            let _ = self.heal_network(&why).await;
+                        }
+                        // Every node at one instant: all cut and killed before any loses data.
+                        (Fault::PowerLoss, _) => {
+                            let plan = disk_plan(planned, &mut rng);
+                            let _ = self
+                                .inject_together(planned.fault, &nodes, &why, &plan)
+                                .await;
+                        }
+                        _ => {
+                            let plan = disk_plan(planned, &mut rng);
+                            for node in &nodes {
+                                // Errors are in the history; the schedule goes on.
+                                let _ = self.inject_with(planned.fault, node, &why, &plan).await;
+                            }
+                        }
                     }
                     if let Some(label) = &planned.label {
-                        labels.insert(label.clone(), resolved.nodes.clone());
+                        labels.insert(label.clone(), nodes.clone());
                     }
-                    hit.insert(index, resolved.nodes);
+                    hit.insert(index, nodes);
                 }
                 Event::Heal(index) => {
                     let planned = &schedule.faults[index];
                     let (Some(heal), Some(nodes)) = (planned.fault.heal(), hit.get(&index)) else {
                         continue;
                     };
+                    if planned.fault == Fault::Partition {
+                        let topology = planned.topology.map_or("", |topology| topology.name());
+                        let why = match nodes.is_empty() {
+                            true => format!("heal of partition {topology}"),
+                            false => format!("heal of partition {topology} {}", nodes.join(",")),
+                        };
+                        let _ = self.heal_network(&why).await;
+                        continue;
+                    }
                     for node in nodes {
                         let why = format!("heal of {} {node}", planned.fault.name());
                         let _ = self.inject(heal, node, &why).await;
@@ -164,6 +262,15 @@ impl Nemesis {
                 }
             }
         }
+    }
+}
+
+/// How a planned disk fault is done. The tear's draw is taken only for a tear, so that other
+/// faults' choices stay what they were.
+fn disk_plan(planned: &super::schedule::PlannedFault, rng: &mut ChaCha8Rng) -> DiskFaultPlan {
+    DiskFaultPlan {
+        settings: planned.disk,
+        tear_draw: if planned.disk.tear { rng.random() } else { 0 },
     }
 }
 
@@ -180,7 +287,17 @@ async fn wait_for(
     let started = tokio::time::Instant::now();
     let mut leader_at_start: Option<Option<i32>> = None;
     loop {
-        if let Ok(metadata) = metadata::fetch(addresses, Some(topic), METADATA_TIMEOUT).await
+        let fetch_started = tokio::time::Instant::now();
+        let fetched = metadata::fetch(addresses, Some(topic), METADATA_TIMEOUT).await;
+        tracing::debug!(
+            "waiting for {} of {topic}-{partition}: metadata in {} ms: {:?}",
+            condition.name(),
+            fetch_started.elapsed().as_millis(),
+            fetched
+                .as_ref()
+                .map(|metadata| metadata.partition(partition).map(|state| state.isr.clone()))
+        );
+        if let Ok(metadata) = fetched
             && let Some(state) = metadata.partition(partition)
         {
             let initial_leader = *leader_at_start.get_or_insert(state.leader);

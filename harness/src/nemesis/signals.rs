@@ -11,9 +11,10 @@ use crate::workload::Fault;
 /// How long a SIGTERM'd node may take to stop before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(15);
 
-/// Does `fault` to `node`.
+/// Does `fault` to `node`. Network and disk faults are not this family's: they do nothing here.
 pub fn inject(cluster: &mut Cluster, fault: Fault, name: &str) -> Result<(), ClusterError> {
     match fault {
+        Fault::Partition | Fault::Heal => Ok(()),
         Fault::Kill => cluster.kill(name),
         Fault::Pause => cluster.pause(name),
         Fault::Resume => cluster.resume(name),
@@ -23,6 +24,12 @@ pub fn inject(cluster: &mut Cluster, fault: Fault, name: &str) -> Result<(), Clu
             .stop(name, STOP_GRACE)
             .and_then(|_| cluster.start(name))
             .map(|_| ()),
+        Fault::LoseUnfsynced
+        | Fault::PowerLoss
+        | Fault::DiskFull
+        | Fault::DiskError
+        | Fault::SlowDisk
+        | Fault::HealDisk => Ok(()),
     }
 }
 

@@ -20,8 +20,14 @@ pub enum RunError {
     History(#[from] history::HistoryError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error("the workload has disk faults, which need a fault filesystem on every node: {0}")]
+    Disks(#[from] crate::nemesis::disk::DiskFaultError),
     #[error("the cluster did not come up: {0}")]
     Setup(String),
+    #[error("the client workers could not start: {0}")]
+    Clients(String),
     #[error("a task of the run failed: {0}")]
     Task(String),
+    #[error("{0}")]
+    Network(String),
 }

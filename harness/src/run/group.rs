@@ -1,5 +1,6 @@
-//! The consumer group's part of a run, for a workload with `[clients.group]`: its members start
-//! with the producers, and the nemesis hits them through [`MemberFaults`]; after the heal and
+//! The consumer group's part of a run, for a workload with `[clients.group]`: its members (worker
+//! processes, started with the producers) run in slots, and the nemesis hits them through
+//! [`MemberFaults`]; after the heal and
 //! the producers' drain they catch up (read and commit up to every partition's high watermark,
 //! as the cluster reports them, within `catch_up_timeout_ms`) and then close cleanly, so that
 //! `unconsumed` judges a group that had the chance to read everything.
@@ -8,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::RunError;
-use crate::clients::group_consumer::GroupMemberSettings;
+use crate::clients::group_member::GroupMemberSettings;
 use crate::clients::group_members::{GroupMembers, is_member};
+use crate::clients::session::{Launcher, Session};
 use crate::cluster::group_coordinator::{PartitionLag, group_lag};
 use crate::nemesis::ClientFaults;
 use crate::recorder::Recorder;
@@ -37,6 +39,12 @@ impl ClientFaults for MemberFaults {
             Fault::Stop => members.stop(node),
             Fault::Start => members.start(node),
             Fault::Restart => members.restart(node),
+            other => {
+                return Err(format!(
+                    "`{}` is not a fault of a group member (kill, pause, resume, stop, start, restart)",
+                    other.name()
+                ));
+            }
         }
         .map_err(|error| error.to_string())
     }
@@ -50,33 +58,34 @@ impl ClientFaults for MemberFaults {
     }
 }
 
-/// Starts the group's members: processes `producers + 1 ..= producers + consumers`; members
-/// started later (after a kill) number on from `producers + consumers + 2` (the final read is
-/// `producers + consumers + 1`).
-pub fn start_members(
-    spec: &WorkloadSpec,
-    group: &GroupSpec,
-    bootstrap: &str,
-    recorder: &Recorder,
-) -> Result<Arc<GroupMembers>, RunError> {
-    let producers = u64::from(spec.clients.producers);
-    let consumers = u64::from(spec.clients.consumers);
-    let settings = GroupMemberSettings {
+/// The members' settings (their worker's config comes from it).
+pub fn member_settings(spec: &WorkloadSpec, group: &GroupSpec, bootstrap: &str) -> GroupMemberSettings {
+    GroupMemberSettings {
         bootstrap_servers: bootstrap.to_string(),
         topic: spec.topic.name.clone(),
         group: group.id.clone(),
         session_timeout_ms: group.session_timeout_ms,
         heartbeat_interval_ms: group.heartbeat_interval_ms,
         max_poll_interval_ms: group.max_poll_interval_ms,
-    };
+    }
+}
+
+/// Runs the group's members in slots `consumer-1..`, one per worker of `first`; replacements
+/// take fresh process numbers from `launcher`.
+pub fn start_members(
+    spec: &WorkloadSpec,
+    group: &GroupSpec,
+    bootstrap: &str,
+    first: Vec<Arc<dyn Session>>,
+    launcher: Arc<dyn Launcher>,
+    recorder: &Recorder,
+) -> Arc<GroupMembers> {
     GroupMembers::launch(
-        settings,
+        first,
+        member_settings(spec, group, bootstrap),
+        launcher,
         recorder.clone(),
-        producers + 1,
-        spec.clients.consumers,
-        producers + consumers + 2,
     )
-    .map_err(|error| RunError::Task(error.to_string()))
 }
 
 /// Lets the members catch up, then closes them. Partitions still behind at the deadline are
@@ -127,7 +136,6 @@ pub async fn catch_up_and_stop(
         }
         tokio::time::sleep(CATCH_UP_INTERVAL).await;
     }
-    tokio::task::spawn_blocking(move || members.stop_all())
-        .await
-        .map_err(|error| RunError::Task(error.to_string()))
+    members.stop_all().await;
+    Ok(())
 }

@@ -47,13 +47,17 @@ pub struct LeadershipError {
 type Seen = BTreeMap<i32, (i32, i32, Vec<i32>)>;
 
 /// Samples `topic`'s leadership from `addresses` every `interval` until `stop` turns true,
-/// appending changes to `path`. Returns the number of lines written.
+/// appending changes to `path`. Returns the number of lines written. With `ask_every_broker`
+/// (runs with network partitions) every broker is asked and the newest leader epoch wins, so
+/// that a zombie leader's own claim does not hide its successor; otherwise the first broker to
+/// answer is taken (a frozen broker then costs no wait).
 pub async fn sample_leadership(
     addresses: Vec<String>,
     topic: String,
     path: PathBuf,
     interval: Duration,
     recorder: Recorder,
+    ask_every_broker: bool,
     mut stop: watch::Receiver<bool>,
 ) -> Result<u64, LeadershipError> {
     let io_error = |source| LeadershipError {
@@ -70,7 +74,12 @@ pub async fn sample_leadership(
             _ = ticker.tick() => {}
             _ = stop.wait_for(|stopped| *stopped) => break,
         }
-        let partitions = match metadata::fetch(&addresses, Some(&topic), SAMPLE_TIMEOUT).await {
+        let fetched = if ask_every_broker {
+            metadata::fetch_freshest(&addresses, Some(&topic), SAMPLE_TIMEOUT).await
+        } else {
+            metadata::fetch(&addresses, Some(&topic), SAMPLE_TIMEOUT).await
+        };
+        let partitions = match fetched {
             Ok(metadata) => metadata.partitions,
             // No broker answered: every known partition is, as far as a client can tell, leaderless.
             Err(_) => seen

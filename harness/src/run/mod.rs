@@ -8,15 +8,19 @@
 //! - this file: [`run`] and its phases.
 //! - [`error`]: [`RunError`], why a run could not be carried out.
 //! - [`setup`]: bringing the cluster up, and keeping it whole after the heal.
+//! - [`network`]: the nodes' own network namespaces, for a workload with network faults.
+//! - [`disks`]: the nodes' fault filesystems, for a workload with disk faults.
 //! - [`group`]: the consumer group's members, their catch-up at the end and their close.
 //! - [`leadership`]: leader and ISR of each partition sampled during a run (`leadership.jsonl`).
 //! - [`store`]: run directories and the `latest` link.
 //! - [`progress`]: the live progress line.
 //! - [`summary`]: the lines a person reads at the end.
 
+pub mod disks;
 pub mod error;
 pub mod group;
 pub mod leadership;
+pub mod network;
 pub mod progress;
 pub mod setup;
 pub mod store;
@@ -34,13 +38,17 @@ use tokio::sync::watch;
 pub use self::error::RunError;
 use self::progress::Progress;
 use self::setup::{LEADERS_AFTER_HEAL_TIMEOUT, keep_healed, start_cluster, wait_for_metadata};
-use crate::clients::consumer::run_consumer;
+use crate::clients::consumer::{ConsumerSettings, run_consumer};
 use crate::clients::final_read::{PartitionRead, final_read};
+use crate::clients::launch::{ClientTemplates, WorkerLauncher, worker_template};
 use crate::clients::producer::{ProducerSettings, run_producer};
+use crate::clients::protocol::{Hello, Role};
+use crate::clients::session::{Launcher, Session};
 use crate::cluster::Cluster;
-use crate::cluster::config::{ClusterConfig, CommandTemplates};
+use crate::cluster::config::{ClusterConfig, CommandTemplates, Layout};
 use crate::lock::lock;
 use crate::nemesis::Nemesis;
+use crate::nemesis::disk::Disks;
 use crate::nemesis::schedule;
 use crate::recorder::{CountersSnapshot, Recorder};
 use crate::workload::{ClusterSpec, LostExpectation, Strictness, WorkloadSpec};
@@ -60,6 +68,8 @@ pub struct RunOptions {
     /// The store root (`store/`).
     pub store: PathBuf,
     pub templates: CommandTemplates,
+    /// How client workers are started.
+    pub clients: ClientTemplates,
     /// Show the live progress line (when stderr is a terminal).
     pub progress: bool,
 }
@@ -122,7 +132,24 @@ pub fn expectations(spec: &WorkloadSpec) -> Expectations {
 pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     let spec = &options.spec;
     let seed = spec.seed.unwrap_or(0);
+    network::check(spec, &options.name)?;
+    disks::check(spec)?;
+    // What a killed run left mounted goes first (live runs' mounts are left alone).
+    disks::sweep();
     let dir = store::create_run_dir(&options.store, &options.name)?;
+    let run_id = format!(
+        "{}/{}",
+        options.name,
+        dir.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let clients_dir = dir.join("clients");
+    std::fs::create_dir_all(&clients_dir).map_err(|source| RunError::Write {
+        path: clients_dir.clone(),
+        source,
+    })?;
+    let client_template = worker_template(&spec.clients, &options.clients, &clients_dir)
+        .map_err(|error| RunError::Clients(error.to_string()))?;
+    let network = network::create(spec, &run_id).await?;
     let workload_path = dir.join("workload.toml");
     std::fs::write(&workload_path, spec.to_toml()?).map_err(|source| RunError::Write {
         path: workload_path,
@@ -134,16 +161,42 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     let progress = Progress::start(recorder.clone(), options.progress);
     progress.println(&format!("kchaos: {} -> {}", options.name, dir.display()));
 
-    let cluster = Cluster::prepare(&ClusterConfig {
-        dir: dir.clone(),
-        brokers: spec.cluster.brokers,
-        session_timeout_ms: spec.cluster.session_timeout_ms,
-        broker_configs: broker_configs(&spec.cluster),
-        templates: options.templates.clone(),
-    })?;
+    let cluster = Cluster::prepare_with_layout(
+        &ClusterConfig {
+            dir: dir.clone(),
+            brokers: spec.cluster.brokers,
+            session_timeout_ms: spec.cluster.session_timeout_ms,
+            broker_configs: broker_configs(&spec.cluster),
+            templates: options.templates.clone(),
+        },
+        &Layout {
+            network,
+            ..Layout::default()
+        },
+    )?;
     let addresses = cluster.broker_addresses();
     let bootstrap = cluster.bootstrap_servers();
-    write_run_facts(&dir, &options, seed, &cluster)?;
+    let launcher = Arc::new(
+        WorkerLauncher::new(
+            client_template.clone(),
+            &clients_dir,
+            &dir.join("pids.log"),
+            recorder.clone(),
+            u64::from(spec.clients.producers + spec.clients.consumers) + 1,
+        )
+        .map_err(|error| RunError::Clients(error.to_string()))?,
+    );
+    let facts = RunFacts {
+        options: &options,
+        seed,
+        nodes: node_facts(&cluster),
+        client_command: &client_template,
+        started: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+    };
+    write_run_facts(&dir, &facts, None)?;
+    // Declared before the cluster's handle, so that on an early return the nodes die (the
+    // cluster is dropped) before their disks are unmounted.
+    let disks = disks::mount(spec, &cluster)?;
     let cluster = Arc::new(Mutex::new(cluster));
     let (stop_sampling, sampling_stopped) = watch::channel(false);
     let sampler = tokio::spawn(leadership::sample_leadership(
@@ -152,6 +205,7 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         dir.join("leadership.jsonl"),
         LEADERSHIP_SAMPLE_INTERVAL,
         recorder.clone(),
+        spec.needs_network(),
         sampling_stopped,
     ));
 
@@ -163,18 +217,27 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
                 return Err(RunError::Setup("interrupted during setup".into()));
             }
         }
+        progress.set_phase("clients");
+        let sessions = tokio::select! {
+            started = start_clients(spec, &bootstrap, &launcher) => started?,
+            _ = setup_interrupts.wait_for(|count| *count > 0) => {
+                return Err(RunError::Clients("interrupted while they started".into()));
+            }
+        };
+        write_run_facts(&dir, &facts, launcher.hello().as_ref())?;
         progress.set_phase("faults");
         let interrupted = fault_phase(
             spec,
             seed,
             &cluster,
+            disks.clone(),
             &recorder,
-            &bootstrap,
+            (&bootstrap, sessions, &launcher),
             interrupts.clone(),
         )
         .await?;
         progress.set_phase("final read");
-        let reads = read_everything(spec, &addresses, &bootstrap, &recorder).await?;
+        let reads = read_everything(spec, &addresses, &bootstrap, &launcher, &recorder).await?;
         Ok::<_, RunError>((interrupted, reads))
     }
     .await;
@@ -191,6 +254,14 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
         let cluster = Arc::clone(&cluster);
         tokio::task::spawn_blocking(move || lock(&cluster).stop_all(TEARDOWN_GRACE)).await
     };
+    disks::unmount(disks);
+    let detached = lock(&cluster).detach_network();
+    if let Some(network) = detached
+        && let Err(error) = network::teardown(network).await
+    {
+        // The next run with a network, or `kchaos cleanup`, removes what is left.
+        tracing::error!("{error}");
+    }
     let (interrupted, final_read) = outcome?;
     closed?;
     if let Some(error) = recorder.first_error() {
@@ -221,14 +292,19 @@ pub async fn run(options: RunOptions) -> Result<RunOutcome, RunError> {
     })
 }
 
-/// `run.json`: what is needed to read or repeat the run besides the workload — the seed, the
-/// command templates, the nodes' addresses and log files, when it started.
-fn write_run_facts(
-    dir: &std::path::Path,
-    options: &RunOptions,
+/// What `run.json` says of a run.
+struct RunFacts<'a> {
+    options: &'a RunOptions,
     seed: u64,
-    cluster: &Cluster,
-) -> Result<(), RunError> {
+    /// The nodes' addresses and log files ([`node_facts`]).
+    nodes: serde_json::Value,
+    client_command: &'a [String],
+    started: String,
+}
+
+/// The coordinator's address, the bootstrap servers, each node's log file and, in a run with
+/// partitions, the network.
+fn node_facts(cluster: &Cluster) -> serde_json::Value {
     let logs: serde_json::Map<String, serde_json::Value> = cluster
         .node_names()
         .into_iter()
@@ -238,37 +314,117 @@ fn write_run_facts(
             Some((name, serde_json::Value::String(file)))
         })
         .collect();
-    let facts = serde_json::json!({
-        "workload": options.name,
-        "seed": seed,
-        "started": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        "coordinator_command": options.templates.coordinator,
-        "broker_command": options.templates.broker,
+    let mut facts = serde_json::json!({
         "coordinator": cluster.coordinator_address(),
         "bootstrap_servers": cluster.bootstrap_servers(),
         "logs": logs,
     });
+    if let Some(network) = cluster.network() {
+        let nodes: serde_json::Map<String, serde_json::Value> = network
+            .nodes()
+            .iter()
+            .map(|node| {
+                (
+                    node.name().to_string(),
+                    serde_json::json!({
+                        "address": node.address().to_string(),
+                        "namespace": node.namespace_name(),
+                    }),
+                )
+            })
+            .collect();
+        facts["network"] = serde_json::json!({
+            "tag": network.tag().to_string(),
+            "subnet": network.subnet().to_string(),
+            "bridge": network.bridge_name(),
+            "gateway": network.gateway().to_string(),
+            "nodes": nodes,
+        });
+    }
+    facts
+}
+
+/// `run.json`: what is needed to read or repeat the run besides the workload — the seed, the
+/// command templates, the nodes' addresses and log files, the network of a run with
+/// partitions, the client library (once a worker said hello), when it started.
+fn write_run_facts(
+    dir: &std::path::Path,
+    facts: &RunFacts<'_>,
+    hello: Option<&Hello>,
+) -> Result<(), RunError> {
+    let options = facts.options;
+    let mut text = serde_json::json!({
+        "workload": options.name,
+        "seed": facts.seed,
+        "started": facts.started,
+        "coordinator_command": options.templates.coordinator,
+        "broker_command": options.templates.broker,
+        "client_command": facts.client_command,
+        "clients": hello.map(|hello| serde_json::json!({
+            "library": hello.library,
+            "library_version": hello.library_version,
+            "worker": hello.worker,
+            "protocol": hello.protocol,
+        })),
+        "coordinator": facts.nodes["coordinator"],
+        "bootstrap_servers": facts.nodes["bootstrap_servers"],
+        "logs": facts.nodes["logs"],
+    });
+    if let Some(network) = facts.nodes.get("network") {
+        text["network"] = network.clone();
+    }
     let path = dir.join("run.json");
-    let text = serde_json::to_string_pretty(&facts).unwrap_or_default();
+    let text = serde_json::to_string_pretty(&text).unwrap_or_default();
     std::fs::write(&path, text + "\n").map_err(|source| RunError::Write { path, source })
 }
 
-/// Producers, consumers and the nemesis, for the workload's duration or until interrupted;
-/// then the heal and the producers' drain. Returns whether it was interrupted.
-async fn fault_phase(
+/// The first worker of every producer and consumer, started together before the faults: a
+/// worker that cannot start (a wrong command, a library missing) fails the run's setup.
+struct StartedClients {
+    producers: Vec<Arc<dyn Session>>,
+    consumers: Vec<Arc<dyn Session>>,
+}
+
+async fn start_clients(
     spec: &WorkloadSpec,
-    seed: u64,
-    cluster: &Arc<Mutex<Cluster>>,
-    recorder: &Recorder,
     bootstrap: &str,
-    mut interrupts: watch::Receiver<u32>,
-) -> Result<bool, RunError> {
-    let (stop_faults, faults_stopped) = watch::channel(false);
-    let (stop_consumers, consumers_stopped) = watch::channel(false);
+    launcher: &WorkerLauncher,
+) -> Result<StartedClients, RunError> {
     let producers = spec.clients.producers as u64;
     let consumers = spec.clients.consumers as u64;
+    let producer_settings = producer_settings(spec, bootstrap);
+    let consumer_settings = consumer_settings(spec, bootstrap);
+    let member_settings = spec
+        .clients
+        .group
+        .as_ref()
+        .map(|group| group::member_settings(spec, group, bootstrap));
+    let starts = (1..=producers + consumers).map(|process| {
+        let (role, config) = match (process <= producers, &member_settings) {
+            (true, _) => (Role::Producer, producer_settings.config(process)),
+            (false, Some(members)) => (Role::Consumer, members.config(process)),
+            (false, None) => (
+                Role::Consumer,
+                consumer_settings.config(process, "consumer"),
+            ),
+        };
+        launcher.start(process, role, config)
+    });
+    let mut started = futures::future::join_all(starts).await.into_iter();
+    let mut take = |count: u64| -> Result<Vec<Arc<dyn Session>>, RunError> {
+        (&mut started)
+            .take(count as usize)
+            .map(|session| session.map_err(RunError::Clients))
+            .collect()
+    };
+    Ok(StartedClients {
+        producers: take(producers)?,
+        consumers: take(consumers)?,
+    })
+}
 
-    let settings = ProducerSettings {
+fn producer_settings(spec: &WorkloadSpec, bootstrap: &str) -> ProducerSettings {
+    ProducerSettings {
         bootstrap_servers: bootstrap.to_string(),
         topic: spec.topic.name.clone(),
         acks: spec.clients.acks.clone(),
@@ -280,48 +436,89 @@ async fn fault_phase(
         rate: spec.clients.rate,
         max_in_flight: spec.clients.max_in_flight,
         keys: spec.clients.keys,
-    };
-    let producer_tasks: Vec<_> = (1..=producers)
-        .map(|process| {
+    }
+}
+
+fn consumer_settings(spec: &WorkloadSpec, bootstrap: &str) -> ConsumerSettings {
+    ConsumerSettings {
+        bootstrap_servers: bootstrap.to_string(),
+        topic: spec.topic.name.clone(),
+        partitions: spec.topic.partitions,
+    }
+}
+
+/// Producers, consumers and the nemesis, for the workload's duration or until interrupted;
+/// then the heal and the producers' drain. Returns whether it was interrupted.
+async fn fault_phase(
+    spec: &WorkloadSpec,
+    seed: u64,
+    cluster: &Arc<Mutex<Cluster>>,
+    disks: Option<Arc<Disks>>,
+    recorder: &Recorder,
+    (bootstrap, sessions, launcher): (&str, StartedClients, &Arc<WorkerLauncher>),
+    mut interrupts: watch::Receiver<u32>,
+) -> Result<bool, RunError> {
+    let (stop_faults, faults_stopped) = watch::channel(false);
+    let (stop_consumers, consumers_stopped) = watch::channel(false);
+    let launcher: Arc<dyn Launcher> = Arc::clone(launcher) as Arc<dyn Launcher>;
+    let settings = producer_settings(spec, bootstrap);
+    let producer_tasks: Vec<_> = sessions
+        .producers
+        .into_iter()
+        .map(|session| {
             tokio::spawn(run_producer(
-                process,
+                session,
                 settings.clone(),
+                Arc::clone(&launcher),
                 recorder.clone(),
                 faults_stopped.clone(),
             ))
         })
         .collect();
+    // With a group, the consumers are its members; without, each assigns itself every partition.
+    let (member_sessions, assigning) = match &spec.clients.group {
+        Some(_) => (sessions.consumers, Vec::new()),
+        None => (Vec::new(), sessions.consumers),
+    };
     let members = match &spec.clients.group {
-        Some(group) => Some(group::start_members(spec, group, bootstrap, recorder)?),
+        Some(group) => Some(group::start_members(
+            spec,
+            group,
+            bootstrap,
+            member_sessions,
+            Arc::clone(&launcher),
+            recorder,
+        )),
         None => None,
     };
-    // Without a group, each consumer assigns itself every partition.
-    let assigning = if members.is_some() { 0 } else { consumers };
-    let consumer_threads: Vec<_> = (producers + 1..=producers + assigning)
-        .map(|process| {
-            let bootstrap = bootstrap.to_string();
-            let topic = spec.topic.name.clone();
-            let partitions = spec.topic.partitions;
-            let recorder = recorder.clone();
-            let stop = consumers_stopped.clone();
-            std::thread::Builder::new()
-                .name(format!("consumer-{process}"))
-                .spawn(move || {
-                    run_consumer(process, &bootstrap, &topic, partitions, &recorder, &stop)
-                })
+    let consumer_tasks: Vec<_> = assigning
+        .into_iter()
+        .map(|session| {
+            tokio::spawn(run_consumer(
+                session,
+                consumer_settings(spec, bootstrap),
+                Arc::clone(&launcher),
+                recorder.clone(),
+                consumers_stopped.clone(),
+            ))
         })
-        .collect::<Result<_, _>>()
-        .map_err(|error| RunError::Task(error.to_string()))?;
+        .collect();
 
-    let mut nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone());
+    let mut nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone()).with_disks(disks);
     if let (Some(group), Some(members)) = (&spec.clients.group, &members) {
         nemesis = nemesis.with_group(
             &group.id,
             Arc::new(group::MemberFaults(Arc::clone(members))),
         );
     }
-    let timeline = schedule::plan(&spec.nemesis, spec.topic.partitions, spec.duration, seed)
-        .map_err(RunError::Setup)?;
+    let timeline = schedule::plan(
+        &spec.nemesis,
+        spec.topic.partitions,
+        spec.node_count(),
+        spec.duration,
+        seed,
+    )
+    .map_err(RunError::Setup)?;
     let nemesis_task = {
         let nemesis = nemesis.clone();
         let topic = spec.topic.name.clone();
@@ -346,26 +543,17 @@ async fn fault_phase(
     }
     keep_healed(&nemesis, cluster, spec).await;
     for task in producer_tasks {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => return Err(RunError::Setup(error.to_string())),
-            Err(error) => return Err(RunError::Task(error.to_string())),
-        }
+        task.await
+            .map_err(|error| RunError::Task(error.to_string()))?;
     }
     if let (Some(group), Some(members)) = (&spec.clients.group, members) {
         let addresses = lock(cluster).broker_addresses();
         group::catch_up_and_stop(members, group, spec, &addresses).await?;
     }
     let _ = stop_consumers.send(true);
-    for thread in consumer_threads {
-        let joined = tokio::task::spawn_blocking(move || thread.join())
-            .await
+    for task in consumer_tasks {
+        task.await
             .map_err(|error| RunError::Task(error.to_string()))?;
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!("{error}"),
-            Err(_) => return Err(RunError::Task("a consumer thread panicked".into())),
-        }
     }
     Ok(interrupted)
 }
@@ -375,6 +563,7 @@ async fn read_everything(
     spec: &WorkloadSpec,
     addresses: &[String],
     bootstrap: &str,
+    launcher: &Arc<WorkerLauncher>,
     recorder: &Recorder,
 ) -> Result<Vec<PartitionRead>, RunError> {
     let partitions = spec.topic.partitions;
@@ -391,16 +580,15 @@ async fn read_everything(
         // The final read will find what it can; partitions it cannot read are unknown.
         tracing::warn!("{error}");
     }
-    let process = u64::from(spec.clients.producers + spec.clients.consumers) + 1;
-    let bootstrap = bootstrap.to_string();
-    let topic = spec.topic.name.clone();
     let timeout = Duration::from_millis(spec.clients.final_read_timeout_ms);
-    let recorder = recorder.clone();
-    tokio::task::spawn_blocking(move || {
-        final_read(process, &bootstrap, &topic, partitions, timeout, &recorder)
-    })
-    .await
-    .map_err(|error| RunError::Task(error.to_string()))
+    let launcher: Arc<dyn Launcher> = Arc::clone(launcher) as Arc<dyn Launcher>;
+    Ok(final_read(
+        launcher,
+        &consumer_settings(spec, bootstrap),
+        timeout,
+        recorder,
+    )
+    .await)
 }
 
 /// Counts Ctrl-C / SIGTERM from the start of the run: the first ends the current phase early

@@ -1,5 +1,6 @@
 //! The few lines a person reads at the end of a run (or of `kchaos check`): verdict, loss,
-//! the longest unavailability after a fault, send latency p99, anomalies, where the run is.
+//! the longest unavailability after a fault, send latency p99, anomalies, client crashes, where
+//! the run is.
 
 use std::path::Path;
 
@@ -39,6 +40,27 @@ pub fn summary(results: &Results, dir: &Path) -> String {
         .collect();
     if !anomalies.is_empty() {
         text.push_str(&format!("anomalies: {}\n", anomalies.join(", ")));
+    }
+    if results.totals.client_crashes > 0 {
+        let causes: Vec<String> = results
+            .client_crashes
+            .iter()
+            .take(3)
+            .map(|crash| match crash.process {
+                Some(process) => format!("client {process}: {}", crash.cause),
+                None => crash.cause.clone(),
+            })
+            .collect();
+        let more = if results.totals.client_crashes > causes.len() as u64 {
+            ", ..."
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "client crashes: {} ({}{more}); their operations in flight are info\n",
+            results.totals.client_crashes,
+            causes.join("; ")
+        ));
     }
     for reason in results.reasons.iter().take(5) {
         text.push_str(&format!("  {reason}\n"));

@@ -9,11 +9,16 @@
 //! - `validate.rs`: reading a spec ([`WorkloadSpec::load`], [`WorkloadSpec::parse`]): strict
 //!   TOML, validation, and locating an error's line.
 //! - [`target`]: the grammar of fault targets.
+//! - `disk.rs`: the settings of disk faults ([`DiskFaultSettings`], [`DiskErrors`]), and which
+//!   faults and specs touch disks.
 
+mod disk;
 pub mod target;
 #[cfg(test)]
 mod tests;
 mod validate;
+
+pub use disk::{DiskErrors, DiskFaultSettings};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -109,17 +114,17 @@ pub struct ClientsSpec {
     /// Sends one producer may have unacknowledged at a time.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u32,
-    /// librdkafka `retries`; absent means librdkafka's default.
+    /// The producer's `retries`; absent means the library's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
     #[serde(default)]
     pub idempotence: bool,
     #[serde(default)]
     pub linger_ms: u64,
-    /// librdkafka `message.timeout.ms` (delivery timeout).
+    /// The producer's delivery timeout (`delivery.timeout.ms`, librdkafka's `message.timeout.ms`).
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u64,
-    /// librdkafka `request.timeout.ms`.
+    /// The producer's `request.timeout.ms`.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
     /// Number of distinct keys (`k0`..); keys pick partitions.
@@ -128,10 +133,46 @@ pub struct ClientsSpec {
     /// How long the final read may take before a partition is reported incomplete.
     #[serde(default = "default_final_read_timeout_ms")]
     pub final_read_timeout_ms: u64,
+    /// The Kafka client library every client worker uses.
+    #[serde(default)]
+    pub library: ClientLibrary,
+    /// The command of a worker for any other library (docs/client-protocol.md): words separated
+    /// by spaces, placeholders `{process}` and `{role}`; it takes the place of `library`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     /// With this table the consumers are members of one consumer group (`subscribe`, commits,
     /// rebalances); without it each consumer assigns itself every partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupSpec>,
+}
+
+/// The client libraries whose workers ship with kchaos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientLibrary {
+    /// librdkafka through the `rdkafka` crate: `kchaos client`.
+    #[default]
+    Rdkafka,
+    /// confluent-kafka's Python client (librdkafka underneath): clients/python/kchaos_worker.py.
+    ConfluentKafkaPython,
+}
+
+impl ClientLibrary {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientLibrary::Rdkafka => "rdkafka",
+            ClientLibrary::ConfluentKafkaPython => "confluent-kafka-python",
+        }
+    }
+
+    /// Every shipped library, for error messages and `--client-library`.
+    pub const ALL: [ClientLibrary; 2] =
+        [ClientLibrary::Rdkafka, ClientLibrary::ConfluentKafkaPython];
+
+    /// The library named `name`, if one ships.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|library| library.name() == name)
+    }
 }
 
 /// Consumers in subscribe mode: members of one consumer group that commit what they read
@@ -203,7 +244,8 @@ pub enum NemesisSpec {
     /// Scripted steps: at time T do F to target X (and optionally heal after a while).
     Scripted { steps: Vec<StepSpec> },
     /// Every `interval`, one fault from `faults` at one target from `targets`, healed after
-    /// `fault_duration`.
+    /// `fault_duration`. A `partition` drawn takes one of `topologies` (default: every topology
+    /// the cluster has nodes enough for); `isolate` and `one-way` take the drawn target.
     Random {
         #[serde(with = "duration_text")]
         interval: Duration,
@@ -211,6 +253,15 @@ pub enum NemesisSpec {
         fault_duration: Duration,
         faults: Vec<Fault>,
         targets: Vec<String>,
+        /// For `slow-disk` among `faults`: how late every fsync takes effect and answers.
+        #[serde(
+            default,
+            with = "optional_duration_text",
+            skip_serializing_if = "Option::is_none"
+        )]
+        fsync_delay: Option<Duration>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        topologies: Vec<Topology>,
     },
 }
 
@@ -223,8 +274,17 @@ pub struct StepSpec {
     pub at: Duration,
     pub fault: Fault,
     /// `leader`, `followers`, `controller`, `random`, `coordinator`, `majority`, `minority`,
-    /// `all-brokers`, a node name (`broker-2`), a broker id (`2`), or `label:NAME`.
+    /// `all-brokers`, a node name (`broker-2`), a broker id (`2`), or `label:NAME`. Absent for
+    /// `heal` and for the `halves`, `bridge` and `ring` partitions, which choose their own sides.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub target: String,
+    /// For `partition`: the grudge's shape, resolved when the step runs (default `isolate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
+    /// For an `isolate` or `one-way` partition: cut the target off from these nodes only (a
+    /// target word, e.g. `coordinator` or `followers`); absent: from every other node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// Partition for `leader` / `followers` (default 0).
     #[serde(default)]
     pub partition: i32,
@@ -251,6 +311,20 @@ pub struct StepSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub within: Option<Duration>,
+    /// `lose-unfsynced` and `power-loss`: also keep a sector-aligned prefix of the last write
+    /// no fsync made durable (its length drawn from the seed), as a write torn by the crash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tear: bool,
+    /// `disk-error`: which calls fail with EIO (default `reads-and-writes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<DiskErrors>,
+    /// `slow-disk`: how late every fsync takes effect and answers (e.g. "1s").
+    #[serde(
+        default,
+        with = "optional_duration_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fsync_delay: Option<Duration>,
 }
 
 /// What a scripted step can wait for, as any Kafka-protocol cluster's Metadata shows it.
@@ -291,6 +365,80 @@ pub enum Fault {
     Start,
     /// SIGTERM, then start again.
     Restart,
+    /// SIGKILL, and everything the node never fsync'd is gone from its disk (its page cache
+    /// with it): a power loss of one node. Needs a fault filesystem (the harness mounts one
+    /// over every node's data directory when a workload has disk faults).
+    LoseUnfsynced,
+    /// `lose-unfsynced` of every target at the same instant: all are killed before any
+    /// loses its un-fsync'd data.
+    PowerLoss,
+    /// ENOSPC on writes and creates until healed.
+    DiskFull,
+    /// EIO on reads, writes or both until healed.
+    DiskError,
+    /// fsync delayed (taking effect late) until healed.
+    SlowDisk,
+    /// Closes the node's disk-full, disk-error and slow-disk windows.
+    HealDisk,
+    /// A network partition (a grudge of the step's [`Topology`]): nodes drop each other's
+    /// packets. Needs root; the nodes then run in network namespaces of their own.
+    Partition,
+    /// Heal the network: every node hears every node again.
+    Heal,
+}
+
+/// The shape of a network partition, in Jepsen's words. Which nodes end up on which side is
+/// decided when the fault happens (targets from live metadata, random sides from the seed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// The target and the others (or the step's `from`) cannot hear each other.
+    Isolate,
+    /// The target hears nothing from the others (or from `from`), which still hear it.
+    OneWay,
+    /// A random minority and majority of every node, cut apart.
+    Halves,
+    /// Random halves, but one node of the majority keeps hearing and being heard by both.
+    Bridge,
+    /// Majorities ring: every node hears a majority, no two the same one (4 nodes or more).
+    Ring,
+}
+
+impl Topology {
+    /// Every topology, in the order a random schedule lists them.
+    pub const ALL: [Topology; 5] = [
+        Topology::Isolate,
+        Topology::OneWay,
+        Topology::Halves,
+        Topology::Bridge,
+        Topology::Ring,
+    ];
+
+    /// The name in workload files and the history.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topology::Isolate => "isolate",
+            Topology::OneWay => "one-way",
+            Topology::Halves => "halves",
+            Topology::Bridge => "bridge",
+            Topology::Ring => "ring",
+        }
+    }
+
+    /// Whether the topology cuts a target off (`isolate`, `one-way`), rather than choosing
+    /// its sides itself.
+    pub fn takes_target(self) -> bool {
+        matches!(self, Topology::Isolate | Topology::OneWay)
+    }
+
+    /// The fewest nodes (the coordinator included) it can be built on.
+    pub fn nodes_needed(self) -> usize {
+        match self {
+            Topology::Isolate | Topology::OneWay | Topology::Halves => 2,
+            Topology::Bridge => 3,
+            Topology::Ring => 4,
+        }
+    }
 }
 
 impl Fault {
@@ -303,16 +451,33 @@ impl Fault {
             Fault::Stop => "stop",
             Fault::Start => "start",
             Fault::Restart => "restart",
+            Fault::LoseUnfsynced => "lose-unfsynced",
+            Fault::PowerLoss => "power-loss",
+            Fault::DiskFull => "disk-full",
+            Fault::DiskError => "disk-error",
+            Fault::SlowDisk => "slow-disk",
+            Fault::HealDisk => "heal-disk",
+            Fault::Partition => "partition",
+            Fault::Heal => "heal",
         }
     }
 
     /// The fault that undoes this one, if any.
     pub fn heal(self) -> Option<Fault> {
         match self {
-            Fault::Kill | Fault::Stop => Some(Fault::Start),
+            Fault::Kill | Fault::Stop | Fault::LoseUnfsynced | Fault::PowerLoss => {
+                Some(Fault::Start)
+            }
             Fault::Pause => Some(Fault::Resume),
-            Fault::Resume | Fault::Start | Fault::Restart => None,
+            Fault::DiskFull | Fault::DiskError | Fault::SlowDisk => Some(Fault::HealDisk),
+            Fault::Partition => Some(Fault::Heal),
+            Fault::Resume | Fault::Start | Fault::Restart | Fault::HealDisk | Fault::Heal => None,
         }
+    }
+
+    /// Whether it is a network fault (the nodes then need namespaces of their own).
+    pub fn is_network(self) -> bool {
+        matches!(self, Fault::Partition | Fault::Heal)
     }
 }
 
@@ -360,6 +525,21 @@ pub enum Strictness {
 }
 
 impl WorkloadSpec {
+    /// Whether any of its faults is a network fault: then every node runs in a network
+    /// namespace of its own (which needs root); otherwise nodes share the host's loopback.
+    pub fn needs_network(&self) -> bool {
+        match &self.nemesis {
+            NemesisSpec::None => false,
+            NemesisSpec::Scripted { steps } => steps.iter().any(|step| step.fault.is_network()),
+            NemesisSpec::Random { faults, .. } => faults.iter().any(|fault| fault.is_network()),
+        }
+    }
+
+    /// The number of nodes: the coordinator and the brokers.
+    pub fn node_count(&self) -> usize {
+        self.cluster.brokers as usize + 1
+    }
+
     /// The TOML text of this spec (what a run saves as `workload.toml`).
     pub fn to_toml(&self) -> Result<String, WorkloadError> {
         toml::to_string(self).map_err(|error| WorkloadError::Write {

@@ -97,6 +97,12 @@ impl Target {
         matches!(self, Target::GroupCoordinator | Target::Consumer)
     }
 
+    /// Whether it names nodes by their role in one topic partition (`leader`, `followers`,
+    /// `successor`), so that a fault at it is about that partition.
+    pub fn is_per_partition(&self) -> bool {
+        matches!(self, Target::Leader | Target::Followers | Target::Successor)
+    }
+
     /// Refuses broker ids outside `1..=brokers`.
     pub fn check_against(&self, brokers: u32) -> Result<(), String> {
         match self {

@@ -238,3 +238,86 @@ fn an_idempotent_producer_needs_acks_all() {
         .to_string();
     assert!(error.contains("clients.idempotence"), "{error}");
 }
+
+/// GOOD with its steps replaced by `steps`.
+fn with_steps(steps: &str) -> String {
+    let start = GOOD.find("steps = [").expect("steps");
+    let end = GOOD[start..].find("\n]").expect("end of steps") + start + 2;
+    format!("{}steps = [\n{steps}\n]{}", &GOOD[..start], &GOOD[end..])
+}
+
+#[test]
+fn partition_steps_parse_and_need_a_network() {
+    let text = with_steps(
+        r#"  { at = "3s", fault = "partition", target = "leader", from = "coordinator", heal_after = "5s" },
+  { at = "9s", fault = "partition", topology = "ring" },
+  { at = "12s", fault = "heal" },"#,
+    );
+    let spec = WorkloadSpec::parse(&text, Path::new("p.toml")).expect("parses");
+    assert!(spec.needs_network());
+    assert!(
+        !WorkloadSpec::parse(GOOD, Path::new("good.toml"))
+            .expect("parses")
+            .needs_network()
+    );
+    let NemesisSpec::Scripted { steps } = &spec.nemesis else {
+        panic!("scripted")
+    };
+    assert_eq!(steps[0].topology, None, "isolate by default");
+    assert_eq!(steps[0].from.as_deref(), Some("coordinator"));
+    assert_eq!(steps[1].topology, Some(Topology::Ring));
+    assert!(steps[2].target.is_empty());
+    let again = WorkloadSpec::parse(&spec.to_toml().expect("toml"), Path::new("again.toml"))
+        .expect("round trip");
+    assert_eq!(spec, again);
+}
+
+#[test]
+fn a_partition_step_of_the_wrong_shape_is_refused_naming_the_field() {
+    let cases = [
+        (
+            r#"  { at = "3s", fault = "partition", topology = "halves", target = "leader" },"#,
+            "nemesis.steps[0].target",
+            "chooses its own sides",
+        ),
+        (
+            r#"  { at = "3s", fault = "partition", topology = "isolate" },"#,
+            "nemesis.steps[0].target",
+            "needs a target",
+        ),
+        (
+            r#"  { at = "3s", fault = "kill", target = "leader", topology = "isolate" },"#,
+            "nemesis.steps[0].topology",
+            "only a `partition`",
+        ),
+        (
+            r#"  { at = "3s", fault = "partition", topology = "bridge", from = "coordinator" },"#,
+            "nemesis.steps[0].from",
+            "chooses its own sides",
+        ),
+        (
+            r#"  { at = "3s", fault = "heal", target = "leader" },"#,
+            "nemesis.steps[0].target",
+            "takes no target",
+        ),
+        (
+            r#"  { at = "3s", fault = "partition", target = "leader", from = "broker-9" },"#,
+            "nemesis.steps[0].from",
+            "broker-9",
+        ),
+    ];
+    for (step, field, message) in cases {
+        let error = WorkloadSpec::parse(&with_steps(step), Path::new("w.toml"))
+            .expect_err(step)
+            .to_string();
+        assert!(error.contains(field), "{step}: {error}");
+        assert!(error.contains(message), "{step}: {error}");
+    }
+    let one_broker = with_steps(r#"  { at = "3s", fault = "partition", topology = "ring" },"#)
+        .replace("brokers = 3", "brokers = 1")
+        .replace("replication_factor = 3", "replication_factor = 1");
+    let error = WorkloadSpec::parse(&one_broker, Path::new("w.toml"))
+        .expect_err("a ring of two nodes")
+        .to_string();
+    assert!(error.contains("needs at least 4 nodes"), "{error}");
+}

@@ -3,9 +3,10 @@
 //! located in the text so that it names the file, the line and the field.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::target::Target;
-use super::{NemesisSpec, Strictness, WorkloadError, WorkloadSpec};
+use super::{Fault, NemesisSpec, StepSpec, Strictness, Topology, WorkloadError, WorkloadSpec};
 
 impl WorkloadSpec {
     /// Parses and validates `text`, naming `path` in every error.
@@ -98,6 +99,11 @@ impl WorkloadSpec {
                 "must be between 1 and 100000".into(),
             ));
         }
+        if let Some(command) = &self.clients.command
+            && command.split_whitespace().next().is_none()
+        {
+            return Err(invalid("clients.command", "is empty".into()));
+        }
         if self.clients.keys == 0 {
             return Err(invalid("clients.keys", "must be at least 1".into()));
         }
@@ -171,20 +177,31 @@ impl WorkloadSpec {
                 let mut labels: Vec<&str> = Vec::new();
                 for (index, step) in steps.iter().enumerate() {
                     let field = |name: &str| format!("nemesis.steps[{index}].{name}");
-                    let target = Target::parse(&step.target)
-                        .map_err(|message| invalid(field("target"), message))?;
-                    target
-                        .check_against(brokers)
-                        .map_err(|message| invalid(field("target"), message))?;
-                    self.check_group_target(&target)
-                        .map_err(|message| invalid(field("target"), message))?;
-                    if let Some(label) = target.label()
-                        && !labels.contains(&label)
-                    {
-                        return Err(invalid(
-                            field("target"),
-                            format!("no earlier step has label `{label}`"),
-                        ));
+                    self.validate_step_shape(step)
+                        .map_err(|(name, message)| invalid(field(name), message))?;
+                    let named = [
+                        ("target", Some(step.target.as_str())),
+                        ("from", step.from.as_deref()),
+                    ];
+                    for (name, text) in named {
+                        let Some(text) = text.filter(|text| !text.is_empty()) else {
+                            continue;
+                        };
+                        let target =
+                            Target::parse(text).map_err(|message| invalid(field(name), message))?;
+                        target
+                            .check_against(brokers)
+                            .map_err(|message| invalid(field(name), message))?;
+                        self.check_group_target(&target)
+                            .map_err(|message| invalid(field(name), message))?;
+                        if let Some(label) = target.label()
+                            && !labels.contains(&label)
+                        {
+                            return Err(invalid(
+                                field(name),
+                                format!("no earlier step has label `{label}`"),
+                            ));
+                        }
                     }
                     if step.partition < 0 || step.partition as u32 >= self.topic.partitions {
                         return Err(invalid(
@@ -207,6 +224,8 @@ impl WorkloadSpec {
                             format!("`{}` has nothing to heal", step.fault.name()),
                         ));
                     }
+                    check_disk_settings(step)
+                        .map_err(|(name, message)| invalid(field(name), message))?;
                     if let Some(label) = &step.label {
                         labels.push(label);
                     }
@@ -218,6 +237,8 @@ impl WorkloadSpec {
                 fault_duration,
                 faults,
                 targets,
+                topologies,
+                fsync_delay,
             } => {
                 if interval.is_zero() || fault_duration >= interval {
                     return Err(invalid(
@@ -232,10 +253,33 @@ impl WorkloadSpec {
                     return Err(invalid(
                         "nemesis.faults".into(),
                         format!(
-                            "`{}` is not a fault (use kill, pause or stop)",
+                            "`{}` is not a fault (use kill, pause, stop, partition, \
+                             lose-unfsynced, power-loss, disk-full, disk-error or slow-disk)",
                             fault.name()
                         ),
                     ));
+                }
+                if !topologies.is_empty() && !faults.contains(&Fault::Partition) {
+                    return Err(invalid(
+                        "nemesis.topologies".into(),
+                        "shape `partition` faults, and `faults` has none".into(),
+                    ));
+                }
+                for (index, topology) in topologies.iter().enumerate() {
+                    self.check_topology_fits(*topology).map_err(|message| {
+                        invalid(format!("nemesis.topologies[{index}]"), message)
+                    })?;
+                }
+                let slow_disk = faults.contains(&Fault::SlowDisk);
+                if slow_disk != fsync_delay.is_some() {
+                    return Err(invalid(
+                        "nemesis.fsync_delay".into(),
+                        "is needed exactly when `slow-disk` is among the faults".into(),
+                    ));
+                }
+                if let Some(delay) = fsync_delay {
+                    check_fsync_delay(*delay)
+                        .map_err(|message| invalid("nemesis.fsync_delay".into(), message))?;
                 }
                 if targets.is_empty() {
                     return Err(invalid("nemesis.targets".into(), "is empty".into()));
@@ -266,6 +310,106 @@ impl WorkloadSpec {
     fn check_group_target(&self, target: &Target) -> Result<(), String> {
         if target.needs_group() && self.clients.group.is_none() {
             return Err("only a workload with a consumer group ([clients.group]) has one".into());
+        }
+        Ok(())
+    }
+}
+
+/// The longest fsync delay a slow-disk window may have.
+const FSYNC_DELAY_MAX: Duration = Duration::from_secs(60);
+
+/// A step's `tear`, `errors` and `fsync_delay` belong to its fault; the error names the field.
+fn check_disk_settings(step: &StepSpec) -> Result<(), (&'static str, String)> {
+    let name = step.fault.name();
+    if step.tear && !matches!(step.fault, Fault::LoseUnfsynced | Fault::PowerLoss) {
+        return Err((
+            "tear",
+            format!("only tears the last write of lose-unfsynced or power-loss, not `{name}`"),
+        ));
+    }
+    if step.errors.is_some() && step.fault != Fault::DiskError {
+        return Err(("errors", format!("is for disk-error, not `{name}`")));
+    }
+    match (step.fault, step.fsync_delay) {
+        (Fault::SlowDisk, None) => Err((
+            "fsync_delay",
+            "slow-disk needs `fsync_delay` (e.g. \"1s\")".into(),
+        )),
+        (Fault::SlowDisk, Some(delay)) => check_fsync_delay(delay).map_err(|m| ("fsync_delay", m)),
+        (_, Some(_)) => Err(("fsync_delay", format!("is for slow-disk, not `{name}`"))),
+        (_, None) => Ok(()),
+    }
+}
+
+fn check_fsync_delay(delay: Duration) -> Result<(), String> {
+    if delay.is_zero() || delay > FSYNC_DELAY_MAX {
+        return Err(format!(
+            "must be more than 0 and at most {}",
+            humantime::format_duration(FSYNC_DELAY_MAX)
+        ));
+    }
+    Ok(())
+}
+
+impl WorkloadSpec {
+    /// Which fields a step of its fault takes: a target for every fault but `heal` and the
+    /// partitions that choose their own sides; a topology and `from` for partitions only.
+    /// The error names the field.
+    fn validate_step_shape(&self, step: &StepSpec) -> Result<(), (&'static str, String)> {
+        let fault = step.fault.name();
+        if step.fault != Fault::Partition {
+            if step.topology.is_some() {
+                return Err((
+                    "topology",
+                    format!("only a `partition` has one, not `{fault}`"),
+                ));
+            }
+            if step.from.is_some() {
+                return Err(("from", format!("only a `partition` has one, not `{fault}`")));
+            }
+        }
+        let takes_target = match step.fault {
+            Fault::Heal => false,
+            Fault::Partition => {
+                let topology = step.topology.unwrap_or(Topology::Isolate);
+                self.check_topology_fits(topology)
+                    .map_err(|message| ("topology", message))?;
+                if step.from.is_some() && !topology.takes_target() {
+                    return Err((
+                        "from",
+                        format!("a `{}` partition chooses its own sides", topology.name()),
+                    ));
+                }
+                topology.takes_target()
+            }
+            _ => true,
+        };
+        match (takes_target, step.target.is_empty()) {
+            (true, true) => Err(("target", format!("`{fault}` needs a target"))),
+            (false, false) => Err((
+                "target",
+                match step.topology {
+                    Some(topology) if step.fault == Fault::Partition => format!(
+                        "a `{}` partition chooses its own sides: it takes no target",
+                        topology.name()
+                    ),
+                    _ => format!("`{fault}` takes no target"),
+                },
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a topology this cluster has too few nodes for (the coordinator counts).
+    fn check_topology_fits(&self, topology: Topology) -> Result<(), String> {
+        let nodes = self.node_count();
+        if nodes < topology.nodes_needed() {
+            return Err(format!(
+                "a `{}` partition needs at least {} nodes (the coordinator and the brokers); \
+                 this cluster has {nodes}",
+                topology.name(),
+                topology.nodes_needed()
+            ));
         }
         Ok(())
     }

@@ -139,7 +139,12 @@ fn summary_figures(page: &mut String, run: &RunData, faults: &Faults) {
         .and_then(|results| results.operations.get("send"))
         .map_or("—".to_string(), |send| format_micros(send.latency_us.p99));
     figure(page, "", p99, "send latency p99");
-    figure(page, "", faults.windows.len().to_string(), "fault windows");
+    figure(
+        page,
+        "",
+        faults.distinct_windows().count().to_string(),
+        "fault windows",
+    );
     figure(
         page,
         "",

@@ -10,6 +10,30 @@ use crate::run_dir::{
     HISTORY_FILE, JUNIT_FILE, LEADERSHIP_FILE, RESULTS_FILE, RunData, WORKLOAD_FILE,
 };
 
+/// Every client worker crash: when, which process, why. Its operations in flight are `info`
+/// in the history, and a new process took its place.
+fn client_crashes_table(page: &mut String, run: &RunData) {
+    let scan = &run.history;
+    if scan.client_crashes.is_empty() {
+        return;
+    }
+    let _ = write!(
+        page,
+        r#"<h3>Client crashes</h3><p class="muted">{} client worker(s) crashed; their operations in flight completed as indeterminate (info), and a fresh worker with a new process number took over each time.</p><table id="client-crashes"><thead><tr><th class="num">at</th><th>client</th><th>cause</th></tr></thead><tbody>"#,
+        scan.client_crashes_total
+    );
+    for crash in &scan.client_crashes {
+        let _ = write!(
+            page,
+            r#"<tr><td class="num">{}</td><td>{}</td><td>{}</td></tr>"#,
+            format_time_ns(crash.time_ns),
+            escape(&crash.client()),
+            escape(&crash.cause),
+        );
+    }
+    page.push_str("</tbody></table>");
+}
+
 pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) {
     page.push_str(r#"<section id="faults"><h2>Faults and unavailability</h2>"#);
     if faults.windows.is_empty() {
@@ -35,6 +59,8 @@ pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) 
         }
         page.push_str("</tbody></table>");
     }
+    client_crashes_table(page, run);
+    client_errors(page, run);
     page.push_str("<h3>Unavailability after each nemesis operation</h3>");
     let Some(results) = &run.results else {
         page.push_str("<p class=\"muted\">Not checked.</p></section>");
@@ -44,7 +70,7 @@ pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) 
         page.push_str("<p class=\"muted\">No nemesis operations.</p></section>");
         return;
     }
-    page.push_str(r#"<p class="muted">From each nemesis operation until the next (or the last send): the time to the first acknowledged send, and the longest stretch with none.</p><table id="unavailability"><thead><tr><th class="num">at</th><th>operation</th><th>why</th><th class="num">window</th><th class="num">first ok send after</th><th class="num">longest without ok send</th></tr></thead><tbody>"#);
+    page.push_str(r#"<p class="muted">From each nemesis operation until the next (or the last send): the time to the first acknowledged send, and the longest stretch with none (of the aimed-at partition's sends, for a fault aimed at a partition's leader).</p><table id="unavailability"><thead><tr><th class="num">at</th><th>operation</th><th>why</th><th class="num">window</th><th class="num">first ok send after</th><th class="num">longest without ok send</th></tr></thead><tbody>"#);
     for fault in &results.faults {
         let first_ok = fault
             .time_to_first_ok_send_us
@@ -57,12 +83,48 @@ pub(super) fn faults_section(page: &mut String, run: &RunData, faults: &Faults) 
             format_time_ns(fault.time_ns),
             escape(&fault.f),
             escape(fault.node.as_deref().unwrap_or("")),
-            escape(fault.why.as_deref().unwrap_or("")),
+            escape(&match fault.partition {
+                Some(partition) => format!(
+                    "{} (sends to partition {partition} only)",
+                    fault.why.as_deref().unwrap_or("")
+                ),
+                None => fault.why.clone().unwrap_or_default(),
+            }),
             format_micros(fault.window_end_ns.saturating_sub(fault.time_ns) / 1_000),
             format_micros(longest),
         );
     }
     page.push_str("</tbody></table></section>");
+}
+
+/// The errors clients saw: every failed or indeterminate send's error, counted, with when it
+/// was first and last seen.
+fn client_errors(page: &mut String, run: &RunData) {
+    page.push_str("<h3>Errors clients saw</h3>");
+    let errors = &run.history.send_errors;
+    if errors.is_empty() {
+        page.push_str("<p class=\"muted\">Every completed send was acknowledged.</p>");
+        return;
+    }
+    let mut rows: Vec<_> = errors.iter().collect();
+    rows.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
+    page.push_str(r#"<table id="client-errors"><thead><tr><th>send</th><th>error</th><th class="num">sends</th><th class="num">first</th><th class="num">last</th></tr></thead><tbody>"#);
+    for ((completion, error), figures) in rows {
+        let _ = write!(
+            page,
+            r#"<tr><td>{}</td><td><code>{}</code></td><td class="num count">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+            if *completion == "fail" {
+                "failed"
+            } else {
+                "indeterminate"
+            },
+            escape(error),
+            figures.count,
+            format_time_ns(figures.first_ns),
+            format_time_ns(figures.last_ns),
+        );
+    }
+    page.push_str("</tbody></table>");
 }
 
 pub(super) fn latency_section(page: &mut String, run: &RunData) {

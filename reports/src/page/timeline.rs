@@ -5,7 +5,9 @@ use std::fmt::Write;
 
 use crate::charts;
 use crate::faults::Faults;
-use crate::plot::{COLOUR_FAIL, COLOUR_INFO, COLOUR_LOST, COLOUR_OK, TimeAxis, fault_colour};
+use crate::plot::{
+    COLOUR_CLIENT_CRASH, COLOUR_FAIL, COLOUR_INFO, COLOUR_LOST, COLOUR_OK, TimeAxis, fault_colour,
+};
 use crate::run_dir::{LEADERSHIP_FILE, RunData};
 
 fn legend_item(page: &mut String, colour: &str, shape: &str, text: &str) {
@@ -52,6 +54,13 @@ pub(super) fn timeline_section(page: &mut String, run: &RunData, faults: &Faults
     for kind in fault_kinds {
         legend_item(page, fault_colour(kind), "", &format!("{kind} window"));
     }
+    if scan.client_crashes_total > 0 {
+        let _ = write!(
+            page,
+            r#"<span><span style="color:{COLOUR_CLIENT_CRASH};font-weight:700;margin-right:5px">✕</span>client crash ({})</span>"#,
+            scan.client_crashes_total
+        );
+    }
     page.push_str("</div>");
     page.push_str(&charts::latency_chart(scan, faults, axis));
     if scan.ok_points.len() as u64 + 1 < scan.sends_ok {
@@ -65,10 +74,14 @@ pub(super) fn timeline_section(page: &mut String, run: &RunData, faults: &Faults
     page.push_str("<h3>Sends per second</h3>");
     page.push_str(&charts::throughput_chart(scan, faults, axis));
     page.push_str("<h3>Fault windows per node</h3>");
-    if faults.windows.is_empty() && faults.markers.is_empty() {
+    if faults.windows.is_empty() && faults.markers.is_empty() && scan.client_crashes.is_empty() {
         page.push_str("<p class=\"muted\">The nemesis did nothing in this run.</p>");
     } else {
-        page.push_str(&charts::fault_lanes_chart(faults, axis));
+        page.push_str(&charts::fault_lanes_chart(
+            faults,
+            &scan.client_crashes,
+            axis,
+        ));
     }
     page.push_str("</section>");
 }

@@ -170,7 +170,7 @@ impl Shard {
         let min_insync_replicas = host.min_insync_replicas(GROUP_METADATA_TOPIC);
         let timeout = Duration::from_millis(self.config.offsets_commit_timeout_ms);
         self.replica
-            .wait_for_commit(info.last_offset, min_insync_replicas, timeout)
+            .wait_for_commit(info, min_insync_replicas, timeout)
             .await
     }
 

@@ -85,7 +85,7 @@ pub fn handle(
                         log_start_offset,
                     } => {
                         match partition
-                            .wait_for_commit(info.last_offset, min_insync_replicas, timeout)
+                            .wait_for_commit(&info, min_insync_replicas, timeout)
                             .await
                         {
                             Ok(()) => success(partition.index, info.base_offset, log_start_offset),

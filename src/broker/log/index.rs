@@ -130,6 +130,11 @@ impl OffsetIndex {
         self.file.sync_data()
     }
 
+    /// A second handle on the index file, to fsync it without its owner.
+    pub fn file_handle(&self) -> std::io::Result<File> {
+        self.file.try_clone()
+    }
+
     /// The index file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -71,6 +71,28 @@ pub struct AppendInfo {
     /// An idempotent producer's retry of a batch already in the log: nothing was written and
     /// the offsets are the original batch's.
     pub duplicate: bool,
+    /// The leader epoch it was appended in (a leader's), or its last batch's (a follower's).
+    pub leader_epoch: i32,
+}
+
+/// The fsyncs of one flush, taken from the log ([`PartitionLog::take_flush`]).
+#[derive(Debug)]
+pub struct PendingFlush {
+    files: Vec<std::fs::File>,
+    dir: Option<PathBuf>,
+}
+
+impl PendingFlush {
+    /// fsyncs the files, then the directory.
+    pub fn sync(self) -> std::io::Result<()> {
+        for file in &self.files {
+            file.sync_data()?;
+        }
+        match &self.dir {
+            Some(dir) => crate::broker::directory::sync_dir(dir),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The log of one partition replica.
@@ -278,6 +300,7 @@ impl PartitionLog {
                 last_offset,
                 record_count: last_offset - first_offset + 1,
                 duplicate: true,
+                leader_epoch,
             });
         }
         let base_offset = self.log_end_offset();
@@ -301,6 +324,7 @@ impl PartitionLog {
             last_offset: next_offset - 1,
             record_count: next_offset - base_offset,
             duplicate: false,
+            leader_epoch,
         })
     }
 
@@ -324,6 +348,7 @@ impl PartitionLog {
             last_offset: last.last_offset(),
             record_count: last.next_offset() - first.base_offset,
             duplicate: false,
+            leader_epoch: last.partition_leader_epoch,
         })
     }
 
@@ -372,16 +397,24 @@ impl PartitionLog {
     /// fsyncs every segment written since the last flush, and the directory when a segment
     /// was created since (as Kafka's `LocalLog.flush` does).
     pub fn flush(&mut self) -> std::io::Result<()> {
+        self.take_flush()?.sync()
+    }
+
+    /// What a flush must fsync — every segment written since the last flush, and the
+    /// directory when a segment was created since — as handles of their own, so that the
+    /// fsyncs can run without the lock on the log (a slow disk then holds up nobody but the
+    /// caller). Everything written so far counts as flushed: an fsync that then fails takes
+    /// the log directory offline.
+    pub fn take_flush(&mut self) -> std::io::Result<PendingFlush> {
+        let mut files = Vec::new();
         for (_, segment) in self.segments.range(self.unflushed_from_segment..) {
-            segment.flush()?;
+            files.extend(segment.file_handles()?);
         }
-        if self.directory_unflushed {
-            crate::broker::directory::sync_dir(&self.dir)?;
-            self.directory_unflushed = false;
-        }
+        let dir = self.directory_unflushed.then(|| self.dir.clone());
+        self.directory_unflushed = false;
         self.unflushed_messages = 0;
         self.unflushed_from_segment = self.active().base_offset();
-        Ok(())
+        Ok(PendingFlush { files, dir })
     }
 
     /// Reads whole stored batches from the one holding `offset`, at most `max_bytes` (but

@@ -344,6 +344,12 @@ impl Segment {
         self.index.flush()
     }
 
+    /// Second handles on the log and index files, to fsync them without the segment (outside
+    /// the lock that guards it).
+    pub fn file_handles(&self) -> std::io::Result<[File; 2]> {
+        Ok([self.file.try_clone()?, self.index.file_handle()?])
+    }
+
     /// Deletes the segment's files.
     pub fn delete(self) -> std::io::Result<()> {
         let index_path = self.index.path().to_path_buf();

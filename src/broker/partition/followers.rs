@@ -105,6 +105,11 @@ impl Partition {
         if inner.state.leader != self.broker_id {
             return false;
         }
+        if let Some(min_isr) = inner.high_watermark_min_isr
+            && (inner.state.isr.len() as i32) < min_isr
+        {
+            return false;
+        }
         let mut candidate = log.log_end_offset();
         for replica in &inner.state.isr {
             if *replica == self.broker_id {

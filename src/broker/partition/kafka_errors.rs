@@ -27,9 +27,9 @@ impl PartitionError {
                 ResponseError::UnknownServerError
             }
             PartitionError::Append(AppendError::Producer(error)) => producer_error(error),
-            PartitionError::Append(AppendError::Io(_)) | PartitionError::Read(ReadError::Io(_)) => {
-                ResponseError::KafkaStorageError
-            }
+            PartitionError::Append(AppendError::Io(_))
+            | PartitionError::Read(ReadError::Io(_))
+            | PartitionError::LogDirOffline(_) => ResponseError::KafkaStorageError,
             PartitionError::Read(ReadError::OffsetOutOfRange { .. }) => {
                 ResponseError::OffsetOutOfRange
             }

@@ -2,7 +2,7 @@
 //! end, which records their fetch), the group coordinator's local read, ListOffsets by time,
 //! and the leader-epoch lookups of OffsetsForLeaderEpoch and KIP-101 truncation.
 
-use super::{Partition, PartitionError, ReadOutcome};
+use super::{Partition, PartitionError, ReadOutcome, blocking};
 use crate::broker::log::partition_log::ReadError;
 #[cfg(feature = "planted-bugs")]
 use crate::planted::{self, PlantedBug};
@@ -12,6 +12,18 @@ impl Partition {
     /// the log end, and the follower's fetch offset is its log end offset). Only the leader
     /// serves reads.
     pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        replica_id: i32,
+    ) -> Result<ReadOutcome, PartitionError> {
+        self.check_log_dir()?;
+        // Off the async threads: a read may wait for the disk (or for an append that does).
+        let read = blocking(|| self.read_locked(offset, max_bytes, replica_id));
+        self.io_checked("reading", read)
+    }
+
+    fn read_locked(
         &self,
         offset: i64,
         max_bytes: usize,
@@ -62,13 +74,18 @@ impl Partition {
     /// fetch: the group coordinator loading `__consumer_offsets` as its new leader (whose log
     /// is the one that will be committed).
     pub fn read_local(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome, PartitionError> {
-        let inner = self.lock();
-        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
-        let records = log.read(offset, max_bytes, log.log_end_offset())?;
-        Ok(ReadOutcome {
-            records,
-            offsets: self.current_offsets(&inner),
-        })
+        self.check_log_dir()?;
+        let read = {
+            let inner = self.lock();
+            let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+            log.read(offset, max_bytes, log.log_end_offset())
+                .map_err(PartitionError::from)
+                .map(|records| ReadOutcome {
+                    records,
+                    offsets: self.current_offsets(&inner),
+                })
+        };
+        self.io_checked("reading", read)
     }
 
     /// The first committed record with a timestamp >= `timestamp_ms` (ListOffsets).
@@ -76,10 +93,14 @@ impl Partition {
         &self,
         timestamp_ms: i64,
     ) -> Result<Option<(i64, i64)>, PartitionError> {
-        let inner = self.lock();
-        let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
-        log.offset_for_timestamp(timestamp_ms, inner.high_watermark)
-            .map_err(|error| PartitionError::Read(ReadError::Io(error)))
+        self.check_log_dir()?;
+        let found = {
+            let inner = self.lock();
+            let log = inner.log.as_ref().ok_or(PartitionError::Deleted)?;
+            log.offset_for_timestamp(timestamp_ms, inner.high_watermark)
+                .map_err(|error| PartitionError::Read(ReadError::Io(error)))
+        };
+        self.io_checked("looking up a timestamp in", found)
     }
 
     /// As leader, OffsetsForLeaderEpoch: the largest epoch <= `epoch` in this log and its end

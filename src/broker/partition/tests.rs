@@ -23,7 +23,10 @@ fn replica(dir: &std::path::Path, broker_id: i32) -> Partition {
         log,
         LeaderAndIsr::unelected(vec![1, 2, 3]),
         None,
-        Arc::new(Notify::new()),
+        ReplicaShared {
+            isr_wakeup: Arc::new(Notify::new()),
+            log_dir: Arc::new(LogDirFailures::new(std::path::Path::new("/test-logs"))),
+        },
     )
 }
 
@@ -33,6 +36,7 @@ fn state(leader: i32, leader_epoch: i32, isr: &[i32], controller_epoch: i32) -> 
         leader_epoch,
         replicas: vec![1, 2, 3],
         isr: isr.to_vec(),
+        elr: Vec::new(),
         controller_epoch,
         zk_version: leader_epoch,
     }
@@ -189,7 +193,10 @@ fn a_sole_replica_leads_from_its_log_end() {
         log,
         LeaderAndIsr::unelected(vec![1]),
         None,
-        Arc::new(Notify::new()),
+        ReplicaShared {
+            isr_wakeup: Arc::new(Notify::new()),
+            log_dir: Arc::new(LogDirFailures::new(std::path::Path::new("/test-logs"))),
+        },
     );
     let mut sole = state(1, 1, &[1], 1);
     sole.replicas = vec![1];

@@ -20,6 +20,22 @@ impl Partition {
         min_insync_replicas: i32,
         budget: &mut DecompressionBudget,
     ) -> Result<AppendInfo, PartitionError> {
+        self.check_log_dir()?;
+        // Off the async threads: the write, and an fsync, wait for the disk.
+        let appended = blocking(|| {
+            let _disk = self.disk_lock();
+            self.append_as_leader_locked(records, acks_all, min_insync_replicas, budget)
+        });
+        self.io_checked("appending to", appended)
+    }
+
+    fn append_as_leader_locked(
+        &self,
+        records: &[u8],
+        acks_all: bool,
+        min_insync_replicas: i32,
+        budget: &mut DecompressionBudget,
+    ) -> Result<AppendInfo, PartitionError> {
         let mut inner = self.lock();
         if inner.state.leader != self.broker_id {
             return Err(PartitionError::NotLeader {
@@ -36,25 +52,54 @@ impl Partition {
         let epoch = inner.state.leader_epoch;
         let log = inner.log.as_mut().ok_or(PartitionError::Deleted)?;
         let info = log.append_as_leader(records, epoch, budget)?;
-        if log.flush_due() {
-            blocking(|| log.flush()).map_err(AppendError::Io)?;
-        }
+        let flush = if log.flush_due() {
+            Some(log.take_flush().map_err(AppendError::Io)?)
+        } else {
+            None
+        };
         self.advance_high_watermark(&mut inner);
         self.publish(&inner);
+        // The fsync runs without the lock: fetches (followers keeping up, so staying in the
+        // ISR) and other appends go on while a slow disk takes its time. The caller answers
+        // the producer only after it.
+        drop(inner);
+        if let Some(flush) = flush {
+            flush.sync().map_err(AppendError::Io)?;
+        }
         Ok(info)
     }
 
-    /// Waits until the high watermark passes `last_offset` (an `acks=all` produce), at most
-    /// `timeout`. A leadership change while waiting answers NOT_LEADER_OR_FOLLOWER (the batch
-    /// may or may not survive: the client retries).
+    /// Waits until the high watermark passes the `appended` batch (an `acks=all` produce), at
+    /// most `timeout`. A leadership change since the batch was appended (while it was being
+    /// fsync'd, or while waiting) answers NOT_LEADER_OR_FOLLOWER (the batch may or may not
+    /// survive: the client retries): a high watermark of a later epoch says nothing of it.
     pub async fn wait_for_commit(
         &self,
-        last_offset: i64,
+        appended: &AppendInfo,
         min_insync_replicas: i32,
         timeout: Duration,
     ) -> Result<(), PartitionError> {
-        let mut offsets = self.subscribe();
-        let generation = offsets.borrow().generation;
+        let last_offset = appended.last_offset;
+        let (mut offsets, generation) = {
+            let inner = self.lock();
+            if inner.state.leader != self.broker_id
+                || inner.state.leader_epoch != appended.leader_epoch
+            {
+                #[cfg(feature = "planted-bugs")]
+                // planted bug: deposed-leader-acks-waiting-produces
+                if planted::is_active(PlantedBug::DeposedLeaderAcksWaitingProduces) {
+                    return Ok(());
+                }
+                return Err(PartitionError::NotLeader {
+                    broker_id: self.broker_id,
+                    leader: inner.state.leader,
+                });
+            }
+            // Subscribed under the lock: every later leadership change bumps the generation.
+            let offsets = self.subscribe();
+            let generation = offsets.borrow().generation;
+            (offsets, generation)
+        };
         let committed =
             offsets.wait_for(|o| o.high_watermark > last_offset || o.generation != generation);
         match tokio::time::timeout(timeout, committed).await {
@@ -99,6 +144,20 @@ impl Partition {
         leader_high_watermark: i64,
         expected_epoch: i32,
     ) -> Result<Option<AppendInfo>, PartitionError> {
+        self.check_log_dir()?;
+        let appended = blocking(|| {
+            let _disk = self.disk_lock();
+            self.append_as_follower_locked(records, leader_high_watermark, expected_epoch)
+        });
+        self.io_checked("appending a follower's copy to", appended)
+    }
+
+    fn append_as_follower_locked(
+        &self,
+        records: &[u8],
+        leader_high_watermark: i64,
+        expected_epoch: i32,
+    ) -> Result<Option<AppendInfo>, PartitionError> {
         let mut inner = self.lock();
         if inner.state.leader_epoch != expected_epoch || inner.state.leader == self.broker_id {
             return Err(PartitionError::FencedLeaderEpoch {
@@ -107,12 +166,13 @@ impl Partition {
             });
         }
         let log = inner.log.as_mut().ok_or(PartitionError::Deleted)?;
+        let mut flush = None;
         let info = if records.is_empty() {
             None
         } else {
             let info = log.append_as_follower(records)?;
             if log.flush_due() {
-                blocking(|| log.flush()).map_err(AppendError::Io)?;
+                flush = Some(log.take_flush().map_err(AppendError::Io)?);
             }
             Some(info)
         };
@@ -122,11 +182,26 @@ impl Partition {
             inner.high_watermark = high_watermark;
         }
         self.publish(&inner);
+        // Without the lock, as a leader does; the fetcher asks for more (reporting this log
+        // end to the leader) only after it.
+        drop(inner);
+        if let Some(flush) = flush {
+            flush.sync().map_err(AppendError::Io)?;
+        }
         Ok(info)
     }
 
     /// As follower: removes every record at or after `offset` (KIP-101 truncation).
     pub fn truncate_to(&self, offset: i64) -> Result<(), PartitionError> {
+        self.check_log_dir()?;
+        let truncated = blocking(|| {
+            let _disk = self.disk_lock();
+            self.truncate_to_locked(offset)
+        });
+        self.io_checked("truncating", truncated)
+    }
+
+    fn truncate_to_locked(&self, offset: i64) -> Result<(), PartitionError> {
         let mut inner = self.lock();
         let log = inner.log.as_mut().ok_or(PartitionError::Deleted)?;
         if offset >= log.log_end_offset() {

@@ -8,6 +8,11 @@ pub const CONTROLLER_EPOCH_PATH: &str = "/controller_epoch";
 /// The latest block of producer ids reserved by a broker (JSON: producer_state::producer_ids).
 pub const PRODUCER_ID_BLOCK_PATH: &str = "/latest_producer_id_block";
 
+/// Brokers back from an unclean shutdown, one persistent child each, until the controller has
+/// taken them out of every ISR and ELR (KIP-966, `broker::elr`). Ours: Kafka keeps this in
+/// KRaft's broker registration, which ZooKeeper mode does not have.
+pub const UNCLEAN_SHUTDOWNS_PATH: &str = "/brokers/unclean_shutdowns";
+
 pub fn broker_path(broker_id: i32) -> String {
     format!("{BROKER_IDS_PATH}/{broker_id}")
 }

@@ -1,13 +1,14 @@
 //! Broker registration: the ephemeral `/brokers/ids/<id>` owned by this broker's session, the
-//! owner of an ephemeral node, and the live brokers.
+//! owner of an ephemeral node, the live brokers, and the brokers back from an unclean shutdown
+//! (`/brokers/unclean_shutdowns/<id>`, KIP-966).
 
 use std::collections::BTreeMap;
 
 use zookeeper_client as zk;
 
 use super::{
-    BROKER_IDS_PATH, BrokerRegistration, KafkaZkClient, ZkClientError, broker_path, from_json,
-    request_error, to_json,
+    BROKER_IDS_PATH, BrokerRegistration, KafkaZkClient, UNCLEAN_SHUTDOWNS_PATH, ZkClientError,
+    broker_path, from_json, request_error, to_json,
 };
 
 impl KafkaZkClient {
@@ -78,6 +79,34 @@ impl KafkaZkClient {
             }
         }
         Ok(brokers)
+    }
+
+    /// Announces that this broker comes back from an unclean shutdown (before it registers):
+    /// the controller takes it out of every ISR and ELR it may no longer deserve, then
+    /// deletes the announcement ([`Coordinator::clear_unclean_shutdown`]).
+    pub async fn announce_unclean_shutdown(&self, broker_id: i32) -> Result<(), ZkClientError> {
+        self.ensure_path(UNCLEAN_SHUTDOWNS_PATH).await?;
+        let path = format!("{UNCLEAN_SHUTDOWNS_PATH}/{broker_id}");
+        let data = to_json(&serde_json::json!({"version": 1, "broker": broker_id}));
+        self.create_or_set(&path, &data).await
+    }
+
+    /// The brokers whose unclean shutdown the controller has not handled yet.
+    pub async fn unclean_shutdowns(&self) -> Result<Vec<i32>, ZkClientError> {
+        match self.client()?.list_children(UNCLEAN_SHUTDOWNS_PATH).await {
+            Ok(children) => Ok(children.iter().filter_map(|c| c.parse().ok()).collect()),
+            Err(zk::Error::NoNode) => Ok(Vec::new()),
+            Err(source) => Err(request_error(UNCLEAN_SHUTDOWNS_PATH)(source)),
+        }
+    }
+
+    /// The controller has handled `broker_id`'s unclean shutdown.
+    pub async fn clear_unclean_shutdown(&self, broker_id: i32) -> Result<(), ZkClientError> {
+        let path = format!("{UNCLEAN_SHUTDOWNS_PATH}/{broker_id}");
+        match self.client()?.delete(&path, None).await {
+            Ok(()) | Err(zk::Error::NoNode) => Ok(()),
+            Err(source) => Err(request_error(&path)(source)),
+        }
     }
 
     /// The ids of the registered (live) brokers.

@@ -67,6 +67,14 @@ pub struct PartitionStateJson {
     pub version: i32,
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
+    /// KIP-966's eligible leader replicas (`broker::elr`); absent when empty, so that the
+    /// JSON is Kafka's own unless the feature is on.
+    #[serde(
+        default,
+        rename = "eligible_leader_replicas",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub elr: Vec<i32>,
 }
 
 /// `/controller`.

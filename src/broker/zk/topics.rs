@@ -44,6 +44,7 @@ impl KafkaZkClient {
                     leader_epoch: state.leader_epoch,
                     replicas,
                     isr: state.isr,
+                    elr: state.elr,
                     controller_epoch: state.controller_epoch,
                     zk_version,
                 },
@@ -137,6 +138,7 @@ impl KafkaZkClient {
                 version: 1,
                 leader_epoch: state.leader_epoch,
                 isr: state.isr.clone(),
+                elr: state.elr.clone(),
             };
             if let Some(parent) = state_path.strip_suffix("/state") {
                 self.ensure_path(parent).await?;

@@ -67,6 +67,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let layout = Layout {
         ports: Some(ports.clone()),
         flat_broker_configs: true,
+        network: None,
     };
     let cluster =
         Cluster::prepare_with_layout(&config, &layout).context("preparing the cluster")?;

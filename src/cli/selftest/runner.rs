@@ -13,7 +13,7 @@ use harness::run::{RunOptions, RunOutcome};
 use harness::workload::{self, WorkloadSpec};
 
 use super::record::{BugInfo, RunRecord, Selftest, Verdict, format_ms};
-use crate::cli::workload::{CoordinatorKind, templates};
+use crate::cli::workload::{CoordinatorKind, client_templates, templates};
 use crate::planted::{self, CATALOGUE, Component, PlantedBugEntry};
 
 /// Runs the selftest: every bug of `only` (all when empty), then the controls.
@@ -188,6 +188,7 @@ async fn run_one(
             spec,
             store: dir.join("runs"),
             templates: templates_with(bug)?,
+            clients: client_templates(None)?,
             progress: false,
         };
         let outcome = harness::run::run(options).await?;
