@@ -768,6 +768,25 @@ for line in sys.stdin:
     }
 
     #[tokio::test]
+    async fn a_stopped_worker_is_not_silent_and_a_nemesis_kill_is_a_crash_saying_so() {
+        let started = start("ok").await.unwrap();
+        let worker = &started.worker;
+        worker.fault(ProcessFault::Pause).unwrap();
+        let patience = Duration::from_secs(1);
+        let reply = worker.submit(send("x"), patience).await;
+        // Past its patience while stopped: still alive, and it answers once continued.
+        tokio::time::sleep(patience + Duration::from_millis(500)).await;
+        assert!(worker.death().borrow().is_none());
+        worker.fault(ProcessFault::Resume).unwrap();
+        assert_eq!(reply.await.unwrap().outcome, Outcome::Ok);
+        worker.fault(ProcessFault::Kill).unwrap();
+        assert_eq!(wait_for_death(worker).await, "SIGKILL by the nemesis");
+        let crashes = lock(&started.crashes).clone();
+        assert_eq!(crashes.len(), 1, "{crashes:?}");
+        assert_eq!(crashes[0].cause, "SIGKILL by the nemesis");
+    }
+
+    #[tokio::test]
     async fn a_clean_close_is_no_crash() {
         let started = start("ok").await.unwrap();
         started.worker.close(Duration::from_secs(5)).await;
