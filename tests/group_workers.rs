@@ -35,6 +35,9 @@ struct Seen {
     events: Vec<Event>,
 }
 
+/// Per partition of one assignment: the committed offset it reported, the first offset read.
+type Starts = BTreeMap<i32, (Option<i64>, Option<i64>)>;
+
 #[derive(Debug, Clone)]
 enum Event {
     Record(i32, i64),
@@ -70,8 +73,8 @@ impl Seen {
 
     /// Checks the rules and returns, per assignment (in order), the partitions given with the
     /// committed offsets reported and the first offset read of each.
-    fn assignments(&self) -> Vec<BTreeMap<i32, (Option<i64>, Option<i64>)>> {
-        let mut assignments: Vec<BTreeMap<i32, (Option<i64>, Option<i64>)>> = Vec::new();
+    fn assignments(&self) -> Vec<Starts> {
+        let mut assignments: Vec<Starts> = Vec::new();
         let mut held: BTreeSet<i32> = BTreeSet::new();
         for event in &self.events {
             match event {
@@ -85,9 +88,10 @@ impl Seen {
                     }
                     if let Some(given) = &rebalance.assigned {
                         assert!(held.is_empty(), "an eager assignment follows a revocation");
-                        let committed = rebalance.committed.clone().unwrap_or_else(|| {
-                            panic!("no committed offsets: {rebalance:?}")
-                        });
+                        let committed = rebalance
+                            .committed
+                            .clone()
+                            .unwrap_or_else(|| panic!("no committed offsets: {rebalance:?}"));
                         held = given.iter().copied().collect();
                         assignments.push(
                             given
@@ -189,7 +193,11 @@ impl Member {
 }
 
 /// Polls every member until `done` holds of them.
-async fn poll_until(members: &mut [&mut Member], what: &str, done: impl Fn(&[&mut Member]) -> bool) {
+async fn poll_until(
+    members: &mut [&mut Member],
+    what: &str,
+    done: impl Fn(&[&mut Member]) -> bool,
+) {
     let deadline = Instant::now() + CONVERGE;
     while !done(members) {
         assert!(Instant::now() < deadline, "never: {what}");
@@ -219,15 +227,26 @@ async fn a_group_of_workers_rebalances_by_the_rules(command: WorkerCommand, grou
     let bootstrap = brokers[0].bootstrap();
     create_topic(&bootstrap, TOPIC, 2, 1);
     for partition in 0..2 {
-        produce_to(&bootstrap, "all", TOPIC, partition, 0, RECORDS_PER_PARTITION);
+        produce_to(
+            &bootstrap,
+            "all",
+            TOPIC,
+            partition,
+            0,
+            RECORDS_PER_PARTITION,
+        );
     }
 
     // One member: both partitions, nothing committed, read from the log start.
     let mut first = Member::start(&command, 1, group, &bootstrap).await;
-    poll_until(&mut [&mut first], "the first member holds both partitions", |members| {
-        members[0].seen.held().len() == 2
-            && (0..2).all(|p| reads_since_assignment(&members[0].seen, p).len() >= 12)
-    })
+    poll_until(
+        &mut [&mut first],
+        "the first member holds both partitions",
+        |members| {
+            members[0].seen.held().len() == 2
+                && (0..2).all(|p| reads_since_assignment(&members[0].seen, p).len() >= 12)
+        },
+    )
     .await;
     let assignments = first.seen.assignments();
     assert_eq!(assignments.len(), 1, "{:?}", first.seen.events);
@@ -250,9 +269,11 @@ async fn a_group_of_workers_rebalances_by_the_rules(command: WorkerCommand, grou
     .await;
     for member in [&mut first, &mut second] {
         let partition = *member.seen.held().iter().next().unwrap();
-        poll_until(&mut [&mut *member], "a read after the rebalance", |members| {
-            !reads_since_assignment(&members[0].seen, partition).is_empty()
-        })
+        poll_until(
+            &mut [&mut *member],
+            "a read after the rebalance",
+            |members| !reads_since_assignment(&members[0].seen, partition).is_empty(),
+        )
         .await;
         let at = if partition == 0 { 10 } else { 7 };
         let last = member.seen.assignments().pop().unwrap();
@@ -289,10 +310,14 @@ async fn a_group_of_workers_rebalances_by_the_rules(command: WorkerCommand, grou
         .clone()
         .unwrap();
     assert_eq!(cause, "SIGKILL by the nemesis");
-    poll_until(&mut [&mut first], "the survivor holds both again", |members| {
-        members[0].seen.held().len() == 2
-            && !reads_since_assignment(&members[0].seen, taken).is_empty()
-    })
+    poll_until(
+        &mut [&mut first],
+        "the survivor holds both again",
+        |members| {
+            members[0].seen.held().len() == 2
+                && !reads_since_assignment(&members[0].seen, taken).is_empty()
+        },
+    )
     .await;
     let last = first.seen.assignments().pop().unwrap();
     assert_eq!(

@@ -91,7 +91,12 @@ impl ConsumerClient {
         }
         let rebalances = self.consumer.context().take_rebalances();
         let gathered = |pick: fn(&Rebalance) -> Option<&Vec<i32>>| {
-            let partitions: Vec<i32> = rebalances.iter().filter_map(pick).flatten().copied().collect();
+            let partitions: Vec<i32> = rebalances
+                .iter()
+                .filter_map(pick)
+                .flatten()
+                .copied()
+                .collect();
             (!partitions.is_empty()).then_some(partitions)
         };
         Reply {

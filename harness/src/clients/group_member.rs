@@ -65,7 +65,10 @@ impl GroupMemberSettings {
                 "heartbeat.interval.ms",
                 self.heartbeat_interval_ms.to_string(),
             ),
-            ("max.poll.interval.ms", self.max_poll_interval_ms.to_string()),
+            (
+                "max.poll.interval.ms",
+                self.max_poll_interval_ms.to_string(),
+            ),
             ("partition.assignment.strategy", "range,roundrobin".into()),
             ("enable.auto.commit", "false".into()),
             ("auto.offset.reset", "earliest".into()),

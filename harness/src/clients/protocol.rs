@@ -346,7 +346,10 @@ mod tests {
         .unwrap();
         let rebalances = reply.rebalances.unwrap();
         assert_eq!(rebalances[0], Rebalance::revoked(vec![0, 1]));
-        assert_eq!(rebalances[1], Rebalance::assigned(vec![2], Ok(vec![(2, 41)])));
+        assert_eq!(
+            rebalances[1],
+            Rebalance::assigned(vec![2], Ok(vec![(2, 41)]))
+        );
         assert_eq!(
             rebalances[2],
             Rebalance::assigned(vec![0], Err("_TIMED_OUT".into()))

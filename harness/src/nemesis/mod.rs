@@ -240,9 +240,7 @@ impl Nemesis {
         let disks = self.disks.clone();
         let names = nodes.to_vec();
         let plan = *plan;
-        let members = nodes
-            .iter()
-            .find_map(|node| self.member_family(node));
+        let members = nodes.iter().find_map(|node| self.member_family(node));
         let outcomes = tokio::task::spawn_blocking(move || match members {
             // A group member's worker process: signals only, each member on its own.
             Some(members) => names

@@ -59,7 +59,11 @@ impl ClientFaults for MemberFaults {
 }
 
 /// The members' settings (their worker's config comes from it).
-pub fn member_settings(spec: &WorkloadSpec, group: &GroupSpec, bootstrap: &str) -> GroupMemberSettings {
+pub fn member_settings(
+    spec: &WorkloadSpec,
+    group: &GroupSpec,
+    bootstrap: &str,
+) -> GroupMemberSettings {
     GroupMemberSettings {
         bootstrap_servers: bootstrap.to_string(),
         topic: spec.topic.name.clone(),

@@ -480,17 +480,16 @@ async fn fault_phase(
         Some(_) => (sessions.consumers, Vec::new()),
         None => (Vec::new(), sessions.consumers),
     };
-    let members = match &spec.clients.group {
-        Some(group) => Some(group::start_members(
+    let members = spec.clients.group.as_ref().map(|group| {
+        group::start_members(
             spec,
             group,
             bootstrap,
             member_sessions,
             Arc::clone(&launcher),
             recorder,
-        )),
-        None => None,
-    };
+        )
+    });
     let consumer_tasks: Vec<_> = assigning
         .into_iter()
         .map(|session| {
