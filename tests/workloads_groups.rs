@@ -90,6 +90,31 @@ fn a_group_whose_members_are_killed_and_paused_consumes_every_acknowledged_messa
         "{hit:?}\n{}",
         run.text
     );
+    // A kill is a SIGKILL of the member's worker process: a crash of the process it names, and
+    // a fresh worker (a new process number) subscribes in its place.
+    let killed: Vec<u64> = ops
+        .iter()
+        .filter(|op| op.process == Process::Nemesis && op.op_type == OpType::Info)
+        .filter(|op| op.f == "kill" && op.value.get("error").is_none())
+        .filter_map(|op| op.value["process"].as_u64())
+        .collect();
+    let crashed: Vec<u64> = ops
+        .iter()
+        .filter(|op| op.process == Process::Harness && op.f == "client-crash")
+        .filter(|op| op.value["cause"] == "SIGKILL by the nemesis")
+        .filter_map(|op| op.value["process"].as_u64())
+        .collect();
+    assert!(!killed.is_empty(), "{}", run.text);
+    assert_eq!(killed, crashed, "{}", run.text);
+    let subscribers: Vec<u64> = ops
+        .iter()
+        .filter(|op| op.f == "subscribe" && op.op_type == OpType::Ok)
+        .filter_map(|op| match op.process {
+            Process::Client(process) => Some(process),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(subscribers.len(), 3 + killed.len(), "{subscribers:?}");
     // Every fault moved partitions: more assignments than the first one per member.
     assert!(completed(&ops, "assign", OpType::Ok) > 3, "{}", run.text);
     assert!(completed(&ops, "revoke", OpType::Ok) > 0);
