@@ -27,14 +27,11 @@ use history::{OpType, Process};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::consumer::{POLL_WINDOW, RECORDS_PER_POLL_MAX, answer};
 use super::protocol::{Operation, Outcome, Rebalance, Reply, records_json};
 use super::session::Session;
 use crate::recorder::Recorder;
 
-/// Records per `poll` operation at most.
-const RECORDS_PER_POLL_MAX: u32 = 500;
-/// How long one `poll` operation gathers records.
-const POLL_WINDOW: Duration = Duration::from_millis(100);
 /// Beyond a request's own timeout, how long it may go unanswered (an assignment's fetch of the
 /// committed offsets, up to 5 s, happens inside a poll).
 const PATIENCE_MARGIN: Duration = Duration::from_secs(15);
@@ -304,11 +301,4 @@ fn with_error(mut value: Value, reply: &Reply) -> Value {
         value["error"] = json!(reply.error.as_deref().unwrap_or("no reason given"));
     }
     value
-}
-
-/// A reply, or `info` if the session dropped the request.
-async fn answer(reply: tokio::sync::oneshot::Receiver<Reply>) -> Reply {
-    reply
-        .await
-        .unwrap_or_else(|_| Reply::error(0, Outcome::Info, "no reply"))
 }
