@@ -484,6 +484,23 @@ fn reordered_invalid_only_when_order_is_strict() {
         .ok_send(3, 1, "1-1", 0, 4)
         .final_read(20, 0, &[(0, 4, "1-1"), (0, 5, "1-0")]);
     assert_eq!(check_with(&concurrent, &strict()).valid, Validity::True);
+
+    // An acknowledgement without an offset (-1001: librdkafka's implicit ack of a request that
+    // failed uncertainly, by a later one's success) orders nothing and diverges from nothing;
+    // it is lost only if the final read lacks it.
+    let mut implicit = History::default();
+    implicit
+        .send(0, 1, "1-0", 0, 5)
+        .send(2, 1, "1-1", 0, -1001)
+        .final_read(20, 0, &[(0, 5, "1-0"), (0, 6, "1-1")]);
+    let results = check_with(&implicit, &strict());
+    assert_eq!(results.valid, Validity::True, "{results:#?}");
+    let mut implicit_lost = History::default();
+    implicit_lost
+        .send(0, 1, "1-0", 0, 5)
+        .send(2, 1, "1-1", 0, -1001)
+        .final_read(20, 0, &[(0, 5, "1-0")]);
+    assert_only(&implicit_lost.check(), AnomalyKind::Lost, 1);
 }
 
 #[test]

@@ -246,6 +246,7 @@ async fn phase(
         retries: None,
         idempotence: false,
         linger_ms: 0,
+        batch_size: None,
         message_timeout_ms: 10_000,
         request_timeout_ms: 3_000,
         rate,

@@ -114,11 +114,10 @@ planted_bugs! {
     IsrWriteFailureIgnored = "isr-write-failure-ignored" in Broker,
         faults ["partition"],
         workloads ["partition-leader-acks-all-min-isr1"];
-    /// No leader-epoch fencing in Fetch and OffsetsForLeaderEpoch, so a zombie leader keeps serving its followers.
+    /// No leader-epoch fencing in Fetch and OffsetsForLeaderEpoch (KIP-320), so a leader serves a follower still at an older epoch as if nothing had changed.
     LeaderEpochFencingOff = "leader-epoch-fencing-off" in Broker,
-        faults ["partition"],
-        workloads [],
-        awaiting "a fault sequence no workload has yet (partitions alone do not reach it): our brokers learn every leader and epoch from the coordinator and truncate on every change, so a leader meets an older or newer current_leader_epoch only from a follower cut off from the coordinator while that same leader is deposed and elected again (ZooKeeper-mode Kafka also bumps the epoch when its controller drops an offline replica from the ISR; ours does not), and a zombie's followers at its own epoch are rightly served; tests/partitions.rs checks the fencing itself on a real zombie (UNKNOWN_LEADER_EPOCH from it, FENCED_LEADER_EPOCH from its successor)";
+        faults ["partition", "kill", "start"],
+        workloads ["partition-follower-misses-reelection"];
     /// The coordinator keeps an expired session's ephemeral nodes, so a dead broker or controller stays registered.
     EphemeralsOutliveSession = "ephemerals-outlive-session" in Coordinator,
         faults ["kill"],

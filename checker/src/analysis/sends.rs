@@ -110,11 +110,14 @@ impl Analysis {
             let producer = self.values.send(id).map_or(0, |info| info.producer);
             self.oldest_pending_invoke(producer);
         }
-        if let (OpType::Ok, Some(partition), Some(offset)) =
-            (line.op_type, fields.partition, fields.offset)
-        {
+        if let (OpType::Ok, Some(partition)) = (line.op_type, fields.partition) {
             self.unavailability.send_ok(line.time_ns, partition);
-            self.check_order(id, partition, offset);
+            // A negative offset is an acknowledgement whose offset the client does not know
+            // (librdkafka's -1001 for a request implicitly acknowledged by a later one's
+            // success): it orders nothing.
+            if let Some(offset) = fields.offset.filter(|offset| *offset >= 0) {
+                self.check_order(id, partition, offset);
+            }
         }
     }
 

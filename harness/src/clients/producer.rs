@@ -38,6 +38,8 @@ pub struct ProducerSettings {
     pub retries: Option<u32>,
     pub idempotence: bool,
     pub linger_ms: u64,
+    /// `batch.size` in bytes; `None`: the library's default.
+    pub batch_size: Option<u32>,
     pub message_timeout_ms: u64,
     pub request_timeout_ms: u64,
     /// Sends per second; 0 = as fast as `max_in_flight` allows.
@@ -68,6 +70,9 @@ impl ProducerSettings {
         .collect();
         if let Some(retries) = self.retries {
             config.insert("retries".into(), retries.to_string());
+        }
+        if let Some(batch_size) = self.batch_size {
+            config.insert("batch.size".into(), batch_size.to_string());
         }
         config
     }

@@ -137,16 +137,28 @@ impl Target {
                     .ok_or_else(|| ResolveError::UnknownLabel(label.clone()))?;
                 Resolved::new(nodes.clone(), format!("label {label}"))
             }
-            Target::Except(label) => {
-                let nodes = labels
-                    .get(label)
-                    .ok_or_else(|| ResolveError::UnknownLabel(label.clone()))?;
+            Target::Except(excepted) => {
+                let mut nodes: Vec<&String> = Vec::new();
+                for label in excepted {
+                    let labelled = labels
+                        .get(label)
+                        .ok_or_else(|| ResolveError::UnknownLabel(label.clone()))?;
+                    nodes.extend(labelled);
+                }
                 let others: Vec<i32> = brokers
                     .iter()
                     .copied()
-                    .filter(|id| !nodes.contains(&broker_name(*id)))
+                    .filter(|id| !nodes.contains(&&broker_name(*id)))
                     .collect();
-                Resolved::new(names(&others), format!("every broker but label {label}"))
+                let which = if excepted.len() == 1 {
+                    "label"
+                } else {
+                    "labels"
+                };
+                Resolved::new(
+                    names(&others),
+                    format!("every broker but {which} {}", excepted.join("+")),
+                )
             }
             Target::GroupCoordinator => match &live.group_coordinator {
                 Some(Ok(id)) => Resolved::new(names(&[*id]), "coordinator of the group".into()),
@@ -223,7 +235,10 @@ mod tests {
 
     fn resolve(text: &str, partition: i32) -> Result<Resolved, ResolveError> {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let labels = BTreeMap::from([("old".to_string(), vec!["broker-1".to_string()])]);
+        let labels = BTreeMap::from([
+            ("old".to_string(), vec!["broker-1".to_string()]),
+            ("new".to_string(), vec!["broker-2".to_string()]),
+        ]);
         Target::parse(text).expect("parses").resolve(
             Some(&metadata()),
             "t",
@@ -292,6 +307,14 @@ mod tests {
         );
         assert_eq!(
             resolve("except:nobody", 0),
+            Err(ResolveError::UnknownLabel("nobody".into()))
+        );
+        assert_eq!(
+            resolve("except:old+new", 0).expect("except two").nodes,
+            vec!["broker-3"]
+        );
+        assert_eq!(
+            resolve("except:old+nobody", 0),
             Err(ResolveError::UnknownLabel("nobody".into()))
         );
     }

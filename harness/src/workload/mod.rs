@@ -121,6 +121,10 @@ pub struct ClientsSpec {
     pub idempotence: bool,
     #[serde(default)]
     pub linger_ms: u64,
+    /// The producer's `batch.size` in bytes (a batch holds at least one record, so a small
+    /// value makes every record a batch of its own); absent means the library's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
     /// The producer's delivery timeout (`delivery.timeout.ms`, librdkafka's `message.timeout.ms`).
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u64,

@@ -30,8 +30,9 @@ pub enum Target {
     AllBrokers,
     /// The nodes an earlier step labelled.
     Label(String),
-    /// Every running broker except those an earlier step labelled.
-    Except(String),
+    /// Every running broker except those earlier steps labelled (`except:old`, or several
+    /// labels joined by `+`: `except:old+m`).
+    Except(Vec<String>),
     /// The broker coordinating the workload's consumer group (FindCoordinator, at fault time).
     GroupCoordinator,
     /// One running member of the workload's consumer group, chosen at random.
@@ -56,8 +57,14 @@ impl Target {
             other => {
                 if let Some(label) = other.strip_prefix("label:") {
                     Target::Label(label.to_string())
-                } else if let Some(label) = other.strip_prefix("except:") {
-                    Target::Except(label.to_string())
+                } else if let Some(labels) = other.strip_prefix("except:") {
+                    let labels: Vec<String> = labels.split('+').map(str::to_string).collect();
+                    if labels.iter().any(String::is_empty) {
+                        return Err(format!(
+                            "`{other}` names an empty label (except:NAME or except:NAME+NAME)"
+                        ));
+                    }
+                    Target::Except(labels)
                 } else if let Ok(id) = other
                     .strip_prefix("broker-")
                     .unwrap_or(other)
@@ -68,7 +75,7 @@ impl Target {
                     return Err(format!(
                         "`{other}` is not a target (leader, followers, successor, controller, \
                          random, coordinator, majority, minority, all-brokers, broker-N, N, \
-                         label:NAME, except:NAME, group-coordinator, consumer)"
+                         label:NAME, except:NAME[+NAME], group-coordinator, consumer)"
                     ));
                 }
             }
@@ -76,11 +83,12 @@ impl Target {
         Ok(target)
     }
 
-    /// The label an earlier step must have set for this target (`label:NAME`, `except:NAME`).
-    pub fn label(&self) -> Option<&str> {
+    /// The labels earlier steps must have set for this target (`label:NAME`, `except:NAME+...`).
+    pub fn labels(&self) -> Vec<&str> {
         match self {
-            Target::Label(label) | Target::Except(label) => Some(label),
-            _ => None,
+            Target::Label(label) => vec![label.as_str()],
+            Target::Except(labels) => labels.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
         }
     }
 

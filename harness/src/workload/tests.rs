@@ -139,6 +139,16 @@ fn aimed_steps_and_an_availability_bound_parse() {
         .expect_err("unknown label")
         .to_string();
     assert!(error.contains("no earlier step has label `new`"), "{error}");
+    let second_unknown = aimed.replace("except:old", "except:old+new");
+    let error = WorkloadSpec::parse(&second_unknown, Path::new("w.toml"))
+        .expect_err("unknown second label")
+        .to_string();
+    assert!(error.contains("no earlier step has label `new`"), "{error}");
+    let empty = aimed.replace("except:old", "except:old+");
+    let error = WorkloadSpec::parse(&empty, Path::new("w.toml"))
+        .expect_err("empty label")
+        .to_string();
+    assert!(error.contains("names an empty label"), "{error}");
 }
 
 #[test]

@@ -194,8 +194,10 @@ impl WorkloadSpec {
                             .map_err(|message| invalid(field(name), message))?;
                         self.check_group_target(&target)
                             .map_err(|message| invalid(field(name), message))?;
-                        if let Some(label) = target.label()
-                            && !labels.contains(&label)
+                        if let Some(label) = target
+                            .labels()
+                            .into_iter()
+                            .find(|label| !labels.contains(label))
                         {
                             return Err(invalid(
                                 field(name),
@@ -287,7 +289,7 @@ impl WorkloadSpec {
                 for (index, text) in targets.iter().enumerate() {
                     let target = Target::parse(text)
                         .map_err(|message| invalid(format!("nemesis.targets[{index}]"), message))?;
-                    if target.label().is_some() {
+                    if !target.labels().is_empty() {
                         return Err(invalid(
                             format!("nemesis.targets[{index}]"),
                             "labels are for scripted steps".into(),
