@@ -289,8 +289,9 @@ pub struct StepSpec {
     /// target word, e.g. `coordinator` or `followers`); absent: from every other node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    /// Partition for `leader` / `followers` (default 0).
-    #[serde(default)]
+    /// Partition for `leader` / `followers` (default 0, not written out: a step without a
+    /// per-partition target, a `halves` partition, would otherwise show `partition = 0`).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub partition: i32,
     /// Undo the fault (start what was killed or stopped, resume what was paused) this long after.
     #[serde(
@@ -643,4 +644,9 @@ mod optional_duration_text {
     ) -> Result<Option<Duration>, D::Error> {
         super::duration_text::deserialize(deserializer).map(Some)
     }
+}
+
+/// Whether a step's partition is the default one (serde's `skip_serializing_if`).
+fn is_zero(partition: &i32) -> bool {
+    *partition == 0
 }
