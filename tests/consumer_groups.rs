@@ -1,8 +1,9 @@
 //! Consumer groups against real brokers and real clients: rdkafka consumers with subscribe()
 //! and a confluent-kafka consumer in its own process share a topic's partitions and rebalance
-//! when one closes and when one is SIGKILLed; committed offsets survive the loss of the
-//! coordinator (the leader of the group's `__consumer_offsets` partition) and a new consumer —
-//! rdkafka and kafka-python — resumes from them; FindCoordinator waits for enough brokers for
+//! when one closes and when one is SIGKILLed; so do a group of an rdkafka, a kafka-python and an
+//! aiokafka member (round-robin, the assignor all three offer); committed offsets survive the
+//! loss of the coordinator (the leader of the group's `__consumer_offsets` partition) and a new
+//! consumer — rdkafka, kafka-python and aiokafka — resumes from them; FindCoordinator waits for enough brokers for
 //! `offsets.topic.replication.factor`; kcat's balanced consumer works on Kafka's default group
 //! settings; and the group APIs' errors keep Kafka's meaning on the wire.
 #![allow(clippy::unwrap_used)]
@@ -19,6 +20,7 @@ use broker_support::{
     TestBroker, bootstrap_of, create_topic, produce_to, start_brokers, start_coordinator,
 };
 use bytes::Bytes;
+use harness::cluster::group_coordinator::{PartitionLag, find_group_coordinator, group_lag};
 use harness::cluster::process::NodeProcess;
 use harness::wait::wait_for;
 use kafka_protocol::error::ResponseError;
@@ -109,22 +111,26 @@ fn partitioned(holdings: &[BTreeSet<i32>], count: i32) -> bool {
         && union == (0..count).collect()
 }
 
-fn python_consumer(
+/// A confluent-kafka, kafka-python or aiokafka member of `group` in its own process
+/// (python_group_member.py); its log shows its assignments.
+fn python_member(
     dir: &Path,
+    client: &str,
     bootstrap: &str,
     group: &str,
     topic: &str,
 ) -> (NodeProcess, PathBuf) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/broker_support/group_consumer.py"
+        "/tests/broker_support/python_group_member.py"
     );
-    let log = dir.join("python-consumer.log");
+    let log = dir.join(format!("{client}.log"));
     let process = NodeProcess::spawn(
-        "python-consumer",
+        client,
         Path::new("python3"),
         &[
             script.to_string(),
+            client.to_string(),
             bootstrap.to_string(),
             group.to_string(),
             topic.to_string(),
@@ -154,7 +160,13 @@ fn three_consumers_share_six_partitions_and_rebalance_when_one_leaves_and_one_is
     let second = group_member(&bootstrap, "shares");
     first.subscribe(&["orders"]).unwrap();
     second.subscribe(&["orders"]).unwrap();
-    let (mut python, python_log) = python_consumer(dir.path(), &bootstrap, "shares", "orders");
+    let (mut python, python_log) = python_member(
+        dir.path(),
+        "confluent-kafka",
+        &bootstrap,
+        "shares",
+        "orders",
+    );
 
     let converge = |what: &str, consumers: &[&BaseConsumer], with_python: bool| {
         wait_for(what, CONVERGE, Duration::from_millis(10), || {
@@ -201,6 +213,73 @@ fn three_consumers_share_six_partitions_and_rebalance_when_one_leaves_and_one_is
         "{}",
         broker.output()
     );
+}
+
+#[test]
+fn rdkafka_kafka_python_and_aiokafka_members_share_a_group_and_rebalance() {
+    let coordinator = start_coordinator();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(
+        dir.path(),
+        &coordinator,
+        1,
+        &format!("{GROUP_SETTINGS}{SINGLE_BROKER}"),
+    );
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "mixed", 6, 1);
+    let rdkafka: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "mixed")
+        .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
+        .set("heartbeat.interval.ms", "200")
+        .set("partition.assignment.strategy", "roundrobin")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    rdkafka.subscribe(&["mixed"]).unwrap();
+    let (mut kafka_python, kafka_python_log) =
+        python_member(dir.path(), "kafka-python", &bootstrap, "mixed", "mixed");
+    let (mut aiokafka, aiokafka_log) =
+        python_member(dir.path(), "aiokafka", &bootstrap, "mixed", "mixed");
+    let logs = || {
+        format!(
+            "kafka-python:\n{}\naiokafka:\n{}\nbroker:\n{}",
+            std::fs::read_to_string(&kafka_python_log).unwrap_or_default(),
+            std::fs::read_to_string(&aiokafka_log).unwrap_or_default(),
+            broker.output()
+        )
+    };
+    let converge = |what: &str, python_logs: &[&PathBuf]| {
+        wait_for(what, CONVERGE, Duration::from_millis(10), || {
+            poll_all(&[&rdkafka]);
+            let mut holdings = vec![assigned(&rdkafka)];
+            for log in python_logs {
+                holdings.push(python_assignment(log).unwrap_or_default());
+            }
+            partitioned(&holdings, 6).then_some(holdings)
+        })
+        .unwrap_or_else(|error| panic!("{error}\n{}", logs()))
+    };
+    let three = converge(
+        "rdkafka, kafka-python and aiokafka to hold two partitions each",
+        &[&kafka_python_log, &aiokafka_log],
+    );
+    assert!(three.iter().all(|held| held.len() == 2), "{three:?}");
+
+    // aiokafka leaves cleanly (LeaveGroup on SIGTERM): the other two take its partitions.
+    assert!(aiokafka.terminate(Duration::from_secs(20)).unwrap());
+    let aiokafka_output = std::fs::read_to_string(&aiokafka_log).unwrap();
+    assert!(aiokafka_output.ends_with("closed\n"), "{}", logs());
+    let two = converge(
+        "rdkafka and kafka-python to share all six",
+        &[&kafka_python_log],
+    );
+    assert!(two.iter().all(|held| held.len() == 3), "{two:?}");
+
+    // kafka-python is killed: its partitions move once its session has expired.
+    kafka_python.kill().unwrap();
+    let one = converge("rdkafka to hold all six", &[]);
+    assert_eq!(one[0].len(), 6, "{}", logs());
 }
 
 /// The broker coordinating `group` (FindCoordinator v3 on any broker).
@@ -252,6 +331,25 @@ fn committed_offsets_survive_a_coordinator_failover() {
     // Its coordinator — the leader of the group's __consumer_offsets partition, replicated on
     // all three brokers — is killed.
     let coordinator_id = find_coordinator(&bootstrap, "failover").unwrap();
+    // The harness sees the same coordinator and the group's standing as a client would.
+    let addresses: Vec<String> = bootstrap.split(',').map(str::to_string).collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (found, lag) = runtime.block_on(async {
+        let timeout = Duration::from_secs(5);
+        (
+            find_group_coordinator(&addresses, "failover", timeout).await,
+            group_lag(&addresses, "failover", "events", 1, timeout).await,
+        )
+    });
+    assert_eq!(found, Ok(coordinator_id));
+    assert_eq!(
+        lag.unwrap(),
+        vec![PartitionLag {
+            partition: 0,
+            committed: 40,
+            high_watermark: 100
+        }]
+    );
     brokers
         .iter_mut()
         .find(|b| b.broker_id == coordinator_id)
@@ -309,6 +407,35 @@ for message in consumer:
     print("first", message.offset)
     break
 consumer.close()
+"#;
+    let output = Command::new("python3")
+        .args(["-c", check, &bootstrap])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("committed 40\n"), "{stdout}");
+    assert!(stdout.contains("first 40\n"), "{stdout}");
+
+    // So does aiokafka.
+    let check = r#"
+import asyncio, sys
+from aiokafka import AIOKafkaConsumer, TopicPartition
+async def main():
+    consumer = AIOKafkaConsumer("events", bootstrap_servers=sys.argv[1], group_id="failover",
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        print("committed", await consumer.committed(TopicPartition("events", 0)))
+        message = await asyncio.wait_for(consumer.getone(), 20)
+        print("first", message.offset)
+    finally:
+        await consumer.stop()
+asyncio.run(main())
 "#;
     let output = Command::new("python3")
         .args(["-c", check, &bootstrap])

@@ -4,7 +4,7 @@
 //! OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, an unknown producer id accepted as
 //! since KIP-360), the state across a crash, a clean restart and a corrupt snapshot, a deposed
 //! leader forgetting the batches it truncated (KIP-101), producer ids unique across brokers and
-//! restarts, and kafka-python and confluent-kafka producers.
+//! restarts, and kafka-python, confluent-kafka, aiokafka and kcat producers.
 //!
 //! `KCHAOS_TEST_ENABLE_IDEMPOTENCE=false` runs the leader-kill test with a plain producer, to see
 //! what it catches: the retried sends appended twice.
@@ -788,10 +788,10 @@ fn producer_ids_are_unique_across_brokers_and_restarts() {
     assert!(text.contains("\"broker\":2"), "{text}");
 }
 
-/// kafka-python and confluent-kafka producers with idempotence on: every record lands once, in
-/// order, at the offset they were told.
+/// kafka-python, confluent-kafka, aiokafka and kcat producers with idempotence on: every record
+/// lands once, in order, at the offset they were told.
 #[test]
-fn kafka_python_and_confluent_kafka_idempotent_producers_work() {
+fn kafka_python_confluent_kafka_aiokafka_and_kcat_idempotent_producers_work() {
     let coordinator = start_coordinator();
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start(dir.path(), &coordinator, 1, "");
@@ -819,7 +819,12 @@ fn kafka_python_and_confluent_kafka_idempotent_producers_work() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("read 1000 records once each, in order"),
+        stdout.contains("aiokafka idempotent produced 500"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("kcat idempotent produced 500"), "{stdout}");
+    assert!(
+        stdout.contains("read 2000 records once each, in order"),
         "{stdout}"
     );
     assert!(broker.output().contains("reserved producer ids"));

@@ -26,6 +26,8 @@ pub mod results;
 mod values;
 
 #[cfg(test)]
+mod group_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io::Read;

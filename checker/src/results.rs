@@ -234,13 +234,15 @@ pub enum AnomalyKind {
     Reordered,
     PollSkip,
     NonmonotonicPoll,
+    NonmonotonicCommit,
+    Unconsumed,
     Unavailable,
     IndeterminateRecovered,
     IndeterminateLost,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 11] = [
+    pub const ALL: [AnomalyKind; 13] = [
         AnomalyKind::Lost,
         AnomalyKind::Divergent,
         AnomalyKind::Unexpected,
@@ -249,6 +251,8 @@ impl AnomalyKind {
         AnomalyKind::Reordered,
         AnomalyKind::PollSkip,
         AnomalyKind::NonmonotonicPoll,
+        AnomalyKind::NonmonotonicCommit,
+        AnomalyKind::Unconsumed,
         AnomalyKind::Unavailable,
         AnomalyKind::IndeterminateRecovered,
         AnomalyKind::IndeterminateLost,
@@ -265,6 +269,8 @@ impl AnomalyKind {
             AnomalyKind::Reordered => "reordered",
             AnomalyKind::PollSkip => "poll-skip",
             AnomalyKind::NonmonotonicPoll => "nonmonotonic-poll",
+            AnomalyKind::NonmonotonicCommit => "nonmonotonic-commit",
+            AnomalyKind::Unconsumed => "unconsumed",
             AnomalyKind::Unavailable => "unavailable",
             AnomalyKind::IndeterminateRecovered => "indeterminate-recovered",
             AnomalyKind::IndeterminateLost => "indeterminate-lost",
@@ -293,7 +299,9 @@ impl AnomalyKind {
             | AnomalyKind::Unexpected
             | AnomalyKind::AbortedRead
             | AnomalyKind::PollSkip
-            | AnomalyKind::NonmonotonicPoll => true,
+            | AnomalyKind::NonmonotonicPoll
+            | AnomalyKind::NonmonotonicCommit
+            | AnomalyKind::Unconsumed => true,
             AnomalyKind::Duplicated => expectations.duplicates == Strictness::Strict,
             AnomalyKind::Reordered => expectations.order == Strictness::Strict,
             AnomalyKind::Unavailable => expectations.unavailable_max_ms.is_some(),
@@ -361,6 +369,9 @@ pub struct Example {
     pub earlier_value: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub earlier_offset: Option<i64>,
+    /// Nonmonotonic-commit and unconsumed: the consumer group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// Latency percentiles in microseconds.

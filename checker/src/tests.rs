@@ -7,12 +7,12 @@ use super::*;
 
 /// Builds a JSONL history: each call appends one line with the next index, at `time_ms`.
 #[derive(Default)]
-struct History {
+pub(crate) struct History {
     lines: Vec<String>,
 }
 
 impl History {
-    fn op(
+    pub(crate) fn op(
         &mut self,
         time_ms: u64,
         process: &str,
@@ -28,7 +28,7 @@ impl History {
         self
     }
 
-    fn invoke_send(&mut self, time_ms: u64, process: u64, value: &str) -> &mut Self {
+    pub(crate) fn invoke_send(&mut self, time_ms: u64, process: u64, value: &str) -> &mut Self {
         self.op(
             time_ms,
             &process.to_string(),
@@ -38,7 +38,7 @@ impl History {
         )
     }
 
-    fn ok_send(
+    pub(crate) fn ok_send(
         &mut self,
         time_ms: u64,
         process: u64,
@@ -58,7 +58,7 @@ impl History {
     }
 
     /// An acknowledged send: invoke at `time_ms`, ok 1 ms later.
-    fn send(
+    pub(crate) fn send(
         &mut self,
         time_ms: u64,
         process: u64,
@@ -75,7 +75,13 @@ impl History {
         )
     }
 
-    fn failed_send(&mut self, time_ms: u64, process: u64, value: &str, op_type: &str) -> &mut Self {
+    pub(crate) fn failed_send(
+        &mut self,
+        time_ms: u64,
+        process: u64,
+        value: &str,
+        op_type: &str,
+    ) -> &mut Self {
         self.invoke_send(time_ms, process, value).op(
             time_ms + 1,
             &process.to_string(),
@@ -85,7 +91,12 @@ impl History {
         )
     }
 
-    fn poll(&mut self, time_ms: u64, consumer: u64, records: &[(i32, i64, &str)]) -> &mut Self {
+    pub(crate) fn poll(
+        &mut self,
+        time_ms: u64,
+        consumer: u64,
+        records: &[(i32, i64, &str)],
+    ) -> &mut Self {
         self.op(time_ms, &consumer.to_string(), "invoke", "poll", "{}")
             .op(
                 time_ms + 1,
@@ -96,13 +107,19 @@ impl History {
             )
     }
 
-    fn assign(&mut self, time_ms: u64, consumer: u64, partition: i32, offset: i64) -> &mut Self {
+    pub(crate) fn assign(
+        &mut self,
+        time_ms: u64,
+        consumer: u64,
+        partition: i32,
+        offset: i64,
+    ) -> &mut Self {
         let value = format!(r#"{{"positions":[[{partition},{offset}]]}}"#);
         self.op(time_ms, &consumer.to_string(), "invoke", "assign", &value)
             .op(time_ms, &consumer.to_string(), "ok", "assign", &value)
     }
 
-    fn nemesis(&mut self, time_ms: u64, f: &str, node: &str) -> &mut Self {
+    pub(crate) fn nemesis(&mut self, time_ms: u64, f: &str, node: &str) -> &mut Self {
         let value = format!(r#"{{"node":"{node}","why":"test"}}"#);
         self.op(time_ms, r#""nemesis""#, "invoke", f, &value).op(
             time_ms,
@@ -114,7 +131,7 @@ impl History {
     }
 
     /// A complete final read of one partition, by process 100.
-    fn final_read(
+    pub(crate) fn final_read(
         &mut self,
         time_ms: u64,
         partition: i32,
@@ -123,7 +140,7 @@ impl History {
         self.final_read_with(time_ms, partition, records, "ok", true)
     }
 
-    fn final_read_with(
+    pub(crate) fn final_read_with(
         &mut self,
         time_ms: u64,
         partition: i32,
@@ -150,18 +167,18 @@ impl History {
         self.op(time_ms + 1, "100", op_type, "final-read", &value)
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut text = self.lines.join("\n");
         text.push('\n');
         text
     }
 
-    fn check(&self) -> Results {
+    pub(crate) fn check(&self) -> Results {
         check_with(self, &Expectations::default())
     }
 }
 
-fn records_json(records: &[(i32, i64, &str)]) -> String {
+pub(crate) fn records_json(records: &[(i32, i64, &str)]) -> String {
     let items: Vec<String> = records
         .iter()
         .map(|(partition, offset, value)| format!(r#"[{partition},{offset},"{value}"]"#))
@@ -169,11 +186,11 @@ fn records_json(records: &[(i32, i64, &str)]) -> String {
     format!("[{}]", items.join(","))
 }
 
-fn check_with(history: &History, expectations: &Expectations) -> Results {
+pub(crate) fn check_with(history: &History, expectations: &Expectations) -> Results {
     check_history(history.text().as_bytes(), expectations)
 }
 
-fn strict() -> Expectations {
+pub(crate) fn strict() -> Expectations {
     Expectations {
         lost: LostExpectation::None,
         duplicates: Strictness::Strict,
@@ -196,7 +213,7 @@ fn clean_history() -> History {
     history
 }
 
-fn assert_only(results: &Results, kind: AnomalyKind, count: u64) {
+pub(crate) fn assert_only(results: &Results, kind: AnomalyKind, count: u64) {
     for other in AnomalyKind::ALL {
         let expected = if other == kind { count } else { 0 };
         assert_eq!(

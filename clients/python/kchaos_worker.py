@@ -60,6 +60,9 @@ COMMIT_REFUSED = {
     "_NO_OFFSET",
 }
 
+# How long fetching the group's committed offsets at an assignment may take.
+COMMITTED_TIMEOUT_S = 5
+
 # The worker's own librdkafka settings, under the harness's config.
 PRODUCER_DEFAULTS = {
     "queue.buffering.max.messages": "100000",
@@ -199,32 +202,62 @@ class ProducerClient:
 
 
 class ConsumerClient:
+    """A confluent_kafka Consumer. As a group member (`subscribe`) it carries out rebalances in
+    librdkafka's callbacks: revoked partitions are unassigned (by confluent-kafka after the
+    callback); given ones are assigned at the group's committed offsets, fetched after the
+    assignment came (the log start where none is committed), so that it reads from exactly the
+    offsets it reports. A poll stops at a rebalance; a record the same library call returned
+    after the rebalance waits for the next poll, so that every reply's records come before its
+    rebalances."""
+
     def __init__(self, config):
         self.consumer = confluent_kafka.Consumer(librdkafka_config(CONSUMER_DEFAULTS, config))
-        self.assigned = []
-        self.revoked = []
+        self.rebalances = []
+        self.carried = []
 
     def assign(self, request):
         topic = request["topic"]
         partitions = [TopicPartition(topic, p, o) for p, o in request["positions"]]
         self.consumer.assign(partitions)
+        self.carried = []
         return {}
 
     def subscribe(self, request):
         def on_assign(consumer, partitions):
-            self.assigned.extend(tp.partition for tp in partitions)
+            numbers = sorted(tp.partition for tp in partitions)
+            try:
+                fetched = consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)
+                failed = [tp.error for tp in fetched if tp.error is not None]
+                if failed:
+                    raise KafkaException(failed[0])
+            except KafkaException as error:
+                # librdkafka's own lookup of the committed offsets decides.
+                consumer.assign(partitions)
+                self.rebalances.append({"assigned": numbers, "committed_error": error_name(error)})
+                return
+            committed = sorted([tp.partition, tp.offset] for tp in fetched if tp.offset >= 0)
+            starts = [
+                TopicPartition(
+                    tp.topic,
+                    tp.partition,
+                    tp.offset if tp.offset >= 0 else confluent_kafka.OFFSET_BEGINNING,
+                )
+                for tp in fetched
+            ]
+            consumer.assign(starts)
+            self.rebalances.append({"assigned": numbers, "committed": committed})
 
         def on_revoke(consumer, partitions):
-            self.revoked.extend(tp.partition for tp in partitions)
+            self.rebalances.append({"revoked": sorted(tp.partition for tp in partitions)})
 
         self.consumer.subscribe(request["topics"], on_assign=on_assign, on_revoke=on_revoke)
         return {}
 
     def poll(self, request):
-        records = []
+        records, self.carried = self.carried, []
         trouble = None
         window_end = time.monotonic() + request["timeout_ms"] / 1000
-        while len(records) < request["max_records"]:
+        while len(records) < request["max_records"] and not self.rebalances:
             left = window_end - time.monotonic()
             if left <= 0:
                 break
@@ -234,17 +267,27 @@ class ConsumerClient:
             if message.error() is not None:
                 trouble = message.error()
                 break
-            records.append([message.partition(), message.offset(), text(message.value())])
+            record = [message.partition(), message.offset(), text(message.value())]
+            if self.rebalances:
+                # Read after the rebalance the same call served: it belongs to the next poll.
+                self.carried.append(record)
+                break
+            records.append(record)
         reply = {"records": records}
         if trouble is not None:
             name = error_name(trouble)
             reply["error"] = name
             if "OFFSET_OUT_OF_RANGE" in name or "AUTO_OFFSET_RESET" in name:
                 reply["position_lost"] = True
-        if self.assigned:
-            reply["assigned"], self.assigned = self.assigned, []
-        if self.revoked:
-            reply["revoked"], self.revoked = self.revoked, []
+        if self.rebalances:
+            rebalances, self.rebalances = self.rebalances, []
+            reply["rebalances"] = rebalances
+            assigned = [p for r in rebalances for p in r.get("assigned", [])]
+            revoked = [p for r in rebalances for p in r.get("revoked", [])]
+            if assigned:
+                reply["assigned"] = assigned
+            if revoked:
+                reply["revoked"] = revoked
         return reply
 
     def commit(self, request):

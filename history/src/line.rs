@@ -6,7 +6,8 @@
 //! Operations that no reader interprets (nemesis faults, anything new) may carry values of any
 //! shape: if the strict parse fails, [`parse_with_serde`] retries with the value ignored and
 //! reports whether the strict parse had failed, so that the caller can decide whether the line
-//! is malformed (the checker does for `send`, `poll`, `assign` and `final-read`).
+//! is malformed (the checker does for `send`, `poll`, `assign`, `final-read` and the consumer
+//! group's `subscribe`, `revoke` and `commit`).
 
 use std::borrow::Cow;
 
@@ -34,13 +35,22 @@ impl std::fmt::Display for ValueName {
     }
 }
 
-/// An operation's `f`: the four client operations, or any other name (the nemesis's faults).
+/// An operation's `f`: the client operations the checker interprets, or any other name (the
+/// nemesis's faults).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum OpName<'a> {
     Send,
     Poll,
+    /// Partitions given to a consumer: by the client itself (assign mode) or by its group's
+    /// rebalance (`group` set).
     Assign,
     FinalRead,
+    /// A consumer joins a group (subscribe mode).
+    Subscribe,
+    /// A rebalance takes partitions away from a group member.
+    Revoke,
+    /// A group member commits the offsets it will resume from.
+    Commit,
     Other(Cow<'a, str>),
 }
 
@@ -51,6 +61,9 @@ impl<'a> OpName<'a> {
             "poll" => OpName::Poll,
             "assign" => OpName::Assign,
             "final-read" => OpName::FinalRead,
+            "subscribe" => OpName::Subscribe,
+            "revoke" => OpName::Revoke,
+            "commit" => OpName::Commit,
             _ => OpName::Other(text),
         }
     }
@@ -61,6 +74,9 @@ impl<'a> OpName<'a> {
             OpName::Poll => "poll",
             OpName::Assign => "assign",
             OpName::FinalRead => "final-read",
+            OpName::Subscribe => "subscribe",
+            OpName::Revoke => "revoke",
+            OpName::Commit => "commit",
             OpName::Other(name) => name,
         }
     }
@@ -71,6 +87,9 @@ impl<'a> OpName<'a> {
             OpName::Poll => OpName::Poll,
             OpName::Assign => OpName::Assign,
             OpName::FinalRead => OpName::FinalRead,
+            OpName::Subscribe => OpName::Subscribe,
+            OpName::Revoke => OpName::Revoke,
+            OpName::Commit => OpName::Commit,
             OpName::Other(name) => OpName::Other(Cow::Owned(name.into_owned())),
         }
     }
@@ -200,9 +219,23 @@ pub struct Fields<'a> {
     /// `final-read` ok.
     #[serde(default)]
     pub complete: Option<bool>,
-    /// `assign`.
+    /// `assign` (assign mode): where the consumer starts reading each partition.
     #[serde(default)]
     pub positions: Option<Vec<(i32, i64)>>,
+    /// `subscribe`, `assign` and `revoke` of a group member, `commit`: the consumer group.
+    #[serde(borrow, default)]
+    pub group: Option<Text<'a>>,
+    /// A group member's `assign` and `revoke`: the partitions given or taken away.
+    #[serde(default)]
+    pub partitions: Option<Vec<i32>>,
+    /// A group member's `assign` ok: the group's committed offsets of the assigned partitions,
+    /// as the member fetched them (it starts reading there; a partition without one starts at
+    /// its log start).
+    #[serde(default)]
+    pub committed: Option<Vec<(i32, i64)>>,
+    /// `commit`: the offsets committed (the next offset to read, per partition).
+    #[serde(default)]
+    pub offsets: Option<Vec<(i32, i64)>>,
     /// Nemesis operations.
     #[serde(borrow, default)]
     pub node: Option<Text<'a>>,
@@ -326,6 +359,10 @@ impl Fields<'_> {
             }),
             complete: self.complete,
             positions: self.positions,
+            group: self.group.map(Text::into_owned),
+            partitions: self.partitions,
+            committed: self.committed,
+            offsets: self.offsets,
             node: self.node.map(Text::into_owned),
             why: self.why.map(Text::into_owned),
             client_process: self.client_process,

@@ -210,6 +210,10 @@ impl<'a> Cursor<'a> {
                 b"records" => fields.records = Some(self.records()?),
                 b"complete" => fields.complete = Some(self.boolean()?),
                 b"positions" => fields.positions = Some(self.positions()?),
+                b"group" => fields.group = Some(Text(Cow::Owned(self.string()?.to_string()))),
+                b"partitions" => fields.partitions = Some(self.partition_list()?),
+                b"committed" => fields.committed = Some(self.positions()?),
+                b"offsets" => fields.offsets = Some(self.positions()?),
                 b"node" => fields.node = Some(Text(Cow::Owned(self.string()?.to_string()))),
                 b"why" => fields.why = Some(Text(Cow::Owned(self.string()?.to_string()))),
                 b"process" => fields.client_process = Some(self.unsigned()?),
@@ -276,6 +280,22 @@ impl<'a> Cursor<'a> {
             if self.byte(b',').is_none() {
                 self.byte(b']')?;
                 return Some(positions);
+            }
+        }
+    }
+
+    /// `[partition,...]`
+    fn partition_list(&mut self) -> Option<Vec<i32>> {
+        let mut partitions = Vec::new();
+        self.byte(b'[')?;
+        if self.byte(b']').is_some() {
+            return Some(partitions);
+        }
+        loop {
+            partitions.push(i32::try_from(self.signed()?).ok()?);
+            if self.byte(b',').is_none() {
+                self.byte(b']')?;
+                return Some(partitions);
             }
         }
     }
@@ -357,7 +377,7 @@ mod tests {
 
     #[test]
     fn scans_what_the_writer_writes_like_serde_does() {
-        let lines: [&[u8]; 8] = [
+        let lines: [&[u8]; 12] = [
             br#"{"index":0,"time_ns":1200311,"process":3,"type":"invoke","f":"send","value":{"key":"k7","value":"3-17"}}"#,
             br#"{"index":1,"time_ns":3400121,"process":3,"type":"ok","f":"send","value":{"key":"k7","value":"3-17","partition":1,"offset":40}}"#,
             br#"{"index":2,"time_ns":3500000,"process":"nemesis","type":"info","f":"kill","value":{"node":"broker-2","why":"leader of t-1","extra":[1,{"a":null},-2.5e3,"x\"y"],"error":"gone"}}"#,
@@ -365,6 +385,10 @@ mod tests {
             br#"{"index":4,"time_ns":4000000,"process":9,"type":"ok","f":"assign","value":{"positions":[[1,-1],[2,0]]}}"#,
             br#"{"index":5,"time_ns":5000000,"process":12,"type":"ok","f":"final-read","value":{"partition":0,"log_start_offset":0,"high_watermark":0,"records":[],"complete":true}}"#,
             br#"{"index":6,"time_ns":6000000,"process":3,"type":"info","f":"send","value":{"value":"3-18","error":{"code":7}}}"#,
+            br#"{"index":7,"time_ns":7000000,"process":9,"type":"ok","f":"subscribe","value":{"group":"g","topics":["t"]}}"#,
+            br#"{"index":8,"time_ns":8000000,"process":9,"type":"ok","f":"assign","value":{"group":"g","partitions":[0,2],"committed":[[0,41]]}}"#,
+            br#"{"index":9,"time_ns":9000000,"process":9,"type":"ok","f":"commit","value":{"group":"g","offsets":[[0,45],[2,3]]}}"#,
+            br#"{"index":10,"time_ns":10000000,"process":9,"type":"ok","f":"revoke","value":{"group":"g","partitions":[]}}"#,
             br#"{"index":7,"time_ns":7000000,"process":"harness","type":"info","f":"client-crash","value":{"process":4,"pid":77,"cause":"signal 11 (SIGSEGV)","in_flight":2}}"#,
         ];
         for text in lines {

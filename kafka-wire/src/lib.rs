@@ -17,6 +17,7 @@
 //! - [`blocking`]: the same over `std::net::TcpStream`, for tests, with `send`/`receive` split
 //!   for pipelining.
 //! - [`error`]: [`WireError`], every way a call can fail, naming the peer.
+//! - [`names`]: Kafka's names of error codes and APIs (`NOT_COORDINATOR`, `ELECT_LEADERS`).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), kafka_wire::WireError> {
@@ -38,6 +39,7 @@ pub mod client;
 pub mod error;
 pub mod frame;
 pub mod message;
+pub mod names;
 pub mod versions;
 
 use std::time::Duration;

@@ -25,6 +25,8 @@ pub const PROBLEM_POINTS_MAX: usize = 50_000;
 pub const LOST_POINTS_MAX: usize = 20_000;
 /// Nemesis operations kept, at most.
 pub const NEMESIS_OPS_MAX: usize = 20_000;
+/// Consumer group assignments kept, at most (all are counted).
+pub const GROUP_ASSIGNS_MAX: usize = 2_000;
 /// Distinct (completion, error) pairs of failed and indeterminate sends kept, at most.
 pub const SEND_ERRORS_MAX: usize = 200;
 /// Client crashes kept, at most (all are counted).
@@ -100,6 +102,31 @@ pub struct SendErrorFigures {
     pub last_ns: u64,
 }
 
+/// A consumer group member given partitions by a rebalance (a group `assign` ok).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupAssign {
+    pub time_ns: u64,
+    pub process: u64,
+    pub group: String,
+    pub partitions: Vec<i32>,
+    /// The committed offsets it started from, if it could fetch them.
+    pub committed: Option<Vec<(i32, i64)>>,
+}
+
+/// What the consumer groups of a run did, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupFigures {
+    /// Processes that subscribed.
+    pub members: u64,
+    /// Group assignments (rebalances as each member saw them), in history order (up to
+    /// [`GROUP_ASSIGNS_MAX`]).
+    pub assigns: Vec<GroupAssign>,
+    pub assigns_total: u64,
+    pub revokes: u64,
+    /// Commit completions: ok, fail, info.
+    pub commits: [u64; 3],
+}
+
 /// An acknowledged send that the complete final read of its partition did not contain.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LostSend {
@@ -159,6 +186,8 @@ pub struct HistoryScan {
     pub lost: Vec<LostSend>,
     pub lost_total: u64,
     pub partitions: BTreeMap<i32, PartitionFigures>,
+    /// Consumer groups (all zero without).
+    pub groups: GroupFigures,
     /// The file ended in the middle of a line (a run that died while writing).
     pub truncated_last_line: bool,
 }
@@ -247,6 +276,36 @@ impl Scanner {
             (Process::Client(_), OpName::Send) => self.send(op),
             (Process::Client(_), OpName::FinalRead) if op.op_type == OpType::Ok => {
                 self.final_read(op)
+            }
+            (Process::Client(process), _) => self.group(*process, op),
+            (Process::Harness, _) => {}
+        }
+    }
+
+    /// Consumer group operations: members, assignments, revocations, commits.
+    fn group(&mut self, process: u64, op: &Line<'static>) {
+        let groups = &mut self.scan.groups;
+        match (&op.f, op.op_type) {
+            (OpName::Subscribe, OpType::Invoke) => groups.members += 1,
+            (OpName::Revoke, OpType::Ok) => groups.revokes += 1,
+            (OpName::Commit, OpType::Ok) => groups.commits[0] += 1,
+            (OpName::Commit, OpType::Fail) => groups.commits[1] += 1,
+            (OpName::Commit, OpType::Info) => groups.commits[2] += 1,
+            (OpName::Assign, OpType::Ok) => {
+                let (Some(group), Some(partitions)) = (&op.value.group, &op.value.partitions)
+                else {
+                    return;
+                };
+                groups.assigns_total += 1;
+                if groups.assigns.len() < GROUP_ASSIGNS_MAX {
+                    groups.assigns.push(GroupAssign {
+                        time_ns: op.time_ns,
+                        process,
+                        group: group.to_string(),
+                        partitions: partitions.clone(),
+                        committed: op.value.committed.clone(),
+                    });
+                }
             }
             _ => {}
         }

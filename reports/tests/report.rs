@@ -313,10 +313,13 @@ fn junit_has_one_case_per_check_and_fails_the_contradicted_ones() {
         .collect();
     assert_eq!(
         cases.len(),
-        13,
-        "eleven anomalies, the final read, the expectation"
+        AnomalyKind::ALL.len() + 2,
+        "every anomaly, the final read, the expectation"
     );
-    assert_eq!(suite.attribute("tests"), Some("13"));
+    assert_eq!(
+        suite.attribute("tests"),
+        Some((AnomalyKind::ALL.len() + 2).to_string().as_str())
+    );
     let failed: Vec<&str> = cases
         .iter()
         .filter(|case| case.children().any(|child| child.has_tag_name("failure")))
@@ -405,6 +408,104 @@ fn the_index_lists_every_run_newest_first() {
         )
     );
     assert!(rows[2].contains("contradicted"));
+}
+
+#[test]
+fn a_consumer_group_run_shows_its_rebalances_and_its_unconsumed_values() {
+    use serde_json::json;
+    let store = tempfile::tempdir().unwrap();
+    let dir = support::run_dir(store.path(), "group-kill-consumers", "20261129T150000.000Z");
+    let mut history = support::History::default();
+    let ms = 1_000_000;
+    for offset in 0..3i64 {
+        let value = format!("1-{offset}");
+        history.invoke_send(offset as u64 * ms, 1, &value);
+        history.ok_send(offset as u64 * ms + ms / 2, 1, &value, 0, offset);
+    }
+    let group = |partitions: &[i32]| json!({"group": "kchaos", "partitions": partitions});
+    history.op(
+        5 * ms,
+        json!(4),
+        "invoke",
+        "subscribe",
+        json!({"group": "kchaos", "topics": ["t"]}),
+    );
+    history.op(
+        5 * ms,
+        json!(4),
+        "ok",
+        "subscribe",
+        json!({"group": "kchaos", "topics": ["t"]}),
+    );
+    history.op(6 * ms, json!(4), "invoke", "assign", group(&[0]));
+    let mut assigned = group(&[0]);
+    assigned["committed"] = json!([]);
+    history.op(6 * ms, json!(4), "ok", "assign", assigned);
+    history.op(7 * ms, json!(4), "invoke", "poll", json!({}));
+    history.op(
+        8 * ms,
+        json!(4),
+        "ok",
+        "poll",
+        json!({"records": [[0, 0, "1-0"]]}),
+    );
+    history.op(
+        9 * ms,
+        json!(4),
+        "invoke",
+        "commit",
+        json!({"group": "kchaos", "offsets": [[0, 1]]}),
+    );
+    history.op(
+        9 * ms,
+        json!(4),
+        "ok",
+        "commit",
+        json!({"group": "kchaos", "offsets": [[0, 1]]}),
+    );
+    history.nemesis(
+        10 * ms,
+        "invoke",
+        "kill",
+        "consumer-1",
+        "a member of the group",
+    );
+    history.nemesis(
+        10 * ms,
+        "info",
+        "kill",
+        "consumer-1",
+        "a member of the group",
+    );
+    history.final_read(
+        20 * ms,
+        9,
+        0,
+        &(0..3)
+            .map(|offset| (offset, format!("1-{offset}")))
+            .collect::<Vec<_>>(),
+    );
+    history.write(&dir.join("history.jsonl"));
+    let results = support::check(&dir, LostExpectation::None);
+    assert_eq!(results.count(AnomalyKind::Unconsumed), 2, "{results:#?}");
+
+    let html = std::fs::read_to_string(write_report(&dir).unwrap()).unwrap();
+    assert!(html.contains(r##"<a href="#group">Group</a>"##), "{html}");
+    assert!(
+        html.contains("1 member subscribed; 1 assignment and 0 revocations by rebalances; commits: 1 ok, 0 failed, 0 indeterminate."),
+        "{html}"
+    );
+    assert!(html.contains("<td>0: log start</td>"), "{html}");
+    assert!(html.contains("before kill consumer-1</td>"), "{html}");
+    let unconsumed = &html[html.find(r#"id="anomaly-unconsumed""#).unwrap()..];
+    assert!(unconsumed.starts_with(r#"id="anomaly-unconsumed"><td><code>unconsumed</code></td><td class="num count">2</td><td>makes the run invalid</td>"#), "{unconsumed}");
+    assert!(unconsumed.contains("no member of group kchaos consumed it"));
+
+    // A run without a group has no such section.
+    let plain = fixture_run(store.path());
+    support::check(&plain, LostExpectation::None);
+    let html = std::fs::read_to_string(write_report(&plain).unwrap()).unwrap();
+    assert!(!html.contains(r#"id="group""#));
 }
 
 #[test]

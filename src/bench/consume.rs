@@ -154,16 +154,15 @@ fn python(args: &ConsumeBenchArgs, bootstrap: &str, topic: &str) -> anyhow::Resu
         );
     }
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let mut fields = line.splitn(4, ' ');
-        let (Some(total), Some(after_first), Some(to_first), Some(name)) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
+        let fields: Vec<&str> = line.splitn(6, ' ').collect();
+        let [total, after_first, to_first, fetches, backoffs, name] = fields[..] else {
             continue;
         };
         let total: f64 = total.parse().unwrap_or(0.0);
         println!(
             "  {total:>9.0} records/s  {:>6.3} s  python: {name} ({after_first} records/s after \
-             the first record, which came after {to_first} s)",
+             the first record, which came after {to_first} s; {fetches} fetch responses, \
+             {backoffs} pauses of fetch.queue.backoff.ms)",
             args.records as f64 / total.max(1.0)
         );
     }

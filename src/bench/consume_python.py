@@ -3,8 +3,11 @@
 Usage: consume_python.py BOOTSTRAP TOPIC RECORDS
 Each scenario uses a fresh Consumer with group.id set and assign() (no subscription) and
 prints one line: `<total records/s> <records/s after the first record> <s to the first
-record> <scenario>`. Exits 2 with a message if a scenario does not read RECORDS records.
+record> <fetch responses> <fetch backoffs> <scenario>`, the last two counted from librdkafka's
+`fetch` debug lines (one per response and one per pause of `fetch.queue.backoff.ms`). Exits 2
+with a message if a scenario does not read RECORDS records.
 """
+import logging
 import sys
 import time
 
@@ -13,10 +16,32 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 bootstrap, topic, records = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 
+class FetchCounter(logging.Handler):
+    """Counts librdkafka's fetch responses and queue-full backoffs from its debug lines."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.fetches = 0
+        self.backoffs = 0
+
+    def emit(self, record):
+        message = record.getMessage()
+        if "fetch queue (qlen" in message:
+            self.fetches += 1
+        elif "Fetch backoff" in message and "Local: Queue full" in message:
+            self.backoffs += 1
+
+
 def read(extra, offset, prefetch_s=0.0):
-    conf = {"bootstrap.servers": bootstrap, "group.id": "kchaos-bench-consume"}
+    counter = FetchCounter()
+    logger = logging.getLogger(f"librdkafka-{time.monotonic_ns()}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(counter)
+    conf = {"bootstrap.servers": bootstrap, "group.id": "kchaos-bench-consume",
+            "debug": "fetch"}
     conf.update(extra)
-    consumer = Consumer(conf)
+    consumer = Consumer(conf, logger=logger)
     got, first = 0, None
     start = time.perf_counter()
     consumer.assign([TopicPartition(topic, 0, offset)])
@@ -40,7 +65,8 @@ def read(extra, offset, prefetch_s=0.0):
     if got < records:
         print(f"read only {got} of {records} records in 120 s", file=sys.stderr)
         sys.exit(2)
-    return records / (end - start), (records - 1) / max(end - first, 1e-9), first - start
+    return (records / (end - start), (records - 1) / max(end - first, 1e-9), first - start,
+            counter.fetches, counter.backoffs)
 
 
 scenarios = [
@@ -53,5 +79,6 @@ scenarios = [
      {"queued.min.messages": 10_000_000, "queued.max.messages.kbytes": 2_000_000}, 0, 2.0),
 ]
 for name, extra, offset, prefetch_s in scenarios:
-    total, after_first, to_first = read(extra, offset, prefetch_s)
-    print(f"{total:.0f} {after_first:.0f} {to_first:.3f} {name}", flush=True)
+    total, after_first, to_first, fetches, backoffs = read(extra, offset, prefetch_s)
+    print(f"{total:.0f} {after_first:.0f} {to_first:.3f} {fetches} {backoffs} {name}",
+          flush=True)

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use harness::clients::protocol::{Outcome, Reply};
+use harness::clients::protocol::{Outcome, Rebalance, Reply};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -64,7 +64,9 @@ impl ConsumerClient {
     }
 
     /// Gathers up to `max_records` records for up to `timeout`; stops early at the first error,
-    /// which the reply names (with `position_lost` when librdkafka stopped reading a partition).
+    /// which the reply names (with `position_lost` when librdkafka stopped reading a partition),
+    /// and at a group rebalance (rdkafka's poll returns after serving one), which the reply
+    /// carries after the records read before it.
     pub fn poll(&self, max_records: usize, timeout: Duration) -> Reply {
         let mut records = Vec::new();
         let mut trouble: Option<KafkaError> = None;
@@ -87,14 +89,23 @@ impl ConsumerClient {
                 }
             }
         }
-        let news = self.consumer.context().take_rebalances();
-        let non_empty = |partitions: Vec<i32>| (!partitions.is_empty()).then_some(partitions);
+        let rebalances = self.consumer.context().take_rebalances();
+        let gathered = |pick: fn(&Rebalance) -> Option<&Vec<i32>>| {
+            let partitions: Vec<i32> = rebalances
+                .iter()
+                .filter_map(pick)
+                .flatten()
+                .copied()
+                .collect();
+            (!partitions.is_empty()).then_some(partitions)
+        };
         Reply {
             records: Some(records),
             position_lost: trouble.as_ref().map(needs_reposition).filter(|lost| *lost),
             error: trouble.as_ref().map(error_name),
-            assigned: non_empty(news.assigned),
-            revoked: non_empty(news.revoked),
+            assigned: gathered(|rebalance| rebalance.assigned.as_ref()),
+            revoked: gathered(|rebalance| rebalance.revoked.as_ref()),
+            rebalances: (!rebalances.is_empty()).then_some(rebalances),
             ..Reply::ok(0)
         }
     }

@@ -1,10 +1,14 @@
-"""Idempotent producers of kafka-python and confluent-kafka against a kchaos broker.
+"""Idempotent producers of kafka-python, confluent-kafka, aiokafka and kcat against a kchaos
+broker.
 
 Usage: idempotent_clients.py BOOTSTRAP TOPIC COUNT
 Each client sends COUNT records with enable.idempotence on; every record must be acknowledged
-at the next offset, and a read of the partition must find each record once, in order.
-Prints one line per check; exits non-zero on any mismatch.
+at the next offset (kcat says none: its records are checked by the read), and a read of the
+partition must find each record once, in order. Prints one line per check; exits non-zero on
+any mismatch.
 """
+import asyncio
+import subprocess
 import sys
 
 from confluent_kafka import Producer
@@ -43,6 +47,32 @@ assert producer.flush(30) == 0, "confluent-kafka did not deliver everything"
 assert delivered == list(range(count, 2 * count)), delivered[:10]
 print(f"confluent-kafka idempotent produced {count}")
 
+
+
+async def with_aiokafka():
+    from aiokafka import AIOKafkaProducer
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
+                                linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, f"ak{i}".encode(), partition=0)
+                   for i in range(count)]
+        return [(await future).offset for future in futures]
+    finally:
+        await producer.stop()
+
+
+offsets = asyncio.run(with_aiokafka())
+assert offsets == list(range(2 * count, 3 * count)), offsets[:10]
+print(f"aiokafka idempotent produced {count}")
+
+kcat = subprocess.run(
+    ["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", "0", "-X", "enable.idempotence=true",
+     "-X", "linger.ms=5"],
+    input="".join(f"kc{i}\n" for i in range(count)), text=True, capture_output=True, timeout=60)
+assert kcat.returncode == 0, kcat.stderr
+print(f"kcat idempotent produced {count}")
+
 consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                          consumer_timeout_ms=10000)
 partition = TopicPartition(topic, 0)
@@ -51,9 +81,9 @@ consumer.seek_to_beginning(partition)
 values = []
 for message in consumer:
     values.append((message.offset, message.value.decode()))
-    if len(values) == 2 * count:
+    if len(values) == 4 * count:
         break
-expected = [f"kp{i}" for i in range(count)] + [f"ck{i}" for i in range(count)]
+expected = [f"{prefix}{i}" for prefix in ["kp", "ck", "ak", "kc"] for i in range(count)]
 assert values == list(enumerate(expected)), values[:10]
 consumer.close()
-print(f"read {2 * count} records once each, in order")
+print(f"read {4 * count} records once each, in order")

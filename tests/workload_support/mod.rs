@@ -1,12 +1,14 @@
 //! Shared code of the workload tests: one whole `kchaos workload NAME --duration D --seed 1`
 //! run at a time, in a store of its own, and what it printed and left. On two cores, several
 //! three-broker clusters at once would miss their 1.5 s sessions and the runs would judge the
-//! machine, not the system.
+//! machine, not the system. It also reads a run's results and history.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
+
+use history::{Op, read_history};
 
 /// One run at a time (per test binary; cargo runs the binaries one after another).
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -22,6 +24,25 @@ pub struct WorkloadRun {
 }
 
 impl WorkloadRun {
+    pub fn results(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.dir.join("results.json")).unwrap())
+            .unwrap()
+    }
+
+    pub fn history(&self) -> Vec<Op> {
+        read_history(&self.dir.join("history.jsonl"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// The count of an anomaly in results.json.
+    pub fn count(&self, anomaly: &str) -> u64 {
+        self.results()["anomalies"][anomaly]["count"]
+            .as_u64()
+            .unwrap()
+    }
+
     /// The summary's `lost: N`.
     pub fn lost(&self) -> Option<u64> {
         self.text

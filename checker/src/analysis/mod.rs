@@ -9,8 +9,11 @@
 //! - `sends`: sends and their acknowledgements (`reordered`, the send side of every value).
 //! - `reads`: polls, assignments and final reads (`duplicated`, `divergent`,
 //!   `nonmonotonic-poll`, candidates for `poll-skip`).
+//! - `groups`: consumer groups — members, rebalances and commits (`nonmonotonic-commit`,
+//!   `unconsumed`, and reads judged per assignment).
 //! - `verdict`: the end-of-run checks that need the final read, and the [`Results`].
 
+mod groups;
 mod reads;
 mod sends;
 mod verdict;
@@ -65,11 +68,23 @@ enum FinalReadState {
     Failed,
 }
 
+/// How far a consumer has read one partition in its current assignment.
+#[derive(Clone, Copy)]
+struct ForwardRead {
+    partition: i32,
+    /// The last offset read, or (`from_commit`) the offset before the committed one the
+    /// consumer started from.
+    last_offset: i64,
+    from_commit: bool,
+}
+
 /// A consumer jumped forward over offsets; whether they exist is known only after the final read.
 struct SkipCandidate {
     consumer: u64,
     partition: i32,
     previous_offset: i64,
+    /// The jump is from the committed offset the consumer started from (`previous_offset` + 1).
+    from_commit: bool,
     offset: i64,
     value: ValueId,
     index: u64,
@@ -109,7 +124,8 @@ pub struct Analysis {
     anomalies: BTreeMap<AnomalyKind, AnomalyLog>,
     divergent_positions: HashSet<(i32, i64)>,
     /// Per consumer: the last offset it read, per partition, since its last assign.
-    forward_reads: FastMap<u64, Vec<(i32, i64)>>,
+    forward_reads: FastMap<u64, Vec<ForwardRead>>,
+    groups: groups::Groups,
     skip_candidates: Vec<SkipCandidate>,
     final_reads: BTreeMap<i32, FinalReadState>,
     final_offsets: FastMap<i32, Vec<i64>>,
@@ -145,6 +161,7 @@ impl Analysis {
             anomalies: BTreeMap::new(),
             divergent_positions: HashSet::new(),
             forward_reads: FastMap::default(),
+            groups: groups::Groups::default(),
             skip_candidates: Vec::new(),
             final_reads: BTreeMap::new(),
             final_offsets: FastMap::default(),
@@ -225,6 +242,9 @@ impl Analysis {
             OpName::Poll => self.poll(line),
             OpName::Assign => self.assign(line),
             OpName::FinalRead => self.final_read(line),
+            OpName::Subscribe => self.subscribe(line),
+            OpName::Revoke => self.revoke(line),
+            OpName::Commit => self.commit(line),
             OpName::Other(_) if line.process == Process::Nemesis => self.nemesis(line),
             OpName::Other(_) if line.process == Process::Harness => self.harness_event(line),
             OpName::Other(f) => {

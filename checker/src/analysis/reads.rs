@@ -5,7 +5,9 @@
 use history::OpType;
 use history::line::{Fields, Line};
 
-use super::{Analysis, FinalReadState, Reader, SkipCandidate, client_number, type_name};
+use super::{
+    Analysis, FinalReadState, ForwardRead, Reader, SkipCandidate, client_number, type_name,
+};
 use crate::figures;
 use crate::results::{AnomalyKind, Example};
 use crate::values::{NO_PARTITION, SendOutcome, Slot, ValueId, ValueInfo};
@@ -22,6 +24,7 @@ impl Analysis {
             return;
         };
         let consumer = client_number(line.process);
+        let group = self.groups.group_of(consumer);
         // The consumer's positions are looked up once per poll, not once per record.
         let mut positions = self.forward_reads.remove(&consumer).unwrap_or_default();
         for (partition, offset, value) in records {
@@ -29,6 +32,9 @@ impl Analysis {
             let Some(id) = self.intern(value) else {
                 break;
             };
+            if let Some(group) = group {
+                self.groups.consumed(group, id);
+            }
             self.saw_partition(*partition);
             self.read(
                 *partition,
@@ -52,32 +58,51 @@ impl Analysis {
     /// `nonmonotonic-poll` now, `poll-skip` candidates for after the final read.
     fn read_forward(
         &mut self,
-        positions: &mut Vec<(i32, i64)>,
+        positions: &mut Vec<ForwardRead>,
         consumer: u64,
         partition: i32,
         offset: i64,
         id: ValueId,
         index: u64,
     ) {
-        let previous = match positions.iter_mut().find(|(p, _)| *p == partition) {
-            Some((_, last)) => Some(std::mem::replace(last, offset)),
+        let previous = match positions
+            .iter_mut()
+            .find(|read| read.partition == partition)
+        {
+            Some(read) => {
+                let previous = (read.last_offset, read.from_commit);
+                read.last_offset = offset;
+                read.from_commit = false;
+                Some(previous)
+            }
             None => {
-                positions.push((partition, offset));
+                positions.push(ForwardRead {
+                    partition,
+                    last_offset: offset,
+                    from_commit: false,
+                });
                 None
             }
         };
-        let Some(previous_offset) = previous else {
+        let Some((previous_offset, from_commit)) = previous else {
             return;
         };
         if offset <= previous_offset {
             let value = self.names.text(id);
             let time_ns = self.line_time_ns;
             let at = Some(time_ns);
+            let after = if from_commit {
+                format!(
+                    "right after starting at the group's committed offset {}",
+                    previous_offset.saturating_add(1)
+                )
+            } else {
+                format!("after offset {previous_offset}, without a seek")
+            };
             self.anomaly(AnomalyKind::NonmonotonicPoll)
                 .add(at, || Example {
                     explanation: format!(
-                        "consumer {consumer} read offset {offset} of partition {partition} after \
-                     offset {previous_offset}, without a seek"
+                        "consumer {consumer} read offset {offset} of partition {partition} {after}"
                     ),
                     value: Some(value),
                     partition: Some(partition),
@@ -92,6 +117,7 @@ impl Analysis {
                 consumer,
                 partition,
                 previous_offset,
+                from_commit,
                 offset,
                 value: id,
                 index,
@@ -103,6 +129,10 @@ impl Analysis {
     pub(super) fn assign(&mut self, line: &Line<'_>) {
         self.figures
             .record_by_process(figures::ASSIGN, line.process, line.op_type, line.time_ns);
+        if let Some(group) = &line.value.group {
+            self.group_assign(line, &group.clone());
+            return;
+        }
         self.forward_reads.remove(&client_number(line.process));
         if let Some(positions) = &line.value.positions {
             self.partitions_seen

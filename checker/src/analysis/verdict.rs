@@ -41,6 +41,9 @@ impl Analysis {
                     totals.sends_ok += 1;
                     if complete_partitions.contains(&info.send_partition) {
                         self.check_acknowledged(id, &info);
+                        if self.groups.any() && info.final_partition == info.send_partition {
+                            self.check_unconsumed(id, info.send_partition, info.send_offset);
+                        }
                     } else {
                         totals.sends_ok_unchecked += 1;
                     }
@@ -221,14 +224,24 @@ impl Analysis {
             }
             let value = self.names.text(candidate.value);
             let at = Some(candidate.time_ns);
+            let from = if candidate.from_commit {
+                format!(
+                    "started at the group's committed offset {} of partition {} and first read \
+                     offset {}",
+                    candidate.previous_offset.saturating_add(1),
+                    candidate.partition,
+                    candidate.offset
+                )
+            } else {
+                format!(
+                    "jumped from offset {} to {} of partition {}",
+                    candidate.previous_offset, candidate.offset, candidate.partition
+                )
+            };
             self.anomaly(AnomalyKind::PollSkip).add(at, || Example {
                 explanation: format!(
-                    "consumer {} jumped from offset {} to {} of partition {}, over {skipped} \
-                     offsets that the final read has",
+                    "consumer {} {from}, over {skipped} offsets that the final read has",
                     candidate.consumer,
-                    candidate.previous_offset,
-                    candidate.offset,
-                    candidate.partition
                 ),
                 value: Some(value),
                 partition: Some(candidate.partition),

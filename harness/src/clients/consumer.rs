@@ -21,9 +21,9 @@ use super::session::{Launcher, Session, replace_session};
 use crate::recorder::Recorder;
 
 /// Records per `poll` operation at most.
-const RECORDS_PER_POLL_MAX: u32 = 500;
+pub(super) const RECORDS_PER_POLL_MAX: u32 = 500;
 /// How long one `poll` operation gathers records.
-const POLL_WINDOW: Duration = Duration::from_millis(100);
+pub(super) const POLL_WINDOW: Duration = Duration::from_millis(100);
 /// How long a watermark query may take.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Beyond a request's own timeout, how long it may go unanswered.
@@ -160,7 +160,7 @@ async fn consume(
 }
 
 /// A reply, or `info` if the session dropped the request.
-async fn answer(reply: tokio::sync::oneshot::Receiver<Reply>) -> Reply {
+pub(super) async fn answer(reply: tokio::sync::oneshot::Receiver<Reply>) -> Reply {
     reply
         .await
         .unwrap_or_else(|_| Reply::error(0, Outcome::Info, "no reply"))

@@ -15,10 +15,16 @@
 //!   [`session::Launcher`]), and replacing a dead one.
 //! - [`producer`]: `send`, unique values at a rate or as fast as the in-flight bound allows.
 //! - [`consumer`]: `poll` (and `assign`) of every partition.
+//! - [`group_member`]: a consumer group member: `subscribe`, `poll`, `commit`, and the
+//!   rebalances (`revoke`, `assign` at the committed offsets) its worker reports.
+//! - [`group_members`]: the group's members in named slots the nemesis can kill (SIGKILL),
+//!   pause (SIGSTOP), stop and start.
 //! - [`final_read`]: the read after the heal that decides loss, every partition in full.
 
 pub mod consumer;
 pub mod final_read;
+pub mod group_member;
+pub mod group_members;
 pub mod launch;
 pub mod producer;
 pub mod protocol;

@@ -195,6 +195,11 @@ pub struct Reply {
     pub assigned: Option<Vec<i32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<Vec<i32>>,
+    /// `poll` after a `subscribe`: the group's rebalances since the last poll, in the order
+    /// they happened, each after every record of this reply (the poll stops at a rebalance).
+    /// Optional in version 1: a worker without it says only `assigned` and `revoked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalances: Option<Vec<Rebalance>>,
     /// `watermarks` and `final-read`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_start_offset: Option<i64>,
@@ -203,6 +208,47 @@ pub struct Reply {
     /// `final-read`: whether the whole range was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete: Option<bool>,
+}
+
+/// One rebalance as a group member saw it: partitions taken (`revoked`), or given
+/// (`assigned`) with the group's committed offsets the member fetched after the assignment and
+/// reads from (`committed`: `[partition, offset]`; a partition without one is read from its
+/// log start), or why they could not be fetched (`committed_error`: the member then reads from
+/// wherever its library finds).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Rebalance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<Vec<i32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned: Option<Vec<i32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed: Option<Vec<(i32, i64)>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_error: Option<String>,
+}
+
+impl Rebalance {
+    /// Partitions taken away.
+    pub fn revoked(partitions: Vec<i32>) -> Self {
+        Rebalance {
+            revoked: Some(partitions),
+            ..Rebalance::default()
+        }
+    }
+
+    /// Partitions given, read from `committed` (or not, and why).
+    pub fn assigned(partitions: Vec<i32>, committed: Result<Vec<(i32, i64)>, String>) -> Self {
+        let (committed, committed_error) = match committed {
+            Ok(committed) => (Some(committed), None),
+            Err(error) => (None, Some(error)),
+        };
+        Rebalance {
+            assigned: Some(partitions),
+            committed,
+            committed_error,
+            ..Rebalance::default()
+        }
+    }
 }
 
 impl Outcome {
@@ -290,6 +336,26 @@ mod tests {
             serde_json::from_str(r#"{"id":3,"type":"info","error":"_MSG_TIMED_OUT"}"#).unwrap();
         assert_eq!(info.outcome, Outcome::Info);
         assert_eq!(info.error.as_deref(), Some("_MSG_TIMED_OUT"));
+    }
+
+    #[test]
+    fn rebalances_come_in_order_with_what_they_carry() {
+        let reply: Reply = serde_json::from_str(
+            r#"{"id":5,"type":"ok","records":[],"rebalances":[{"revoked":[0,1]},{"assigned":[2],"committed":[[2,41]]},{"assigned":[0],"committed_error":"_TIMED_OUT"}]}"#,
+        )
+        .unwrap();
+        let rebalances = reply.rebalances.unwrap();
+        assert_eq!(rebalances[0], Rebalance::revoked(vec![0, 1]));
+        assert_eq!(
+            rebalances[1],
+            Rebalance::assigned(vec![2], Ok(vec![(2, 41)]))
+        );
+        assert_eq!(
+            rebalances[2],
+            Rebalance::assigned(vec![0], Err("_TIMED_OUT".into()))
+        );
+        let text = serde_json::to_string(&rebalances[1]).unwrap();
+        assert_eq!(text, r#"{"assigned":[2],"committed":[[2,41]]}"#);
     }
 
     #[test]

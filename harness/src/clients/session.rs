@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{oneshot, watch};
 
 use super::protocol::{Hello, Operation, Reply, Role};
-use super::worker::Worker;
+use super::worker::{ProcessFault, Worker};
 
 /// One client instance.
 pub trait Session: Send + Sync {
@@ -33,6 +33,15 @@ pub trait Session: Send + Sync {
 
     /// Finishes it: in-flight requests are answered within `timeout`, then it ends.
     fn close(&self, timeout: Duration) -> BoxFuture<'_, ()>;
+
+    /// SIGKILL, SIGSTOP or SIGCONT of its process, for the nemesis; a session that is no
+    /// process of its own refuses.
+    fn fault(&self, fault: ProcessFault) -> Result<(), String> {
+        Err(format!(
+            "client {} is no process of its own: no {fault:?}",
+            self.process()
+        ))
+    }
 }
 
 /// Starts sessions.
@@ -76,6 +85,10 @@ impl Session for Worker {
 
     fn close(&self, timeout: Duration) -> BoxFuture<'_, ()> {
         Box::pin(Worker::close(self, timeout))
+    }
+
+    fn fault(&self, fault: ProcessFault) -> Result<(), String> {
+        Worker::fault(self, fault)
     }
 }
 

@@ -83,6 +83,17 @@ pub struct Crash {
     pub in_flight: usize,
 }
 
+/// What the nemesis can do to a client process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessFault {
+    /// SIGKILL.
+    Kill,
+    /// SIGSTOP.
+    Pause,
+    /// SIGCONT.
+    Resume,
+}
+
 /// Told of every crash, before the requests in flight are answered.
 pub type CrashHook = Arc<dyn Fn(&Crash) + Send + Sync>;
 
@@ -115,6 +126,8 @@ struct Shared {
     closing: AtomicBool,
     /// The harness killed it on purpose (a failed start, the end of the run): no crash.
     abandoned: AtomicBool,
+    /// Since when the nemesis has held it stopped (SIGSTOP): its silence then is no death.
+    paused_since: Mutex<Option<Instant>>,
     death: watch::Sender<Option<String>>,
     on_crash: CrashHook,
 }
@@ -196,6 +209,7 @@ impl Worker {
             cause_hint: Mutex::new(None),
             closing: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            paused_since: Mutex::new(None),
             death,
             on_crash,
         });
@@ -322,6 +336,37 @@ impl Worker {
                 margin.as_millis()
             ));
             self.shared.kill();
+        }
+    }
+
+    /// The nemesis's faults of a client process (a consumer group member's): SIGKILL — a crash,
+    /// recorded as such, its cause saying who did it — and SIGSTOP and SIGCONT. While stopped,
+    /// unanswered requests do not count against its patience; on SIGCONT their deadlines move
+    /// by the time it was stopped.
+    pub fn fault(&self, fault: ProcessFault) -> Result<(), String> {
+        let failed = |error: ProcessError| error.to_string();
+        match fault {
+            ProcessFault::Kill => {
+                self.shared.hint("SIGKILL by the nemesis");
+                lock(&self.shared.child).kill().map_err(failed)
+            }
+            ProcessFault::Pause => {
+                let mut paused = lock(&self.shared.paused_since);
+                lock(&self.shared.child).pause().map_err(failed)?;
+                paused.get_or_insert_with(Instant::now);
+                Ok(())
+            }
+            ProcessFault::Resume => {
+                let mut paused = lock(&self.shared.paused_since);
+                lock(&self.shared.child).resume().map_err(failed)?;
+                if let Some(since) = paused.take() {
+                    let stopped_for = since.elapsed();
+                    for pending in lock(&self.shared.state).pending.values_mut() {
+                        pending.deadline += stopped_for;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
@@ -537,6 +582,9 @@ async fn watchdog(shared: Arc<Shared>) {
             _ = tokio::time::sleep(WATCHDOG_INTERVAL) => {}
             _ = death.wait_for(Option::is_some) => return,
         }
+        if lock(&shared.paused_since).is_some() {
+            continue;
+        }
         let now = Instant::now();
         let overdue = lock(&shared.state)
             .pending
@@ -717,6 +765,25 @@ for line in sys.stdin:
             reply.error.as_deref(),
             Some("client crashed: exit status 3")
         );
+    }
+
+    #[tokio::test]
+    async fn a_stopped_worker_is_not_silent_and_a_nemesis_kill_is_a_crash_saying_so() {
+        let started = start("ok").await.unwrap();
+        let worker = &started.worker;
+        worker.fault(ProcessFault::Pause).unwrap();
+        let patience = Duration::from_secs(1);
+        let reply = worker.submit(send("x"), patience).await;
+        // Past its patience while stopped: still alive, and it answers once continued.
+        tokio::time::sleep(patience + Duration::from_millis(500)).await;
+        assert!(worker.death().borrow().is_none());
+        worker.fault(ProcessFault::Resume).unwrap();
+        assert_eq!(reply.await.unwrap().outcome, Outcome::Ok);
+        worker.fault(ProcessFault::Kill).unwrap();
+        assert_eq!(wait_for_death(worker).await, "SIGKILL by the nemesis");
+        let crashes = lock(&started.crashes).clone();
+        assert_eq!(crashes.len(), 1, "{crashes:?}");
+        assert_eq!(crashes[0].cause, "SIGKILL by the nemesis");
     }
 
     #[tokio::test]

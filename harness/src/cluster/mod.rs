@@ -21,8 +21,10 @@
 //! - [`ports`]: free loopback ports.
 //! - [`metadata`]: live brokers, controller, leaders and ISRs, from a raw Metadata request.
 //! - [`topic`]: creating the workload's topic through the admin API.
+//! - [`group_coordinator`]: the broker coordinating a consumer group (FindCoordinator).
 
 pub mod config;
+pub mod group_coordinator;
 pub mod metadata;
 pub mod ports;
 pub mod process;

@@ -10,6 +10,8 @@
 //! # Layout
 //! - this file: [`Nemesis`], which records every fault and hands it to its [`FaultFamily`].
 //! - `signals.rs`: the signal family (kill, pause, resume, stop, start, restart).
+//! - client processes the nemesis can hit like nodes (a consumer group's members,
+//!   `consumer-N`) take the same faults from whoever runs them, through [`ClientFaults`].
 //! - [`disk`]: the disk family (lose-unfsynced, power-loss, disk-full, disk-error, slow-disk,
 //!   heal-disk) on the fault filesystems a run mounts over the nodes' data directories.
 //! - [`partitions`]: the partition family (a topology to a grudge, applied and healed).
@@ -48,6 +50,8 @@ pub enum NemesisError {
     Disk(#[from] DiskFaultError),
     #[error("the nemesis task panicked: {0}")]
     Task(String),
+    #[error("{0}")]
+    Client(String),
     #[error(
         "`{0}` is a network fault, and this cluster's nodes have no network of their own (a run \
          gives them one only when its workload has network faults)"
@@ -57,6 +61,20 @@ pub enum NemesisError {
     NotANodeFault(&'static str),
     #[error(transparent)]
     Network(#[from] netfault::NetFaultError),
+}
+
+/// Clients the nemesis can hit like nodes — a consumer group's members, named `consumer-N`,
+/// each a worker process — done by whoever runs them (the run). Every method may block.
+pub trait ClientFaults: Send + Sync {
+    /// Whether `node` names one of these clients.
+    fn owns(&self, node: &str) -> bool;
+    /// Does `fault` to `node`; returns the client's process number after it (fresh after a
+    /// start).
+    fn inject(&self, fault: Fault, node: &str) -> Result<u64, String>;
+    /// Resumes what is paused and starts what is down; returns `(node, "resume" | "start")`.
+    fn heal(&self) -> Result<Vec<(String, &'static str)>, String>;
+    /// The names of those running (neither paused nor down).
+    fn running(&self) -> Vec<String>;
 }
 
 /// The fault families, one file each: how a fault is done. Signals to a node's process, its
@@ -109,6 +127,9 @@ pub struct PartitionAim {
 pub struct Nemesis {
     cluster: Arc<Mutex<Cluster>>,
     recorder: Recorder,
+    /// The workload's consumer group, when it has one: its id (for `group-coordinator`) and
+    /// its members (the `consumer-N` nodes).
+    group: Option<(String, Arc<dyn ClientFaults>)>,
     /// The nodes' fault filesystems, when the run mounted them.
     disks: Option<Arc<Disks>>,
     /// The network's current grudge (empty: healed).
@@ -120,9 +141,16 @@ impl Nemesis {
         Nemesis {
             cluster,
             recorder,
+            group: None,
             disks: None,
             grudge: Arc::default(),
         }
+    }
+
+    /// The same nemesis, also able to hit the consumer group `group`'s coordinator and members.
+    pub fn with_group(mut self, group: &str, members: Arc<dyn ClientFaults>) -> Self {
+        self.group = Some((group.to_string(), members));
+        self
     }
 
     /// The same nemesis, able to do disk faults on `disks`.
@@ -212,9 +240,19 @@ impl Nemesis {
         let disks = self.disks.clone();
         let names = nodes.to_vec();
         let plan = *plan;
-        let outcomes = tokio::task::spawn_blocking(move || {
-            let mut cluster = lock(&cluster);
-            do_fault(&mut cluster, disks.as_deref(), fault, &names, &plan)
+        let members = nodes.iter().find_map(|node| self.member_family(node));
+        let outcomes = tokio::task::spawn_blocking(move || match members {
+            // A group member's worker process: signals only, each member on its own.
+            Some(members) => names
+                .iter()
+                .map(|name| {
+                    members
+                        .inject(fault, name)
+                        .map(|process| json!({ "process": process }))
+                        .map_err(NemesisError::Client)
+                })
+                .collect(),
+            None => do_fault(&mut lock(&cluster), disks.as_deref(), fault, &names, &plan),
         })
         .await
         .unwrap_or_else(|error| {
@@ -249,6 +287,25 @@ impl Nemesis {
             self.recorder.set_current_fault(None);
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// The group's members, if `node` names one of them.
+    fn member_family(&self, node: &str) -> Option<Arc<dyn ClientFaults>> {
+        let (_, members) = self.group.as_ref()?;
+        members.owns(node).then(|| Arc::clone(members))
+    }
+
+    /// The consumer group's id, if the workload has one.
+    fn group_id(&self) -> Option<&str> {
+        self.group.as_ref().map(|(id, _)| id.as_str())
+    }
+
+    /// The running members' node names (none without a group).
+    fn running_members(&self) -> Vec<String> {
+        self.group
+            .as_ref()
+            .map(|(_, members)| members.running())
+            .unwrap_or_default()
     }
 
     /// Records a fault whose target could not be resolved (nothing was done).
@@ -381,10 +438,12 @@ impl Nemesis {
             json!({"node": "all", "why": why}),
         );
         let cluster = Arc::clone(&self.cluster);
+        let members = self.group.as_ref().map(|(_, members)| Arc::clone(members));
         let grudge = Arc::clone(&self.grudge);
         let disks = self.disks.clone();
         // Every family heals what it did: the network first, so that restarted nodes find
-        // their peers, then the disks, so that they find working ones.
+        // their peers, then the disks, so that they find working ones; then the nodes, and the
+        // group's members.
         let outcome = tokio::task::spawn_blocking(move || {
             let mut cluster = lock(&cluster);
             let mut healed = Vec::new();
@@ -405,6 +464,10 @@ impl Nemesis {
                 );
             }
             healed.extend(signals::heal(&mut cluster)?);
+            drop(cluster);
+            if let Some(members) = members {
+                healed.extend(members.heal().map_err(NemesisError::Client)?);
+            }
             Ok::<_, NemesisError>(healed)
         })
         .await

@@ -15,7 +15,9 @@ use tokio::sync::watch;
 
 use super::disk::DiskFaultPlan;
 use super::schedule::{Event, Schedule};
+use super::target::Live;
 use super::{Nemesis, PartitionAim, partitions};
+use crate::cluster::group_coordinator::find_group_coordinator;
 use crate::cluster::{NodeStatus, broker_name, metadata};
 use crate::lock::lock;
 use crate::workload::target::Target;
@@ -35,6 +37,27 @@ impl Nemesis {
             .into_iter()
             .filter(|id| matches!(cluster.status(&broker_name(*id)), Ok(NodeStatus::Running)))
             .collect()
+    }
+
+    /// What is up now, as resolving `targets` needs it: running brokers and group members, and
+    /// (for `group-coordinator` only) the group's coordinator, asked with FindCoordinator.
+    async fn live(&self, targets: &[Option<&Target>], addresses: &[String]) -> Live {
+        let wants_coordinator = targets
+            .iter()
+            .any(|target| matches!(target, Some(Target::GroupCoordinator)));
+        let group_coordinator = match (wants_coordinator, self.group_id()) {
+            (true, Some(group)) => Some(
+                find_group_coordinator(addresses, group, METADATA_TIMEOUT)
+                    .await
+                    .map_err(|error| error.to_string()),
+            ),
+            _ => None,
+        };
+        Live {
+            brokers: self.running_brokers(),
+            consumers: self.running_members(),
+            group_coordinator,
+        }
     }
 
     /// Plays `schedule` from now until it ends or `stop` turns true. Target choices draw from
@@ -112,13 +135,17 @@ impl Nemesis {
                     } else {
                         None
                     };
-                    let brokers = self.running_brokers();
+                    let targets = [
+                        planned.target.as_ref(),
+                        planned.from.as_ref().map(|(target, _)| target),
+                    ];
+                    let live = self.live(&targets, &addresses).await;
                     let mut resolve = |target: &Target| {
                         target.resolve(
                             metadata.as_ref(),
                             topic,
                             planned.partition,
-                            &brokers,
+                            &live,
                             &labels,
                             &mut rng,
                         )

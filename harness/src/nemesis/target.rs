@@ -1,6 +1,6 @@
 //! Resolving fault targets ([`Target`], the workload's words for *whom* to hit) to node names
-//! at fault time, from a snapshot of live metadata, the running brokers and the nodes earlier
-//! steps labelled.
+//! at fault time, from a snapshot of live metadata, what is running ([`Live`]: brokers, group
+//! members, the group's coordinator) and the nodes earlier steps labelled.
 
 use std::collections::BTreeMap;
 
@@ -26,20 +26,37 @@ pub enum ResolveError {
     NoBrokers,
     #[error("no step labelled `{0}` has run")]
     UnknownLabel(String),
+    #[error("{0}")]
+    NoGroupCoordinator(String),
+    #[error("no consumer group member is running")]
+    NoConsumers,
+}
+
+/// What is up right now, as resolving a target needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Live {
+    /// The running brokers' ids.
+    pub brokers: Vec<i32>,
+    /// The running consumer group members' node names (`consumer-1`, ...).
+    pub consumers: Vec<String>,
+    /// The group's coordinator as FindCoordinator answered, or why not (looked up only for
+    /// `group-coordinator`).
+    pub group_coordinator: Option<Result<i32, String>>,
 }
 
 impl Target {
-    /// The node names this target means now. `brokers` are all broker ids of the cluster (up
-    /// or down); `labels` the nodes earlier steps remembered.
+    /// The node names this target means now. `live` says what is running; `labels` the nodes
+    /// earlier steps remembered.
     pub fn resolve(
         &self,
         metadata: Option<&ClusterMetadata>,
         topic: &str,
         partition: i32,
-        brokers: &[i32],
+        live: &Live,
         labels: &BTreeMap<String, Vec<String>>,
         rng: &mut impl Rng,
     ) -> Result<Resolved, ResolveError> {
+        let brokers = live.brokers.as_slice();
         let names = |ids: &[i32]| ids.iter().map(|id| broker_name(*id)).collect::<Vec<_>>();
         let resolved = match self {
             Target::Leader => {
@@ -143,6 +160,22 @@ impl Target {
                     format!("every broker but {which} {}", excepted.join("+")),
                 )
             }
+            Target::GroupCoordinator => match &live.group_coordinator {
+                Some(Ok(id)) => Resolved::new(names(&[*id]), "coordinator of the group".into()),
+                Some(Err(reason)) => return Err(ResolveError::NoGroupCoordinator(reason.clone())),
+                None => {
+                    return Err(ResolveError::NoGroupCoordinator(
+                        "the group's coordinator was not looked up".into(),
+                    ));
+                }
+            },
+            Target::Consumer => {
+                let member = live
+                    .consumers
+                    .choose(rng)
+                    .ok_or(ResolveError::NoConsumers)?;
+                Resolved::new(vec![member.clone()], "a member of the group".into())
+            }
         };
         Ok(resolved)
     }
@@ -193,6 +226,13 @@ mod tests {
         }
     }
 
+    fn brokers(ids: &[i32]) -> Live {
+        Live {
+            brokers: ids.to_vec(),
+            ..Live::default()
+        }
+    }
+
     fn resolve(text: &str, partition: i32) -> Result<Resolved, ResolveError> {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let labels = BTreeMap::from([
@@ -203,7 +243,7 @@ mod tests {
             Some(&metadata()),
             "t",
             partition,
-            &[1, 2, 3],
+            &brokers(&[1, 2, 3]),
             &labels,
             &mut rng,
         )
@@ -239,7 +279,7 @@ mod tests {
                 Some(&out_of_sync),
                 "t",
                 0,
-                &[1, 2, 3],
+                &brokers(&[1, 2, 3]),
                 &BTreeMap::new(),
                 &mut rng,
             )
@@ -251,7 +291,7 @@ mod tests {
                 Some(&out_of_sync),
                 "t",
                 0,
-                &[1, 2, 3],
+                &brokers(&[1, 2, 3]),
                 &BTreeMap::new(),
                 &mut rng
             ),
@@ -306,13 +346,52 @@ mod tests {
     }
 
     #[test]
+    fn group_targets_come_from_find_coordinator_and_the_running_members() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut live = Live {
+            brokers: vec![1, 2, 3],
+            consumers: vec!["consumer-1".into(), "consumer-3".into()],
+            group_coordinator: Some(Ok(2)),
+        };
+        let labels = BTreeMap::new();
+        let coordinator = Target::GroupCoordinator
+            .resolve(None, "t", 0, &live, &labels, &mut rng)
+            .expect("coordinator");
+        assert_eq!(coordinator.nodes, vec!["broker-2"]);
+        assert_eq!(coordinator.why, "coordinator of the group");
+        let member = Target::Consumer
+            .resolve(None, "t", 0, &live, &labels, &mut rng)
+            .expect("member");
+        assert!(live.consumers.contains(&member.nodes[0]), "{member:?}");
+        live.group_coordinator = Some(Err("COORDINATOR_NOT_AVAILABLE".into()));
+        assert_eq!(
+            Target::GroupCoordinator.resolve(None, "t", 0, &live, &labels, &mut rng),
+            Err(ResolveError::NoGroupCoordinator(
+                "COORDINATOR_NOT_AVAILABLE".into()
+            ))
+        );
+        live.consumers.clear();
+        assert_eq!(
+            Target::Consumer.resolve(None, "t", 0, &live, &labels, &mut rng),
+            Err(ResolveError::NoConsumers)
+        );
+    }
+
+    #[test]
     fn random_choices_repeat_with_the_seed() {
         let picks = || {
             let mut rng = ChaCha8Rng::seed_from_u64(42);
             (0..20)
                 .map(|_| {
                     Target::Random
-                        .resolve(None, "t", 0, &[1, 2, 3], &BTreeMap::new(), &mut rng)
+                        .resolve(
+                            None,
+                            "t",
+                            0,
+                            &brokers(&[1, 2, 3]),
+                            &BTreeMap::new(),
+                            &mut rng,
+                        )
                         .expect("random")
                         .nodes
                 })

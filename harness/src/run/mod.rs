@@ -10,6 +10,7 @@
 //! - [`setup`]: bringing the cluster up, and keeping it whole after the heal.
 //! - [`network`]: the nodes' own network namespaces, for a workload with network faults.
 //! - [`disks`]: the nodes' fault filesystems, for a workload with disk faults.
+//! - [`group`]: the consumer group's members, their catch-up at the end and their close.
 //! - [`leadership`]: leader and ISR of each partition sampled during a run (`leadership.jsonl`).
 //! - [`store`]: run directories and the `latest` link.
 //! - [`progress`]: the live progress line.
@@ -17,6 +18,7 @@
 
 pub mod disks;
 pub mod error;
+pub mod group;
 pub mod leadership;
 pub mod network;
 pub mod progress;
@@ -392,14 +394,19 @@ async fn start_clients(
     let consumers = spec.clients.consumers as u64;
     let producer_settings = producer_settings(spec, bootstrap);
     let consumer_settings = consumer_settings(spec, bootstrap);
+    let member_settings = spec
+        .clients
+        .group
+        .as_ref()
+        .map(|group| group::member_settings(spec, group, bootstrap));
     let starts = (1..=producers + consumers).map(|process| {
-        let (role, config) = if process <= producers {
-            (Role::Producer, producer_settings.config(process))
-        } else {
-            (
+        let (role, config) = match (process <= producers, &member_settings) {
+            (true, _) => (Role::Producer, producer_settings.config(process)),
+            (false, Some(members)) => (Role::Consumer, members.config(process)),
+            (false, None) => (
                 Role::Consumer,
                 consumer_settings.config(process, "consumer"),
-            )
+            ),
         };
         launcher.start(process, role, config)
     });
@@ -469,8 +476,22 @@ async fn fault_phase(
             ))
         })
         .collect();
-    let consumer_tasks: Vec<_> = sessions
-        .consumers
+    // With a group, the consumers are its members; without, each assigns itself every partition.
+    let (member_sessions, assigning) = match &spec.clients.group {
+        Some(_) => (sessions.consumers, Vec::new()),
+        None => (Vec::new(), sessions.consumers),
+    };
+    let members = spec.clients.group.as_ref().map(|group| {
+        group::start_members(
+            spec,
+            group,
+            bootstrap,
+            member_sessions,
+            Arc::clone(&launcher),
+            recorder,
+        )
+    });
+    let consumer_tasks: Vec<_> = assigning
         .into_iter()
         .map(|session| {
             tokio::spawn(run_consumer(
@@ -483,7 +504,13 @@ async fn fault_phase(
         })
         .collect();
 
-    let nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone()).with_disks(disks);
+    let mut nemesis = Nemesis::new(Arc::clone(cluster), recorder.clone()).with_disks(disks);
+    if let (Some(group), Some(members)) = (&spec.clients.group, &members) {
+        nemesis = nemesis.with_group(
+            &group.id,
+            Arc::new(group::MemberFaults(Arc::clone(members))),
+        );
+    }
     let timeline = schedule::plan(
         &spec.nemesis,
         spec.topic.partitions,
@@ -518,6 +545,10 @@ async fn fault_phase(
     for task in producer_tasks {
         task.await
             .map_err(|error| RunError::Task(error.to_string()))?;
+    }
+    if let (Some(group), Some(members)) = (&spec.clients.group, members) {
+        let addresses = lock(cluster).broker_addresses();
+        group::catch_up_and_stop(members, group, spec, &addresses).await?;
     }
     let _ = stop_consumers.send(true);
     for task in consumer_tasks {

@@ -144,6 +144,10 @@ pub struct ClientsSpec {
     /// by spaces, placeholders `{process}` and `{role}`; it takes the place of `library`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// With this table the consumers are members of one consumer group (`subscribe`, commits,
+    /// rebalances); without it each consumer assigns itself every partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupSpec>,
 }
 
 /// The client libraries whose workers ship with kchaos.
@@ -173,6 +177,46 @@ impl ClientLibrary {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|library| library.name() == name)
     }
+}
+
+/// Consumers in subscribe mode: members of one consumer group that commit what they read
+/// (librdkafka's settings, Kafka's names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// `group.id`.
+    #[serde(default = "default_group_id")]
+    pub id: String,
+    /// `session.timeout.ms`: a member that stops heartbeating is dropped after this long (the
+    /// brokers' `group.min.session.timeout.ms` must allow it).
+    #[serde(default = "default_group_session_timeout_ms")]
+    pub session_timeout_ms: u64,
+    /// `heartbeat.interval.ms`.
+    #[serde(default = "default_heartbeat_interval_ms")]
+    pub heartbeat_interval_ms: u64,
+    /// `max.poll.interval.ms`: a member that does not poll this long leaves the group.
+    #[serde(default = "default_max_poll_interval_ms")]
+    pub max_poll_interval_ms: u64,
+    /// After the fault phase, how long the members may take to consume and commit everything
+    /// acknowledged before they are stopped.
+    #[serde(default = "default_catch_up_timeout_ms")]
+    pub catch_up_timeout_ms: u64,
+}
+
+fn default_group_id() -> String {
+    "kchaos".into()
+}
+fn default_group_session_timeout_ms() -> u64 {
+    45_000
+}
+fn default_heartbeat_interval_ms() -> u64 {
+    3_000
+}
+fn default_max_poll_interval_ms() -> u64 {
+    300_000
+}
+fn default_catch_up_timeout_ms() -> u64 {
+    30_000
 }
 
 fn default_acks() -> String {

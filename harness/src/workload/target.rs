@@ -1,7 +1,7 @@
 //! Fault targets, the words a workload uses to say *whom* to hit (`leader`, `controller`,
 //! `followers`, `successor`, `random`, `broker-2`, `coordinator`, `majority`, `except:LABEL`,
-//! ...): their grammar, checked when a workload is loaded. The nemesis resolves them to node
-//! names at fault time (`nemesis::target`).
+//! `group-coordinator`, `consumer`, ...): their grammar, checked when a workload is loaded. The
+//! nemesis resolves them to node names at fault time (`nemesis::target`).
 
 /// Who a fault hits, before resolution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,10 @@ pub enum Target {
     /// Every running broker except those earlier steps labelled (`except:old`, or several
     /// labels joined by `+`: `except:old+m`).
     Except(Vec<String>),
+    /// The broker coordinating the workload's consumer group (FindCoordinator, at fault time).
+    GroupCoordinator,
+    /// One running member of the workload's consumer group, chosen at random.
+    Consumer,
 }
 
 impl Target {
@@ -48,6 +52,8 @@ impl Target {
             "majority" => Target::Majority,
             "minority" => Target::Minority,
             "all-brokers" => Target::AllBrokers,
+            "group-coordinator" => Target::GroupCoordinator,
+            "consumer" => Target::Consumer,
             other => {
                 if let Some(label) = other.strip_prefix("label:") {
                     Target::Label(label.to_string())
@@ -69,7 +75,7 @@ impl Target {
                     return Err(format!(
                         "`{other}` is not a target (leader, followers, successor, controller, \
                          random, coordinator, majority, minority, all-brokers, broker-N, N, \
-                         label:NAME, except:NAME[+NAME])"
+                         label:NAME, except:NAME[+NAME], group-coordinator, consumer)"
                     ));
                 }
             }
@@ -92,6 +98,11 @@ impl Target {
             self,
             Target::Leader | Target::Followers | Target::Successor | Target::Controller
         )
+    }
+
+    /// Whether this target only means something with a consumer group (`[clients.group]`).
+    pub fn needs_group(&self) -> bool {
+        matches!(self, Target::GroupCoordinator | Target::Consumer)
     }
 
     /// Whether it names nodes by their role in one topic partition (`leader`, `followers`,
@@ -120,5 +131,16 @@ mod tests {
         let error = Target::parse("the-boss").expect_err("nonsense");
         assert!(error.contains("the-boss"), "{error}");
         assert!(Target::Broker(4).check_against(3).is_err());
+    }
+
+    #[test]
+    fn group_targets_need_a_group() {
+        assert_eq!(
+            Target::parse("group-coordinator"),
+            Ok(Target::GroupCoordinator)
+        );
+        assert_eq!(Target::parse("consumer"), Ok(Target::Consumer));
+        assert!(Target::Consumer.needs_group());
+        assert!(!Target::Leader.needs_group());
     }
 }

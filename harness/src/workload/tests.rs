@@ -180,6 +180,75 @@ fn an_unknown_name_lists_the_known_ones() {
     assert!(error.contains("single-broker-smoke"), "{error}");
 }
 
+/// `GOOD` with a consumer group and group targets.
+fn with_group(extra: &str) -> String {
+    GOOD.replace(
+        "rate = 100\n",
+        &format!("rate = 100\n\n[clients.group]\nid = \"g\"\nsession_timeout_ms = 2000\nheartbeat_interval_ms = 400\nmax_poll_interval_ms = 3000\n{extra}"),
+    )
+    .replace("target = \"leader\"", "target = \"group-coordinator\"")
+    .replace("target = \"label:old\"", "target = \"consumer\"")
+}
+
+#[test]
+fn a_consumer_group_parses_survives_a_round_trip_and_is_checked() {
+    let spec = WorkloadSpec::parse(&with_group(""), Path::new("g.toml")).expect("parses");
+    let group = spec.clients.group.clone().expect("a group");
+    assert_eq!(group.id, "g");
+    assert_eq!(group.max_poll_interval_ms, 3000);
+    assert_eq!(group.catch_up_timeout_ms, 30_000);
+    let again = WorkloadSpec::parse(&spec.to_toml().expect("toml"), Path::new("again.toml"))
+        .expect("re-parses");
+    assert_eq!(spec, again);
+
+    let short_poll =
+        with_group("").replace("max_poll_interval_ms = 3000", "max_poll_interval_ms = 1000");
+    let error = WorkloadSpec::parse(&short_poll, Path::new("g.toml"))
+        .expect_err("poll interval below the session")
+        .to_string();
+    assert!(
+        error.contains("clients.group.max_poll_interval_ms"),
+        "{error}"
+    );
+    let slow_heartbeat = with_group("").replace(
+        "heartbeat_interval_ms = 400",
+        "heartbeat_interval_ms = 2000",
+    );
+    let error = WorkloadSpec::parse(&slow_heartbeat, Path::new("g.toml"))
+        .expect_err("heartbeat not below the session")
+        .to_string();
+    assert!(
+        error.contains("clients.group.heartbeat_interval_ms"),
+        "{error}"
+    );
+    let lonely = with_group("").replace("consumers = 1", "consumers = 0");
+    let error = WorkloadSpec::parse(&lonely, Path::new("g.toml"))
+        .expect_err("a group without consumers")
+        .to_string();
+    assert!(error.contains("clients.consumers"), "{error}");
+}
+
+#[test]
+fn group_targets_need_a_group() {
+    let without = GOOD.replace("target = \"leader\"", "target = \"group-coordinator\"");
+    let error = WorkloadSpec::parse(&without, Path::new("w.toml"))
+        .expect_err("group-coordinator without a group")
+        .to_string();
+    assert!(error.contains("nemesis.steps[0].target"), "{error}");
+    assert!(error.contains("[clients.group]"), "{error}");
+}
+
+#[test]
+fn an_idempotent_producer_needs_acks_all() {
+    let idempotent = GOOD.replace("rate = 100", "rate = 100\nidempotence = true");
+    assert!(WorkloadSpec::parse(&idempotent, Path::new("w.toml")).is_ok());
+    let acks1 = idempotent.replace("rate = 100", "rate = 100\nacks = \"1\"");
+    let error = WorkloadSpec::parse(&acks1, Path::new("w.toml"))
+        .expect_err("idempotence with acks=1")
+        .to_string();
+    assert!(error.contains("clients.idempotence"), "{error}");
+}
+
 /// GOOD with its steps replaced by `steps`.
 fn with_steps(steps: &str) -> String {
     let start = GOOD.find("steps = [").expect("steps");

@@ -113,6 +113,41 @@ impl WorkloadSpec {
                 "at most 1000 producers and consumers".into(),
             ));
         }
+        if self.clients.idempotence && !["all", "-1"].contains(&self.clients.acks.as_str()) {
+            return Err(invalid(
+                "clients.idempotence",
+                format!(
+                    "an idempotent producer needs acks = \"all\", not `{}`",
+                    self.clients.acks
+                ),
+            ));
+        }
+        if let Some(group) = &self.clients.group {
+            let field = |name: &str| format!("clients.group.{name}");
+            if self.clients.consumers == 0 {
+                return Err(invalid(
+                    "clients.consumers",
+                    "a consumer group needs at least one consumer".into(),
+                ));
+            }
+            if group.id.is_empty() {
+                return Err(invalid(&field("id"), "is empty".into()));
+            }
+            if group.heartbeat_interval_ms == 0
+                || group.heartbeat_interval_ms >= group.session_timeout_ms
+            {
+                return Err(invalid(
+                    &field("heartbeat_interval_ms"),
+                    "must be more than 0 and less than session_timeout_ms".into(),
+                ));
+            }
+            if group.max_poll_interval_ms < group.session_timeout_ms {
+                return Err(invalid(
+                    &field("max_poll_interval_ms"),
+                    "must be at least session_timeout_ms (librdkafka's rule)".into(),
+                ));
+            }
+        }
         if self.expect.duplicates == Strictness::Strict {
             return Err(invalid(
                 "expect.duplicates",
@@ -156,6 +191,8 @@ impl WorkloadSpec {
                             Target::parse(text).map_err(|message| invalid(field(name), message))?;
                         target
                             .check_against(brokers)
+                            .map_err(|message| invalid(field(name), message))?;
+                        self.check_group_target(&target)
                             .map_err(|message| invalid(field(name), message))?;
                         if let Some(label) = target
                             .labels()
@@ -261,10 +298,22 @@ impl WorkloadSpec {
                     target
                         .check_against(brokers)
                         .map_err(|message| invalid(format!("nemesis.targets[{index}]"), message))?;
+                    self.check_group_target(&target)
+                        .map_err(|message| invalid(format!("nemesis.targets[{index}]"), message))?;
                 }
                 Ok(())
             }
         }
+    }
+}
+
+impl WorkloadSpec {
+    /// Refuses group targets in a workload without a consumer group.
+    fn check_group_target(&self, target: &Target) -> Result<(), String> {
+        if target.needs_group() && self.clients.group.is_none() {
+            return Err("only a workload with a consumer group ([clients.group]) has one".into());
+        }
+        Ok(())
     }
 }
 

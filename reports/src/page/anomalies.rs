@@ -112,7 +112,7 @@ pub(super) fn loss_section(page: &mut String, run: &RunData, faults: &Faults) {
 
 /// Where `time_ns` falls among the fault windows: `during pause broker-1`, or
 /// `112 ms before kill broker-2` (the next fault), or nothing.
-fn fault_context(faults: &Faults, time_ns: u64) -> String {
+pub(super) fn fault_context(faults: &Faults, time_ns: u64) -> String {
     if let Some(window) = faults
         .windows
         .iter()
@@ -152,6 +152,12 @@ fn anomaly_meaning(kind: AnomalyKind) -> &'static str {
         AnomalyKind::PollSkip => "a consumer jumped over offsets that exist",
         AnomalyKind::NonmonotonicPoll => {
             "a consumer saw an offset at or below one it had already read"
+        }
+        AnomalyKind::NonmonotonicCommit => {
+            "a consumer group's committed offset of a partition went backwards"
+        }
+        AnomalyKind::Unconsumed => {
+            "an acknowledged send in the final read that no member of a consumer group consumed"
         }
         AnomalyKind::Unavailable => {
             "a partition acknowledged no send for longer than the workload allows"
@@ -234,6 +240,7 @@ fn example_text(example: &Example) -> String {
         example.acknowledged_ns.map(format_time_ns),
     );
     field("consumer", example.consumer.map(|value| value.to_string()));
+    field("group", example.group.clone());
     field(
         "history index",
         example.index.map(|value| value.to_string()),

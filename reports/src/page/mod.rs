@@ -1,15 +1,18 @@
 //! The report page: one self-contained HTML file (inline CSS and SVG, no scripts, nothing from
 //! the network) with, top to bottom, the verdict and configuration, loss, the timeline charts
 //! on one time axis (latency, throughput, fault windows, leadership), the other anomalies, the
-//! unavailability after each fault, latency percentiles, and links to the raw files.
+//! consumer group's rebalances (when there is one), the unavailability after each fault, latency
+//! percentiles, and links to the raw files.
 //!
 //! - `header`: verdict, expectation, summary figures, the workload's configuration.
 //! - `anomalies`: loss per partition and the first lost sends, then every other anomaly.
 //! - `timeline`: the charts on one time axis, and the leadership lanes.
+//! - `group`: the consumer group's members, rebalances and commits.
 //! - `tables`: fault windows, unavailability, latency percentiles, links to the files.
 //! - `style.css`: the page's inline style.
 
 mod anomalies;
+mod group;
 mod header;
 mod tables;
 mod timeline;
@@ -38,11 +41,20 @@ pub fn render(run: &RunData) -> String {
         verdict_text
     );
     header::header(&mut page, run, verdict_class, verdict_text, &faults);
-    page.push_str(r##"<nav><a href="#loss">Loss</a><a href="#timeline">Timeline</a><a href="#leadership">Leadership</a><a href="#anomalies">Anomalies</a><a href="#faults">Faults</a><a href="#latency">Latency</a><a href="#files">Files</a></nav>"##);
+    let group_link = if scan.groups.members > 0 {
+        r##"<a href="#group">Group</a>"##
+    } else {
+        ""
+    };
+    let _ = write!(
+        page,
+        r##"<nav><a href="#loss">Loss</a><a href="#timeline">Timeline</a><a href="#leadership">Leadership</a><a href="#anomalies">Anomalies</a>{group_link}<a href="#faults">Faults</a><a href="#latency">Latency</a><a href="#files">Files</a></nav>"##
+    );
     anomalies::loss_section(&mut page, run, &faults);
     timeline::timeline_section(&mut page, run, &faults, &axis);
     timeline::leadership_section(&mut page, run, &faults, &axis);
     anomalies::anomalies_section(&mut page, run.results.as_ref());
+    group::group_section(&mut page, run, &faults);
     tables::faults_section(&mut page, run, &faults);
     tables::latency_section(&mut page, run);
     tables::files_section(&mut page, run);

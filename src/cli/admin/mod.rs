@@ -158,31 +158,7 @@ fn kafka_description(code: i16) -> &'static str {
     }
 }
 
-/// Kafka's name of an error code, e.g. 38 -> `INVALID_REPLICATION_FACTOR`.
-pub fn error_name(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        None => "NONE".to_string(),
-        Some(ResponseError::Unknown(code)) => format!("UNKNOWN_ERROR_CODE_{code}"),
-        Some(error) => screaming_snake(&format!("{error:?}")),
-    }
-}
-
-/// Kafka's name of an API, e.g. `ELECT_LEADERS`.
-pub fn api_name(key: ApiKey) -> String {
-    screaming_snake(&format!("{key:?}"))
-}
-
-/// `InvalidReplicationFactor` -> `INVALID_REPLICATION_FACTOR`.
-fn screaming_snake(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 8);
-    for (index, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && index > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
-}
+pub use kafka_wire::names::{api_name, error_name};
 
 /// Kafka's NOT_CONTROLLER.
 pub const NOT_CONTROLLER: i16 = ResponseError::NotController.code();
@@ -381,14 +357,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn errors_have_kafkas_names() {
-        assert_eq!(error_name(38), "INVALID_REPLICATION_FACTOR");
-        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
-        assert_eq!(error_name(35), "UNSUPPORTED_VERSION");
-        assert_eq!(api_name(ApiKey::ElectLeaders), "ELECT_LEADERS");
-    }
 
     #[test]
     fn bootstrap_lists_are_host_port() {
