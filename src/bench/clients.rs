@@ -247,6 +247,7 @@ async fn phase(
         idempotence: false,
         linger_ms: 0,
         batch_size: None,
+        extra_config: Default::default(),
         message_timeout_ms: 10_000,
         request_timeout_ms: 3_000,
         rate,

@@ -40,6 +40,8 @@ pub struct ProducerSettings {
     pub linger_ms: u64,
     /// `batch.size` in bytes; `None`: the library's default.
     pub batch_size: Option<u32>,
+    /// The workload's `producer_config`, over the worker's own settings.
+    pub extra_config: BTreeMap<String, String>,
     pub message_timeout_ms: u64,
     pub request_timeout_ms: u64,
     /// Sends per second; 0 = as fast as `max_in_flight` allows.
@@ -73,6 +75,9 @@ impl ProducerSettings {
         }
         if let Some(batch_size) = self.batch_size {
             config.insert("batch.size".into(), batch_size.to_string());
+        }
+        for (key, value) in &self.extra_config {
+            config.entry(key.clone()).or_insert_with(|| value.clone());
         }
         config
     }
@@ -275,6 +280,38 @@ mod tests {
             "1000 sends at 1000/s took {elapsed:?}"
         );
         assert!(Pacer::new(0).is_none());
+    }
+
+    #[test]
+    fn the_harness_sets_only_the_keys_workloads_may_not_and_passes_the_rest() {
+        let settings = ProducerSettings {
+            bootstrap_servers: "b:9092".into(),
+            topic: "t".into(),
+            acks: "all".into(),
+            retries: Some(3),
+            idempotence: false,
+            linger_ms: 5,
+            batch_size: Some(1),
+            extra_config: BTreeMap::from([(
+                "topic.metadata.refresh.interval.ms".to_string(),
+                "10000".to_string(),
+            )]),
+            message_timeout_ms: 1000,
+            request_timeout_ms: 1000,
+            rate: 1,
+            max_in_flight: 1,
+            keys: 1,
+        };
+        let config = settings.config(1);
+        for key in config.keys() {
+            assert!(
+                crate::workload::HARNESS_PRODUCER_KEYS.contains(&key.as_str())
+                    || settings.extra_config.contains_key(key),
+                "{key} is set by the harness but a workload's producer_config may override it"
+            );
+        }
+        assert_eq!(config["topic.metadata.refresh.interval.ms"], "10000");
+        assert_eq!(config["batch.size"], "1");
     }
 
     #[test]

@@ -432,6 +432,7 @@ fn producer_settings(spec: &WorkloadSpec, bootstrap: &str) -> ProducerSettings {
         idempotence: spec.clients.idempotence,
         linger_ms: spec.clients.linger_ms,
         batch_size: spec.clients.batch_size,
+        extra_config: spec.clients.producer_config.clone(),
         message_timeout_ms: spec.clients.message_timeout_ms,
         request_timeout_ms: spec.clients.request_timeout_ms,
         rate: spec.clients.rate,

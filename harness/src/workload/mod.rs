@@ -99,6 +99,25 @@ pub struct TopicSpec {
     pub configs: BTreeMap<String, String>,
 }
 
+/// The producer config keys the harness sets itself (`clients::producer`), which a workload's
+/// `producer_config` may not override.
+pub const HARNESS_PRODUCER_KEYS: [&str; 14] = [
+    "bootstrap.servers",
+    "client.id",
+    "acks",
+    "enable.idempotence",
+    "linger.ms",
+    "batch.size",
+    "delivery.timeout.ms",
+    "request.timeout.ms",
+    "retries",
+    "retry.backoff.ms",
+    "retry.backoff.max.ms",
+    "reconnect.backoff.ms",
+    "reconnect.backoff.max.ms",
+    "socket.connection.setup.timeout.ms",
+];
+
 /// The producers and consumers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +144,11 @@ pub struct ClientsSpec {
     /// value makes every record a batch of its own); absent means the library's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u32>,
+    /// More producer config, passed to every producer worker as is (Kafka's names, or the
+    /// library's own: `topic.metadata.refresh.interval.ms`), over the worker's own settings. Keys
+    /// the harness sets from the fields above are refused here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub producer_config: BTreeMap<String, String>,
     /// The producer's delivery timeout (`delivery.timeout.ms`, librdkafka's `message.timeout.ms`).
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u64,

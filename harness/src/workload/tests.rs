@@ -152,6 +152,28 @@ fn aimed_steps_and_an_availability_bound_parse() {
 }
 
 #[test]
+fn producer_config_passes_through_but_not_over_the_harness_keys() {
+    let extra = GOOD.replace(
+        "[clients]\n",
+        "[clients]\nproducer_config = { \"topic.metadata.refresh.interval.ms\" = \"10000\" }\n",
+    );
+    let spec = WorkloadSpec::parse(&extra, Path::new("w.toml")).expect("parses");
+    assert_eq!(
+        spec.clients.producer_config["topic.metadata.refresh.interval.ms"],
+        "10000"
+    );
+    let over = GOOD.replace(
+        "[clients]\n",
+        "[clients]\nproducer_config = { \"acks\" = \"1\" }\n",
+    );
+    let error = WorkloadSpec::parse(&over, Path::new("w.toml"))
+        .expect_err("acks is the harness's")
+        .to_string();
+    assert!(error.contains("clients.producer_config.acks"), "{error}");
+    assert!(error.contains("is set by the harness"), "{error}");
+}
+
+#[test]
 fn a_broker_target_must_exist() {
     let bad = GOOD.replace("target = \"leader\"", "target = \"broker-7\"");
     let error = WorkloadSpec::parse(&bad, Path::new("w.toml"))

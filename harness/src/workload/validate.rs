@@ -6,7 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::target::Target;
-use super::{Fault, NemesisSpec, StepSpec, Strictness, Topology, WorkloadError, WorkloadSpec};
+use super::{
+    Fault, HARNESS_PRODUCER_KEYS, NemesisSpec, StepSpec, Strictness, Topology, WorkloadError,
+    WorkloadSpec,
+};
 
 impl WorkloadSpec {
     /// Parses and validates `text`, naming `path` in every error.
@@ -103,6 +106,18 @@ impl WorkloadSpec {
             && command.split_whitespace().next().is_none()
         {
             return Err(invalid("clients.command", "is empty".into()));
+        }
+        if let Some(key) = self
+            .clients
+            .producer_config
+            .keys()
+            .find(|key| HARNESS_PRODUCER_KEYS.contains(&key.as_str()))
+        {
+            return Err(invalid(
+                &format!("clients.producer_config.{key}"),
+                "is set by the harness (from the [clients] fields, or always): set those instead"
+                    .into(),
+            ));
         }
         if self.clients.keys == 0 {
             return Err(invalid("clients.keys", "must be at least 1".into()));
