@@ -45,7 +45,7 @@ pub struct SelftestArgs {
     /// Only these planted bugs (repeat the flag; default: the whole catalogue).
     #[arg(long = "bug", value_name = "NAME")]
     pub bugs: Vec<String>,
-    /// How many seeds (1..=N): quick tries them in turn, full runs them all [default: quick 2,
+    /// How many seeds (1..=N): quick tries them in turn, full runs them all [default: quick 4,
     /// full 3].
     #[arg(long)]
     pub seeds: Option<u64>,
@@ -65,7 +65,7 @@ fn mode(args: &SelftestArgs) -> (&'static str, Vec<u64>, bool) {
     let (name, default_seeds, controls) = if args.full {
         ("full", 3, true)
     } else {
-        ("quick", 2, args.controls)
+        ("quick", 4, args.controls)
     };
     let seeds = (1..=args.seeds.unwrap_or(default_seeds).max(1)).collect();
     (name, seeds, controls)
