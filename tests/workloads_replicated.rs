@@ -94,7 +94,7 @@ fn an_isr_shrink_while_the_coordinator_is_down_loses_nothing() {
 
 #[test]
 fn a_coordinator_killed_right_after_an_isr_shrink_loses_nothing() {
-    assert_nothing_lost("acks-all-kill-coordinator-after-isr-shrink", "14s");
+    assert_nothing_lost("acks-all-kill-coordinator-after-isr-shrink", "16s");
 }
 
 #[test]
