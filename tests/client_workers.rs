@@ -27,9 +27,18 @@ fn workload(store: &Path, args: &[&str], envs: &[(&str, &str)]) -> (Output, Path
     (output, run_dir)
 }
 
-fn describe(output: &Output) -> String {
+/// The run's exit, output and, for a run that found loss, the evidence the store holds (the run
+/// directory is a temporary one, gone when the test ends): the lost sends the checker names and
+/// every leadership change.
+fn describe(output: &Output, run_dir: &Path) -> String {
+    let lost = std::fs::read_to_string(run_dir.join("results.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .map(|results| results["anomalies"]["lost"]["examples"].to_string())
+        .unwrap_or_default();
+    let leadership = std::fs::read_to_string(run_dir.join("leadership.jsonl")).unwrap_or_default();
     format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        "status {:?}\nstdout:\n{}\nstderr:\n{}\nlost (examples): {lost}\nleadership:\n{leadership}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
@@ -160,7 +169,12 @@ fn a_client_worker_dying_of_sigsegv_is_replaced_and_the_run_ends_with_a_verdict(
         &["single-broker-smoke", "--duration", "7s", "--seed", "5"],
         &[("KCHAOS_TEST_CLIENT_SIGSEGV", "1:150,3:30")],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        describe(&output, &run_dir)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("verdict: valid"), "{stdout}");
     assert!(stdout.contains("client crashes: 2"), "{stdout}");
@@ -243,7 +257,12 @@ fn a_broker_that_loses_its_storage_is_caught_even_while_clients_crash() {
         ],
         &[("KCHAOS_TEST_CLIENT_SIGSEGV", "1:330,2:720,3:45")],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        describe(&output, &run_dir)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("verdict: INVALID"), "{stdout}");
     let results = results(&run_dir);
@@ -273,7 +292,12 @@ fn the_python_worker_runs_the_single_broker_workload_and_survives_its_own_crash(
         ],
         &[("KCHAOS_TEST_CLIENT_SIGSEGV", "2:100")],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        describe(&output, &run_dir)
+    );
     let facts: Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(facts["clients"]["library"], "confluent-kafka-python");
@@ -308,7 +332,12 @@ fn the_python_worker_runs_the_leader_kill_workload() {
         ],
         &[],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        describe(&output, &run_dir)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("verdict: valid"), "{stdout}");
     let history = history(&run_dir);
@@ -333,7 +362,12 @@ fn a_worker_that_cannot_start_fails_the_run_naming_it() {
         ],
         &[],
     );
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        describe(&output, &run_dir)
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("the client workers could not start"),
