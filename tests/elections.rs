@@ -616,3 +616,89 @@ fn sigterm_of_a_leader_fails_no_acks_all_send() {
         );
     }
 }
+
+/// KIP-207: a leader just elected holds records its predecessor appended that it cannot count
+/// as committed until a follower fetches from it, so its high watermark is below the start of
+/// its epoch. Until it catches up, a client's ListOffsets gets OFFSET_NOT_AVAILABLE (Kafka's
+/// answer), not that lower high watermark, which a reader would take for the end of what was
+/// committed; once the follower fetches, the latest offset covers every record.
+#[test]
+fn a_new_leader_answers_offset_not_available_until_its_high_watermark_reaches_its_epoch() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse};
+
+    // A session the frozen follower outlives, so that it stays registered and in the ISR
+    // (Kafka's default replica lag) while the new leader waits for it.
+    let mut cluster = start_cluster(
+        "auto.leader.rebalance.enable=false\nzookeeper.session.timeout.ms=6000\n\
+         replica.lag.time.max.ms=30000",
+    );
+    cluster.create("kip207", "1", &[]);
+    let full = cluster.wait_for_partition("a full ISR", "kip207", 0, |line| line.isr.len() == 3);
+    let leader = leader_id(&full).unwrap();
+    // The controller elects the first live ISR member in assignment order.
+    let followers: Vec<i32> = full
+        .replicas
+        .iter()
+        .copied()
+        .filter(|id| *id != leader)
+        .collect();
+    let (successor, frozen) = (followers[0], followers[1]);
+    cluster
+        .broker(frozen)
+        .process
+        .as_mut()
+        .unwrap()
+        .pause()
+        .unwrap();
+    // acks=1: the leader and the successor have them; the frozen follower holds the high
+    // watermark where it was.
+    let acked = produce_all(&cluster.bootstrap(), "1", "kip207", 0, 50);
+    // Nothing outside the brokers shows a follower's log end: give the successor several of
+    // its fetches (replica.fetch.wait.max.ms=100) to take the records.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(cluster.broker(leader).terminate(), "exited by itself");
+    cluster.wait_for_partition("the successor leading", "kip207", 0, |line| {
+        leader_id(line) == Some(successor)
+    });
+
+    let latest = |stream: &mut std::net::TcpStream| {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("kip207")))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(-1),
+                    ]),
+            ]);
+        let response: ListOffsetsResponse = broker_support::raw::call(stream, 5, &request);
+        let partition = &response.topics[0].partitions[0];
+        (partition.error_code, partition.offset)
+    };
+    let mut stream = broker_support::raw::connect(&cluster.broker(successor).bootstrap());
+    assert_eq!(
+        latest(&mut stream).0,
+        ResponseError::OffsetNotAvailable.code(),
+        "the new leader's high watermark is behind its epoch; its log:\n{}",
+        cluster.broker(successor).output()
+    );
+
+    cluster
+        .broker(frozen)
+        .process
+        .as_mut()
+        .unwrap()
+        .resume()
+        .unwrap();
+    let end = records_through(&acked) as i64;
+    wait_for(
+        "the latest offset after the catch-up",
+        ELECTION_TIMEOUT,
+        POLL,
+        || (latest(&mut stream) == (0, end)).then_some(()),
+    )
+    .unwrap_or_else(|error| panic!("{error}; last: {:?}", latest(&mut stream)));
+}

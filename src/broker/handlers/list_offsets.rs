@@ -1,7 +1,9 @@
 //! ListOffsets: the earliest (-2: log start) and latest (-1: high watermark for consumers,
 //! log end for replicas) offsets of partitions this broker leads, and the first committed
 //! record at or after a timestamp (a linear scan of batch headers). Other special
-//! timestamps (-3, max timestamp) get INVALID_REQUEST.
+//! timestamps (-3, max timestamp) get INVALID_REQUEST. A client asking a leader whose high
+//! watermark has not yet reached the start of its epoch gets OFFSET_NOT_AVAILABLE (KIP-207;
+//! v1+), as from Kafka: that high watermark is lower than what the previous leader committed.
 
 use std::sync::Arc;
 
@@ -42,6 +44,10 @@ pub fn handle(
                     let state = replica.leader_and_isr();
                     if state.leader != broker.id() {
                         return base.with_error_code(ResponseError::NotLeaderOrFollower.code());
+                    }
+                    if replica_id < 0 && version >= 1 && replica.high_watermark_behind_epoch_start()
+                    {
+                        return base.with_error_code(ResponseError::OffsetNotAvailable.code());
                     }
                     let offsets = replica.offsets();
                     let offset = match p.timestamp {

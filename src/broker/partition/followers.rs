@@ -86,14 +86,19 @@ impl Partition {
         let Some(log) = inner.log.as_ref() else {
             return false;
         };
-        let epoch_start = log
-            .leader_epochs()
-            .entries()
-            .iter()
-            .rev()
-            .find(|entry| entry.epoch == inner.state.leader_epoch)
-            .map_or(log.log_end_offset(), |entry| entry.start_offset);
+        let epoch_start = current_epoch_start(inner).unwrap_or(log.log_end_offset());
         follower_end >= inner.high_watermark && follower_end >= epoch_start
+    }
+
+    /// Whether this leader's high watermark is still below the start of its own epoch: just
+    /// elected, it holds records the previous leader committed that it cannot count as
+    /// committed until its followers fetch from it. Kafka (KIP-207) then answers a client's
+    /// ListOffsets OFFSET_NOT_AVAILABLE, so that nobody takes this lower high watermark for the
+    /// end of what was committed.
+    pub fn high_watermark_behind_epoch_start(&self) -> bool {
+        let inner = self.lock();
+        inner.state.leader == self.broker_id
+            && current_epoch_start(&inner).is_some_and(|start| inner.high_watermark < start)
     }
 
     /// HW = the smallest log end offset among the ISR (the leader's own included). Returns
@@ -218,4 +223,18 @@ impl Partition {
         self.offsets.send_replace(offsets);
         true
     }
+}
+
+/// Where the current leader epoch starts in this replica's log; None without a log or before
+/// the epoch has an entry.
+fn current_epoch_start(inner: &Inner) -> Option<i64> {
+    inner
+        .log
+        .as_ref()?
+        .leader_epochs()
+        .entries()
+        .iter()
+        .rev()
+        .find(|entry| entry.epoch == inner.state.leader_epoch)
+        .map(|entry| entry.start_offset)
 }
